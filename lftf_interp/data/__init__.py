@@ -1,0 +1,26 @@
+"""Datasets: shipped GenBiasEval / GenHintEval (JSONL) and loaders for external bias sets."""
+
+from .build import DATASET_VERSION
+from .datasets import SPLITS, BiasDataset, load_dataset, load_frame, manifest, read_jsonl
+from .external import (
+    load_bolukbasi,
+    load_winobias,
+    load_winobias_occupations,
+    load_winogender,
+    winogender_prompts,
+)
+
+__all__ = [
+    "DATASET_VERSION",
+    "SPLITS",
+    "BiasDataset",
+    "load_bolukbasi",
+    "load_dataset",
+    "load_frame",
+    "load_winobias",
+    "load_winobias_occupations",
+    "load_winogender",
+    "manifest",
+    "read_jsonl",
+    "winogender_prompts",
+]

@@ -1,0 +1,119 @@
+"""GenBiasEval / GenHintEval as tidy DataFrames and the :class:`BiasDataset` type other stages reuse."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import DatasetError
+from .build import DATASET_VERSION, FILES
+
+DATASETS = {"genbias": "genbias.jsonl", "genhint": "genhint.jsonl"}
+SPLITS = ("train", "validation", "test")
+REQUIRED = {
+    "genbias": ("prompt", "occupation", "template_id", "split"),
+    "genhint": ("prompt", "occupation", "template_id", "split", "label", "hint_kind", "hint_gender"),
+}
+
+
+@dataclass
+class BiasDataset:
+    """Prompts cut right before a pronoun, with per-prompt metadata.
+
+    ``kind`` is "bias" (no label: the model should be indifferent between he and she) or "hint" (``label``
+    column holds the hinted pronoun, "he" or "she").
+    """
+
+    name: str
+    split: str
+    df: pd.DataFrame
+    kind: str = "bias"
+    version: str = DATASET_VERSION
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("bias", "hint"):
+            raise DatasetError(f"BiasDataset kind must be 'bias' or 'hint', got {self.kind!r}.")
+        if len(self.df) == 0:
+            raise DatasetError(
+                f"Dataset {self.name!r} split {self.split!r} is empty: nothing to evaluate. "
+                "Check the split name and any filters you applied."
+            )
+        if "prompt" not in self.df.columns:
+            raise DatasetError(f"Dataset {self.name!r} has no 'prompt' column (columns: {list(self.df.columns)}).")
+        if self.kind == "hint":
+            if "label" not in self.df.columns:
+                raise DatasetError(f"Hint dataset {self.name!r} needs a 'label' column (he/she).")
+            bad = sorted(set(self.df["label"]) - {"he", "she"})
+            if bad:
+                raise DatasetError(f"Hint dataset {self.name!r} has labels {bad}; labels must be 'he' or 'she'.")
+        self.df = self.df.reset_index(drop=True)
+
+    def __len__(self) -> int:
+        return len(self.df)
+
+    @property
+    def prompts(self) -> list[str]:
+        return self.df["prompt"].tolist()
+
+    def subset(self, n: int | None = None, seed: int = 0, **equals) -> BiasDataset:
+        """Rows matching ``column=value`` filters, then (optionally) a seeded sample of ``n`` rows."""
+        df = self.df
+        for col, val in equals.items():
+            df = df[df[col].isin(val if isinstance(val, list | tuple | set) else [val])]
+        if n is not None and n < len(df):
+            df = df.sample(n=n, random_state=seed).sort_index()
+        return BiasDataset(self.name, self.split, df.copy(), self.kind, self.version, dict(self.meta))
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "split": self.split, "kind": self.kind, "version": self.version, "n": len(self)}
+
+
+def read_jsonl(path: str | Path, required: tuple[str, ...] = ("prompt",)) -> pd.DataFrame:
+    """Read a JSONL file; a malformed line raises :class:`DatasetError` naming the file and line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"Dataset file {str(path)!r} does not exist.")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DatasetError(
+                    f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno}). Fix or delete that line; "
+                    "each line must be one JSON object."
+                ) from e
+            if not isinstance(row, dict):
+                raise DatasetError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}.")
+            missing = [k for k in required if k not in row]
+            if missing:
+                raise DatasetError(f"{path}:{lineno}: missing field(s) {missing}; every record needs {list(required)}.")
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def load_frame(name: str = "genbias", path: str | Path | None = None) -> pd.DataFrame:
+    """All splits of a shipped dataset (or a JSONL file in the same format) as a DataFrame."""
+    if name not in DATASETS:
+        raise DatasetError(f"Unknown dataset {name!r}; known: {sorted(DATASETS)}.")
+    return read_jsonl(path or FILES / DATASETS[name], REQUIRED[name])
+
+
+def load_dataset(name: str = "genbias", split: str = "test", path: str | Path | None = None) -> BiasDataset:
+    """One split of GenBiasEval ("genbias") or GenHintEval ("genhint") as a :class:`BiasDataset`."""
+    df = load_frame(name, path)
+    available = sorted(df["split"].unique())
+    if split not in available:
+        raise DatasetError(f"Dataset {name!r} has no split {split!r}; available splits: {available}.")
+    kind = "hint" if name == "genhint" else "bias"
+    return BiasDataset(name, split, df[df["split"] == split].copy(), kind=kind, meta={"path": str(path or "")})
+
+
+def manifest() -> dict:
+    return json.loads((FILES / "manifest.json").read_text())

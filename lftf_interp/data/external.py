@@ -1,0 +1,185 @@
+"""Loaders for public bias datasets (Winogender, WinoBias, Bolukbasi professions; all MIT).
+
+Never committed here. Each loader takes ``path`` (a folder holding the upstream files, e.g.
+``../shared/external/winogender``); without it the files are fetched from the upstream repository at a
+pinned commit into ``$LFTF_CACHE/external/<name>`` and checked against the sha256 below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import DatasetError
+from .datasets import BiasDataset
+
+# local name -> (upstream repo, commit, upstream path, sha256)
+EXTERNAL: dict[str, dict[str, tuple[str, str, str, str]]] = {
+    "winogender": {
+        f: ("rudinger/winogender-schemas", "1c7f8b481ad8a234b41e9f76a424d6e856e13f7f", f"data/{f}", h)
+        for f, h in {
+            "templates.tsv": "496f2e2dc77296bcebcdd8865a8dc5715ce22b772de9abb5f531d5b3114c48a0",
+            "all_sentences.tsv": "bd69da16bf228cb8df63fd0843aec2d8b5c36a7f21bf8c7b168bcc83932556c8",
+            "occupations-stats.tsv": "3f7f37c16381a70571356982ea7fe613ac700ad04a6d3b19b9f2be18248df567",
+        }.items()
+    },
+    "winobias": {
+        f: ("uclanlp/corefBias", "0bce984dd081bbc10b0622f326727a024c607895", f"WinoBias/wino/data/{f}", h)
+        for f, h in {
+            "anti_stereotyped_type1.txt.dev": "a4e0ebae344e78b56f657a42e8ae684b9db7747d177c5e7149c0907ebb7f3bf6",
+            "anti_stereotyped_type1.txt.test": "331db5bd74bfefebf146a60b67645152a4a1991570d2a56f57154103ac361dd2",
+            "anti_stereotyped_type2.txt.dev": "763ad829ad724f9a85ead689ba8ca69072020cb1238def6210f0fc6a47b97e59",
+            "anti_stereotyped_type2.txt.test": "336571ac1ea8c06cd2aba8e5dd2bd98e00acc0c48da3e4ec5ec7e54eb2633a8f",
+            "female_occupations.txt": "693bff12286c2c1d46c7d4d45a44a631574710c30b39c1a3001bb7bdebb44ed8",
+            "male_occupations.txt": "6b82d88847b69d56d207a0c396e9830b031890de585e916e6b4e9bc50672657e",
+            "pro_stereotyped_type1.txt.dev": "dd55a0d220fe4c0ceb63dd4648223fb4fe1a58d5ad95c116a002ad24b0e292a5",
+            "pro_stereotyped_type1.txt.test": "db7838907238a758eeb5779e48f38c013b892910d6fe864456c59f04245c6689",
+            "pro_stereotyped_type2.txt.dev": "8f0250de723cea9328e3eaf7169e07936f01aa5909ce7aa580db66eb803f4e86",
+            "pro_stereotyped_type2.txt.test": "ea1c1fd94fa612e3cc44d7fa3cc4cb76021bb63fdf94f9826f430051e9052438",
+        }.items()
+    },
+    "professions_bolukbasi": {
+        "professions.json": (
+            "tolga-b/debiaswe",
+            "6bb03ee2a0d7214339e513ca71cd0a99069dc29c",
+            "data/professions.json",
+            "32cc82c7761e7cfb14e37e06dc1aa9f758bc8441f79ca7288996d3fc7c24639a",
+        )
+    },
+}
+RAW_URL = "https://raw.githubusercontent.com/{repo}/{commit}/{path}"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _download(url: str, dest: Path, sha256: str) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".dl-")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r, os.fdopen(fd, "wb") as f:
+            f.write(r.read())
+        got = _sha256(Path(tmp))
+        if got != sha256:
+            raise DatasetError(f"Downloaded {url} has sha256 {got}, expected {sha256}; refusing to use it.")
+        os.replace(tmp, dest)
+    except OSError as e:
+        raise DatasetError(
+            f"Could not fetch {url} ({e}). Without internet, pass path= a folder holding the upstream files "
+            "(e.g. ../shared/external/<dataset>)."
+        ) from e
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def external_file(dataset: str, filename: str, path: str | Path | None = None) -> Path:
+    """Path of one verified upstream file: from ``path`` if given, else from the cache (fetched if needed)."""
+    if dataset not in EXTERNAL:
+        raise DatasetError(f"Unknown external dataset {dataset!r}; known: {sorted(EXTERNAL)}.")
+    if filename not in EXTERNAL[dataset]:
+        raise DatasetError(f"{dataset} has no file {filename!r}; files: {sorted(EXTERNAL[dataset])}.")
+    repo, commit, upstream, sha = EXTERNAL[dataset][filename]
+    if path is not None:
+        p = Path(path) / filename
+        if not p.is_file():
+            raise DatasetError(f"{p} does not exist; path must be a folder holding the upstream {dataset} files.")
+        got = _sha256(p)
+        if got != sha:
+            raise DatasetError(f"{p} has sha256 {got}, expected {sha} ({repo}@{commit[:8]}:{upstream}).")
+        return p
+    from ..models import cache_dir
+
+    dest = cache_dir() / "external" / dataset / filename
+    if not dest.is_file() or _sha256(dest) != sha:
+        _download(RAW_URL.format(repo=repo, commit=commit, path=upstream), dest, sha)
+    return dest
+
+
+def load_winogender(path: str | Path | None = None) -> pd.DataFrame:
+    """Winogender templates joined with occupation statistics (BLS % female 2015/16, Bergsma & Lin)."""
+    tpl = pd.read_csv(external_file("winogender", "templates.tsv", path), sep="\t")
+    tpl.columns = ["occupation", "participant", "answer", "sentence"]
+    stats = pd.read_csv(external_file("winogender", "occupations-stats.tsv", path), sep="\t")
+    return tpl.merge(stats, on="occupation", how="left")
+
+
+def winogender_prompts(path: str | Path | None = None) -> BiasDataset:
+    """Winogender templates cut right before the nominative pronoun: a bias set for AFGB."""
+    df = load_winogender(path)
+    rows = []
+    for r in df.itertuples():
+        if "$NOM_PRONOUN" not in r.sentence:
+            continue
+        head = r.sentence.split("$NOM_PRONOUN")[0].rstrip()
+        prompt = head.replace("$OCCUPATION", r.occupation).replace("$PARTICIPANT", r.participant)
+        if "$" in prompt:
+            continue
+        rows.append(
+            {
+                "prompt": prompt,
+                "occupation": r.occupation,
+                "participant": r.participant,
+                "answer": r.answer,
+                "bls_pct_women": r.bls_pct_female,
+                "split": "all",
+                "template_id": r.Index,
+            }
+        )
+    rows = pd.DataFrame(rows).drop_duplicates("prompt")
+    return BiasDataset("winogender", "all", rows, kind="bias", version="1c7f8b48")
+
+
+_WB_LINE = re.compile(r"^\d+\s+(.*)$")
+
+
+def load_winobias(path: str | Path | None = None, split: str = "dev") -> pd.DataFrame:
+    """WinoBias sentences: type (1/2), stereotype (pro/anti), text, the bracketed mentions and the pronoun."""
+    if split not in ("dev", "test"):
+        raise DatasetError(f"WinoBias split must be 'dev' or 'test', got {split!r}.")
+    rows = []
+    for stereo in ("pro", "anti"):
+        for typ in (1, 2):
+            name = f"{stereo}_stereotyped_type{typ}.txt.{split}"
+            for lineno, line in enumerate(external_file("winobias", name, path).read_text().splitlines(), 1):
+                m = _WB_LINE.match(line.strip())
+                if not m:
+                    continue
+                text = m.group(1)
+                spans = re.findall(r"\[([^\]]+)\]", text)
+                rows.append(
+                    {
+                        "type": typ,
+                        "stereotype": stereo,
+                        "line": lineno,
+                        "sentence": re.sub(r"[\[\]]", "", text),
+                        "mention": spans[0] if spans else None,
+                        "pronoun": spans[-1].lower() if len(spans) > 1 else None,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def load_winobias_occupations(path: str | Path | None = None) -> pd.DataFrame:
+    out = []
+    for g in ("male", "female"):
+        for w in external_file("winobias", f"{g}_occupations.txt", path).read_text().split("\n"):
+            if w.strip():
+                out.append({"occupation": w.strip(), "stereotype": g})
+    return pd.DataFrame(out)
+
+
+def load_bolukbasi(path: str | Path | None = None) -> pd.DataFrame:
+    """Bolukbasi et al. professions: word, definitional and stereotypical scores in [-1 female, +1 male]."""
+    data = json.loads(external_file("professions_bolukbasi", "professions.json", path).read_text())
+    df = pd.DataFrame(data, columns=["word", "definitional", "stereotypical"])
+    df["word"] = df["word"].str.replace("_", " ")
+    return df
