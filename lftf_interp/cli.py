@@ -1,0 +1,119 @@
+"""``lftf`` command line: a thin layer over the library."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__
+from .errors import LftfError
+
+app = typer.Typer(add_completion=False, help="Locate where a causal LM stores gender bias, then fix it there.")
+console = Console()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, check=True
+        ).stdout.strip()
+    except Exception:
+        return None
+
+
+def run_meta(**config) -> dict:
+    return {"package_version": __version__, "git_commit": git_commit(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **config}
+
+
+def _fail(e: Exception) -> None:
+    console.print(f"[bold red]error:[/] {e}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def evaluate(
+    model: str = typer.Option("smollm2-135m", help="Registry name, local HF directory, or cached HF id."),
+    split: str = typer.Option("test", help="train, validation or test."),
+    out: Path = typer.Option(Path("out/evaluate"), help="Output directory."),
+    batch_size: int = typer.Option(64),
+    n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95 % CIs."),
+    seed: int = typer.Option(0),
+) -> None:
+    """AFGB (GenBiasEval) and UB (GenHintEval) of a model on one split."""
+    from .data import load_dataset
+    from .metrics import EvalConfig
+    from .metrics import evaluate as run_eval
+    from .models import load_model
+
+    try:
+        cfg = EvalConfig(split=split, batch_size=batch_size, n_boot=n_boot, seed=seed)
+        bias, hint = load_dataset("genbias", split), load_dataset("genhint", split)
+        with console.status(f"loading {model}"):
+            bridge = load_model(model)
+        with _progress() as prog:
+            task = prog.add_task(f"evaluating {split}", total=len(bias) + len(hint))
+            metrics, bias_df, hint_df = run_eval(
+                bridge, cfg, bias, hint, progress=lambda n: prog.advance(task, n)
+            )
+    except LftfError as e:
+        _fail(e)
+    out.mkdir(parents=True, exist_ok=True)
+    bias_df.to_csv(out / "genbias_prompts.csv", index=False)
+    hint_df.to_csv(out / "genhint_prompts.csv", index=False)
+    record = {**metrics, "config": run_meta(model=model, dataset_version=bias.version, **cfg.to_dict())}
+    (out / "metrics.json").write_text(json.dumps(record, indent=2))
+    table = Table(title=f"{model} · {split} split")
+    for col in ("metric", "value", "95% CI", "n"):
+        table.add_column(col)
+    table.add_row("AFGB (0 = fair)", f"{metrics['afgb']:.3f}", "[{:.3f}, {:.3f}]".format(*metrics["afgb_ci"]), str(metrics["n"]))
+    table.add_row("UB (1 = follows hints)", f"{metrics['ub']:.3f}", "[{:.3f}, {:.3f}]".format(*metrics["ub_ci"]), str(metrics["n_hint"]))
+    table.add_row("he+she mass", f"{metrics['mass']:.3f}", "[{:.3f}, {:.3f}]".format(*metrics["mass_ci"]), str(metrics["n"]))
+    console.print(table)
+    console.print(f"wrote {out / 'metrics.json'} and per-prompt CSVs")
+
+
+@app.command()
+def figures(
+    model: str = typer.Option("smollm2-135m"),
+    split: str = typer.Option("test"),
+    out: Path = typer.Option(Path("figures")),
+) -> None:
+    """Baseline-bias figures (per-occupation he share vs BLS, templates, hint following)."""
+    from . import report
+    from .data import load_dataset
+    from .metrics import EvalConfig
+    from .metrics import evaluate as run_eval
+    from .models import load_model
+
+    try:
+        bridge = load_model(model)
+        bias = load_dataset("genbias", split)
+        _, bias_df, hint_df = run_eval(bridge, EvalConfig(split=split), bias, load_dataset("genhint", split))
+    except LftfError as e:
+        _fail(e)
+    paths = report.baseline_figures(bias_df, hint_df, out, title=f"{model} ({split})")
+    for p in paths:
+        console.print(f"wrote {p}")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from helpers import EXTERNAL, tiny  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_bridge():
+    return tiny(2, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny3():
+    return tiny(3, seed=1)
+
+
+@pytest.fixture(scope="session")
+def smol():
+    from lftf_interp.models import load_model
+
+    return load_model("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def external_dir():
+    if not EXTERNAL.is_dir():
+        pytest.skip(f"{EXTERNAL} not present")
+    return EXTERNAL

@@ -1,0 +1,44 @@
+import shutil
+
+import pytest
+
+from lftf_interp.data import (
+    load_bolukbasi,
+    load_winobias,
+    load_winobias_occupations,
+    load_winogender,
+    winogender_prompts,
+)
+from lftf_interp.errors import DatasetError
+
+
+def test_winogender(external_dir):
+    df = load_winogender(external_dir / "winogender")
+    assert len(df) == 120 and df.occupation.nunique() == 60
+    assert df.bls_pct_female.notna().all()
+    ds = winogender_prompts(external_dir / "winogender")
+    assert len(ds) == 50 and all("$" not in p for p in ds.prompts)
+    assert "The technician told the customer that" in ds.prompts
+
+
+def test_winobias(external_dir):
+    df = load_winobias(external_dir / "winobias", "dev")
+    assert len(df) == 4 * 396
+    assert set(df.pronoun.dropna()) <= {"he", "she", "him", "her", "his", "hers", "himself", "herself"}
+    occ = load_winobias_occupations(external_dir / "winobias")
+    assert set(occ.stereotype) == {"male", "female"} and len(occ) == 40
+
+
+def test_bolukbasi(external_dir):
+    df = load_bolukbasi(external_dir / "professions_bolukbasi")
+    assert len(df) == 320 and df.stereotypical.between(-1, 1).all()
+
+
+def test_tampered_file_is_refused(external_dir, tmp_path):
+    d = tmp_path / "wg"
+    shutil.copytree(external_dir / "winogender", d)
+    (d / "templates.tsv").write_text("occupation\tx\n")
+    with pytest.raises(DatasetError, match="sha256"):
+        load_winogender(d)
+    with pytest.raises(DatasetError, match="does not exist"):
+        load_winogender(tmp_path / "nowhere")

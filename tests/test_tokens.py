@@ -1,0 +1,35 @@
+import pytest
+
+from lftf_interp.errors import TokenizationError
+from lftf_interp.models import load_tokenizer
+from lftf_interp.tokens import encode, encode_batch, single_token_id, target_ids
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return load_tokenizer()
+
+
+def test_pronouns_are_single_tokens(tok):
+    ids = target_ids(tok, [" he", " she", " He", " She"])
+    assert ids == [384, 1041, 909, 2306]
+
+
+def test_multi_token_word_is_refused_with_fix(tok):
+    with pytest.raises(TokenizationError, match="exactly one") as e:
+        single_token_id(tok, " nonbinaryperson")
+    assert "leading space" in str(e.value)
+    with pytest.raises(TokenizationError, match="at least one"):
+        target_ids(tok, [])
+
+
+def test_no_bos_is_prepended(tok):
+    assert encode(tok, "The nurse said that") == [504, 12996, 1137, 338]
+    assert tok.bos_token_id not in encode(tok, "The nurse said that")
+
+
+def test_encode_batch_right_pads(tok):
+    ids, lengths = encode_batch(tok, ["The nurse said that", "The farmer went home because"])
+    assert ids.shape == (2, int(lengths.max()))
+    assert ids[0, : lengths[0]].tolist() == [504, 12996, 1137, 338]
+    assert (ids[0, lengths[0] :] == tok.pad_token_id).all()
