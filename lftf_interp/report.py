@@ -38,9 +38,9 @@ def plot_share_vs_bls(occ: pd.DataFrame, title: str = "") -> plt.Figure:
         rho, p = spearmanr(known["bls_pct_women"], known["share_he"])
         sns.regplot(data=known, x="bls_pct_women", y="share_he", scatter=False, ax=ax, color="black", line_kws={"lw": 1})
         ax.text(0.02, 0.04, f"Spearman ρ = {rho:.2f} (p = {p:.1g}), n = {len(known)}", transform=ax.transAxes)
-    for r in known.itertuples():
-        if abs(r.share_he - 0.5) > 0.25 or r.bls_pct_women in (known.bls_pct_women.min(), known.bls_pct_women.max()):
-            ax.annotate(r.occupation, (r.bls_pct_women, r.share_he), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    n_label = 4 if len(known) > 40 else 2
+    for r in pd.concat([known.nlargest(n_label, "share_he"), known.nsmallest(n_label, "share_he")]).itertuples():
+        ax.annotate(r.occupation, (r.bls_pct_women, r.share_he), fontsize=8, xytext=(4, 3), textcoords="offset points")
     ax.axhline(0.5, ls="--", color="grey", lw=1)
     ax.set(
         xlabel="% women in occupation (BLS CPS 2023)",
@@ -60,6 +60,7 @@ def plot_template_distribution(bias_df: pd.DataFrame, title: str = "") -> plt.Fi
     df["template_id"] = pd.Categorical(df["template_id"], categories=order)
     sns.boxplot(data=df, y="template_id", x="share_he", ax=ax, color="#d5dbdb", fliersize=0)
     sns.stripplot(data=df, y="template_id", x="share_he", hue="stereotype", palette=STEREO_PALETTE, ax=ax, size=3)
+    ax.legend(title="stereotype", loc="upper left", bbox_to_anchor=(1.01, 1))
     from .data.build import TEMPLATES
 
     ax.set_yticks(range(len(order)), [TEMPLATES[int(t)].replace("{occupation}", "…") for t in order], fontsize=8)

@@ -1,0 +1,23 @@
+"""`make bench`: run every benchmark and write benchmarks/results/<name>.json."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from . import bench_foundation
+
+BENCHMARKS = {
+    "evaluate": bench_foundation.bench_evaluate,
+    "load": bench_foundation.bench_load,
+}
+
+
+def main(names: list[str]) -> None:
+    for name in names or list(BENCHMARKS):
+        rec = BENCHMARKS[name]()
+        print(json.dumps({k: rec[k] for k in ("benchmark", "ours_s", "baseline_s", "ratio", "target")}), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
