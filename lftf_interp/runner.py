@@ -90,31 +90,65 @@ class LlamaRunner:
     def embed(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
         return F.embedding(tokens, self.p["model.embed_tokens.weight"])
 
-    def attn(self, layer: int, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+    def attn(
+        self,
+        layer: int,
+        x: Float[Tensor, "batch pos d_model"],
+        past_kv: tuple[Tensor, Tensor] | None = None,
+        return_kv: bool = False,
+    ):
+        """Self-attention of one block. ``past_kv`` (keys after RoPE, values) of earlier positions lets a
+        run recompute only a suffix of the sequence; ``return_kv`` also returns this call's (k, v)."""
         pre = f"model.layers.{layer}.self_attn."
         b, s, _ = x.shape
+        off = 0 if past_kv is None else past_kv[0].shape[2]
         q = F.linear(x, self.p[pre + "q_proj.weight"]).view(b, s, self.n_heads, self.d_head).transpose(1, 2)
         k = F.linear(x, self.p[pre + "k_proj.weight"]).view(b, s, self.n_kv, self.d_head).transpose(1, 2)
         v = F.linear(x, self.p[pre + "v_proj.weight"]).view(b, s, self.n_kv, self.d_head).transpose(1, 2)
-        cos, sin = self.rope(s, x.device)
+        cos, sin = self.rope(off + s, x.device)
+        cos, sin = cos[off:], sin[off:]
         q = q * cos + _rotate_half(q) * sin
         k = k * cos + _rotate_half(k) * sin
-        z = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.n_kv != self.n_heads)
-        return F.linear(z.transpose(1, 2).reshape(b, s, -1), self.p[pre + "o_proj.weight"])
+        kv = (k, v)
+        gqa = self.n_kv != self.n_heads
+        if past_kv is None:
+            z = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
+        else:
+            k_all, v_all = torch.cat([past_kv[0], k], 2), torch.cat([past_kv[1], v], 2)
+            mask = torch.arange(off + s, device=x.device)[None] <= (off + torch.arange(s, device=x.device))[:, None]
+            z = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask, enable_gqa=gqa)
+        out = F.linear(z.transpose(1, 2).reshape(b, s, -1), self.p[pre + "o_proj.weight"])
+        return (out, kv) if return_kv else out
 
     def mlp(self, layer: int, x: Tensor) -> Tensor:
         pre = f"model.layers.{layer}.mlp."
         gate = F.silu(F.linear(x, self.p[pre + "gate_proj.weight"]))
         return F.linear(gate * F.linear(x, self.p[pre + "up_proj.weight"]), self.p[pre + "down_proj.weight"])
 
-    def block(self, layer: int, resid: Float[Tensor, "batch pos d_model"], return_parts: bool = False):
-        """resid_pre -> resid_post of one block; with ``return_parts`` also (attn_out, mlp_out)."""
+    def mlp_half(self, layer: int, mid: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        """resid_mid -> resid_post: the second half of a block."""
+        w = self.p[f"model.layers.{layer}.post_attention_layernorm.weight"]
+        return mid + self.mlp(layer, self.rms(mid, w))
+
+    def block(
+        self,
+        layer: int,
+        resid: Float[Tensor, "batch pos d_model"],
+        return_parts: bool = False,
+        past_kv: tuple[Tensor, Tensor] | None = None,
+        return_kv: bool = False,
+    ):
+        """resid_pre -> resid_post of one block; ``return_parts`` adds (attn_out, mlp_out), ``return_kv`` the
+        block's (k, v); ``past_kv`` holds keys/values of earlier positions (see :meth:`attn`)."""
         pre = f"model.layers.{layer}."
-        attn_out = self.attn(layer, self.rms(resid, self.p[pre + "input_layernorm.weight"]))
+        attn_out, kv = self.attn(layer, self.rms(resid, self.p[pre + "input_layernorm.weight"]), past_kv, True)
         mid = resid + attn_out
         mlp_out = self.mlp(layer, self.rms(mid, self.p[pre + "post_attention_layernorm.weight"]))
         out = mid + mlp_out
-        return (out, attn_out, mlp_out) if return_parts else out
+        res = (out, attn_out, mlp_out) if return_parts else (out,)
+        if return_kv:
+            res = (*res, kv)
+        return res if len(res) > 1 else res[0]
 
     def unembed(self, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_vocab"]:
         """Final RMSNorm + unembedding (the logit lens on any residual)."""
