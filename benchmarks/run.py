@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sys
 
-from . import bench_foundation
+from . import bench_foundation, bench_locate
 
 BENCHMARKS = {
     "evaluate": bench_foundation.bench_evaluate,
     "load": bench_foundation.bench_load,
+    "patching": bench_locate.bench_patching,
+    "bmi": bench_locate.bench_bmi,
 }
 
 

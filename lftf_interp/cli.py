@@ -110,6 +110,46 @@ def figures(
         console.print(f"wrote {p}")
 
 
+@app.command()
+def locate(
+    model: str = typer.Option("smollm2-135m", help="Registry name, local HF directory, or cached HF id."),
+    out: Path = typer.Option(Path("out/locate"), help="Output directory (CSVs, locate.json, figures)."),
+    split: str = typer.Option("test"),
+    n_pairs: int = typer.Option(8, help="Clean/corrupted pairs for patching."),
+    pair_kind: str = typer.Option("hint_swap", help="hint_swap or stereotype_swap."),
+    positions: str = typer.Option("last", help="BMI over the last position or all positions."),
+    seed: int = typer.Option(0),
+) -> None:
+    """BMI ranking (+ held-out stability), activation patching, logit lens and attribution patching."""
+    from .locate.run import LocateConfig, save_locate
+    from .locate.run import locate as run_locate
+    from .models import load_model
+
+    try:
+        cfg = LocateConfig(split=split, n_pairs=n_pairs, pair_kind=pair_kind, positions=positions, seed=seed)
+        with console.status(f"loading {model}"):
+            bridge = load_model(model)
+        with _progress() as prog:
+            task = prog.add_task("locate", total=4)
+            res = run_locate(bridge, cfg, progress=lambda s: (prog.update(task, description=s), prog.advance(task)))
+        paths = save_locate(res, out, run_meta(model=model, **cfg.to_dict()))
+    except (LftfError, ValueError) as e:
+        _fail(e)
+    s = res["summary"]
+    table = Table(title=f"{model} · locate")
+    table.add_column("block")
+    table.add_column("BMI")
+    table.add_column("rank")
+    for r in res["bmi"].nsmallest(5, "rank").itertuples():
+        table.add_row(str(r.layer), f"{r.bmi:.4f}", str(r.rank) + (" (tied)" if r.tied else ""))
+    console.print(table)
+    st = s["stability"]
+    console.print(f"held-out stability: Spearman rho {st['spearman_rho']:.3f}, top-1 agree {st['top1_agree']}")
+    console.print(f"patching by block (max): {s['by_block_top']}; attribution vs exact: "
+                  + ", ".join(f"{k} r={v['pearson_r']:.2f}" for k, v in s["attribution_vs_exact"].items()))
+    console.print(f"wrote {len(paths)} files to {out}")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     app()

@@ -1,0 +1,108 @@
+"""The whole locate stage: BMI (+ held-out stability), patching, lens, attribution → CSVs, JSON, figures."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..data.datasets import load_dataset
+from .bmi import bmi_stability, compute_bmi, top_block
+from .lens import compute_logit_lens, default_groups
+from .patching import attribution_patch, hint_swap_pairs, pair_metric, patch_every, stereotype_swap_pairs
+
+
+@dataclass
+class LocateConfig:
+    split: str = "test"  # prompts for BMI, pairs and lens
+    stability_split: str = "train"  # BMI held-out comparison
+    n_bmi: int | None = None  # prompts per split for BMI (None: all)
+    n_pairs: int = 8
+    n_lens: int | None = 60
+    pair_kind: str = "hint_swap"  # or "stereotype_swap"
+    hint_kind: str = "noun"
+    template_id: int | None = None
+    positions: str = "last"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.pair_kind not in ("hint_swap", "stereotype_swap"):
+            raise ValueError(f"pair_kind must be 'hint_swap' or 'stereotype_swap', got {self.pair_kind!r}")
+        if self.n_pairs < 1:
+            raise ValueError("n_pairs must be >= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LocateConfig:
+        return cls(**d)
+
+
+def locate(model, cfg: LocateConfig, progress: Callable[[str], None] | None = None) -> dict[str, pd.DataFrame | dict]:
+    """Compute every locate table (no plotting)."""
+    say = progress or (lambda s: None)
+    say("BMI")
+    bias = load_dataset("genbias", cfg.split)
+    held = load_dataset("genbias", cfg.stability_split)
+    bmi = compute_bmi(model, bias.subset(n=cfg.n_bmi, seed=cfg.seed).prompts, cfg.positions)
+    bmi_held = compute_bmi(model, held.subset(n=cfg.n_bmi, seed=cfg.seed).prompts, cfg.positions)
+    stability = bmi_stability(bmi_held, bmi)
+    say("patching")
+    if cfg.pair_kind == "hint_swap":
+        pairs = hint_swap_pairs(model, cfg.split, cfg.hint_kind, cfg.template_id, cfg.n_pairs, cfg.seed)
+    else:
+        pairs = stereotype_swap_pairs(model, cfg.split, cfg.template_id, cfg.n_pairs, cfg.seed)
+    metric, ld_clean, ld_corr = pair_metric(model, pairs)
+    exact = patch_every(model, pairs, metric)
+    by_block = patch_every(model, pairs, metric, per_position=False)
+    say("attribution")
+    attr = attribution_patch(model, pairs)
+    merged = attr.merge(exact, on=["site", "layer", "pos"], suffixes=("_attr", "_exact"))
+    agreement = {
+        s: {
+            "pearson_r": float(np.corrcoef(d.value_attr, d.value_exact)[0, 1]),
+            "sign_agreement_where_exact_abs_gt_0.1": float(
+                (np.sign(d.value_attr) == np.sign(d.value_exact))[d.value_exact.abs() > 0.1].mean()
+            ),
+        }
+        for s, d in merged.groupby("site")
+    }
+    say("logit lens")
+    lens = compute_logit_lens(model, default_groups(cfg.split, cfg.n_lens, cfg.seed))
+    summary = {
+        "top_block": top_block(bmi),
+        "top5_bmi": bmi.nsmallest(5, "rank")[["layer", "bmi"]].to_dict("records"),
+        "stability": stability,
+        "pairs": {"n": len(pairs), "n_pos": pairs.n_pos, "ld_clean": ld_clean, "ld_corrupted": ld_corr,
+                  "example": pairs.df.iloc[0][["clean_prompt", "corrupted_prompt"]].to_dict()},
+        "attribution_vs_exact": agreement,
+        "by_block_top": {s: int(d.loc[d.value.idxmax(), "layer"]) for s, d in by_block.groupby("site")},
+    }
+    return {"bmi": bmi, "bmi_heldout": bmi_held, "patching": exact, "patching_by_block": by_block,
+            "attribution": attr, "lens": lens, "summary": summary, "str_tokens": pairs.str_tokens}
+
+
+def save_locate(res: dict, out: Path, meta: dict) -> list[Path]:
+    """CSV per table, locate.json (summary + metadata) and the figures."""
+    from .. import report
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k in ("bmi", "bmi_heldout", "patching", "patching_by_block", "attribution", "lens"):
+        res[k].to_csv(out / f"{k}.csv", index=False)
+        paths.append(out / f"{k}.csv")
+    (out / "locate.json").write_text(json.dumps({**res["summary"], "meta": meta}, indent=2, default=str))
+    paths.append(out / "locate.json")
+    paths += [
+        report.save(report.plot_bmi(res["bmi"]), out / "bmi.png"),
+        report.save(report.plot_patching_heatmaps(res["patching"], res["str_tokens"]), out / "patching.png"),
+        report.save(report.plot_lens(res["lens"]), out / "lens.png"),
+        report.save(report.plot_attribution_vs_exact(res["attribution"], res["patching"]), out / "attribution.png"),
+    ]
+    return paths

@@ -1,0 +1,131 @@
+import numpy as np
+import pytest
+import torch
+
+from lftf_interp.errors import LftfError
+from lftf_interp.locate import (
+    SITES,
+    as_grid,
+    attribution_patch,
+    check_hook_name,
+    hint_swap_pairs,
+    make_pairs,
+    normalized_logit_diff,
+    pair_metric,
+    patch_every,
+    patch_resid_pre,
+    patch_sweep,
+    stereotype_swap_pairs,
+    tl_patch,
+)
+from lftf_interp.locate.patching import TL_HOOK
+
+
+@pytest.fixture(scope="module")
+def pairs(tiny3):
+    return hint_swap_pairs(tiny3, split="test", n=3)
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_equals_transformer_lens(tiny3, pairs, site):
+    metric, _, _ = pair_metric(tiny3, pairs)
+    ours = torch.tensor(as_grid(patch_sweep(tiny3, pairs, metric, site)).values)
+    ref = tl_patch(tiny3, pairs, metric, site)
+    assert ours.shape == ref.shape == (3, pairs.n_pos)
+    assert (ours - ref).abs().max() <= 1e-4
+    assert ref.abs().max() > 0.1  # the sweep is not trivially flat
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_by_block_equals_hooked_runs(tiny3, pairs, site):
+    metric, _, _ = pair_metric(tiny3, pairs)
+    ours = patch_sweep(tiny3, pairs, metric, site, per_position=False)
+    _, cache = tiny3.run_with_cache(pairs.clean)
+    for layer in range(3):
+        name = f"blocks.{layer}.{TL_HOOK[site]}"
+        with torch.no_grad():
+            logits = tiny3.run_with_hooks(pairs.corrupted, fwd_hooks=[(name, lambda act, hook: cache[hook.name])])
+        assert ours.value[layer] == pytest.approx(float(metric(logits)), abs=1e-4)
+
+
+def test_clean_into_clean_is_one_and_corrupt_into_corrupt_is_zero(tiny3, pairs):
+    metric, _, _ = pair_metric(tiny3, pairs)
+    clean = pairs.df.clean_prompt.tolist()
+    corr = pairs.df.corrupted_prompt.tolist()
+    cc = patch_every(tiny3, make_pairs(tiny3, clean, clean), metric)
+    kk = patch_every(tiny3, make_pairs(tiny3, corr, corr), metric)
+    np.testing.assert_allclose(cc.value, 1.0, atol=1e-4)
+    np.testing.assert_allclose(kk.value, 0.0, atol=1e-4)
+
+
+def test_skipping_noops_changes_nothing(tiny3, pairs):
+    metric, _, _ = pair_metric(tiny3, pairs)
+    a = patch_resid_pre(tiny3, pairs, metric)
+    b = patch_resid_pre(tiny3, pairs, metric, skip_noops=False, batch_size=1)
+    np.testing.assert_allclose(a.value, b.value, atol=1e-4)
+    # positions before the hint word are a shared prefix: patching them is the corrupted run (value 0)
+    assert (a[a.pos < 3].value.abs() < 1e-6).all()
+
+
+def test_attribution_agrees_in_sign_with_exact():
+    """First-order estimate: on a near-linear tiny model (init std 0.05) it must get the signs right.
+    (On SmolLM2 it fails for large residual patches at the hint token; notebook 02 shows it.)"""
+    from lftf_interp.models import tiny_model
+
+    model = tiny_model(3, seed=1, init_std=0.05)
+    pairs = hint_swap_pairs(model, split="test", n=3)
+    metric, _, _ = pair_metric(model, pairs)
+    exact = patch_every(model, pairs, metric)
+    attr = attribution_patch(model, pairs)
+    m = attr.merge(exact, on=["site", "layer", "pos"], suffixes=("_attr", "_exact"))
+    big = m[m.value_exact.abs() > 0.05]
+    assert len(big) >= 10
+    assert (np.sign(big.value_attr) == np.sign(big.value_exact)).mean() >= 0.9
+    assert np.corrcoef(m.value_attr, m.value_exact)[0, 1] > 0.7
+
+
+def test_stereotype_pairs_have_equal_lengths(tiny3):
+    sp = stereotype_swap_pairs(tiny3, split="train", n=4)
+    assert sp.clean.shape == sp.corrupted.shape and len(sp) >= 2
+    assert (sp.df.clean_occupation != sp.df.corrupted_occupation).all()
+
+
+def test_bad_inputs_are_named(tiny3, pairs):
+    with pytest.raises(LftfError, match="Pair 0: .* tokens"):
+        make_pairs(tiny3, ["The man said that"], ["The chief executive officer said that"])
+    p = make_pairs(tiny3, ["The man said that", "The nurse said that"],
+                   ["The chief executive officer said that", "The woman said that"], align="drop")
+    assert len(p) == 1 and p.n_dropped == 1
+    metric, _, _ = pair_metric(tiny3, pairs)
+    with pytest.raises(LftfError, match="Unknown patching site 'resid_mid'"):
+        patch_sweep(tiny3, pairs, metric, site="resid_mid")
+    with pytest.raises(LftfError, match="Position"):
+        patch_sweep(tiny3, pairs, metric, positions=[pairs.n_pos])
+    with pytest.raises(LftfError, match="Layer"):
+        patch_sweep(tiny3, pairs, metric, layers=[3])
+    with pytest.raises(LftfError, match="does not exist"):
+        check_hook_name(tiny3, "blocks.0.hook_resid_middle")
+    assert check_hook_name(tiny3, "blocks.0.hook_resid_pre")
+    with pytest.raises(LftfError, match="normalised"):
+        normalized_logit_diff(1, 2, 0.5, 0.5)
+
+
+def test_jaxtyping_shapes_hold(tiny_bridge):
+    from beartype import beartype
+    from jaxtyping import jaxtyped
+
+    from lftf_interp.locate.bmi import bmi_from_residuals
+    from lftf_interp.runner import LlamaRunner
+    from lftf_interp.tokens import encode_batch
+
+    r = LlamaRunner(tiny_bridge)
+    ids, lengths = encode_batch(tiny_bridge, ["The nurse said that", "The farmer went home"])
+    embed = jaxtyped(typechecker=beartype)(r.embed)
+    run = jaxtyped(typechecker=beartype)(r.run)
+    last = jaxtyped(typechecker=beartype)(r.last_logits)
+    x = run(embed(ids))
+    assert last(ids, lengths).shape == (2, 49152)
+    checked = jaxtyped(typechecker=beartype)(bmi_from_residuals)
+    assert checked(x[None, :, -1], x[None, :, -1]).shape == (1,)
+    with pytest.raises(Exception):
+        checked(x[None, :, -1], x[None, :1, -1])  # batch mismatch is caught
