@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from lftf_interp.locate.bmi import bmi_from_residuals, bmi_stability, block_cosines, compute_bmi, rank_blocks, top_block
+from lftf_interp.locate.bmi import (
+    block_cosines,
+    bmi_from_residuals,
+    bmi_stability,
+    compute_bmi,
+    rank_blocks,
+    top_block,
+)
 
 PROMPTS = ["The nurse said that", "The farmer went home because", "After lunch, the CEO announced that"]
 
