@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import sys
 
-from . import bench_foundation, bench_locate
+from . import bench_foundation, bench_locate, bench_tune
 
 BENCHMARKS = {
     "evaluate": bench_foundation.bench_evaluate,
     "load": bench_foundation.bench_load,
     "patching": bench_locate.bench_patching,
     "bmi": bench_locate.bench_bmi,
+    "tune_step": bench_tune.bench_tune_step,
 }
 
 

@@ -150,6 +150,67 @@ def locate(
     console.print(f"wrote {len(paths)} files to {out}")
 
 
+@app.command()
+def finetune(
+    model: str = typer.Option("smollm2-135m", help="Registry name, local HF directory, or cached HF id."),
+    block: str = typer.Option("auto", help="Block index, or 'auto' (BMI rank 1)."),
+    exclude: str = typer.Option("", help="Comma-separated blocks 'auto' may not pick, e.g. '0'."),
+    loss: str = typer.Option("balanced", help="paper, sum or balanced."),
+    lr: float = typer.Option(1e-4),
+    steps: int = typer.Option(60),
+    batch_size: int = typer.Option(32),
+    hint_weight: float = typer.Option(0.0, help="Weight of the hint-following cross-entropy."),
+    kl_weight: float = typer.Option(0.0, help="Weight of KL(base || tuned) on neutral text."),
+    checkpoint_every: int = typer.Option(10),
+    resume: bool = typer.Option(False, help="Continue an interrupted run from OUT/checkpoint."),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("out/finetune")),
+    export: bool = typer.Option(False, help="Also write a full Hugging Face directory to OUT/model."),
+) -> None:
+    """LFTF: fine-tune only the located block, then evaluate on the test split; writes a safetensors delta."""
+    from .metrics import EvalConfig
+    from .metrics import evaluate as run_eval
+    from .models import export_hf, load_model
+    from .tune import TuneConfig, save_delta, tune
+
+    try:
+        cfg = TuneConfig(
+            block=int(block) if block != "auto" else "auto",
+            bmi_exclude=tuple(int(x) for x in exclude.split(",") if x.strip()),
+            loss=loss, lr=lr, steps=steps, batch_size=batch_size, hint_weight=hint_weight,
+            kl_weight=kl_weight, checkpoint_every=checkpoint_every, seed=seed,
+        )
+        with console.status(f"loading {model}"):
+            bridge = load_model(model)
+        base, _, _ = run_eval(bridge, EvalConfig(split="test"))
+        with _progress() as prog:
+            task = prog.add_task("fine-tuning", total=steps)
+
+            def show(step, row):
+                desc = f"loss {row['loss']:.3f}" + (f" · val AFGB {row['val_afgb']:.3f}" if "val_afgb" in row else "")
+                prog.update(task, completed=step, description=desc)
+
+            res = tune(bridge, cfg, out_dir=out, resume=resume, progress=show)
+        after, bias_df, hint_df = run_eval(bridge, EvalConfig(split="test"))
+    except (LftfError, ValueError) as e:
+        _fail(e)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"loss": loss, "config": cfg.to_dict(), "before": base, "after": after, "best_step": res.best_step}
+    save_delta(bridge, res.blocks, res.base_fingerprint, out / "delta", meta)
+    res.history.to_csv(out / "history.csv", index=False)
+    (out / "metrics.json").write_text(json.dumps({**meta, **run_meta(model=model), "blocks": res.blocks,
+                                                  "trainable_params": res.trainable_params}, indent=2, default=str))
+    if export:
+        export_hf(bridge, out / "model")
+    table = Table(title=f"{model} · LFTF on block(s) {res.blocks} · loss {loss}")
+    for c in ("metric", "before", "after"):
+        table.add_column(c)
+    for k, name in (("afgb", "AFGB"), ("ub", "UB"), ("mass", "he+she mass")):
+        table.add_row(name, f"{base[k]:.3f}", f"{after[k]:.3f} [{after[k + '_ci'][0]:.3f}, {after[k + '_ci'][1]:.3f}]")
+    console.print(table)
+    console.print(f"wrote {out}/delta (safetensors + JSON), history.csv, metrics.json")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     app()

@@ -9,6 +9,8 @@ of the bridge is seen by the runner at once.
 
 from __future__ import annotations
 
+import re
+
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
@@ -21,9 +23,18 @@ def _hf(model):
     return getattr(model, "original_model", model)
 
 
+_HF_NAME = re.compile(
+    r"^(model\.embed_tokens|model\.norm|lm_head|model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj|"
+    r"input_layernorm|post_attention_layernorm))\.weight$"
+)
+
+
 def canonical_state_dict(model) -> dict[str, torch.nn.Parameter]:
-    """Parameters under their plain Hugging Face names (``model.layers.3.mlp.up_proj.weight``), shared."""
-    params = {k.replace(_STRIP, ""): p for k, p in _hf(model).named_parameters(remove_duplicate=False)}
+    """Parameters under their plain Hugging Face names (``model.layers.3.mlp.up_proj.weight``), shared.
+
+    The bridge also exposes each weight under TransformerLens aliases (``attn.q``); those are left out."""
+    named = _hf(model).named_parameters(remove_duplicate=False)
+    params = {k.replace(_STRIP, ""): p for k, p in named if _HF_NAME.match(k.replace(_STRIP, ""))}
     if "lm_head.weight" not in params:
         params["lm_head.weight"] = params["model.embed_tokens.weight"]
     return params

@@ -1,0 +1,46 @@
+import math
+
+import pytest
+import torch
+
+from lftf_interp.tune.losses import hint_loss, kl_to_base, pronoun_loss
+
+HE, SHE = [0], [1]
+
+
+def logits_for(probs):
+    """Logits whose softmax is exactly ``probs`` (rows sum to 1)."""
+    return torch.tensor(probs, dtype=torch.float64).log()
+
+
+def test_losses_on_a_toy_distribution():
+    lg = logits_for([[0.3, 0.1, 0.6]])  # P(he) = 0.3, P(she) = 0.1
+    assert pronoun_loss(lg, HE, SHE, "paper").item() == pytest.approx(-math.log(0.3) - math.log(0.1), rel=1e-6)
+    assert pronoun_loss(lg, HE, SHE, "sum").item() == pytest.approx(0.4, rel=1e-6)
+    assert pronoun_loss(lg, HE, SHE, "balanced").item() == pytest.approx(-math.log(0.75) - math.log(0.25), rel=1e-6)
+
+
+def test_minima_are_where_the_docs_say():
+    # paper: minimal at 0.5 / 0.5 (value 2 log 2); balanced: 2 log 2 whenever P(he) = P(she), whatever the mass
+    assert pronoun_loss(logits_for([[0.5, 0.5, 1e-12]]), HE, SHE, "paper").item() == pytest.approx(2 * math.log(2), rel=1e-6)
+    for mass in (0.02, 0.4, 0.9):
+        lg = logits_for([[mass / 2, mass / 2, 1 - mass]])
+        assert pronoun_loss(lg, HE, SHE, "balanced").item() == pytest.approx(2 * math.log(2), rel=1e-6)
+    # sum prefers shrinking the mass over balancing it
+    assert pronoun_loss(logits_for([[0.01, 0.0, 0.99]]), HE, SHE, "sum") < pronoun_loss(logits_for([[0.2, 0.2, 0.6]]), HE, SHE, "sum")
+    with pytest.raises(ValueError, match="Unknown loss"):
+        pronoun_loss(logits_for([[0.5, 0.5]]), HE, SHE, "l2")
+
+
+def test_word_lists_are_summed():
+    lg = logits_for([[0.2, 0.1, 0.3, 0.4]])
+    assert pronoun_loss(lg, [0, 1], [2], "sum").item() == pytest.approx(0.6, rel=1e-6)
+
+
+def test_hint_loss_and_kl():
+    lg = logits_for([[0.6, 0.2, 0.2], [0.1, 0.7, 0.2]])
+    assert hint_loss(lg, HE, SHE, torch.tensor([1, 0])).item() == pytest.approx(-(math.log(0.6 / 0.8) + math.log(0.7 / 0.8)) / 2, rel=1e-6)
+    assert kl_to_base(lg, lg).item() == pytest.approx(0.0, abs=1e-9)
+    p, q = [0.5, 0.5], [0.9, 0.1]
+    expect = 0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1)  # KL(base=p || tuned=q)
+    assert kl_to_base(logits_for([q]), logits_for([p])).item() == pytest.approx(expect, rel=1e-6)
