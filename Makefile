@@ -17,10 +17,11 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)
 
-## The main pipeline on the real model (today: evaluate + baseline figures).
+## The main pipeline on the real model: evaluate, baseline figures, locate (BMI, patching, lens, attribution).
 demo: venv
 	$(BIN)/lftf evaluate --model smollm2-135m --split test --out out/demo
 	$(BIN)/lftf figures --model smollm2-135m --split test --out out/demo/figures
+	$(BIN)/lftf locate --model smollm2-135m --split test --out out/demo/locate
 
 ## Unit + integration tests and the notebooks (the README's test command; CI runs it).
 test: venv lint
