@@ -132,7 +132,9 @@ def locate(
         with _progress() as prog:
             task = prog.add_task("locate", total=4)
             res = run_locate(bridge, cfg, progress=lambda s: (prog.update(task, description=s), prog.advance(task)))
-        paths = save_locate(res, out, run_meta(model=model, **cfg.to_dict()))
+        from .data import DATASET_VERSION
+
+        paths = save_locate(res, out, run_meta(model=model, dataset_version=DATASET_VERSION, **cfg.to_dict()))
     except (LftfError, ValueError) as e:
         _fail(e)
     s = res["summary"]
@@ -195,7 +197,10 @@ def finetune(
     except (LftfError, ValueError) as e:
         _fail(e)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"loss": loss, "config": cfg.to_dict(), "before": base, "after": after, "best_step": res.best_step}
+    from .data import DATASET_VERSION
+
+    meta = {"loss": loss, "config": cfg.to_dict(), "dataset_version": DATASET_VERSION, "before": base, "after": after,
+            "best_step": res.best_step}
     save_delta(bridge, res.blocks, res.base_fingerprint, out / "delta", meta)
     res.history.to_csv(out / "history.csv", index=False)
     (out / "metrics.json").write_text(json.dumps({**meta, **run_meta(model=model), "blocks": res.blocks,

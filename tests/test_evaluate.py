@@ -62,3 +62,30 @@ def test_cli_errors_are_clear(tmp_path):
     assert res.exit_code == 2 and "Unknown model" in res.output
     res = CliRunner().invoke(app, ["evaluate", "--split", "dev", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "available splits" in res.output
+
+
+def test_cli_locate_on_a_local_directory(tiny_bridge, tmp_path):
+    model_dir = export_hf(tiny_bridge, tmp_path / "tiny")
+    out = tmp_path / "loc"
+    res = CliRunner().invoke(app, ["locate", "--model", str(model_dir), "--out", str(out), "--n-pairs", "2"])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((out / "locate.json").read_text())
+    assert meta["meta"]["dataset_version"] and meta["meta"]["seed"] == 0 and meta["meta"]["package_version"]
+    for f in ("bmi.csv", "patching.csv", "lens.csv", "attribution.csv", "bmi.png", "patching.png"):
+        assert (out / f).is_file(), f
+    res = CliRunner().invoke(app, ["locate", "--model", str(model_dir), "--out", str(out), "--pair-kind", "swap"])
+    assert res.exit_code == 2 and "pair_kind" in res.output
+
+
+def test_cli_finetune_writes_a_delta(tiny_bridge, tmp_path):
+    model_dir = export_hf(tiny_bridge, tmp_path / "tiny")
+    out = tmp_path / "ft"
+    args = ["finetune", "--model", str(model_dir), "--block", "1", "--steps", "4", "--batch-size", "8",
+            "--lr", "1e-3", "--checkpoint-every", "2", "--out", str(out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["blocks"] == [1] and m["after"]["afgb"] != m["before"]["afgb"]
+    assert (out / "delta" / "delta.safetensors").is_file() and (out / "checkpoint" / "state.json").is_file()
+    res = CliRunner().invoke(app, [*args[:-2], "--loss", "l2", "--out", str(out)])
+    assert res.exit_code == 2 and "loss must be one of" in res.output
