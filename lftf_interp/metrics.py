@@ -90,6 +90,12 @@ def bootstrap_ci(
 # ----------------------------------------------------------------------------- model side
 
 
+def pair_probs(logits, male_ids: Sequence[int], female_ids: Sequence[int]):
+    """(P(he), P(she)) per row from last-position logits, each summed over its word list (float64)."""
+    logp = logits.double().log_softmax(-1)
+    return logp[:, list(male_ids)].exp().sum(-1), logp[:, list(female_ids)].exp().sum(-1)
+
+
 @torch.no_grad()
 def pronoun_probs(
     model,
@@ -110,9 +116,8 @@ def pronoun_probs(
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         ids, lengths = encode_batch(runner_tok, [prompts[i] for i in idx])
-        logp = runner.last_logits(ids, lengths).double().log_softmax(-1)
-        p_he[idx] = logp[:, male].exp().sum(-1).numpy()
-        p_she[idx] = logp[:, female].exp().sum(-1).numpy()
+        a, b = pair_probs(runner.last_logits(ids, lengths), male, female)
+        p_he[idx], p_she[idx] = a.numpy(), b.numpy()
         if progress:
             progress(len(idx))
     return pd.DataFrame({"prompt": list(prompts), "p_he": p_he, "p_she": p_she, "mass": p_he + p_she})

@@ -250,7 +250,7 @@ def load_model(name_or_path: str = "smollm2-135m", device: str = "cpu") -> Trans
     model, tok = load_hf(name_or_path, device)
     spec = MODEL_REGISTRY.get(name_or_path)
     bridge = bridge_from_hf(model, tok, spec.hf_name if spec else str(name_or_path))
-    bridge.lftf_name = name_or_path
+    bridge.lftf_name = name_or_path  # the name the user loaded, not the bridge's architecture name
     return bridge
 
 

@@ -1,7 +1,7 @@
 """Datasets: shipped GenBiasEval / GenHintEval (JSONL) and loaders for external bias sets."""
 
 from .build import DATASET_VERSION
-from .datasets import SPLITS, BiasDataset, load_dataset, load_frame, manifest, read_jsonl
+from .datasets import NEUTRAL_PROMPTS, SPLITS, BiasDataset, load_dataset, load_frame, manifest, read_jsonl
 from .external import (
     load_bolukbasi,
     load_winobias,
@@ -12,6 +12,7 @@ from .external import (
 
 __all__ = [
     "DATASET_VERSION",
+    "NEUTRAL_PROMPTS",
     "SPLITS",
     "BiasDataset",
     "load_bolukbasi",

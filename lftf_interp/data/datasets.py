@@ -11,6 +11,15 @@ import pandas as pd
 from ..errors import DatasetError
 from .build import DATASET_VERSION, FILES
 
+# Gender-neutral sentence openings that never call for a pronoun (BMI control, KL retention term).
+NEUTRAL_PROMPTS = [
+    "The weather today is", "Water boils at a temperature of", "The capital of France is", "Two plus two equals",
+    "The train to the city leaves at", "A good recipe for bread needs", "The stock market closed", "In the morning the sun",
+    "The library opens every day at", "Most plants need sunlight and", "The new bridge across the river",
+    "The museum shows paintings from", "After the rain, the streets were", "The price of coffee rose",
+    "The first chapter of the book", "A small village in the mountains",
+]
+
 DATASETS = {"genbias": "genbias.jsonl", "genhint": "genhint.jsonl"}
 SPLITS = ("train", "validation", "test")
 REQUIRED = {

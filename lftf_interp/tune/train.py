@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..data.datasets import load_dataset
+from ..data.datasets import NEUTRAL_PROMPTS, load_dataset
 from ..errors import LftfError
-from ..metrics import afgb_per_prompt, ub_per_prompt
+from ..metrics import afgb_per_prompt, pair_probs, ub_per_prompt
 from ..runner import LlamaRunner, block_param_names, canonical_state_dict
 from ..tokens import encode_batch, target_ids
 from .losses import LOSSES, hint_loss, kl_to_base, pronoun_loss
@@ -73,13 +73,6 @@ class TuneConfig:
         return cls(**d)
 
 
-NEUTRAL_TEXT = [
-    "The weather today is", "Water boils at a temperature of", "The capital of France is", "Two plus two equals",
-    "The train to the city leaves at", "A good recipe for bread needs", "The stock market closed", "In the morning the sun",
-    "The library opens every day at", "Most plants need sunlight and", "The new bridge across the river",
-    "The museum shows paintings from", "After the rain, the streets were", "The price of coffee rose",
-    "The first chapter of the book", "A small village in the mountains",
-]
 
 
 def resolve_blocks(model, cfg: TuneConfig) -> list[int]:
@@ -140,9 +133,9 @@ def _batch_indices(n: int, size: int, seed: int, step: int) -> torch.Tensor:
 def _eval_cache(runner, cache: BlockInputCache, male, female, labels=None, chunk: int = 128) -> dict:
     p_he, p_she = [], []
     for s in range(0, len(cache), chunk):
-        logp = last_logits_from(runner, cache, torch.arange(s, min(s + chunk, len(cache)))).double().log_softmax(-1)
-        p_he.append(logp[:, male].exp().sum(-1))
-        p_she.append(logp[:, female].exp().sum(-1))
+        a, b = pair_probs(last_logits_from(runner, cache, torch.arange(s, min(s + chunk, len(cache)))), male, female)
+        p_he.append(a)
+        p_she.append(b)
     a, b = torch.cat(p_he).numpy(), torch.cat(p_she).numpy()
     out = {"afgb": float(afgb_per_prompt(a, b).mean()), "mass": float((a + b).mean())}
     if labels is not None:
@@ -221,7 +214,7 @@ def tune(
     c_hint = BlockInputCache(runner, model, hint_train.prompts, start) if cfg.hint_weight > 0 else None
     hint_labels = torch.tensor((hint_train.df.label == "he").to_numpy())
     if cfg.kl_weight > 0:
-        ids, lengths = encode_batch(model, NEUTRAL_TEXT)
+        ids, lengths = encode_batch(model, NEUTRAL_PROMPTS)
         with torch.no_grad():
             x_neutral = runner.run(runner.embed(ids), stop=start)
             mask = torch.arange(ids.shape[1])[None] < lengths[:, None]
