@@ -17,11 +17,14 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)
 
-## The main pipeline on the real model: evaluate, baseline figures, locate (BMI, patching, lens, attribution).
+## The whole pipeline on the real model: evaluate → locate → fine-tune the top block → evaluate → retention → figures.
 demo: venv
-	$(BIN)/lftf evaluate --model smollm2-135m --split test --out out/demo
-	$(BIN)/lftf figures --model smollm2-135m --split test --out out/demo/figures
-	$(BIN)/lftf locate --model smollm2-135m --split test --out out/demo/locate
+	$(BIN)/lftf demo --model smollm2-135m --out out/demo
+
+## Full-size runs behind the README's tables (CPU, ~1.5-2 h; resumable): all methods x 3 seeds, per-block sweep.
+experiments: venv
+	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --out results/compare
+	$(BIN)/lftf sweep --model smollm2-135m --blocks 2,5,8,11,14,17,20,23,26,29 --steps 40 --out results/block_sweep
 
 ## Unit + integration tests and the notebooks (the README's test command; CI runs it).
 test: venv lint

@@ -156,12 +156,14 @@ def locate(
 def finetune(
     model: str = typer.Option("smollm2-135m", help="Registry name, local HF directory, or cached HF id."),
     block: str = typer.Option("auto", help="Block index, or 'auto' (BMI rank 1)."),
-    exclude: str = typer.Option("", help="Comma-separated blocks 'auto' may not pick, e.g. '0'."),
+    exclude: str = typer.Option("0,1", help="Comma-separated blocks 'auto' may not pick (blocks 0-1 have high BMI on any "
+                                "input; notebook 02). Pass '' to allow every block."),
     loss: str = typer.Option("balanced", help="paper, sum or balanced."),
-    lr: float = typer.Option(1e-4),
-    steps: int = typer.Option(60),
+    method: str = typer.Option("block", help="block (LFTF), full (FPFT baseline) or lora (peft LoRA baseline)."),
+    lr: float = typer.Option(3e-4),
+    steps: int = typer.Option(150),
     batch_size: int = typer.Option(32),
-    hint_weight: float = typer.Option(0.0, help="Weight of the hint-following cross-entropy."),
+    hint_weight: float = typer.Option(0.5, help="Weight of the hint-following cross-entropy (0 = off)."),
     kl_weight: float = typer.Option(0.0, help="Weight of KL(base || tuned) on neutral text."),
     checkpoint_every: int = typer.Option(10),
     resume: bool = typer.Option(False, help="Continue an interrupted run from OUT/checkpoint."),
@@ -180,7 +182,7 @@ def finetune(
             block=int(block) if block != "auto" else "auto",
             bmi_exclude=tuple(int(x) for x in exclude.split(",") if x.strip()),
             loss=loss, lr=lr, steps=steps, batch_size=batch_size, hint_weight=hint_weight,
-            kl_weight=kl_weight, checkpoint_every=checkpoint_every, seed=seed,
+            kl_weight=kl_weight, checkpoint_every=checkpoint_every, seed=seed, method=method, n_val=200,
         )
         with console.status(f"loading {model}"):
             bridge = load_model(model)
@@ -214,6 +216,207 @@ def finetune(
         table.add_row(name, f"{base[k]:.3f}", f"{after[k]:.3f} [{after[k + '_ci'][0]:.3f}, {after[k + '_ci'][1]:.3f}]")
     console.print(table)
     console.print(f"wrote {out}/delta (safetensors + JSON), history.csv, metrics.json")
+
+
+@app.command()
+def compare(
+    model: str = typer.Option("smollm2-135m", help="Registry name, local HF directory, or cached HF id."),
+    seeds: str = typer.Option("0", help="Comma-separated seeds for every trained method."),
+    methods: str = typer.Option("all", help="Comma-separated method names (see `lftf_interp.compare.default_methods`)."),
+    steps: int = typer.Option(0, help="Override the shared step budget (0 = keep BUDGET's)."),
+    retain: str = typer.Option("default", help="'default' (~1,200 MC items, 24 windows) or 'small' (a quick probe)."),
+    out: Path = typer.Option(Path("out/compare")),
+) -> None:
+    """LFTF vs baselines (FPFT, LoRA, other blocks, top-k, prompt): AFGB, UB, mass, KL, perplexity, MC accuracy,
+    trainable parameters, wall time. Resumable: rows already in OUT/rows.jsonl are not rerun."""
+    from .compare import BUDGET, CompareConfig, default_methods, run_compare
+    from .models import load_model
+    from .retain import RetainConfig
+
+    try:
+        with console.status(f"loading {model}"):
+            n_layers = load_model(model).cfg.n_layers
+        specs = default_methods(n_layers)
+        if methods != "all":
+            want = [m.strip() for m in methods.split(",") if m.strip()]
+            unknown = sorted(set(want) - {s.name for s in specs})
+            if unknown:
+                raise LftfError(f"Unknown method(s) {unknown}; choose from {[s.name for s in specs]}.")
+            specs = [s for s in specs if s.name in want]
+        budget = dict(BUDGET, **({"steps": steps} if steps else {}))
+        rcfg = RetainConfig() if retain == "default" else RetainConfig.small()
+        cfg = CompareConfig(model=model, seeds=tuple(int(x) for x in seeds.split(",")), budget=budget, retain=rcfg)
+    except (LftfError, ValueError) as e:
+        _fail(e)
+    out.mkdir(parents=True, exist_ok=True)
+    rows_path = out / "rows.jsonl"
+    done = set()
+    if rows_path.is_file():
+        for line in rows_path.read_text().splitlines():
+            r = json.loads(line)
+            done.add((r["method"], r["seed"]))
+    (out / "config.json").write_text(json.dumps({**cfg.to_dict(), "methods": [s.to_dict() for s in specs],
+                                                 **run_meta(model=model)}, indent=2, default=str))
+
+    def on_row(row: dict) -> None:
+        with rows_path.open("a") as f:
+            f.write(json.dumps(row, default=float) + "\n")
+        console.print(f"{row['method']} seed {row['seed']}: AFGB {row['afgb']:.3f} UB {row['ub']:.3f} mass {row['mass']:.3f} "
+                      f"KL {row.get('kl', float('nan')):.4f} ppl {row.get('ppl_change_pct', float('nan')):+.2f}% "
+                      f"MC {row.get('mc_acc_change', float('nan')):+.2f} ({row['wall_s']:.0f} s)")
+
+    try:
+        run_compare(specs, cfg, load=lambda: load_model(model), on_row=on_row, skip=lambda n, s: (n, s) in done)
+    except (LftfError, ValueError) as e:
+        _fail(e)
+    write_compare_summary(out)
+
+
+@app.command()
+def demo(
+    model: str = typer.Option("smollm2-135m", help="Registry name, local HF directory, or cached HF id."),
+    out: Path = typer.Option(Path("out/demo")),
+    steps: int = typer.Option(150, help="Fine-tune steps (BUDGET's 150 by default)."),
+    retain: str = typer.Option("default", help="'default' retention probe or 'small'."),
+    seed: int = typer.Option(0),
+) -> None:
+    """The whole pipeline: evaluate → locate (BMI, patching, lens) → fine-tune the top block → evaluate →
+    capability retention → figures. Writes OUT/summary.json and OUT/figures/*.png."""
+    from . import report
+    from .compare import BUDGET
+    from .data import DATASET_VERSION
+    from .locate.run import LocateConfig, save_locate
+    from .locate.run import locate as run_locate
+    from .metrics import EvalConfig
+    from .metrics import evaluate as run_eval
+    from .models import load_model
+    from .retain import (
+        RetainConfig,
+        compare_retention,
+        compute_reference,
+        compute_retention,
+        retention_summary,
+    )
+    from .tune import TuneConfig, save_delta, tune
+
+    fig_dir = out / "figures"
+    try:
+        t0 = time.perf_counter()
+        with console.status(f"loading {model}"):
+            base_model, bridge = load_model(model), load_model(model)
+        console.rule("1 · evaluate the base model")
+        before, bias_df, hint_df = run_eval(base_model, EvalConfig(split="test", seed=seed))
+        report.baseline_figures(bias_df, hint_df, fig_dir, title=f"{model} (test)")
+        console.print(f"AFGB {before['afgb']:.3f}  UB {before['ub']:.3f}  mass {before['mass']:.3f}")
+        console.rule("2 · locate")
+        lcfg = LocateConfig(seed=seed)
+        loc = run_locate(base_model, lcfg)
+        save_locate(loc, out / "locate", run_meta(model=model, dataset_version=DATASET_VERSION, **lcfg.to_dict()))
+        bmi = loc["bmi"]
+        allowed = bmi[bmi.layer > 1] if len(bmi) > 2 else bmi
+        top = int(allowed.sort_values(["rank", "layer"]).iloc[0].layer)
+        console.print(f"BMI top block: {int(bmi.sort_values(['rank', 'layer']).iloc[0].layer)} (raw); {top} excluding "
+                      "blocks 0-1, which have high BMI on any input (notebook 02)")
+        console.rule(f"3 · fine-tune block {top}")
+        cfg = TuneConfig(**{**BUDGET, "steps": steps, "block": top, "seed": seed})
+        with _progress() as prog:
+            task = prog.add_task("fine-tuning", total=steps)
+
+            def show(step, row):
+                desc = f"loss {row['loss']:.3f}" + (f" · val AFGB {row['val_afgb']:.3f}" if "val_afgb" in row else "")
+                prog.update(task, completed=step, description=desc)
+
+            res = tune(bridge, cfg, out_dir=out / "finetune", progress=show)
+        console.rule("4 · evaluate the tuned model")
+        after, after_bias, _ = run_eval(bridge, EvalConfig(split="test", seed=seed))
+        console.rule("5 · capability retention")
+        rcfg = RetainConfig(seed=seed) if retain == "default" else RetainConfig.small(seed=seed)
+        ref = compute_reference(base_model, rcfg, cache_at=res.blocks)
+        ret = compare_retention(ref, compute_retention(bridge, ref, start=min(res.blocks)))
+    except (LftfError, ValueError) as e:
+        _fail(e)
+    save_delta(bridge, res.blocks, res.base_fingerprint, out / "finetune" / "delta", {"config": cfg.to_dict(), "after": after})
+    res.history.to_csv(out / "finetune" / "history.csv", index=False)
+    ret.to_csv(out / "retention.csv", index=False)
+    report.save(report.plot_training_curves(res.history, before, f"LFTF on block {top}"), fig_dir / "training.png")
+    report.save(report.plot_before_after(before, after, ret, f"{model}: LFTF on block {top}"), fig_dir / "before_after.png")
+    report.save(report.plot_share_shift(bias_df, after_bias), fig_dir / "share_shift.png")
+    summary = {"before": before, "after": after, "block": top, "retention": retention_summary(ret),
+               "wall_s": time.perf_counter() - t0, **run_meta(model=model, config=cfg.to_dict(), retain=rcfg.to_dict())}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    table = Table(title=f"{model} · LFTF on block {top} · test split")
+    for c in ("metric", "base", "tuned"):
+        table.add_column(c)
+    for k, name in (("afgb", "AFGB ↓"), ("ub", "UB ↑"), ("mass", "he+she mass")):
+        table.add_row(name, f"{before[k]:.3f}", f"{after[k]:.3f} [{after[k + '_ci'][0]:.3f}, {after[k + '_ci'][1]:.3f}]")
+    for r in ret[ret.metric.isin(["ppl_all", "kl", "mc_all_acc", "asdiv_acc"])].itertuples():
+        table.add_row(f"{r.metric} ({r.unit})", f"{r.base:.3f}", f"{r.tuned:.3f} (Δ {r.change:+.3f} [{r.ci_lo:+.3f}, {r.ci_hi:+.3f}])")
+    console.print(table)
+    console.print(f"wrote {out}/summary.json, retention.csv, finetune/ (delta, history), locate/, figures/ "
+                  f"({time.perf_counter() - t0:.0f} s)")
+
+
+@app.command()
+def sweep(
+    model: str = typer.Option("smollm2-135m", help="Registry name, local HF directory, or cached HF id."),
+    blocks: str = typer.Option("every3", help="Comma-separated blocks, 'all', or 'everyK' (0, K, 2K, ... and the last)."),
+    steps: int = typer.Option(60, help="Steps per block (the same budget for every block)."),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("out/sweep")),
+) -> None:
+    """Fine-tune each block alone with the same budget and record debiasing vs capability cost, next to its BMI."""
+    from .compare import block_sweep
+    from .data import load_dataset
+    from .locate.bmi import compute_bmi
+    from .models import load_model
+
+    try:
+        bridge = load_model(model)
+        n = bridge.cfg.n_layers
+        if blocks == "all":
+            chosen = list(range(n))
+        elif blocks.startswith("every"):
+            k = int(blocks[5:])
+            chosen = sorted(set(range(0, n, k)) | {n - 1})
+        else:
+            chosen = [int(b) for b in blocks.split(",")]
+        if bad := [b for b in chosen if not 0 <= b < n]:
+            raise LftfError(f"blocks {bad} out of range: this model has blocks 0..{n - 1}.")
+        bmi = compute_bmi(bridge, load_dataset("genbias", "test").prompts)
+        del bridge
+    except (LftfError, ValueError) as e:
+        _fail(e)
+    out.mkdir(parents=True, exist_ok=True)
+    bmi.to_csv(out / "bmi.csv", index=False)
+    rows_path = out / "rows.jsonl"
+    done = {json.loads(x)["block"] for x in rows_path.read_text().splitlines()} if rows_path.is_file() else set()
+
+    def on_row(row: dict) -> None:
+        with rows_path.open("a") as f:
+            f.write(json.dumps(row, default=float) + "\n")
+        console.print(f"block {row['block']}: AFGB {row['afgb']:.3f} UB {row['ub']:.3f} KL {row['kl']:.4f} "
+                      f"ppl {row['ppl_change_pct']:+.2f}% ({row['wall_s']:.0f} s)")
+
+    block_sweep(lambda: load_model(model), [b for b in chosen if b not in done], budget={"steps": steps}, seed=seed,
+                on_row=on_row)
+    (out / "config.json").write_text(json.dumps(run_meta(model=model, blocks=chosen, steps=steps, seed=seed), indent=2))
+
+
+def write_compare_summary(out: Path) -> str:
+    """rows.jsonl → summary.csv (per method, pooled over seeds) and table.md."""
+    import pandas as pd
+
+    from .compare import aggregate, markdown_table
+
+    rows = pd.DataFrame([json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()])
+    base = rows[rows.method == "base"]
+    agg = aggregate(rows, base_mass=float(base.mass.iloc[0]) if len(base) else None,
+                    base_afgb=float(base.afgb.iloc[0]) if len(base) else None)
+    agg.to_csv(out / "summary.csv", index=False)
+    md = markdown_table(agg)
+    (out / "table.md").write_text(md + "\n")
+    console.print(md)
+    return md
 
 
 def main() -> None:

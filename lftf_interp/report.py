@@ -175,3 +175,135 @@ def plot_attribution_vs_exact(attr: pd.DataFrame, exact: pd.DataFrame, title: st
     fig.colorbar(sc, ax=axes, label="block")
     fig.suptitle(title or "Attribution patching vs exact patching")
     return fig
+
+
+# -- fine-tune (notebooks 03 and 04) ---------------------------------------------------------------------
+def plot_training_curves(history: pd.DataFrame, base: dict | None = None, title: str = "") -> plt.Figure:
+    """Training loss per step and validation AFGB / UB / he+she mass at each evaluation."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    h = history.copy()
+    for col, label in (("loss", "total loss"), ("loss_pronoun", "pronoun loss"), ("loss_hint", "hint loss")):
+        if col in h and h[col].notna().any():
+            axes[0].plot(h.step, h[col], label=label, lw=1)
+    axes[0].set(xlabel="step", ylabel="training loss", title="training loss")
+    axes[0].legend()
+    ev = h.dropna(subset=["val_afgb"])
+    for col, label, c in (("val_afgb", "AFGB ↓", "#c0392b"), ("val_ub", "UB ↑", "#27ae60"), ("val_mass", "he+she mass", "#7f8c8d")):
+        axes[1].plot(ev.step, ev[col], marker="o", ms=3, label=label, color=c)
+    if base:
+        axes[1].axhline(0.75, ls=":", color="#27ae60", lw=1)
+        axes[1].text(ev.step.max(), 0.76, "UB target 0.75", ha="right", fontsize=8, color="#27ae60")
+    axes[1].set(xlabel="step", ylabel="validation metric", ylim=(0, 1.02), title="validation split (unseen occupations)")
+    axes[1].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_before_after(before: dict, after: dict, retention: pd.DataFrame | None = None, title: str = "") -> plt.Figure:
+    """AFGB, UB, mass before vs after (95 % CIs) and, if given, the retention changes with paired CIs."""
+    n = 2 if retention is not None else 1
+    fig, axes = plt.subplots(1, n, figsize=(6 * n + 1, 4.2), squeeze=False)
+    ax = axes[0, 0]
+    keys = [("afgb", "AFGB ↓"), ("ub", "UB ↑"), ("mass", "he+she mass")]
+    x = np.arange(len(keys))
+    for off, (d, label, c) in enumerate(((before, "base", "#95a5a6"), (after, "tuned", "#2471a3"))):
+        vals = [d[k] for k, _ in keys]
+        err = np.array([[d[k] - d[k + "_ci"][0], d[k + "_ci"][1] - d[k]] for k, _ in keys]).T
+        ax.bar(x + (off - 0.5) * 0.38, vals, 0.38, yerr=err, capsize=3, label=label, color=c)
+        for xi, v in zip(x, vals, strict=True):
+            ax.text(xi + (off - 0.5) * 0.38, v + 0.03, f"{v:.3f}", ha="center", fontsize=8)
+    ax.set_xticks(x, [lab for _, lab in keys])
+    ax.set(ylim=(0, 1.1), title="bias and hint following (test split)")
+    ax.legend()
+    if retention is not None:
+        ax = axes[0, 1]
+        r = retention[retention.metric.isin(["ppl_all", "mc_all_acc", "mc_all_acc_norm", "piqa_acc", "mmlu_acc"])].copy()
+        r["label"] = r.metric + " (" + r.unit.str.replace("points", "pts") + ")"
+        ax.errorbar(r.change, np.arange(len(r)), xerr=[r.change - r.ci_lo, r.ci_hi - r.change], fmt="o", capsize=3)
+        ax.axvline(0, color="black", lw=1)
+        ax.set_yticks(np.arange(len(r)), r.label)
+        ax.set(xlabel="change vs base (paired 95 % CI)", title="capability retention")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_share_shift(before_df: pd.DataFrame, after_df: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Per test occupation: share of 'he' before vs after the fine-tune (0.5 = balanced)."""
+    b = occupation_table(before_df).set_index("occupation")
+    a = occupation_table(after_df).set_index("occupation")
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    for occ in b.index:
+        st = b.loc[occ, "stereotype"]
+        ax.annotate("", (a.loc[occ, "share_he"], b.loc[occ, "share_he"]), (b.loc[occ, "share_he"], b.loc[occ, "share_he"]),
+                    arrowprops={"arrowstyle": "->", "color": STEREO_PALETTE.get(st, "#bbbbbb"), "lw": 1})
+        ax.text(a.loc[occ, "share_he"], b.loc[occ, "share_he"], " " + occ, fontsize=7, va="center")
+    ax.axvline(0.5, ls="--", color="grey")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="P(he)/(P(he)+P(she)): arrow from base to tuned",
+           ylabel="base model's share of 'he' (occupation)", title=title or "Each occupation moves toward 0.5")
+    fig.tight_layout()
+    return fig
+
+
+def plot_compare(agg: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Debiasing (AFGB) against capability cost (KL to base, perplexity change), one point per method."""
+    d = agg[agg.method != "base"].copy()
+    base = agg[agg.method == "base"]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    for ax, col, label in ((axes[0], "kl", "KL(base ‖ tuned), nats/token"), (axes[1], "ppl_change_pct", "perplexity change, %")):
+        ax.scatter(d[col], d.afgb, c=np.where(d.method.str.startswith("lftf"), "#2471a3", "#e67e22"), s=40, zorder=3)
+        if col + "_pm" in d:
+            ax.errorbar(d[col], d.afgb, xerr=d.get(col + "_pm"), yerr=d.get("afgb_pm"), fmt="none", color="grey", lw=1)
+        for r in d.itertuples():
+            ax.annotate(r.method, (getattr(r, col), r.afgb), fontsize=8, xytext=(4, 3), textcoords="offset points")
+        if len(base):
+            ax.axhline(base.afgb.iloc[0], ls="--", color="grey", lw=1)
+            ax.text(ax.get_xlim()[1], base.afgb.iloc[0], "base AFGB", ha="right", va="bottom", fontsize=8)
+        ax.set(xlabel=label, ylabel="AFGB (test) ↓")
+        if col == "kl":
+            ax.set_xscale("symlog", linthresh=1e-3)
+    ax = axes[2]
+    order = d.sort_values("afgb")
+    ax.barh(order.method, order.ub, xerr=order.get("ub_pm"), color="#27ae60")
+    ax.axvline(0.75, ls=":", color="black")
+    if len(base):
+        ax.axvline(base.ub.iloc[0], ls="--", color="grey")
+    ax.set(xlabel="UB (test) ↑ — dotted: 0.75 target, dashed: base", xlim=(0, 1))
+    fig.suptitle(title or "Debiasing vs capability cost: LFTF (blue) and baselines (orange)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_block_sweep(sweep: pd.DataFrame, bmi: pd.DataFrame, base_afgb: float | None = None, title: str = "") -> plt.Figure:
+    """Per tuned block: AFGB after and capability cost, against block index and against BMI rank."""
+    d = sweep.merge(bmi[["layer", "bmi", "rank"]], left_on="block", right_on="layer")
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
+    ax = axes[0]
+    ax.plot(d.block, d.afgb, "o-", color="#c0392b", label="AFGB after ↓")
+    ax.plot(d.block, d.ub, "s-", color="#27ae60", label="UB after ↑")
+    if base_afgb is not None:
+        ax.axhline(base_afgb, ls="--", color="grey", lw=1, label="base AFGB")
+    ax.set(xlabel="tuned block", ylabel="test metric", ylim=(0, 1.02), title="debiasing by block")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    ax.plot(d.block, d.kl, "o-", color="#8e44ad", label="KL to base")
+    ax.set(xlabel="tuned block", ylabel="KL(base ‖ tuned), nats/token", title="capability cost by block")
+    ax2 = ax.twinx()
+    ax2.plot(d.block, d.ppl_change_pct, "s--", color="#e67e22", label="perplexity Δ %")
+    ax2.set_ylabel("perplexity change, %")
+    ax2.grid(False)
+    ax.legend(loc="upper left", fontsize=8)
+    ax2.legend(loc="upper right", fontsize=8)
+    ax = axes[2]
+    ax.scatter(d["rank"], d.afgb, c="#c0392b", s=40)
+    for r in d.itertuples():
+        ax.annotate(str(r.block), (r.rank, r.afgb), fontsize=8, xytext=(3, 3), textcoords="offset points")
+    from scipy.stats import spearmanr
+
+    rho = spearmanr(d["rank"], d.afgb).statistic if len(d) > 2 else float("nan")
+    ax.set(xlabel="BMI rank of the block (1 = highest BMI)", ylabel="AFGB after tuning it ↓",
+           title=f"does BMI predict the best block? Spearman ρ = {rho:.2f}")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

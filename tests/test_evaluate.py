@@ -89,3 +89,35 @@ def test_cli_finetune_writes_a_delta(tiny_bridge, tmp_path):
     assert (out / "delta" / "delta.safetensors").is_file() and (out / "checkpoint" / "state.json").is_file()
     res = CliRunner().invoke(app, [*args[:-2], "--loss", "l2", "--out", str(out)])
     assert res.exit_code == 2 and "loss must be one of" in res.output
+
+
+def test_cli_compare_resumes_and_sweep_and_demo(tiny3, tmp_path):
+    model_dir = export_hf(tiny3, tmp_path / "tiny")
+    out = tmp_path / "cmp"
+    args = ["compare", "--model", str(model_dir), "--methods", "base,lftf-balanced", "--seeds", "0,1", "--steps", "2",
+            "--retain", "small", "--out", str(out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()]
+    assert [(r["method"], r["seed"]) for r in rows] == [("base", 0), ("lftf-balanced", 0), ("lftf-balanced", 1)]
+    assert "lftf-balanced" in (out / "table.md").read_text() and (out / "summary.csv").is_file()
+    res = CliRunner().invoke(app, args)  # everything done: nothing is rerun
+    assert res.exit_code == 0 and len((out / "rows.jsonl").read_text().splitlines()) == 3
+    res = CliRunner().invoke(app, [*args[:4], "base,nope", *args[5:]])
+    assert res.exit_code == 2 and "Unknown method" in res.output
+
+    res = CliRunner().invoke(app, ["sweep", "--model", str(model_dir), "--blocks", "1,2", "--steps", "2",
+                                   "--out", str(tmp_path / "sw")])
+    assert res.exit_code == 0, res.output
+    assert [json.loads(x)["block"] for x in (tmp_path / "sw" / "rows.jsonl").read_text().splitlines()] == [1, 2]
+    res = CliRunner().invoke(app, ["sweep", "--model", str(model_dir), "--blocks", "7", "--out", str(tmp_path / "sw")])
+    assert res.exit_code == 2 and "out of range" in res.output
+
+    res = CliRunner().invoke(app, ["demo", "--model", str(model_dir), "--steps", "2", "--retain", "small",
+                                   "--out", str(tmp_path / "demo")])
+    assert res.exit_code == 0, res.output
+    s = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert s["block"] == 2 and "kl" in s["retention"] and s["after"]["afgb"] != s["before"]["afgb"]
+    for f in ("training.png", "before_after.png", "share_shift.png"):
+        assert (tmp_path / "demo" / "figures" / f).is_file()
+    assert (tmp_path / "demo" / "finetune" / "delta" / "delta.safetensors").is_file()

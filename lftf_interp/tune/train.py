@@ -24,13 +24,17 @@ from safetensors.torch import load_file, save_file
 from ..data.datasets import NEUTRAL_PROMPTS, load_dataset
 from ..errors import LftfError
 from ..metrics import afgb_per_prompt, pair_probs, ub_per_prompt
-from ..runner import LlamaRunner, block_param_names, canonical_state_dict
-from ..tokens import encode_batch, target_ids
+from ..runner import block_param_names, canonical_state_dict
+from ..tokens import target_ids
 from .losses import LOSSES, hint_loss, kl_to_base, pronoun_loss
+from .scopes import BlockInputCache, BlockScope, FullScope, LoraScope, last_logits_from
 
 
 class TrainingError(LftfError):
     pass
+
+
+METHODS = ("block", "full", "lora")
 
 
 @dataclass
@@ -52,8 +56,13 @@ class TuneConfig:
     seed: int = 0
     male: tuple[str, ...] = (" he",)
     female: tuple[str, ...] = (" she",)
+    method: str = "block"  # "block" (LFTF), "full" (FPFT baseline), "lora" (peft LoRA on all blocks)
+    lora_r: int = 8
+    lora_alpha: int = 16
 
     def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if not (isinstance(self.block, int) or self.block == "auto"):
@@ -101,39 +110,16 @@ def freeze_all_but(model, names: Sequence[str]) -> dict[str, torch.nn.Parameter]
     return {n: params[n] for n in names}
 
 
-class BlockInputCache:
-    """Right-padded token ids → the residual stream entering block ``start`` (no grad), computed once."""
-
-    def __init__(self, runner: LlamaRunner, model, prompts: Sequence[str], start: int, chunk: int = 128):
-        ids, self.lengths = encode_batch(model, prompts)
-        with torch.no_grad():
-            self.x = torch.cat([runner.run(runner.embed(ids[s : s + chunk]), stop=start) for s in range(0, len(ids), chunk)])
-        self.start = start
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def batch(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
-        lengths = self.lengths[idx]
-        return self.x[idx, : int(lengths.max())], lengths
-
-
-def last_logits_from(runner: LlamaRunner, cache: BlockInputCache, idx) -> torch.Tensor:
-    x, lengths = cache.batch(idx)
-    out = runner.run(x, start=cache.start)
-    return runner.unembed(out[torch.arange(len(lengths)), lengths - 1])
-
-
 def _batch_indices(n: int, size: int, seed: int, step: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed * 1_000_003 + step)
     return torch.randperm(n, generator=g)[: min(size, n)]
 
 
 @torch.no_grad()
-def _eval_cache(runner, cache: BlockInputCache, male, female, labels=None, chunk: int = 128) -> dict:
+def _eval_cache(scope, cache: BlockInputCache, male, female, labels=None, chunk: int = 128) -> dict:
     p_he, p_she = [], []
     for s in range(0, len(cache), chunk):
-        a, b = pair_probs(last_logits_from(runner, cache, torch.arange(s, min(s + chunk, len(cache)))), male, female)
+        a, b = pair_probs(scope.last_logits(cache, torch.arange(s, min(s + chunk, len(cache)))), male, female)
         p_he.append(a)
         p_she.append(b)
     a, b = torch.cat(p_he).numpy(), torch.cat(p_she).numpy()
@@ -196,29 +182,28 @@ def tune(
     from .delta import block_fingerprint
 
     torch.manual_seed(cfg.seed)
-    blocks = resolve_blocks(model, cfg)
-    names = trainable_names(blocks)
-    base_fp = block_fingerprint(model, blocks)
-    params = freeze_all_but(model, names)
-    runner = LlamaRunner(model)
-    start = min(blocks)
+    if cfg.method == "block":
+        blocks = resolve_blocks(model, cfg)
+        base_fp = block_fingerprint(model, blocks)
+        scope = BlockScope(model, blocks)
+    else:
+        blocks = list(range(model.cfg.n_layers))
+        base_fp = block_fingerprint(model, blocks)
+        scope = FullScope(model) if cfg.method == "full" else LoraScope(model, cfg.lora_r, cfg.lora_alpha, cfg.seed)
+    params = scope.params
     male, female = target_ids(model, cfg.male), target_ids(model, cfg.female)
 
     train = load_dataset("genbias", "train")
     val = load_dataset("genbias", "validation").subset(n=cfg.n_val, seed=cfg.seed)
     val_hint = load_dataset("genhint", "validation").subset(n=cfg.n_val, seed=cfg.seed)
-    c_train = BlockInputCache(runner, model, train.prompts, start)
-    c_val = BlockInputCache(runner, model, val.prompts, start)
-    c_vhint = BlockInputCache(runner, model, val_hint.prompts, start)
+    c_train, c_val, c_vhint = scope.cache(train.prompts), scope.cache(val.prompts), scope.cache(val_hint.prompts)
     hint_train = load_dataset("genhint", "train")
-    c_hint = BlockInputCache(runner, model, hint_train.prompts, start) if cfg.hint_weight > 0 else None
+    c_hint = scope.cache(hint_train.prompts) if cfg.hint_weight > 0 else None
     hint_labels = torch.tensor((hint_train.df.label == "he").to_numpy())
     if cfg.kl_weight > 0:
-        ids, lengths = encode_batch(model, NEUTRAL_PROMPTS)
+        c_neutral = scope.cache(NEUTRAL_PROMPTS)
         with torch.no_grad():
-            x_neutral = runner.run(runner.embed(ids), stop=start)
-            mask = torch.arange(ids.shape[1])[None] < lengths[:, None]
-            base_neutral = runner.unembed(runner.run(x_neutral, start=start))[mask]
+            base_neutral = scope.all_logits(c_neutral)
 
     opt = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=0.0)
     ckpt = Path(out_dir) / "checkpoint" if out_dir else None
@@ -235,8 +220,8 @@ def tune(
             best["params"] = load_file(ckpt / "best.safetensors")
 
     def evaluate(step: int) -> dict:
-        v = _eval_cache(runner, c_val, male, female)
-        h = _eval_cache(runner, c_vhint, male, female, val_hint.df.label.to_numpy())
+        v = _eval_cache(scope, c_val, male, female)
+        h = _eval_cache(scope, c_vhint, male, female, val_hint.df.label.to_numpy())
         return {"step": step, "val_afgb": v["afgb"], "val_mass": v["mass"], "val_ub": h["ub"]}
 
     if first_step == 1:
@@ -245,16 +230,16 @@ def tune(
     bad_evals = 0
     for step in range(first_step, cfg.steps + 1):
         idx = _batch_indices(len(c_train), cfg.batch_size, cfg.seed, step)
-        logits = last_logits_from(runner, c_train, idx)
+        logits = scope.last_logits(c_train, idx)
         loss = pronoun_loss(logits, male, female, cfg.loss)
         parts = {"loss_pronoun": loss.item()}
         if c_hint is not None:
             hidx = _batch_indices(len(c_hint), cfg.batch_size, cfg.seed + 7919, step)
-            lh = hint_loss(last_logits_from(runner, c_hint, hidx), male, female, hint_labels[hidx])
+            lh = hint_loss(scope.last_logits(c_hint, hidx), male, female, hint_labels[hidx])
             loss = loss + cfg.hint_weight * lh
             parts["loss_hint"] = lh.item()
         if cfg.kl_weight > 0:
-            tuned = runner.unembed(runner.run(x_neutral, start=start))[mask]
+            tuned = scope.all_logits(c_neutral)
             lk = kl_to_base(tuned, base_neutral)
             loss = loss + cfg.kl_weight * lk
             parts["loss_kl"] = lk.item()
@@ -289,8 +274,7 @@ def tune(
         with torch.no_grad():
             for n, p in params.items():
                 p.copy_(best["params"][n])
-    for p in params.values():
-        p.requires_grad_(False)
+    scope.finish()
     return TuneResult(
         blocks=blocks,
         history=pd.DataFrame(history),
@@ -302,4 +286,4 @@ def tune(
     )
 
 
-__all__ = ["BlockInputCache", "TrainingError", "TuneConfig", "TuneResult", "freeze_all_but", "resolve_blocks", "tune"]
+__all__ = ["METHODS", "BlockInputCache", "TrainingError", "TuneConfig", "TuneResult", "freeze_all_but", "resolve_blocks", "last_logits_from", "tune"]

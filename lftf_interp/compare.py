@@ -1,0 +1,276 @@
+"""LFTF against its baselines on the same data, budget and seed: one row per (method, seed).
+
+Methods are data (:class:`MethodSpec`): which parameters are trained (TuneConfig overrides) or, for the
+prompt baseline, which instruction is prepended. ``run_method`` trains a fresh copy of the base model,
+evaluates AFGB/UB/mass on the test split and capability retention against one shared
+:class:`~lftf_interp.retain.RetentionReference`; ``aggregate`` pools seeds (mean and a t-interval).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .data.datasets import BiasDataset, load_dataset
+from .metrics import EvalConfig, evaluate
+from .retain import RetainConfig, RetentionReference, compare_retention, compute_reference, compute_retention
+from .retain import retention_summary as _retention_summary
+
+# Shared budget of every trained method (the best LFTF setting of notebook 03's trials).
+BUDGET = dict(loss="balanced", hint_weight=0.5, lr=3e-4, steps=150, batch_size=32, eval_every=10, n_val=200)
+DEBIAS_INSTRUCTION = (
+    "The following text is about a person whose gender is unknown. Refer to them with 'he' and 'she' equally often, "
+    "never assuming a gender from their job.\n"
+)
+
+
+@dataclass
+class MethodSpec:
+    name: str
+    description: str
+    tune: dict | None = None  # TuneConfig overrides on top of BUDGET; None = no training
+    instruction: str | None = None  # prepended to every bias/hint prompt (prompt baseline)
+    n_seeds: int | None = None  # run only the first n of the configured seeds (None = all)
+
+    def __post_init__(self) -> None:
+        if self.tune is not None and self.instruction is not None:
+            raise ValueError(f"Method {self.name!r}: give either tune overrides or an instruction, not both.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MethodSpec:
+        return cls(**d)
+
+
+def default_methods(n_layers: int = 30, seed: int = 0, exclude: Sequence[int] = (0, 1)) -> list[MethodSpec]:
+    """The comparison of issue 4: three LFTF losses on the top-BMI block, other blocks, FPFT, LoRA, prompt."""
+    rng = np.random.default_rng(seed)
+    middle = n_layers // 2
+    candidates = [b for b in range(n_layers) if b not in (0, middle, n_layers - 1)] or list(range(n_layers))
+    rand = int(rng.choice(candidates))
+    ex = tuple(exclude)
+    return [
+        MethodSpec("base", "the untouched model"),
+        MethodSpec("prompt", "debiasing instruction prepended, no training", instruction=DEBIAS_INSTRUCTION),
+        MethodSpec("lftf-balanced", "top-BMI block, balanced loss + hint term", {"block": "auto", "bmi_exclude": ex}),
+        MethodSpec("lftf-paper", "top-BMI block, paper loss + hint term", {"block": "auto", "bmi_exclude": ex, "loss": "paper"}),
+        MethodSpec("lftf-sum", "top-BMI block, sum loss + hint term", {"block": "auto", "bmi_exclude": ex, "loss": "sum"}),
+        MethodSpec("block-first", "block 0", {"block": 0}, n_seeds=1),
+        MethodSpec("block-middle", f"block {middle}", {"block": middle}, n_seeds=1),
+        MethodSpec("block-random", f"block {rand} (seeded draw)", {"block": rand}, n_seeds=1),
+        MethodSpec("top3-bmi", "the 3 top-BMI blocks", {"block": "auto", "top_k": 3, "bmi_exclude": ex}, n_seeds=1),
+        MethodSpec("lora", "peft LoRA r=8 on all blocks' attention + MLP", {"method": "lora", "lr": 1e-3}, n_seeds=1),
+        MethodSpec("fpft", "full-parameter fine-tune", {"method": "full", "lr": 1e-5}, n_seeds=1),
+    ]
+
+
+@dataclass
+class CompareConfig:
+    model: str = "smollm2-135m"
+    seeds: tuple[int, ...] = (0,)
+    split: str = "test"
+    budget: dict = field(default_factory=lambda: dict(BUDGET))
+    retain: RetainConfig = field(default_factory=RetainConfig)
+    n_boot: int = 1000
+
+    def __post_init__(self) -> None:
+        self.seeds = tuple(int(s) for s in self.seeds)
+        if not self.seeds:
+            raise ValueError("seeds is empty: give at least one seed.")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["retain"] = self.retain.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CompareConfig:
+        d = dict(d)
+        if "retain" in d:
+            d["retain"] = RetainConfig.from_dict(d["retain"])
+        return cls(**d)
+
+
+def _with_instruction(ds: BiasDataset, instruction: str) -> BiasDataset:
+    df = ds.df.assign(prompt=instruction + ds.df["prompt"])
+    return BiasDataset(ds.name, ds.split, df, ds.kind, ds.version, {**ds.meta, "instruction": instruction})
+
+
+def run_method(
+    spec: MethodSpec,
+    load: Callable[[], object],
+    ref: RetentionReference | None,
+    cfg: CompareConfig,
+    seed: int = 0,
+    out_dir=None,
+    progress=None,
+) -> tuple[dict, object]:
+    """Train (or prompt) one method on a fresh model from ``load()``; return (row, tuned model)."""
+    from .tune import TuneConfig, tune
+
+    model = load()
+    t0 = time.perf_counter()
+    bias, hint = load_dataset("genbias", cfg.split), load_dataset("genhint", cfg.split)
+    row: dict = {"method": spec.name, "seed": seed, "description": spec.description, "trainable_params": 0, "blocks": ""}
+    start = None
+    if spec.tune is not None:
+        tcfg = TuneConfig(**{**cfg.budget, **spec.tune, "seed": seed})
+        res = tune(model, tcfg, out_dir=out_dir, progress=progress)
+        row.update(trainable_params=res.trainable_params, blocks=" ".join(map(str, res.blocks)), best_step=res.best_step,
+                   method_kind=tcfg.method)
+        start = min(res.blocks) if tcfg.method == "block" else 0
+    if spec.instruction is not None:
+        bias, hint = _with_instruction(bias, spec.instruction), _with_instruction(hint, spec.instruction)
+    row["train_s"] = time.perf_counter() - t0
+    metrics, _, _ = evaluate(model, EvalConfig(split=cfg.split, n_boot=cfg.n_boot, seed=seed), bias, hint)
+    row.update({k: metrics[k] for k in ("afgb", "afgb_ci", "ub", "ub_ci", "mass", "mass_ci")})
+    if ref is not None:
+        if spec.tune is None:  # weights untouched: retention is the base model's by construction
+            row.update(kl=0.0, ppl_change_pct=0.0, mc_acc_change=0.0, mc_acc_norm_change=0.0, asdiv_change=0.0,
+                       mc_acc=float(ref.base["mc"]["acc"].mean() * 100))
+        else:
+            table = compare_retention(ref, compute_retention(model, ref, start=start))
+            row.update(_retention_summary(table))
+            row["retention_table"] = table.to_dict(orient="records")
+    row["wall_s"] = time.perf_counter() - t0
+    return row, model
+
+
+def run_compare(
+    methods: Sequence[MethodSpec],
+    cfg: CompareConfig,
+    load: Callable[[], object] | None = None,
+    ref: RetentionReference | None = None,
+    on_row: Callable[[dict], None] | None = None,
+    skip: Callable[[str, int], bool] | None = None,
+) -> pd.DataFrame:
+    """Every method × seed. ``skip(name, seed)`` lets a caller resume (rows already on disk)."""
+    from .models import load_model
+
+    load = load or (lambda: load_model(cfg.model))
+    if ref is None:
+        base = load()
+        blocks = {29, 15} if base.cfg.n_layers == 30 else {base.cfg.n_layers - 1}
+        ref = compute_reference(base, cfg.retain, cache_at=sorted(blocks))
+        del base
+    rows = []
+    for spec in methods:
+        seeds = cfg.seeds[: spec.n_seeds] if spec.tune is not None else cfg.seeds[:1]
+        for seed in seeds:
+            if skip and skip(spec.name, seed):
+                continue
+            row, _ = run_method(spec, load, ref, cfg, seed)
+            rows.append(row)
+            if on_row:
+                on_row(row)
+    return pd.DataFrame(rows)
+
+
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
+
+
+def aggregate(rows: pd.DataFrame, base_mass: float | None = None, base_afgb: float | None = None) -> pd.DataFrame:
+    """Mean over seeds per method, with a 95 % t-interval half-width (``*_pm``) when there are >= 2 seeds."""
+    cols = ["afgb", "ub", "mass", "kl", "ppl_change_pct", "mc_acc_change", "mc_acc_norm_change", "asdiv_change",
+            "trainable_params", "wall_s"]
+    out = []
+    for name, g in rows.groupby("method", sort=False):
+        r: dict = {"method": name, "n_seeds": len(g), "blocks": g["blocks"].iloc[0]}
+        for c in cols:
+            if c not in g:
+                continue
+            v = g[c].astype(float).to_numpy()
+            v = v[~np.isnan(v)]
+            if not len(v):
+                continue
+            r[c] = float(v.mean())
+            if len(v) >= 2:
+                r[c + "_pm"] = float(_T95.get(len(v) - 1, 1.96) * v.std(ddof=1) / math.sqrt(len(v)))
+        if base_afgb:
+            r["afgb_rel_change_pct"] = 100 * (r["afgb"] / base_afgb - 1)
+        if base_mass:
+            r["mass_ratio"] = r["mass"] / base_mass
+        out.append(r)
+    return pd.DataFrame(out)
+
+
+def markdown_table(agg: pd.DataFrame) -> str:
+    """The README's comparison table."""
+
+    def f(r, c, fmt):
+        if c not in r or pd.isna(r[c]):
+            return "—"
+        s = format(r[c], fmt)
+        if c + "_pm" in r and not pd.isna(r.get(c + "_pm")):
+            s += " ± " + format(r[c + "_pm"], fmt)
+        return s
+
+    head = ("| method | blocks | seeds | AFGB ↓ | Δ AFGB | UB ↑ | he+she mass (× base) | KL nats/tok | ppl Δ % | "
+            "MC acc Δ pts | trainable params | wall s |")
+    lines = [head, "|" + "---|" * 12]
+    for _, r in agg.iterrows():
+        rel = "—" if pd.isna(r.get("afgb_rel_change_pct")) else f"{r['afgb_rel_change_pct']:+.0f}%"
+        ratio = "" if pd.isna(r.get("mass_ratio")) else f" ({r['mass_ratio']:.2f}×)"
+        lines.append(
+            f"| {r['method']} | {r['blocks'] or '—'} | {r['n_seeds']} | {f(r, 'afgb', '.3f')} | {rel} | {f(r, 'ub', '.3f')} | "
+            f"{f(r, 'mass', '.3f')}{ratio} | {f(r, 'kl', '.4f')} | {f(r, 'ppl_change_pct', '+.2f')} | "
+            f"{f(r, 'mc_acc_change', '+.2f')} | {int(r['trainable_params']):,} | {r['wall_s']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+
+
+def block_sweep(
+    load: Callable[[], object],
+    blocks: Sequence[int],
+    budget: dict | None = None,
+    retain: RetainConfig | None = None,
+    split: str = "test",
+    seed: int = 0,
+    on_row: Callable[[dict], None] | None = None,
+) -> pd.DataFrame:
+    """Fine-tune each block alone with the same budget; per block: AFGB, UB, mass after, and the capability
+    cost (KL to the base, perplexity change). Together with BMI (``locate.compute_bmi``) this answers
+    "does BMI predict the best block?" (notebook 04)."""
+    from .tune import TuneConfig, tune
+
+    budget = dict(BUDGET, **(budget or {}))
+    retain = retain or RetainConfig(tasks={}, asdiv=0, n_windows=4, window=128)
+    base = load()
+    ref = compute_reference(base, retain)
+    del base
+    rows = []
+    for b in blocks:
+        model = load()
+        t0 = time.perf_counter()
+        res = tune(model, TuneConfig(**{**budget, "block": int(b), "seed": seed}))
+        metrics, _, _ = evaluate(model, EvalConfig(split=split, n_boot=200, seed=seed))
+        table = compare_retention(ref, compute_retention(model, ref))
+        row = {"block": int(b), "seed": seed, **{k: metrics[k] for k in ("afgb", "afgb_ci", "ub", "mass")},
+               **_retention_summary(table), "best_step": res.best_step, "wall_s": time.perf_counter() - t0}
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    return pd.DataFrame(rows)
+
+
+__all__ = [
+    "BUDGET",
+    "DEBIAS_INSTRUCTION",
+    "CompareConfig",
+    "MethodSpec",
+    "aggregate",
+    "block_sweep",
+    "default_methods",
+    "markdown_table",
+    "run_compare",
+    "run_method",
+]

