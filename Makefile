@@ -24,7 +24,7 @@ demo: venv
 ## Full-size runs behind the README's tables (CPU, ~1.5-2 h; resumable): all methods x 3 seeds, per-block sweep.
 experiments: venv
 	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --out results/compare
-	$(BIN)/lftf sweep --model smollm2-135m --blocks 2,5,8,11,14,17,20,23,26,29 --steps 40 --out results/block_sweep
+	$(BIN)/lftf sweep --model smollm2-135m --blocks 2,5,8,11,14,17,20,23,24,26,29 --steps 40 --out results/block_sweep
 
 ## Unit + integration tests and the notebooks (the README's test command; CI runs it).
 test: venv lint

@@ -164,6 +164,7 @@ def finetune(
     steps: int = typer.Option(150),
     batch_size: int = typer.Option(32),
     hint_weight: float = typer.Option(0.5, help="Weight of the hint-following cross-entropy (0 = off)."),
+    mass_weight: float = typer.Option(1.0, help="Weight of the he+she mass anchor to the base model (0 = off)."),
     kl_weight: float = typer.Option(0.0, help="Weight of KL(base || tuned) on neutral text."),
     checkpoint_every: int = typer.Option(10),
     resume: bool = typer.Option(False, help="Continue an interrupted run from OUT/checkpoint."),
@@ -181,7 +182,7 @@ def finetune(
         cfg = TuneConfig(
             block=int(block) if block != "auto" else "auto",
             bmi_exclude=tuple(int(x) for x in exclude.split(",") if x.strip()),
-            loss=loss, lr=lr, steps=steps, batch_size=batch_size, hint_weight=hint_weight,
+            loss=loss, lr=lr, steps=steps, batch_size=batch_size, hint_weight=hint_weight, mass_weight=mass_weight,
             kl_weight=kl_weight, checkpoint_every=checkpoint_every, seed=seed, method=method, n_val=200,
         )
         with console.status(f"loading {model}"):
@@ -225,6 +226,8 @@ def compare(
     methods: str = typer.Option("all", help="Comma-separated method names (see `lftf_interp.compare.default_methods`)."),
     steps: int = typer.Option(0, help="Override the shared step budget (0 = keep BUDGET's)."),
     retain: str = typer.Option("default", help="'default' (~1,200 MC items, 24 windows) or 'small' (a quick probe)."),
+    reference: Path = typer.Option(None, help="A saved retention reference of the base model (read if present, "
+                                   "else computed and written there)."),
     out: Path = typer.Option(Path("out/compare")),
 ) -> None:
     """LFTF vs baselines (FPFT, LoRA, other blocks, top-k, prompt): AFGB, UB, mass, KL, perplexity, MC accuracy,
@@ -242,7 +245,8 @@ def compare(
             unknown = sorted(set(want) - {s.name for s in specs})
             if unknown:
                 raise LftfError(f"Unknown method(s) {unknown}; choose from {[s.name for s in specs]}.")
-            specs = [s for s in specs if s.name in want]
+            by_name = {s.name: s for s in specs}
+            specs = [by_name[n] for n in want]  # in the order given
         budget = dict(BUDGET, **({"steps": steps} if steps else {}))
         rcfg = RetainConfig() if retain == "default" else RetainConfig.small()
         cfg = CompareConfig(model=model, seeds=tuple(int(x) for x in seeds.split(",")), budget=budget, retain=rcfg)
@@ -266,7 +270,16 @@ def compare(
                       f"MC {row.get('mc_acc_change', float('nan')):+.2f} ({row['wall_s']:.0f} s)")
 
     try:
-        run_compare(specs, cfg, load=lambda: load_model(model), on_row=on_row, skip=lambda n, s: (n, s) in done)
+        ref = None
+        if reference is not None:
+            from .retain import compute_reference, load_reference, save_reference
+
+            if (reference / "reference.json").is_file():
+                ref = load_reference(reference, rcfg)
+            else:
+                ref = compute_reference(load_model(model), rcfg)
+                save_reference(ref, reference)
+        run_compare(specs, cfg, load=lambda: load_model(model), ref=ref, on_row=on_row, skip=lambda n, s: (n, s) in done)
     except (LftfError, ValueError) as e:
         _fail(e)
     write_compare_summary(out)
@@ -297,7 +310,7 @@ def demo(
         compute_retention,
         retention_summary,
     )
-    from .tune import TuneConfig, save_delta, tune
+    from .tune import TuneConfig, resolve_blocks, save_delta, tune
 
     fig_dir = out / "figures"
     try:
@@ -313,12 +326,14 @@ def demo(
         loc = run_locate(base_model, lcfg)
         save_locate(loc, out / "locate", run_meta(model=model, dataset_version=DATASET_VERSION, **lcfg.to_dict()))
         bmi = loc["bmi"]
-        allowed = bmi[bmi.layer > 1] if len(bmi) > 2 else bmi
-        top = int(allowed.sort_values(["rank", "layer"]).iloc[0].layer)
-        console.print(f"BMI top block: {int(bmi.sort_values(['rank', 'layer']).iloc[0].layer)} (raw); {top} excluding "
-                      "blocks 0-1, which have high BMI on any input (notebook 02)")
-        console.rule(f"3 · fine-tune block {top}")
-        cfg = TuneConfig(**{**BUDGET, "steps": steps, "block": top, "seed": seed})
+        console.print("BMI top blocks (test prompts): " + ", ".join(
+            f"{int(r.layer)} ({r.bmi:.3f})" for r in bmi.sort_values(["rank", "layer"]).head(4).itertuples()))
+        exclude = (0, 1) if base_model.cfg.n_layers > 2 else ()
+        cfg = TuneConfig(**{**BUDGET, "steps": steps, "block": "auto", "bmi_exclude": exclude, "seed": seed})
+        top = resolve_blocks(bridge, cfg)[0]
+        console.rule(f"3 · fine-tune block {top} (BMI rank 1 on train prompts, blocks {list(exclude)} set aside: "
+                     "they have high BMI on any input, notebook 02)")
+        cfg = TuneConfig(**{**cfg.to_dict(), "block": top})
         with _progress() as prog:
             task = prog.add_task("fine-tuning", total=steps)
 
@@ -360,7 +375,8 @@ def demo(
 def sweep(
     model: str = typer.Option("smollm2-135m", help="Registry name, local HF directory, or cached HF id."),
     blocks: str = typer.Option("every3", help="Comma-separated blocks, 'all', or 'everyK' (0, K, 2K, ... and the last)."),
-    steps: int = typer.Option(60, help="Steps per block (the same budget for every block)."),
+    steps: int = typer.Option(40, help="Steps per block (the same budget for every block)."),
+    mass_weight: float = typer.Option(0.0, help="Mass-anchor weight (results/block_sweep was run without it)."),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("out/sweep")),
 ) -> None:
@@ -397,9 +413,12 @@ def sweep(
         console.print(f"block {row['block']}: AFGB {row['afgb']:.3f} UB {row['ub']:.3f} KL {row['kl']:.4f} "
                       f"ppl {row['ppl_change_pct']:+.2f}% ({row['wall_s']:.0f} s)")
 
-    block_sweep(lambda: load_model(model), [b for b in chosen if b not in done], budget={"steps": steps}, seed=seed,
-                on_row=on_row)
-    (out / "config.json").write_text(json.dumps(run_meta(model=model, blocks=chosen, steps=steps, seed=seed), indent=2))
+    from .compare import BUDGET
+
+    budget = {**BUDGET, "steps": steps, "mass_weight": mass_weight}
+    block_sweep(lambda: load_model(model), [b for b in chosen if b not in done], budget=budget, seed=seed, on_row=on_row)
+    (out / "config.json").write_text(json.dumps(run_meta(model=model, blocks=chosen, steps=steps, seed=seed, budget=budget),
+                                                indent=2))
 
 
 def write_compare_summary(out: Path) -> str:

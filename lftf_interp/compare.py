@@ -22,7 +22,7 @@ from .retain import RetainConfig, RetentionReference, compare_retention, compute
 from .retain import retention_summary as _retention_summary
 
 # Shared budget of every trained method (the best LFTF setting of notebook 03's trials).
-BUDGET = dict(loss="balanced", hint_weight=0.5, lr=3e-4, steps=150, batch_size=32, eval_every=10, n_val=200)
+BUDGET = dict(loss="balanced", hint_weight=0.5, mass_weight=1.0, lr=3e-4, steps=150, batch_size=32, eval_every=10, n_val=200)
 DEBIAS_INSTRUCTION = (
     "The following text is about a person whose gender is unknown. Refer to them with 'he' and 'she' equally often, "
     "never assuming a gender from their job.\n"
@@ -49,8 +49,11 @@ class MethodSpec:
         return cls(**d)
 
 
-def default_methods(n_layers: int = 30, seed: int = 0, exclude: Sequence[int] = (0, 1)) -> list[MethodSpec]:
-    """The comparison of issue 4: three LFTF losses on the top-BMI block, other blocks, FPFT, LoRA, prompt."""
+def default_methods(
+    n_layers: int = 30, seed: int = 0, exclude: Sequence[int] = (0, 1), n_seeds_other: int | None = 1
+) -> list[MethodSpec]:
+    """The comparison of issue 4: three LFTF losses on the top-BMI block, other blocks, FPFT, LoRA, prompt.
+    ``lftf-balanced`` runs on every seed; the other losses and the baselines on ``n_seeds_other`` (CPU budget)."""
     rng = np.random.default_rng(seed)
     middle = n_layers // 2
     candidates = [b for b in range(n_layers) if b not in (0, middle, n_layers - 1)] or list(range(n_layers))
@@ -60,12 +63,15 @@ def default_methods(n_layers: int = 30, seed: int = 0, exclude: Sequence[int] = 
         MethodSpec("base", "the untouched model"),
         MethodSpec("prompt", "debiasing instruction prepended, no training", instruction=DEBIAS_INSTRUCTION),
         MethodSpec("lftf-balanced", "top-BMI block, balanced loss + hint term", {"block": "auto", "bmi_exclude": ex}),
-        MethodSpec("lftf-paper", "top-BMI block, paper loss + hint term", {"block": "auto", "bmi_exclude": ex, "loss": "paper"}),
-        MethodSpec("lftf-sum", "top-BMI block, sum loss + hint term", {"block": "auto", "bmi_exclude": ex, "loss": "sum"}),
-        MethodSpec("block-first", "block 0", {"block": 0}, n_seeds=1),
+        MethodSpec("lftf-paper", "top-BMI block, paper loss + hint term", {"block": "auto", "bmi_exclude": ex, "loss": "paper"},
+                   n_seeds=n_seeds_other),
+        MethodSpec("lftf-sum", "top-BMI block, sum loss + hint term", {"block": "auto", "bmi_exclude": ex, "loss": "sum"},
+                   n_seeds=n_seeds_other),
+        MethodSpec("block-last", f"block {n_layers - 1}, the last (the paper's BMI pick)", {"block": n_layers - 1}, n_seeds=1),
+        MethodSpec("top3-bmi", "the 3 top-BMI blocks", {"block": "auto", "top_k": 3, "bmi_exclude": ex}, n_seeds=1),
         MethodSpec("block-middle", f"block {middle}", {"block": middle}, n_seeds=1),
         MethodSpec("block-random", f"block {rand} (seeded draw)", {"block": rand}, n_seeds=1),
-        MethodSpec("top3-bmi", "the 3 top-BMI blocks", {"block": "auto", "top_k": 3, "bmi_exclude": ex}, n_seeds=1),
+        MethodSpec("block-first", "block 0", {"block": 0}, n_seeds=1),
         MethodSpec("lora", "peft LoRA r=8 on all blocks' attention + MLP", {"method": "lora", "lr": 1e-3}, n_seeds=1),
         MethodSpec("fpft", "full-parameter fine-tune", {"method": "full", "lr": 1e-5}, n_seeds=1),
     ]
@@ -209,7 +215,7 @@ def markdown_table(agg: pd.DataFrame) -> str:
             return "—"
         s = format(r[c], fmt)
         if c + "_pm" in r and not pd.isna(r.get(c + "_pm")):
-            s += " ± " + format(r[c + "_pm"], fmt)
+            s += " ± " + format(r[c + "_pm"], fmt.replace("+", ""))
         return s
 
     head = ("| method | blocks | seeds | AFGB ↓ | Δ AFGB | UB ↑ | he+she mass (× base) | KL nats/tok | ppl Δ % | "

@@ -182,7 +182,8 @@ def plot_training_curves(history: pd.DataFrame, base: dict | None = None, title:
     """Training loss per step and validation AFGB / UB / he+she mass at each evaluation."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     h = history.copy()
-    for col, label in (("loss", "total loss"), ("loss_pronoun", "pronoun loss"), ("loss_hint", "hint loss")):
+    for col, label in (("loss", "total loss"), ("loss_pronoun", "pronoun loss"), ("loss_hint", "hint loss"),
+                       ("loss_mass", "mass anchor"), ("loss_kl", "KL to base")):
         if col in h and h[col].notna().any():
             axes[0].plot(h.step, h[col], label=label, lw=1)
     axes[0].set(xlabel="step", ylabel="training loss", title="training loss")
@@ -233,12 +234,20 @@ def plot_share_shift(before_df: pd.DataFrame, after_df: pd.DataFrame, title: str
     """Per test occupation: share of 'he' before vs after the fine-tune (0.5 = balanced)."""
     b = occupation_table(before_df).set_index("occupation")
     a = occupation_table(after_df).set_index("occupation")
-    fig, ax = plt.subplots(figsize=(6, 5.5))
+    fig, ax = plt.subplots(figsize=(7, 6))
+    order = b.sort_values("share_he")
+    named = set(order.index[:5]) | set(order.index[-5:])  # label the most extreme occupations only
     for occ in b.index:
         st = b.loc[occ, "stereotype"]
         ax.annotate("", (a.loc[occ, "share_he"], b.loc[occ, "share_he"]), (b.loc[occ, "share_he"], b.loc[occ, "share_he"]),
                     arrowprops={"arrowstyle": "->", "color": STEREO_PALETTE.get(st, "#bbbbbb"), "lw": 1})
-        ax.text(a.loc[occ, "share_he"], b.loc[occ, "share_he"], " " + occ, fontsize=7, va="center")
+        if occ in named:
+            ax.text(max(a.loc[occ, "share_he"], b.loc[occ, "share_he"]) + 0.01, b.loc[occ, "share_he"], occ, fontsize=7,
+                    va="center")
+    for st, c in STEREO_PALETTE.items():
+        if st in set(b.stereotype):
+            ax.plot([], [], color=c, label=f"{st} (BLS)")
+    ax.legend(fontsize=8, loc="lower right")
     ax.axvline(0.5, ls="--", color="grey")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="P(he)/(P(he)+P(she)): arrow from base to tuned",
            ylabel="base model's share of 'he' (occupation)", title=title or "Each occupation moves toward 0.5")

@@ -18,12 +18,12 @@ from lftf_interp.retain import RetainConfig
 
 def test_default_methods_cover_the_issue():
     names = [m.name for m in default_methods(30)]
-    for n in ("base", "prompt", "lftf-balanced", "lftf-paper", "lftf-sum", "block-first", "block-middle", "block-random",
+    for n in ("base", "prompt", "lftf-balanced", "lftf-paper", "lftf-sum", "block-first", "block-middle", "block-random", "block-last",
               "top3-bmi", "lora", "fpft"):
         assert n in names
     specs = {m.name: m for m in default_methods(30)}
     assert specs["block-middle"].tune["block"] == 15 and specs["block-first"].tune["block"] == 0
-    assert specs["block-random"].tune == default_methods(30)[7].tune  # seeded: the same draw each time
+    assert specs["block-random"].tune == {m.name: m for m in default_methods(30)}["block-random"].tune  # seeded draw
     with pytest.raises(ValueError, match="either tune overrides or an instruction"):
         MethodSpec("x", "bad", tune={}, instruction="hi")
 

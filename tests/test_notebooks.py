@@ -1,5 +1,6 @@
 """Execute every notebook end to end on the real model (figures land in figures/)."""
 
+import os
 from pathlib import Path
 
 import nbformat
@@ -16,3 +17,6 @@ def test_notebook_runs(path):
     NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
+    if out := os.environ.get("LFTF_NOTEBOOK_OUT"):  # keep the executed copy (to commit notebooks with outputs)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, Path(out) / path.name)

@@ -8,7 +8,9 @@ from .evaluate import (
     compare_retention,
     compute_reference,
     compute_retention,
+    load_reference,
     retention_summary,
+    save_reference,
 )
 from .sources import SOURCES, fetch
 from .tasks import CORPORA, MC_TASKS, corpus_documents, load_asdiv, load_mc
@@ -27,5 +29,7 @@ __all__ = [
     "fetch",
     "load_asdiv",
     "load_mc",
+    "load_reference",
     "retention_summary",
+    "save_reference",
 ]

@@ -12,8 +12,10 @@ block on, ~10–30x cheaper than a full forward on SmolLM2. Scoring is exact eit
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -342,6 +344,53 @@ def retention_summary(table: pd.DataFrame) -> dict:
     return out
 
 
+
+
+def save_reference(ref: RetentionReference, path) -> Path:
+    """Write a reference (without its residual caches) as JSON + safetensors, so later runs skip the base pass."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    seqs = {k: [asdict(s) for s in getattr(ref, k)] for k in ("windows", "mc")}
+    doc = {
+        "format": "lftf-retention-reference/1", "config": ref.config.to_dict(), **seqs, "window_corpus": ref.window_corpus,
+        "mc_items": ref.mc_items.to_dict(orient="list"), "asdiv_ids": ref.asdiv_ids,
+        "asdiv_answers": ref.asdiv_answers.tolist(),
+        "base": {"windows": ref.base["windows"].to_dict(orient="list"), "mc": ref.base["mc"].to_dict(orient="list"),
+                 "asdiv": ref.base["asdiv"].tolist()},
+    }
+    (path / "reference.json").write_text(json.dumps(doc))
+    save_file({f"kl.{i}": t.contiguous() for i, t in enumerate(ref.base_kl_logp) if t is not None}, path / "base_kl.safetensors")
+    return path
+
+
+def load_reference(path, cfg: RetainConfig | None = None) -> RetentionReference:
+    """Read :func:`save_reference`'s output; refuses it if ``cfg`` differs from the config it was made with."""
+    from safetensors.torch import load_file
+
+    from ..errors import LftfError
+
+    path = Path(path)
+    doc = json.loads((path / "reference.json").read_text())
+    saved = RetainConfig.from_dict(doc["config"])
+    if cfg is not None and saved != cfg:
+        raise LftfError(f"The retention reference in {path} was made with {saved}, not {cfg}; delete it or pass that config.")
+    kl = load_file(path / "base_kl.safetensors")
+    return RetentionReference(
+        config=saved,
+        windows=[_Seq(**{**s, "choice_ids": tuple(s["choice_ids"])}) for s in doc["windows"]],
+        window_corpus=doc["window_corpus"],
+        mc=[_Seq(**{**s, "choice_ids": tuple(s["choice_ids"])}) for s in doc["mc"]],
+        mc_items=pd.DataFrame(doc["mc_items"]),
+        asdiv_ids=doc["asdiv_ids"],
+        asdiv_answers=np.array(doc["asdiv_answers"], dtype=float),
+        base={"windows": pd.DataFrame(doc["base"]["windows"]), "mc": pd.DataFrame(doc["base"]["mc"]),
+              "asdiv": np.array(doc["base"]["asdiv"], dtype=bool)},
+        base_kl_logp=[kl[f"kl.{i}"] for i in range(len(kl))],
+    )
+
+
 __all__ = [
     "DEFAULT_TASKS",
     "RetainConfig",
@@ -349,5 +398,7 @@ __all__ = [
     "compare_retention",
     "compute_reference",
     "compute_retention",
+    "load_reference",
     "retention_summary",
+    "save_reference",
 ]

@@ -1,7 +1,7 @@
 """Then fine-tune: train only the located block(s) with an LFTF loss; deltas; checkpoints."""
 
 from .delta import DeltaMismatchError, apply_delta, block_fingerprint, save_delta
-from .losses import LOSSES, hint_loss, kl_to_base, pronoun_loss
+from .losses import LOSSES, hint_loss, kl_to_base, mass_anchor, pronoun_loss
 from .train import (
     BlockInputCache,
     TrainingError,
@@ -24,6 +24,7 @@ __all__ = [
     "freeze_all_but",
     "hint_loss",
     "kl_to_base",
+    "mass_anchor",
     "pronoun_loss",
     "resolve_blocks",
     "save_delta",

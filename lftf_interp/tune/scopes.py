@@ -13,6 +13,7 @@ All three expose the same small interface (``params``, ``cache``, ``last_logits`
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import torch
@@ -23,18 +24,44 @@ from ..tokens import encode_batch
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
+_MEMO: dict[tuple, torch.Tensor] = {}  # (weights before the block, block, prompts) -> residual entering the block
+_MEMO_MAX = 8
+
+
+def _prefix_key(runner: LlamaRunner, start: int, prompts: Sequence[str]) -> tuple:
+    """Identifies the residual entering ``start``: a hash of the embedding and blocks 0..start-1 and the prompts."""
+    h = hashlib.sha256()
+    for name, p in runner.p.items():
+        layer = name.split(".")[2] if name.startswith("model.layers.") else None
+        if name == "model.embed_tokens.weight" or (layer is not None and int(layer) < start):
+            h.update(name.encode())
+            h.update(p.detach().contiguous().numpy().tobytes())
+    h.update("\x00".join(prompts).encode())
+    return (start, h.hexdigest())
+
+
 class BlockInputCache:
     """Right-padded token ids → the residual stream entering block ``start`` (no grad), computed once.
-    With ``start=None`` it keeps the token ids themselves (for scopes that train the embeddings)."""
+    With ``start=None`` it keeps the token ids themselves (for scopes that train the embeddings).
+
+    The residual is also kept in a small process-wide memo keyed by a hash of the weights before ``start``
+    and the prompts, so several fine-tunes of fresh copies of one base model (``lftf compare``, seeds) reuse
+    it; a model whose earlier blocks differ hashes differently and is recomputed."""
 
     def __init__(self, runner: LlamaRunner, model, prompts: Sequence[str], start: int | None, chunk: int = 128):
         ids, self.lengths = encode_batch(model, prompts)
         self.start = start
         if start is None:
             self.x = ids
-        else:
+            return
+        key = _prefix_key(runner, start, prompts)
+        if key not in _MEMO:
             with torch.no_grad():
-                self.x = torch.cat([runner.run(runner.embed(ids[s : s + chunk]), stop=start) for s in range(0, len(ids), chunk)])
+                x = torch.cat([runner.run(runner.embed(ids[s : s + chunk]), stop=start) for s in range(0, len(ids), chunk)])
+            if len(_MEMO) >= _MEMO_MAX:
+                _MEMO.pop(next(iter(_MEMO)))
+            _MEMO[key] = x
+        self.x = _MEMO[key]
 
     def __len__(self) -> int:
         return len(self.lengths)

@@ -26,7 +26,7 @@ from ..errors import LftfError
 from ..metrics import afgb_per_prompt, pair_probs, ub_per_prompt
 from ..runner import block_param_names, canonical_state_dict
 from ..tokens import target_ids
-from .losses import LOSSES, hint_loss, kl_to_base, pronoun_loss
+from .losses import LOSSES, hint_loss, kl_to_base, mass_anchor, pronoun_loss
 from .scopes import BlockInputCache, BlockScope, FullScope, LoraScope, last_logits_from
 
 
@@ -48,6 +48,7 @@ class TuneConfig:
     batch_size: int = 32
     hint_weight: float = 0.0  # cross-entropy toward the hinted pronoun on GenHintEval train
     kl_weight: float = 0.0  # KL(base ‖ tuned) on neutral text
+    mass_weight: float = 0.0  # (log he+she mass − base log mass)² on the training prompts
     eval_every: int = 10
     n_val: int | None = None
     patience: int | None = None  # evaluations without a better validation AFGB before stopping
@@ -200,6 +201,13 @@ def tune(
     hint_train = load_dataset("genhint", "train")
     c_hint = scope.cache(hint_train.prompts) if cfg.hint_weight > 0 else None
     hint_labels = torch.tensor((hint_train.df.label == "he").to_numpy())
+    if cfg.mass_weight > 0:  # the base model's log he+she mass per training prompt (before any update)
+        with torch.no_grad():
+            base_log_mass = torch.cat([
+                torch.logaddexp(*(torch.logsumexp(lg.float().log_softmax(-1)[:, list(ids)], -1) for ids in (male, female)))
+                for lg in (scope.last_logits(c_train, torch.arange(s, min(s + 128, len(c_train))))
+                           for s in range(0, len(c_train), 128))
+            ])
     if cfg.kl_weight > 0:
         c_neutral = scope.cache(NEUTRAL_PROMPTS)
         with torch.no_grad():
@@ -233,6 +241,10 @@ def tune(
         logits = scope.last_logits(c_train, idx)
         loss = pronoun_loss(logits, male, female, cfg.loss)
         parts = {"loss_pronoun": loss.item()}
+        if cfg.mass_weight > 0:
+            lmass = mass_anchor(logits, male, female, base_log_mass[idx])
+            loss = loss + cfg.mass_weight * lmass
+            parts["loss_mass"] = lmass.item()
         if c_hint is not None:
             hidx = _batch_indices(len(c_hint), cfg.batch_size, cfg.seed + 7919, step)
             lh = hint_loss(scope.last_logits(c_hint, hidx), male, female, hint_labels[hidx])

@@ -86,3 +86,17 @@ def test_config_validation_and_roundtrip():
         RetainConfig(tasks={"hellaswag": 10})
     c = RetainConfig.small()
     assert RetainConfig.from_dict(c.to_dict()) == c
+
+
+def test_reference_roundtrip(ref_and_model, tmp_path):
+    from lftf_interp.errors import LftfError
+    from lftf_interp.retain import load_reference, save_reference
+
+    ref, _ = ref_and_model
+    back = load_reference(save_reference(ref, tmp_path / "ref"), CFG)
+    tuned = _perturbed(layer=1)
+    a = compare_retention(ref, compute_retention(tuned, ref))
+    b = compare_retention(back, compute_retention(tuned, back))
+    np.testing.assert_allclose(a.change, b.change, rtol=1e-6, atol=1e-9)
+    with pytest.raises(LftfError, match="was made with"):
+        load_reference(tmp_path / "ref", RetainConfig.small(asdiv=3))

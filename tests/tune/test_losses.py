@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from lftf_interp.tune.losses import hint_loss, kl_to_base, pronoun_loss
+from lftf_interp.tune.losses import hint_loss, kl_to_base, mass_anchor, pronoun_loss
 
 HE, SHE = [0], [1]
 
@@ -44,3 +44,11 @@ def test_hint_loss_and_kl():
     p, q = [0.5, 0.5], [0.9, 0.1]
     expect = 0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1)  # KL(base=p || tuned=q)
     assert kl_to_base(logits_for([q]), logits_for([p])).item() == pytest.approx(expect, rel=1e-6)
+
+
+def test_mass_anchor():
+    lg = logits_for([[0.3, 0.1, 0.6], [0.05, 0.05, 0.9]])  # masses 0.4 and 0.1
+    base = torch.tensor([math.log(0.2), math.log(0.1)])
+    assert mass_anchor(lg, HE, SHE, base).item() == pytest.approx((math.log(0.4 / 0.2) ** 2 + 0.0) / 2, rel=1e-6)
+    # blind to the he/she split: the same mass, any balance, gives the same value
+    assert mass_anchor(logits_for([[0.2, 0.2, 0.6]]), HE, SHE, torch.tensor([math.log(0.4)])).item() == pytest.approx(0, abs=1e-9)

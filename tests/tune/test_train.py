@@ -92,3 +92,13 @@ def test_config_validation_and_roundtrip():
         TuneConfig(block="last")
     cfg = TuneConfig(block=3, hint_weight=0.5, bmi_exclude=[0])
     assert TuneConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_mass_anchor_holds_the_mass():
+    free, anchored = tiny_model(2, seed=8), tiny_model(2, seed=8)
+    cfg = {**CFG, "steps": 15, "lr": 3e-3, "loss": "paper"}  # `paper` inflates the mass when left alone
+    h_free = tune(free, TuneConfig(**cfg)).history.dropna(subset=["val_mass"])
+    h_anch = tune(anchored, TuneConfig(**cfg, mass_weight=50.0)).history.dropna(subset=["val_mass"])
+    base = h_free.val_mass.iloc[0]
+    assert abs(h_anch.val_mass.iloc[-1] / base - 1) < abs(h_free.val_mass.iloc[-1] / base - 1)
+    assert "loss_mass" in tune(tiny_model(2, seed=8), TuneConfig(**{**cfg, "steps": 2}, mass_weight=1.0)).history
