@@ -207,6 +207,12 @@ def aggregate(rows: pd.DataFrame, base_mass: float | None = None, base_afgb: flo
     return pd.DataFrame(out)
 
 
+def _blocks(b) -> str:
+    if b is None or (isinstance(b, float) and math.isnan(b)) or b == "":
+        return "—"
+    return str(int(b)) if isinstance(b, float) else str(b)
+
+
 def markdown_table(agg: pd.DataFrame) -> str:
     """The README's comparison table."""
 
@@ -225,7 +231,7 @@ def markdown_table(agg: pd.DataFrame) -> str:
         rel = "—" if pd.isna(r.get("afgb_rel_change_pct")) else f"{r['afgb_rel_change_pct']:+.0f}%"
         ratio = "" if pd.isna(r.get("mass_ratio")) else f" ({r['mass_ratio']:.2f}×)"
         lines.append(
-            f"| {r['method']} | {r['blocks'] or '—'} | {r['n_seeds']} | {f(r, 'afgb', '.3f')} | {rel} | {f(r, 'ub', '.3f')} | "
+            f"| {r['method']} | {_blocks(r['blocks'])} | {r['n_seeds']} | {f(r, 'afgb', '.3f')} | {rel} | {f(r, 'ub', '.3f')} | "
             f"{f(r, 'mass', '.3f')}{ratio} | {f(r, 'kl', '.4f')} | {f(r, 'ppl_change_pct', '+.2f')} | "
             f"{f(r, 'mc_acc_change', '+.2f')} | {int(r['trainable_params']):,} | {r['wall_s']:.0f} |"
         )

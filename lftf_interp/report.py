@@ -278,7 +278,7 @@ def plot_compare(agg: pd.DataFrame, title: str = "") -> plt.Figure:
     ax.axvline(0.75, ls=":", color="black")
     if len(base):
         ax.axvline(base.ub.iloc[0], ls="--", color="grey")
-    ax.set(xlabel="UB (test) ↑ — dotted: 0.75 target, dashed: base", xlim=(0, 1))
+    ax.set(xlabel="UB (test) ↑  (dotted 0.75, dashed base)", xlim=(0, 1))
     fig.suptitle(title or "Debiasing vs capability cost: LFTF (blue) and baselines (orange)")
     fig.tight_layout()
     return fig
