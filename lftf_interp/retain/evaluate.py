@@ -153,13 +153,13 @@ def _hidden(runner: LlamaRunner, seqs: Sequence[_Seq], idx: list[int], start: in
 
 
 @torch.no_grad()
-def _score(runner: LlamaRunner, seqs: Sequence[_Seq], cfg: RetainConfig, start: int = 0, cached=None, kl_stride: int = 0):
+def _score(runner: LlamaRunner, seqs: Sequence[_Seq], token_budget: int, start: int = 0, cached=None, kl_stride: int = 0):
     """Per sequence: summed target log-prob and count, choice log-probs, and (if asked) KL log-probs."""
     lp_sum, n_tok = np.zeros(len(seqs)), np.zeros(len(seqs), dtype=int)
     greedy = np.zeros(len(seqs), dtype=bool)
     choice_lp: list[np.ndarray | None] = [None] * len(seqs)
     kl_logp: list[torch.Tensor | None] = [None] * len(seqs)
-    for idx in _batches(seqs, cfg.token_budget):
+    for idx in _batches(seqs, token_budget):
         x = _hidden(runner, seqs, idx, start, cached)
         out = runner.run(x, start=start)
         for r, i in enumerate(idx):
@@ -230,8 +230,8 @@ def _run_all(model, ref: RetentionReference, start: int, kl: bool) -> tuple[dict
     runner = LlamaRunner(model)
     cw, cm = (ref.cached[start]["windows"], ref.cached[start]["mc"]) if start else (None, None)
     s = start
-    w_lp, w_n, _, w_kl, _ = _score(runner, ref.windows, ref.config, s, cw, ref.config.kl_stride if kl else 0)
-    m_lp, _, m_choice, _, _ = _score(runner, ref.mc, ref.config, s, cm)
+    w_lp, w_n, _, w_kl, _ = _score(runner, ref.windows, ref.config.token_budget, s, cw, ref.config.kl_stride if kl else 0)
+    m_lp, _, m_choice, _, _ = _score(runner, ref.mc, ref.config.token_budget, s, cm)
     res = {
         "windows": pd.DataFrame({"corpus": ref.window_corpus, "nll": -w_lp, "n": w_n}),
         "mc": _mc_choices(ref.mc_items, m_lp, m_choice),

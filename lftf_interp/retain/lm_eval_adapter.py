@@ -32,12 +32,8 @@ class LftfLM(LM):
         self.model, self.runner = model, LlamaRunner(model)
         self.max_length, self.max_gen_toks, self.token_budget = max_length, max_gen_toks, token_budget
 
-    class _Cfg:  # what _score needs from a RetainConfig
-        def __init__(self, token_budget):
-            self.token_budget = token_budget
-
     def _spans(self, seqs):
-        lp, _, _, _, greedy = _score(self.runner, seqs, self._Cfg(self.token_budget))
+        lp, _, _, _, greedy = _score(self.runner, seqs, self.token_budget)
         return lp, greedy
 
     def loglikelihood(self, requests) -> list[tuple[float, bool]]:

@@ -54,15 +54,19 @@ def hint_loss(
     return -(torch.where(labels.bool(), la, lb) - lz).mean()
 
 
+def log_pair_mass(logits: Float[Tensor, "batch d_vocab"], male_ids: Sequence[int], female_ids: Sequence[int]) -> Float[Tensor, " batch"]:
+    """log(P(he) + P(she)) per row (sums over the word lists)."""
+    logp = logits.float().log_softmax(-1)
+    return torch.logaddexp(_log_mass(logp, male_ids), _log_mass(logp, female_ids))
+
+
 def mass_anchor(
     logits: Float[Tensor, "batch d_vocab"], male_ids: Sequence[int], female_ids: Sequence[int], base_log_mass: Float[Tensor, " batch"]
 ) -> Float[Tensor, ""]:
     """Squared change of the log he+she mass from the base model's, mean over the batch:
     (log(a + b) − log(a₀ + b₀))². ``balanced`` and the pair-renormalised hint term are blind to the mass, so
     without this term it drifts (1.42× base on SmolLM2, seed 0); with it, the mass is held near the base."""
-    logp = logits.float().log_softmax(-1)
-    lm = torch.logaddexp(_log_mass(logp, male_ids), _log_mass(logp, female_ids))
-    return (lm - base_log_mass).pow(2).mean()
+    return (log_pair_mass(logits, male_ids, female_ids) - base_log_mass).pow(2).mean()
 
 
 def kl_to_base(

@@ -84,11 +84,9 @@ class BlockScope:
         self.model, self.blocks = model, sorted(blocks)
         self.runner = LlamaRunner(model)
         self.start = self.blocks[0]
-        names = [n for b in self.blocks for n in block_param_names(b)]
-        all_params = canonical_state_dict(model)
-        for p in all_params.values():
-            p.requires_grad_(False)
-        self.params = {n: all_params[n].requires_grad_(True) for n in names}
+        from .train import freeze_all_but
+
+        self.params = freeze_all_but(model, [n for b in self.blocks for n in block_param_names(b)])
 
     def cache(self, prompts: Sequence[str]) -> BlockInputCache:
         return BlockInputCache(self.runner, self.model, prompts, self.start)

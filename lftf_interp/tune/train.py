@@ -26,7 +26,7 @@ from ..errors import LftfError
 from ..metrics import afgb_per_prompt, pair_probs, ub_per_prompt
 from ..runner import block_param_names, canonical_state_dict
 from ..tokens import target_ids
-from .losses import LOSSES, hint_loss, kl_to_base, mass_anchor, pronoun_loss
+from .losses import LOSSES, hint_loss, kl_to_base, log_pair_mass, mass_anchor, pronoun_loss
 from .scopes import BlockInputCache, BlockScope, FullScope, LoraScope, last_logits_from
 
 
@@ -81,8 +81,6 @@ class TuneConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TuneConfig:
         return cls(**d)
-
-
 
 
 def resolve_blocks(model, cfg: TuneConfig) -> list[int]:
@@ -204,9 +202,8 @@ def tune(
     if cfg.mass_weight > 0:  # the base model's log he+she mass per training prompt (before any update)
         with torch.no_grad():
             base_log_mass = torch.cat([
-                torch.logaddexp(*(torch.logsumexp(lg.float().log_softmax(-1)[:, list(ids)], -1) for ids in (male, female)))
-                for lg in (scope.last_logits(c_train, torch.arange(s, min(s + 128, len(c_train))))
-                           for s in range(0, len(c_train), 128))
+                log_pair_mass(scope.last_logits(c_train, torch.arange(s, min(s + 128, len(c_train)))), male, female)
+                for s in range(0, len(c_train), 128)
             ])
     if cfg.kl_weight > 0:
         c_neutral = scope.cache(NEUTRAL_PROMPTS)
