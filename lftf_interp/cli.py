@@ -259,8 +259,12 @@ def compare(
         for line in rows_path.read_text().splitlines():
             r = json.loads(line)
             done.add((r["method"], r["seed"]))
-    (out / "config.json").write_text(json.dumps({**cfg.to_dict(), "methods": [s.to_dict() for s in specs],
-                                                 **run_meta(model=model)}, indent=2, default=str))
+    # A resumed run with a subset of methods keeps the specs of the methods already on disk (rows.jsonl has them all).
+    config_path = out / "config.json"
+    known = json.loads(config_path.read_text()).get("methods", []) if config_path.is_file() else []
+    merged = {m["name"]: m for m in known} | {s.name: s.to_dict() for s in specs}
+    config_path.write_text(json.dumps({**cfg.to_dict(), "methods": list(merged.values()), **run_meta(model=model)},
+                                      indent=2, default=str))
 
     def on_row(row: dict) -> None:
         with rows_path.open("a") as f:
@@ -428,6 +432,10 @@ def write_compare_summary(out: Path) -> str:
     from .compare import aggregate, markdown_table
 
     rows = pd.DataFrame([json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()])
+    config_path = out / "config.json"  # list methods in the configured order, not the order they were run in
+    order = [m["name"] for m in json.loads(config_path.read_text()).get("methods", [])] if config_path.is_file() else []
+    rank = {n: i for i, n in enumerate(order)}
+    rows = rows.sort_values("method", key=lambda c: c.map(lambda n: rank.get(n, len(rank))), kind="stable")
     base = rows[rows.method == "base"]
     agg = aggregate(rows, base_mass=float(base.mass.iloc[0]) if len(base) else None,
                     base_afgb=float(base.afgb.iloc[0]) if len(base) else None)

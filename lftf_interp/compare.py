@@ -54,15 +54,14 @@ def default_methods(
 ) -> list[MethodSpec]:
     """The comparison of issue 4: three LFTF losses on the top-BMI block, other blocks, FPFT, LoRA, prompt.
     ``lftf-balanced`` runs on every seed; the other losses and the baselines on ``n_seeds_other`` (CPU budget)."""
-    rng = np.random.default_rng(seed)
     middle = n_layers // 2
-    candidates = [b for b in range(n_layers) if b not in (0, middle, n_layers - 1)] or list(range(n_layers))
-    rand = int(rng.choice(candidates))
     ex = tuple(exclude)
     return [
         MethodSpec("base", "the untouched model"),
         MethodSpec("prompt", "debiasing instruction prepended, no training", instruction=DEBIAS_INSTRUCTION),
         MethodSpec("lftf-balanced", "top-BMI block, balanced loss + hint term", {"block": "auto", "bmi_exclude": ex}),
+        MethodSpec("lftf-balanced-nomass", "top-BMI block, balanced loss + hint term, no mass anchor",
+                   {"block": "auto", "bmi_exclude": ex, "mass_weight": 0.0}, n_seeds=n_seeds_other),
         MethodSpec("lftf-paper", "top-BMI block, paper loss + hint term", {"block": "auto", "bmi_exclude": ex, "loss": "paper"},
                    n_seeds=n_seeds_other),
         MethodSpec("lftf-sum", "top-BMI block, sum loss + hint term", {"block": "auto", "bmi_exclude": ex, "loss": "sum"},
@@ -70,7 +69,8 @@ def default_methods(
         MethodSpec("block-last", f"block {n_layers - 1}, the last (the paper's BMI pick)", {"block": n_layers - 1}, n_seeds=1),
         MethodSpec("top3-bmi", "the 3 top-BMI blocks", {"block": "auto", "top_k": 3, "bmi_exclude": ex}, n_seeds=1),
         MethodSpec("block-middle", f"block {middle}", {"block": middle}, n_seeds=1),
-        MethodSpec("block-random", f"block {rand} (seeded draw)", {"block": rand}, n_seeds=1),
+        MethodSpec("block-random", "a seeded random block other than the first, middle, last and top-3 BMI blocks",
+                   {"block": RANDOM_BLOCK, "bmi_exclude": ex, "draw_seed": seed}, n_seeds=1),
         MethodSpec("block-first", "block 0", {"block": 0}, n_seeds=1),
         MethodSpec("lora", "peft LoRA r=8 on all blocks' attention + MLP", {"method": "lora", "lr": 1e-3}, n_seeds=1),
         MethodSpec("fpft", "full-parameter fine-tune", {"method": "full", "lr": 1e-5}, n_seeds=1),
@@ -109,6 +109,32 @@ def _with_instruction(ds: BiasDataset, instruction: str) -> BiasDataset:
     return BiasDataset(ds.name, ds.split, df, ds.kind, ds.version, {**ds.meta, "instruction": instruction})
 
 
+RANDOM_BLOCK = "random"  # MethodSpec.tune["block"] placeholder, drawn by :func:`draw_random_block` at run time
+
+
+def draw_random_block(n_layers: int, avoid: Sequence[int], seed: int = 0) -> int:
+    """A seeded draw among the blocks not in ``avoid`` (all blocks if that leaves none).
+
+    The random-block baseline must not land on a block another row already tunes (on SmolLM2 an unconstrained
+    draw picked block 24, BMI's own pick), so ``avoid`` holds the first, middle, last and top-3 BMI blocks."""
+    candidates = [b for b in range(n_layers) if b not in set(avoid)] or list(range(n_layers))
+    return int(np.random.default_rng(seed).choice(candidates))
+
+
+def _resolve_random_block(model, overrides: dict) -> dict:
+    from .tune import TuneConfig
+    from .tune.train import resolve_blocks
+
+    overrides = dict(overrides)
+    draw_seed = overrides.pop("draw_seed", 0)
+    if overrides.get("block") != RANDOM_BLOCK:
+        return overrides
+    n = model.cfg.n_layers
+    top3 = resolve_blocks(model, TuneConfig(**{**overrides, "block": "auto", "top_k": 3}))
+    overrides["block"] = draw_random_block(n, [0, n // 2, n - 1, *top3], seed=draw_seed)
+    return overrides
+
+
 def run_method(
     spec: MethodSpec,
     load: Callable[[], object],
@@ -127,7 +153,7 @@ def run_method(
     row: dict = {"method": spec.name, "seed": seed, "description": spec.description, "trainable_params": 0, "blocks": ""}
     start = None
     if spec.tune is not None:
-        tcfg = TuneConfig(**{**cfg.budget, **spec.tune, "seed": seed})
+        tcfg = TuneConfig(**_resolve_random_block(model, {**cfg.budget, **spec.tune, "seed": seed}))
         res = tune(model, tcfg, out_dir=out_dir, progress=progress)
         row.update(trainable_params=res.trainable_params, blocks=" ".join(map(str, res.blocks)), best_step=res.best_step,
                    method_kind=tcfg.method)
@@ -210,7 +236,12 @@ def aggregate(rows: pd.DataFrame, base_mass: float | None = None, base_afgb: flo
 def _blocks(b) -> str:
     if b is None or (isinstance(b, float) and math.isnan(b)) or b == "":
         return "—"
-    return str(int(b)) if isinstance(b, float) else str(b)
+    if isinstance(b, float):
+        return str(int(b))
+    idx = [int(x) for x in str(b).split()]
+    if len(idx) > 4 and idx == list(range(idx[0], idx[-1] + 1)):  # every block (FPFT, LoRA): a range, not 30 numbers
+        return f"{idx[0]}–{idx[-1]}"
+    return " ".join(map(str, idx))
 
 
 def markdown_table(agg: pd.DataFrame) -> str:

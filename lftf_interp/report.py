@@ -255,6 +255,25 @@ def plot_share_shift(before_df: pd.DataFrame, after_df: pd.DataFrame, title: str
     return fig
 
 
+def _label_points(ax, xs: np.ndarray, ys: np.ndarray, labels: list[str]) -> None:
+    """Annotate scatter points, moving a label to another side of its point when it would overlap one already placed."""
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    nx, ny = (xs - x0) / ((x1 - x0) or 1), (ys - y0) / ((y1 - y0) or 1)
+    # (offset in points, horizontal alignment, offset in axis fractions used for the overlap test)
+    spots = [((7, 4), "left", (0.0, 0.03)), ((7, -12), "left", (0.0, -0.05)), ((-7, 4), "right", (-0.2, 0.03)),
+             ((-7, -12), "right", (-0.2, -0.05)), ((10, 16), "left", (0.0, 0.08)), ((10, -24), "left", (0.0, -0.1))]
+    placed: list[tuple[float, float]] = []
+    for i in np.argsort(-ny):
+        def free(spot, i=i) -> bool:
+            lx, ly = nx[i] + spot[2][0], ny[i] + spot[2][1]
+            return all(abs(lx - px) > 0.2 or abs(ly - py) > 0.045 for px, py in placed)
+
+        off, ha, (fx, fy) = next((sp for sp in spots if free(sp)), spots[-1])
+        placed.append((nx[i] + fx, ny[i] + fy))
+        ax.annotate(labels[i], (xs[i], ys[i]), fontsize=8, xytext=off, textcoords="offset points", ha=ha, va="center",
+                    arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey", "shrinkA": 0, "shrinkB": 3})
+
+
 def plot_compare(agg: pd.DataFrame, title: str = "") -> plt.Figure:
     """Debiasing (AFGB) against capability cost (KL to base, perplexity change), one point per method."""
     d = agg[agg.method != "base"].copy()
@@ -264,14 +283,12 @@ def plot_compare(agg: pd.DataFrame, title: str = "") -> plt.Figure:
         ax.scatter(d[col], d.afgb, c=np.where(d.method.str.startswith("lftf"), "#2471a3", "#e67e22"), s=40, zorder=3)
         if col + "_pm" in d:
             ax.errorbar(d[col], d.afgb, xerr=d.get(col + "_pm"), yerr=d.get("afgb_pm"), fmt="none", color="grey", lw=1)
-        for r in d.itertuples():
-            ax.annotate(r.method, (getattr(r, col), r.afgb), fontsize=8, xytext=(4, 3), textcoords="offset points")
+        ax.margins(x=0.12, y=0.08)
+        _label_points(ax, d[col].to_numpy(float), d.afgb.to_numpy(float), list(d.method))
         if len(base):
             ax.axhline(base.afgb.iloc[0], ls="--", color="grey", lw=1)
             ax.text(ax.get_xlim()[1], base.afgb.iloc[0], "base AFGB", ha="right", va="bottom", fontsize=8)
         ax.set(xlabel=label, ylabel="AFGB (test) ↓")
-        if col == "kl":
-            ax.set_xscale("symlog", linthresh=1e-3)
     ax = axes[2]
     order = d.sort_values("afgb")
     ax.barh(order.method, order.ub, xerr=order.get("ub_pm"), color="#27ae60")

@@ -9,8 +9,10 @@ from lftf_interp.compare import (
     MethodSpec,
     aggregate,
     default_methods,
+    draw_random_block,
     markdown_table,
     run_compare,
+    run_method,
 )
 from lftf_interp.models import tiny_model
 from lftf_interp.retain import RetainConfig
@@ -23,9 +25,25 @@ def test_default_methods_cover_the_issue():
         assert n in names
     specs = {m.name: m for m in default_methods(30)}
     assert specs["block-middle"].tune["block"] == 15 and specs["block-first"].tune["block"] == 0
-    assert specs["block-random"].tune == {m.name: m for m in default_methods(30)}["block-random"].tune  # seeded draw
+    assert specs["block-random"].tune["block"] == "random"  # drawn at run time, away from the other rows' blocks
     with pytest.raises(ValueError, match="either tune overrides or an instruction"):
         MethodSpec("x", "bad", tune={}, instruction="hi")
+
+
+def test_draw_random_block_avoids_the_other_rows_blocks():
+    avoid = [0, 15, 29, 24, 28, 29]
+    draws = {draw_random_block(30, avoid, seed=s) for s in range(200)}
+    assert draws.isdisjoint(avoid) and len(draws) > 10
+    assert draw_random_block(30, avoid, seed=3) == draw_random_block(30, avoid, seed=3)
+    assert draw_random_block(2, [0, 1], seed=0) in (0, 1)  # nothing left: fall back to any block
+
+
+def test_block_random_is_resolved_away_from_top_bmi_blocks():
+    # 4 blocks: first 0, middle 2, last 3 are avoided; BMI top-3 past (0, 1) is {2, 3}; only block 1 is left
+    spec = {m.name: m for m in default_methods(4)}["block-random"]
+    cfg = CompareConfig(budget=dict(BUDGET, steps=1, eval_every=1, n_val=8), n_boot=10)
+    row, _ = run_method(spec, lambda: tiny_model(4, seed=1), None, cfg, seed=0)
+    assert row["blocks"] == "1"
 
 
 def test_run_compare_on_tiny_model():
@@ -52,3 +70,10 @@ def test_aggregate_t_interval():
                          "wall_s": [1.0] * 3})
     r = aggregate(rows).iloc[0]
     assert r.afgb == pytest.approx(0.2) and r.afgb_pm == pytest.approx(4.303 * 0.1 / 3**0.5)
+
+
+def test_blocks_column_formatting():
+    from lftf_interp.compare import _blocks
+
+    assert _blocks(" ".join(map(str, range(30)))) == "0–29"
+    assert _blocks("20 24 29") == "20 24 29" and _blocks(24.0) == "24" and _blocks("") == "—"

@@ -103,6 +103,11 @@ def test_cli_compare_resumes_and_sweep_and_demo(tiny3, tmp_path):
     assert "lftf-balanced" in (out / "table.md").read_text() and (out / "summary.csv").is_file()
     res = CliRunner().invoke(app, args)  # everything done: nothing is rerun
     assert res.exit_code == 0 and len((out / "rows.jsonl").read_text().splitlines()) == 3
+    res = CliRunner().invoke(app, [*args[:4], "prompt", *args[5:]])  # a later run with another method adds to both files
+    assert res.exit_code == 0, res.output
+    assert len((out / "rows.jsonl").read_text().splitlines()) == 4
+    config = json.loads((out / "config.json").read_text())
+    assert [m["name"] for m in config["methods"]] == ["base", "lftf-balanced", "prompt"]
     res = CliRunner().invoke(app, [*args[:4], "base,nope", *args[5:]])
     assert res.exit_code == 2 and "Unknown method" in res.output
 
