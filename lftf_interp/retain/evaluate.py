@@ -344,8 +344,6 @@ def retention_summary(table: pd.DataFrame) -> dict:
     return out
 
 
-
-
 def save_reference(ref: RetentionReference, path) -> Path:
     """Write a reference (without its residual caches) as JSON + safetensors, so later runs skip the base pass."""
     from safetensors.torch import save_file
@@ -377,17 +375,21 @@ def load_reference(path, cfg: RetainConfig | None = None) -> RetentionReference:
     if cfg is not None and saved != cfg:
         raise LftfError(f"The retention reference in {path} was made with {saved}, not {cfg}; delete it or pass that config.")
     kl = load_file(path / "base_kl.safetensors")
+
+    def seqs(key: str) -> list[_Seq]:
+        return [_Seq(**{**s, "choice_ids": tuple(s["choice_ids"])}) for s in doc[key]]
+
     return RetentionReference(
         config=saved,
-        windows=[_Seq(**{**s, "choice_ids": tuple(s["choice_ids"])}) for s in doc["windows"]],
+        windows=seqs("windows"),
         window_corpus=doc["window_corpus"],
-        mc=[_Seq(**{**s, "choice_ids": tuple(s["choice_ids"])}) for s in doc["mc"]],
+        mc=seqs("mc"),
         mc_items=pd.DataFrame(doc["mc_items"]),
         asdiv_ids=doc["asdiv_ids"],
         asdiv_answers=np.array(doc["asdiv_answers"], dtype=float),
         base={"windows": pd.DataFrame(doc["base"]["windows"]), "mc": pd.DataFrame(doc["base"]["mc"]),
               "asdiv": np.array(doc["base"]["asdiv"], dtype=bool)},
-        base_kl_logp=[kl[f"kl.{i}"] for i in range(len(kl))],
+        base_kl_logp=[kl.get(f"kl.{i}") for i in range(len(doc["windows"]))],  # None where a window had no KL positions
     )
 
 
