@@ -21,7 +21,7 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/lftf demo --model smollm2-135m --out out/demo
 
-## Full-size runs behind the README's tables (CPU, ~1.5-2 h; resumable): all methods x 3 seeds, per-block sweep.
+## Full-size runs behind the README's tables (CPU, ~4 h on 2 cores; resumable): all methods x seeds, per-block sweep.
 experiments: venv
 	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --out results/compare
 	$(BIN)/lftf sweep --model smollm2-135m --blocks 2,5,8,11,14,17,20,23,24,26,29 --steps 40 --out results/block_sweep
@@ -33,8 +33,12 @@ test: venv lint
 unit: venv
 	$(BIN)/python -m pytest -q -m "not integration and not notebook" tests
 
+## Execute the notebooks in place, with their outputs, and redraw figures/ (what is committed; ~15 min on 2 cores).
+notebooks: venv
+	$(BIN)/python notebooks/execute.py
+
 lint: venv
-	$(BIN)/ruff check lftf_interp tests benchmarks
+	$(BIN)/ruff check lftf_interp tests benchmarks notebooks/execute.py
 
 bench: venv
 	$(BIN)/python -m benchmarks.run

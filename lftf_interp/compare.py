@@ -17,9 +17,13 @@ import numpy as np
 import pandas as pd
 
 from .data.datasets import BiasDataset, load_dataset
+from .errors import ConfigError
+from .locate import choose_blocks, rank_for_tuning
+from .locate.choose import AUTO
 from .metrics import EvalConfig, evaluate
 from .retain import RetainConfig, RetentionReference, compare_retention, compute_reference, compute_retention
 from .retain import retention_summary as _retention_summary
+from .tune import TuneConfig, tune
 
 # Shared budget of every trained method (the best LFTF setting of notebook 03's trials).
 BUDGET = dict(loss="balanced", hint_weight=0.5, mass_weight=1.0, lr=3e-4, steps=150, batch_size=32, eval_every=10, n_val=200)
@@ -39,7 +43,7 @@ class MethodSpec:
 
     def __post_init__(self) -> None:
         if self.tune is not None and self.instruction is not None:
-            raise ValueError(f"Method {self.name!r}: give either tune overrides or an instruction, not both.")
+            raise ConfigError(f"Method {self.name!r}: give either tune overrides or an instruction, not both.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,12 +54,14 @@ class MethodSpec:
 
 
 def default_methods(
-    n_layers: int = 30, seed: int = 0, exclude: Sequence[int] = (0, 1), n_seeds_other: int | None = 1
+    n_layers: int, seed: int = 0, exclude: str | Sequence[int] = AUTO, n_seeds_other: int | None = 1
 ) -> list[MethodSpec]:
     """The comparison of issue 4: three LFTF losses on the top-BMI block, other blocks, FPFT, LoRA, prompt.
-    ``lftf-balanced`` runs on every seed; the other losses and the baselines on ``n_seeds_other`` (CPU budget)."""
+    ``lftf-balanced`` runs on every seed; the other losses and the baselines on ``n_seeds_other`` (CPU budget).
+    ``exclude``: the blocks BMI's choice sets aside (``"auto"``: the embedding-artefact blocks of the model,
+    :func:`lftf_interp.locate.artefact_blocks`)."""
     middle = n_layers // 2
-    ex = tuple(exclude)
+    ex = exclude if isinstance(exclude, str) else tuple(exclude)
     return [
         MethodSpec("base", "the untouched model"),
         MethodSpec("prompt", "debiasing instruction prepended, no training", instruction=DEBIAS_INSTRUCTION),
@@ -89,7 +95,7 @@ class CompareConfig:
     def __post_init__(self) -> None:
         self.seeds = tuple(int(s) for s in self.seeds)
         if not self.seeds:
-            raise ValueError("seeds is empty: give at least one seed.")
+            raise ConfigError("seeds is empty: give at least one seed.")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -121,18 +127,31 @@ def draw_random_block(n_layers: int, avoid: Sequence[int], seed: int = 0) -> int
     return int(np.random.default_rng(seed).choice(candidates))
 
 
-def _resolve_random_block(model, overrides: dict) -> dict:
-    from .tune import TuneConfig
-    from .tune.train import resolve_blocks
-
+def resolve_tune(model, overrides: dict, seed: int) -> dict:
+    """A method's TuneConfig overrides with its block made concrete: ``"auto"`` → BMI's top ``top_k`` blocks
+    past ``bmi_exclude`` (the locate stage's :func:`~lftf_interp.locate.choose_blocks`, ranked on training
+    prompts drawn with ``seed``); ``"random"`` → :func:`draw_random_block` away from the other rows' blocks."""
     overrides = dict(overrides)
+    top_k, exclude = overrides.pop("top_k", 1), overrides.pop("bmi_exclude", AUTO)
     draw_seed = overrides.pop("draw_seed", 0)
-    if overrides.get("block") != RANDOM_BLOCK:
-        return overrides
-    n = model.cfg.n_layers
-    top3 = resolve_blocks(model, TuneConfig(**{**overrides, "block": "auto", "top_k": 3}))
-    overrides["block"] = draw_random_block(n, [0, n // 2, n - 1, *top3], seed=draw_seed)
+    exclude = exclude if isinstance(exclude, str) else tuple(exclude)
+    if overrides.get("block") == AUTO:
+        overrides["block"] = tuple(choose_blocks(model, top_k, exclude, seed=seed))
+    elif overrides.get("block") == RANDOM_BLOCK:
+        n = model.cfg.n_layers
+        top3 = rank_for_tuning(model, 1, exclude, seed=seed).ranked[:3]  # (fewer where fewer blocks are left)
+        overrides["block"] = draw_random_block(n, [0, n // 2, n - 1, *top3], seed=draw_seed)
     return overrides
+
+
+def fixed_blocks(methods: Sequence[MethodSpec]) -> list[int]:
+    """Blocks the methods name by index (a retention reference caches the residual entering them)."""
+    out = set()
+    for m in methods:
+        b = (m.tune or {}).get("block")
+        if (m.tune or {}).get("method", "block") == "block" and isinstance(b, int):
+            out.add(b)
+    return sorted(out)
 
 
 def run_method(
@@ -145,15 +164,13 @@ def run_method(
     progress=None,
 ) -> tuple[dict, object]:
     """Train (or prompt) one method on a fresh model from ``load()``; return (row, tuned model)."""
-    from .tune import TuneConfig, tune
-
     model = load()
     t0 = time.perf_counter()
     bias, hint = load_dataset("genbias", cfg.split), load_dataset("genhint", cfg.split)
     row: dict = {"method": spec.name, "seed": seed, "description": spec.description, "trainable_params": 0, "blocks": ""}
     start = None
     if spec.tune is not None:
-        tcfg = TuneConfig(**_resolve_random_block(model, {**cfg.budget, **spec.tune, "seed": seed}))
+        tcfg = TuneConfig(**resolve_tune(model, {**cfg.budget, **spec.tune, "seed": seed}, seed))
         res = tune(model, tcfg, out_dir=out_dir, progress=progress)
         row.update(trainable_params=res.trainable_params, blocks=" ".join(map(str, res.blocks)), best_step=res.best_step,
                    method_kind=tcfg.method)
@@ -188,10 +205,7 @@ def run_compare(
 
     load = load or (lambda: load_model(cfg.model))
     if ref is None:
-        base = load()
-        blocks = {29, 15} if base.cfg.n_layers == 30 else {base.cfg.n_layers - 1}
-        ref = compute_reference(base, cfg.retain, cache_at=sorted(blocks))
-        del base
+        ref = compute_reference(load(), cfg.retain, cache_at=fixed_blocks(methods))
     rows = []
     for spec in methods:
         seeds = cfg.seeds[: spec.n_seeds] if spec.tune is not None else cfg.seeds[:1]
@@ -283,8 +297,6 @@ def block_sweep(
     """Fine-tune each block alone with the same budget; per block: AFGB, UB, mass after, and the capability
     cost (KL to the base, perplexity change). Together with BMI (``locate.compute_bmi``) this answers
     "does BMI predict the best block?" (notebook 04)."""
-    from .tune import TuneConfig, tune
-
     budget = dict(BUDGET, **(budget or {}))
     retain = retain or RetainConfig(tasks={}, asdiv=0, n_windows=4, window=128)
     base = load()
@@ -313,7 +325,10 @@ __all__ = [
     "aggregate",
     "block_sweep",
     "default_methods",
+    "draw_random_block",
+    "fixed_blocks",
     "markdown_table",
     "run_compare",
+    "resolve_tune",
     "run_method",
 ]

@@ -19,3 +19,7 @@ class TokenizationError(LftfError):
 
 class DatasetError(LftfError):
     pass
+
+
+class ConfigError(LftfError):
+    """A configuration value is out of range or of the wrong kind."""

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from .data.datasets import BiasDataset
+from .errors import ConfigError
 from .runner import LlamaRunner
 from .tokens import encode_batch, target_ids
 
@@ -32,9 +33,9 @@ class PronounTargets:
 
     def __post_init__(self) -> None:
         if not self.male or not self.female:
-            raise ValueError("PronounTargets needs at least one male and one female word.")
+            raise ConfigError("PronounTargets needs at least one male and one female word.")
         if set(self.male) & set(self.female):
-            raise ValueError(f"A word cannot be both male and female: {set(self.male) & set(self.female)}")
+            raise ConfigError(f"A word cannot be both male and female: {set(self.male) & set(self.female)}")
 
     def ids(self, model) -> tuple[list[int], list[int]]:
         return target_ids(model, self.male), target_ids(model, self.female)
@@ -64,7 +65,7 @@ def ub_per_prompt(p_he, p_she, labels: Sequence[str]) -> np.ndarray:
     p_he, p_she = np.asarray(p_he, float), np.asarray(p_she, float)
     labels = np.asarray(labels)
     if not set(np.unique(labels)) <= {"he", "she"}:
-        raise ValueError(f"labels must be 'he' or 'she', got {sorted(set(labels))}")
+        raise ConfigError(f"labels must be 'he' or 'she', got {sorted(set(labels))}")
     return np.where(labels == "he", p_he, p_she) / (p_he + p_she)
 
 
@@ -79,7 +80,7 @@ def bootstrap_ci(
     """Percentile bootstrap CI of ``stat`` over prompts (resampled with replacement)."""
     values = np.asarray(values, float)
     if values.size == 0:
-        raise ValueError("bootstrap_ci needs at least one value")
+        raise ConfigError("bootstrap_ci needs at least one value")
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, values.size, size=(n_boot, values.size))
     stats = stat(values[idx], axis=1)
@@ -106,7 +107,7 @@ def pronoun_probs(
 ) -> pd.DataFrame:
     """Per prompt: p_he, p_she (summed over the target words) and their mass."""
     if len(prompts) == 0:
-        raise ValueError("No prompts to evaluate: the dataset or split is empty.")
+        raise ConfigError("No prompts to evaluate: the dataset or split is empty.")
     male, female = targets.ids(model)
     runner = LlamaRunner(model)
     runner_tok = model.tokenizer
@@ -152,9 +153,9 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.n_boot < 10:
-            raise ValueError(f"n_boot must be >= 10 for a meaningful CI, got {self.n_boot}")
+            raise ConfigError(f"n_boot must be >= 10 for a meaningful CI, got {self.n_boot}")
 
     def to_dict(self) -> dict:
         d = asdict(self)

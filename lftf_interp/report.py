@@ -62,7 +62,7 @@ def plot_template_distribution(bias_df: pd.DataFrame, title: str = "") -> plt.Fi
     sns.boxplot(data=df, y="template_id", x="share_he", ax=ax, color="#d5dbdb", fliersize=0)
     sns.stripplot(data=df, y="template_id", x="share_he", hue="stereotype", palette=STEREO_PALETTE, ax=ax, size=3)
     ax.legend(title="stereotype", loc="upper left", bbox_to_anchor=(1.01, 1))
-    from .data.build import TEMPLATES
+    from .data import TEMPLATES
 
     ax.set_yticks(range(len(order)), [TEMPLATES[int(t)].replace("{occupation}", "…") for t in order], fontsize=8)
     ax.axvline(0.5, ls="--", color="grey", lw=1)
@@ -333,3 +333,29 @@ def plot_block_sweep(sweep: pd.DataFrame, bmi: pd.DataFrame, base_afgb: float | 
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- whole-run figures
+
+
+def locate_figures(res: dict, out: str | Path) -> list[Path]:
+    """The locate stage's figures (``lftf locate``, the demo) from :func:`lftf_interp.locate.run.locate`'s tables."""
+    out = Path(out)
+    return [
+        save(plot_bmi(res["bmi"]), out / "bmi.png"),
+        save(plot_patching_heatmaps(res["patching"], res["str_tokens"]), out / "patching.png"),
+        save(plot_lens(res["lens"]), out / "lens.png"),
+        save(plot_attribution_vs_exact(res["attribution"], res["patching"]), out / "attribution.png"),
+    ]
+
+
+def demo_figures(res, out: str | Path) -> list[Path]:
+    """Every figure of ``lftf demo`` from a :class:`lftf_interp.pipeline.DemoResult`."""
+    out = Path(out)
+    title = f"{res.model}: LFTF on block {res.block}"
+    return [
+        *baseline_figures(res.bias_before, res.hint_before, out, title=f"{res.model} (test)"),
+        save(plot_training_curves(res.history, res.before, f"LFTF on block {res.block}"), out / "training.png"),
+        save(plot_before_after(res.before, res.after, res.retention, title), out / "before_after.png"),
+        save(plot_share_shift(res.bias_before, res.bias_after), out / "share_shift.png"),
+    ]

@@ -10,6 +10,7 @@ of the bridge is seen by the runner at once.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -166,6 +167,29 @@ class LlamaRunner:
         return F.linear(self.rms(resid, self.p["model.norm.weight"]), self.p["lm_head.weight"])
 
     # -- whole runs ---------------------------------------------------------------------------------------
+    def walk(
+        self,
+        resid: Float[Tensor, "batch pos d_model"],
+        start: int = 0,
+        stop: int | None = None,
+        parts: bool = False,
+        past_kv: Sequence[tuple[Tensor, Tensor]] | None = None,
+    ) -> Iterator[tuple[int, Tensor, Tensor | tuple]]:
+        """The one block-by-block loop: yields ``(layer, resid_pre, out)`` for blocks ``start .. stop-1``.
+
+        ``out`` is the block's resid_post, or with ``parts=True`` the tuple (resid_post, attn_out, mlp_out,
+        (k, v)). ``past_kv[layer]`` holds keys/values of earlier positions (incremental decoding)."""
+        for layer in range(start, self.n_layers if stop is None else stop):
+            pk = None if past_kv is None else past_kv[layer]
+            if parts:
+                out = self.block(layer, resid, return_parts=True, past_kv=pk, return_kv=True)
+                yield layer, resid, out
+                resid = out[0]
+            else:
+                new = self.block(layer, resid, past_kv=pk)
+                yield layer, resid, new
+                resid = new
+
     def run(
         self,
         resid: Float[Tensor, "batch pos d_model"],
@@ -173,9 +197,10 @@ class LlamaRunner:
         stop: int | None = None,
     ) -> Float[Tensor, "batch pos d_model"]:
         """Run blocks ``start .. stop-1`` on a residual stream (resid_pre of ``start``)."""
-        for layer in range(start, self.n_layers if stop is None else stop):
-            resid = self.block(layer, resid)
-        return resid
+        out = resid
+        for _, _, out in self.walk(resid, start, stop):  # noqa: B007 (the last block's output is the result)
+            pass
+        return out
 
     def last_logits(
         self, tokens: Int[Tensor, "batch pos"], lengths: Int[Tensor, " batch"] | None = None

@@ -10,7 +10,9 @@ from lftf_interp.compare import (
     aggregate,
     default_methods,
     draw_random_block,
+    fixed_blocks,
     markdown_table,
+    resolve_tune,
     run_compare,
     run_method,
 )
@@ -40,12 +42,13 @@ def test_draw_random_block_avoids_the_other_rows_blocks():
 
 def test_block_random_is_resolved_away_from_top_bmi_blocks():
     # 4 blocks: first 0, middle 2, last 3 are avoided; BMI top-3 past (0, 1) is {2, 3}; only block 1 is left
-    spec = {m.name: m for m in default_methods(4)}["block-random"]
+    spec = {m.name: m for m in default_methods(4, exclude=(0, 1))}["block-random"]
     cfg = CompareConfig(budget=dict(BUDGET, steps=1, eval_every=1, n_val=8), n_boot=10)
     row, _ = run_method(spec, lambda: tiny_model(4, seed=1), None, cfg, seed=0)
     assert row["blocks"] == "1"
 
 
+@pytest.mark.downloads
 def test_run_compare_on_tiny_model():
     methods = [m for m in default_methods(3) if m.name in ("base", "prompt", "lftf-balanced", "lora")]
     cfg = CompareConfig(seeds=(0, 1), budget=dict(BUDGET, steps=3, eval_every=3, n_val=16),
@@ -77,3 +80,12 @@ def test_blocks_column_formatting():
 
     assert _blocks(" ".join(map(str, range(30)))) == "0–29"
     assert _blocks("20 24 29") == "20 24 29" and _blocks(24.0) == "24" and _blocks("") == "—"
+
+
+def test_auto_blocks_are_chosen_by_the_locate_stage_and_fixed_blocks_are_derived():
+    from lftf_interp.locate import choose_blocks
+
+    m = tiny_model(4, seed=1)
+    got = resolve_tune(m, {"block": "auto", "top_k": 2, "bmi_exclude": (0,), "lr": 1e-3}, seed=0)
+    assert got == {"block": tuple(choose_blocks(m, 2, (0,), seed=0)), "lr": 1e-3}
+    assert fixed_blocks(default_methods(30)) == [0, 15, 29]  # first, middle, last: what the reference caches

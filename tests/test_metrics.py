@@ -1,12 +1,17 @@
 import numpy as np
 import pytest
+import torch
 
+from lftf_interp.data import load_dataset
 from lftf_interp.metrics import (
     EvalConfig,
     PronounTargets,
     afgb_per_prompt,
     afgb_score,
     bootstrap_ci,
+    evaluate,
+    pronoun_probs,
+    score_dataset,
     summarize,
     ub_per_prompt,
     ub_score,
@@ -63,3 +68,37 @@ def test_configs_validate_and_roundtrip():
         PronounTargets(male=(" he",), female=(" he",))
     cfg = EvalConfig(split="validation", targets=PronounTargets((" he", " He"), (" she", " She")))
     assert EvalConfig.from_dict(cfg.to_dict()) == cfg
+
+
+# ----------------------------------------------------------------------------- model side
+
+
+def test_batched_equals_one_at_a_time(tiny_bridge):
+    prompts = load_dataset("genhint", "test").prompts[:10] + load_dataset("genbias", "test").prompts[:10]
+    one = pronoun_probs(tiny_bridge, prompts, batch_size=1)
+    for bs in (3, 64):
+        many = pronoun_probs(tiny_bridge, prompts, batch_size=bs)
+        np.testing.assert_allclose(many.p_he, one.p_he, rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(many.p_she, one.p_she, rtol=1e-5, atol=1e-9)
+    assert (one.p_he > 0).all() and (one.mass < 1).all()
+
+
+def test_probabilities_match_a_manual_softmax(tiny_bridge):
+    from lftf_interp.tokens import encode
+
+    p = "The nurse said that"
+    with torch.no_grad():
+        logits = tiny_bridge(torch.tensor([encode(tiny_bridge, p)]))[0, -1].double()
+    probs = logits.softmax(-1)
+    got = pronoun_probs(tiny_bridge, [p], PronounTargets((" he", " He"), (" she",)))
+    he, He, she = (tiny_bridge.tokenizer.convert_tokens_to_ids(t) for t in ("Ġhe", "ĠHe", "Ġshe"))
+    assert got.p_he[0] == pytest.approx((probs[he] + probs[He]).item(), rel=1e-4)
+    assert got.p_she[0] == pytest.approx(probs[she].item(), rel=1e-4)
+
+
+def test_score_dataset_columns(tiny_bridge):
+    ds = load_dataset("genhint", "validation").subset(n=12, seed=0)
+    df = score_dataset(tiny_bridge, ds)
+    np.testing.assert_allclose(df.ub, np.where(df.label == "he", df.p_he, df.p_she) / df.mass)
+    m, b, h = evaluate(tiny_bridge, EvalConfig(n_boot=50), load_dataset("genbias", "test").subset(n=8), ds)
+    assert m["afgb_ci"][0] <= m["afgb"] <= m["afgb_ci"][1] and m["n"] == 8 and m["n_hint"] == 12

@@ -12,7 +12,7 @@ def tok():
 
 def test_pronouns_are_single_tokens(tok):
     ids = target_ids(tok, [" he", " she", " He", " She"])
-    assert ids == [384, 1041, 909, 2306]
+    assert ids == tok.convert_tokens_to_ids(["Ġhe", "Ġshe", "ĠHe", "ĠShe"]) and len(set(ids)) == 4
 
 
 def test_multi_token_word_is_refused_with_fix(tok):
@@ -24,12 +24,12 @@ def test_multi_token_word_is_refused_with_fix(tok):
 
 
 def test_no_bos_is_prepended(tok):
-    assert encode(tok, "The nurse said that") == [504, 12996, 1137, 338]
+    assert encode(tok, "The nurse said that") == tok.convert_tokens_to_ids(["The", "Ġnurse", "Ġsaid", "Ġthat"])
     assert tok.bos_token_id not in encode(tok, "The nurse said that")
 
 
 def test_encode_batch_right_pads(tok):
     ids, lengths = encode_batch(tok, ["The nurse said that", "The farmer went home because"])
     assert ids.shape == (2, int(lengths.max()))
-    assert ids[0, : lengths[0]].tolist() == [504, 12996, 1137, 338]
+    assert ids[0, : lengths[0]].tolist() == encode(tok, "The nurse said that") and lengths.tolist() == [4, 5]
     assert (ids[0, lengths[0] :] == tok.pad_token_id).all()

@@ -9,11 +9,15 @@ from .external import (
     load_winogender,
     winogender_prompts,
 )
+from .lexicon import HINTS, OCCUPATIONS, TEMPLATES
 
 __all__ = [
     "DATASET_VERSION",
+    "HINTS",
     "NEUTRAL_PROMPTS",
+    "OCCUPATIONS",
     "SPLITS",
+    "TEMPLATES",
     "BiasDataset",
     "load_bolukbasi",
     "load_dataset",

@@ -7,17 +7,14 @@ pinned commit into ``$LFTF_CACHE/external/<name>`` and checked against the sha25
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-import tempfile
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import DatasetError
+from ..store import cache_dir, download, verified
 from .datasets import BiasDataset
 
 # local name -> (upstream repo, commit, upstream path, sha256)
@@ -57,30 +54,6 @@ EXTERNAL: dict[str, dict[str, tuple[str, str, str, str]]] = {
 RAW_URL = "https://raw.githubusercontent.com/{repo}/{commit}/{path}"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _download(url: str, dest: Path, sha256: str) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".dl-")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as r, os.fdopen(fd, "wb") as f:
-            f.write(r.read())
-        got = _sha256(Path(tmp))
-        if got != sha256:
-            raise DatasetError(f"Downloaded {url} has sha256 {got}, expected {sha256}; refusing to use it.")
-        os.replace(tmp, dest)
-    except OSError as e:
-        raise DatasetError(
-            f"Could not fetch {url} ({e}). Without internet, pass path= a folder holding the upstream files "
-            "(e.g. ../shared/external/<dataset>)."
-        ) from e
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def external_file(dataset: str, filename: str, path: str | Path | None = None) -> Path:
     """Path of one verified upstream file: from ``path`` if given, else from the cache (fetched if needed)."""
     if dataset not in EXTERNAL:
@@ -88,20 +61,13 @@ def external_file(dataset: str, filename: str, path: str | Path | None = None) -
     if filename not in EXTERNAL[dataset]:
         raise DatasetError(f"{dataset} has no file {filename!r}; files: {sorted(EXTERNAL[dataset])}.")
     repo, commit, upstream, sha = EXTERNAL[dataset][filename]
+    what = f"{repo}@{commit[:8]}:{upstream}"
     if path is not None:
-        p = Path(path) / filename
-        if not p.is_file():
-            raise DatasetError(f"{p} does not exist; path must be a folder holding the upstream {dataset} files.")
-        got = _sha256(p)
-        if got != sha:
-            raise DatasetError(f"{p} has sha256 {got}, expected {sha} ({repo}@{commit[:8]}:{upstream}).")
-        return p
-    from ..models import cache_dir
-
-    dest = cache_dir() / "external" / dataset / filename
-    if not dest.is_file() or _sha256(dest) != sha:
-        _download(RAW_URL.format(repo=repo, commit=commit, path=upstream), dest, sha)
-    return dest
+        return verified(Path(path) / filename, sha, what, f"path must be a folder holding the upstream {dataset} files.",
+                        error=DatasetError)
+    return download(RAW_URL.format(repo=repo, commit=commit, path=upstream), cache_dir() / "external" / dataset / filename,
+                    sha, "pass path= a folder holding the upstream files (e.g. ../shared/external/<dataset>).",
+                    timeout=60, error=DatasetError)
 
 
 def load_winogender(path: str | Path | None = None) -> pd.DataFrame:

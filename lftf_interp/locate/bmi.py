@@ -17,6 +17,7 @@ from jaxtyping import Float
 from scipy.stats import spearmanr
 from torch import Tensor
 
+from ..errors import ConfigError
 from ..runner import LlamaRunner
 from ..tokens import encode_batch
 
@@ -38,9 +39,9 @@ def block_cosines(
 ) -> Float[Tensor, "layer prompt"]:
     """1 - cos(resid_pre, resid_post) per block and prompt, in one forward per batch (no activation cache)."""
     if positions not in ("last", "all"):
-        raise ValueError(f"positions must be 'last' or 'all', got {positions!r}")
+        raise ConfigError(f"positions must be 'last' or 'all', got {positions!r}")
     if len(prompts) == 0:
-        raise ValueError("BMI needs at least one prompt.")
+        raise ConfigError("BMI needs at least one prompt.")
     runner = LlamaRunner(model)
     out = torch.empty(runner.n_layers, len(prompts), dtype=torch.float64)
     for start in range(0, len(prompts), batch_size):
@@ -48,15 +49,12 @@ def block_cosines(
         ids, lengths = encode_batch(model, chunk)
         rows = torch.arange(len(chunk))
         mask = torch.arange(ids.shape[1])[None] < lengths[:, None]  # real (non-pad) positions
-        resid = runner.embed(ids)
-        for layer in range(runner.n_layers):
-            new = runner.block(layer, resid)
+        for layer, resid, new in runner.walk(runner.embed(ids)):
             dist = 1 - F.cosine_similarity(resid.double(), new.double(), dim=-1)  # [batch, pos]
             if positions == "last":
                 out[layer, start : start + len(chunk)] = dist[rows, lengths - 1]
             else:
                 out[layer, start : start + len(chunk)] = (dist * mask).sum(-1) / lengths
-            resid = new
         if progress:
             progress(len(chunk))
     return out

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from ..data.datasets import load_dataset
+from ..errors import ConfigError
 from ..runner import LlamaRunner
 from ..tokens import encode_batch, single_token_id
 
@@ -34,16 +35,14 @@ def compute_logit_lens(
     rows = []
     for group, prompts in groups.items():
         if len(prompts) == 0:
-            raise ValueError(f"Lens group {group!r} has no prompts.")
+            raise ConfigError(f"Lens group {group!r} has no prompts.")
         ld = np.empty((runner.n_layers, len(prompts)))
         ph, ps = np.empty_like(ld), np.empty_like(ld)
         for s in range(0, len(prompts), batch_size):
             chunk = list(prompts[s : s + batch_size])
             ids, lengths = encode_batch(model, chunk)
-            resid = runner.embed(ids)
             last = torch.arange(len(chunk)), lengths - 1
-            for layer in range(runner.n_layers):
-                resid = runner.block(layer, resid)
+            for layer, _, resid in runner.walk(runner.embed(ids)):
                 logits = runner.unembed(resid[last]).double()
                 probs = logits.softmax(-1)
                 ld[layer, s : s + len(chunk)] = (logits[:, he] - logits[:, she]).numpy()

@@ -1,4 +1,4 @@
-"""The whole locate stage: BMI (+ held-out stability), patching, lens, attribution → CSVs, JSON, figures."""
+"""The whole locate stage: BMI (+ held-out stability), patching, lens, attribution → tables and a JSON summary."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ import numpy as np
 import pandas as pd
 
 from ..data.datasets import load_dataset
+from ..errors import ConfigError
+from .attribution import attribution_patch
 from .bmi import bmi_stability, compute_bmi, top_block
 from .lens import compute_logit_lens, default_groups
-from .patching import attribution_patch, hint_swap_pairs, pair_metric, patch_every, stereotype_swap_pairs
+from .pairs import hint_swap_pairs, pair_metric, stereotype_swap_pairs
+from .patching import patch_every
 
 
 @dataclass
@@ -31,9 +34,9 @@ class LocateConfig:
 
     def __post_init__(self) -> None:
         if self.pair_kind not in ("hint_swap", "stereotype_swap"):
-            raise ValueError(f"pair_kind must be 'hint_swap' or 'stereotype_swap', got {self.pair_kind!r}")
+            raise ConfigError(f"pair_kind must be 'hint_swap' or 'stereotype_swap', got {self.pair_kind!r}")
         if self.n_pairs < 1:
-            raise ValueError("n_pairs must be >= 1")
+            raise ConfigError("n_pairs must be >= 1")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,9 +91,7 @@ def locate(model, cfg: LocateConfig, progress: Callable[[str], None] | None = No
 
 
 def save_locate(res: dict, out: Path, meta: dict) -> list[Path]:
-    """CSV per table, locate.json (summary + metadata) and the figures."""
-    from .. import report
-
+    """A CSV per table and locate.json (summary + metadata); :func:`lftf_interp.report.locate_figures` draws them."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -99,10 +100,4 @@ def save_locate(res: dict, out: Path, meta: dict) -> list[Path]:
         paths.append(out / f"{k}.csv")
     (out / "locate.json").write_text(json.dumps({**res["summary"], "meta": meta}, indent=2, default=str))
     paths.append(out / "locate.json")
-    paths += [
-        report.save(report.plot_bmi(res["bmi"]), out / "bmi.png"),
-        report.save(report.plot_patching_heatmaps(res["patching"], res["str_tokens"]), out / "patching.png"),
-        report.save(report.plot_lens(res["lens"]), out / "lens.png"),
-        report.save(report.plot_attribution_vs_exact(res["attribution"], res["patching"]), out / "attribution.png"),
-    ]
     return paths

@@ -21,9 +21,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..errors import ConfigError, LftfError
 from ..runner import LlamaRunner
 from ..tokens import encode
-from .tasks import CORPORA, MC_TASKS, corpus_documents, load_asdiv, load_mc
+from .scoring import Seq, batches, greedy, hidden, score
+from .tasks import CORPORA, MC_TASKS, corpus_documents, first_number, load_asdiv, load_mc
 
 DEFAULT_TASKS = {"piqa": 300, "siqa": 200, "boolq": 100, "obqa": 200, "csqa": 200, "mmlu": 200}
 
@@ -46,12 +48,12 @@ class RetainConfig:
         self.corpora = tuple(self.corpora)
         for c in self.corpora:
             if c not in CORPORA:
-                raise ValueError(f"Unknown corpus {c!r}; choose from {CORPORA}.")
+                raise ConfigError(f"Unknown corpus {c!r}; choose from {CORPORA}.")
         for t in self.tasks:
             if t not in MC_TASKS:
-                raise ValueError(f"Unknown task {t!r}; choose from {MC_TASKS}.")
+                raise ConfigError(f"Unknown task {t!r}; choose from {MC_TASKS}.")
         if self.window < 8 or self.kl_stride < 1 or self.n_windows < 0:
-            raise ValueError("window must be >= 8, kl_stride >= 1, n_windows >= 0.")
+            raise ConfigError("window must be >= 8, kl_stride >= 1, n_windows >= 0.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,19 +70,11 @@ class RetainConfig:
 
 
 @dataclass
-class _Seq:
-    ids: list[int]
-    score_from: int = 0  # targets ids[score_from:] are scored (log-prob from the previous position)
-    choice_ids: tuple[int, ...] = ()  # instead: log-probs of these tokens after the last position
-    kl: bool = False
-
-
-@dataclass
 class RetentionReference:
     config: RetainConfig
-    windows: list[_Seq]
+    windows: list[Seq]
     window_corpus: list[str]
-    mc: list[_Seq]
+    mc: list[Seq]
     mc_items: pd.DataFrame  # one row per (item, choice): task, item, choice, label, n_chars, seq
     asdiv_ids: list[list[int]]
     asdiv_answers: np.ndarray
@@ -89,7 +83,7 @@ class RetentionReference:
     cached: dict[int, dict[str, list[torch.Tensor]]] = field(default_factory=dict)  # block -> residual entering it
 
 
-def _windows(model, cfg: RetainConfig) -> tuple[list[_Seq], list[str]]:
+def _windows(model, cfg: RetainConfig) -> tuple[list[Seq], list[str]]:
     seqs, names = [], []
     rng = np.random.default_rng(cfg.seed)
     for c in cfg.corpora:
@@ -99,114 +93,35 @@ def _windows(model, cfg: RetainConfig) -> tuple[list[_Seq], list[str]]:
                 break
             ids = encode(model, docs[d])
             if len(ids) >= cfg.window:
-                seqs.append(_Seq(ids[: cfg.window], score_from=1, kl=True))
+                seqs.append(Seq(ids[: cfg.window], score_from=1, kl=True))
                 names.append(c)
     return seqs, names
 
 
-def _mc_seqs(model, cfg: RetainConfig) -> tuple[list[_Seq], pd.DataFrame]:
+def _mc_seqs(model, cfg: RetainConfig) -> tuple[list[Seq], pd.DataFrame]:
     seqs, rows = [], []
     for task, n in cfg.tasks.items():
         for i, item in enumerate(load_mc(task, n, cfg.seed)):
             ctx = encode(model, item.context)
             conts = [encode(model, c) for c in item.choices]
             if all(len(c) == 1 for c in conts):  # one forward scores every choice (BoolQ, MMLU)
-                seqs.append(_Seq(ctx[-(cfg.max_len - 1):], choice_ids=tuple(c[0] for c in conts)))
+                seqs.append(Seq(ctx[-(cfg.max_len - 1):], choice_ids=tuple(c[0] for c in conts)))
                 for j, ch in enumerate(item.choices):
                     rows.append((task, i, j, item.label, len(ch), len(seqs) - 1, j))
                 continue
             for j, (ch, c) in enumerate(zip(item.choices, conts, strict=True)):
                 ids = (ctx + c)[-cfg.max_len:]
-                seqs.append(_Seq(ids, score_from=len(ids) - len(c)))
+                seqs.append(Seq(ids, score_from=len(ids) - len(c)))
                 rows.append((task, i, j, item.label, len(ch), len(seqs) - 1, -1))
     cols = ["task", "item", "choice", "label", "n_chars", "seq", "slot"]
     return seqs, pd.DataFrame(rows, columns=cols)
 
 
-def _batches(seqs: Sequence[_Seq], budget: int):
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
-    batch: list[int] = []
-    for i in order:
-        if batch and (len(batch) + 1) * len(seqs[i].ids) > budget:
-            yield batch
-            batch = []
-        batch.append(i)
-    if batch:
-        yield batch
-
-
-@torch.no_grad()
-def _hidden(runner: LlamaRunner, seqs: Sequence[_Seq], idx: list[int], start: int = 0, cached=None):
-    width = max(len(seqs[i].ids) for i in idx)
-    if cached is not None:
-        x = torch.zeros(len(idx), width, runner.d_model)
-        for r, i in enumerate(idx):
-            x[r, : cached[i].shape[0]] = cached[i]
-    else:
-        ids = torch.zeros(len(idx), width, dtype=torch.long)
-        for r, i in enumerate(idx):
-            ids[r, : len(seqs[i].ids)] = torch.tensor(seqs[i].ids)
-        x = runner.embed(ids)
-        if start:
-            x = runner.run(x, stop=start)
-    return x
-
-
-@torch.no_grad()
-def _score(runner: LlamaRunner, seqs: Sequence[_Seq], token_budget: int, start: int = 0, cached=None, kl_stride: int = 0):
-    """Per sequence: summed target log-prob and count, choice log-probs, and (if asked) KL log-probs."""
-    lp_sum, n_tok = np.zeros(len(seqs)), np.zeros(len(seqs), dtype=int)
-    greedy = np.zeros(len(seqs), dtype=bool)
-    choice_lp: list[np.ndarray | None] = [None] * len(seqs)
-    kl_logp: list[torch.Tensor | None] = [None] * len(seqs)
-    for idx in _batches(seqs, token_budget):
-        x = _hidden(runner, seqs, idx, start, cached)
-        out = runner.run(x, start=start)
-        for r, i in enumerate(idx):
-            s = seqs[i]
-            n = len(s.ids)
-            if s.choice_ids:
-                logp = runner.unembed(out[r, n - 1]).float().log_softmax(-1)
-                choice_lp[i] = logp[list(s.choice_ids)].numpy()
-                continue
-            pos = torch.arange(s.score_from - 1, n - 1)
-            logp = runner.unembed(out[r, pos]).float().log_softmax(-1)
-            tgt = torch.tensor(s.ids[s.score_from :])
-            lp_sum[i] = float(logp[torch.arange(len(pos)), tgt].sum())
-            n_tok[i] = len(pos)
-            greedy[i] = bool((logp.argmax(-1) == tgt).all())
-            if s.kl and kl_stride:
-                kl_logp[i] = logp[::kl_stride].half()
-    return lp_sum, n_tok, choice_lp, kl_logp, greedy
-
-
-@torch.no_grad()
-def _greedy(runner: LlamaRunner, ids: list[int], n_new: int, stop=None) -> list[int]:
-    """Greedy continuation with a per-block key/value cache; ``stop(tokens)`` may end it early."""
-    x = runner.embed(torch.tensor([ids]))
-    kvs, out = [], []
-    for layer in range(runner.n_layers):
-        x, kv = runner.block(layer, x, return_kv=True)
-        kvs.append(kv)
-    for _ in range(n_new):
-        tok = int(runner.unembed(x[0, -1]).argmax())
-        out.append(tok)
-        if stop is not None and stop(out):
-            break
-        x = runner.embed(torch.tensor([[tok]]))
-        for layer in range(runner.n_layers):
-            x, kv = runner.block(layer, x, past_kv=kvs[layer], return_kv=True)
-            kvs[layer] = (torch.cat([kvs[layer][0], kv[0]], 2), torch.cat([kvs[layer][1], kv[1]], 2))
-    return out
-
-
 def _asdiv(runner, model, ref_ids: list[list[int]], answers: np.ndarray, n_new: int) -> np.ndarray:
-    from .tasks import _first_number
-
     correct = np.zeros(len(ref_ids), dtype=bool)
     for i, ids in enumerate(ref_ids):
-        text = model.tokenizer.decode(_greedy(runner, ids, n_new))
-        got = _first_number(text.split("\n")[0])
+        text = model.tokenizer.decode(greedy(runner, ids, n_new))
+        got = first_number(text.split("\n")[0])
         correct[i] = got is not None and abs(got - answers[i]) < 1e-6
     return correct
 
@@ -230,8 +145,8 @@ def _run_all(model, ref: RetentionReference, start: int, kl: bool) -> tuple[dict
     runner = LlamaRunner(model)
     cw, cm = (ref.cached[start]["windows"], ref.cached[start]["mc"]) if start else (None, None)
     s = start
-    w_lp, w_n, _, w_kl, _ = _score(runner, ref.windows, ref.config.token_budget, s, cw, ref.config.kl_stride if kl else 0)
-    m_lp, _, m_choice, _, _ = _score(runner, ref.mc, ref.config.token_budget, s, cm)
+    w_lp, w_n, _, w_kl, _ = score(runner, ref.windows, ref.config.token_budget, s, cw, ref.config.kl_stride if kl else 0)
+    m_lp, _, m_choice, _, _ = score(runner, ref.mc, ref.config.token_budget, s, cm)
     res = {
         "windows": pd.DataFrame({"corpus": ref.window_corpus, "nll": -w_lp, "n": w_n}),
         "mc": _mc_choices(ref.mc_items, m_lp, m_choice),
@@ -256,8 +171,8 @@ def compute_reference(base, cfg: RetainConfig = RetainConfig(), cache_at: Sequen
     for key, seqs in (("windows", windows), ("mc", mc)):
         for b in blocks:
             ref.cached.setdefault(b, {})[key] = [None] * len(seqs)
-        for idx in _batches(seqs, cfg.token_budget):  # one forward per batch, keeping each requested block's input
-            x, done = _hidden(runner, seqs, idx), 0
+        for idx in batches(seqs, cfg.token_budget):  # one forward per batch, keeping each requested block's input
+            x, done = hidden(runner, seqs, idx), 0
             with torch.no_grad():
                 for b in blocks:
                     x = runner.run(x, start=done, stop=b)
@@ -367,8 +282,6 @@ def load_reference(path, cfg: RetainConfig | None = None) -> RetentionReference:
     """Read :func:`save_reference`'s output; refuses it if ``cfg`` differs from the config it was made with."""
     from safetensors.torch import load_file
 
-    from ..errors import LftfError
-
     path = Path(path)
     doc = json.loads((path / "reference.json").read_text())
     saved = RetainConfig.from_dict(doc["config"])
@@ -376,8 +289,8 @@ def load_reference(path, cfg: RetainConfig | None = None) -> RetentionReference:
         raise LftfError(f"The retention reference in {path} was made with {saved}, not {cfg}; delete it or pass that config.")
     kl = load_file(path / "base_kl.safetensors")
 
-    def seqs(key: str) -> list[_Seq]:
-        return [_Seq(**{**s, "choice_ids": tuple(s["choice_ids"])}) for s in doc[key]]
+    def seqs(key: str) -> list[Seq]:
+        return [Seq(**{**s, "choice_ids": tuple(s["choice_ids"])}) for s in doc[key]]
 
     return RetentionReference(
         config=saved,

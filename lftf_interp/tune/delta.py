@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from .. import __version__
 from ..errors import LftfError
+from ..provenance import git_commit
 from ..runner import block_param_names, canonical_state_dict
 
 
@@ -33,8 +34,6 @@ def block_fingerprint(model, blocks: Sequence[int]) -> str:
 
 def save_delta(model, blocks: Sequence[int], base_fingerprint: str, out: str | Path, meta: dict | None = None) -> Path:
     """Write ``delta.safetensors`` (the tuned weights) and ``delta.json`` (provenance) under ``out``."""
-    from ..cli import git_commit
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     params = canonical_state_dict(model)

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from ..errors import ConfigError
+
 LOSSES = ("paper", "sum", "balanced")
 
 
@@ -38,7 +40,7 @@ def pronoun_loss(
         lz = torch.logaddexp(la, lb)
         per = -(la - lz) - (lb - lz)
     else:
-        raise ValueError(f"Unknown loss {kind!r}; choose one of {LOSSES}.")
+        raise ConfigError(f"Unknown loss {kind!r}; choose one of {LOSSES}.")
     return per.mean()
 
 

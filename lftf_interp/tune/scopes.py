@@ -77,6 +77,16 @@ def last_logits_from(runner: LlamaRunner, cache: BlockInputCache, idx) -> torch.
     return runner.unembed(out[torch.arange(len(lengths)), lengths - 1])
 
 
+def freeze_all_but(model, names: Sequence[str]) -> dict[str, torch.nn.Parameter]:
+    """Freeze every parameter of ``model`` except ``names`` (canonical names); return those, trainable."""
+    params = canonical_state_dict(model)
+    for p in params.values():
+        p.requires_grad_(False)
+    for n in names:
+        params[n].requires_grad_(True)
+    return {n: params[n] for n in names}
+
+
 class BlockScope:
     method = "block"
 
@@ -84,8 +94,6 @@ class BlockScope:
         self.model, self.blocks = model, sorted(blocks)
         self.runner = LlamaRunner(model)
         self.start = self.blocks[0]
-        from .train import freeze_all_but
-
         self.params = freeze_all_but(model, [n for b in self.blocks for n in block_param_names(b)])
 
     def cache(self, prompts: Sequence[str]) -> BlockInputCache:
@@ -177,4 +185,13 @@ class LoraScope(BlockScope):
             p.requires_grad_(False)
 
 
-__all__ = ["LORA_TARGETS", "BlockInputCache", "BlockScope", "FullScope", "LoraScope", "last_logits_from"]
+def make_scope(model, method: str, blocks: Sequence[int], lora_r: int = 8, lora_alpha: int = 16, seed: int = 0):
+    """The scope of a fine-tune: ``block`` (LFTF; ``blocks``), ``full`` (FPFT) or ``lora`` (all blocks)."""
+    if method == "block":
+        return BlockScope(model, blocks)
+    return FullScope(model) if method == "full" else LoraScope(model, lora_r, lora_alpha, seed)
+
+
+__all__ = [
+    "LORA_TARGETS", "BlockInputCache", "BlockScope", "FullScope", "LoraScope", "freeze_all_but", "last_logits_from", "make_scope",
+]

@@ -1,4 +1,7 @@
-"""Fine-tune only the located block(s): attention + MLP weights, everything else frozen.
+"""Fine-tune only the given block(s): attention + MLP weights, everything else frozen.
+
+The block is an input: choosing it (BMI ranking, embedding-artefact blocks, ``auto``) is the locate stage's
+job (:func:`lftf_interp.locate.choose_blocks`).
 
 Efficiency: blocks before the first tuned block never change, so their output (the tuned block's input) is
 computed once per prompt and cached; each step runs from that block to the unembedding, last position only.
@@ -14,20 +17,20 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..data.datasets import NEUTRAL_PROMPTS, load_dataset
-from ..errors import LftfError
+from ..data.datasets import NEUTRAL_PROMPTS, BiasDataset, load_dataset
+from ..errors import ConfigError, LftfError
 from ..metrics import afgb_per_prompt, pair_probs, ub_per_prompt
-from ..runner import block_param_names, canonical_state_dict
 from ..tokens import target_ids
+from .delta import block_fingerprint
 from .losses import LOSSES, hint_loss, kl_to_base, log_pair_mass, mass_anchor, pronoun_loss
-from .scopes import BlockInputCache, BlockScope, FullScope, LoraScope, last_logits_from
+from .scopes import BlockInputCache, make_scope
 
 
 class TrainingError(LftfError):
@@ -39,13 +42,12 @@ METHODS = ("block", "full", "lora")
 
 @dataclass
 class TuneConfig:
-    block: int | str = "auto"  # an index, or "auto" = BMI rank 1 (see bmi_exclude)
-    top_k: int = 1  # with "auto": tune the k top-BMI blocks
-    bmi_exclude: tuple[int, ...] = ()  # blocks "auto" may not pick (e.g. (0,) — see notebook 02)
+    block: int | tuple[int, ...] | None = None  # the block(s) LFTF trains (method "block"); see locate.choose_blocks
     loss: str = "balanced"
     lr: float = 1e-4
     steps: int = 60
     batch_size: int = 32
+    n_train: int | None = None  # a seeded subset of the training prompts (None: all of them)
     hint_weight: float = 0.0  # cross-entropy toward the hinted pronoun on GenHintEval train
     kl_weight: float = 0.0  # KL(base ‖ tuned) on neutral text
     mass_weight: float = 0.0  # (log he+she mass − base log mass)² on the training prompts
@@ -63,69 +65,39 @@ class TuneConfig:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+            raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if not (isinstance(self.block, int) or self.block == "auto"):
-            raise ValueError(f"block must be an index or 'auto', got {self.block!r}")
+            raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if isinstance(self.block, Sequence) and not isinstance(self.block, str):
+            self.block = tuple(self.block)
+        ok = self.block is None or isinstance(self.block, int) or (
+            isinstance(self.block, tuple) and self.block and all(isinstance(b, int) for b in self.block))
+        if not ok:
+            raise ConfigError(
+                f"block must be a block index or a list of them, got {self.block!r}. To let BMI choose, call "
+                "lftf_interp.locate.choose_blocks(model) (the CLI's --block auto) and pass its result."
+            )
         if self.steps < 1 or self.batch_size < 1 or self.eval_every < 1:
-            raise ValueError("steps, batch_size and eval_every must be >= 1")
+            raise ConfigError("steps, batch_size and eval_every must be >= 1")
+        if self.n_train is not None and self.n_train < 1:
+            raise ConfigError(f"n_train must be >= 1 (or None for every training prompt), got {self.n_train}")
         if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        self.bmi_exclude = tuple(self.bmi_exclude)
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
         self.male, self.female = tuple(self.male), tuple(self.female)
+
+    @property
+    def blocks(self) -> list[int]:
+        """The tuned blocks, sorted (method "block")."""
+        return sorted({self.block} if isinstance(self.block, int) else set(self.block or ()))
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TuneConfig:
+        if unknown := sorted(set(d) - {f.name for f in fields(cls)}):
+            raise ConfigError(f"TuneConfig has no field(s) {unknown}; fields: {[f.name for f in fields(cls)]}.")
         return cls(**d)
-
-
-def resolve_blocks(model, cfg: TuneConfig) -> list[int]:
-    n = model.cfg.n_layers
-    if isinstance(cfg.block, int):
-        if not 0 <= cfg.block < n:
-            raise LftfError(f"block {cfg.block} out of range: this model has blocks 0..{n - 1}.")
-        return [cfg.block]
-    from ..locate.bmi import compute_bmi
-
-    bmi = compute_bmi(model, load_dataset("genbias", "train").subset(n=300, seed=cfg.seed).prompts)
-    bmi = bmi[~bmi.layer.isin(cfg.bmi_exclude)].sort_values(["rank", "layer"])
-    return sorted(int(x) for x in bmi.layer.iloc[: cfg.top_k])
-
-
-def trainable_names(blocks: Sequence[int]) -> list[str]:
-    return [name for b in blocks for name in block_param_names(b)]
-
-
-def freeze_all_but(model, names: Sequence[str]) -> dict[str, torch.nn.Parameter]:
-    params = canonical_state_dict(model)
-    for p in params.values():
-        p.requires_grad_(False)
-    for n in names:
-        params[n].requires_grad_(True)
-    return {n: params[n] for n in names}
-
-
-def _batch_indices(n: int, size: int, seed: int, step: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    return torch.randperm(n, generator=g)[: min(size, n)]
-
-
-@torch.no_grad()
-def _eval_cache(scope, cache: BlockInputCache, male, female, labels=None, chunk: int = 128) -> dict:
-    p_he, p_she = [], []
-    for s in range(0, len(cache), chunk):
-        a, b = pair_probs(scope.last_logits(cache, torch.arange(s, min(s + chunk, len(cache)))), male, female)
-        p_he.append(a)
-        p_she.append(b)
-    a, b = torch.cat(p_he).numpy(), torch.cat(p_she).numpy()
-    out = {"afgb": float(afgb_per_prompt(a, b).mean()), "mass": float((a + b).mean())}
-    if labels is not None:
-        out["ub"] = float(ub_per_prompt(a, b, labels).mean())
-    return out
 
 
 @dataclass
@@ -138,6 +110,75 @@ class TuneResult:
     trainable_params: int
     base_fingerprint: str
     extra: dict = field(default_factory=dict)
+
+
+def _batch_indices(n: int, size: int, seed: int, step: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return torch.randperm(n, generator=g)[: min(size, n)]
+
+
+def _chunked(fn: Callable[[torch.Tensor], torch.Tensor], n: int, chunk: int = 128) -> torch.Tensor:
+    return torch.cat([fn(torch.arange(s, min(s + chunk, n))) for s in range(0, n, chunk)])
+
+
+class Objective:
+    """The training loss of one step: the LFTF pronoun loss plus the optional retention terms (hint
+    cross-entropy, mass anchor, KL on neutral text), each on its own cached prompts. ``__call__(step)``
+    returns (loss, {term: value})."""
+
+    def __init__(self, scope, cfg: TuneConfig, male, female, train: BiasDataset, hint_train: BiasDataset | None):
+        self.scope, self.cfg, self.male, self.female = scope, cfg, male, female
+        self.train = scope.cache(train.prompts)
+        self.hint = scope.cache(hint_train.prompts) if hint_train is not None else None
+        self.hint_labels = torch.tensor((hint_train.df.label == "he").to_numpy()) if hint_train is not None else None
+        with torch.no_grad():
+            self.base_log_mass = (  # the base model's log he+she mass per training prompt (before any update)
+                _chunked(lambda i: log_pair_mass(scope.last_logits(self.train, i), male, female), len(self.train))
+                if cfg.mass_weight > 0 else None)
+            self.neutral = scope.cache(NEUTRAL_PROMPTS) if cfg.kl_weight > 0 else None
+            self.base_neutral = scope.all_logits(self.neutral) if self.neutral is not None else None
+
+    def __call__(self, step: int) -> tuple[torch.Tensor, dict]:
+        cfg = self.cfg
+        idx = _batch_indices(len(self.train), cfg.batch_size, cfg.seed, step)
+        logits = self.scope.last_logits(self.train, idx)
+        loss = pronoun_loss(logits, self.male, self.female, cfg.loss)
+        parts = {"loss_pronoun": loss.item()}
+        if self.base_log_mass is not None:
+            lmass = mass_anchor(logits, self.male, self.female, self.base_log_mass[idx])
+            loss = loss + cfg.mass_weight * lmass
+            parts["loss_mass"] = lmass.item()
+        if self.hint is not None:
+            hidx = _batch_indices(len(self.hint), cfg.batch_size, cfg.seed + 7919, step)
+            lh = hint_loss(self.scope.last_logits(self.hint, hidx), self.male, self.female, self.hint_labels[hidx])
+            loss = loss + cfg.hint_weight * lh
+            parts["loss_hint"] = lh.item()
+        if self.neutral is not None:
+            lk = kl_to_base(self.scope.all_logits(self.neutral), self.base_neutral)
+            loss = loss + cfg.kl_weight * lk
+            parts["loss_kl"] = lk.item()
+        return loss, parts
+
+
+class Validator:
+    """Validation AFGB, mass and UB from cached validation prompts (what early stopping and best-step restore read)."""
+
+    def __init__(self, scope, male, female, val: BiasDataset, val_hint: BiasDataset):
+        self.scope, self.male, self.female = scope, male, female
+        self.val, self.val_hint = scope.cache(val.prompts), scope.cache(val_hint.prompts)
+        self.labels = val_hint.df.label.to_numpy()
+
+    @torch.no_grad()
+    def _probs(self, cache: BlockInputCache):
+        ab = [pair_probs(self.scope.last_logits(cache, torch.arange(s, min(s + 128, len(cache)))), self.male, self.female)
+              for s in range(0, len(cache), 128)]
+        return torch.cat([a for a, _ in ab]).numpy(), torch.cat([b for _, b in ab]).numpy()
+
+    def __call__(self, step: int) -> dict:
+        a, b = self._probs(self.val)
+        ha, hb = self._probs(self.val_hint)
+        return {"step": step, "val_afgb": float(afgb_per_prompt(a, b).mean()), "val_mass": float((a + b).mean()),
+                "val_ub": float(ub_per_prompt(ha, hb, self.labels).mean())}
 
 
 def _save_checkpoint(ckpt: Path, step: int, params: dict, opt: torch.optim.Optimizer, history: list, best: dict) -> None:
@@ -170,50 +211,45 @@ def _load_checkpoint(ckpt: Path, params: dict, opt: torch.optim.Optimizer) -> di
     return json.loads((ckpt / "state.json").read_text())
 
 
+def _snapshot(params: dict) -> dict:
+    return {n: p.detach().clone() for n, p in params.items()}
+
+
 def tune(
     model,
     cfg: TuneConfig,
     out_dir: str | Path | None = None,
     resume: bool = False,
     progress: Callable[[int, dict], None] | None = None,
+    train: BiasDataset | None = None,
+    hint_train: BiasDataset | None = None,
 ) -> TuneResult:
-    """LFTF fine-tune of ``model`` in place. Returns the training history and the best validation metrics."""
-    from .delta import block_fingerprint
+    """LFTF fine-tune of ``model`` in place. Returns the training history and the best validation metrics.
 
+    ``train`` / ``hint_train``: the training prompts (default: the GenBiasEval / GenHintEval train splits),
+    of which ``cfg.n_train`` are used (seeded; default all). The hint prompts are read only if
+    ``cfg.hint_weight > 0``."""
+    if cfg.method == "block" and cfg.block is None:
+        raise ConfigError("method 'block' needs block=<index> (or a list); lftf_interp.locate.choose_blocks picks one.")
     torch.manual_seed(cfg.seed)
-    if cfg.method == "block":
-        blocks = resolve_blocks(model, cfg)
-        base_fp = block_fingerprint(model, blocks)
-        scope = BlockScope(model, blocks)
-    else:
-        blocks = list(range(model.cfg.n_layers))
-        base_fp = block_fingerprint(model, blocks)
-        scope = FullScope(model) if cfg.method == "full" else LoraScope(model, cfg.lora_r, cfg.lora_alpha, cfg.seed)
+    blocks = cfg.blocks if cfg.method == "block" else list(range(model.cfg.n_layers))
+    if bad := [b for b in blocks if not 0 <= b < model.cfg.n_layers]:
+        raise LftfError(f"block(s) {bad} out of range: this model has blocks 0..{model.cfg.n_layers - 1}.")
+    base_fp = block_fingerprint(model, blocks)
+    scope = make_scope(model, cfg.method, blocks, cfg.lora_r, cfg.lora_alpha, cfg.seed)
     params = scope.params
     male, female = target_ids(model, cfg.male), target_ids(model, cfg.female)
 
-    train = load_dataset("genbias", "train")
-    val = load_dataset("genbias", "validation").subset(n=cfg.n_val, seed=cfg.seed)
-    val_hint = load_dataset("genhint", "validation").subset(n=cfg.n_val, seed=cfg.seed)
-    c_train, c_val, c_vhint = scope.cache(train.prompts), scope.cache(val.prompts), scope.cache(val_hint.prompts)
-    hint_train = load_dataset("genhint", "train")
-    c_hint = scope.cache(hint_train.prompts) if cfg.hint_weight > 0 else None
-    hint_labels = torch.tensor((hint_train.df.label == "he").to_numpy())
-    if cfg.mass_weight > 0:  # the base model's log he+she mass per training prompt (before any update)
-        with torch.no_grad():
-            base_log_mass = torch.cat([
-                log_pair_mass(scope.last_logits(c_train, torch.arange(s, min(s + 128, len(c_train)))), male, female)
-                for s in range(0, len(c_train), 128)
-            ])
-    if cfg.kl_weight > 0:
-        c_neutral = scope.cache(NEUTRAL_PROMPTS)
-        with torch.no_grad():
-            base_neutral = scope.all_logits(c_neutral)
+    train = (train if train is not None else load_dataset("genbias", "train")).subset(n=cfg.n_train, seed=cfg.seed)
+    if cfg.hint_weight > 0:
+        hint_train = (hint_train if hint_train is not None else load_dataset("genhint", "train")).subset(n=cfg.n_train, seed=cfg.seed)
+    validate = Validator(scope, male, female, load_dataset("genbias", "validation").subset(n=cfg.n_val, seed=cfg.seed),
+                         load_dataset("genhint", "validation").subset(n=cfg.n_val, seed=cfg.seed))
+    objective = Objective(scope, cfg, male, female, train, hint_train if cfg.hint_weight > 0 else None)
 
     opt = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=0.0)
     ckpt = Path(out_dir) / "checkpoint" if out_dir else None
     history: list[dict] = []
-    best = {"step": 0, "val": None, "params": None}
     first_step = 1
     if resume:
         if ckpt is None or not (ckpt / "state.json").is_file():
@@ -223,35 +259,12 @@ def tune(
         best = {"step": state["best"]["step"], "val": state["best"]["val"], "params": None}
         if (ckpt / "best.safetensors").is_file():
             best["params"] = load_file(ckpt / "best.safetensors")
-
-    def evaluate(step: int) -> dict:
-        v = _eval_cache(scope, c_val, male, female)
-        h = _eval_cache(scope, c_vhint, male, female, val_hint.df.label.to_numpy())
-        return {"step": step, "val_afgb": v["afgb"], "val_mass": v["mass"], "val_ub": h["ub"]}
-
-    if first_step == 1:
-        history.append({**evaluate(0), "loss": float("nan")})
-        best = {"step": 0, "val": history[-1], "params": {n: p.detach().clone() for n, p in params.items()}}
+    else:
+        history.append({**validate(0), "loss": float("nan")})
+        best = {"step": 0, "val": history[-1], "params": _snapshot(params)}
     bad_evals = 0
     for step in range(first_step, cfg.steps + 1):
-        idx = _batch_indices(len(c_train), cfg.batch_size, cfg.seed, step)
-        logits = scope.last_logits(c_train, idx)
-        loss = pronoun_loss(logits, male, female, cfg.loss)
-        parts = {"loss_pronoun": loss.item()}
-        if cfg.mass_weight > 0:
-            lmass = mass_anchor(logits, male, female, base_log_mass[idx])
-            loss = loss + cfg.mass_weight * lmass
-            parts["loss_mass"] = lmass.item()
-        if c_hint is not None:
-            hidx = _batch_indices(len(c_hint), cfg.batch_size, cfg.seed + 7919, step)
-            lh = hint_loss(scope.last_logits(c_hint, hidx), male, female, hint_labels[hidx])
-            loss = loss + cfg.hint_weight * lh
-            parts["loss_hint"] = lh.item()
-        if cfg.kl_weight > 0:
-            tuned = scope.all_logits(c_neutral)
-            lk = kl_to_base(tuned, base_neutral)
-            loss = loss + cfg.kl_weight * lk
-            parts["loss_kl"] = lk.item()
+        loss, parts = objective(step)
         if not torch.isfinite(loss):
             where = f"the last good checkpoint is in {ckpt}" if ckpt and (ckpt / "state.json").is_file() else "no checkpoint was written"
             raise TrainingError(
@@ -263,10 +276,10 @@ def tune(
         opt.step()
         row = {"step": step, "loss": loss.item(), **parts}
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            row.update(evaluate(step))
+            row.update(validate(step))
             if best["val"] is None or row["val_afgb"] < best["val"]["val_afgb"]:
                 best = {"step": step, "val": {k: row[k] for k in ("step", "val_afgb", "val_mass", "val_ub")},
-                        "params": {n: p.detach().clone() for n, p in params.items()}}
+                        "params": _snapshot(params)}
                 bad_evals = 0
             else:
                 bad_evals += 1
@@ -295,4 +308,4 @@ def tune(
     )
 
 
-__all__ = ["METHODS", "BlockInputCache", "TrainingError", "TuneConfig", "TuneResult", "freeze_all_but", "resolve_blocks", "last_logits_from", "tune"]
+__all__ = ["METHODS", "Objective", "TrainingError", "TuneConfig", "TuneResult", "Validator", "tune"]

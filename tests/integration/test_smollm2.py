@@ -7,7 +7,7 @@ import torch
 from lftf_interp.metrics import EvalConfig, evaluate, pronoun_probs
 from lftf_interp.models import hf_model
 from lftf_interp.runner import LlamaRunner
-from lftf_interp.tokens import encode, encode_batch
+from lftf_interp.tokens import encode, encode_batch, single_token_id
 
 pytestmark = pytest.mark.integration
 
@@ -22,9 +22,10 @@ def test_known_probabilities(smol):
 
 def test_bos_changes_the_answer(smol):
     ids = torch.tensor([encode(smol, "The nurse said that")])
+    he = single_token_id(smol, " he")
     with torch.no_grad():
-        with_bos = smol(smol.to_tokens("The nurse said that"))[0, -1].softmax(-1)[384].item()
-        without = smol(ids)[0, -1].softmax(-1)[384].item()
+        with_bos = smol(smol.to_tokens("The nurse said that"))[0, -1].softmax(-1)[he].item()
+        without = smol(ids)[0, -1].softmax(-1)[he].item()
     assert with_bos == pytest.approx(0.018, abs=0.002) and without == pytest.approx(0.024, abs=0.002)
 
 

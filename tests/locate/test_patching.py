@@ -6,7 +6,6 @@ from lftf_interp.errors import LftfError
 from lftf_interp.locate import (
     SITES,
     as_grid,
-    attribution_patch,
     check_hook_name,
     hint_swap_pairs,
     make_pairs,
@@ -15,10 +14,9 @@ from lftf_interp.locate import (
     patch_every,
     patch_resid_pre,
     patch_sweep,
-    stereotype_swap_pairs,
     tl_patch,
 )
-from lftf_interp.locate.patching import TL_HOOK
+from lftf_interp.locate.reference import TL_HOOK
 
 
 @pytest.fixture(scope="module")
@@ -67,35 +65,7 @@ def test_skipping_noops_changes_nothing(tiny3, pairs):
     assert (a[a.pos < 3].value.abs() < 1e-6).all()
 
 
-def test_attribution_agrees_in_sign_with_exact():
-    """First-order estimate: on a near-linear tiny model (init std 0.05) it must get the signs right.
-    (On SmolLM2 it fails for large residual patches at the hint token; notebook 02 shows it.)"""
-    from lftf_interp.models import tiny_model
-
-    model = tiny_model(3, seed=1, init_std=0.05)
-    pairs = hint_swap_pairs(model, split="test", n=3)
-    metric, _, _ = pair_metric(model, pairs)
-    exact = patch_every(model, pairs, metric)
-    attr = attribution_patch(model, pairs)
-    m = attr.merge(exact, on=["site", "layer", "pos"], suffixes=("_attr", "_exact"))
-    big = m[m.value_exact.abs() > 0.05]
-    assert len(big) >= 10
-    assert (np.sign(big.value_attr) == np.sign(big.value_exact)).mean() >= 0.9
-    assert np.corrcoef(m.value_attr, m.value_exact)[0, 1] > 0.7
-
-
-def test_stereotype_pairs_have_equal_lengths(tiny3):
-    sp = stereotype_swap_pairs(tiny3, split="train", n=4)
-    assert sp.clean.shape == sp.corrupted.shape and len(sp) >= 2
-    assert (sp.df.clean_occupation != sp.df.corrupted_occupation).all()
-
-
 def test_bad_inputs_are_named(tiny3, pairs):
-    with pytest.raises(LftfError, match="Pair 0: .* tokens"):
-        make_pairs(tiny3, ["The man said that"], ["The chief executive officer said that"])
-    p = make_pairs(tiny3, ["The man said that", "The nurse said that"],
-                   ["The chief executive officer said that", "The woman said that"], align="drop")
-    assert len(p) == 1 and p.n_dropped == 1
     metric, _, _ = pair_metric(tiny3, pairs)
     with pytest.raises(LftfError, match="Unknown patching site 'resid_mid'"):
         patch_sweep(tiny3, pairs, metric, site="resid_mid")

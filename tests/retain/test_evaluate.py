@@ -6,6 +6,8 @@ from lftf_interp.models import tiny_model
 from lftf_interp.retain import RetainConfig, compare_retention, compute_reference, compute_retention
 from lftf_interp.runner import LlamaRunner, canonical_state_dict
 
+pytestmark = pytest.mark.downloads
+
 CFG = RetainConfig.small(asdiv=2)
 
 

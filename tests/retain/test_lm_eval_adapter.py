@@ -13,6 +13,8 @@ from lftf_interp.retain.lm_eval_adapter import LftfLM  # noqa: E402
 from lftf_interp.runner import LlamaRunner  # noqa: E402
 from lftf_interp.tokens import encode  # noqa: E402
 
+pytestmark = pytest.mark.downloads
+
 DOCS = [
     {"question": "Where do fish live?", "choices": ["in water", "in trees", "on the moon"], "label": 0},
     {"question": "What do you use to cut paper?", "choices": ["a spoon", "scissors"], "label": 1},

@@ -5,6 +5,8 @@ import pytest
 from lftf_interp.errors import DatasetError
 from lftf_interp.retain.tasks import brown_plain, corpus_documents, load_asdiv, load_mc
 
+pytestmark = pytest.mark.downloads
+
 
 def test_brown_tags_are_stripped():
     tagged = "\n\n\tThe/at jury/nn said/vbd ``/`` no/at evidence/nn ''/'' ,/, sir/nn ./.\n\n\tNext/ap one/cd ./."

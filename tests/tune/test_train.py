@@ -3,15 +3,7 @@ import torch
 
 from lftf_interp.models import tiny_model
 from lftf_interp.runner import canonical_state_dict
-from lftf_interp.tune import (
-    DeltaMismatchError,
-    TrainingError,
-    TuneConfig,
-    apply_delta,
-    block_fingerprint,
-    save_delta,
-    tune,
-)
+from lftf_interp.tune import TrainingError, TuneConfig, tune
 from lftf_interp.tune import losses as L
 
 CFG = dict(block=1, loss="balanced", lr=1e-3, steps=6, batch_size=8, eval_every=3, n_val=20, restore_best=False)
@@ -66,32 +58,33 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["step"] == 4
 
 
-def test_delta_roundtrip_and_wrong_base_refused(tmp_path):
-    m = tiny_model(2, seed=6)
-    fp = block_fingerprint(m, [1])
-    res = tune(m, TuneConfig(**CFG))
-    assert res.base_fingerprint == fp
-    save_delta(m, res.blocks, res.base_fingerprint, tmp_path / "d", {"loss": "balanced"})
-    fresh = tiny_model(2, seed=6)
-    info = apply_delta(fresh, tmp_path / "d")
-    assert info["blocks"] == [1] and info["loss"] == "balanced"
-    sm, sf = snapshot(m), snapshot(fresh)
-    assert all(torch.equal(sm[k], sf[k]) for k in sm)  # bit-exact
-    with pytest.raises(DeltaMismatchError, match="fingerprint"):
-        apply_delta(tiny_model(2, seed=7), tmp_path / "d")  # another base model
-    with pytest.raises(DeltaMismatchError, match="fingerprint"):
-        apply_delta(fresh, tmp_path / "d")  # already applied
-    with pytest.raises(DeltaMismatchError, match="blocks"):
-        apply_delta(tiny_model(3, seed=6), tmp_path / "d")
-
-
 def test_config_validation_and_roundtrip():
     with pytest.raises(ValueError, match="loss"):
         TuneConfig(loss="l1")
-    with pytest.raises(ValueError, match="block"):
-        TuneConfig(block="last")
-    cfg = TuneConfig(block=3, hint_weight=0.5, bmi_exclude=[0])
-    assert TuneConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="choose_blocks"):
+        TuneConfig(block="auto")  # choosing the block is the locate stage's job
+    with pytest.raises(ValueError, match="n_train"):
+        TuneConfig(block=1, n_train=0)
+    cfg = TuneConfig(block=[3, 1], hint_weight=0.5)
+    assert cfg.blocks == [1, 3] and TuneConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="no field"):
+        TuneConfig.from_dict({**cfg.to_dict(), "top_k": 3})
+    with pytest.raises(ValueError, match="needs block"):
+        tune(tiny_model(2, seed=3), TuneConfig())
+
+
+def test_n_train_and_given_prompts_are_what_trains():
+    from lftf_interp.data import load_dataset
+
+    train = load_dataset("genbias", "train")
+    a, b = tiny_model(2, seed=9), tiny_model(2, seed=9)
+    tune(a, TuneConfig(**{**CFG, "n_train": 24}))
+    tune(b, TuneConfig(**CFG), train=train.subset(n=24, seed=CFG.get("seed", 0)))  # the same 24 prompts, given
+    sa, sb = snapshot(a), snapshot(b)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    c = tiny_model(2, seed=9)
+    tune(c, TuneConfig(**{**CFG, "n_train": 25}))
+    assert not torch.equal(snapshot(c)["model.layers.1.mlp.up_proj.weight"], sa["model.layers.1.mlp.up_proj.weight"])
 
 
 def test_mass_anchor_holds_the_mass():

@@ -1,0 +1,55 @@
+"""Attribution patching: a gradient estimate of every patch of :func:`~.patching.patch_sweep` at once."""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from ..runner import LlamaRunner
+from ..tokens import single_token_id
+from .pairs import PatchPairs, logit_diff
+from .patching import SITES, block_activations
+
+
+def attribution_patch(
+    model, pairs: PatchPairs, male: str = " he", female: str = " she", per_position: bool = True
+) -> pd.DataFrame:
+    """Linear (gradient) estimate of every patch of :func:`patch_sweep` at once: 2 forwards + 1 backward.
+
+    value(L, p) ≈ [(a_clean - a_corrupted)[L, p] · ∂LD/∂a at the corrupted run] / (LD_clean - LD_corrupted),
+    the first-order Taylor estimate of the normalised metric (Nanda 2023, "Attribution patching").
+    """
+    he, she = single_token_id(model, male), single_token_id(model, female)
+    runner = LlamaRunner(model)
+    clean = block_activations(runner, pairs.clean)
+    ld = logit_diff(he, she)
+    with torch.enable_grad():
+        x0 = runner.embed(pairs.corrupted).detach().requires_grad_(True)
+        acts: dict[str, list[Tensor]] = {s: [] for s in SITES}
+        for _, resid_pre, (resid, attn_out, mlp_out, _) in runner.walk(x0, parts=True):  # noqa: B007 (resid: the output)
+            acts["resid_pre"].append(resid_pre)
+            acts["attn_out"].append(attn_out)
+            acts["mlp_out"].append(mlp_out)
+        value = ld(runner.unembed(resid[:, -1]))
+        flat = [t for s in SITES for t in acts[s]]
+        grads = torch.autograd.grad(value, flat)
+    ld_corr = float(value.detach())
+    with torch.no_grad():
+        ld_clean = float(ld(runner.unembed(clean["resid_post"][-1][:, -1])))
+    denom = ld_clean - ld_corr
+    rows, i = [], 0
+    for site in SITES:
+        for layer in range(runner.n_layers):
+            delta = clean[site][layer] - acts[site][layer].detach()
+            contrib = (delta * grads[i]).sum(-1).sum(0) / denom  # [pos]
+            i += 1
+            if per_position:
+                for p, v in enumerate(contrib.tolist()):
+                    rows.append({"site": site, "layer": layer, "pos": p, "token": pairs.str_tokens[p], "value": v})
+            else:
+                rows.append({"site": site, "layer": layer, "pos": -1, "token": "*", "value": float(contrib.sum())})
+    return pd.DataFrame(rows)
+
+
+__all__ = ["attribution_patch"]

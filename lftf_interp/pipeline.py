@@ -1,0 +1,353 @@
+"""End-to-end runs that write a results folder: evaluate, locate, fine-tune, compare (resumable), sweep
+(resumable), demo. Callable from Python and notebooks; ``lftf`` (:mod:`lftf_interp.cli`) only parses options
+and prints what these return. Figures are :mod:`lftf_interp.report`'s job (``report.locate_figures``,
+``report.demo_figures``), called on what these return.
+
+Every folder gets the provenance of :func:`lftf_interp.provenance.run_meta` (package version, git commit,
+time, configuration) next to its numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .compare import (
+    BUDGET,
+    CompareConfig,
+    aggregate,
+    block_sweep,
+    default_methods,
+    markdown_table,
+    run_compare,
+)
+from .data import DATASET_VERSION, load_dataset
+from .errors import LftfError
+from .locate import compute_bmi, rank_for_tuning
+from .locate.choose import AUTO
+from .locate.run import LocateConfig, locate, save_locate
+from .metrics import EvalConfig, evaluate
+from .models import export_hf, load_model
+from .provenance import run_meta
+from .retain import (
+    RetainConfig,
+    compare_retention,
+    compute_reference,
+    compute_retention,
+    load_reference,
+    retention_summary,
+    save_reference,
+)
+from .tune import TuneConfig, TuneResult, apply_delta, save_delta, tune
+
+Progress = Callable[[int, dict], None]
+
+
+def retain_config(kind: str, seed: int = 0) -> RetainConfig:
+    """``default`` (~1,200 MC items, 24 windows) or ``small`` (a quick probe)."""
+    if kind not in ("default", "small"):
+        raise LftfError(f"retain must be 'default' or 'small', got {kind!r}.")
+    return RetainConfig(seed=seed) if kind == "default" else RetainConfig.small(seed=seed)
+
+
+def parse_blocks(spec: str, n_layers: int) -> list[int]:
+    """``"3,7"``, ``"all"`` or ``"everyK"`` (0, K, 2K, … and the last block) → block indices, range-checked."""
+    try:
+        if spec == "all":
+            chosen = list(range(n_layers))
+        elif spec.startswith("every"):
+            chosen = sorted(set(range(0, n_layers, int(spec[5:]))) | {n_layers - 1})
+        else:
+            chosen = [int(b) for b in spec.split(",") if b.strip()]
+    except ValueError as e:
+        raise LftfError(f"blocks {spec!r}: give comma-separated indices, 'all' or 'everyK' (e.g. every3).") from e
+    if bad := [b for b in chosen if not 0 <= b < n_layers]:
+        raise LftfError(f"blocks {bad} out of range: this model has blocks 0..{n_layers - 1}.")
+    if not chosen:
+        raise LftfError(f"blocks {spec!r} names no block.")
+    return chosen
+
+
+def _write_json(path: Path, obj) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, default=float))
+    return path
+
+
+def _append_row(path: Path, row: dict) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(row, default=float) + "\n")
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.is_file() else []
+
+
+# ----------------------------------------------------------------------------- evaluate / locate
+
+
+def evaluate_to(model: str, cfg: EvalConfig, out: Path, progress: Callable[[int], None] | None = None) -> dict:
+    """AFGB / UB / mass on one split → OUT/metrics.json and per-prompt CSVs; returns the metrics record."""
+    bias, hint = load_dataset("genbias", cfg.split), load_dataset("genhint", cfg.split)
+    metrics, bias_df, hint_df = evaluate(load_model(model), cfg, bias, hint, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    bias_df.to_csv(out / "genbias_prompts.csv", index=False)
+    hint_df.to_csv(out / "genhint_prompts.csv", index=False)
+    record = {**metrics, "config": run_meta(model=model, dataset_version=bias.version, **cfg.to_dict())}
+    _write_json(out / "metrics.json", record)
+    return record
+
+
+def locate_to(model: str, cfg: LocateConfig, out: Path, progress: Callable[[str], None] | None = None) -> dict:
+    """The locate stage → OUT/*.csv and OUT/locate.json; returns its tables (``report.locate_figures`` plots them)."""
+    res = locate(load_model(model), cfg, progress=progress)
+    save_locate(res, out, run_meta(model=model, dataset_version=DATASET_VERSION, **cfg.to_dict()))
+    return res
+
+
+# ----------------------------------------------------------------------------- fine-tune
+
+
+def resolve_block(bridge, block: str | int | Sequence[int], top_k: int = 1, exclude: str | Sequence[int] = AUTO,
+                  seed: int = 0) -> tuple[list[int], dict]:
+    """``block``: an index, a list, or ``"auto"`` (BMI's top ``top_k`` past ``exclude``). Returns the blocks and
+    how they were chosen (for metrics.json)."""
+    if block == AUTO:
+        choice = rank_for_tuning(bridge, top_k, exclude, seed=seed)
+        return choice.blocks, {"how": "auto", **choice.to_dict()}
+    blocks = [int(block)] if isinstance(block, int | str) else [int(b) for b in block]
+    return blocks, {"how": "given", "blocks": blocks}
+
+
+@dataclass
+class FinetuneRun:
+    before: dict
+    after: dict
+    result: TuneResult
+    choice: dict
+    bias_before: pd.DataFrame
+    bias_after: pd.DataFrame
+
+
+def finetune_to(
+    model: str,
+    cfg: TuneConfig | dict,
+    out: Path,
+    block: str | int | Sequence[int] = AUTO,
+    top_k: int = 1,
+    exclude: str | Sequence[int] = AUTO,
+    resume: bool = False,
+    export: bool = False,
+    progress: Progress | None = None,
+) -> FinetuneRun:
+    """Evaluate, choose the block (method "block"), fine-tune, evaluate again → OUT/delta, OUT/history.csv,
+    OUT/metrics.json (and with ``export`` a Hugging Face directory OUT/model)."""
+    cfg = cfg.to_dict() if isinstance(cfg, TuneConfig) else dict(cfg)
+    bridge = load_model(model)
+    choice: dict = {"how": "all blocks"}
+    if cfg.get("method", "block") == "block":
+        blocks, choice = resolve_block(bridge, block, top_k, exclude, cfg.get("seed", 0))
+        cfg["block"] = tuple(blocks)
+    tcfg = TuneConfig(**cfg)
+    before, bias_before, _ = evaluate(bridge, EvalConfig(split="test"))
+    res = tune(bridge, tcfg, out_dir=out, resume=resume, progress=progress)
+    after, bias_after, _ = evaluate(bridge, EvalConfig(split="test"))
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"loss": tcfg.loss, "config": tcfg.to_dict(), "dataset_version": DATASET_VERSION, "before": before,
+            "after": after, "best_step": res.best_step, "block_choice": choice}
+    save_delta(bridge, res.blocks, res.base_fingerprint, out / "delta", meta)
+    res.history.to_csv(out / "history.csv", index=False)
+    _write_json(out / "metrics.json", {**meta, **run_meta(model=model), "blocks": res.blocks,
+                                       "trainable_params": res.trainable_params})
+    if export:
+        export_hf(bridge, out / "model")
+    return FinetuneRun(before, after, res, choice, bias_before, bias_after)
+
+
+def export_to(model: str, delta: Path | None, out: Path) -> Path:
+    """A base model (+ a delta, checked against its base) → a plain Hugging Face directory at OUT whose
+    tokenizer encodes exactly as :func:`lftf_interp.tokens.encode` does."""
+    bridge = load_model(model)
+    info = apply_delta(bridge, delta) if delta is not None else None
+    path = export_hf(bridge, out)
+    _write_json(path / "lftf_export.json", run_meta(base_model=model, delta=str(delta) if delta else None,
+                                                    blocks=info["blocks"] if info else []))
+    return path
+
+
+# ----------------------------------------------------------------------------- compare / sweep (resumable)
+
+
+def compare_to(
+    model: str,
+    out: Path,
+    seeds: Sequence[int] = (0,),
+    methods: Sequence[str] | None = None,
+    steps: int = 0,
+    retain: str = "default",
+    reference: Path | None = None,
+    on_row: Callable[[dict], None] | None = None,
+) -> str:
+    """Every method × seed → OUT/rows.jsonl (one line per finished run), OUT/config.json, OUT/summary.csv and
+    OUT/table.md. Resumable: rows already in OUT/rows.jsonl are not rerun; a later run with a subset of
+    ``methods`` keeps the specs of the methods already on disk. ``reference``: a saved retention reference of
+    the base model, read if present, else computed and written there. Returns the markdown table."""
+    specs = default_methods(load_model(model).cfg.n_layers)
+    if methods is not None:
+        by_name = {s.name: s for s in specs}
+        if unknown := sorted(set(methods) - set(by_name)):
+            raise LftfError(f"Unknown method(s) {unknown}; choose from {list(by_name)}.")
+        specs = [by_name[n] for n in methods]  # in the order given
+    rcfg = retain_config(retain)
+    cfg = CompareConfig(model=model, seeds=tuple(seeds), budget=dict(BUDGET, **({"steps": steps} if steps else {})),
+                        retain=rcfg)
+    out.mkdir(parents=True, exist_ok=True)
+    rows_path, config_path = out / "rows.jsonl", out / "config.json"
+    done = {(r["method"], r["seed"]) for r in _rows(rows_path)}
+    known = json.loads(config_path.read_text()).get("methods", []) if config_path.is_file() else []
+    merged = {m["name"]: m for m in known} | {s.name: s.to_dict() for s in specs}
+    _write_json(config_path, {**cfg.to_dict(), "methods": list(merged.values()), **run_meta(model=model)})
+    ref = None
+    if reference is not None:
+        if (reference / "reference.json").is_file():
+            ref = load_reference(reference, rcfg)
+        else:
+            ref = compute_reference(load_model(model), rcfg)
+            save_reference(ref, reference)
+
+    def row_done(row: dict) -> None:
+        _append_row(rows_path, row)
+        if on_row:
+            on_row(row)
+
+    run_compare(specs, cfg, load=lambda: load_model(model), ref=ref, on_row=row_done, skip=lambda n, s: (n, s) in done)
+    return write_compare_summary(out)
+
+
+def write_compare_summary(out: Path) -> str:
+    """OUT/rows.jsonl → OUT/summary.csv (per method, pooled over seeds) and OUT/table.md; returns the table."""
+    rows = pd.DataFrame(_rows(out / "rows.jsonl"))
+    config_path = out / "config.json"  # list methods in the configured order, not the order they were run in
+    order = [m["name"] for m in json.loads(config_path.read_text()).get("methods", [])] if config_path.is_file() else []
+    rank = {n: i for i, n in enumerate(order)}
+    rows = rows.sort_values("method", key=lambda c: c.map(lambda n: rank.get(n, len(rank))), kind="stable")
+    base = rows[rows.method == "base"]
+    agg = aggregate(rows, base_mass=float(base.mass.iloc[0]) if len(base) else None,
+                    base_afgb=float(base.afgb.iloc[0]) if len(base) else None)
+    agg.to_csv(out / "summary.csv", index=False)
+    md = markdown_table(agg)
+    (out / "table.md").write_text(md + "\n")
+    return md
+
+
+def sweep_to(
+    model: str,
+    out: Path,
+    blocks: str = "every3",
+    steps: int = 40,
+    mass_weight: float = 0.0,
+    seed: int = 0,
+    on_row: Callable[[dict], None] | None = None,
+) -> pd.DataFrame:
+    """Fine-tune each block alone with the same budget → OUT/rows.jsonl (resumable: blocks already there are
+    not rerun), OUT/bmi.csv (BMI on the test prompts) and OUT/config.json. Returns every row on disk."""
+    bridge = load_model(model)
+    chosen = parse_blocks(blocks, bridge.cfg.n_layers)
+    bmi = compute_bmi(bridge, load_dataset("genbias", "test").prompts)
+    del bridge
+    out.mkdir(parents=True, exist_ok=True)
+    bmi.to_csv(out / "bmi.csv", index=False)
+    rows_path = out / "rows.jsonl"
+    done = {r["block"] for r in _rows(rows_path)}
+
+    def row_done(row: dict) -> None:
+        _append_row(rows_path, row)
+        if on_row:
+            on_row(row)
+
+    budget = {**BUDGET, "steps": steps, "mass_weight": mass_weight}
+    block_sweep(lambda: load_model(model), [b for b in chosen if b not in done], budget=budget, seed=seed, on_row=row_done)
+    _write_json(out / "config.json", run_meta(model=model, blocks=chosen, steps=steps, seed=seed, budget=budget))
+    return pd.DataFrame(_rows(rows_path))
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+@dataclass
+class DemoResult:
+    model: str
+    before: dict
+    after: dict
+    block: int
+    bias_before: pd.DataFrame
+    hint_before: pd.DataFrame
+    bias_after: pd.DataFrame
+    locate: dict
+    history: pd.DataFrame
+    retention: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+
+
+def demo(
+    model: str,
+    out: Path,
+    steps: int = 150,
+    retain: str = "default",
+    seed: int = 0,
+    say: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
+) -> DemoResult:
+    """The whole pipeline: evaluate → locate (BMI, patching, lens) → fine-tune BMI's top block → evaluate →
+    capability retention. Writes OUT/summary.json, OUT/retention.csv, OUT/locate/ and OUT/finetune/ (delta,
+    history); ``report.demo_figures`` draws OUT/figures from the result."""
+    say = say or (lambda s: None)
+    t0 = time.perf_counter()
+    base_model, bridge = load_model(model), load_model(model)
+    say("1 · evaluate the base model")
+    before, bias_df, hint_df = evaluate(base_model, EvalConfig(split="test", seed=seed))
+    say("2 · locate")
+    lcfg = LocateConfig(seed=seed)
+    loc = locate(base_model, lcfg)
+    save_locate(loc, out / "locate", run_meta(model=model, dataset_version=DATASET_VERSION, **lcfg.to_dict()))
+    blocks, choice = resolve_block(bridge, AUTO, seed=seed)
+    top = blocks[0]
+    say(f"3 · fine-tune block {top} (BMI rank 1 on train prompts past the embedding-artefact blocks "
+        f"{choice['excluded']})")
+    cfg = TuneConfig(**{**BUDGET, "steps": steps, "block": top, "seed": seed})
+    res = tune(bridge, cfg, out_dir=out / "finetune", progress=progress)
+    say("4 · evaluate the tuned model")
+    after, after_bias, _ = evaluate(bridge, EvalConfig(split="test", seed=seed))
+    say("5 · capability retention")
+    rcfg = retain_config(retain, seed)
+    ref = compute_reference(base_model, rcfg, cache_at=res.blocks)
+    ret = compare_retention(ref, compute_retention(bridge, ref, start=min(res.blocks)))
+    save_delta(bridge, res.blocks, res.base_fingerprint, out / "finetune" / "delta", {"config": cfg.to_dict(), "after": after})
+    res.history.to_csv(out / "finetune" / "history.csv", index=False)
+    ret.to_csv(out / "retention.csv", index=False)
+    summary = {"before": before, "after": after, "block": top, "block_choice": choice, "retention": retention_summary(ret),
+               "wall_s": time.perf_counter() - t0, **run_meta(model=model, config=cfg.to_dict(), retain=rcfg.to_dict())}
+    _write_json(out / "summary.json", summary)
+    return DemoResult(model, before, after, top, bias_df, hint_df, after_bias, loc, res.history, ret, summary)
+
+
+__all__ = [
+    "DemoResult",
+    "FinetuneRun",
+    "compare_to",
+    "demo",
+    "evaluate_to",
+    "export_to",
+    "finetune_to",
+    "locate_to",
+    "parse_blocks",
+    "resolve_block",
+    "retain_config",
+    "sweep_to",
+    "write_compare_summary",
+]

@@ -1,0 +1,129 @@
+"""The one place that touches the user cache: its directory, sha256, atomic writes and pinned downloads.
+
+Models (:mod:`lftf_interp.models`), external bias sets (:mod:`lftf_interp.data.external`) and retention
+archives (:mod:`lftf_interp.retain.sources`) all go through here, so a file is hashed, written and
+downloaded the same way everywhere: a reader never sees a half-written file or directory, and a file whose
+sha256 differs from its pin is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import CacheError, LftfError
+
+MANIFEST = "lftf_manifest.json"
+
+
+def cache_dir(create: bool = True) -> Path:
+    """The user cache: ``$LFTF_CACHE`` or ``~/.cache/lftf_interp``. Raises :class:`CacheError` if unwritable."""
+    root = Path(os.environ.get("LFTF_CACHE") or Path.home() / ".cache" / "lftf_interp").expanduser()
+    if create:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=root, prefix=".probe-", delete=True)
+            probe.close()
+        except OSError as e:
+            raise CacheError(
+                f"The lftf cache directory {str(root)!r} is not writable ({e.strerror or e}). "
+                "Set LFTF_CACHE to a writable directory, e.g. `export LFTF_CACHE=$HOME/.cache/lftf_interp`."
+            ) from e
+    return root
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 24) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(chunk):
+            h.update(b)
+    return h.hexdigest()
+
+
+def write_manifest(directory: Path, info: dict) -> None:
+    """Record the size and sha256 of every file in ``directory`` (checked by :func:`validate_dir`)."""
+    files = {}
+    for p in sorted(directory.iterdir()):
+        if p.is_file() and p.name != MANIFEST:
+            files[p.name] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
+    (directory / MANIFEST).write_text(json.dumps({**info, "files": files}, indent=2))
+
+
+def validate_dir(directory: Path) -> tuple[bool, str]:
+    """Check a cached directory against its manifest (sizes and sha256 of every file)."""
+    mpath = directory / MANIFEST
+    if not mpath.is_file():
+        return False, "no manifest (an interrupted write?)"
+    try:
+        files = json.loads(mpath.read_text())["files"]
+    except (json.JSONDecodeError, KeyError) as e:
+        return False, f"unreadable manifest ({e})"
+    for name, meta in files.items():
+        p = directory / name
+        if not p.is_file():
+            return False, f"{name} is missing"
+        if p.stat().st_size != meta["size"]:
+            return False, f"{name} has {p.stat().st_size} bytes, expected {meta['size']} (truncated?)"
+        if sha256_file(p) != meta["sha256"]:
+            return False, f"{name} does not match its sha256 (corrupted)"
+    return True, "ok"
+
+
+def atomic_build(final: Path, build: Callable[[Path], None]) -> None:
+    """Run ``build(tmpdir)`` then move tmpdir to ``final`` in one rename, so readers never see a half cache."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    try:
+        build(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def verified(path: str | Path, sha256: str, what: str, fix: str, error: type[LftfError] = CacheError) -> Path:
+    """``path`` if it exists and has the pinned sha256; else ``error`` naming ``what`` and ``fix``."""
+    p = Path(path)
+    if not p.is_file():
+        raise error(f"{p} does not exist. {fix}")
+    if (got := sha256_file(p)) != sha256:
+        raise error(f"{p} has sha256 {got}, expected {sha256} ({what}). {fix}")
+    return p
+
+
+def download(
+    url: str, dest: Path, sha256: str, offline_fix: str, timeout: float = 120, error: type[LftfError] = CacheError
+) -> Path:
+    """``dest`` with the pinned ``sha256``: reused if already there, else downloaded from ``url`` into a
+    temporary file, hash-checked and renamed into place (a bad or partial download is never kept)."""
+    if dest.is_file() and sha256_file(dest) == sha256:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".dl-")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (pinned https)
+            while chunk := r.read(1 << 20):
+                out.write(chunk)
+        if (got := sha256_file(tmp)) != sha256:
+            raise error(
+                f"Downloaded {url} but its sha256 is {got}, expected {sha256}; not using it. The upstream copy "
+                f"changed or the download was corrupted: retry, or {offline_fix}"
+            )
+        os.replace(tmp, dest)
+    except OSError as e:
+        raise error(f"Could not download {url} ({e}). Without internet: {offline_fix}") from e
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest
+
+
+__all__ = ["MANIFEST", "atomic_build", "cache_dir", "download", "sha256_file", "validate_dir", "verified", "write_manifest"]

@@ -1,0 +1,131 @@
+"""``lftf``: each command end to end on tiny models written as Hugging Face directories; errors as one line."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from typer.testing import CliRunner
+
+from lftf_interp.cli import app
+from lftf_interp.data import load_dataset
+from lftf_interp.models import export_hf
+from lftf_interp.tokens import encode
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tiny_bridge, tmp_path_factory):
+    return export_hf(tiny_bridge, tmp_path_factory.mktemp("tiny") / "tiny")
+
+
+def lftf(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_evaluate_on_a_local_directory(tiny_dir, tmp_path):
+    out = tmp_path / "out"
+    res = lftf("evaluate", "--model", tiny_dir, "--split", "validation", "--out", out, "--n-boot", "50")
+    assert res.exit_code == 0, res.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n"] == len(load_dataset("genbias", "validation")) and m["n_hint"] == len(load_dataset("genhint", "validation"))
+    assert m["afgb_ci"][0] <= m["afgb"] <= m["afgb_ci"][1]
+    assert m["config"]["package_version"] and m["config"]["split"] == "validation"
+    assert f"{m['afgb']:.3f}" in res.output
+
+
+def test_errors_are_one_clear_line(tiny_dir, tmp_path):
+    for args, says in (
+        (["evaluate", "--model", "nope-model"], "Unknown model"),
+        (["evaluate", "--split", "dev"], "available splits"),
+        (["evaluate", "--model", tiny_dir, "--batch-size", "0"], "batch_size must be >= 1"),
+        (["locate", "--model", tiny_dir, "--pair-kind", "swap"], "pair_kind"),
+        (["finetune", "--model", tiny_dir, "--loss", "l2"], "loss must be one of"),
+        (["finetune", "--model", tiny_dir, "--block", "x"], "not a comma-separated list"),
+        (["sweep", "--model", tiny_dir, "--blocks", "7"], "out of range"),
+        (["compare", "--model", tiny_dir, "--methods", "base,nope"], "Unknown method"),
+    ):
+        res = lftf(*args, "--out", tmp_path / "err")
+        assert res.exit_code == 2 and says in res.output, (args, res.output)
+        assert "Traceback" not in res.output
+
+
+def test_locate_writes_tables_and_figures(tiny_dir, tmp_path):
+    out = tmp_path / "loc"
+    res = lftf("locate", "--model", tiny_dir, "--out", out, "--n-pairs", "2")
+    assert res.exit_code == 0, res.output
+    meta = json.loads((out / "locate.json").read_text())
+    assert meta["meta"]["dataset_version"] and meta["meta"]["seed"] == 0 and meta["meta"]["package_version"]
+    assert len(meta["top5_bmi"]) == 2  # the tiny model has two blocks
+    for f in ("bmi.csv", "patching.csv", "lens.csv", "attribution.csv", "bmi.png", "patching.png"):
+        assert (out / f).stat().st_size > 0, f
+
+
+def test_finetune_writes_a_delta_and_export_rebuilds_the_model(tiny_bridge, tiny_dir, tmp_path):
+    out = tmp_path / "ft"
+    args = ["finetune", "--model", tiny_dir, "--block", "1", "--steps", "4", "--batch-size", "8", "--n-train", "64",
+            "--lr", "1e-3", "--checkpoint-every", "2", "--out", out]
+    res = lftf(*args)
+    assert res.exit_code == 0, res.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["blocks"] == [1] and m["after"]["afgb"] != m["before"]["afgb"] and m["config"]["n_train"] == 64
+    assert (out / "checkpoint" / "state.json").is_file()
+    # export: base + delta -> a Hugging Face directory that plain transformers reads with our numbers
+    res = lftf("export", "--model", tiny_dir, "--delta", out / "delta", "--out", tmp_path / "hf")
+    assert res.exit_code == 0, res.output
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    tok = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    prompt = "The nurse said that"
+    ids = tok(prompt, return_tensors="pt").input_ids
+    assert ids[0].tolist() == encode(tiny_bridge, prompt)  # no BOS added by the exported tokenizer
+    with torch.no_grad():
+        p_hf = hf(ids).logits[0, -1].softmax(-1)
+    he = tok.convert_tokens_to_ids("Ġhe")
+    rows = json.loads((out / "metrics.json").read_text())
+    assert rows["blocks"] == [1]
+    from lftf_interp.metrics import pronoun_probs
+    from lftf_interp.models import load_model
+    from lftf_interp.tune import apply_delta
+
+    tuned = load_model(str(tiny_dir))
+    apply_delta(tuned, out / "delta")
+    assert p_hf[he].item() == pytest.approx(float(pronoun_probs(tuned, [prompt]).p_he[0]), rel=1e-4)
+    res = lftf("export", "--model", tiny_dir, "--delta", out / "delta", "--out", tmp_path / "hf2")  # same base: fine
+    assert res.exit_code == 0
+    res = lftf("export", "--model", tmp_path / "hf", "--delta", out / "delta", "--out", tmp_path / "hf3")
+    assert res.exit_code == 2 and "fingerprint" in res.output  # a delta on top of itself is refused
+
+
+@pytest.mark.downloads
+def test_compare_resumes_and_sweep_and_demo(tiny3, tmp_path):
+    model_dir = export_hf(tiny3, tmp_path / "tiny")
+    out = tmp_path / "cmp"
+    args = ["compare", "--model", model_dir, "--methods", "base,lftf-balanced", "--seeds", "0,1", "--steps", "2",
+            "--retain", "small", "--out", out]
+    res = lftf(*args)
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()]
+    assert [(r["method"], r["seed"]) for r in rows] == [("base", 0), ("lftf-balanced", 0), ("lftf-balanced", 1)]
+    assert "lftf-balanced" in (out / "table.md").read_text() and (out / "summary.csv").is_file()
+    res = lftf(*args)  # everything done: nothing is rerun
+    assert res.exit_code == 0 and len((out / "rows.jsonl").read_text().splitlines()) == 3
+    res = lftf(*args[:4], "prompt", *args[5:])  # a later run with another method adds to both files
+    assert res.exit_code == 0, res.output
+    assert len((out / "rows.jsonl").read_text().splitlines()) == 4
+    config = json.loads((out / "config.json").read_text())
+    assert [m["name"] for m in config["methods"]] == ["base", "lftf-balanced", "prompt"]
+
+    res = lftf("sweep", "--model", model_dir, "--blocks", "1,2", "--steps", "2", "--out", tmp_path / "sw")
+    assert res.exit_code == 0, res.output
+    assert [json.loads(x)["block"] for x in (tmp_path / "sw" / "rows.jsonl").read_text().splitlines()] == [1, 2]
+
+    res = lftf("demo", "--model", model_dir, "--steps", "2", "--retain", "small", "--out", tmp_path / "demo")
+    assert res.exit_code == 0, res.output
+    s = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    choice = s["block_choice"]
+    ranked = [r["layer"] for r in choice["top5"] if r["layer"] not in choice["excluded"]]  # BMI order
+    assert s["block"] == choice["blocks"][0] == ranked[0] and s["block"] not in choice["excluded"]
+    assert "kl" in s["retention"] and s["after"]["afgb"] != s["before"]["afgb"]
+    for f in ("training.png", "before_after.png", "share_shift.png", "baseline_hints.png"):
+        assert (tmp_path / "demo" / "figures" / f).stat().st_size > 0
+    assert (tmp_path / "demo" / "locate" / "bmi.png").is_file()
+    assert (tmp_path / "demo" / "finetune" / "delta" / "delta.safetensors").is_file()

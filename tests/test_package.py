@@ -1,0 +1,118 @@
+"""The package's shape: layers point one way, no import cycles, small modules, a test file per module.
+
+Layers (data → metrics → locate → tune → retain → compare/pipeline → report → cli): a module may import its
+own layer or a lower one, never a higher one, at module level or inside a function."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "lftf_interp"
+LAYERS = [
+    {"__init__", "errors"},
+    {"provenance", "store", "tokens"},
+    {"models", "runner"},
+    {"data"},
+    {"metrics"},
+    {"locate"},
+    {"tune"},
+    {"retain"},
+    {"compare"},
+    {"pipeline"},
+    {"report"},
+    {"cli"},
+]
+RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
+MAX_LINES = 400
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for p in sorted(PKG.rglob("*.py")):
+        parts = p.relative_to(PKG).with_suffix("").parts
+        out[".".join(parts)] = p
+    return out
+
+
+def imports(name: str, path: Path) -> set[str]:
+    """Modules of this package that ``name`` imports (absolute dotted names relative to the package)."""
+    pkg_parts = name.split(".")[:-1] if not path.name == "__init__.py" else name.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg_parts[: len(pkg_parts) - (node.level - 1)]
+                target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            elif node.module and node.module.startswith("lftf_interp"):
+                target = node.module.removeprefix("lftf_interp").lstrip(".")
+            else:
+                continue
+            found.add(target or "__init__")
+            found.update(f"{target}.{a.name}".lstrip(".") for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name.removeprefix("lftf_interp").lstrip(".") for a in node.names if a.name.startswith("lftf_interp"))
+    known = modules()
+    return {t for t in found if t in known or f"{t}.__init__" in known}
+
+
+def layer(name: str) -> int:
+    top = name.split(".")[0]
+    return RANK[top]
+
+
+def test_every_module_has_a_layer():
+    assert {m.split(".")[0] for m in modules()} <= set(RANK), "add the new module to LAYERS"
+
+
+def test_layers_point_one_way():
+    bad = [(m, t) for m, p in modules().items() for t in imports(m, p) if layer(t) > layer(m)]
+    assert not bad, f"imports from a lower layer into a higher one: {bad}"
+
+
+def test_no_import_cycles():
+    graph = {m: {t if t in modules() else f"{t}.__init__" for t in imports(m, p)} - {m} for m, p in modules().items()}
+    # a package's __init__ re-exports its modules; those edges are not cycles
+    for m in graph:
+        if m.endswith("__init__"):
+            graph[m] = set()
+    seen, stack = set(), []
+
+    def visit(m):
+        if m in stack:
+            pytest.fail(f"import cycle: {' -> '.join([*stack[stack.index(m):], m])}")
+        if m in seen:
+            return
+        stack.append(m)
+        for t in graph.get(m, ()):
+            visit(t)
+        stack.pop()
+        seen.add(m)
+
+    for m in graph:
+        visit(m)
+
+
+def test_no_module_imports_the_cli():
+    assert [m for m, p in modules().items() if m != "cli" and "cli" in imports(m, p)] == []
+
+
+@pytest.mark.parametrize("name", sorted(modules()))
+def test_modules_stay_small(name):
+    n = len(modules()[name].read_text().splitlines())
+    assert n <= MAX_LINES, f"{name} has {n} lines; split it (no module over {MAX_LINES})"
+
+
+def test_every_test_file_maps_to_a_module():
+    """tests/<pkg path>/test_<module>.py ↔ lftf_interp/<pkg path>/<module>.py; integration tests, the notebooks
+    and this file are the exceptions."""
+    exceptions = {"test_notebooks.py", "test_package.py"}
+    unmapped = []
+    for t in (ROOT / "tests").rglob("test_*.py"):
+        rel = t.relative_to(ROOT / "tests")
+        if rel.parts[0] == "integration" or t.name in exceptions:
+            continue
+        if not (PKG / rel.parent / (t.name.removeprefix("test_"))).is_file():
+            unmapped.append(str(rel))
+    assert not unmapped, f"test files without a module: {unmapped}"

@@ -1,0 +1,47 @@
+"""End-to-end runs from Python (the CLI's commands are thin wrappers: tests/test_cli.py)."""
+
+import json
+
+import pytest
+
+from lftf_interp import pipeline
+from lftf_interp.errors import LftfError
+from lftf_interp.locate import choose_blocks
+from lftf_interp.models import export_hf, load_model
+from lftf_interp.tune import TuneConfig
+
+
+@pytest.fixture(scope="module")
+def tiny3_dir(tiny3, tmp_path_factory):
+    return str(export_hf(tiny3, tmp_path_factory.mktemp("tiny3") / "tiny3"))
+
+
+def test_parse_blocks():
+    assert pipeline.parse_blocks("all", 4) == [0, 1, 2, 3]
+    assert pipeline.parse_blocks("every2", 5) == [0, 2, 4]
+    assert pipeline.parse_blocks("every3", 5) == [0, 3, 4]
+    assert pipeline.parse_blocks("3,1", 5) == [3, 1]
+    with pytest.raises(LftfError, match="out of range"):
+        pipeline.parse_blocks("5", 5)
+    with pytest.raises(LftfError, match="everyK"):
+        pipeline.parse_blocks("every", 5)
+
+
+def test_finetune_auto_is_the_locate_stage_choice(tiny3_dir, tmp_path):
+    cfg = TuneConfig(steps=2, batch_size=8, n_train=32, n_val=16, eval_every=2, lr=1e-3)
+    run = pipeline.finetune_to(tiny3_dir, cfg, tmp_path, block="auto")
+    assert run.result.blocks == choose_blocks(load_model(tiny3_dir)) == run.choice["blocks"]
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["blocks"] == run.result.blocks and m["block_choice"]["how"] == "auto" and m["git_commit"] is not None
+    run = pipeline.finetune_to(tiny3_dir, cfg, tmp_path / "b", block=[0, 2])
+    assert run.result.blocks == [0, 2] and run.choice == {"how": "given", "blocks": [0, 2]}
+
+
+@pytest.mark.downloads
+def test_sweep_resumes_without_rerunning(tiny3_dir, tmp_path):
+    rows = pipeline.sweep_to(tiny3_dir, tmp_path, blocks="2", steps=1)
+    assert rows.block.tolist() == [2]
+    first = (tmp_path / "rows.jsonl").read_text()
+    rows = pipeline.sweep_to(tiny3_dir, tmp_path, blocks="1,2", steps=1)
+    assert rows.block.tolist() == [2, 1] and (tmp_path / "rows.jsonl").read_text().startswith(first)
+    assert json.loads((tmp_path / "config.json").read_text())["blocks"] == [1, 2]

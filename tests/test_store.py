@@ -1,0 +1,70 @@
+"""The cache: directory, manifest validation, atomic builds (pinned downloads: tests/retain/test_sources.py)."""
+
+import hashlib
+import os
+import stat
+
+import pytest
+from transformers import LlamaForCausalLM
+
+from lftf_interp import models, store
+from lftf_interp.errors import CacheError
+
+
+def test_unwritable_cache_dir(tmp_path, monkeypatch):
+    if os.geteuid() == 0:
+        target = "/proc/lftf-cache"  # root can write anywhere else
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+        target = str(locked / "cache")
+    monkeypatch.setenv("LFTF_CACHE", target)
+    with pytest.raises(CacheError, match="LFTF_CACHE"):
+        store.cache_dir()
+
+
+def _fake_builder(spec, out):
+    cfg = models.tiny_config(n_layers=1, d_model=16, n_heads=2, n_kv_heads=1, d_mlp=32)
+    cfg.vocab_size = 64
+    m = LlamaForCausalLM(cfg)
+    m.save_pretrained(out)
+    store.write_manifest(out, {"model": spec.name})
+
+
+def test_cache_is_atomic_validated_and_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("LFTF_CACHE", str(tmp_path))
+    calls = []
+    monkeypatch.setattr(models, "_build_from_gguf", lambda s, o: (calls.append(1), _fake_builder(s, o)))
+    d = models.cached_model_dir("smollm2-135m")
+    assert store.validate_dir(d) == (True, "ok") and len(calls) == 1
+    assert models.cached_model_dir("smollm2-135m") == d and len(calls) == 1  # reused
+    # truncate the weights: detected and rebuilt, never used
+    w = d / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:100])
+    ok, why = store.validate_dir(d)
+    assert not ok and "truncated" in why
+    models.cached_model_dir("smollm2-135m")
+    assert len(calls) == 2 and store.validate_dir(d)[0]
+    # same size, different bytes: caught by the hash
+    data = bytearray(w.read_bytes())
+    data[-1] ^= 0xFF
+    w.write_bytes(bytes(data))
+    assert "sha256" in store.validate_dir(d)[1]
+    # an interrupted build leaves no half cache behind
+    monkeypatch.setattr(models, "_build_from_gguf", lambda s, o: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        models.cached_model_dir("smollm2-135m", rebuild=True)
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["smollm2-135m"]
+
+
+def test_verified_names_the_pin(tmp_path):
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"abc")
+    digest = hashlib.sha256(b"abc").hexdigest()
+    assert store.verified(f, digest, "x 1.0", "fix it") == f
+    with pytest.raises(CacheError, match=r"expected 0{64} \(x 1.0\). fix it"):
+        store.verified(f, "0" * 64, "x 1.0", "fix it")
+    with pytest.raises(CacheError, match="does not exist. fix it"):
+        store.verified(tmp_path / "missing", digest, "x", "fix it")
+    assert store.sha256_file(f) == digest
