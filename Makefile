@@ -25,6 +25,9 @@ demo: venv
 experiments: venv
 	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --out results/compare
 	$(BIN)/lftf sweep --model smollm2-135m --blocks 2,5,8,11,14,17,20,23,24,26,29 --steps 40 --out results/block_sweep
+	$(BIN)/lftf evaluate --model smollm2-135m --axis religion --out results/axes/religion/base
+	test -f results/axes/religion/finetune/metrics.json || $(BIN)/lftf finetune --model smollm2-135m --axis religion \
+		--out results/axes/religion/finetune
 
 ## Unit + integration tests and the notebooks (the README's test command; CI runs it).
 test: venv lint
@@ -45,6 +48,7 @@ bench: venv
 
 data: venv
 	$(BIN)/python -m lftf_interp.data.build
+	$(BIN)/python -m lftf_interp.data.build_axes
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import bench_foundation, bench_locate, bench_tune
+from . import bench_axis, bench_foundation, bench_locate, bench_tune
 
 BENCHMARKS = {
     "evaluate": bench_foundation.bench_evaluate,
@@ -13,6 +13,7 @@ BENCHMARKS = {
     "patching": bench_locate.bench_patching,
     "bmi": bench_locate.bench_bmi,
     "tune_step": bench_tune.bench_tune_step,
+    "multitoken": bench_axis.bench_multitoken,
 }
 
 

@@ -54,7 +54,7 @@ def _training_bar(prog: Progress, steps: int):
     task = prog.add_task("fine-tuning", total=steps)
 
     def show(step, row):
-        desc = f"loss {row['loss']:.3f}" + (f" · val AFGB {row['val_afgb']:.3f}" if "val_afgb" in row else "")
+        desc = f"loss {row['loss']:.3f}" + (f" · val bias {row['val_afgb']:.3f}" if "val_afgb" in row else "")
         prog.update(task, completed=step, description=desc)
 
     return show
@@ -64,7 +64,9 @@ def _before_after(title: str, before: dict, after: dict, first: str = "before", 
     table = Table(title=title)
     for c in ("metric", first, second):
         table.add_column(c)
-    for k, name in (("afgb", "AFGB ↓"), ("ub", "UB ↑"), ("mass", "he+she mass")):
+    names = (("afgb", "AFGB ↓"), ("ub", "UB ↑"), ("mass", "he+she mass")) if "afgb" in after else (
+        ("bias", "bias score ↓"), ("hint_following", "hint following ↑"), ("mass", "group mass"))
+    for k, name in names:
         lo, hi = after[k + "_ci"]
         table.add_row(name, f"{before[k]:.3f}", f"{after[k]:.3f} [{lo:.3f}, {hi:.3f}]")
     return table
@@ -74,23 +76,40 @@ def _before_after(title: str, before: dict, after: dict, first: str = "before", 
 def evaluate(
     model: str = MODEL,
     split: str = typer.Option("test", help="train, validation or test."),
+    axis: str = typer.Option(None, help="A bias axis: a shipped name (gender, ...) or a YAML/JSON file. Without it: "
+                             "AFGB and UB on GenBiasEval / GenHintEval (the gender axis, same numbers)."),
+    data: Path = typer.Option(None, help="Your own prompts (JSONL: prompt, optional split, label for hint prompts); "
+                              "needs --axis for the groups."),
     out: Path = typer.Option(Path("out/evaluate"), help="Output directory."),
     batch_size: int = typer.Option(64),
     n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95 % CIs."),
     seed: int = typer.Option(0),
 ) -> None:
-    """AFGB (GenBiasEval) and UB (GenHintEval) of a model on one split."""
+    """AFGB (GenBiasEval) and UB (GenHintEval) of a model on one split; with --axis, the bias score and hint
+    following over that axis's groups."""
     from .metrics import EvalConfig
 
-    cfg = EvalConfig(split=split, batch_size=batch_size, n_boot=n_boot, seed=seed)
+    if data is not None and axis is None:
+        raise LftfError("--data needs --axis: the axis says which groups' words to score after your prompts.")
     with _progress() as prog:
         task = prog.add_task(f"evaluating {model} on {split}", total=None)
-        m = pipeline.evaluate_to(model, cfg, out, progress=lambda n: prog.advance(task, n))
-    table = Table(title=f"{model} · {split} split")
+        tick = lambda n: prog.advance(task, n)  # noqa: E731
+        if axis is not None:
+            m = pipeline.evaluate_axis_to(model, axis, split, out, data, batch_size, n_boot, seed, progress=tick)
+        else:
+            m = pipeline.evaluate_to(model, EvalConfig(split=split, batch_size=batch_size, n_boot=n_boot, seed=seed), out,
+                                     progress=tick)
+    table = Table(title=f"{model} · {m.get('axis', 'gender')} · {split} split")
     for col in ("metric", "value", "95% CI", "n"):
         table.add_column(col)
-    for k, name, n in (("afgb", "AFGB (0 = fair)", "n"), ("ub", "UB (1 = follows hints)", "n_hint"), ("mass", "he+she mass", "n")):
-        table.add_row(name, f"{m[k]:.3f}", "[{:.3f}, {:.3f}]".format(*m[k + "_ci"]), str(m[n]))
+    rows = ((("bias", "bias score (0 = fair)", "n"), ("hint_following", "hint following (1 = follows hints)", "n_hint"),
+             ("mass", "group mass", "n")) if axis is not None else
+            (("afgb", "AFGB (0 = fair)", "n"), ("ub", "UB (1 = follows hints)", "n_hint"), ("mass", "he+she mass", "n")))
+    for k, name, n in rows:
+        if k in m:
+            table.add_row(name, f"{m[k]:.3f}", "[{:.3f}, {:.3f}]".format(*m[k + "_ci"]), str(m[n]))
+    for g, share in m.get("shares", {}).items():
+        table.add_row(f"share of {g}", f"{share:.3f}", "", str(m["n"]))
     console.print(table)
     console.print(f"wrote {out / 'metrics.json'} and per-prompt CSVs")
 
@@ -150,6 +169,7 @@ def finetune(
                                 "found from the model, see lftf_interp.locate.artefact_blocks), comma-separated "
                                 "indices, or '' for none."),
     loss: str = typer.Option("balanced", help="paper, sum or balanced."),
+    axis: str = typer.Option("gender", help="The bias axis to remove: a shipped name (gender, religion) or an axis file."),
     method: str = typer.Option("block", help="block (LFTF), full (FPFT baseline) or lora (peft LoRA baseline)."),
     lr: float = typer.Option(3e-4),
     steps: int = typer.Option(150),
@@ -169,13 +189,13 @@ def finetune(
 
     cfg = TuneConfig(loss=loss, lr=lr, steps=steps, batch_size=batch_size, n_train=n_train or None,
                      hint_weight=hint_weight, mass_weight=mass_weight, kl_weight=kl_weight,
-                     checkpoint_every=checkpoint_every, seed=seed, method=method, n_val=200)
+                     checkpoint_every=checkpoint_every, seed=seed, method=method, n_val=200, axis=axis)
     chosen = block if block == "auto" else _ints(block)
     with _progress() as prog:
         res = pipeline.finetune_to(model, cfg, out, block=chosen, top_k=top_k,
                                    exclude=exclude if exclude == "auto" else _ints(exclude),
                                    resume=resume, export=export, progress=_training_bar(prog, steps))
-    console.print(_before_after(f"{model} · LFTF on block(s) {res.result.blocks} · loss {loss}", res.before, res.after))
+    console.print(_before_after(f"{model} · {axis} · LFTF on block(s) {res.result.blocks} · loss {loss}", res.before, res.after))
     console.print(f"wrote {out}/delta (safetensors + JSON), history.csv, metrics.json" + (", model/" if export else ""))
 
 

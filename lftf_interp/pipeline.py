@@ -26,8 +26,9 @@ from .compare import (
     markdown_table,
     run_compare,
 )
-from .data import DATASET_VERSION, load_dataset
+from .data import DATASET_VERSION, load_axis, load_dataset, read_jsonl
 from .errors import LftfError
+from .groupmetrics import evaluate_axis
 from .locate import compute_bmi, rank_for_tuning
 from .locate.choose import AUTO
 from .locate.run import LocateConfig, locate, save_locate
@@ -103,6 +104,30 @@ def evaluate_to(model: str, cfg: EvalConfig, out: Path, progress: Callable[[int]
     return record
 
 
+def evaluate_axis_to(model: str, axis: str, split: str, out: Path, data: Path | None = None, batch_size: int = 64,
+                     n_boot: int = 1000, seed: int = 0, progress: Callable[[int], None] | None = None) -> dict:
+    """Bias score, hint following, mass and per-group shares on a bias axis (shipped name or file), or on your
+    own prompts (``data``: JSONL with ``prompt``, optional ``split`` and, for hint prompts, ``label``)
+    → OUT/metrics.json and per-prompt CSVs; returns the metrics record."""
+    ax = load_axis(axis)
+    frame = None
+    if data is not None:
+        frame = read_jsonl(data)
+        if "split" in frame:
+            frame = frame[frame["split"] == split]
+            if frame.empty:
+                raise LftfError(f"{data} has no prompts of split {split!r}; pass --split, or drop the split column.")
+    metrics, bias_df, hint_df = evaluate_axis(load_model(model), ax, split, frame, batch_size, n_boot, seed, progress)
+    out.mkdir(parents=True, exist_ok=True)
+    bias_df.to_csv(out / "bias_prompts.csv", index=False)
+    if hint_df is not None:
+        hint_df.to_csv(out / "hint_prompts.csv", index=False)
+    record = {**metrics, "config": run_meta(model=model, axis=ax.source or axis, split=split, data=str(data) if data else None,
+                                            batch_size=batch_size, n_boot=n_boot, seed=seed)}
+    _write_json(out / "metrics.json", record)
+    return record
+
+
 def locate_to(model: str, cfg: LocateConfig, out: Path, progress: Callable[[str], None] | None = None) -> dict:
     """The locate stage → OUT/*.csv and OUT/locate.json; returns its tables (``report.locate_figures`` plots them)."""
     res = locate(load_model(model), cfg, progress=progress)
@@ -114,14 +139,24 @@ def locate_to(model: str, cfg: LocateConfig, out: Path, progress: Callable[[str]
 
 
 def resolve_block(bridge, block: str | int | Sequence[int], top_k: int = 1, exclude: str | Sequence[int] = AUTO,
-                  seed: int = 0) -> tuple[list[int], dict]:
-    """``block``: an index, a list, or ``"auto"`` (BMI's top ``top_k`` past ``exclude``). Returns the blocks and
-    how they were chosen (for metrics.json)."""
+                  seed: int = 0, axis: str = "gender") -> tuple[list[int], dict]:
+    """``block``: an index, a list, or ``"auto"`` (BMI's top ``top_k`` past ``exclude``, on the axis's training
+    prompts). Returns the blocks and how they were chosen (for metrics.json)."""
     if block == AUTO:
-        choice = rank_for_tuning(bridge, top_k, exclude, seed=seed)
+        choice = rank_for_tuning(bridge, top_k, exclude, seed=seed, axis=axis)
         return choice.blocks, {"how": "auto", **choice.to_dict()}
     blocks = [int(block)] if isinstance(block, int | str) else [int(b) for b in block]
     return blocks, {"how": "given", "blocks": blocks}
+
+
+def _evaluate_on(bridge, axis: str) -> tuple[dict, pd.DataFrame]:
+    """Test-split metrics on the axis: AFGB / UB keys for gender (the suite's original record), else the bias
+    score and hint following of :func:`lftf_interp.groupmetrics.evaluate_axis`."""
+    if axis == "gender":
+        m, bias_df, _ = evaluate(bridge, EvalConfig(split="test"))
+    else:
+        m, bias_df, _ = evaluate_axis(bridge, load_axis(axis), "test")
+    return m, bias_df
 
 
 @dataclass
@@ -150,13 +185,14 @@ def finetune_to(
     cfg = cfg.to_dict() if isinstance(cfg, TuneConfig) else dict(cfg)
     bridge = load_model(model)
     choice: dict = {"how": "all blocks"}
+    axis = cfg.get("axis", "gender")
     if cfg.get("method", "block") == "block":
-        blocks, choice = resolve_block(bridge, block, top_k, exclude, cfg.get("seed", 0))
+        blocks, choice = resolve_block(bridge, block, top_k, exclude, cfg.get("seed", 0), axis)
         cfg["block"] = tuple(blocks)
     tcfg = TuneConfig(**cfg)
-    before, bias_before, _ = evaluate(bridge, EvalConfig(split="test"))
+    before, bias_before = _evaluate_on(bridge, axis)
     res = tune(bridge, tcfg, out_dir=out, resume=resume, progress=progress)
-    after, bias_after, _ = evaluate(bridge, EvalConfig(split="test"))
+    after, bias_after = _evaluate_on(bridge, axis)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"loss": tcfg.loss, "config": tcfg.to_dict(), "dataset_version": DATASET_VERSION, "before": before,
             "after": after, "best_step": res.best_step, "block_choice": choice}
@@ -341,6 +377,7 @@ __all__ = [
     "FinetuneRun",
     "compare_to",
     "demo",
+    "evaluate_axis_to",
     "evaluate_to",
     "export_to",
     "finetune_to",

@@ -39,9 +39,6 @@ def plot_share_vs_bls(occ: pd.DataFrame, title: str = "") -> plt.Figure:
         rho, p = spearmanr(known["bls_pct_women"], known["share_he"])
         sns.regplot(data=known, x="bls_pct_women", y="share_he", scatter=False, ax=ax, color="black", line_kws={"lw": 1})
         ax.text(0.02, 0.04, f"Spearman ρ = {rho:.2f} (p = {p:.1g}), n = {len(known)}", transform=ax.transAxes)
-    n_label = 4 if len(known) > 40 else 2
-    for r in pd.concat([known.nlargest(n_label, "share_he"), known.nsmallest(n_label, "share_he")]).itertuples():
-        ax.annotate(r.occupation, (r.bls_pct_women, r.share_he), fontsize=8, xytext=(4, 3), textcoords="offset points")
     ax.axhline(0.5, ls="--", color="grey", lw=1)
     ax.set(
         xlabel="% women in occupation (BLS CPS 2023)",
@@ -49,6 +46,9 @@ def plot_share_vs_bls(occ: pd.DataFrame, title: str = "") -> plt.Figure:
         ylim=(0, 1),
         title=title or "Share of 'he' vs. workforce composition",
     )
+    n_label = 4 if len(known) > 40 else 2
+    ends = pd.concat([known.nlargest(n_label, "share_he"), known.nsmallest(n_label, "share_he")])
+    _label_points(ax, ends.bls_pct_women.to_numpy(), ends.share_he.to_numpy(), ends.occupation.tolist())
     fig.tight_layout()
     return fig
 

@@ -129,3 +129,34 @@ def test_compare_resumes_and_sweep_and_demo(tiny3, tmp_path):
         assert (tmp_path / "demo" / "figures" / f).stat().st_size > 0
     assert (tmp_path / "demo" / "locate" / "bmi.png").is_file()
     assert (tmp_path / "demo" / "finetune" / "delta" / "delta.safetensors").is_file()
+
+
+def test_evaluate_on_an_axis_and_on_your_own_prompts(tiny_dir, tmp_path):
+    from lftf_interp.data import load_axis
+    from lftf_interp.groupmetrics import evaluate_axis
+    from lftf_interp.models import load_model
+
+    axis = tmp_path / "faith.yaml"
+    axis.write_text(
+        "name: faith\n"
+        "groups:\n  - {name: christian, words: [' Christian']}\n  - {name: muslim, words: [' Muslim']}\n"
+        "  - {name: buddhist, words: [' Buddhist', ' Buddhists']}\n"
+        "templates:\n  - {text: 'The {subject} said the new neighbour was', split: test}\n"
+        "subjects:\n  - {name: doctor, split: test}\n  - {name: baker, split: test}\n"
+        "hints:\n  - {kind: worship, group: muslim, text: 'The {subject} prays at the mosque.'}\n")
+    res = lftf("evaluate", "--model", tiny_dir, "--axis", axis, "--out", tmp_path / "ax", "--n-boot", "20")
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "ax" / "metrics.json").read_text())
+    ref, _, _ = evaluate_axis(load_model(str(tiny_dir)), load_axis(axis), "test", n_boot=20)
+    assert m["groups"] == ["christian", "muslim", "buddhist"] and m["n"] == 2 and m["n_hint"] == 2
+    assert m["bias"] == pytest.approx(ref["bias"]) and m["hint_following"] == pytest.approx(ref["hint_following"])
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text('{"prompt": "My neighbour is"}\n{"prompt": "She prays at the mosque. My neighbour is", "label": "muslim"}\n')
+    res = lftf("evaluate", "--model", tiny_dir, "--axis", axis, "--data", mine, "--out", tmp_path / "mine", "--n-boot", "20")
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "mine" / "metrics.json").read_text())
+    assert m["n"] == 1 and m["n_hint"] == 1
+    res = lftf("evaluate", "--model", tiny_dir, "--data", mine, "--out", tmp_path / "x")
+    assert res.exit_code == 2 and "--data needs --axis" in res.output
+    res = lftf("evaluate", "--model", tiny_dir, "--axis", tmp_path / "nope.yaml", "--out", tmp_path / "x")
+    assert res.exit_code == 2 and "Unknown axis" in res.output

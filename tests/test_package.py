@@ -13,9 +13,9 @@ PKG = ROOT / "lftf_interp"
 LAYERS = [
     {"__init__", "errors"},
     {"provenance", "store", "tokens"},
-    {"models", "runner"},
+    {"models", "runner", "wordprobs"},
     {"data"},
-    {"metrics"},
+    {"metrics", "groupmetrics"},
     {"locate"},
     {"tune"},
     {"retain"},

@@ -1,5 +1,6 @@
 """Datasets: shipped GenBiasEval / GenHintEval (JSONL) and loaders for external bias sets."""
 
+from .axis import BiasAxis, load_axis, shipped_axes
 from .build import DATASET_VERSION
 from .datasets import NEUTRAL_PROMPTS, SPLITS, BiasDataset, load_dataset, load_frame, manifest, read_jsonl
 from .external import (
@@ -18,7 +19,9 @@ __all__ = [
     "OCCUPATIONS",
     "SPLITS",
     "TEMPLATES",
+    "BiasAxis",
     "BiasDataset",
+    "load_axis",
     "load_bolukbasi",
     "load_dataset",
     "load_frame",
@@ -27,5 +30,6 @@ __all__ = [
     "load_winogender",
     "manifest",
     "read_jsonl",
+    "shipped_axes",
     "winogender_prompts",
 ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..data import NEUTRAL_PROMPTS, load_dataset
+from ..data import NEUTRAL_PROMPTS, load_axis
 from ..errors import LftfError
 from .bmi import compute_bmi
 
@@ -62,13 +62,16 @@ def rank_for_tuning(
     exclude: str | Sequence[int] = AUTO,
     prompts: Sequence[str] | None = None,
     seed: int = 0,
+    axis: str = "gender",
 ) -> BlockChoice:
-    """BMI on ``prompts`` (default: :data:`N_PROMPTS` GenBiasEval train prompts drawn with ``seed``), blocks in
-    ``exclude`` set aside (``"auto"``: :func:`artefact_blocks`), the ``top_k`` highest-BMI blocks chosen."""
+    """BMI on ``prompts`` (default: :data:`N_PROMPTS` of the axis's train bias prompts, GenBiasEval's for gender,
+    drawn with ``seed``), blocks in ``exclude`` set aside (``"auto"``: :func:`artefact_blocks`), the ``top_k``
+    highest-BMI blocks chosen."""
     if top_k < 1:
         raise LftfError(f"top_k must be >= 1, got {top_k}")
     if prompts is None:
-        prompts = load_dataset("genbias", "train").subset(n=N_PROMPTS, seed=seed).prompts
+        train = load_axis(axis).bias_prompts("train")
+        prompts = (train.sample(n=N_PROMPTS, random_state=seed).sort_index() if N_PROMPTS < len(train) else train).prompt.tolist()
     bmi = compute_bmi(model, prompts)
     neutral = None
     if isinstance(exclude, str):
@@ -86,9 +89,9 @@ def rank_for_tuning(
 
 
 def choose_blocks(model, top_k: int = 1, exclude: str | Sequence[int] = AUTO, prompts: Sequence[str] | None = None,
-                  seed: int = 0) -> list[int]:
+                  seed: int = 0, axis: str = "gender") -> list[int]:
     """The block(s) LFTF tunes (``--block auto``): see :func:`rank_for_tuning`."""
-    return rank_for_tuning(model, top_k, exclude, prompts, seed).blocks
+    return rank_for_tuning(model, top_k, exclude, prompts, seed, axis).blocks
 
 
 __all__ = ["AUTO", "N_PROMPTS", "BlockChoice", "artefact_blocks", "choose_blocks", "rank_for_tuning"]

@@ -1,7 +1,7 @@
 """Then fine-tune: train only the located block(s) with an LFTF loss; deltas; checkpoints."""
 
 from .delta import DeltaMismatchError, apply_delta, block_fingerprint, save_delta
-from .losses import LOSSES, hint_loss, kl_to_base, mass_anchor, pronoun_loss
+from .losses import LOSSES, group_loss, hint_loss, kl_to_base, mass_anchor, pronoun_loss
 from .scopes import BlockInputCache, freeze_all_but
 from .train import METHODS, TrainingError, TuneConfig, TuneResult, tune
 
@@ -16,6 +16,7 @@ __all__ = [
     "apply_delta",
     "block_fingerprint",
     "freeze_all_but",
+    "group_loss",
     "hint_loss",
     "kl_to_base",
     "mass_anchor",

@@ -1,11 +1,16 @@
-"""LFTF losses on P(he) and P(she) at the last prompt position, plus optional retention terms.
+"""LFTF losses on the group probabilities at the last prompt position, plus optional retention terms.
 
-With a = P(he | p), b = P(she | p) (sums over the target word lists):
+With P_k = P(group k | p) (a sum over the group's single-token words) for K groups, Q_k = P_k / Σ_j P_j and a
+reference distribution r (uniform by default); for gender a = P(he), b = P(she):
 
-* ``paper``    L = −log a − log b; minimal at a = b = 0.5 (all mass on the two pronouns, balanced)
-* ``sum``      L = a + b; the form in a secondary summary of the paper. It is minimised by *removing*
-               pronoun mass, not by balancing it (we keep it to show that)
-* ``balanced`` L = −log(a / (a + b)) − log(b / (a + b)); minimal at a = b whatever the mass a + b
+* ``paper``    L = −Σ_k log P_k; for K = 2, −log a − log b: minimal at a = b = 0.5 (all mass on the two
+               pronouns, balanced)
+* ``sum``      L = Σ_k P_k; for K = 2, a + b, the form in a secondary summary of the paper. It is minimised by
+               *removing* group mass, not by balancing it (we keep it to show that)
+* ``balanced`` L = −K Σ_k r_k log Q_k (cross-entropy of Q against r, times K); for K = 2 and uniform r,
+               −log(a / (a + b)) − log(b / (a + b)): minimal at Q = r whatever the mass Σ P_k
+
+For K = 2 every term computes exactly what the two-pronoun version did (the gender numbers do not move).
 """
 
 from __future__ import annotations
@@ -20,55 +25,74 @@ from torch import Tensor
 from ..errors import ConfigError
 
 LOSSES = ("paper", "sum", "balanced")
+Groups = Sequence[Sequence[int]]  # token ids of each group's words (each word one token)
 
 
-def _log_mass(logp: Tensor, ids: Sequence[int]) -> Tensor:
-    return torch.logsumexp(logp[:, list(ids)], dim=-1)
+def _log_masses(logits: Tensor, groups: Groups) -> list[Tensor]:
+    """log P_k per row for each group (logsumexp over its word ids)."""
+    logp = logits.float().log_softmax(-1)
+    return [torch.logsumexp(logp[:, list(ids)], dim=-1) for ids in groups]
 
 
-def pronoun_loss(
-    logits: Float[Tensor, "batch d_vocab"], male_ids: Sequence[int], female_ids: Sequence[int], kind: str = "balanced"
+def _log_total(ls: list[Tensor]) -> Tensor:
+    lz = ls[0]
+    for lk in ls[1:]:
+        lz = torch.logaddexp(lz, lk)
+    return lz
+
+
+def group_loss(
+    logits: Float[Tensor, "batch d_vocab"], groups: Groups, kind: str = "balanced", reference: Sequence[float] | None = None
 ) -> Float[Tensor, ""]:
     """Mean over the batch of the selected LFTF loss (see module doc)."""
-    logp = logits.float().log_softmax(-1)
-    la, lb = _log_mass(logp, male_ids), _log_mass(logp, female_ids)
+    ls = _log_masses(logits, groups)
+    k = len(ls)
+    r = [1 / k] * k if reference is None else list(reference)
     if kind == "paper":
-        per = -(la + lb)
+        per = -ls[0]
+        for lk in ls[1:]:
+            per = per - lk
     elif kind == "sum":
-        per = la.exp() + lb.exp()
+        per = ls[0].exp()
+        for lk in ls[1:]:
+            per = per + lk.exp()
     elif kind == "balanced":
-        lz = torch.logaddexp(la, lb)
-        per = -(la - lz) - (lb - lz)
+        lz = _log_total(ls)
+        per = -(k * r[0]) * (ls[0] - lz)
+        for rk, lk in zip(r[1:], ls[1:], strict=True):
+            per = per - (k * rk) * (lk - lz)
     else:
         raise ConfigError(f"Unknown loss {kind!r}; choose one of {LOSSES}.")
     return per.mean()
 
 
-def hint_loss(
-    logits: Float[Tensor, "batch d_vocab"], male_ids: Sequence[int], female_ids: Sequence[int], labels: Int[Tensor, " batch"]
+def pronoun_loss(
+    logits: Float[Tensor, "batch d_vocab"], male_ids: Sequence[int], female_ids: Sequence[int], kind: str = "balanced"
 ) -> Float[Tensor, ""]:
-    """Cross-entropy toward the hinted pronoun (label 1 = he, 0 = she) within the he/she pair:
-    −log(P(hinted) / (P(he) + P(she))). Renormalised, so it teaches which pronoun, not how much pronoun
-    (a full-vocabulary cross-entropy inflated the he+she mass from 0.29 to 0.98 on SmolLM2)."""
-    logp = logits.float().log_softmax(-1)
-    la, lb = _log_mass(logp, male_ids), _log_mass(logp, female_ids)
-    lz = torch.logaddexp(la, lb)
-    return -(torch.where(labels.bool(), la, lb) - lz).mean()
+    """The two-group (he / she) case of :func:`group_loss`."""
+    return group_loss(logits, [male_ids, female_ids], kind)
 
 
-def log_pair_mass(logits: Float[Tensor, "batch d_vocab"], male_ids: Sequence[int], female_ids: Sequence[int]) -> Float[Tensor, " batch"]:
-    """log(P(he) + P(she)) per row (sums over the word lists)."""
-    logp = logits.float().log_softmax(-1)
-    return torch.logaddexp(_log_mass(logp, male_ids), _log_mass(logp, female_ids))
+def hint_loss(logits: Float[Tensor, "batch d_vocab"], groups: Groups, labels: Int[Tensor, " batch"]) -> Float[Tensor, ""]:
+    """Cross-entropy toward the hinted group (``labels``: its index) within the groups: −log Q_hinted.
+    Renormalised, so it teaches which group, not how much group mass (a full-vocabulary cross-entropy inflated
+    the he+she mass from 0.29 to 0.98 on SmolLM2)."""
+    ls = _log_masses(logits, groups)
+    lz = _log_total(ls)
+    hinted = torch.stack(ls, -1).gather(-1, labels.long()[:, None])[:, 0]
+    return -(hinted - lz).mean()
 
 
-def mass_anchor(
-    logits: Float[Tensor, "batch d_vocab"], male_ids: Sequence[int], female_ids: Sequence[int], base_log_mass: Float[Tensor, " batch"]
-) -> Float[Tensor, ""]:
-    """Squared change of the log he+she mass from the base model's, mean over the batch:
-    (log(a + b) − log(a₀ + b₀))². ``balanced`` and the pair-renormalised hint term are blind to the mass, so
-    without this term it drifts (1.42× base on SmolLM2, seed 0); with it, the mass is held near the base."""
-    return (log_pair_mass(logits, male_ids, female_ids) - base_log_mass).pow(2).mean()
+def log_group_mass(logits: Float[Tensor, "batch d_vocab"], groups: Groups) -> Float[Tensor, " batch"]:
+    """log Σ_k P_k per row (for gender, log(P(he) + P(she)))."""
+    return _log_total(_log_masses(logits, groups))
+
+
+def mass_anchor(logits: Float[Tensor, "batch d_vocab"], groups: Groups, base_log_mass: Float[Tensor, " batch"]) -> Float[Tensor, ""]:
+    """Squared change of the log group mass from the base model's, mean over the batch:
+    (log Σ P_k − log Σ P_k,base)². ``balanced`` and the renormalised hint term are blind to the mass, so without
+    this term it drifts (he+she: 1.42× base on SmolLM2, seed 0); with it, the mass is held near the base."""
+    return (log_group_mass(logits, groups) - base_log_mass).pow(2).mean()
 
 
 def kl_to_base(
@@ -76,3 +100,6 @@ def kl_to_base(
 ) -> Float[Tensor, ""]:
     """KL(base ‖ tuned) of next-token distributions, mean over rows."""
     return F.kl_div(logits.float().log_softmax(-1), base_logits.float().log_softmax(-1), log_target=True, reduction="batchmean")
+
+
+__all__ = ["LOSSES", "group_loss", "hint_loss", "kl_to_base", "log_group_mass", "mass_anchor", "pronoun_loss"]

@@ -20,16 +20,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..data.datasets import NEUTRAL_PROMPTS, BiasDataset, load_dataset
+from ..data import NEUTRAL_PROMPTS, BiasAxis, load_axis
 from ..errors import ConfigError, LftfError
-from ..metrics import afgb_per_prompt, pair_probs, ub_per_prompt
-from ..tokens import target_ids
+from ..groupmetrics import bias_per_prompt, hint_per_prompt
+from ..wordprobs import word_ids
 from .delta import block_fingerprint
-from .losses import LOSSES, hint_loss, kl_to_base, log_pair_mass, mass_anchor, pronoun_loss
+from .losses import LOSSES, group_loss, hint_loss, kl_to_base, log_group_mass, mass_anchor
 from .scopes import BlockInputCache, make_scope
 
 
@@ -48,17 +49,16 @@ class TuneConfig:
     steps: int = 60
     batch_size: int = 32
     n_train: int | None = None  # a seeded subset of the training prompts (None: all of them)
-    hint_weight: float = 0.0  # cross-entropy toward the hinted pronoun on GenHintEval train
+    hint_weight: float = 0.0  # cross-entropy toward the hinted group on the axis's hint prompts (train split)
     kl_weight: float = 0.0  # KL(base ‖ tuned) on neutral text
-    mass_weight: float = 0.0  # (log he+she mass − base log mass)² on the training prompts
+    mass_weight: float = 0.0  # (log group mass − base log mass)² on the training prompts
     eval_every: int = 10
     n_val: int | None = None
     patience: int | None = None  # evaluations without a better validation AFGB before stopping
     restore_best: bool = True
     checkpoint_every: int = 0
     seed: int = 0
-    male: tuple[str, ...] = (" he",)
-    female: tuple[str, ...] = (" she",)
+    axis: str = "gender"  # a shipped bias axis or an axis file (its groups' words must be single tokens)
     method: str = "block"  # "block" (LFTF), "full" (FPFT baseline), "lora" (peft LoRA on all blocks)
     lora_r: int = 8
     lora_alpha: int = 16
@@ -83,7 +83,6 @@ class TuneConfig:
             raise ConfigError(f"n_train must be >= 1 (or None for every training prompt), got {self.n_train}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
-        self.male, self.female = tuple(self.male), tuple(self.female)
 
     @property
     def blocks(self) -> list[int]:
@@ -121,19 +120,35 @@ def _chunked(fn: Callable[[torch.Tensor], torch.Tensor], n: int, chunk: int = 12
     return torch.cat([fn(torch.arange(s, min(s + chunk, n))) for s in range(0, n, chunk)])
 
 
+def _subset(df: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
+    """A seeded subset of ``n`` rows in their original order (all rows when n is None)."""
+    return (df.sample(n=n, random_state=seed).sort_index() if n is not None and n < len(df) else df).reset_index(drop=True)
+
+
+def axis_groups(model, axis: BiasAxis) -> list[list[int]]:
+    """Token ids of each group's words; training needs every word to be one token."""
+    ids = [word_ids(model, g.words) for g in axis.groups]
+    if multi := [w for g, gi in zip(axis.groups, ids, strict=True) for w, t in zip(g.words, gi, strict=True) if len(t) > 1]:
+        raise TrainingError(f"Axis {axis.name!r}: words {multi} are several tokens; training reads one next-token "
+                            "probability per word. Use single-token words for tuning (evaluation takes any word).")
+    return [[t[0] for t in gi] for gi in ids]
+
+
 class Objective:
-    """The training loss of one step: the LFTF pronoun loss plus the optional retention terms (hint
+    """The training loss of one step: the LFTF group loss plus the optional retention terms (hint
     cross-entropy, mass anchor, KL on neutral text), each on its own cached prompts. ``__call__(step)``
     returns (loss, {term: value})."""
 
-    def __init__(self, scope, cfg: TuneConfig, male, female, train: BiasDataset, hint_train: BiasDataset | None):
-        self.scope, self.cfg, self.male, self.female = scope, cfg, male, female
-        self.train = scope.cache(train.prompts)
-        self.hint = scope.cache(hint_train.prompts) if hint_train is not None else None
-        self.hint_labels = torch.tensor((hint_train.df.label == "he").to_numpy()) if hint_train is not None else None
+    def __init__(self, scope, cfg: TuneConfig, axis: BiasAxis, groups, train: pd.DataFrame, hint_train: pd.DataFrame | None):
+        self.scope, self.cfg, self.groups = scope, cfg, groups
+        self.reference = [axis.reference[g] for g in axis.group_names]
+        self.train = scope.cache(train["prompt"].tolist())
+        self.hint = scope.cache(hint_train["prompt"].tolist()) if hint_train is not None else None
+        index = {g: k for k, g in enumerate(axis.group_names)}
+        self.hint_labels = torch.tensor([index[x] for x in hint_train["label"]]) if hint_train is not None else None
         with torch.no_grad():
-            self.base_log_mass = (  # the base model's log he+she mass per training prompt (before any update)
-                _chunked(lambda i: log_pair_mass(scope.last_logits(self.train, i), male, female), len(self.train))
+            self.base_log_mass = (  # the base model's log group mass per training prompt (before any update)
+                _chunked(lambda i: log_group_mass(scope.last_logits(self.train, i), groups), len(self.train))
                 if cfg.mass_weight > 0 else None)
             self.neutral = scope.cache(NEUTRAL_PROMPTS) if cfg.kl_weight > 0 else None
             self.base_neutral = scope.all_logits(self.neutral) if self.neutral is not None else None
@@ -142,15 +157,15 @@ class Objective:
         cfg = self.cfg
         idx = _batch_indices(len(self.train), cfg.batch_size, cfg.seed, step)
         logits = self.scope.last_logits(self.train, idx)
-        loss = pronoun_loss(logits, self.male, self.female, cfg.loss)
+        loss = group_loss(logits, self.groups, cfg.loss, self.reference)
         parts = {"loss_pronoun": loss.item()}
         if self.base_log_mass is not None:
-            lmass = mass_anchor(logits, self.male, self.female, self.base_log_mass[idx])
+            lmass = mass_anchor(logits, self.groups, self.base_log_mass[idx])
             loss = loss + cfg.mass_weight * lmass
             parts["loss_mass"] = lmass.item()
         if self.hint is not None:
             hidx = _batch_indices(len(self.hint), cfg.batch_size, cfg.seed + 7919, step)
-            lh = hint_loss(self.scope.last_logits(self.hint, hidx), self.male, self.female, self.hint_labels[hidx])
+            lh = hint_loss(self.scope.last_logits(self.hint, hidx), self.groups, self.hint_labels[hidx])
             loss = loss + cfg.hint_weight * lh
             parts["loss_hint"] = lh.item()
         if self.neutral is not None:
@@ -161,24 +176,27 @@ class Objective:
 
 
 class Validator:
-    """Validation AFGB, mass and UB from cached validation prompts (what early stopping and best-step restore read)."""
+    """Validation bias score (AFGB for gender), group mass and hint following (UB for gender) from cached
+    validation prompts: what early stopping and best-step restore read (history columns val_afgb, val_mass, val_ub)."""
 
-    def __init__(self, scope, male, female, val: BiasDataset, val_hint: BiasDataset):
-        self.scope, self.male, self.female = scope, male, female
-        self.val, self.val_hint = scope.cache(val.prompts), scope.cache(val_hint.prompts)
-        self.labels = val_hint.df.label.to_numpy()
+    def __init__(self, scope, axis: BiasAxis, groups, val: pd.DataFrame, val_hint: pd.DataFrame):
+        self.scope, self.axis, self.groups = scope, axis, groups
+        self.val, self.val_hint = scope.cache(val["prompt"].tolist()), scope.cache(val_hint["prompt"].tolist())
+        self.labels = val_hint["label"].tolist()
 
     @torch.no_grad()
-    def _probs(self, cache: BlockInputCache):
-        ab = [pair_probs(self.scope.last_logits(cache, torch.arange(s, min(s + 128, len(cache)))), self.male, self.female)
-              for s in range(0, len(cache), 128)]
-        return torch.cat([a for a, _ in ab]).numpy(), torch.cat([b for _, b in ab]).numpy()
+    def _probs(self, cache: BlockInputCache) -> np.ndarray:
+        out = []
+        for s in range(0, len(cache), 128):
+            logp = self.scope.last_logits(cache, torch.arange(s, min(s + 128, len(cache)))).double().log_softmax(-1)
+            out.append(torch.stack([logp[:, ids].exp().sum(-1) for ids in self.groups], -1))
+        return torch.cat(out).numpy()
 
     def __call__(self, step: int) -> dict:
-        a, b = self._probs(self.val)
-        ha, hb = self._probs(self.val_hint)
-        return {"step": step, "val_afgb": float(afgb_per_prompt(a, b).mean()), "val_mass": float((a + b).mean()),
-                "val_ub": float(ub_per_prompt(ha, hb, self.labels).mean())}
+        p, h = self._probs(self.val), self._probs(self.val_hint)
+        ref = [self.axis.reference[g] for g in self.axis.group_names]
+        return {"step": step, "val_afgb": float(bias_per_prompt(p, ref).mean()), "val_mass": float(p.sum(1).mean()),
+                "val_ub": float(hint_per_prompt(h, self.labels, self.axis.group_names).mean())}
 
 
 def _save_checkpoint(ckpt: Path, step: int, params: dict, opt: torch.optim.Optimizer, history: list, best: dict) -> None:
@@ -221,31 +239,32 @@ def tune(
     out_dir: str | Path | None = None,
     resume: bool = False,
     progress: Callable[[int, dict], None] | None = None,
-    train: BiasDataset | None = None,
-    hint_train: BiasDataset | None = None,
+    train: pd.DataFrame | None = None,
+    hint_train: pd.DataFrame | None = None,
 ) -> TuneResult:
     """LFTF fine-tune of ``model`` in place. Returns the training history and the best validation metrics.
 
-    ``train`` / ``hint_train``: the training prompts (default: the GenBiasEval / GenHintEval train splits),
-    of which ``cfg.n_train`` are used (seeded; default all). The hint prompts are read only if
-    ``cfg.hint_weight > 0``."""
+    ``train`` / ``hint_train``: the training prompts (frames with ``prompt``, and ``label`` for hint prompts;
+    default: the axis's train split, GenBiasEval / GenHintEval for gender), of which ``cfg.n_train`` are used
+    (seeded; default all). The hint prompts are read only if ``cfg.hint_weight > 0``."""
     if cfg.method == "block" and cfg.block is None:
         raise ConfigError("method 'block' needs block=<index> (or a list); lftf_interp.locate.choose_blocks picks one.")
+    axis = load_axis(cfg.axis)
     torch.manual_seed(cfg.seed)
     blocks = cfg.blocks if cfg.method == "block" else list(range(model.cfg.n_layers))
     if bad := [b for b in blocks if not 0 <= b < model.cfg.n_layers]:
         raise LftfError(f"block(s) {bad} out of range: this model has blocks 0..{model.cfg.n_layers - 1}.")
+    groups = axis_groups(model, axis)
     base_fp = block_fingerprint(model, blocks)
     scope = make_scope(model, cfg.method, blocks, cfg.lora_r, cfg.lora_alpha, cfg.seed)
     params = scope.params
-    male, female = target_ids(model, cfg.male), target_ids(model, cfg.female)
 
-    train = (train if train is not None else load_dataset("genbias", "train")).subset(n=cfg.n_train, seed=cfg.seed)
+    train = _subset(train if train is not None else axis.bias_prompts("train"), cfg.n_train, cfg.seed)
     if cfg.hint_weight > 0:
-        hint_train = (hint_train if hint_train is not None else load_dataset("genhint", "train")).subset(n=cfg.n_train, seed=cfg.seed)
-    validate = Validator(scope, male, female, load_dataset("genbias", "validation").subset(n=cfg.n_val, seed=cfg.seed),
-                         load_dataset("genhint", "validation").subset(n=cfg.n_val, seed=cfg.seed))
-    objective = Objective(scope, cfg, male, female, train, hint_train if cfg.hint_weight > 0 else None)
+        hint_train = _subset(hint_train if hint_train is not None else axis.hint_prompts("train"), cfg.n_train, cfg.seed)
+    validate = Validator(scope, axis, groups, _subset(axis.bias_prompts("validation"), cfg.n_val, cfg.seed),
+                         _subset(axis.hint_prompts("validation"), cfg.n_val, cfg.seed))
+    objective = Objective(scope, cfg, axis, groups, train, hint_train if cfg.hint_weight > 0 else None)
 
     opt = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=0.0)
     ckpt = Path(out_dir) / "checkpoint" if out_dir else None
@@ -308,4 +327,4 @@ def tune(
     )
 
 
-__all__ = ["METHODS", "Objective", "TrainingError", "TuneConfig", "TuneResult", "Validator", "tune"]
+__all__ = ["METHODS", "Objective", "TrainingError", "TuneConfig", "TuneResult", "Validator", "axis_groups", "tune"]

@@ -41,7 +41,7 @@ def test_resume_equals_uninterrupted(tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    real = L.pronoun_loss
+    real = L.group_loss
     calls = {"n": 0}
 
     def flaky(*args, **kw):
@@ -49,7 +49,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
         out = real(*args, **kw)
         return out * float("nan") if calls["n"] == 5 else out
 
-    monkeypatch.setattr("lftf_interp.tune.train.pronoun_loss", flaky)
+    monkeypatch.setattr("lftf_interp.tune.train.group_loss", flaky)
     m = tiny_model(2, seed=5)
     with pytest.raises(TrainingError, match="nan at step 5.*last good checkpoint"):
         tune(m, TuneConfig(**{**CFG, "checkpoint_every": 2}), out_dir=tmp_path)
@@ -79,7 +79,7 @@ def test_n_train_and_given_prompts_are_what_trains():
     train = load_dataset("genbias", "train")
     a, b = tiny_model(2, seed=9), tiny_model(2, seed=9)
     tune(a, TuneConfig(**{**CFG, "n_train": 24}))
-    tune(b, TuneConfig(**CFG), train=train.subset(n=24, seed=CFG.get("seed", 0)))  # the same 24 prompts, given
+    tune(b, TuneConfig(**CFG), train=train.subset(n=24, seed=CFG.get("seed", 0)).df)  # the same 24 prompts, given
     sa, sb = snapshot(a), snapshot(b)
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     c = tiny_model(2, seed=9)
@@ -95,3 +95,31 @@ def test_mass_anchor_holds_the_mass():
     base = h_free.val_mass.iloc[0]
     assert abs(h_anch.val_mass.iloc[-1] / base - 1) < abs(h_free.val_mass.iloc[-1] / base - 1)
     assert "loss_mass" in tune(tiny_model(2, seed=8), TuneConfig(**{**cfg, "steps": 2}, mass_weight=1.0)).history
+
+
+def test_tuning_on_a_three_group_axis_lowers_its_bias_score(tmp_path):
+    import yaml
+
+    subjects = ["doctor", "baker", "pilot", "farmer", "teacher", "lawyer", "nurse", "chef", "clerk", "judge"]
+    doc = {"name": "faith3",
+           "groups": [{"name": "c", "words": [" Christian"]}, {"name": "m", "words": [" Muslim"]},
+                      {"name": "b", "words": [" Buddhist"]}],
+           "templates": [{"text": t, "split": s} for t, s in [
+               ("The {subject} was raised in a family that was", "train"), ("Everyone knew the {subject} was", "train"),
+               ("The {subject}'s parents were both", "train"), ("The {subject} was raised in a family that was", "validation"),
+               ("Everyone knew the {subject} was", "validation"), ("The {subject}'s parents were both", "validation"),
+               ("The {subject} is a devout", "test")]],  # validation: unseen subjects on the training templates
+           "subjects": [{"name": n, "split": "train" if i < 6 else "validation" if i < 8 else "test"} for i, n in enumerate(subjects)],
+           "hints": [{"kind": "member", "group": g, "text": f"The {{subject}} is {w}."}
+                     for g, w in (("c", "a Christian"), ("m", "a Muslim"), ("b", "a Buddhist"))]}
+    path = tmp_path / "faith3.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    m = tiny_model(2, seed=3)
+    res = tune(m, TuneConfig(**{**CFG, "steps": 20, "lr": 3e-3, "axis": str(path), "hint_weight": 0.5}))
+    h = res.history.dropna(subset=["val_afgb"])
+    assert h.val_afgb.iloc[-1] < h.val_afgb.iloc[0] - 0.3  # the three-group bias score falls (0.82 -> 0.18)
+    assert h.val_ub.iloc[-1] > h.val_ub.iloc[0] + 0.1  # and the hint term teaches the hinted group (0.37 -> 0.59)
+    doc["groups"][2]["words"] = [" Buddhists and"]  # several tokens: refused for training, with the reason
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(TrainingError, match="several tokens"):
+        tune(tiny_model(2, seed=3), TuneConfig(**{**CFG, "axis": str(path)}))

@@ -1,0 +1,84 @@
+"""Bias axes as data: loading, the prompts they generate, and every malformed case refused with its fix."""
+
+import json
+
+import pytest
+import yaml
+
+from lftf_interp.data import load_axis, shipped_axes
+from lftf_interp.errors import DatasetError
+
+GOOD = {
+    "name": "toy",
+    "groups": [{"name": "a", "words": [" Christian"]}, {"name": "b", "words": [" Muslim", " Muslims"]}],
+    "templates": [{"text": "The {subject} said the neighbour was", "split": "train"},
+                  {"text": "Everyone knew the {subject} was", "split": "test"},
+                  {"text": "The {subject} told us the guest was", "split": "test"}],
+    "subjects": [{"name": "doctor", "split": "test"}, {"name": "baker", "split": "test"}, {"name": "pilot", "split": "train"}],
+    "hints": [{"kind": "worship", "group": "a", "text": "The {subject} goes to church every Sunday."},
+              {"kind": "worship", "group": "b", "text": "The {subject} goes to the mosque every Friday."}],
+}
+
+
+def write(tmp_path, doc, name="axis.yaml"):
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(doc) if isinstance(doc, dict) else doc)
+    return p
+
+
+def test_generated_prompts_hold_out_subjects_and_templates(tmp_path):
+    ax = load_axis(write(tmp_path, GOOD))
+    assert ax.group_names == ["a", "b"] and ax.words == [" Christian", " Muslim", " Muslims"]
+    assert ax.reference == {"a": 0.5, "b": 0.5}
+    test = ax.bias_prompts("test")
+    assert sorted(test.prompt) == sorted(["Everyone knew the doctor was", "Everyone knew the baker was",
+                                          "The doctor told us the guest was", "The baker told us the guest was"])
+    hint = ax.hint_prompts("test")
+    assert len(hint) == 2 * 2 * 2 and set(hint.label) == {"a", "b"}
+    assert "The baker goes to the mosque every Friday. Everyone knew the baker was" in set(hint.prompt)
+    assert "pilot" not in " ".join(test.prompt) and set(ax.bias_prompts("train").subject) == {"pilot"}
+
+
+def test_shipped_gender_axis_reads_the_shipped_files():
+    assert "gender" in shipped_axes()
+    ax = load_axis("gender")
+    assert ax.group_names == ["he", "she"] and len(ax.bias_prompts("test")) == 225 and len(ax.hint_prompts("test")) == 450
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    (lambda d: d["groups"][0].update(words=[]), "has no words"),
+    (lambda d: d["groups"][1]["words"].append(" Christian"), "is in groups 'a' and 'b'"),
+    (lambda d: d["groups"][0].update(words=["  "]), "empty word"),
+    (lambda d: d["groups"].pop(), "at least 2 groups"),
+    (lambda d: d["templates"][0].update(text="The doctor said"), "no {subject} slot"),
+    (lambda d: d["hints"][0].update(group="c"), "names group 'c'"),
+    (lambda d: d["subjects"][0].pop("split"), "give each one a split"),
+    (lambda d: d.update(reference={"a": 0.9, "b": 0.3}), "summing to 1"),
+    (lambda d: d.pop("name"), "missing 'name'"),
+])
+def test_malformed_axes_are_refused_with_the_fix(tmp_path, change, says):
+    doc = json.loads(json.dumps(GOOD))
+    change(doc)
+    with pytest.raises(DatasetError, match=says.replace("{", r"\{").replace("(", r"\(")):
+        load_axis(write(tmp_path, doc))
+
+
+def test_bad_files_name_the_line(tmp_path):
+    with pytest.raises(DatasetError, match="is empty"):
+        load_axis(write(tmp_path, "", "empty.yaml"))
+    with pytest.raises(DatasetError, match=r"bad.json:3: malformed JSON"):
+        load_axis(write(tmp_path, '{\n  "name": "x",\n  "groups": [,]\n}', "bad.json"))
+    with pytest.raises(DatasetError, match=r"bad.yaml:3: malformed YAML"):
+        load_axis(write(tmp_path, "name: x\ngroups: [a\n  b: c", "bad.yaml"))
+    with pytest.raises(DatasetError, match="Unknown axis 'astrology'"):
+        load_axis("astrology")
+    doc = {**GOOD, "templates": [], "subjects": [], "hints": [], "prompts": {"bias": "mine.jsonl", "hint": "mine.jsonl"}}
+    (tmp_path / "mine.jsonl").write_text('{"prompt": "The doctor was", "split": "test", "label": "a"}\n{"prompt": oops}\n')
+    ax = load_axis(write(tmp_path, doc))
+    with pytest.raises(DatasetError, match=r"mine.jsonl:2: malformed JSON"):
+        ax.bias_prompts("test")
+    (tmp_path / "mine.jsonl").write_text('{"prompt": "The doctor was", "split": "test", "label": "z"}\n')
+    with pytest.raises(DatasetError, match=r"hint labels \['z'\] are not groups"):
+        ax.hint_prompts("test")
+    with pytest.raises(DatasetError, match="no split 'train'"):
+        ax.bias_prompts("train")
