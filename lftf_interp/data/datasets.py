@@ -28,6 +28,13 @@ REQUIRED = {
 }
 
 
+def sample_rows(df: pd.DataFrame, n: int | None, seed: int = 0) -> pd.DataFrame:
+    """A seeded sample of ``n`` rows kept in their original order (all rows when n is None or >= len)."""
+    if n is not None and n < len(df):
+        df = df.sample(n=n, random_state=seed).sort_index()
+    return df
+
+
 @dataclass
 class BiasDataset:
     """Prompts cut right before a pronoun, with per-prompt metadata.
@@ -73,8 +80,7 @@ class BiasDataset:
         df = self.df
         for col, val in equals.items():
             df = df[df[col].isin(val if isinstance(val, list | tuple | set) else [val])]
-        if n is not None and n < len(df):
-            df = df.sample(n=n, random_state=seed).sort_index()
+        df = sample_rows(df, n, seed)
         return BiasDataset(self.name, self.split, df.copy(), self.kind, self.version, dict(self.meta))
 
     def to_dict(self) -> dict:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..data import NEUTRAL_PROMPTS, load_axis
+from ..data.datasets import sample_rows
 from ..errors import LftfError
 from .bmi import compute_bmi
 
@@ -70,8 +71,7 @@ def rank_for_tuning(
     if top_k < 1:
         raise LftfError(f"top_k must be >= 1, got {top_k}")
     if prompts is None:
-        train = load_axis(axis).bias_prompts("train")
-        prompts = (train.sample(n=N_PROMPTS, random_state=seed).sort_index() if N_PROMPTS < len(train) else train).prompt.tolist()
+        prompts = sample_rows(load_axis(axis).bias_prompts("train"), N_PROMPTS, seed).prompt.tolist()
     bmi = compute_bmi(model, prompts)
     neutral = None
     if isinstance(exclude, str):

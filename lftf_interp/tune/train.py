@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..data import NEUTRAL_PROMPTS, BiasAxis, load_axis
+from ..data.datasets import sample_rows
 from ..errors import ConfigError, LftfError
 from ..groupmetrics import bias_per_prompt, hint_per_prompt
 from ..wordprobs import word_ids
@@ -121,8 +122,7 @@ def _chunked(fn: Callable[[torch.Tensor], torch.Tensor], n: int, chunk: int = 12
 
 
 def _subset(df: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
-    """A seeded subset of ``n`` rows in their original order (all rows when n is None)."""
-    return (df.sample(n=n, random_state=seed).sort_index() if n is not None and n < len(df) else df).reset_index(drop=True)
+    return sample_rows(df, n, seed).reset_index(drop=True)
 
 
 def axis_groups(model, axis: BiasAxis) -> list[list[int]]:
