@@ -80,9 +80,16 @@ def _write_json(path: Path, obj) -> Path:
     return path
 
 
-def _append_row(path: Path, row: dict) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps(row, default=float) + "\n")
+def _recorder(path: Path, on_row: Callable[[dict], None] | None) -> Callable[[dict], None]:
+    """Append each finished row to ``path`` (what a resumed run reads), then pass it on."""
+
+    def record(row: dict) -> None:
+        with path.open("a") as f:
+            f.write(json.dumps(row, default=float) + "\n")
+        if on_row:
+            on_row(row)
+
+    return record
 
 
 def _rows(path: Path) -> list[dict]:
@@ -256,12 +263,7 @@ def compare_to(
             ref = compute_reference(load_model(model), rcfg)
             save_reference(ref, reference)
 
-    def row_done(row: dict) -> None:
-        _append_row(rows_path, row)
-        if on_row:
-            on_row(row)
-
-    run_compare(specs, cfg, load=lambda: load_model(model), ref=ref, on_row=row_done, skip=lambda n, s: (n, s) in done)
+    run_compare(specs, cfg, load=lambda: load_model(model), ref=ref, on_row=_recorder(rows_path, on_row), skip=lambda n, s: (n, s) in done)
     return write_compare_summary(out)
 
 
@@ -301,13 +303,8 @@ def sweep_to(
     rows_path = out / "rows.jsonl"
     done = {r["block"] for r in _rows(rows_path)}
 
-    def row_done(row: dict) -> None:
-        _append_row(rows_path, row)
-        if on_row:
-            on_row(row)
-
     budget = {**BUDGET, "steps": steps, "mass_weight": mass_weight}
-    block_sweep(lambda: load_model(model), [b for b in chosen if b not in done], budget=budget, seed=seed, on_row=row_done)
+    block_sweep(lambda: load_model(model), [b for b in chosen if b not in done], budget=budget, seed=seed, on_row=_recorder(rows_path, on_row))
     _write_json(out / "config.json", run_meta(model=model, blocks=chosen, steps=steps, seed=seed, budget=budget))
     return pd.DataFrame(_rows(rows_path))
 
