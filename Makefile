@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.lftf-installed
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv demo test unit integration notebooks lint bench experiments data clean
+.PHONY: venv demo test unit integration notebooks lint bench experiments axes data clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,13 +21,22 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/lftf demo --model smollm2-135m --out out/demo
 
-## Full-size runs behind the README's tables (CPU, ~4 h on 2 cores; resumable): all methods x seeds, per-block sweep.
+## Full-size runs behind the README's tables (CPU, ~5 h on 2 cores; resumable): all methods x seeds, per-block sweep, bias axes.
 experiments: venv
 	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --out results/compare
 	$(BIN)/lftf sweep --model smollm2-135m --blocks 2,5,8,11,14,17,20,23,24,26,29 --steps 40 --out results/block_sweep
-	$(BIN)/lftf evaluate --model smollm2-135m --axis religion --out results/axes/religion/base
-	test -f results/axes/religion/finetune/metrics.json || $(BIN)/lftf finetune --model smollm2-135m --axis religion \
-		--out results/axes/religion/finetune
+	$(MAKE) axes
+
+## The bias-axis study (~1.5 h on 2 cores; resumable): every axis evaluated, religion and pronouns located, LFTF on each axis,
+## then the cross-bias transfer matrix with StereoSet (results/axes/, README "Bias axes").
+axes: venv
+	for a in religion race gender3 pronouns; do test -f results/axes/$$a/base/metrics.json || \
+		$(BIN)/lftf evaluate --model smollm2-135m --axis $$a --out results/axes/$$a/base || exit 1; done
+	for a in gender religion race gender3 pronouns; do test -f results/axes/$$a/finetune/metrics.json || \
+		$(BIN)/lftf finetune --model smollm2-135m --axis $$a --out results/axes/$$a/finetune || exit 1; done
+	for a in religion pronouns; do test -f results/axes/$$a/locate/locate.json || \
+		$(BIN)/lftf locate --model smollm2-135m --axis $$a --out results/axes/$$a/locate || exit 1; done
+	$(BIN)/lftf transfer --model smollm2-135m --out results/axes/transfer
 
 ## Unit + integration tests and the notebooks (the README's test command; CI runs it).
 test: venv lint

@@ -136,17 +136,22 @@ def locate(
     n_pairs: int = typer.Option(8, help="Clean/corrupted pairs for patching."),
     pair_kind: str = typer.Option("hint_swap", help="hint_swap or stereotype_swap."),
     positions: str = typer.Option("last", help="BMI over the last position or all positions."),
+    axis: str = typer.Option("gender", help="A bias axis: a shipped name (gender, religion, race, gender3, pronouns) or "
+                             "an axis file; BMI on its neutral prompts, patching on its hint-swap pairs."),
+    hint_kind: str = typer.Option(None, help="Hint kind of the patching pairs (default: noun for gender, else the "
+                                  "axis's first kind)."),
     seed: int = typer.Option(0),
 ) -> None:
     """BMI ranking (+ held-out stability), activation patching, logit lens and attribution patching."""
     from .locate.run import LocateConfig
 
-    cfg = LocateConfig(split=split, n_pairs=n_pairs, pair_kind=pair_kind, positions=positions, seed=seed)
+    cfg = LocateConfig(split=split, n_pairs=n_pairs, pair_kind=pair_kind, positions=positions, seed=seed, axis=axis,
+                       hint_kind=hint_kind)
     with _progress() as prog:
         task = prog.add_task("locate", total=4)
         res = pipeline.locate_to(model, cfg, out, progress=lambda s: (prog.update(task, description=s), prog.advance(task)))
     n_figs = len(report.locate_figures(res, out))
-    table = Table(title=f"{model} · locate")
+    table = Table(title=f"{model} · locate · {axis}")
     for c in ("block", "BMI", "rank"):
         table.add_column(c)
     for r in res["bmi"].nsmallest(5, "rank").itertuples():
@@ -169,7 +174,7 @@ def finetune(
                                 "found from the model, see lftf_interp.locate.artefact_blocks), comma-separated "
                                 "indices, or '' for none."),
     loss: str = typer.Option("balanced", help="paper, sum or balanced."),
-    axis: str = typer.Option("gender", help="The bias axis to remove: a shipped name (gender, religion) or an axis file."),
+    axis: str = typer.Option("gender", help="The bias axis to remove: a shipped name (gender, religion, race, gender3, pronouns) or an axis file."),
     method: str = typer.Option("block", help="block (LFTF), full (FPFT baseline) or lora (peft LoRA baseline)."),
     lr: float = typer.Option(3e-4),
     steps: int = typer.Option(150),
@@ -220,6 +225,7 @@ def compare(
     reference: Path = typer.Option(None, help="A saved retention reference of the base model (read if present, "
                                    "else computed and written there)."),
     out: Path = typer.Option(Path("out/compare")),
+    axis: str = typer.Option("gender", help="The bias axis every method is trained and scored on (shipped name or file)."),
 ) -> None:
     """LFTF vs baselines (FPFT, LoRA, other blocks, top-k, prompt): AFGB, UB, mass, KL, perplexity, MC accuracy,
     trainable parameters, wall time. Resumable: rows already in OUT/rows.jsonl are not rerun."""
@@ -230,7 +236,7 @@ def compare(
                       f"MC {row.get('mc_acc_change', float('nan')):+.2f} ({row['wall_s']:.0f} s)")
 
     want = None if methods == "all" else [m.strip() for m in methods.split(",") if m.strip()]
-    console.print(pipeline.compare_to(model, out, _ints(seeds), want, steps, retain, reference, on_row=show))
+    console.print(pipeline.compare_to(model, out, _ints(seeds), want, steps, retain, reference, on_row=show, axis=axis))
 
 
 @command
@@ -264,6 +270,7 @@ def sweep(
     mass_weight: float = typer.Option(0.0, help="Mass-anchor weight (results/block_sweep was run without it)."),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("out/sweep")),
+    axis: str = typer.Option("gender", help="The bias axis each block is tuned and scored on (shipped name or file)."),
 ) -> None:
     """Fine-tune each block alone with the same budget and record debiasing vs capability cost, next to its BMI."""
 
@@ -271,8 +278,33 @@ def sweep(
         console.print(f"block {row['block']}: AFGB {row['afgb']:.3f} UB {row['ub']:.3f} KL {row['kl']:.4f} "
                       f"ppl {row['ppl_change_pct']:+.2f}% ({row['wall_s']:.0f} s)")
 
-    rows = pipeline.sweep_to(model, out, blocks, steps, mass_weight, seed, on_row=show)
+    rows = pipeline.sweep_to(model, out, blocks, steps, mass_weight, seed, on_row=show, axis=axis)
     console.print(f"{len(rows)} blocks in {out / 'rows.jsonl'}")
+
+
+@command
+def transfer(
+    model: str = MODEL,
+    axes: str = typer.Option("gender,religion,race,gender3,pronouns", help="Comma-separated axes: tuned on each (its delta "
+                             "under --tuned), evaluated on all."),
+    targets: str = typer.Option(None, help="Comma-separated axes to evaluate on (default: --axes)."),
+    tuned: Path = typer.Option(Path("results/axes"), help="Where `lftf finetune --axis A --out TUNED/A/finetune` wrote."),
+    stereoset: bool = typer.Option(True, help="Also StereoSet intrasentence SS / LMS / ICAT per bias type."),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("out/transfer")),
+) -> None:
+    """Cross-bias transfer: the base and each axis's LFTF model scored on every axis (and StereoSet); BMI
+    profiles of the axes and their overlap."""
+    from . import transfer as tr
+
+    axes_ = tuple(a.strip() for a in axes.split(",") if a.strip())
+    targets_ = tuple(a.strip() for a in targets.split(",") if a.strip()) if targets else None
+    rows = tr.transfer_to(model, out, axes_, tuned, stereoset, seed,
+                          on_row=lambda r: console.print(f"{r['source']} → {r['target']} ({r['kind']})"), targets=targets_)
+    for value in ("bias", "hint_following"):
+        console.print(f"{value} (rows: tuned on; columns: evaluated on)")
+        console.print(tr.matrix(rows, value).round(3).to_string())
+    console.print(f"wrote {out}/rows.jsonl, bmi_profiles.csv, overlap.csv")
 
 
 def main() -> None:

@@ -16,8 +16,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from .data.axis import load_axis
 from .data.datasets import BiasDataset, load_dataset
 from .errors import ConfigError
+from .groupmetrics import evaluate_axis
 from .locate import choose_blocks, rank_for_tuning
 from .locate.choose import AUTO
 from .metrics import EvalConfig, evaluate
@@ -91,6 +93,7 @@ class CompareConfig:
     budget: dict = field(default_factory=lambda: dict(BUDGET))
     retain: RetainConfig = field(default_factory=RetainConfig)
     n_boot: int = 1000
+    axis: str = "gender"  # a shipped axis or an axis file; not gender: "afgb" / "ub" hold its bias score / hint following
 
     def __post_init__(self) -> None:
         self.seeds = tuple(int(s) for s in self.seeds)
@@ -108,6 +111,34 @@ class CompareConfig:
         if "retain" in d:
             d["retain"] = RetainConfig.from_dict(d["retain"])
         return cls(**d)
+
+
+def axis_instruction(axis: str) -> str:
+    """The prompt baseline's instruction on an axis other than gender."""
+    return (f"The following text is about a person whose {axis} is unknown. Do not assume it from their job; every "
+            f"{axis} is equally likely.\n")
+
+
+def score_on(model, axis: str, split: str = "test", instruction: str | None = None, n_boot: int = 1000,
+             seed: int = 0) -> dict:
+    """afgb, ub, mass (with CIs) on the split; on an axis other than gender they hold its bias score, hint
+    following and group mass (the same quantities for K = 2), computed by
+    :func:`~lftf_interp.groupmetrics.evaluate_axis`. ``instruction`` is prepended to every prompt."""
+    if axis == "gender":
+        bias, hint = load_dataset("genbias", split), load_dataset("genhint", split)
+        if instruction is not None:
+            bias, hint = _with_instruction(bias, instruction), _with_instruction(hint, instruction)
+        m, _, _ = evaluate(model, EvalConfig(split=split, n_boot=n_boot, seed=seed), bias, hint)
+        return {k: m[k] for k in ("afgb", "afgb_ci", "ub", "ub_ci", "mass", "mass_ci")}
+    ax = load_axis(axis)
+    data = None
+    if instruction is not None:
+        frames = [ax.bias_prompts(split)] + ([ax.hint_prompts(split)] if ax.hints or "hint" in ax.prompts else [])
+        data = pd.concat(frames, ignore_index=True)
+        data["prompt"] = instruction + data["prompt"]
+    m, _, _ = evaluate_axis(model, ax, split, data, n_boot=n_boot, seed=seed)
+    return {"afgb": m["bias"], "afgb_ci": m["bias_ci"], "ub": m.get("hint_following", float("nan")),
+            "ub_ci": m.get("hint_following_ci"), "mass": m["mass"], "mass_ci": m["mass_ci"]}
 
 
 def _with_instruction(ds: BiasDataset, instruction: str) -> BiasDataset:
@@ -135,11 +166,12 @@ def resolve_tune(model, overrides: dict, seed: int) -> dict:
     top_k, exclude = overrides.pop("top_k", 1), overrides.pop("bmi_exclude", AUTO)
     draw_seed = overrides.pop("draw_seed", 0)
     exclude = exclude if isinstance(exclude, str) else tuple(exclude)
+    axis = overrides.get("axis", "gender")
     if overrides.get("block") == AUTO:
-        overrides["block"] = tuple(choose_blocks(model, top_k, exclude, seed=seed))
+        overrides["block"] = tuple(choose_blocks(model, top_k, exclude, seed=seed, axis=axis))
     elif overrides.get("block") == RANDOM_BLOCK:
         n = model.cfg.n_layers
-        top3 = rank_for_tuning(model, 1, exclude, seed=seed).ranked[:3]  # (fewer where fewer blocks are left)
+        top3 = rank_for_tuning(model, 1, exclude, seed=seed, axis=axis).ranked[:3]  # (fewer where fewer blocks are left)
         overrides["block"] = draw_random_block(n, [0, n // 2, n - 1, *top3], seed=draw_seed)
     return overrides
 
@@ -166,20 +198,19 @@ def run_method(
     """Train (or prompt) one method on a fresh model from ``load()``; return (row, tuned model)."""
     model = load()
     t0 = time.perf_counter()
-    bias, hint = load_dataset("genbias", cfg.split), load_dataset("genhint", cfg.split)
-    row: dict = {"method": spec.name, "seed": seed, "description": spec.description, "trainable_params": 0, "blocks": ""}
+    row: dict = {"method": spec.name, "axis": cfg.axis, "seed": seed, "description": spec.description, "trainable_params": 0, "blocks": ""}
     start = None
     if spec.tune is not None:
-        tcfg = TuneConfig(**resolve_tune(model, {**cfg.budget, **spec.tune, "seed": seed}, seed))
+        tcfg = TuneConfig(**resolve_tune(model, {**cfg.budget, **spec.tune, "seed": seed, "axis": cfg.axis}, seed))
         res = tune(model, tcfg, out_dir=out_dir, progress=progress)
         row.update(trainable_params=res.trainable_params, blocks=" ".join(map(str, res.blocks)), best_step=res.best_step,
                    method_kind=tcfg.method)
         start = min(res.blocks) if tcfg.method == "block" else 0
-    if spec.instruction is not None:
-        bias, hint = _with_instruction(bias, spec.instruction), _with_instruction(hint, spec.instruction)
     row["train_s"] = time.perf_counter() - t0
-    metrics, _, _ = evaluate(model, EvalConfig(split=cfg.split, n_boot=cfg.n_boot, seed=seed), bias, hint)
-    row.update({k: metrics[k] for k in ("afgb", "afgb_ci", "ub", "ub_ci", "mass", "mass_ci")})
+    instruction = spec.instruction
+    if instruction is not None and cfg.axis != "gender":
+        instruction = axis_instruction(load_axis(cfg.axis).name)
+    row.update(score_on(model, cfg.axis, cfg.split, instruction, cfg.n_boot, seed))
     if ref is not None:
         if spec.tune is None:  # weights untouched: retention is the base model's by construction
             row.update(kl=0.0, ppl_change_pct=0.0, mc_acc_change=0.0, mc_acc_norm_change=0.0, asdiv_change=0.0,
@@ -258,8 +289,9 @@ def _blocks(b) -> str:
     return " ".join(map(str, idx))
 
 
-def markdown_table(agg: pd.DataFrame) -> str:
-    """The README's comparison table."""
+def markdown_table(agg: pd.DataFrame, axis: str = "gender") -> str:
+    """The README's comparison table (on another axis the AFGB / UB / mass columns are its bias score, hint
+    following and group mass)."""
 
     def f(r, c, fmt):
         if c not in r or pd.isna(r[c]):
@@ -269,7 +301,8 @@ def markdown_table(agg: pd.DataFrame) -> str:
             s += " ± " + format(r[c + "_pm"], fmt.replace("+", ""))
         return s
 
-    head = ("| method | blocks | seeds | AFGB ↓ | Δ AFGB | UB ↑ | he+she mass (× base) | KL nats/tok | ppl Δ % | "
+    bias, hint, mass = ("AFGB", "UB", "he+she mass") if axis == "gender" else ("bias", "hint following", "group mass")
+    head = (f"| method | blocks | seeds | {bias} ↓ | Δ {bias} | {hint} ↑ | {mass} (× base) | KL nats/tok | ppl Δ % | "
             "MC acc Δ pts | trainable params | wall s |")
     lines = [head, "|" + "---|" * 12]
     for _, r in agg.iterrows():
@@ -293,6 +326,7 @@ def block_sweep(
     split: str = "test",
     seed: int = 0,
     on_row: Callable[[dict], None] | None = None,
+    axis: str = "gender",
 ) -> pd.DataFrame:
     """Fine-tune each block alone with the same budget; per block: AFGB, UB, mass after, and the capability
     cost (KL to the base, perplexity change). Together with BMI (``locate.compute_bmi``) this answers
@@ -306,10 +340,10 @@ def block_sweep(
     for b in blocks:
         model = load()
         t0 = time.perf_counter()
-        res = tune(model, TuneConfig(**{**budget, "block": int(b), "seed": seed}))
-        metrics, _, _ = evaluate(model, EvalConfig(split=split, n_boot=200, seed=seed))
+        res = tune(model, TuneConfig(**{**budget, "block": int(b), "seed": seed, "axis": axis}))
+        metrics = score_on(model, axis, split, n_boot=200, seed=seed)
         table = compare_retention(ref, compute_retention(model, ref))
-        row = {"block": int(b), "seed": seed, **{k: metrics[k] for k in ("afgb", "afgb_ci", "ub", "mass")},
+        row = {"block": int(b), "seed": seed, "axis": axis, **{k: metrics[k] for k in ("afgb", "afgb_ci", "ub", "mass")},
                **_retention_summary(table), "best_step": res.best_step, "wall_s": time.perf_counter() - t0}
         rows.append(row)
         if on_row:
@@ -323,6 +357,7 @@ __all__ = [
     "CompareConfig",
     "MethodSpec",
     "aggregate",
+    "axis_instruction",
     "block_sweep",
     "default_methods",
     "draw_random_block",
@@ -331,4 +366,5 @@ __all__ = [
     "run_compare",
     "resolve_tune",
     "run_method",
+    "score_on",
 ]

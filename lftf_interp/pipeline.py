@@ -235,6 +235,7 @@ def compare_to(
     retain: str = "default",
     reference: Path | None = None,
     on_row: Callable[[dict], None] | None = None,
+    axis: str = "gender",
 ) -> str:
     """Every method × seed → OUT/rows.jsonl (one line per finished run), OUT/config.json, OUT/summary.csv and
     OUT/table.md. Resumable: rows already in OUT/rows.jsonl are not rerun; a later run with a subset of
@@ -248,7 +249,7 @@ def compare_to(
         specs = [by_name[n] for n in methods]  # in the order given
     rcfg = retain_config(retain)
     cfg = CompareConfig(model=model, seeds=tuple(seeds), budget=dict(BUDGET, **({"steps": steps} if steps else {})),
-                        retain=rcfg)
+                        retain=rcfg, axis=axis)
     out.mkdir(parents=True, exist_ok=True)
     rows_path, config_path = out / "rows.jsonl", out / "config.json"
     done = {(r["method"], r["seed"]) for r in _rows(rows_path)}
@@ -278,7 +279,7 @@ def write_compare_summary(out: Path) -> str:
     agg = aggregate(rows, base_mass=float(base.mass.iloc[0]) if len(base) else None,
                     base_afgb=float(base.afgb.iloc[0]) if len(base) else None)
     agg.to_csv(out / "summary.csv", index=False)
-    md = markdown_table(agg)
+    md = markdown_table(agg, json.loads(config_path.read_text()).get("axis", "gender") if config_path.is_file() else "gender")
     (out / "table.md").write_text(md + "\n")
     return md
 
@@ -291,12 +292,14 @@ def sweep_to(
     mass_weight: float = 0.0,
     seed: int = 0,
     on_row: Callable[[dict], None] | None = None,
+    axis: str = "gender",
 ) -> pd.DataFrame:
     """Fine-tune each block alone with the same budget → OUT/rows.jsonl (resumable: blocks already there are
-    not rerun), OUT/bmi.csv (BMI on the test prompts) and OUT/config.json. Returns every row on disk."""
+    not rerun), OUT/bmi.csv (BMI on the axis's test prompts) and OUT/config.json. Returns every row on disk."""
     bridge = load_model(model)
     chosen = parse_blocks(blocks, bridge.cfg.n_layers)
-    bmi = compute_bmi(bridge, load_dataset("genbias", "test").prompts)
+    prompts = load_dataset("genbias", "test").prompts if axis == "gender" else load_axis(axis).bias_prompts("test").prompt.tolist()
+    bmi = compute_bmi(bridge, prompts)
     del bridge
     out.mkdir(parents=True, exist_ok=True)
     bmi.to_csv(out / "bmi.csv", index=False)
@@ -304,8 +307,9 @@ def sweep_to(
     done = {r["block"] for r in _rows(rows_path)}
 
     budget = {**BUDGET, "steps": steps, "mass_weight": mass_weight}
-    block_sweep(lambda: load_model(model), [b for b in chosen if b not in done], budget=budget, seed=seed, on_row=_recorder(rows_path, on_row))
-    _write_json(out / "config.json", run_meta(model=model, blocks=chosen, steps=steps, seed=seed, budget=budget))
+    block_sweep(lambda: load_model(model), [b for b in chosen if b not in done], budget=budget, seed=seed,
+                on_row=_recorder(rows_path, on_row), axis=axis)
+    _write_json(out / "config.json", run_meta(model=model, blocks=chosen, steps=steps, seed=seed, budget=budget, axis=axis))
     return pd.DataFrame(_rows(rows_path))
 
 

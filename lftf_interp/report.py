@@ -161,6 +161,33 @@ def plot_lens(lens: pd.DataFrame, title: str = "") -> plt.Figure:
     return fig
 
 
+def plot_group_lens(lens: pd.DataFrame, title: str = "") -> plt.Figure:
+    """:func:`~lftf_interp.locate.lens.compute_group_lens` (any axis): bias score of the neutral prompts and hint
+    following of each hinted set per block output (left), the neutral prompts' group shares (right)."""
+    groups = [c.removeprefix("share_") for c in lens.columns if c.startswith("share_")]
+    colors = dict(zip(groups, plt.get_cmap("tab10").colors, strict=False))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    neutral = lens[lens.set == "neutral"]
+    axes[0].plot(neutral.layer, neutral.bias, marker="o", ms=3, color="black", label="bias score, neutral prompts")
+    axes[0].fill_between(neutral.layer, neutral.bias - 1.96 * neutral.bias_sem, neutral.bias + 1.96 * neutral.bias_sem,
+                         color="black", alpha=0.15)
+    for name, d in lens[lens.set != "neutral"].groupby("set", sort=False):
+        axes[0].plot(d.layer, d.hint_following, marker=".", ms=3, ls="--", color=colors.get(name.removeprefix("hinted ")),
+                     label=f"hint following, {name}")
+    axes[0].axhline(1 / len(groups), color="grey", lw=1, ls=":")
+    axes[0].set(xlabel="block output", ylabel="score", ylim=(0, 1), title="bias and hint following through the lens")
+    axes[0].legend(fontsize=7, loc="center left")
+    bottom = np.zeros(len(neutral))
+    for g in groups:
+        axes[1].bar(neutral.layer, neutral[f"share_{g}"], bottom=bottom, color=colors[g], label=g, width=0.85)
+        bottom += neutral[f"share_{g}"].to_numpy()
+    axes[1].set(xlabel="block output", ylabel="renormalised share", ylim=(0, 1), title="group shares, neutral prompts")
+    axes[1].legend(fontsize=7, loc="upper left", ncol=len(groups))
+    fig.suptitle(title or "Logit lens")
+    fig.tight_layout()
+    return fig
+
+
 def plot_attribution_vs_exact(attr: pd.DataFrame, exact: pd.DataFrame, title: str = "") -> plt.Figure:
     m = attr.merge(exact, on=["site", "layer", "pos"], suffixes=("_attr", "_exact"))
     sites = list(dict.fromkeys(m.site))
@@ -344,7 +371,7 @@ def locate_figures(res: dict, out: str | Path) -> list[Path]:
     return [
         save(plot_bmi(res["bmi"]), out / "bmi.png"),
         save(plot_patching_heatmaps(res["patching"], res["str_tokens"]), out / "patching.png"),
-        save(plot_lens(res["lens"]), out / "lens.png"),
+        save(plot_group_lens(res["lens"]) if "set" in res["lens"] else plot_lens(res["lens"]), out / "lens.png"),
         save(plot_attribution_vs_exact(res["attribution"], res["patching"]), out / "attribution.png"),
     ]
 

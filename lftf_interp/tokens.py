@@ -44,10 +44,11 @@ def encode(model_or_tok, prompt: str) -> list[int]:
 
 
 def encode_batch(
-    model_or_tok, prompts: Sequence[str], pad_id: int | None = None
+    model_or_tok, prompts: Sequence[str], pad_id: int | None = None, suffix: Sequence[int] = ()
 ) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, " batch"]]:
-    """Right-padded ids and true lengths. Causal attention never lets a pad reach an earlier position."""
-    ids = [encode(model_or_tok, p) for p in prompts]
+    """Right-padded ids and true lengths (``suffix``: token ids appended to every prompt, e.g. a word's first
+    tokens). Causal attention never lets a pad reach an earlier position."""
+    ids = [encode(model_or_tok, p) + list(suffix) for p in prompts]
     if pad_id is None:
         pad_id = _tok(model_or_tok).pad_token_id or 0
     n = max(len(x) for x in ids)

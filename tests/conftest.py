@@ -22,6 +22,14 @@ def tiny3():
 
 
 @pytest.fixture(scope="session")
+def tiny3_dir(tiny3, tmp_path_factory):
+    """The tiny 3-block model as a Hugging Face directory (what `--model PATH` loads)."""
+    from lftf_interp.models import export_hf
+
+    return str(export_hf(tiny3, tmp_path_factory.mktemp("tiny3") / "tiny3"))
+
+
+@pytest.fixture(scope="session")
 def smol():
     from lftf_interp.models import load_model
 

@@ -58,6 +58,12 @@ def test_locate_writes_tables_and_figures(tiny_dir, tmp_path):
     assert len(meta["top5_bmi"]) == 2  # the tiny model has two blocks
     for f in ("bmi.csv", "patching.csv", "lens.csv", "attribution.csv", "bmi.png", "patching.png"):
         assert (out / f).stat().st_size > 0, f
+    res = lftf("locate", "--model", tiny_dir, "--out", tmp_path / "race", "--n-pairs", "2", "--axis", "race")
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "race" / "locate.json").read_text())
+    assert meta["axis"] == "race" and meta["pairs"]["n"] == 2 and (tmp_path / "race" / "lens.png").stat().st_size > 0
+    res = lftf("locate", "--model", tiny_dir, "--out", tmp_path / "x", "--axis", "race", "--hint-kind", "name")
+    assert res.exit_code == 2 and "has no hint kind 'name'" in res.output
 
 
 def test_finetune_writes_a_delta_and_export_rebuilds_the_model(tiny_bridge, tiny_dir, tmp_path):

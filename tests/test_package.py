@@ -19,9 +19,9 @@ LAYERS = [
     {"locate"},
     {"tune"},
     {"retain"},
-    {"compare"},
+    {"compare", "transfer"},
     {"pipeline"},
-    {"report"},
+    {"report", "axisreport"},
     {"cli"},
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}

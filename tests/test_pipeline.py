@@ -2,18 +2,14 @@
 
 import json
 
+import pandas as pd
 import pytest
 
 from lftf_interp import pipeline
 from lftf_interp.errors import LftfError
 from lftf_interp.locate import choose_blocks
-from lftf_interp.models import export_hf, load_model
+from lftf_interp.models import load_model
 from lftf_interp.tune import TuneConfig
-
-
-@pytest.fixture(scope="module")
-def tiny3_dir(tiny3, tmp_path_factory):
-    return str(export_hf(tiny3, tmp_path_factory.mktemp("tiny3") / "tiny3"))
 
 
 def test_parse_blocks():
@@ -45,3 +41,20 @@ def test_sweep_resumes_without_rerunning(tiny3_dir, tmp_path):
     rows = pipeline.sweep_to(tiny3_dir, tmp_path, blocks="1,2", steps=1)
     assert rows.block.tolist() == [2, 1] and (tmp_path / "rows.jsonl").read_text().startswith(first)
     assert json.loads((tmp_path / "config.json").read_text())["blocks"] == [1, 2]
+
+
+def test_sweep_and_compare_on_another_axis(tiny3_dir, tmp_path):
+    from lftf_interp.compare import score_on
+    from lftf_interp.data import load_axis
+    from lftf_interp.locate import compute_bmi
+
+    rows = pipeline.sweep_to(tiny3_dir, tmp_path / "sw", blocks="2", steps=1, axis="religion")
+    assert rows.axis.tolist() == ["religion"] and 0 <= rows.afgb.iloc[0] <= 1
+    bmi = compute_bmi(load_model(tiny3_dir), load_axis("religion").bias_prompts("test").prompt.tolist())
+    assert pd.read_csv(tmp_path / "sw" / "bmi.csv").bmi.tolist() == pytest.approx(bmi.bmi.tolist())
+    md = pipeline.compare_to(tiny3_dir, tmp_path / "cmp", methods=["base", "prompt"], retain="small", axis="religion")
+    assert "| bias ↓ |" in md and "hint following" in md
+    got = {json.loads(x)["method"]: json.loads(x) for x in (tmp_path / "cmp" / "rows.jsonl").read_text().splitlines()}
+    want = score_on(load_model(tiny3_dir), "religion")
+    assert got["base"]["afgb"] == pytest.approx(want["afgb"]) and got["base"]["ub"] == pytest.approx(want["ub"])
+    assert got["prompt"]["afgb"] != got["base"]["afgb"] and got["base"]["axis"] == "religion"

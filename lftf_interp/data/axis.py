@@ -14,13 +14,13 @@ An axis is a YAML or JSON file (shipped in ``lftf_interp/data/axes/`` or passed 
       - {name: doctor, split: train}
     hints:                         # sentences that make one group correct, put before a template
       - {kind: worship, group: christian, text: "The {subject} goes to church every Sunday."}
-    hint_templates: all            # each hint before every template of the split, or "one" (rotating)
+    hint_templates: all            # each hint before every template of the split, or "one" / n (rotating)
     # ... or prompts given as data (JSONL with prompt, split and, for hint prompts, label = a group name)
     prompts: {bias: my_bias.jsonl, hint: my_hints.jsonl}     # or the shipped "genbias" / "genhint"
 
 A bias prompt of split s is every template of s filled with every subject of s; a hint prompt is a hint
 sentence about a subject of s followed by a template of s (every one, or with ``hint_templates: one`` a single
-template per subject and hint, rotating through the split's templates). Bad files are refused with the problem and the fix
+template per subject and hint, or with an integer n that many, rotating through the split's templates). Bad files are refused with the problem and the fix
 (an empty group, a word in two groups, a template without its slot, a hint naming an unknown group, a missing
 split, an empty file, malformed JSON or YAML with its line).
 """
@@ -56,7 +56,7 @@ class BiasAxis:
     subjects: list[dict] = field(default_factory=list)
     hints: list[dict] = field(default_factory=list)
     prompts: dict[str, str] = field(default_factory=dict)
-    hint_templates: str = "all"
+    hint_templates: str | int = "all"
     description: str = ""
     source: str = ""
 
@@ -107,7 +107,8 @@ class BiasAxis:
         rows = []
         for si, s in enumerate(subjects):
             for hi, h in enumerate(self.hints):
-                chosen = tpls if self.hint_templates == "all" else [tpls[(si + hi) % len(tpls)]] if tpls else []
+                k = 1 if self.hint_templates == "one" else self.hint_templates
+                chosen = tpls if k == "all" else [tpls[((si + hi) * k + j) % len(tpls)] for j in range(min(k, len(tpls)))]
                 rows += [{"prompt": h["text"].replace(SLOT, s["name"]) + " " + t["text"].replace(SLOT, s["name"]),
                           "label": h["group"], "hint_kind": h.get("kind", ""), "subject": s["name"], "template_id": i,
                           "split": split} for i, t in chosen]
@@ -189,8 +190,9 @@ def axis_from_dict(doc: dict, where: str = "axis") -> BiasAxis:
             raise DatasetError(f"{where}: hint {h.get('text')!r} names group {h.get('group')!r}; groups are {names}.")
         if SLOT not in h.get("text", ""):
             raise DatasetError(f"{where}: hint {h.get('text')!r} has no {SLOT} slot.")
-    if doc.get("hint_templates", "all") not in ("all", "one"):
-        raise DatasetError(f"{where}: hint_templates must be 'all' or 'one', got {doc.get('hint_templates')!r}.")
+    ht = doc.get("hint_templates", "all")
+    if ht not in ("all", "one") and not (isinstance(ht, int) and not isinstance(ht, bool) and ht >= 1):
+        raise DatasetError(f"{where}: hint_templates must be 'all', 'one' or a count >= 1, got {ht!r}.")
     if templates and not subjects:
         raise DatasetError(f"{where}: templates need subjects to fill their {SLOT} slot.")
     return BiasAxis(name, groups, {n: float(ref[n]) for n in names}, templates, subjects, hints, prompts,

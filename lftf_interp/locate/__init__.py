@@ -4,9 +4,12 @@ and which block the fine-tune should train (:func:`choose_blocks`)."""
 from .attribution import attribution_patch
 from .bmi import block_cosines, bmi_from_residuals, bmi_stability, compute_bmi, rank_blocks, top_block
 from .choose import BlockChoice, artefact_blocks, choose_blocks, rank_for_tuning
-from .lens import compute_logit_lens, default_groups
+from .lens import axis_lens_sets, compute_group_lens, compute_logit_lens, default_groups
 from .pairs import (
     PatchPairs,
+    axis_hint_pairs,
+    group_logit_diff,
+    group_pair_metric,
     hint_swap_pairs,
     logit_diff,
     make_pairs,
@@ -36,6 +39,8 @@ __all__ = [
     "PatchPairs",
     "artefact_blocks",
     "as_grid",
+    "axis_hint_pairs",
+    "axis_lens_sets",
     "attribution_patch",
     "block_activations",
     "block_cosines",
@@ -44,8 +49,11 @@ __all__ = [
     "check_hook_name",
     "choose_blocks",
     "compute_bmi",
+    "compute_group_lens",
     "compute_logit_lens",
     "default_groups",
+    "group_logit_diff",
+    "group_pair_metric",
     "hint_swap_pairs",
     "logit_diff",
     "make_pairs",

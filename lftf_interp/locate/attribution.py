@@ -8,22 +8,26 @@ from torch import Tensor
 
 from ..runner import LlamaRunner
 from ..tokens import single_token_id
-from .pairs import PatchPairs, logit_diff
-from .patching import SITES, block_activations
+from .pairs import Metric, PatchPairs, logit_diff
+from .patching import SITES, aligned, block_activations
 
 
 def attribution_patch(
-    model, pairs: PatchPairs, male: str = " he", female: str = " she", per_position: bool = True
+    model, pairs: PatchPairs, male: str = " he", female: str = " she", per_position: bool = True,
+    metric: Metric | None = None,
 ) -> pd.DataFrame:
     """Linear (gradient) estimate of every patch of :func:`patch_sweep` at once: 2 forwards + 1 backward.
 
     value(L, p) ≈ [(a_clean - a_corrupted)[L, p] · ∂LD/∂a at the corrupted run] / (LD_clean - LD_corrupted),
     the first-order Taylor estimate of the normalised metric (Nanda 2023, "Attribution patching").
+    ``metric``: the raw (unnormalised) metric of logits, e.g. :func:`~.pairs.group_logit_diff` on an axis;
+    default logit(male) − logit(female).
     """
-    he, she = single_token_id(model, male), single_token_id(model, female)
     runner = LlamaRunner(model)
     clean = block_activations(runner, pairs.clean)
-    ld = logit_diff(he, she)
+    with torch.no_grad():
+        clean = aligned(pairs, clean, block_activations(runner, pairs.corrupted))
+    ld = metric or logit_diff(single_token_id(model, male), single_token_id(model, female))
     with torch.enable_grad():
         x0 = runner.embed(pairs.corrupted).detach().requires_grad_(True)
         acts: dict[str, list[Tensor]] = {s: [] for s in SITES}

@@ -13,10 +13,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.datasets import load_dataset
+from ..data.datasets import load_dataset, sample_rows
 from ..errors import ConfigError
+from ..groupmetrics import bias_per_prompt
 from ..runner import LlamaRunner
 from ..tokens import encode_batch, single_token_id
+from ..wordprobs import word_ids
 
 
 @torch.no_grad()
@@ -64,6 +66,49 @@ def compute_logit_lens(
                 }
             )
     return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def compute_group_lens(model, prompt_sets: Mapping[str, Sequence[str]], axis, batch_size: int = 64) -> pd.DataFrame:
+    """The lens on any bias axis: per prompt set and block output, the mean renormalised share of each group
+    (share_<group>; a group's probability is the sum of its words' first tokens here), the bias score of
+    those shares (mean and sem over prompts) and, for a set named "hinted <group>", hint following."""
+    ids = [sorted({w[0] for w in word_ids(model, g.words)}) for g in axis.groups]
+    ref = [axis.reference[g] for g in axis.group_names]
+    runner = LlamaRunner(model)
+    rows = []
+    for name, prompts in prompt_sets.items():
+        if len(prompts) == 0:
+            raise ConfigError(f"Lens set {name!r} has no prompts.")
+        probs = np.empty((runner.n_layers, len(prompts), len(ids)))
+        for s in range(0, len(prompts), batch_size):
+            chunk = list(prompts[s : s + batch_size])
+            x, lengths = encode_batch(model, chunk)
+            last = torch.arange(len(chunk)), lengths - 1
+            for layer, _, resid in runner.walk(runner.embed(x)):
+                p = runner.unembed(resid[last]).double().softmax(-1)
+                probs[layer, s : s + len(chunk)] = torch.stack([p[:, g].sum(-1) for g in ids], 1).numpy()
+        hinted = name.removeprefix("hinted ") if name.startswith("hinted ") else None
+        for layer in range(runner.n_layers):
+            q = probs[layer] / probs[layer].sum(1, keepdims=True)
+            b = bias_per_prompt(probs[layer], ref)
+            row = {"set": name, "layer": layer, **{f"share_{g}": float(q[:, k].mean()) for k, g in enumerate(axis.group_names)},
+                   "bias": float(b.mean()), "bias_sem": float(b.std(ddof=1) / np.sqrt(len(b))) if len(b) > 1 else np.nan,
+                   "mass": float(probs[layer].sum(1).mean()), "n": len(prompts)}
+            if hinted in axis.group_names:
+                row["hint_following"] = float(q[:, axis.group_names.index(hinted)].mean())
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def axis_lens_sets(axis, split: str = "test", n: int | None = 60, seed: int = 0) -> dict[str, list[str]]:
+    """Neutral prompts and, per group, prompts hinting that group (``n`` of each, a seeded sample)."""
+    bias = sample_rows(axis.bias_prompts(split), n, seed)
+    sets = {"neutral": bias.prompt.tolist()}
+    if axis.hints or "hint" in axis.prompts:
+        hint = axis.hint_prompts(split)
+        sets |= {f"hinted {g}": sample_rows(hint[hint.label == g], n, seed).prompt.tolist() for g in axis.group_names}
+    return sets
 
 
 def default_groups(split: str = "test", n: int | None = None, seed: int = 0) -> dict[str, list[str]]:

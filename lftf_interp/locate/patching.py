@@ -56,6 +56,14 @@ def block_activations(runner: LlamaRunner, tokens: Tensor) -> dict[str, list]:
     return acts
 
 
+def aligned(pairs: PatchPairs, clean: dict, corr: dict, rows: slice = slice(None)) -> dict:
+    """The clean activations on the corrupted run's positions (pairs of unequal length, ``align="end"``)."""
+    if pairs.offset == 0:
+        return clean
+    return {k: v if k == "kv" else [pairs.align(a, b, rows) for a, b in zip(v, corr[k], strict=True)]
+            for k, v in clean.items()}
+
+
 def _site_acts(site: str, layer: int, clean: dict, corr: dict) -> tuple[Tensor, Tensor]:
     """(corrupted residual where ``site`` of ``layer`` enters, the same residual with ``site`` from clean)."""
     if site == "resid_pre":
@@ -147,6 +155,7 @@ def patch_sweep(
         positions = [None]
     chunks = [slice(s, s + batch_size) for s in range(0, len(pairs), batch_size)]
     acts = [(block_activations(runner, pairs.clean[c]), block_activations(runner, pairs.corrupted[c])) for c in chunks]
+    acts = [(aligned(pairs, cl, co, c), co) for (cl, co), c in zip(acts, chunks, strict=True)]
     corrupted_logits = torch.cat([runner.unembed(co["resid_post"][-1][:, -1]) for _, co in acts])
     rows = []
     for p in positions:
@@ -185,6 +194,6 @@ def as_grid(df: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = [
-    "SITES", "as_grid", "block_activations", "check_hook_name", "check_site", "patch_attn_out", "patch_attn_out_by_block",
+    "SITES", "aligned", "as_grid", "block_activations", "check_hook_name", "check_site", "patch_attn_out", "patch_attn_out_by_block",
     "patch_every", "patch_mlp_out", "patch_mlp_out_by_block", "patch_resid_pre", "patch_resid_pre_by_block", "patch_sweep",
 ]

@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data.datasets import load_dataset
+from ..data.axis import load_axis
+from ..data.datasets import load_dataset, sample_rows
 from ..errors import ConfigError
 from .attribution import attribution_patch
 from .bmi import bmi_stability, compute_bmi, top_block
-from .lens import compute_logit_lens, default_groups
-from .pairs import hint_swap_pairs, pair_metric, stereotype_swap_pairs
+from .lens import axis_lens_sets, compute_group_lens, compute_logit_lens, default_groups
+from .pairs import axis_hint_pairs, group_pair_metric, hint_swap_pairs, pair_metric, stereotype_swap_pairs
 from .patching import patch_every
 
 
@@ -27,10 +28,11 @@ class LocateConfig:
     n_pairs: int = 8
     n_lens: int | None = 60
     pair_kind: str = "hint_swap"  # or "stereotype_swap"
-    hint_kind: str = "noun"
+    hint_kind: str | None = None  # gender: "noun"; another axis: its first hint kind
     template_id: int | None = None
     positions: str = "last"
     seed: int = 0
+    axis: str = "gender"  # a shipped axis or an axis file; "gender" is the suite's GenBiasEval / GenHintEval path
 
     def __post_init__(self) -> None:
         if self.pair_kind not in ("hint_swap", "stereotype_swap"):
@@ -50,21 +52,33 @@ def locate(model, cfg: LocateConfig, progress: Callable[[str], None] | None = No
     """Compute every locate table (no plotting)."""
     say = progress or (lambda s: None)
     say("BMI")
-    bias = load_dataset("genbias", cfg.split)
-    held = load_dataset("genbias", cfg.stability_split)
-    bmi = compute_bmi(model, bias.subset(n=cfg.n_bmi, seed=cfg.seed).prompts, cfg.positions)
-    bmi_held = compute_bmi(model, held.subset(n=cfg.n_bmi, seed=cfg.seed).prompts, cfg.positions)
+    axis = None if cfg.axis == "gender" else load_axis(cfg.axis)
+    if axis is None:
+        bias = load_dataset("genbias", cfg.split).subset(n=cfg.n_bmi, seed=cfg.seed).prompts
+        held = load_dataset("genbias", cfg.stability_split).subset(n=cfg.n_bmi, seed=cfg.seed).prompts
+    else:
+        bias, held = (sample_rows(axis.bias_prompts(s), cfg.n_bmi, cfg.seed).prompt.tolist()
+                      for s in (cfg.split, cfg.stability_split))
+    bmi = compute_bmi(model, bias, cfg.positions)
+    bmi_held = compute_bmi(model, held, cfg.positions)
     stability = bmi_stability(bmi_held, bmi)
     say("patching")
-    if cfg.pair_kind == "hint_swap":
-        pairs = hint_swap_pairs(model, cfg.split, cfg.hint_kind, cfg.template_id, cfg.n_pairs, cfg.seed)
+    raw = None
+    if axis is not None:
+        if cfg.pair_kind != "hint_swap":
+            raise ConfigError(f"pair_kind {cfg.pair_kind!r} is gender-only; on axis {axis.name!r} use hint_swap.")
+        pairs = axis_hint_pairs(model, axis, cfg.split, cfg.hint_kind, cfg.template_id, cfg.n_pairs, cfg.seed)
+        metric, raw, ld_clean, ld_corr = group_pair_metric(model, pairs, axis)
     else:
-        pairs = stereotype_swap_pairs(model, cfg.split, cfg.template_id, cfg.n_pairs, cfg.seed)
-    metric, ld_clean, ld_corr = pair_metric(model, pairs)
+        if cfg.pair_kind == "hint_swap":
+            pairs = hint_swap_pairs(model, cfg.split, cfg.hint_kind or "noun", cfg.template_id, cfg.n_pairs, cfg.seed)
+        else:
+            pairs = stereotype_swap_pairs(model, cfg.split, cfg.template_id, cfg.n_pairs, cfg.seed)
+        metric, ld_clean, ld_corr = pair_metric(model, pairs)
     exact = patch_every(model, pairs, metric)
     by_block = patch_every(model, pairs, metric, per_position=False)
     say("attribution")
-    attr = attribution_patch(model, pairs)
+    attr = attribution_patch(model, pairs, metric=raw)
     merged = attr.merge(exact, on=["site", "layer", "pos"], suffixes=("_attr", "_exact"))
     agreement = {
         s: {
@@ -76,12 +90,16 @@ def locate(model, cfg: LocateConfig, progress: Callable[[str], None] | None = No
         for s, d in merged.groupby("site")
     }
     say("logit lens")
-    lens = compute_logit_lens(model, default_groups(cfg.split, cfg.n_lens, cfg.seed))
+    if axis is None:
+        lens = compute_logit_lens(model, default_groups(cfg.split, cfg.n_lens, cfg.seed))
+    else:
+        lens = compute_group_lens(model, axis_lens_sets(axis, cfg.split, cfg.n_lens, cfg.seed), axis)
     summary = {
+        "axis": cfg.axis,
         "top_block": top_block(bmi),
         "top5_bmi": bmi.nsmallest(5, "rank")[["layer", "bmi"]].to_dict("records"),
         "stability": stability,
-        "pairs": {"n": len(pairs), "n_pos": pairs.n_pos, "ld_clean": ld_clean, "ld_corrupted": ld_corr,
+        "pairs": {"n": len(pairs), "n_pos": pairs.n_pos, "n_dropped_unequal_length": pairs.n_dropped, "ld_clean": ld_clean, "ld_corrupted": ld_corr,
                   "example": pairs.df.iloc[0][["clean_prompt", "corrupted_prompt"]].to_dict()},
         "attribution_vs_exact": agreement,
         "by_block_top": {s: int(d.loc[d.value.idxmax(), "layer"]) for s, d in by_block.groupby("site")},

@@ -28,8 +28,15 @@ LOSSES = ("paper", "sum", "balanced")
 Groups = Sequence[Sequence[int]]  # token ids of each group's words (each word one token)
 
 
-def _log_masses(logits: Tensor, groups: Groups) -> list[Tensor]:
-    """log P_k per row for each group (logsumexp over its word ids)."""
+class LogMasses(list):
+    """log P_k per row for each group, already computed (e.g. for words of several tokens,
+    :class:`~lftf_interp.tune.groupprobs.GroupReader`): every loss takes it in place of the logits."""
+
+
+def _log_masses(logits: Tensor | LogMasses, groups: Groups) -> list[Tensor]:
+    """log P_k per row for each group (logsumexp over its word ids), or the given :class:`LogMasses`."""
+    if isinstance(logits, LogMasses):
+        return list(logits)
     logp = logits.float().log_softmax(-1)
     return [torch.logsumexp(logp[:, list(ids)], dim=-1) for ids in groups]
 
@@ -102,4 +109,4 @@ def kl_to_base(
     return F.kl_div(logits.float().log_softmax(-1), base_logits.float().log_softmax(-1), log_target=True, reduction="batchmean")
 
 
-__all__ = ["LOSSES", "group_loss", "hint_loss", "kl_to_base", "log_group_mass", "mass_anchor", "pronoun_loss"]
+__all__ = ["LOSSES", "LogMasses", "group_loss", "hint_loss", "kl_to_base", "log_group_mass", "mass_anchor", "pronoun_loss"]

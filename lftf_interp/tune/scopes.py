@@ -28,7 +28,7 @@ _MEMO: dict[tuple, torch.Tensor] = {}  # (weights before the block, block, promp
 _MEMO_MAX = 8
 
 
-def _prefix_key(runner: LlamaRunner, start: int, prompts: Sequence[str]) -> tuple:
+def _prefix_key(runner: LlamaRunner, start: int, prompts: Sequence[str], suffix: Sequence[int] = ()) -> tuple:
     """Identifies the residual entering ``start``: a hash of the embedding and blocks 0..start-1 and the prompts."""
     h = hashlib.sha256()
     for name, p in runner.p.items():
@@ -37,7 +37,7 @@ def _prefix_key(runner: LlamaRunner, start: int, prompts: Sequence[str]) -> tupl
             h.update(name.encode())
             h.update(p.detach().contiguous().numpy().tobytes())
     h.update("\x00".join(prompts).encode())
-    return (start, h.hexdigest())
+    return (start, h.hexdigest(), tuple(suffix))
 
 
 class BlockInputCache:
@@ -48,13 +48,14 @@ class BlockInputCache:
     and the prompts, so several fine-tunes of fresh copies of one base model (``lftf compare``, seeds) reuse
     it; a model whose earlier blocks differ hashes differently and is recomputed."""
 
-    def __init__(self, runner: LlamaRunner, model, prompts: Sequence[str], start: int | None, chunk: int = 128):
-        ids, self.lengths = encode_batch(model, prompts)
+    def __init__(self, runner: LlamaRunner, model, prompts: Sequence[str], start: int | None, chunk: int = 128,
+                 suffix: Sequence[int] = ()):
+        ids, self.lengths = encode_batch(model, prompts, suffix=suffix)
         self.start = start
         if start is None:
             self.x = ids
             return
-        key = _prefix_key(runner, start, prompts)
+        key = _prefix_key(runner, start, prompts, suffix)
         if key not in _MEMO:
             with torch.no_grad():
                 x = torch.cat([runner.run(runner.embed(ids[s : s + chunk]), stop=start) for s in range(0, len(ids), chunk)])
@@ -96,8 +97,9 @@ class BlockScope:
         self.start = self.blocks[0]
         self.params = freeze_all_but(model, [n for b in self.blocks for n in block_param_names(b)])
 
-    def cache(self, prompts: Sequence[str]) -> BlockInputCache:
-        return BlockInputCache(self.runner, self.model, prompts, self.start)
+    def cache(self, prompts: Sequence[str], suffix: Sequence[int] = ()) -> BlockInputCache:
+        """Prompts (each followed by the token ids ``suffix``) as the residual entering the first tuned block."""
+        return BlockInputCache(self.runner, self.model, prompts, self.start, suffix=suffix)
 
     def last_logits(self, cache: BlockInputCache, idx) -> torch.Tensor:
         return last_logits_from(self.runner, cache, idx)
@@ -128,8 +130,8 @@ class FullScope(BlockScope):
                 seen.add(id(p))
                 self.params[n] = p.requires_grad_(True)
 
-    def cache(self, prompts: Sequence[str]) -> BlockInputCache:
-        return BlockInputCache(self.runner, self.model, prompts, None)
+    def cache(self, prompts: Sequence[str], suffix: Sequence[int] = ()) -> BlockInputCache:
+        return BlockInputCache(self.runner, self.model, prompts, None, suffix=suffix)
 
 
 class LoraScope(BlockScope):
@@ -157,8 +159,8 @@ class LoraScope(BlockScope):
         self.peft = get_peft_model(plain, lcfg)
         self.params = {n: p for n, p in self.peft.named_parameters() if p.requires_grad}
 
-    def cache(self, prompts: Sequence[str]) -> BlockInputCache:
-        return BlockInputCache(self.runner, self.model, prompts, None)
+    def cache(self, prompts: Sequence[str], suffix: Sequence[int] = ()) -> BlockInputCache:
+        return BlockInputCache(self.runner, self.model, prompts, None, suffix=suffix)
 
     def _logits(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = (torch.arange(x.shape[1])[None] < lengths[:, None]).long()

@@ -31,8 +31,9 @@ from ..errors import ConfigError, LftfError
 from ..groupmetrics import bias_per_prompt, hint_per_prompt
 from ..wordprobs import word_ids
 from .delta import block_fingerprint
+from .groupprobs import GroupReader
 from .losses import LOSSES, group_loss, hint_loss, kl_to_base, log_group_mass, mass_anchor
-from .scopes import BlockInputCache, make_scope
+from .scopes import make_scope
 
 
 class TrainingError(LftfError):
@@ -59,7 +60,7 @@ class TuneConfig:
     restore_best: bool = True
     checkpoint_every: int = 0
     seed: int = 0
-    axis: str = "gender"  # a shipped bias axis or an axis file (its groups' words must be single tokens)
+    axis: str = "gender"  # a shipped bias axis or an axis file (words of any token length)
     method: str = "block"  # "block" (LFTF), "full" (FPFT baseline), "lora" (peft LoRA on all blocks)
     lora_r: int = 8
     lora_alpha: int = 16
@@ -126,11 +127,11 @@ def _subset(df: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
 
 
 def axis_groups(model, axis: BiasAxis) -> list[list[int]]:
-    """Token ids of each group's words; training needs every word to be one token."""
+    """Token ids of each group's words when every word is one token (else refused: use
+    :class:`~lftf_interp.tune.groupprobs.GroupReader`, which :func:`tune` does)."""
     ids = [word_ids(model, g.words) for g in axis.groups]
     if multi := [w for g, gi in zip(axis.groups, ids, strict=True) for w, t in zip(g.words, gi, strict=True) if len(t) > 1]:
-        raise TrainingError(f"Axis {axis.name!r}: words {multi} are several tokens; training reads one next-token "
-                            "probability per word. Use single-token words for tuning (evaluation takes any word).")
+        raise TrainingError(f"Axis {axis.name!r}: words {multi} are several tokens; read them with GroupReader.")
     return [[t[0] for t in gi] for gi in ids]
 
 
@@ -139,24 +140,26 @@ class Objective:
     cross-entropy, mass anchor, KL on neutral text), each on its own cached prompts. ``__call__(step)``
     returns (loss, {term: value})."""
 
-    def __init__(self, scope, cfg: TuneConfig, axis: BiasAxis, groups, train: pd.DataFrame, hint_train: pd.DataFrame | None):
-        self.scope, self.cfg, self.groups = scope, cfg, groups
+    def __init__(self, scope, cfg: TuneConfig, axis: BiasAxis, reader: GroupReader, train: pd.DataFrame,
+                 hint_train: pd.DataFrame | None):
+        self.scope, self.cfg, self.reader, self.groups = scope, cfg, reader, reader.groups
         self.reference = [axis.reference[g] for g in axis.group_names]
-        self.train = scope.cache(train["prompt"].tolist())
-        self.hint = scope.cache(hint_train["prompt"].tolist()) if hint_train is not None else None
+        self.train = reader.cache(train["prompt"].tolist())
+        self.n_train = len(train)
+        self.hint = reader.cache(hint_train["prompt"].tolist()) if hint_train is not None else None
         index = {g: k for k, g in enumerate(axis.group_names)}
         self.hint_labels = torch.tensor([index[x] for x in hint_train["label"]]) if hint_train is not None else None
         with torch.no_grad():
             self.base_log_mass = (  # the base model's log group mass per training prompt (before any update)
-                _chunked(lambda i: log_group_mass(scope.last_logits(self.train, i), groups), len(self.train))
+                _chunked(lambda i: log_group_mass(reader.log_masses(self.train, i), self.groups), self.n_train)
                 if cfg.mass_weight > 0 else None)
             self.neutral = scope.cache(NEUTRAL_PROMPTS) if cfg.kl_weight > 0 else None
             self.base_neutral = scope.all_logits(self.neutral) if self.neutral is not None else None
 
     def __call__(self, step: int) -> tuple[torch.Tensor, dict]:
         cfg = self.cfg
-        idx = _batch_indices(len(self.train), cfg.batch_size, cfg.seed, step)
-        logits = self.scope.last_logits(self.train, idx)
+        idx = _batch_indices(self.n_train, cfg.batch_size, cfg.seed, step)
+        logits = self.reader.log_masses(self.train, idx)  # logits, or the groups' log-probabilities (multi-token words)
         loss = group_loss(logits, self.groups, cfg.loss, self.reference)
         parts = {"loss_pronoun": loss.item()}
         if self.base_log_mass is not None:
@@ -164,8 +167,8 @@ class Objective:
             loss = loss + cfg.mass_weight * lmass
             parts["loss_mass"] = lmass.item()
         if self.hint is not None:
-            hidx = _batch_indices(len(self.hint), cfg.batch_size, cfg.seed + 7919, step)
-            lh = hint_loss(self.scope.last_logits(self.hint, hidx), self.groups, self.hint_labels[hidx])
+            hidx = _batch_indices(len(self.hint_labels), cfg.batch_size, cfg.seed + 7919, step)
+            lh = hint_loss(self.reader.log_masses(self.hint, hidx), self.groups, self.hint_labels[hidx])
             loss = loss + cfg.hint_weight * lh
             parts["loss_hint"] = lh.item()
         if self.neutral is not None:
@@ -179,16 +182,20 @@ class Validator:
     """Validation bias score (AFGB for gender), group mass and hint following (UB for gender) from cached
     validation prompts: what early stopping and best-step restore read (history columns val_afgb, val_mass, val_ub)."""
 
-    def __init__(self, scope, axis: BiasAxis, groups, val: pd.DataFrame, val_hint: pd.DataFrame):
-        self.scope, self.axis, self.groups = scope, axis, groups
-        self.val, self.val_hint = scope.cache(val["prompt"].tolist()), scope.cache(val_hint["prompt"].tolist())
+    def __init__(self, scope, axis: BiasAxis, reader: GroupReader, val: pd.DataFrame, val_hint: pd.DataFrame):
+        self.scope, self.axis, self.reader, self.groups = scope, axis, reader, reader.groups
+        self.val, self.val_hint = reader.cache(val["prompt"].tolist()), reader.cache(val_hint["prompt"].tolist())
         self.labels = val_hint["label"].tolist()
 
     @torch.no_grad()
-    def _probs(self, cache: BlockInputCache) -> np.ndarray:
-        out = []
-        for s in range(0, len(cache), 128):
-            logp = self.scope.last_logits(cache, torch.arange(s, min(s + 128, len(cache)))).double().log_softmax(-1)
+    def _probs(self, cache) -> np.ndarray:
+        out, n = [], len(cache[0])
+        for s in range(0, n, 128):
+            idx = torch.arange(s, min(s + 128, n))
+            if not self.reader.single:
+                out.append(torch.stack(self.reader.log_masses(cache, idx), -1).double().exp())
+                continue
+            logp = self.reader.logits(cache, idx).double().log_softmax(-1)
             out.append(torch.stack([logp[:, ids].exp().sum(-1) for ids in self.groups], -1))
         return torch.cat(out).numpy()
 
@@ -254,17 +261,17 @@ def tune(
     blocks = cfg.blocks if cfg.method == "block" else list(range(model.cfg.n_layers))
     if bad := [b for b in blocks if not 0 <= b < model.cfg.n_layers]:
         raise LftfError(f"block(s) {bad} out of range: this model has blocks 0..{model.cfg.n_layers - 1}.")
-    groups = axis_groups(model, axis)
     base_fp = block_fingerprint(model, blocks)
     scope = make_scope(model, cfg.method, blocks, cfg.lora_r, cfg.lora_alpha, cfg.seed)
     params = scope.params
+    reader = GroupReader(scope, model, axis)
 
     train = _subset(train if train is not None else axis.bias_prompts("train"), cfg.n_train, cfg.seed)
     if cfg.hint_weight > 0:
         hint_train = _subset(hint_train if hint_train is not None else axis.hint_prompts("train"), cfg.n_train, cfg.seed)
-    validate = Validator(scope, axis, groups, _subset(axis.bias_prompts("validation"), cfg.n_val, cfg.seed),
+    validate = Validator(scope, axis, reader, _subset(axis.bias_prompts("validation"), cfg.n_val, cfg.seed),
                          _subset(axis.hint_prompts("validation"), cfg.n_val, cfg.seed))
-    objective = Objective(scope, cfg, axis, groups, train, hint_train if cfg.hint_weight > 0 else None)
+    objective = Objective(scope, cfg, axis, reader, train, hint_train if cfg.hint_weight > 0 else None)
 
     opt = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=0.0)
     ckpt = Path(out_dir) / "checkpoint" if out_dir else None

@@ -39,6 +39,14 @@ def test_generated_prompts_hold_out_subjects_and_templates(tmp_path):
     assert "pilot" not in " ".join(test.prompt) and set(ax.bias_prompts("train").subject) == {"pilot"}
 
 
+def test_hint_templates_count_rotates_through_the_split(tmp_path):
+    doc = {**GOOD, "hint_templates": 1}
+    one = load_axis(write(tmp_path, doc)).hint_prompts("test")
+    assert len(one) == 2 * 2 and one.groupby("subject").template_id.nunique().tolist() == [2, 2]  # rotated
+    assert one.equals(load_axis(write(tmp_path, {**GOOD, "hint_templates": "one"})).hint_prompts("test"))
+    assert len(load_axis(write(tmp_path, {**GOOD, "hint_templates": 2})).hint_prompts("test")) == 8
+
+
 def test_shipped_gender_axis_reads_the_shipped_files():
     assert "gender" in shipped_axes()
     ax = load_axis("gender")
@@ -55,6 +63,7 @@ def test_shipped_gender_axis_reads_the_shipped_files():
     (lambda d: d["subjects"][0].pop("split"), "give each one a split"),
     (lambda d: d.update(reference={"a": 0.9, "b": 0.3}), "summing to 1"),
     (lambda d: d.pop("name"), "missing 'name'"),
+    (lambda d: d.update(hint_templates=0), "hint_templates must be"),
 ])
 def test_malformed_axes_are_refused_with_the_fix(tmp_path, change, says):
     doc = json.loads(json.dumps(GOOD))

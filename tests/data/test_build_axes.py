@@ -20,3 +20,33 @@ def test_religion_holds_out_subjects_and_templates_and_is_large_enough():
     assert hint.groupby("label").size().nunique() == 1  # every group hinted equally often
     assert {k for k in hint.hint_kind} == {"membership", "worship", "book", "holiday"}
     assert set(hint.template_id) <= set(test.template_id)
+
+
+def test_race_hints_are_explicit_membership_statements_only():
+    ax = load_axis("race")
+    assert ax.group_names == ["black", "white", "asian", "hispanic"]
+    assert len(ax.bias_prompts("test")) >= 1000
+    hint = ax.hint_prompts("test")
+    assert hint.groupby("label").size().nunique() == 1
+    from lftf_interp.data.axis_lexicon import UNISEX_NAMES
+    from lftf_interp.data.lexicon import FEMALE_NAMES, MALE_NAMES
+
+    for h in ax.hints:  # a race word in every hint, and never a given name (no "name -> group" reward)
+        assert any(w.strip() in h["text"] for w in dict((g.name, g.words) for g in ax.groups)[h["group"]])
+        assert not set(h["text"].replace(".", " ").split()) & set(MALE_NAMES + FEMALE_NAMES + UNISEX_NAMES)
+
+
+def test_gender3_and_pronoun_axes_hold_out_and_declare_every_pronoun():
+    g3 = load_axis("gender3")
+    assert g3.words == [" he", " she", " they"] and len(g3.bias_prompts("test")) >= 1000
+    test, train = g3.bias_prompts("test"), g3.bias_prompts("train")
+    assert not set(test.template_id) & set(train.template_id) and not set(test.subject) & set(train.subject)
+    pr = load_axis("pronouns")
+    assert pr.group_names == ["he", "she", "they", "xe", "ze"]
+    bias, hint = pr.bias_prompts("test"), pr.hint_prompts("test")
+    assert len(bias) + len(hint) >= 1000 and not set(bias.subject) & set(pr.bias_prompts("train").subject)
+    assert hint.groupby("label").size().to_dict() == {g: len(hint) // 5 for g in pr.group_names}
+    row = hint[hint.label == "xe"].iloc[0]
+    assert row.prompt.startswith(f"{row.subject}") and "xe/xem/xyr" in row.prompt
+    assert len(hint.groupby(["subject", "label", "hint_kind"]).template_id.nunique().unique()) == 1  # 3 each
+    assert set(hint.groupby(["subject", "label", "hint_kind"]).template_id.nunique()) == {3}

@@ -37,3 +37,21 @@ def test_default_groups_are_the_stereotype_and_hint_subsets():
     bias, hint = load_dataset("genbias", "test").df, load_dataset("genhint", "test").df
     assert set(g["male-leaning"]) <= set(bias[bias.stereotype == "male"].prompt) and len(g["male-leaning"]) == 5
     assert set(g["hinted she"]) <= set(hint[hint.label == "she"].prompt)
+
+
+def test_group_lens_on_the_gender_axis_equals_the_he_she_lens(tiny3):
+    from lftf_interp.data import load_axis
+    from lftf_interp.locate import axis_lens_sets, compute_group_lens
+
+    ax = load_axis("gender")
+    sets = axis_lens_sets(ax, "test", n=4, seed=0)
+    assert list(sets) == ["neutral", "hinted he", "hinted she"] and all(len(v) == 4 for v in sets.values())
+    g = compute_group_lens(tiny3, sets, ax, batch_size=3)
+    old = compute_logit_lens(tiny3, {"neutral": sets["neutral"], "hinted she": sets["hinted she"]})
+    for name in ("neutral", "hinted she"):
+        a, b = g[g.set == name].set_index("layer"), old[old.group == name].set_index("layer")
+        assert np.allclose(a.share_he, b.share_he, atol=1e-9)
+        afgb = np.abs(2 * a.share_he - 1)  # per-layer mean over prompts is not |mean|, so check bounds only
+        assert (a.bias >= afgb - 1e-9).all() and (a.bias <= 1).all()
+    hs = g[g.set == "hinted she"].set_index("layer")
+    assert np.allclose(hs.hint_following, hs.share_she) and "hint_following" not in g[g.set == "neutral"].dropna(axis=1)

@@ -58,3 +58,30 @@ def test_metric_is_the_normalised_he_she_logit_difference(tiny3):
     assert float(logit_diff(he, she)(hand)) == pytest.approx(0.25)
     with pytest.raises(LftfError, match="normalised"):
         normalized_logit_diff(1, 2, 0.5, 0.5)
+
+
+def test_axis_pairs_rotate_groups_and_the_group_metric_is_the_log_share_difference(tiny3):
+    from lftf_interp.data import load_axis
+    from lftf_interp.locate import axis_hint_pairs, group_logit_diff, group_pair_metric
+
+    ax = load_axis("religion")
+    p = axis_hint_pairs(tiny3, ax, "test", n=10)
+    assert (p.df.clean_group != p.df.corrupted_group).all() and p.df.hint_kind.unique().tolist() == ["membership"]
+    assert len(set(p.df.clean_group)) >= 4 and len(p) == 10
+    for c, k in zip(p.df.clean_prompt, p.df.corrupted_prompt, strict=True):  # same template, same subject
+        assert c.split(". ", 1)[1] == k.split(". ", 1)[1] and c.split(" is ")[0] == k.split(" is ")[0]
+    metric, raw, clean, corr = group_pair_metric(tiny3, p, ax)
+    r = LlamaRunner(tiny3)
+    with torch.no_grad():
+        lc, lk = r.last_logits(p.clean).double(), r.last_logits(p.corrupted).double()
+    ids = {g.name: tiny3.tokenizer.encode(g.words[0], add_special_tokens=False)[0] for g in ax.groups}
+    q = lc.softmax(-1)
+    want = [float(torch.log(q[i, ids[a]] / q[i, ids[b]])) for i, (a, b) in enumerate(zip(p.df.clean_group, p.df.corrupted_group, strict=True))]
+    assert clean == pytest.approx(sum(want) / len(want), abs=1e-4)
+    assert float(metric(lc)) == pytest.approx(1.0, abs=1e-5) and float(metric(lk)) == pytest.approx(0.0, abs=1e-5)
+    # K = 2, one token per group: exactly the gender metric, logit(he) - logit(she)
+    he, she = (tiny3.tokenizer.convert_tokens_to_ids(t) for t in ("Ġhe", "Ġshe"))
+    assert float(group_logit_diff([[he], [she]], [0, 0], [1, 1])(lc[:2])) == pytest.approx(float(logit_diff(he, she)(lc[:2])), abs=1e-9)
+    hand = torch.zeros(1, 10, dtype=torch.double)
+    hand[0, 1], hand[0, 2], hand[0, 5] = 1.0, 1.0, 0.0  # group 0 = tokens {1, 2}: log(2e) - log(1) = 1 + log 2
+    assert float(group_logit_diff([[1, 2], [5]], [0], [1])(hand)) == pytest.approx(1 + float(torch.log(torch.tensor(2.0))))

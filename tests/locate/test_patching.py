@@ -101,3 +101,32 @@ def test_jaxtyping_shapes_hold(tiny_bridge):
 
     with pytest.raises(TypeCheckError):
         checked(x[None, :, -1], x[None, :1, -1])  # batch mismatch is caught
+
+
+def test_pairs_of_unequal_length_are_aligned_on_the_prompt(tiny3):
+    from lftf_interp.locate import group_logit_diff
+    from lftf_interp.runner import LlamaRunner
+
+    clean = ["Alex uses the pronouns xe/xem/xyr. Alex was tired, so", "Sam uses the pronouns xe/xem/xyr. Sam was tired, so"]
+    corr = [c.replace("xe/xem/xyr", "he/him/his") for c in clean]
+    with pytest.raises(LftfError, match="tokens but corrupted"):
+        make_pairs(tiny3, clean, corr)
+    p = make_pairs(tiny3, clean, corr, align="end")
+    assert p.offset > 0 and p.n_pos == p.corrupted.shape[1] and p.prefix == [4, 4]  # "Alex uses the pronouns"
+    tok = tiny3.tokenizer
+    xe, he = tok.encode(" xe", add_special_tokens=False)[0], tok.encode(" he", add_special_tokens=False)[0]
+    metric = group_logit_diff([[xe], [he]], [0, 0], [1, 1])
+    r = LlamaRunner(tiny3)
+    df = patch_sweep(tiny3, p, metric, "resid_pre", positions=[-1, -3, 2])
+    with torch.no_grad():
+        rc, rk = r.embed(p.clean), r.embed(p.corrupted)
+        for layer in range(3):
+            hc, hk = r.run(rc, stop=layer), r.run(rk, stop=layer)
+            for pos in (p.n_pos - 1, p.n_pos - 3):  # the template: clean position pos + offset, counted from the end
+                x = hk.clone()
+                x[:, pos] = hc[:, pos + p.offset]
+                want = float(metric(r.unembed(r.run(x, start=layer)[:, -1])))
+                got = df[(df.layer == layer) & (df.pos == pos)].value.iloc[0]
+                assert got == pytest.approx(want, abs=1e-5)
+            base = float(metric(r.unembed(r.run(hk, start=layer)[:, -1])))  # position 2: the shared prefix, a no-op
+            assert df[(df.layer == layer) & (df.pos == 2)].value.iloc[0] == pytest.approx(base, abs=1e-5)

@@ -22,3 +22,14 @@ def test_locate_tables_and_summary(tiny_bridge, tmp_path):
     assert saved["meta"] == {"seed": 0} and saved["top_block"] == res["summary"]["top_block"] and len(paths) == 7
     with pytest.raises(ValueError, match="pair_kind"):
         LocateConfig(pair_kind="swap")
+
+
+def test_locate_runs_on_any_axis(tiny_bridge):
+    res = locate(tiny_bridge, LocateConfig(n_pairs=3, n_lens=4, n_bmi=12, axis="religion"))
+    s = res["summary"]
+    assert s["axis"] == "religion" and s["pairs"]["n"] == 3 and "christian" in "".join(res["lens"].columns)
+    by = res["patching_by_block"]
+    first = by[(by.site == "resid_pre") & (by.layer == 0)].value.iloc[0]
+    assert first == pytest.approx(1.0, abs=1e-4)  # the whole clean residual into block 0 is the clean run
+    with pytest.raises(ValueError, match="gender-only"):
+        locate(tiny_bridge, LocateConfig(n_pairs=2, axis="religion", pair_kind="stereotype_swap"))

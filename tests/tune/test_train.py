@@ -119,7 +119,8 @@ def test_tuning_on_a_three_group_axis_lowers_its_bias_score(tmp_path):
     h = res.history.dropna(subset=["val_afgb"])
     assert h.val_afgb.iloc[-1] < h.val_afgb.iloc[0] - 0.3  # the three-group bias score falls (0.82 -> 0.18)
     assert h.val_ub.iloc[-1] > h.val_ub.iloc[0] + 0.1  # and the hint term teaches the hinted group (0.37 -> 0.59)
-    doc["groups"][2]["words"] = [" Buddhists and"]  # several tokens: refused for training, with the reason
+    doc["groups"][2]["words"] = [" Buddhists and"]  # several tokens: trained on its sequence probability
     path.write_text(yaml.safe_dump(doc))
-    with pytest.raises(TrainingError, match="several tokens"):
-        tune(tiny_model(2, seed=3), TuneConfig(**{**CFG, "axis": str(path)}))
+    res = tune(tiny_model(2, seed=3), TuneConfig(**{**CFG, "steps": 20, "lr": 3e-3, "axis": str(path), "hint_weight": 0.5}))
+    h = res.history.dropna(subset=["val_afgb"])
+    assert h.val_afgb.iloc[-1] < h.val_afgb.iloc[0] - 0.3 and h.val_ub.iloc[-1] > h.val_ub.iloc[0] + 0.1

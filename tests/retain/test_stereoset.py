@@ -1,0 +1,42 @@
+"""StereoSet SS / LMS / ICAT: the formulas on hand-built scores, the sentence score against a plain forward."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lftf_interp.retain.stereoset import load_stereoset, sentence_scores, ss_lms_icat
+
+
+def test_formulas_average_per_target_term():
+    rows = [  # target a: stereotype wins 2 of 2; target b: 0 of 1 -> SS = (100 + 0) / 2 = 50
+        ("a", 3.0, 1.0, 0.0), ("a", 2.0, 1.0, 5.0), ("b", 0.0, 1.0, -1.0),
+    ]
+    d = pd.DataFrame(rows, columns=["target", "score_stereotype", "score_anti-stereotype", "score_unrelated"])
+    d["bias_type"] = "race"
+    t = ss_lms_icat(d, n_boot=50).set_index("bias_type")
+    assert t.loc["race", "ss"] == pytest.approx(50.0)
+    # LMS per target: a: item 1 both beat unrelated (1), item 2 neither (0) -> 50; b: both win -> 100; mean 75
+    assert t.loc["race", "lms"] == pytest.approx(75.0)
+    assert t.loc["race", "icat"] == pytest.approx(75.0 * 50 / 50)
+    assert t.loc["overall", "n_items"] == 3 and t.loc["race", "n_targets"] == 2
+
+
+@pytest.mark.downloads
+def test_the_wheel_ships_every_bias_type():
+    df = load_stereoset()
+    assert len(df) == 2106 and df.groupby("bias_type").size().to_dict() == {
+        "gender": 255, "profession": 810, "race": 962, "religion": 79}
+    assert (df.context.str.contains("BLANK")).all()
+
+
+def test_sentence_score_is_the_mean_token_log_prob_of_a_plain_forward(tiny3):
+    s = ["The chess player was asian.", "Hello there"]
+    got = sentence_scores(tiny3, s)
+    tok = tiny3.tokenizer
+    for sent, g in zip(s, got, strict=True):
+        ids = [tok.eos_token_id, *tok.encode(sent, add_special_tokens=False)]
+        with torch.no_grad():
+            logp = tiny3(torch.tensor([ids])).double().log_softmax(-1)[0]
+        want = np.mean([float(logp[i - 1, ids[i]]) for i in range(1, len(ids))])
+        assert g == pytest.approx(want, abs=1e-4)
