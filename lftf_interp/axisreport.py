@@ -24,6 +24,7 @@ def plot_transfer(rows: pd.DataFrame, title: str = "") -> plt.Figure:
                 v = m.iat[i, j]
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=9, color="white" if v > 0.6 else "black")
         ax.set(xlabel="evaluated on (test split)", title=label)
+        ax.grid(False)
         fig.colorbar(im, ax=ax, fraction=0.04)
     fig.suptitle(title or "Cross-bias transfer")
     fig.tight_layout()
