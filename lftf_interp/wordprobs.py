@@ -36,6 +36,12 @@ def word_ids(model_or_tok, words: Sequence[str]) -> list[list[int]]:
     return out
 
 
+def first_token_ids(model_or_tok, groups: Sequence[Sequence[str]]) -> list[list[int]]:
+    """Each group's words' first-token ids, deduplicated and sorted: what a last-position readout of a group
+    (the patching metric, the lens) sums over."""
+    return [sorted({w[0] for w in word_ids(model_or_tok, words)}) for words in groups]
+
+
 @torch.no_grad()
 def _single_token(runner, tok, prompts, ids: list[int], batch_size, progress) -> np.ndarray:
     out = np.empty((len(prompts), len(ids)))
@@ -103,4 +109,4 @@ def word_logprobs(
     return _multi_token(runner, model.tokenizer, prompts, wids, batch_size, progress)
 
 
-__all__ = ["word_ids", "word_logprobs"]
+__all__ = ["first_token_ids", "word_ids", "word_logprobs"]

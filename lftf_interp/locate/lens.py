@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..groupmetrics import bias_per_prompt
 from ..runner import LlamaRunner
 from ..tokens import encode_batch, single_token_id
-from ..wordprobs import word_ids
+from ..wordprobs import first_token_ids
 
 
 @torch.no_grad()
@@ -73,7 +73,7 @@ def compute_group_lens(model, prompt_sets: Mapping[str, Sequence[str]], axis, ba
     """The lens on any bias axis: per prompt set and block output, the mean renormalised share of each group
     (share_<group>; a group's probability is the sum of its words' first tokens here), the bias score of
     those shares (mean and sem over prompts) and, for a set named "hinted <group>", hint following."""
-    ids = [sorted({w[0] for w in word_ids(model, g.words)}) for g in axis.groups]
+    ids = first_token_ids(model, [g.words for g in axis.groups])
     ref = [axis.reference[g] for g in axis.group_names]
     runner = LlamaRunner(model)
     rows = []

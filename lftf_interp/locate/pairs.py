@@ -24,7 +24,7 @@ from ..data import HINTS, TEMPLATES, load_frame
 from ..errors import ConfigError, LftfError
 from ..runner import LlamaRunner
 from ..tokens import encode, single_token_id
-from ..wordprobs import word_ids
+from ..wordprobs import first_token_ids
 
 Metric = Callable[[Tensor], Tensor]
 
@@ -271,7 +271,7 @@ def normalized(base: Metric, clean_value: float, corrupted_value: float) -> Metr
 def group_pair_metric(model, pairs: PatchPairs, axis) -> tuple[Metric, Metric, float, float]:
     """For :func:`axis_hint_pairs`: (normalised metric, raw metric, clean value, corrupted value)."""
     index = {g: k for k, g in enumerate(axis.group_names)}
-    group_ids = [sorted({w[0] for w in word_ids(model, g.words)}) for g in axis.groups]
+    group_ids = first_token_ids(model, [g.words for g in axis.groups])
     raw = group_logit_diff(group_ids, [index[g] for g in pairs.df.clean_group], [index[g] for g in pairs.df.corrupted_group])
     runner = LlamaRunner(model)
     clean = float(raw(runner.unembed(runner.run(runner.embed(pairs.clean))[:, -1])))
