@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.lftf-installed
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv demo test unit integration notebooks lint bench experiments axes data clean
+.PHONY: venv demo test unit integration notebooks lint bench experiments axes families scale data clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,23 @@ experiments: venv
 	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --out results/compare
 	$(BIN)/lftf sweep --model smollm2-135m --blocks 2,5,8,11,14,17,20,23,24,26,29 --steps 40 --out results/block_sweep
 	$(MAKE) axes
+	$(MAKE) families
+
+## "Which block, and why" across model families (~2 h on 2 cores; resumable): Gemma-3-270M evaluated, located,
+## fine-tuned on its BMI block and swept block by block, then the cross-family table and figure beside SmolLM2.
+GEMMA := gemma3-270m
+GEMMA_SWEEP := 2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17
+GDIR  := results/models/$(GEMMA)
+families: venv
+	test -f $(GDIR)/evaluate/metrics.json || $(BIN)/lftf evaluate --model $(GEMMA) --out $(GDIR)/evaluate
+	test -f $(GDIR)/locate/locate.json || $(BIN)/lftf locate --model $(GEMMA) --out $(GDIR)/locate
+	test -f $(GDIR)/finetune/metrics.json || $(BIN)/lftf finetune --model $(GEMMA) --block auto --out $(GDIR)/finetune
+	$(BIN)/lftf sweep --model $(GEMMA) --blocks $(GEMMA_SWEEP) --steps 40 --out $(GDIR)/block_sweep
+	$(BIN)/lftf families --out results/models
+
+## Time and memory at the paper's sizes (random-init Llama-3-8B and Qwen2.5-7B shapes; no downloads).
+scale: venv
+	$(BIN)/python -m benchmarks.scale
 
 ## The bias-axis study (~1.5 h on 2 cores; resumable): every axis evaluated, religion and pronouns located, LFTF on each axis,
 ## then the cross-bias transfer matrix with StereoSet (results/axes/, README "Bias axes").

@@ -13,9 +13,27 @@ from lftf_interp.models import cached_model_dir, load_model
 
 from .common import timeit, write_result
 
+# Qwen2.5-0.5B's shape (its config.json); random weights: the timing depends on the shape, not on the values
+QWEN25_05B = dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                  num_key_value_heads=2, vocab_size=151936, rope_theta=1000000.0, rms_norm_eps=1e-6,
+                  max_position_embeddings=32768, tie_word_embeddings=True)
 
-def bench_patching() -> dict:
-    model = load_model("smollm2-135m")
+
+def qwen2_shaped():
+    """A random-init Qwen2 with Qwen2.5-0.5B's shape (no Qwen2 checkpoint with a declared licence ships in a
+    registry package), on SmolLM2's tokenizer: the patching benchmark's Qwen2 row."""
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    from lftf_interp.models import bridge_from_hf, load_tokenizer
+
+    torch.manual_seed(0)
+    cfg = Qwen2Config(**QWEN25_05B, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    cfg.architectures = ["Qwen2ForCausalLM"]
+    return bridge_from_hf(AutoModelForCausalLM.from_config(cfg).eval(), load_tokenizer("smollm2-135m"), "qwen2.5-0.5b-shape")
+
+
+def bench_patching(name: str = "patching", model_name: str = "smollm2-135m") -> dict:
+    model = qwen2_shaped() if model_name == "qwen2.5-0.5b-shape" else load_model(model_name)
     pairs = hint_swap_pairs(model, split="test", hint_kind="noun", n=8, seed=0)
     metric, _, _ = pair_metric(model, pairs)
     ours_s = timeit(lambda: patch_sweep(model, pairs, metric, "resid_pre"), repeat=3)
@@ -26,12 +44,14 @@ def bench_patching() -> dict:
     ours = patch_sweep(model, pairs, metric, "resid_pre")
     diff = float((torch.tensor(ours.pivot(index="layer", columns="pos", values="value").values) - ref).abs().max())
     return write_result(
-        "patching",
+        name,
         ours_s,
         "transformer_lens.patching.get_act_patch_resid_pre on the TransformerBridge",
         base_s,
         10.0,
         {
+            "model": model_name,
+            "architecture": model.original_model.config.model_type,
             "sweep": f"resid_pre, {model.cfg.n_layers} blocks x {pairs.n_pos} positions, {len(pairs)} hint-swap pairs",
             "max_abs_diff_vs_tl": diff,
             "ours_without_noop_skipping_s": round(no_skip_s, 3),

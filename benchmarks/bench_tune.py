@@ -8,7 +8,7 @@ import torch
 
 from lftf_interp.data import load_dataset
 from lftf_interp.models import load_model
-from lftf_interp.runner import LlamaRunner, block_param_names
+from lftf_interp.runner import Runner, block_param_names
 from lftf_interp.tokens import encode_batch, target_ids
 from lftf_interp.tune.losses import pronoun_loss
 from lftf_interp.tune.scopes import BlockInputCache, freeze_all_but, last_logits_from
@@ -19,8 +19,8 @@ from .common import timeit, write_result
 def bench_tune_step() -> dict:
     model = load_model("smollm2-135m")
     block = model.cfg.n_layers - 1
-    params = freeze_all_but(model, block_param_names(block))
-    runner = LlamaRunner(model)
+    params = freeze_all_but(model, block_param_names(model, block))
+    runner = Runner(model)
     prompts = load_dataset("genbias", "train").prompts[:32]
     male, female = target_ids(model, [" he"]), target_ids(model, [" she"])
     cache = BlockInputCache(runner, model, prompts, block)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 
@@ -10,7 +11,9 @@ from . import bench_axis, bench_foundation, bench_locate, bench_tune
 BENCHMARKS = {
     "evaluate": bench_foundation.bench_evaluate,
     "load": bench_foundation.bench_load,
-    "patching": bench_locate.bench_patching,
+    "patching": bench_locate.bench_patching,  # Llama (SmolLM2-135M)
+    "patching_gemma3": functools.partial(bench_locate.bench_patching, "patching_gemma3", "gemma3-270m"),
+    "patching_qwen2": functools.partial(bench_locate.bench_patching, "patching_qwen2", "qwen2.5-0.5b-shape"),
     "bmi": bench_locate.bench_bmi,
     "tune_step": bench_tune.bench_tune_step,
     "multitoken": bench_axis.bench_multitoken,

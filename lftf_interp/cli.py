@@ -7,6 +7,7 @@ exits with status 2, never as a traceback.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from pathlib import Path
 
@@ -23,17 +24,43 @@ console = Console()
 MODEL = typer.Option("smollm2-135m", help="Registry name, local HF directory, or cached HF id.")
 
 
+DEVICE = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto (cuda when available).")
+DTYPE = typer.Option("float32", "--dtype", help="float32 or bfloat16.")
+DEVICE_MAP = typer.Option(None, "--device-map", help="Spread a model too large for one device over several: "
+                          "'auto' (accelerate's big-model placement); with --max-memory, e.g. '0=20GiB,cpu=100GiB'.")
+MAX_MEMORY = typer.Option(None, "--max-memory", help="Per-device memory for --device-map, e.g. '0=20GiB,cpu=100GiB'.")
+
+
+def _max_memory(text: str | None) -> dict | None:
+    if not text:
+        return None
+    try:
+        pairs = [kv.split("=", 1) for kv in text.split(",")]
+        return {int(k) if k.strip().isdigit() else k.strip(): v.strip() for k, v in pairs}
+    except ValueError as e:
+        raise LftfError(f"--max-memory {text!r} is not a list like '0=20GiB,cpu=100GiB'.") from e
+
+
 def command(fn):
-    """An ``lftf`` sub-command whose library errors print as one clear line (exit status 2)."""
+    """An ``lftf`` sub-command whose library errors print as one clear line (exit status 2). Every command also
+    takes ``--device``, ``--dtype``, ``--device-map`` and ``--max-memory``: they set where the models it loads go."""
+    from .placement import Placement, placement
 
     @functools.wraps(fn)
-    def run(*args, **kw):
+    def run(*args, device: str = "cpu", dtype: str = "float32", device_map: str | None = None,
+            max_memory: str | None = None, **kw):
         try:
-            return fn(*args, **kw)
+            where = Placement(device=device, dtype=dtype, device_map=device_map, max_memory=_max_memory(max_memory))
+            with placement(where):
+                return fn(*args, **kw)
         except LftfError as e:
             console.print(f"[bold red]error:[/] {e}")
             raise typer.Exit(code=2) from None
 
+    sig = inspect.signature(fn)
+    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a) for n, d, a in (
+        ("device", DEVICE, str), ("dtype", DTYPE, str), ("device_map", DEVICE_MAP, str), ("max_memory", MAX_MEMORY, str))]
+    run.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])
     return app.command()(run)
 
 
@@ -305,6 +332,33 @@ def transfer(
         console.print(f"{value} (rows: tuned on; columns: evaluated on)")
         console.print(tr.matrix(rows, value).round(3).to_string())
     console.print(f"wrote {out}/rows.jsonl, bmi_profiles.csv, overlap.csv")
+
+
+@command
+def families(
+    runs: str = typer.Option(
+        "smollm2-135m=results/axes/gender/finetune:results/block_sweep,"
+        "gemma3-270m=results/models/gemma3-270m/finetune:results/models/gemma3-270m/block_sweep",
+        help="Comma-separated NAME=FINETUNE_DIR:SWEEP_DIR (what `lftf finetune --block auto` and `lftf sweep` wrote)."),
+    out: Path = typer.Option(Path("results/models"), help="Writes families.json, families.md and families.png."),
+) -> None:
+    """Which block, and why, across model families: base bias, BMI's top blocks, the block that debiases best
+    at the least capability cost, the last block, and whether BMI predicts the sweep (with CIs)."""
+    from .families import families_to, sweep_table
+    from .familyreport import plot_families
+
+    parsed = {}
+    for item in (x.strip() for x in runs.split(",") if x.strip()):
+        name, _, dirs = item.partition("=")
+        ft, _, sw = dirs.partition(":")
+        if not (name and ft and sw):
+            raise LftfError(f"--runs item {item!r} is not NAME=FINETUNE_DIR:SWEEP_DIR.")
+        parsed[name] = (Path(ft), Path(sw))
+    rows = families_to(parsed, out)
+    fig = plot_families(rows, {n: sweep_table(sw) for n, (_, sw) in parsed.items()})
+    fig.savefig(out / "families.png", dpi=130)
+    console.print((out / "families.md").read_text())
+    console.print(f"wrote {out}/families.json, families.md, families.png")
 
 
 def main() -> None:

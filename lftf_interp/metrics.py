@@ -20,7 +20,7 @@ import torch
 
 from .data.datasets import BiasDataset
 from .errors import ConfigError
-from .runner import LlamaRunner
+from .runner import Runner
 from .tokens import encode_batch, target_ids
 
 
@@ -109,7 +109,7 @@ def pronoun_probs(
     if len(prompts) == 0:
         raise ConfigError("No prompts to evaluate: the dataset or split is empty.")
     male, female = targets.ids(model)
-    runner = LlamaRunner(model)
+    runner = Runner(model)
     runner_tok = model.tokenizer
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     p_he = np.empty(len(prompts))

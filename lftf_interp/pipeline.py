@@ -33,7 +33,7 @@ from .locate import compute_bmi, rank_for_tuning
 from .locate.choose import AUTO
 from .locate.run import LocateConfig, locate, save_locate
 from .metrics import EvalConfig, evaluate
-from .models import export_hf, load_model
+from .models import current_placement, export_hf, load_model
 from .provenance import run_meta
 from .retain import (
     RetainConfig,
@@ -74,6 +74,11 @@ def parse_blocks(spec: str, n_layers: int) -> list[int]:
     return chosen
 
 
+def _meta(**config) -> dict:
+    """:func:`run_meta` plus where and in what precision the model ran (``--device`` / ``--dtype``)."""
+    return run_meta(placement=current_placement().to_dict(), **config)
+
+
 def _write_json(path: Path, obj) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2, default=float))
@@ -106,7 +111,7 @@ def evaluate_to(model: str, cfg: EvalConfig, out: Path, progress: Callable[[int]
     out.mkdir(parents=True, exist_ok=True)
     bias_df.to_csv(out / "genbias_prompts.csv", index=False)
     hint_df.to_csv(out / "genhint_prompts.csv", index=False)
-    record = {**metrics, "config": run_meta(model=model, dataset_version=bias.version, **cfg.to_dict())}
+    record = {**metrics, "config": _meta(model=model, dataset_version=bias.version, **cfg.to_dict())}
     _write_json(out / "metrics.json", record)
     return record
 
@@ -129,7 +134,7 @@ def evaluate_axis_to(model: str, axis: str, split: str, out: Path, data: Path | 
     bias_df.to_csv(out / "bias_prompts.csv", index=False)
     if hint_df is not None:
         hint_df.to_csv(out / "hint_prompts.csv", index=False)
-    record = {**metrics, "config": run_meta(model=model, axis=ax.source or axis, split=split, data=str(data) if data else None,
+    record = {**metrics, "config": _meta(model=model, axis=ax.source or axis, split=split, data=str(data) if data else None,
                                             batch_size=batch_size, n_boot=n_boot, seed=seed)}
     _write_json(out / "metrics.json", record)
     return record
@@ -138,7 +143,7 @@ def evaluate_axis_to(model: str, axis: str, split: str, out: Path, data: Path | 
 def locate_to(model: str, cfg: LocateConfig, out: Path, progress: Callable[[str], None] | None = None) -> dict:
     """The locate stage → OUT/*.csv and OUT/locate.json; returns its tables (``report.locate_figures`` plots them)."""
     res = locate(load_model(model), cfg, progress=progress)
-    save_locate(res, out, run_meta(model=model, dataset_version=DATASET_VERSION, **cfg.to_dict()))
+    save_locate(res, out, _meta(model=model, dataset_version=DATASET_VERSION, **cfg.to_dict()))
     return res
 
 
@@ -205,7 +210,7 @@ def finetune_to(
             "after": after, "best_step": res.best_step, "block_choice": choice}
     save_delta(bridge, res.blocks, res.base_fingerprint, out / "delta", meta)
     res.history.to_csv(out / "history.csv", index=False)
-    _write_json(out / "metrics.json", {**meta, **run_meta(model=model), "blocks": res.blocks,
+    _write_json(out / "metrics.json", {**meta, **_meta(model=model), "blocks": res.blocks,
                                        "trainable_params": res.trainable_params})
     if export:
         export_hf(bridge, out / "model")
@@ -300,6 +305,7 @@ def sweep_to(
     chosen = parse_blocks(blocks, bridge.cfg.n_layers)
     prompts = load_dataset("genbias", "test").prompts if axis == "gender" else load_axis(axis).bias_prompts("test").prompt.tolist()
     bmi = compute_bmi(bridge, prompts)
+    n_layers = bridge.cfg.n_layers
     del bridge
     out.mkdir(parents=True, exist_ok=True)
     bmi.to_csv(out / "bmi.csv", index=False)
@@ -309,7 +315,8 @@ def sweep_to(
     budget = {**BUDGET, "steps": steps, "mass_weight": mass_weight}
     block_sweep(lambda: load_model(model), [b for b in chosen if b not in done], budget=budget, seed=seed,
                 on_row=_recorder(rows_path, on_row), axis=axis)
-    _write_json(out / "config.json", run_meta(model=model, blocks=chosen, steps=steps, seed=seed, budget=budget, axis=axis))
+    _write_json(out / "config.json", run_meta(model=model, n_layers=n_layers, blocks=chosen, steps=steps, seed=seed,
+                                                    budget=budget, axis=axis))
     return pd.DataFrame(_rows(rows_path))
 
 

@@ -17,6 +17,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from .errors import CacheError, LftfError
 
 MANIFEST = "lftf_manifest.json"
@@ -127,3 +129,8 @@ def download(
 
 
 __all__ = ["MANIFEST", "atomic_build", "cache_dir", "download", "sha256_file", "validate_dir", "verified", "write_manifest"]
+
+
+def tensor_bytes(t) -> bytes:
+    """The raw bytes of a tensor of any dtype (bfloat16 included) on any device, for hashing."""
+    return t.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy().tobytes()

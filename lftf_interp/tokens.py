@@ -1,4 +1,6 @@
-"""Tokenisation helpers. One BOS policy everywhere: none is prepended (see :mod:`lftf_interp.models`)."""
+"""Tokenisation helpers. One BOS policy per model family, applied here and nowhere else: a tokenizer that
+:func:`lftf_interp.models.set_bos_policy` marked with ``lftf_bos_id`` gets that id before every prompt (Gemma-3);
+otherwise none is prepended (Llama, Qwen2; see :mod:`lftf_interp.models`)."""
 
 from __future__ import annotations
 
@@ -35,12 +37,19 @@ def target_ids(model_or_tok, words: Sequence[str]) -> list[int]:
     return [single_token_id(model_or_tok, w) for w in words]
 
 
-def encode(model_or_tok, prompt: str) -> list[int]:
-    """Token ids of one prompt, no BOS, no special tokens."""
+def bos_id(model_or_tok) -> int | None:
+    """The BOS id prompts of this model start with, or None (the family's policy)."""
+    return getattr(_tok(model_or_tok), "lftf_bos_id", None)
+
+
+def encode(model_or_tok, prompt: str, start: bool = True) -> list[int]:
+    """Token ids of one prompt, no special tokens but the model's BOS when ``start`` (the beginning of a
+    sequence) and its family's policy asks for one; ``start=False`` for a continuation."""
     ids = _tok(model_or_tok).encode(prompt, add_special_tokens=False)
     if not ids:
         raise TokenizationError(f"Prompt {prompt!r} tokenises to nothing; give a non-empty prompt.")
-    return ids
+    bos = bos_id(model_or_tok) if start else None
+    return [bos, *ids] if bos is not None else ids
 
 
 def encode_batch(

@@ -20,7 +20,7 @@ import torch
 from jaxtyping import Float
 
 from .errors import TokenizationError
-from .runner import LlamaRunner
+from .runner import Runner
 from .tokens import encode, encode_batch
 
 
@@ -103,7 +103,7 @@ def word_logprobs(
     if len(prompts) == 0:
         raise TokenizationError("No prompts to score: the dataset or split is empty.")
     wids = word_ids(model, words)
-    runner = LlamaRunner(model)
+    runner = Runner(model)
     if all(len(w) == 1 for w in wids):
         return _single_token(runner, model.tokenizer, prompts, [w[0] for w in wids], batch_size, progress)
     return _multi_token(runner, model.tokenizer, prompts, wids, batch_size, progress)

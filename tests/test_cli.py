@@ -166,3 +166,23 @@ def test_evaluate_on_an_axis_and_on_your_own_prompts(tiny_dir, tmp_path):
     assert res.exit_code == 2 and "--data needs --axis" in res.output
     res = lftf("evaluate", "--model", tiny_dir, "--axis", tmp_path / "nope.yaml", "--out", tmp_path / "x")
     assert res.exit_code == 2 and "Unknown axis" in res.output
+
+
+def test_every_command_takes_device_and_dtype(tiny_dir, tmp_path):
+    import typer.main
+
+    group = typer.main.get_command(app)
+    for name, cmd in group.commands.items():
+        opts = {o for p in cmd.params for o in p.opts}
+        assert {"--device", "--dtype", "--device-map", "--max-memory"} <= opts, name
+    out = tmp_path / "bf16"
+    res = lftf("evaluate", "--model", tiny_dir, "--split", "validation", "--out", out, "--n-boot", "20",
+               "--dtype", "bfloat16")
+    assert res.exit_code == 0, res.output
+    assert lftf("evaluate", "--model", tiny_dir, "--split", "validation", "--out", tmp_path / "f32", "--n-boot",
+                "20").exit_code == 0
+    bf16, f32 = (json.loads((d / "metrics.json").read_text()) for d in (out, tmp_path / "f32"))
+    assert bf16["config"]["placement"]["dtype"] == "bfloat16" and f32["config"]["placement"]["dtype"] == "float32"
+    assert bf16["afgb"] != f32["afgb"] and abs(bf16["afgb"] - f32["afgb"]) < 0.05  # bfloat16 really ran
+    bad = lftf("evaluate", "--model", tiny_dir, "--dtype", "float16", "--out", tmp_path / "x")
+    assert bad.exit_code == 2 and "dtype 'float16' is not supported" in bad.output

@@ -59,3 +59,8 @@ def test_exported_tokenizer_encodes_as_the_suite_does(tiny_bridge, tmp_path):
     for p in ("The nurse said that", "The X is a woman. The X went home because"):
         assert tok(p).input_ids == encode(tiny_bridge, p)  # no <|im_start|> in front
     assert tiny_bridge.tokenizer(p).input_ids[0] == tiny_bridge.tokenizer.bos_token_id  # the bridge's own would add it
+
+
+def test_bfloat16_load(tiny3_dir):
+    m = models.load_model(tiny3_dir, models.Placement(dtype="bfloat16"))
+    assert {p.dtype for p in canonical_state_dict(m).values()} == {torch.bfloat16}

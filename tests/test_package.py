@@ -12,16 +12,16 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "lftf_interp"
 LAYERS = [
     {"__init__", "errors"},
-    {"provenance", "store", "tokens"},
+    {"archs", "placement", "provenance", "store", "tokens"},
     {"models", "runner", "wordprobs"},
     {"data"},
     {"metrics", "groupmetrics"},
     {"locate"},
     {"tune"},
     {"retain"},
-    {"compare", "transfer"},
+    {"compare", "transfer", "families"},
     {"pipeline"},
-    {"report", "axisreport"},
+    {"report", "axisreport", "familyreport"},
     {"cli"},
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -2,13 +2,13 @@
 
 import torch
 
-from lftf_interp.runner import LlamaRunner
+from lftf_interp.runner import Runner
 from lftf_interp.tokens import encode_batch
 
 
 def test_runner_matches_bridge(tiny_bridge):
     ids, lengths = encode_batch(tiny_bridge, ["The nurse said that", "The farmer went home because"])
-    runner = LlamaRunner(tiny_bridge)
+    runner = Runner(tiny_bridge)
     with torch.no_grad():
         ref = tiny_bridge(ids)
         ours = runner.logits(ids)
@@ -19,7 +19,7 @@ def test_runner_matches_bridge(tiny_bridge):
 
 
 def test_walk_is_the_block_loop_of_run_and_its_parts_add_up(tiny3):
-    runner = LlamaRunner(tiny3)
+    runner = Runner(tiny3)
     ids, _ = encode_batch(tiny3, ["The nurse said that"])
     x = runner.embed(ids)
     with torch.no_grad():

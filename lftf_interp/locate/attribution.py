@@ -6,7 +6,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from ..runner import LlamaRunner
+from ..runner import Runner
 from ..tokens import single_token_id
 from .pairs import Metric, PatchPairs, logit_diff
 from .patching import SITES, aligned, block_activations
@@ -23,7 +23,7 @@ def attribution_patch(
     ``metric``: the raw (unnormalised) metric of logits, e.g. :func:`~.pairs.group_logit_diff` on an axis;
     default logit(male) − logit(female).
     """
-    runner = LlamaRunner(model)
+    runner = Runner(model)
     clean = block_activations(runner, pairs.clean)
     with torch.no_grad():
         clean = aligned(pairs, clean, block_activations(runner, pairs.corrupted))

@@ -18,7 +18,7 @@ from scipy.stats import spearmanr
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..runner import LlamaRunner
+from ..runner import Runner
 from ..tokens import encode_batch
 
 
@@ -42,7 +42,7 @@ def block_cosines(
         raise ConfigError(f"positions must be 'last' or 'all', got {positions!r}")
     if len(prompts) == 0:
         raise ConfigError("BMI needs at least one prompt.")
-    runner = LlamaRunner(model)
+    runner = Runner(model)
     out = torch.empty(runner.n_layers, len(prompts), dtype=torch.float64)
     for start in range(0, len(prompts), batch_size):
         chunk = list(prompts[start : start + batch_size])

@@ -16,7 +16,7 @@ import torch
 from ..data.datasets import load_dataset, sample_rows
 from ..errors import ConfigError
 from ..groupmetrics import bias_per_prompt
-from ..runner import LlamaRunner
+from ..runner import Runner
 from ..tokens import encode_batch, single_token_id
 from ..wordprobs import first_token_ids
 
@@ -33,7 +33,7 @@ def compute_logit_lens(
     """Tidy frame: group, layer (block output; the last one is the model's own output), logit_diff (mean and
     sem over prompts), p_he, p_she, share_he, n."""
     he, she = single_token_id(model, male), single_token_id(model, female)
-    runner = LlamaRunner(model)
+    runner = Runner(model)
     rows = []
     for group, prompts in groups.items():
         if len(prompts) == 0:
@@ -75,7 +75,7 @@ def compute_group_lens(model, prompt_sets: Mapping[str, Sequence[str]], axis, ba
     those shares (mean and sem over prompts) and, for a set named "hinted <group>", hint following."""
     ids = first_token_ids(model, [g.words for g in axis.groups])
     ref = [axis.reference[g] for g in axis.group_names]
-    runner = LlamaRunner(model)
+    runner = Runner(model)
     rows = []
     for name, prompts in prompt_sets.items():
         if len(prompts) == 0:

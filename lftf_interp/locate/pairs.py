@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..data import HINTS, TEMPLATES, load_frame
 from ..errors import ConfigError, LftfError
-from ..runner import LlamaRunner
+from ..runner import Runner
 from ..tokens import encode, single_token_id
 from ..wordprobs import first_token_ids
 
@@ -273,7 +273,7 @@ def group_pair_metric(model, pairs: PatchPairs, axis) -> tuple[Metric, Metric, f
     index = {g: k for k, g in enumerate(axis.group_names)}
     group_ids = first_token_ids(model, [g.words for g in axis.groups])
     raw = group_logit_diff(group_ids, [index[g] for g in pairs.df.clean_group], [index[g] for g in pairs.df.corrupted_group])
-    runner = LlamaRunner(model)
+    runner = Runner(model)
     clean = float(raw(runner.unembed(runner.run(runner.embed(pairs.clean))[:, -1])))
     corr = float(raw(runner.unembed(runner.run(runner.embed(pairs.corrupted))[:, -1])))
     return normalized(raw, clean, corr), raw, clean, corr
@@ -283,7 +283,7 @@ def group_pair_metric(model, pairs: PatchPairs, axis) -> tuple[Metric, Metric, f
 def pair_metric(model, pairs: PatchPairs, male: str = " he", female: str = " she") -> tuple[Metric, float, float]:
     """The normalised he-she logit-difference metric for these pairs, and the clean / corrupted values."""
     he, she = single_token_id(model, male), single_token_id(model, female)
-    runner = LlamaRunner(model)
+    runner = Runner(model)
     ld = logit_diff(he, she)
     clean = float(ld(runner.unembed(runner.run(runner.embed(pairs.clean))[:, -1])))
     corr = float(ld(runner.unembed(runner.run(runner.embed(pairs.corrupted))[:, -1])))

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ..errors import LftfError
-from ..runner import LlamaRunner
+from ..runner import Runner
 from .pairs import Metric, PatchPairs
 
 SITES = ("resid_pre", "attn_out", "mlp_out")
@@ -46,7 +46,7 @@ def check_hook_name(model, name: str) -> str:
 
 
 @torch.no_grad()
-def block_activations(runner: LlamaRunner, tokens: Tensor) -> dict[str, list]:
+def block_activations(runner: Runner, tokens: Tensor) -> dict[str, list]:
     """Every block's residual stream, attention / MLP outputs and (k, v), for one batch of prompts."""
     acts: dict[str, list] = {k: [] for k in ("resid_pre", "resid_mid", "attn_out", "mlp_out", "resid_post", "kv")}
     for _, resid, (out, attn_out, mlp_out, kv) in runner.walk(runner.embed(tokens), parts=True):
@@ -90,7 +90,7 @@ def _is_noop(site: str, layer: int, clean: dict, corr: dict, p: int | None) -> b
     return torch.equal(base, new) if p is None else torch.equal(base[:, p], new[:, p])
 
 
-def _wavefront(runner: LlamaRunner, site: str, layers: set[int], clean: dict, corr: dict, p: int | None) -> Tensor:
+def _wavefront(runner: Runner, site: str, layers: set[int], clean: dict, corr: dict, p: int | None) -> Tensor:
     """Logits [n_variants, batch, vocab] of the runs patched at position p of each layer in ``layers``.
 
     One pass over the blocks: the variant patched at layer L joins the batch when the pass reaches L, so
@@ -139,7 +139,7 @@ def patch_sweep(
     pos (-1 = all positions), token, value.
     """
     check_site(site)
-    runner = LlamaRunner(model)
+    runner = Runner(model)
     n_layers, n_pos = runner.n_layers, pairs.n_pos
     layers = list(range(n_layers)) if layers is None else sorted(set(layers))
     bad = [L for L in layers if not 0 <= L < n_layers]

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from ..errors import ConfigError, LftfError
-from ..runner import LlamaRunner
+from ..runner import Runner
 from ..tokens import encode
 from .scoring import Seq, batches, greedy, hidden, score
 from .tasks import CORPORA, MC_TASKS, corpus_documents, first_number, load_asdiv, load_mc
@@ -103,7 +103,7 @@ def _mc_seqs(model, cfg: RetainConfig) -> tuple[list[Seq], pd.DataFrame]:
     for task, n in cfg.tasks.items():
         for i, item in enumerate(load_mc(task, n, cfg.seed)):
             ctx = encode(model, item.context)
-            conts = [encode(model, c) for c in item.choices]
+            conts = [encode(model, c, start=False) for c in item.choices]
             if all(len(c) == 1 for c in conts):  # one forward scores every choice (BoolQ, MMLU)
                 seqs.append(Seq(ctx[-(cfg.max_len - 1):], choice_ids=tuple(c[0] for c in conts)))
                 for j, ch in enumerate(item.choices):
@@ -142,7 +142,7 @@ def _mc_choices(mc_items: pd.DataFrame, lp_sum, choice_lp) -> pd.DataFrame:
 
 
 def _run_all(model, ref: RetentionReference, start: int, kl: bool) -> tuple[dict, list]:
-    runner = LlamaRunner(model)
+    runner = Runner(model)
     cw, cm = (ref.cached[start]["windows"], ref.cached[start]["mc"]) if start else (None, None)
     s = start
     w_lp, w_n, _, w_kl, _ = score(runner, ref.windows, ref.config.token_budget, s, cw, ref.config.kl_stride if kl else 0)
@@ -166,7 +166,7 @@ def compute_reference(base, cfg: RetainConfig = RetainConfig(), cache_at: Sequen
         asdiv_ids=[encode(base, a.context) for a in ad], asdiv_answers=np.array([a.answer for a in ad]),
         base={}, base_kl_logp=[],
     )
-    runner = LlamaRunner(base)
+    runner = Runner(base)
     blocks = sorted({int(b) for b in cache_at if b > 0})
     for key, seqs in (("windows", windows), ("mc", mc)):
         for b in blocks:

@@ -6,7 +6,7 @@
     import lm_eval
     results = lm_eval.simple_evaluate(model=LftfLM(tuned_bridge), tasks=["piqa", "arc_easy"])
 
-Scoring goes through the same :class:`~lftf_interp.runner.LlamaRunner` as our own retention probe: context
+Scoring goes through the same :class:`~lftf_interp.runner.Runner` as our own retention probe: context
 and continuation are tokenised separately and concatenated, no BOS is prepended (the package-wide policy),
 and ``loglikelihood_rolling`` scores every token after the first. Offline, point a task YAML at local files
 (``dataset_path: json``; tests/retain/test_lm_eval_adapter.py does).
@@ -19,7 +19,7 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("The lm-eval adapter needs lm_eval: pip install 'lftf-interp[lmeval]' (lm_eval==0.4.13).") from e
 
-from ..runner import LlamaRunner
+from ..runner import Runner
 from ..tokens import encode
 from .scoring import Seq, greedy, score
 
@@ -29,7 +29,7 @@ class LftfLM(LM):
 
     def __init__(self, model, max_length: int = 2048, max_gen_toks: int = 64, token_budget: int = 4096):
         super().__init__()
-        self.model, self.runner = model, LlamaRunner(model)
+        self.model, self.runner = model, Runner(model)
         self.max_length, self.max_gen_toks, self.token_budget = max_length, max_gen_toks, token_budget
 
     def _spans(self, seqs):
@@ -42,7 +42,7 @@ class LftfLM(LM):
             ctx, cont = req.args[0], req.args[1]
             if ctx and ctx[-1] == " ":  # lm-eval's convention: the space belongs to the continuation
                 ctx, cont = ctx[:-1], " " + cont
-            c, t = encode(self.model, ctx), encode(self.model, cont)
+            c, t = encode(self.model, ctx), encode(self.model, cont, start=False)
             ids = (c + t)[-self.max_length:]
             seqs.append(Seq(ids, score_from=max(1, len(ids) - len(t))))
         lp, greedy = self._spans(seqs)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..runner import LlamaRunner
+from ..runner import Runner
 
 
 @dataclass
@@ -39,7 +39,7 @@ def batches(seqs: Sequence[Seq], budget: int):
 
 
 @torch.no_grad()
-def hidden(runner: LlamaRunner, seqs: Sequence[Seq], idx: list[int], start: int = 0, cached=None):
+def hidden(runner: Runner, seqs: Sequence[Seq], idx: list[int], start: int = 0, cached=None):
     width = max(len(seqs[i].ids) for i in idx)
     if cached is not None:
         x = torch.zeros(len(idx), width, runner.d_model)
@@ -56,7 +56,7 @@ def hidden(runner: LlamaRunner, seqs: Sequence[Seq], idx: list[int], start: int 
 
 
 @torch.no_grad()
-def score(runner: LlamaRunner, seqs: Sequence[Seq], token_budget: int, start: int = 0, cached=None, kl_stride: int = 0):
+def score(runner: Runner, seqs: Sequence[Seq], token_budget: int, start: int = 0, cached=None, kl_stride: int = 0):
     """Per sequence: summed target log-prob and count, choice log-probs, and (if asked) KL log-probs."""
     lp_sum, n_tok = np.zeros(len(seqs)), np.zeros(len(seqs), dtype=int)
     greedy = np.zeros(len(seqs), dtype=bool)
@@ -84,7 +84,7 @@ def score(runner: LlamaRunner, seqs: Sequence[Seq], token_budget: int, start: in
 
 
 @torch.no_grad()
-def greedy(runner: LlamaRunner, ids: list[int], n_new: int, stop=None) -> list[int]:
+def greedy(runner: Runner, ids: list[int], n_new: int, stop=None) -> list[int]:
     """Greedy continuation with a per-block key/value cache; ``stop(tokens)`` may end it early."""
     out: list[int] = []
     kvs: list[tuple[torch.Tensor, torch.Tensor]] | None = None

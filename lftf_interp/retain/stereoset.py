@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DatasetError
-from ..runner import LlamaRunner
+from ..runner import Runner
+from ..tokens import bos_id
 from .scoring import Seq, score
 from .sources import read_member
 
@@ -56,9 +57,10 @@ def load_stereoset(bias_types: tuple[str, ...] | None = None, path: str | os.Pat
 def sentence_scores(model, sentences: list[str], token_budget: int = 4096) -> np.ndarray:
     """Mean per-token log-probability of each sentence after the start-of-text token."""
     tok = model.tokenizer
-    start = tok.eos_token_id if tok.eos_token_id is not None else tok.bos_token_id
+    start = bos_id(model)  # the family's BOS (Gemma-3), else an end-of-text token as the sentence's start
+    start = start if start is not None else (tok.eos_token_id if tok.eos_token_id is not None else tok.bos_token_id)
     seqs = [Seq([start, *tok.encode(s, add_special_tokens=False)], score_from=1) for s in sentences]
-    lp_sum, n_tok, *_ = score(LlamaRunner(model), seqs, token_budget)
+    lp_sum, n_tok, *_ = score(Runner(model), seqs, token_budget)
     return lp_sum / n_tok
 
 

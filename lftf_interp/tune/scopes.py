@@ -18,7 +18,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ..runner import LlamaRunner, block_param_names, canonical_state_dict
+from ..runner import Runner, block_param_names, canonical_state_dict
+from ..store import tensor_bytes
 from ..tokens import encode_batch
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -28,14 +29,15 @@ _MEMO: dict[tuple, torch.Tensor] = {}  # (weights before the block, block, promp
 _MEMO_MAX = 8
 
 
-def _prefix_key(runner: LlamaRunner, start: int, prompts: Sequence[str], suffix: Sequence[int] = ()) -> tuple:
+def _prefix_key(runner: Runner, start: int, prompts: Sequence[str], suffix: Sequence[int] = ()) -> tuple:
     """Identifies the residual entering ``start``: a hash of the embedding and blocks 0..start-1 and the prompts."""
     h = hashlib.sha256()
+    layers = runner.arch.layers + "."
     for name, p in runner.p.items():
-        layer = name.split(".")[2] if name.startswith("model.layers.") else None
-        if name == "model.embed_tokens.weight" or (layer is not None and int(layer) < start):
+        layer = name.removeprefix(layers).split(".")[0] if name.startswith(layers) else None
+        if name == f"{runner.arch.embed}.weight" or (layer is not None and int(layer) < start):
             h.update(name.encode())
-            h.update(p.detach().contiguous().numpy().tobytes())
+            h.update(tensor_bytes(p))
     h.update("\x00".join(prompts).encode())
     return (start, h.hexdigest(), tuple(suffix))
 
@@ -48,7 +50,7 @@ class BlockInputCache:
     and the prompts, so several fine-tunes of fresh copies of one base model (``lftf compare``, seeds) reuse
     it; a model whose earlier blocks differ hashes differently and is recomputed."""
 
-    def __init__(self, runner: LlamaRunner, model, prompts: Sequence[str], start: int | None, chunk: int = 128,
+    def __init__(self, runner: Runner, model, prompts: Sequence[str], start: int | None, chunk: int = 128,
                  suffix: Sequence[int] = ()):
         ids, self.lengths = encode_batch(model, prompts, suffix=suffix)
         self.start = start
@@ -72,7 +74,7 @@ class BlockInputCache:
         return self.x[idx, : int(lengths.max())], lengths
 
 
-def last_logits_from(runner: LlamaRunner, cache: BlockInputCache, idx) -> torch.Tensor:
+def last_logits_from(runner: Runner, cache: BlockInputCache, idx) -> torch.Tensor:
     x, lengths = cache.batch(idx)
     out = runner.run(x, start=cache.start) if cache.start is not None else runner.run(runner.embed(x))
     return runner.unembed(out[torch.arange(len(lengths)), lengths - 1])
@@ -93,9 +95,9 @@ class BlockScope:
 
     def __init__(self, model, blocks: Sequence[int]):
         self.model, self.blocks = model, sorted(blocks)
-        self.runner = LlamaRunner(model)
+        self.runner = Runner(model)
         self.start = self.blocks[0]
-        self.params = freeze_all_but(model, [n for b in self.blocks for n in block_param_names(b)])
+        self.params = freeze_all_but(model, [n for b in self.blocks for n in block_param_names(model, b)])
 
     def cache(self, prompts: Sequence[str], suffix: Sequence[int] = ()) -> BlockInputCache:
         """Prompts (each followed by the token ids ``suffix``) as the residual entering the first tuned block."""
@@ -122,7 +124,7 @@ class FullScope(BlockScope):
     def __init__(self, model):
         self.model = model
         self.blocks = list(range(model.cfg.n_layers))
-        self.runner = LlamaRunner(model)
+        self.runner = Runner(model)
         self.start = None
         seen, self.params = set(), {}
         for n, p in canonical_state_dict(model).items():
@@ -139,21 +141,17 @@ class LoraScope(BlockScope):
 
     def __init__(self, model, r: int = 8, alpha: int = 16, seed: int = 0):
         from peft import LoraConfig, get_peft_model
-        from transformers import LlamaConfig, LlamaForCausalLM
+
+        from ..models import plain_copy
 
         self.model = model
         self.blocks = list(range(model.cfg.n_layers))
-        self.runner = LlamaRunner(model)
+        self.runner = Runner(model)
         self.start = None
         base = canonical_state_dict(model)
         for p in base.values():
             p.requires_grad_(False)
-        hf_cfg = model.original_model.config.to_dict()
-        hf_cfg.pop("quantization_config", None)
-        plain = LlamaForCausalLM(LlamaConfig.from_dict(hf_cfg))
-        plain.load_state_dict({k: v.detach().clone() for k, v in base.items()}, strict=False)
-        plain.tie_weights()
-        plain.eval()
+        plain = plain_copy(model, base)  # a plain Hugging Face model of the same family, for peft
         torch.manual_seed(seed)
         lcfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(LORA_TARGETS), bias="none")
         self.peft = get_peft_model(plain, lcfg)

@@ -6,7 +6,7 @@ import torch
 
 from lftf_interp.metrics import EvalConfig, evaluate, pronoun_probs
 from lftf_interp.models import hf_model
-from lftf_interp.runner import LlamaRunner
+from lftf_interp.runner import Runner
 from lftf_interp.tokens import encode, encode_batch, single_token_id
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ def test_bridge_runner_and_hf_agree(smol):
     ids, lengths = encode_batch(smol, ["The nurse said that", "After lunch, the carpenter announced that"])
     with torch.no_grad():
         bridge = smol(ids)
-        runner = LlamaRunner(smol).logits(ids)
+        runner = Runner(smol).logits(ids)
         hf = hf_model(smol)(ids).logits
     torch.testing.assert_close(runner, bridge, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(hf, bridge, atol=1e-4, rtol=1e-4)

@@ -6,7 +6,7 @@ import torch
 
 from lftf_interp.data import load_dataset
 from lftf_interp.locate import compute_logit_lens, default_groups
-from lftf_interp.runner import LlamaRunner
+from lftf_interp.runner import Runner
 from lftf_interp.tokens import encode_batch
 
 
@@ -14,7 +14,7 @@ def test_lens_values_equal_a_direct_readout(tiny3):
     prompts = ["The nurse said that", "The farmer went home because", "The pilot was late because"]
     lens = compute_logit_lens(tiny3, {"g": prompts}, batch_size=2).set_index("layer")
     he, she = (tiny3.tokenizer.convert_tokens_to_ids(t) for t in ("Ġhe", "Ġshe"))
-    r = LlamaRunner(tiny3)
+    r = Runner(tiny3)
     ids, lengths = encode_batch(tiny3, prompts)
     with torch.no_grad():
         for layer in range(3):

@@ -13,7 +13,7 @@ from lftf_interp.locate import (
     pair_metric,
     stereotype_swap_pairs,
 )
-from lftf_interp.runner import LlamaRunner
+from lftf_interp.runner import Runner
 
 
 def test_stereotype_pairs_have_equal_lengths(tiny3):
@@ -47,7 +47,7 @@ def test_metric_is_the_normalised_he_she_logit_difference(tiny3):
     p = hint_swap_pairs(tiny3, split="test", n=3)
     metric, clean, corr = pair_metric(tiny3, p)
     he, she = (tiny3.tokenizer.convert_tokens_to_ids(t) for t in ("Ġhe", "Ġshe"))
-    r = LlamaRunner(tiny3)
+    r = Runner(tiny3)
     with torch.no_grad():
         lc, lk = r.last_logits(p.clean), r.last_logits(p.corrupted)
     assert clean == pytest.approx(float((lc[:, he] - lc[:, she]).mean()), abs=1e-5)
@@ -71,7 +71,7 @@ def test_axis_pairs_rotate_groups_and_the_group_metric_is_the_log_share_differen
     for c, k in zip(p.df.clean_prompt, p.df.corrupted_prompt, strict=True):  # same template, same subject
         assert c.split(". ", 1)[1] == k.split(". ", 1)[1] and c.split(" is ")[0] == k.split(" is ")[0]
     metric, raw, clean, corr = group_pair_metric(tiny3, p, ax)
-    r = LlamaRunner(tiny3)
+    r = Runner(tiny3)
     with torch.no_grad():
         lc, lk = r.last_logits(p.clean).double(), r.last_logits(p.corrupted).double()
     ids = {g.name: tiny3.tokenizer.encode(g.words[0], add_special_tokens=False)[0] for g in ax.groups}

@@ -85,10 +85,10 @@ def test_jaxtyping_shapes_hold(tiny_bridge):
     from jaxtyping import jaxtyped
 
     from lftf_interp.locate.bmi import bmi_from_residuals
-    from lftf_interp.runner import LlamaRunner
+    from lftf_interp.runner import Runner
     from lftf_interp.tokens import encode_batch
 
-    r = LlamaRunner(tiny_bridge)
+    r = Runner(tiny_bridge)
     ids, lengths = encode_batch(tiny_bridge, ["The nurse said that", "The farmer went home"])
     embed = jaxtyped(typechecker=beartype)(r.embed)
     run = jaxtyped(typechecker=beartype)(r.run)
@@ -105,7 +105,7 @@ def test_jaxtyping_shapes_hold(tiny_bridge):
 
 def test_pairs_of_unequal_length_are_aligned_on_the_prompt(tiny3):
     from lftf_interp.locate import group_logit_diff
-    from lftf_interp.runner import LlamaRunner
+    from lftf_interp.runner import Runner
 
     clean = ["Alex uses the pronouns xe/xem/xyr. Alex was tired, so", "Sam uses the pronouns xe/xem/xyr. Sam was tired, so"]
     corr = [c.replace("xe/xem/xyr", "he/him/his") for c in clean]
@@ -116,7 +116,7 @@ def test_pairs_of_unequal_length_are_aligned_on_the_prompt(tiny3):
     tok = tiny3.tokenizer
     xe, he = tok.encode(" xe", add_special_tokens=False)[0], tok.encode(" he", add_special_tokens=False)[0]
     metric = group_logit_diff([[xe], [he]], [0, 0], [1, 1])
-    r = LlamaRunner(tiny3)
+    r = Runner(tiny3)
     df = patch_sweep(tiny3, p, metric, "resid_pre", positions=[-1, -3, 2])
     with torch.no_grad():
         rc, rk = r.embed(p.clean), r.embed(p.corrupted)

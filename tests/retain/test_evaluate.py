@@ -4,7 +4,7 @@ import torch
 
 from lftf_interp.models import tiny_model
 from lftf_interp.retain import RetainConfig, compare_retention, compute_reference, compute_retention
-from lftf_interp.runner import LlamaRunner, canonical_state_dict
+from lftf_interp.runner import Runner, canonical_state_dict
 
 pytestmark = pytest.mark.downloads
 
@@ -27,7 +27,7 @@ def _perturbed(layer: int = 2, scale: float = 0.3):
 
 def test_perplexity_and_mc_against_direct_computation(ref_and_model):
     ref, m = ref_and_model
-    runner = LlamaRunner(m)
+    runner = Runner(m)
     s = ref.windows[0]
     with torch.no_grad():
         logp = runner.logits(torch.tensor([s.ids]))[0].log_softmax(-1)
@@ -65,8 +65,8 @@ def test_cached_start_equals_full_forward_and_kl_is_exact(ref_and_model):
     # KL(base || tuned) at the strided positions of window 0, directly
     s = ref.windows[0]
     with torch.no_grad():
-        b = LlamaRunner(ref_and_model[1]).logits(torch.tensor([s.ids]))[0, :-1][:: CFG.kl_stride].log_softmax(-1)
-        t = LlamaRunner(tuned).logits(torch.tensor([s.ids]))[0, :-1][:: CFG.kl_stride].log_softmax(-1)
+        b = Runner(ref_and_model[1]).logits(torch.tensor([s.ids]))[0, :-1][:: CFG.kl_stride].log_softmax(-1)
+        t = Runner(tuned).logits(torch.tensor([s.ids]))[0, :-1][:: CFG.kl_stride].log_softmax(-1)
     kl = (b.exp() * (b - t)).sum(-1).mean().item()
     assert full["kl"][0] == pytest.approx(kl, rel=2e-2, abs=1e-4)  # base log-probs are stored in float16
     table = compare_retention(ref, full).set_index("metric")

@@ -10,7 +10,7 @@ lm_eval = pytest.importorskip("lm_eval")  # the [lmeval] extra; requirements.loc
 
 from lftf_interp.models import tiny_model  # noqa: E402
 from lftf_interp.retain.lm_eval_adapter import LftfLM  # noqa: E402
-from lftf_interp.runner import LlamaRunner  # noqa: E402
+from lftf_interp.runner import Runner  # noqa: E402
 from lftf_interp.tokens import encode  # noqa: E402
 
 pytestmark = pytest.mark.downloads
@@ -26,7 +26,7 @@ DOCS = [
 def brute_ll(model, ctx: str, cont: str) -> float:
     c, t = encode(model, ctx), encode(model, cont)
     with torch.no_grad():
-        lp = LlamaRunner(model).logits(torch.tensor([c + t]))[0].log_softmax(-1)
+        lp = Runner(model).logits(torch.tensor([c + t]))[0].log_softmax(-1)
     return sum(lp[len(c) - 1 + j, x].item() for j, x in enumerate(t))
 
 
@@ -68,7 +68,7 @@ def test_requests_match_direct_computation():
     text = "The farmer went home because it was late."
     ids = encode(m, text)
     with torch.no_grad():
-        lp = LlamaRunner(m).logits(torch.tensor([ids]))[0].log_softmax(-1)
+        lp = Runner(m).logits(torch.tensor([ids]))[0].log_softmax(-1)
     direct = sum(lp[i - 1, ids[i]].item() for i in range(1, len(ids)))
     assert lm.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, (text,), 0)])[0] == pytest.approx(direct, abs=1e-3)
     gen = lm.generate_until([Instance("generate_until", {}, ("The nurse said", {"until": ["\n"], "max_gen_toks": 3}), 0)])

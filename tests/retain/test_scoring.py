@@ -6,12 +6,12 @@ import torch
 
 from lftf_interp.models import hf_model
 from lftf_interp.retain.scoring import Seq, batches, greedy, score
-from lftf_interp.runner import LlamaRunner
+from lftf_interp.runner import Runner
 from lftf_interp.tokens import encode
 
 
 def test_score_equals_token_by_token_log_probs(tiny3):
-    r, hf = LlamaRunner(tiny3), hf_model(tiny3)
+    r, hf = Runner(tiny3), hf_model(tiny3)
     a, b = encode(tiny3, "The nurse said that she would come"), encode(tiny3, "Water boils")
     seqs = [Seq(a, score_from=3), Seq(b, score_from=1), Seq(b, choice_ids=(a[0], a[1]))]
     lp, n, choice, _, is_greedy = score(r, seqs, token_budget=16)
@@ -36,9 +36,9 @@ def test_greedy_tokens_are_the_argmax_of_a_plain_hf_forward(tiny3):
     """Each new token is the argmax of a full (uncached) Hugging Face forward on the prompt + the tokens before it.
     (``hf.generate`` is no reference here: on the bridged modules it takes another cache path.)"""
     ids = encode(tiny3, "The nurse said that")
-    out = greedy(LlamaRunner(tiny3), ids, 6)
+    out = greedy(Runner(tiny3), ids, 6)
     with torch.no_grad():
         logits = hf_model(tiny3)(torch.tensor([ids + out])).logits[0]
     assert out == [int(logits[len(ids) - 1 + i].argmax()) for i in range(6)]
-    assert greedy(LlamaRunner(tiny3), ids, 6, stop=lambda toks: len(toks) == 2) == out[:2]
-    assert greedy(LlamaRunner(tiny3), ids, 0) == []
+    assert greedy(Runner(tiny3), ids, 6, stop=lambda toks: len(toks) == 2) == out[:2]
+    assert greedy(Runner(tiny3), ids, 0) == []

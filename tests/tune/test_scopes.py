@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lftf_interp.models import tiny_model
-from lftf_interp.runner import LlamaRunner, canonical_state_dict
+from lftf_interp.runner import Runner, canonical_state_dict
 from lftf_interp.tokens import encode_batch
 from lftf_interp.tune import TuneConfig, tune
 from lftf_interp.tune.scopes import LORA_TARGETS, LoraScope
@@ -51,7 +51,7 @@ def test_lora_forward_equals_merged_runner():
     scope.finish()
     ids, lengths = encode_batch(m, ["The nurse said that", "A farmer from the village said that"])
     with torch.no_grad():
-        merged = LlamaRunner(m).last_logits(ids, lengths)
+        merged = Runner(m).last_logits(ids, lengths)
     torch.testing.assert_close(merged, peft_logits, atol=1e-4, rtol=1e-4)
 
 
