@@ -32,9 +32,9 @@ def qwen2_shaped():
     return bridge_from_hf(AutoModelForCausalLM.from_config(cfg).eval(), load_tokenizer("smollm2-135m"), "qwen2.5-0.5b-shape")
 
 
-def bench_patching(name: str = "patching", model_name: str = "smollm2-135m") -> dict:
+def bench_patching(name: str = "patching", model_name: str = "smollm2-135m", n_pairs: int = 8) -> dict:
     model = qwen2_shaped() if model_name == "qwen2.5-0.5b-shape" else load_model(model_name)
-    pairs = hint_swap_pairs(model, split="test", hint_kind="noun", n=8, seed=0)
+    pairs = hint_swap_pairs(model, split="test", hint_kind="noun", n=n_pairs, seed=0)
     metric, _, _ = pair_metric(model, pairs)
     ours_s = timeit(lambda: patch_sweep(model, pairs, metric, "resid_pre"), repeat=3)
     no_skip_s = timeit(lambda: patch_sweep(model, pairs, metric, "resid_pre", skip_noops=False), repeat=1, warmup=0)

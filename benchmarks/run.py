@@ -12,8 +12,8 @@ BENCHMARKS = {
     "evaluate": bench_foundation.bench_evaluate,
     "load": bench_foundation.bench_load,
     "patching": bench_locate.bench_patching,  # Llama (SmolLM2-135M)
-    "patching_gemma3": functools.partial(bench_locate.bench_patching, "patching_gemma3", "gemma3-270m"),
-    "patching_qwen2": functools.partial(bench_locate.bench_patching, "patching_qwen2", "qwen2.5-0.5b-shape"),
+    "patching_gemma3": functools.partial(bench_locate.bench_patching, "patching_gemma3", "gemma3-270m", 4),
+    "patching_qwen2": functools.partial(bench_locate.bench_patching, "patching_qwen2", "qwen2.5-0.5b-shape", 4),
     "bmi": bench_locate.bench_bmi,
     "tune_step": bench_tune.bench_tune_step,
     "multitoken": bench_axis.bench_multitoken,

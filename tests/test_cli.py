@@ -186,3 +186,14 @@ def test_every_command_takes_device_and_dtype(tiny_dir, tmp_path):
     assert bf16["afgb"] != f32["afgb"] and abs(bf16["afgb"] - f32["afgb"]) < 0.05  # bfloat16 really ran
     bad = lftf("evaluate", "--model", tiny_dir, "--dtype", "float16", "--out", tmp_path / "x")
     assert bad.exit_code == 2 and "dtype 'float16' is not supported" in bad.output
+
+
+def test_families_writes_table_and_figure(tmp_path):
+    from test_families import write_run
+
+    ft, sw = write_run(tmp_path / "m")
+    res = lftf("families", "--runs", f"tiny={ft}:{sw}", "--out", tmp_path / "out")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "out" / "families.png").stat().st_size > 10_000 and "tiny" in res.output
+    bad = lftf("families", "--runs", "tiny", "--out", tmp_path / "out2")
+    assert bad.exit_code == 2 and "NAME=FINETUNE_DIR:SWEEP_DIR" in bad.output
