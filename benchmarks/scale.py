@@ -203,11 +203,15 @@ def main() -> None:
                     continue
                 rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
                 print(json.dumps(rows[-1]), flush=True)
-        ok = [r for r in rows if "error" not in r]
-        rec = {"benchmark": f"scale_{shape}", "shape": SHAPES[shape], "device": device, "cores": os.cpu_count(),
-               "date": time.strftime("%Y-%m-%d"), "batch": BATCH, "seq": SEQ, "rows": rows, "projection": project(shape, ok),
-               "gpu_run": device != "cpu" or "no GPU was available to this run; CPU depths only"}
-        (RESULTS / f"scale_{shape}.json").write_text(json.dumps(rec, indent=2) + "\n")
+                write(shape, device, rows)  # after every row: an interrupted run keeps what it measured
+
+
+def write(shape: str, device: str, rows: list[dict]) -> None:
+    ok = [r for r in rows if "error" not in r]
+    rec = {"benchmark": f"scale_{shape}", "shape": SHAPES[shape], "device": device, "cores": os.cpu_count(),
+           "date": time.strftime("%Y-%m-%d"), "batch": BATCH, "seq": SEQ, "rows": rows, "projection": project(shape, ok),
+           "gpu_run": device != "cpu" or "no GPU was available to this run; CPU depths only"}
+    (RESULTS / f"scale_{shape}.json").write_text(json.dumps(rec, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,9 @@ Inputs per model (what ``lftf finetune --block auto`` and ``lftf sweep`` write):
 ``block_sweep/{rows.jsonl,bmi.csv}`` (each block tuned alone with one budget: bias after, KL to the base,
 perplexity change; BMI of every block).
 
-The block that "debiases best at the least capability cost" is the sweep's block with the lowest sum of its
-rank on bias after tuning and its rank on KL (ties: lower bias); the Pareto set (no other block has both
-lower bias and lower KL) is listed too. "Does BMI predict it?": Spearman rho between BMI and the bias after
+The block that "debiases best at the least capability cost" is, among the swept blocks that still follow hints
+(UB ≥ 0.75, the paper's bar), the one with the lowest sum of its rank on bias after tuning and its rank on KL
+(ties: lower bias); the Pareto set (no other block has both lower bias and lower KL) is listed too. "Does BMI predict it?": Spearman rho between BMI and the bias after
 tuning over the swept blocks past the artefact blocks (negative: high BMI, low bias), with a bootstrap CI
 over blocks, and where BMI's pick and the last block rank in the sweep.
 """
@@ -41,9 +41,11 @@ def sweep_table(sweep_dir: Path) -> pd.DataFrame:
     return rows.merge(bmi, on="block", how="left").sort_values("block").reset_index(drop=True)
 
 
-def best_block(sweep: pd.DataFrame) -> tuple[int, list[int]]:
-    """(the block with the lowest rank sum of bias after and KL, the Pareto set of (bias after, KL))."""
-    s = sweep.assign(score=sweep.afgb.rank() + sweep.kl.rank()).sort_values(["score", "afgb"])
+def best_block(sweep: pd.DataFrame, min_ub: float = 0.75) -> tuple[int, list[int]]:
+    """(among blocks with UB ≥ ``min_ub``, the one with the lowest rank sum of bias after and KL; the Pareto set
+    of (bias after, KL) over all swept blocks)."""
+    ok = sweep[sweep.ub >= min_ub] if "ub" in sweep and (sweep.ub >= min_ub).any() else sweep
+    s = ok.assign(score=ok.afgb.rank() + ok.kl.rank()).sort_values(["score", "afgb"])
     pareto = [int(r.block) for r in sweep.itertuples()
               if not ((sweep.afgb < r.afgb) & (sweep.kl < r.kl)).any()]
     return int(s.block.iloc[0]), sorted(pareto)
@@ -67,8 +69,9 @@ def family_row(name: str, finetune_dir: Path, sweep_dir: Path) -> dict:
     ft = _read(Path(finetune_dir) / "metrics.json")
     sweep = sweep_table(sweep_dir)
     choice = ft["block_choice"]
-    n_layers = int(_read(Path(sweep_dir) / "config.json").get("n_layers", 0)) or None
-    last = int(sweep.block.max()) if n_layers is None else n_layers - 1
+    # sweeps written before config.json recorded n_layers swept the last block (SmolLM2's did)
+    n_layers = int(_read(Path(sweep_dir) / "config.json").get("n_layers") or sweep.block.max() + 1)
+    last = n_layers - 1
     best, pareto = best_block(sweep)
     order = sweep.sort_values("afgb").block.tolist()
     row = sweep.set_index("block")
@@ -81,7 +84,8 @@ def family_row(name: str, finetune_dir: Path, sweep_dir: Path) -> dict:
         return {"bias": float(r.afgb), "bias_ci": list(r.afgb_ci), "ub": float(r.ub), "kl": float(r.kl),
                 "ppl_change_pct": float(r.ppl_change_pct), "rank_by_bias": order.index(b) + 1}
 
-    bmi_raw = sorted(((float(b), int(layer)) for layer, b in zip(sweep.block, sweep.bmi, strict=True)), reverse=True)
+    every = pd.read_csv(Path(sweep_dir) / "bmi.csv")  # every block, not only the swept ones
+    bmi_raw = sorted(((float(b), int(layer)) for layer, b in zip(every.layer, every.bmi, strict=True)), reverse=True)
     return {
         "model": name, "n_blocks": n_layers, "base_bias": ft["before"]["afgb"], "base_bias_ci": ft["before"]["afgb_ci"],
         "base_ub": ft["before"]["ub"], "bmi_top_raw": [b for _, b in bmi_raw[:3]],

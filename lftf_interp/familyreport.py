@@ -13,7 +13,7 @@ def plot_families(rows: list[dict], sweeps: dict[str, pd.DataFrame], title: str 
     """One panel per model: bias after tuning block b (left axis, 95 % CI bars), KL to the base (dashed, right
     axis, scaled to its maximum) and BMI past the artefact blocks (grey bars, scaled to its maximum); the base bias,
     BMI's pick, the best block (bias + KL ranks) and the last block marked."""
-    fig, axes = plt.subplots(1, len(rows), figsize=(6.5 * len(rows), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(rows), figsize=(6.5 * len(rows), 5.0), squeeze=False)
     for ax, r in zip(axes[0], rows, strict=True):
         s = sweeps[r["model"]]
         depth = s.block / max(r["n_blocks"] - 1, 1)
@@ -27,6 +27,8 @@ def plot_families(rows: list[dict], sweeps: dict[str, pd.DataFrame], title: str 
         ax2 = ax.twinx()
         ax2.plot(depth, s.kl, "s--", color="C0", ms=3, label="KL to base")
         ax2.set_ylabel("KL(base ‖ tuned), nats/token", color="C0")
+        ax2.grid(False)
+        ax2.set_ylim(0, None)
         for b, mark, label in ((r["bmi_pick"], "v", "BMI pick"), (r["best_block"], "*", "best (bias+KL)"),
                                (r["last_block"], "D", "last block")):
             if b in set(s.block):
@@ -34,7 +36,9 @@ def plot_families(rows: list[dict], sweeps: dict[str, pd.DataFrame], title: str 
                         mec="k", label=f"{label}: {b}")
         ax.set(xlabel="relative depth of the tuned block (block / last)", ylabel="bias after (AFGB, test)",
                title=f"{r['model']} ({r['n_blocks']} blocks)", ylim=(0, None))
-        ax.legend(fontsize=7, loc="upper left")
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, frameon=False)
     fig.suptitle(title or "Which block to tune, across model families")
     fig.tight_layout()
     return fig

@@ -30,10 +30,12 @@ def write_run(root, n_layers=6):
 
 
 def test_best_block_pareto_and_bmi_correlation(tmp_path):
-    s = pd.DataFrame([{"block": b, "afgb": a, "kl": k, "bmi": m} for b, (a, k, m) in SWEEP.items()])
+    s = pd.DataFrame([{"block": b, "afgb": a, "kl": k, "bmi": m, "ub": 0.99} for b, (a, k, m) in SWEEP.items()])
     best, pareto = best_block(s)
     # rank sums: block 3 = 1 + 3 = 4, block 4 = 2 + 2 = 4 (tie -> lower bias: 3), block 5 = 6 + 1 = 7
     assert best == 3 and pareto == [3, 4, 5]
+    s.loc[s.block == 3, "ub"] = 0.6  # a block that stops following hints is not "best"
+    assert best_block(s)[0] == 4
     r = bmi_predicts(s, excluded=[0])  # blocks 1..5: BMI order 3 > 4 > 2 > 1 > 5, bias order 3 < 4 < 2 < 1 < 5
     assert r["rho"] == pytest.approx(-1.0) and r["n_blocks"] == 5 and r["rho_ci"][1] <= 0
 
