@@ -11,8 +11,9 @@ full depth). Each measurement runs in its own process so its peak memory is its 
 * ``blocks``: the same with the embeddings frozen (every block trains): FPFT's part that grows with depth;
 * ``lora``: one LoRA step (r = 8 on every projection, peft) for reference.
 
-Time is linear in depth for ``bmi``, ``patching``, ``full`` and ``lora`` (a + b * depth, fitted on the two depths
-measured) and constant for ``block`` (one block runs, whatever the depth); memory of weights, gradients and
+Time is linear in depth for ``bmi``, ``blocks``, ``full`` and ``lora`` (a + b * depth, fitted on the two depths
+measured), grows as depth (depth + 1) / 2 for ``patching`` (each patched block reruns the blocks after it) and is
+constant for ``block`` (one block runs, whatever the depth); memory of weights, gradients and
 AdamW states is counted from the parameter numbers. Results: benchmarks/results/scale_<shape>.json.
 """
 
@@ -41,7 +42,7 @@ KINDS = ("bmi", "patching", "block", "blocks", "full", "lora")
 BATCH, SEQ = 8, 16  # a training batch of prompts as long as ours
 
 
-def build(shape: str, depth: int, dtype: torch.dtype, device: str):
+def build(shape: str, depth: int, dtype: torch.dtype, device: str, bridge: bool = True):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from lftf_interp.archs import ARCHS
@@ -54,6 +55,8 @@ def build(shape: str, depth: int, dtype: torch.dtype, device: str):
     torch.manual_seed(0)
     with torch.device(device):
         hf = AutoModelForCausalLM.from_config(cfg, dtype=dtype).eval()
+    if not bridge:  # peft wraps plain Hugging Face modules only
+        return hf
     return bridge_from_hf(hf, load_tokenizer("smollm2-135m"), f"{shape}-shape-{depth}l")
 
 
@@ -68,7 +71,7 @@ def measure(shape: str, depth: int, kind: str, device: str) -> dict:
     from lftf_interp.runner import Runner, block_param_names, canonical_state_dict
 
     dtype = torch.bfloat16 if device != "cpu" else torch.float32
-    model = build(shape, depth, dtype, device)
+    model = build(shape, depth, dtype, device, bridge=kind != "lora")
     runner = Runner(model)
     ids = torch.randint(100, 40000, (BATCH, SEQ), generator=torch.Generator().manual_seed(0)).to(device)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -109,7 +112,7 @@ def measure(shape: str, depth: int, kind: str, device: str) -> dict:
 
             from lftf_interp.tune.scopes import LORA_TARGETS
 
-            peft = get_peft_model(model.original_model, LoraConfig(r=8, lora_alpha=16, target_modules=list(LORA_TARGETS)))
+            peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=list(LORA_TARGETS)))
             train = [p for p in peft.parameters() if p.requires_grad]
 
             def fwd():
@@ -155,8 +158,10 @@ def project(shape: str, rows: list[dict]) -> dict:
         pts = sorted((r["depth"], r["seconds"]) for r in rows if r["kind"] == kind)
         if len(pts) >= 2 and kind != "block":
             (d1, t1), (d2, t2) = pts[0], pts[-1]
-            b = (t2 - t1) / (d2 - d1)
-            out[f"{kind}_s_full_depth"] = t1 + b * (L - d1)
+            # a patching sweep patches each of d blocks and reruns the blocks after it: work ~ d (d + 1) / 2
+            f = (lambda d: d * (d + 1) / 2) if kind == "patching" else (lambda d: d)
+            b = (t2 - t1) / (f(d2) - f(d1))
+            out[f"{kind}_s_full_depth"] = t1 + b * (f(L) - f(d1))
         elif pts:
             out[f"{kind}_s_full_depth"] = pts[-1][1]
     gib = 2**30
@@ -183,15 +188,18 @@ def available_gib() -> float:
     return 0.0
 
 
-def main() -> None:
+def main(kinds: tuple[str, ...] = KINDS) -> None:
+    """Measure ``kinds`` for every shape and depth; rows of other kinds already on disk are kept."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     depths = [1, 2] if device == "cpu" else [2, None]
     RESULTS.mkdir(parents=True, exist_ok=True)
     for shape in SHAPES:
-        rows = []
+        old = RESULTS / f"scale_{shape}.json"
+        keep = json.loads(old.read_text())["rows"] if old.is_file() else []
+        rows = [r for r in keep if r["kind"] not in kinds and r.get("device", device) == device]
         for depth in depths:
             depth = depth or SHAPES[shape]["num_hidden_layers"]
-            for kind in KINDS:
+            for kind in kinds:
                 if device == "cpu" and (need := needs_gib(shape, depth, kind)) > 0.8 * (free := available_gib()):
                     rows.append({"shape": shape, "depth": depth, "kind": kind,
                                  "error": f"skipped: needs ~{need:.1f} GiB, {free:.1f} GiB free"})
@@ -217,5 +225,5 @@ def write(shape: str, device: str, rows: list[dict]) -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 5:
         print(json.dumps(measure(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4])))
-    else:
-        main()
+    else:  # `python -m benchmarks.scale [kind ...]`
+        main(tuple(sys.argv[1:]) or KINDS)
