@@ -21,14 +21,14 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/lftf demo --model smollm2-135m --out out/demo
 
-## Full-size runs behind the README's tables (CPU, ~5 h on 2 cores; resumable): all methods x seeds, per-block sweep, bias axes.
+## Full-size runs behind the README's tables (CPU, ~6 h on 2 cores; resumable): all methods x seeds, per-block sweep, bias axes, model families.
 experiments: venv
 	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --out results/compare
 	$(BIN)/lftf sweep --model smollm2-135m --blocks 2,5,8,11,14,17,20,23,24,26,29 --steps 40 --out results/block_sweep
 	$(MAKE) axes
 	$(MAKE) families
 
-## "Which block, and why" across model families (~2 h on 2 cores; resumable): Gemma-3-270M evaluated, located,
+## "Which block, and why" across model families (~1 h on 2 cores; resumable): Gemma-3-270M evaluated, located,
 ## fine-tuned on its BMI block and swept block by block, then the cross-family table and figure beside SmolLM2.
 GEMMA := gemma3-270m
 GEMMA_SWEEP := 2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17

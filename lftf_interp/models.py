@@ -154,7 +154,9 @@ def plain_copy(model: torch.nn.Module, state_dict: dict | None = None) -> torch.
     cfg.architectures = [ARCHS[cfg.model_type].hf_class] if cfg.model_type in ARCHS else cfg.architectures
     plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
     sd = state_dict if state_dict is not None else canonical_state_dict(model)
-    plain.load_state_dict({k: v.detach().to("cpu", torch.float32).clone() for k, v in sd.items()}, strict=False)
+    res = plain.load_state_dict({k: v.detach().to("cpu", torch.float32).clone() for k, v in sd.items()}, strict=False)
+    if missing := [k for k in res.missing_keys if k != "lm_head.weight"]:  # a tied head is filled by tie_weights
+        raise CacheError(f"Copying {cfg.model_type} weights left {missing[:5]} unset; please report this.")
     plain.tie_weights()
     return plain.eval()
 

@@ -33,3 +33,17 @@ def test_encode_batch_right_pads(tok):
     assert ids.shape == (2, int(lengths.max()))
     assert ids[0, : lengths[0]].tolist() == encode(tok, "The nurse said that") and lengths.tolist() == [4, 5]
     assert (ids[0, lengths[0] :] == tok.pad_token_id).all()
+
+
+def test_bos_policy_is_applied_only_at_the_start_of_a_sequence():
+    from lftf_interp.models import load_tokenizer
+    from lftf_interp.tokens import bos_id, encode, encode_batch
+
+    tok = load_tokenizer()
+    plain = encode(tok, "The nurse said that")
+    assert bos_id(tok) is None  # Llama (SmolLM2): no BOS
+    tok.lftf_bos_id = 1  # what set_bos_policy records for a family that starts with BOS (Gemma-3)
+    assert encode(tok, "The nurse said that") == [1, *plain]
+    assert encode(tok, " she", start=False) == tok.encode(" she", add_special_tokens=False)
+    ids, lengths = encode_batch(tok, ["The nurse said that"], suffix=[5])
+    assert ids[0].tolist() == [1, *plain, 5] and lengths.tolist() == [len(plain) + 2]
