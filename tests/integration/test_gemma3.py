@@ -57,6 +57,6 @@ def test_finetune_end_to_end(tmp_path):
                                    "--batch-size", "8", "--n-train", "64", "--out", str(out)])
     assert res.exit_code == 0, res.output
     m = json.loads((out / "metrics.json").read_text())
-    assert m["blocks"] == [17] and m["config"]["placement"]["dtype"] == "float32"
+    assert m["blocks"] == [17] and m["placement"]["dtype"] == "float32"
     info = json.loads((out / "delta" / "delta.json").read_text())
     assert info["architecture"] == "gemma3_text" and info["base_model"] == "gemma3-270m"
