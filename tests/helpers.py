@@ -10,3 +10,20 @@ def tiny(n_layers: int = 2, seed: int = 0):
     from lftf_interp.models import tiny_model
 
     return tiny_model(n_layers=n_layers, seed=seed)
+
+
+def hooked_bmi(model, prompts, n_layers: int):
+    """BMI per (block, prompt) from the bridge's hooked residuals at the last position: the reference that
+    ``locate.block_cosines`` is tested against."""
+    import numpy as np
+    import torch
+
+    from lftf_interp.tokens import encode
+
+    out = np.zeros((n_layers, len(prompts)))
+    for i, prompt in enumerate(prompts):
+        _, cache = model.run_with_cache(torch.tensor([encode(model, prompt)]))
+        for layer in range(n_layers):
+            a, b = cache[f"blocks.{layer}.hook_resid_pre"][0, -1], cache[f"blocks.{layer}.hook_resid_post"][0, -1]
+            out[layer, i] = 1 - torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=0).item()
+    return out

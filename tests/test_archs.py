@@ -5,6 +5,7 @@ block modules (biases and q/k norms included)."""
 import numpy as np
 import pytest
 import torch
+from helpers import hooked_bmi
 
 from lftf_interp.archs import ARCHS, arch_of, check_config, plain_named_parameters
 from lftf_interp.errors import ConfigError, UnknownModelError
@@ -104,12 +105,7 @@ def test_patching_equals_transformer_lens(case):
 def test_bmi_equals_hooked_runs(case):
     _, m = case
     d = block_cosines(m, PROMPTS).numpy()
-    for i, prompt in enumerate(PROMPTS):
-        _, cache = m.run_with_cache(torch.tensor([encode(m, prompt)]))
-        for layer in range(3):
-            a, b = cache[f"blocks.{layer}.hook_resid_pre"][0, -1], cache[f"blocks.{layer}.hook_resid_post"][0, -1]
-            ref = 1 - torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=0).item()
-            assert d[layer, i] == pytest.approx(ref, abs=1e-5)
+    np.testing.assert_allclose(d, hooked_bmi(m, PROMPTS, 3), atol=1e-5)
 
 
 def test_tune_delta_and_lora(case, tmp_path):

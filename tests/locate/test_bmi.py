@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import hooked_bmi
 
 from lftf_interp.locate.bmi import (
     block_cosines,
@@ -26,7 +27,6 @@ def test_formula_on_hand_built_residuals():
 def test_identity_block_has_zero_bmi_and_others_match_bridge_hooks(tiny3):
     from lftf_interp.models import tiny_model
     from lftf_interp.runner import canonical_state_dict
-    from lftf_interp.tokens import encode
 
     model = tiny_model(3, seed=1)
     p = canonical_state_dict(model)
@@ -35,12 +35,7 @@ def test_identity_block_has_zero_bmi_and_others_match_bridge_hooks(tiny3):
         p["model.layers.1.mlp.down_proj.weight"].zero_()
     d = block_cosines(model, PROMPTS).numpy()
     assert np.abs(d[1]).max() < 1e-6
-    for i, prompt in enumerate(PROMPTS):
-        _, cache = model.run_with_cache(torch.tensor([encode(model, prompt)]))
-        for layer in range(3):
-            a, b = cache[f"blocks.{layer}.hook_resid_pre"][0, -1], cache[f"blocks.{layer}.hook_resid_post"][0, -1]
-            ref = 1 - torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=0).item()
-            assert d[layer, i] == pytest.approx(ref, abs=1e-5)
+    np.testing.assert_allclose(d, hooked_bmi(model, PROMPTS, 3), atol=1e-5)
 
 
 def test_all_positions_option(tiny_bridge):
