@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.lftf-installed
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv demo test unit integration notebooks lint bench experiments axes families scale data clean
+.PHONY: venv demo test unit integration notebooks lint bench experiments axes families validity scale data clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,7 @@ experiments: venv
 	$(BIN)/lftf sweep --model smollm2-135m --blocks 2,5,8,11,14,17,20,23,24,26,29 --steps 40 --out results/block_sweep
 	$(MAKE) axes
 	$(MAKE) families
+	$(MAKE) validity
 
 ## "Which block, and why" across model families (~1 h on 2 cores; resumable): Gemma-3-270M evaluated, located,
 ## fine-tuned on its BMI block and swept block by block, then the cross-family table and figure beside SmolLM2.
@@ -39,6 +40,28 @@ families: venv
 	test -f $(GDIR)/finetune/metrics.json || $(BIN)/lftf finetune --model $(GEMMA) --block auto --out $(GDIR)/finetune
 	$(BIN)/lftf sweep --model $(GEMMA) --blocks $(GEMMA_SWEEP) --steps 40 --out $(GDIR)/block_sweep
 	$(BIN)/lftf families --out results/models
+
+## What the fine-tune changes beyond its template (~3 h on 2 cores; resumable; README "What the fine-tune changes"):
+## the probes on the base model, the sum-loss demonstration, the mechanism in the tuned block (needs `make axes`'s
+## gender delta), the compare of LFTF variants and baselines with every probe, leave-one-hint-kind-out, and a
+## sweep with the arithmetic / gendered-noun / WinoBias probes per block.
+export LFTF_EXTERNAL ?= $(if $(wildcard ../shared/external),$(abspath ../shared/external),)
+VDIR := results/validity
+VMETHODS := base,lftf-balanced,lftf-gendered,lftf-beyond,block-last,lora,fpft
+validity: venv
+	test -f $(VDIR)/base/metrics.json || $(BIN)/lftf validity --model smollm2-135m --out $(VDIR)/base
+	test -f $(VDIR)/lftf/metrics.json || $(BIN)/lftf validity --model smollm2-135m \
+		--delta results/axes/gender/finetune/delta --out $(VDIR)/lftf
+	test -f $(VDIR)/mechanism/mechanism.json || $(BIN)/lftf mechanism --model smollm2-135m \
+		--delta results/axes/gender/finetune/delta --out $(VDIR)/mechanism
+	test -f $(VDIR)/sum_demo/metrics.json || $(BIN)/lftf finetune --model smollm2-135m --block 24 --loss sum \
+		--hint-weight 0 --mass-weight 0 --steps 60 --out $(VDIR)/sum_demo
+	$(BIN)/lftf compare --model smollm2-135m --seeds 0 --methods $(VMETHODS) --retain small --out $(VDIR)/compare
+	$(BIN)/lftf holdout --model smollm2-135m --out $(VDIR)/holdout
+	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --methods lftf-balanced,lftf-beyond --retain small --out $(VDIR)/compare
+	$(BIN)/lftf sweep --model smollm2-135m --blocks 2,8,14,20,24,29 --steps 40 --probes math,gendered,winobias \
+		--out $(VDIR)/block_sweep
+	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --methods $(VMETHODS) --retain small --out $(VDIR)/compare
 
 ## Time and memory at the paper's sizes (random-init Llama-3-8B and Qwen2.5-7B shapes; no downloads).
 scale: venv

@@ -6,75 +6,16 @@ exits with status 2, never as a traceback.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from . import pipeline, report
+from .cli_base import MODEL, _ints, _progress, app, command, console  # noqa: F401  (re-exported for tests)
 from .errors import LftfError
-
-app = typer.Typer(add_completion=False, help="Locate where a causal LM stores gender bias, then fix it there.")
-console = Console()
-MODEL = typer.Option("smollm2-135m", help="Registry name, local HF directory, or cached HF id.")
-
-
-DEVICE = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto (cuda when available).")
-DTYPE = typer.Option("float32", "--dtype", help="float32 or bfloat16.")
-DEVICE_MAP = typer.Option(None, "--device-map", help="Spread a model too large for one device over several: "
-                          "'auto' (accelerate's big-model placement); with --max-memory, e.g. '0=20GiB,cpu=100GiB'.")
-MAX_MEMORY = typer.Option(None, "--max-memory", help="Per-device memory for --device-map, e.g. '0=20GiB,cpu=100GiB'.")
-
-
-def _max_memory(text: str | None) -> dict | None:
-    if not text:
-        return None
-    try:
-        pairs = [kv.split("=", 1) for kv in text.split(",")]
-        return {int(k) if k.strip().isdigit() else k.strip(): v.strip() for k, v in pairs}
-    except ValueError as e:
-        raise LftfError(f"--max-memory {text!r} is not a list like '0=20GiB,cpu=100GiB'.") from e
-
-
-def command(fn):
-    """An ``lftf`` sub-command whose library errors print as one clear line (exit status 2). Every command also
-    takes ``--device``, ``--dtype``, ``--device-map`` and ``--max-memory``: they set where the models it loads go."""
-    from .placement import Placement, placement
-
-    @functools.wraps(fn)
-    def run(*args, device: str = "cpu", dtype: str = "float32", device_map: str | None = None,
-            max_memory: str | None = None, **kw):
-        try:
-            where = Placement(device=device, dtype=dtype, device_map=device_map, max_memory=_max_memory(max_memory))
-            with placement(where):
-                return fn(*args, **kw)
-        except LftfError as e:
-            console.print(f"[bold red]error:[/] {e}")
-            raise typer.Exit(code=2) from None
-
-    sig = inspect.signature(fn)
-    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a) for n, d, a in (
-        ("device", DEVICE, str), ("dtype", DTYPE, str), ("device_map", DEVICE_MAP, str), ("max_memory", MAX_MEMORY, str))]
-    run.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])
-    return app.command()(run)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-    )
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError as e:
-        raise LftfError(f"{text!r} is not a comma-separated list of integers.") from e
 
 
 def _training_bar(prog: Progress, steps: int):
@@ -210,6 +151,9 @@ def finetune(
     hint_weight: float = typer.Option(0.5, help="Weight of the hint-following cross-entropy (0 = off)."),
     mass_weight: float = typer.Option(1.0, help="Weight of the he+she mass anchor to the base model (0 = off)."),
     kl_weight: float = typer.Option(0.0, help="Weight of KL(base || tuned) on neutral text."),
+    gendered_weight: float = typer.Option(0.0, help="Weight of the gendered-noun retention term (0 = off)."),
+    winobias_weight: float = typer.Option(0.0, help="Weight of the WinoBias-dev pronoun term (0 = off)."),
+    hint_exclude: str = typer.Option("", help="Comma-separated hint kinds left out of training and validation."),
     checkpoint_every: int = typer.Option(10),
     resume: bool = typer.Option(False, help="Continue an interrupted run from OUT/checkpoint."),
     seed: int = typer.Option(0),
@@ -221,7 +165,9 @@ def finetune(
 
     cfg = TuneConfig(loss=loss, lr=lr, steps=steps, batch_size=batch_size, n_train=n_train or None,
                      hint_weight=hint_weight, mass_weight=mass_weight, kl_weight=kl_weight,
-                     checkpoint_every=checkpoint_every, seed=seed, method=method, n_val=200, axis=axis)
+                     checkpoint_every=checkpoint_every, seed=seed, method=method, n_val=200, axis=axis,
+                     gendered_weight=gendered_weight, winobias_weight=winobias_weight,
+                     hint_exclude=tuple(k.strip() for k in hint_exclude.split(",") if k.strip()))
     chosen = block if block == "auto" else _ints(block)
     with _progress() as prog:
         res = pipeline.finetune_to(model, cfg, out, block=chosen, top_k=top_k,
@@ -253,6 +199,8 @@ def compare(
                                    "else computed and written there)."),
     out: Path = typer.Option(Path("out/compare")),
     axis: str = typer.Option("gender", help="The bias axis every method is trained and scored on (shipped name or file)."),
+    validity: bool = typer.Option(True, help="Gender: also every probe beyond the template per row (`lftf validity`; "
+                                  "long context at 0 and 1,024 tokens)."),
 ) -> None:
     """LFTF vs baselines (FPFT, LoRA, other blocks, top-k, prompt): AFGB, UB, mass, KL, perplexity, MC accuracy,
     trainable parameters, wall time. Resumable: rows already in OUT/rows.jsonl are not rerun."""
@@ -263,7 +211,8 @@ def compare(
                       f"MC {row.get('mc_acc_change', float('nan')):+.2f} ({row['wall_s']:.0f} s)")
 
     want = None if methods == "all" else [m.strip() for m in methods.split(",") if m.strip()]
-    console.print(pipeline.compare_to(model, out, _ints(seeds), want, steps, retain, reference, on_row=show, axis=axis))
+    console.print(pipeline.compare_to(model, out, _ints(seeds), want, steps, retain, reference, on_row=show, axis=axis,
+                                      validity=pipeline.COMPARE_VALIDITY if validity else None))
 
 
 @command
@@ -298,6 +247,7 @@ def sweep(
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("out/sweep")),
     axis: str = typer.Option("gender", help="The bias axis each block is tuned and scored on (shipped name or file)."),
+    probes: str = typer.Option("", help="Validity probes per block too, e.g. math,gendered,winobias (gender only)."),
 ) -> None:
     """Fine-tune each block alone with the same budget and record debiasing vs capability cost, next to its BMI."""
 
@@ -305,7 +255,8 @@ def sweep(
         console.print(f"block {row['block']}: AFGB {row['afgb']:.3f} UB {row['ub']:.3f} KL {row['kl']:.4f} "
                       f"ppl {row['ppl_change_pct']:+.2f}% ({row['wall_s']:.0f} s)")
 
-    rows = pipeline.sweep_to(model, out, blocks, steps, mass_weight, seed, on_row=show, axis=axis)
+    rows = pipeline.sweep_to(model, out, blocks, steps, mass_weight, seed, on_row=show, axis=axis,
+                             probes=tuple(p.strip() for p in probes.split(",") if p.strip()))
     console.print(f"{len(rows)} blocks in {out / 'rows.jsonl'}")
 
 
@@ -359,6 +310,9 @@ def families(
     fig.savefig(out / "families.png", dpi=130)
     console.print((out / "families.md").read_text())
     console.print(f"wrote {out}/families.json, families.md, families.png")
+
+
+from . import cli_studies  # noqa: E402, F401  (registers validity, holdout, mechanism on the app)
 
 
 def main() -> None:

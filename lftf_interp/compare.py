@@ -25,7 +25,9 @@ from .locate.choose import AUTO
 from .metrics import EvalConfig, evaluate
 from .retain import RetainConfig, RetentionReference, compare_retention, compute_reference, compute_retention
 from .retain import retention_summary as _retention_summary
+from .tables import markdown_table, validity_table
 from .tune import TuneConfig, tune
+from .validity import ValidityConfig, validity_report
 
 # Shared budget of every trained method (the best LFTF setting of notebook 03's trials).
 BUDGET = dict(loss="balanced", hint_weight=0.5, mass_weight=1.0, lr=3e-4, steps=150, batch_size=32, eval_every=10, n_val=200)
@@ -56,10 +58,11 @@ class MethodSpec:
 
 
 def default_methods(
-    n_layers: int, seed: int = 0, exclude: str | Sequence[int] = AUTO, n_seeds_other: int | None = 1
+    n_layers: int, seed: int = 0, exclude: str | Sequence[int] = AUTO, n_seeds_other: int | None = None
 ) -> list[MethodSpec]:
-    """The comparison of issue 4: three LFTF losses on the top-BMI block, other blocks, FPFT, LoRA, prompt.
-    ``lftf-balanced`` runs on every seed; the other losses and the baselines on ``n_seeds_other`` (CPU budget).
+    """The comparison of issue 4: three LFTF losses on the top-BMI block, other blocks, FPFT, LoRA, prompt, and
+    (issue 12) LFTF with the gendered-noun retention term and with it plus the WinoBias-dev term.
+    ``lftf-balanced`` runs on every seed; the others on ``n_seeds_other`` (None: every seed too).
     ``exclude``: the blocks BMI's choice sets aside (``"auto"``: the embedding-artefact blocks of the model,
     :func:`lftf_interp.locate.artefact_blocks`)."""
     middle = n_layers // 2
@@ -74,14 +77,19 @@ def default_methods(
                    n_seeds=n_seeds_other),
         MethodSpec("lftf-sum", "top-BMI block, sum loss + hint term", {"block": "auto", "bmi_exclude": ex, "loss": "sum"},
                    n_seeds=n_seeds_other),
-        MethodSpec("block-last", f"block {n_layers - 1}, the last (the paper's BMI pick)", {"block": n_layers - 1}, n_seeds=1),
-        MethodSpec("top3-bmi", "the 3 top-BMI blocks", {"block": "auto", "top_k": 3, "bmi_exclude": ex}, n_seeds=1),
-        MethodSpec("block-middle", f"block {middle}", {"block": middle}, n_seeds=1),
+        MethodSpec("lftf-gendered", "lftf-balanced + gendered-noun retention term",
+                   {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0}, n_seeds=n_seeds_other),
+        MethodSpec("lftf-beyond", "lftf-balanced + gendered-noun retention + WinoBias-dev term",
+                   {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0, "winobias_weight": 1.0}, n_seeds=n_seeds_other),
+        MethodSpec("block-last", f"block {n_layers - 1}, the last (the paper's BMI pick)", {"block": n_layers - 1},
+                   n_seeds=n_seeds_other),
+        MethodSpec("top3-bmi", "the 3 top-BMI blocks", {"block": "auto", "top_k": 3, "bmi_exclude": ex}, n_seeds=n_seeds_other),
+        MethodSpec("block-middle", f"block {middle}", {"block": middle}, n_seeds=n_seeds_other),
         MethodSpec("block-random", "a seeded random block other than the first, middle, last and top-3 BMI blocks",
-                   {"block": RANDOM_BLOCK, "bmi_exclude": ex, "draw_seed": seed}, n_seeds=1),
-        MethodSpec("block-first", "block 0", {"block": 0}, n_seeds=1),
-        MethodSpec("lora", "peft LoRA r=8 on all blocks' attention + MLP", {"method": "lora", "lr": 1e-3}, n_seeds=1),
-        MethodSpec("fpft", "full-parameter fine-tune", {"method": "full", "lr": 1e-5}, n_seeds=1),
+                   {"block": RANDOM_BLOCK, "bmi_exclude": ex, "draw_seed": seed}, n_seeds=n_seeds_other),
+        MethodSpec("block-first", "block 0", {"block": 0}, n_seeds=n_seeds_other),
+        MethodSpec("lora", "peft LoRA r=8 on all blocks' attention + MLP", {"method": "lora", "lr": 1e-3}, n_seeds=n_seeds_other),
+        MethodSpec("fpft", "full-parameter fine-tune", {"method": "full", "lr": 1e-5}, n_seeds=n_seeds_other),
     ]
 
 
@@ -94,15 +102,19 @@ class CompareConfig:
     retain: RetainConfig = field(default_factory=RetainConfig)
     n_boot: int = 1000
     axis: str = "gender"  # a shipped axis or an axis file; not gender: "afgb" / "ub" hold its bias score / hint following
+    validity: ValidityConfig | None = None  # gender only: the probes beyond the template (issue 12) per row
 
     def __post_init__(self) -> None:
         self.seeds = tuple(int(s) for s in self.seeds)
+        if isinstance(self.validity, dict):
+            self.validity = ValidityConfig.from_dict(self.validity)
         if not self.seeds:
             raise ConfigError("seeds is empty: give at least one seed.")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["retain"] = self.retain.to_dict()
+        d["validity"] = self.validity.to_dict() if self.validity else None
         return d
 
     @classmethod
@@ -129,7 +141,7 @@ def score_on(model, axis: str, split: str = "test", instruction: str | None = No
         if instruction is not None:
             bias, hint = _with_instruction(bias, instruction), _with_instruction(hint, instruction)
         m, _, _ = evaluate(model, EvalConfig(split=split, n_boot=n_boot, seed=seed), bias, hint)
-        return {k: m[k] for k in ("afgb", "afgb_ci", "ub", "ub_ci", "mass", "mass_ci")}
+        return {k: m[k] for k in ("afgb", "afgb_ci", "afgb_paper", "afgb_paper_ci", "ub", "ub_ci", "mass", "mass_ci")}
     ax = load_axis(axis)
     data = None
     if instruction is not None:
@@ -211,6 +223,8 @@ def run_method(
     if instruction is not None and cfg.axis != "gender":
         instruction = axis_instruction(load_axis(cfg.axis).name)
     row.update(score_on(model, cfg.axis, cfg.split, instruction, cfg.n_boot, seed))
+    if cfg.validity is not None and cfg.axis == "gender" and instruction is None:  # (the probes carry no instruction)
+        row.update(validity_report(model, cfg.validity)[0])
     if ref is not None:
         if spec.tune is None:  # weights untouched: retention is the base model's by construction
             row.update(kl=0.0, ppl_change_pct=0.0, mc_acc_change=0.0, mc_acc_norm_change=0.0, asdiv_change=0.0,
@@ -250,13 +264,16 @@ def run_compare(
     return pd.DataFrame(rows)
 
 
+VALIDITY_COLS = ["gendered_acc", "gendered_share", "a_s", "a_f", "winobias_pro", "winobias_t1_pro", "winobias_t2_pro",
+                 "winogender_pro", "math_acc", "ub_unseen", "paperstyle_afgb", "paperstyle_afgb_paper", "ctx0_afgb",
+                 "ctx1024_afgb", "ctx1024_afgb_paper", "ctx1024_ub"]
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
 
 
 def aggregate(rows: pd.DataFrame, base_mass: float | None = None, base_afgb: float | None = None) -> pd.DataFrame:
     """Mean over seeds per method, with a 95 % t-interval half-width (``*_pm``) when there are >= 2 seeds."""
-    cols = ["afgb", "ub", "mass", "kl", "ppl_change_pct", "mc_acc_change", "mc_acc_norm_change", "asdiv_change",
-            "trainable_params", "wall_s"]
+    cols = ["afgb", "afgb_paper", "ub", "mass", "kl", "ppl_change_pct", "mc_acc_change", "mc_acc_norm_change",
+            "asdiv_change", "trainable_params", "wall_s", *VALIDITY_COLS]
     out = []
     for name, g in rows.groupby("method", sort=False):
         r: dict = {"method": name, "n_seeds": len(g), "blocks": g["blocks"].iloc[0]}
@@ -278,46 +295,6 @@ def aggregate(rows: pd.DataFrame, base_mass: float | None = None, base_afgb: flo
     return pd.DataFrame(out)
 
 
-def _blocks(b) -> str:
-    if b is None or (isinstance(b, float) and math.isnan(b)) or b == "":
-        return "—"
-    if isinstance(b, float):
-        return str(int(b))
-    idx = [int(x) for x in str(b).split()]
-    if len(idx) > 4 and idx == list(range(idx[0], idx[-1] + 1)):  # every block (FPFT, LoRA): a range, not 30 numbers
-        return f"{idx[0]}–{idx[-1]}"
-    return " ".join(map(str, idx))
-
-
-def markdown_table(agg: pd.DataFrame, axis: str = "gender") -> str:
-    """The README's comparison table (on another axis the AFGB / UB / mass columns are its bias score, hint
-    following and group mass)."""
-
-    def f(r, c, fmt):
-        if c not in r or pd.isna(r[c]):
-            return "—"
-        s = format(r[c], fmt)
-        if c + "_pm" in r and not pd.isna(r.get(c + "_pm")):
-            s += " ± " + format(r[c + "_pm"], fmt.replace("+", ""))
-        return s
-
-    bias, hint, mass = ("AFGB", "UB", "he+she mass") if axis == "gender" else ("bias", "hint following", "group mass")
-    head = (f"| method | blocks | seeds | {bias} ↓ | Δ {bias} | {hint} ↑ | {mass} (× base) | KL nats/tok | ppl Δ % | "
-            "MC acc Δ pts | trainable params | wall s |")
-    lines = [head, "|" + "---|" * 12]
-    for _, r in agg.iterrows():
-        rel = "—" if pd.isna(r.get("afgb_rel_change_pct")) else f"{r['afgb_rel_change_pct']:+.0f}%"
-        ratio = "" if pd.isna(r.get("mass_ratio")) else f" ({r['mass_ratio']:.2f}×)"
-        lines.append(
-            f"| {r['method']} | {_blocks(r['blocks'])} | {r['n_seeds']} | {f(r, 'afgb', '.3f')} | {rel} | {f(r, 'ub', '.3f')} | "
-            f"{f(r, 'mass', '.3f')}{ratio} | {f(r, 'kl', '.4f')} | {f(r, 'ppl_change_pct', '+.2f')} | "
-            f"{f(r, 'mc_acc_change', '+.2f')} | {int(r['trainable_params']):,} | {r['wall_s']:.0f} |"
-        )
-    return "\n".join(lines)
-
-
-
-
 def block_sweep(
     load: Callable[[], object],
     blocks: Sequence[int],
@@ -327,9 +304,10 @@ def block_sweep(
     seed: int = 0,
     on_row: Callable[[dict], None] | None = None,
     axis: str = "gender",
+    probes: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Fine-tune each block alone with the same budget; per block: AFGB, UB, mass after, and the capability
-    cost (KL to the base, perplexity change). Together with BMI (``locate.compute_bmi``) this answers
+    """Fine-tune each block alone with the same budget; per block: AFGB, UB, mass after, the capability
+    cost (KL to the base, perplexity change) and the given validity ``probes`` (e.g. math, gendered, winobias). Together with BMI (``locate.compute_bmi``) this answers
     "does BMI predict the best block?" (notebook 04)."""
     budget = dict(BUDGET, **(budget or {}))
     retain = retain or RetainConfig(tasks={}, asdiv=0, n_windows=4, window=128)
@@ -344,7 +322,10 @@ def block_sweep(
         metrics = score_on(model, axis, split, n_boot=200, seed=seed)
         table = compare_retention(ref, compute_retention(model, ref))
         row = {"block": int(b), "seed": seed, "axis": axis, **{k: metrics[k] for k in ("afgb", "afgb_ci", "ub", "mass")},
-               **_retention_summary(table), "best_step": res.best_step, "wall_s": time.perf_counter() - t0}
+               **_retention_summary(table), "best_step": res.best_step}
+        if probes:
+            row.update(validity_report(model, ValidityConfig(probes=tuple(probes), n_boot=200, seed=seed))[0])
+        row["wall_s"] = time.perf_counter() - t0
         rows.append(row)
         if on_row:
             on_row(row)
@@ -363,6 +344,7 @@ __all__ = [
     "draw_random_block",
     "fixed_blocks",
     "markdown_table",
+    "validity_table",
     "run_compare",
     "resolve_tune",
     "run_method",

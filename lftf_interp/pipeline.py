@@ -25,6 +25,7 @@ from .compare import (
     default_methods,
     markdown_table,
     run_compare,
+    validity_table,
 )
 from .data import DATASET_VERSION, load_axis, load_dataset, read_jsonl
 from .errors import LftfError
@@ -45,6 +46,7 @@ from .retain import (
     save_reference,
 )
 from .tune import TuneConfig, TuneResult, apply_delta, save_delta, tune
+from .validity import COMPARE_VALIDITY, ValidityConfig, validity_report
 
 Progress = Callable[[int, dict], None]
 
@@ -241,9 +243,10 @@ def compare_to(
     reference: Path | None = None,
     on_row: Callable[[dict], None] | None = None,
     axis: str = "gender",
+    validity: ValidityConfig | None = COMPARE_VALIDITY,
 ) -> str:
-    """Every method × seed → OUT/rows.jsonl (one line per finished run), OUT/config.json, OUT/summary.csv and
-    OUT/table.md. Resumable: rows already in OUT/rows.jsonl are not rerun; a later run with a subset of
+    """Every method × seed → OUT/rows.jsonl (one line per finished run), OUT/config.json, OUT/summary.csv,
+    OUT/table.md and (gender, ``validity`` not None: the probes beyond the template per row) OUT/validity.md. Resumable: rows already in OUT/rows.jsonl are not rerun; a later run with a subset of
     ``methods`` keeps the specs of the methods already on disk. ``reference``: a saved retention reference of
     the base model, read if present, else computed and written there. Returns the markdown table."""
     specs = default_methods(load_model(model).cfg.n_layers)
@@ -254,7 +257,7 @@ def compare_to(
         specs = [by_name[n] for n in methods]  # in the order given
     rcfg = retain_config(retain)
     cfg = CompareConfig(model=model, seeds=tuple(seeds), budget=dict(BUDGET, **({"steps": steps} if steps else {})),
-                        retain=rcfg, axis=axis)
+                        retain=rcfg, axis=axis, validity=validity if axis == "gender" else None)
     out.mkdir(parents=True, exist_ok=True)
     rows_path, config_path = out / "rows.jsonl", out / "config.json"
     done = {(r["method"], r["seed"]) for r in _rows(rows_path)}
@@ -286,6 +289,8 @@ def write_compare_summary(out: Path) -> str:
     agg.to_csv(out / "summary.csv", index=False)
     md = markdown_table(agg, json.loads(config_path.read_text()).get("axis", "gender") if config_path.is_file() else "gender")
     (out / "table.md").write_text(md + "\n")
+    if vt := validity_table(agg):
+        (out / "validity.md").write_text(vt + "\n")
     return md
 
 
@@ -298,13 +303,16 @@ def sweep_to(
     seed: int = 0,
     on_row: Callable[[dict], None] | None = None,
     axis: str = "gender",
+    probes: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Fine-tune each block alone with the same budget → OUT/rows.jsonl (resumable: blocks already there are
-    not rerun), OUT/bmi.csv (BMI on the axis's test prompts) and OUT/config.json. Returns every row on disk."""
+    not rerun), OUT/bmi.csv (BMI on the axis's test prompts) and OUT/config.json (with the base model's values
+    of the validity ``probes``, also measured per block). Returns every row on disk."""
     bridge = load_model(model)
     chosen = parse_blocks(blocks, bridge.cfg.n_layers)
     prompts = load_dataset("genbias", "test").prompts if axis == "gender" else load_axis(axis).bias_prompts("test").prompt.tolist()
     bmi = compute_bmi(bridge, prompts)
+    base = validity_report(bridge, ValidityConfig(probes=tuple(probes), n_boot=200, seed=seed))[0] if probes else {}
     n_layers = bridge.cfg.n_layers
     del bridge
     out.mkdir(parents=True, exist_ok=True)
@@ -314,9 +322,9 @@ def sweep_to(
 
     budget = {**BUDGET, "steps": steps, "mass_weight": mass_weight}
     block_sweep(lambda: load_model(model), [b for b in chosen if b not in done], budget=budget, seed=seed,
-                on_row=_recorder(rows_path, on_row), axis=axis)
+                on_row=_recorder(rows_path, on_row), axis=axis, probes=probes)
     _write_json(out / "config.json", run_meta(model=model, n_layers=n_layers, blocks=chosen, steps=steps, seed=seed,
-                                                    budget=budget, axis=axis))
+                                              budget=budget, axis=axis, probes=list(probes), base=base))
     return pd.DataFrame(_rows(rows_path))
 
 
@@ -380,19 +388,5 @@ def demo(
     return DemoResult(model, before, after, top, bias_df, hint_df, after_bias, loc, res.history, ret, summary)
 
 
-__all__ = [
-    "DemoResult",
-    "FinetuneRun",
-    "compare_to",
-    "demo",
-    "evaluate_axis_to",
-    "evaluate_to",
-    "export_to",
-    "finetune_to",
-    "locate_to",
-    "parse_blocks",
-    "resolve_block",
-    "retain_config",
-    "sweep_to",
-    "write_compare_summary",
-]
+__all__ = ["DemoResult", "FinetuneRun", "compare_to", "demo", "evaluate_axis_to", "evaluate_to", "export_to", "finetune_to",
+           "locate_to", "parse_blocks", "resolve_block", "retain_config", "sweep_to", "write_compare_summary"]

@@ -10,6 +10,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # lm-eval adapter test: local
 
 from helpers import EXTERNAL, tiny  # noqa: E402
 
+if EXTERNAL.is_dir():  # the external bias sets (WinoBias, Winogender, Bolukbasi) are read from here, never downloaded
+    os.environ.setdefault("LFTF_EXTERNAL", str(EXTERNAL))
+
 
 @pytest.fixture(scope="session")
 def tiny_bridge():

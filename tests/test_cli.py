@@ -106,7 +106,7 @@ def test_compare_resumes_and_sweep_and_demo(tiny3, tmp_path):
     model_dir = export_hf(tiny3, tmp_path / "tiny")
     out = tmp_path / "cmp"
     args = ["compare", "--model", model_dir, "--methods", "base,lftf-balanced", "--seeds", "0,1", "--steps", "2",
-            "--retain", "small", "--out", out]
+            "--retain", "small", "--no-validity", "--out", out]
     res = lftf(*args)
     assert res.exit_code == 0, res.output
     rows = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()]

@@ -54,9 +54,9 @@ def test_run_compare_on_tiny_model():
     cfg = CompareConfig(seeds=(0, 1), budget=dict(BUDGET, steps=3, eval_every=3, n_val=16),
                         retain=RetainConfig.small(asdiv=0, tasks={"piqa": 8}), n_boot=50)
     rows = run_compare(methods, cfg, load=lambda: tiny_model(3, seed=1))
-    # base/prompt once, lftf on both seeds, lora (n_seeds=1) once
+    # base/prompt once, every trained method on every seed (issue 12: CIs over seeds for every method)
     assert list(zip(rows.method, rows.seed, strict=True)) == [
-        ("base", 0), ("prompt", 0), ("lftf-balanced", 0), ("lftf-balanced", 1), ("lora", 0)]
+        ("base", 0), ("prompt", 0), ("lftf-balanced", 0), ("lftf-balanced", 1), ("lora", 0), ("lora", 1)]
     assert rows.set_index("method").loc["base", "kl"] == 0
     assert (rows[rows.method == "lora"].kl > 0).all()
     assert rows.set_index("method").loc["prompt", "afgb"] != rows.set_index("method").loc["base", "afgb"]
@@ -75,11 +75,24 @@ def test_aggregate_t_interval():
     assert r.afgb == pytest.approx(0.2) and r.afgb_pm == pytest.approx(4.303 * 0.1 / 3**0.5)
 
 
-def test_blocks_column_formatting():
-    from lftf_interp.compare import _blocks
+def test_default_methods_run_every_seed_unless_told():
+    specs = {m.name: m for m in default_methods(30)}
+    assert all(m.n_seeds is None for m in specs.values())
+    assert {m.n_seeds for m in default_methods(30, n_seeds_other=1) if m.tune and m.name != "lftf-balanced"} == {1}
+    assert specs["lftf-beyond"].tune["gendered_weight"] > 0 and specs["lftf-beyond"].tune["winobias_weight"] > 0
+    assert specs["lftf-gendered"].tune["gendered_weight"] > 0 and "winobias_weight" not in specs["lftf-gendered"].tune
 
-    assert _blocks(" ".join(map(str, range(30)))) == "0–29"
-    assert _blocks("20 24 29") == "20 24 29" and _blocks(24.0) == "24" and _blocks("") == "—"
+
+def test_compare_row_carries_paper_afgb_and_the_probes():
+    from lftf_interp.validity import ValidityConfig
+
+    spec = MethodSpec("base", "untouched")
+    cfg = CompareConfig(n_boot=10, validity=ValidityConfig.quick(probes=("gendered", "math")))
+    assert CompareConfig.from_dict(cfg.to_dict()).validity == cfg.validity
+    row, _ = run_method(spec, lambda: tiny_model(2, seed=0), None, cfg)
+    assert 0 <= row["afgb_paper"] <= row["afgb"] and "gendered_acc" in row and "math_acc" in row
+    prompt, _ = run_method(MethodSpec("prompt", "p", instruction="Hi.\n"), lambda: tiny_model(2, seed=0), None, cfg)
+    assert "gendered_acc" not in prompt  # the probes carry no instruction: not measured for the prompt baseline
 
 
 def test_auto_blocks_are_chosen_by_the_locate_stage_and_fixed_blocks_are_derived():

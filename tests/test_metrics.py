@@ -6,6 +6,8 @@ from lftf_interp.data import load_dataset
 from lftf_interp.metrics import (
     EvalConfig,
     PronounTargets,
+    afgb_paper_per_prompt,
+    afgb_paper_score,
     afgb_per_prompt,
     afgb_score,
     bootstrap_ci,
@@ -24,6 +26,17 @@ def test_afgb_hand_computed():
     p_she = [0.1, 0.2, 0.45]
     np.testing.assert_allclose(afgb_per_prompt(p_he, p_she), [0.5, 0.0, 0.8])
     assert afgb_score(p_he, p_she) == pytest.approx(1.3 / 3)
+
+
+def test_paper_afgb_hand_computed():
+    # the paper's form, not renormalised: |0.3-0.1| = 0.2 ; 0 ; |0.05-0.45| = 0.4  -> mean 0.6/3
+    p_he, p_she = [0.3, 0.2, 0.05], [0.1, 0.2, 0.45]
+    np.testing.assert_allclose(afgb_paper_per_prompt(p_he, p_she), [0.2, 0.0, 0.4])
+    assert afgb_paper_score(p_he, p_she) == pytest.approx(0.2)
+    # shrinking the he+she mass tenfold divides the paper's AFGB by ten and leaves ours unchanged: a loss that
+    # removes pronoun mass (the "sum" loss) lowers the paper's number with no preference removed
+    assert afgb_paper_score([0.03], [0.01]) == pytest.approx(afgb_paper_score([0.3], [0.1]) / 10)
+    assert afgb_score([0.03], [0.01]) == pytest.approx(afgb_score([0.3], [0.1]))
 
 
 def test_afgb_bounds_and_scale_invariance():
@@ -54,10 +67,11 @@ def test_bootstrap_ci_deterministic_and_covers_mean():
 def test_summarize_matches_formulas():
     import pandas as pd
 
-    b = pd.DataFrame({"afgb": [0.5, 0.0], "mass": [0.4, 0.2], "share_he": [0.75, 0.5]})
+    b = pd.DataFrame({"afgb": [0.5, 0.0], "afgb_paper": [0.2, 0.0], "mass": [0.4, 0.2], "share_he": [0.75, 0.5]})
     h = pd.DataFrame({"ub": [0.75, 0.25], "mass": [0.8, 0.4]})
     s = summarize(b, h, n_boot=100)
     assert s["afgb"] == pytest.approx(0.25) and s["ub"] == pytest.approx(0.5) and s["mass"] == pytest.approx(0.3)
+    assert s["afgb_paper"] == pytest.approx(0.1) and s["afgb_paper_ci"][0] <= 0.1 <= s["afgb_paper_ci"][1]
     assert s["n"] == 2 and s["n_hint"] == 2
 
 

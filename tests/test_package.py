@@ -19,10 +19,11 @@ LAYERS = [
     {"locate"},
     {"tune"},
     {"retain"},
-    {"compare", "transfer", "families"},
-    {"pipeline"},
-    {"report", "axisreport", "familyreport"},
-    {"cli"},
+    {"validity"},
+    {"compare", "tables", "transfer", "families"},
+    {"pipeline", "studies"},
+    {"report", "axisreport", "familyreport", "validityreport"},
+    {"cli", "cli_base", "cli_studies"},
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 MAX_LINES = 400

@@ -2,12 +2,14 @@
 
 Never committed here. Each loader takes ``path`` (a folder holding the upstream files, e.g.
 ``../shared/external/winogender``); without it the files are fetched from the upstream repository at a
-pinned commit into ``$LFTF_CACHE/external/<name>`` and checked against the sha256 below.
+pinned commit into ``$LFTF_CACHE/external/<name>`` and checked against the sha256 below. ``$LFTF_EXTERNAL``
+names a folder of such folders (``<it>/winobias`` …) used when no ``path`` is given.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -62,6 +64,8 @@ def external_file(dataset: str, filename: str, path: str | Path | None = None) -
         raise DatasetError(f"{dataset} has no file {filename!r}; files: {sorted(EXTERNAL[dataset])}.")
     repo, commit, upstream, sha = EXTERNAL[dataset][filename]
     what = f"{repo}@{commit[:8]}:{upstream}"
+    if path is None and os.environ.get("LFTF_EXTERNAL"):
+        path = Path(os.environ["LFTF_EXTERNAL"]) / dataset
     if path is not None:
         return verified(Path(path) / filename, sha, what, f"path must be a folder holding the upstream {dataset} files.",
                         error=DatasetError)
@@ -141,6 +145,50 @@ def load_winobias_occupations(path: str | Path | None = None) -> pd.DataFrame:
             if w.strip():
                 out.append({"occupation": w.strip(), "stereotype": g})
     return pd.DataFrame(out)
+
+
+_PAIRS = {frozenset(p): p for p in (("he", "she"), ("him", "her"), ("his", "her"))}
+
+
+def winobias_pairs(path: str | Path | None = None, split: str = "dev") -> pd.DataFrame:
+    """Pro / anti sentence pairs (the files are line-aligned): type, line, pro, anti, prefix (the words both
+    share before the first one that differs: a pronoun), pronoun (the pro sentence's there), male / female (that
+    pronoun's two forms: he / she, him / her or his / her), pro_gender. Pairs whose first difference is not
+    such a pronoun pair are dropped (a known upstream quirk)."""
+    df = load_winobias(path, split)
+    pro = df[df.stereotype == "pro"].set_index(["type", "line"])
+    anti = df[df.stereotype == "anti"].set_index(["type", "line"])
+    both = pro.join(anti, lsuffix="_pro", rsuffix="_anti", how="inner").reset_index()
+    rows = []
+    for r in both.itertuples():
+        a, b = r.sentence_pro.split(" "), r.sentence_anti.split(" ")
+        i = next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), None)
+        if i is None or i == 0:
+            continue
+        word, other = (re.sub(r"\W", "", w).lower() for w in (a[i], b[i]))
+        pair = _PAIRS.get(frozenset((word, other)))
+        if pair is None:
+            continue
+        rows.append({"type": r.type, "line": r.line, "pro": r.sentence_pro, "anti": r.sentence_anti,
+                     "prefix": " ".join(a[:i]), "pronoun": word, "male": pair[0], "female": pair[1],
+                     "pro_gender": "male" if word == pair[0] else "female"})
+    return pd.DataFrame(rows)
+
+
+def winogender_pairs(path: str | Path | None = None) -> pd.DataFrame:
+    """Winogender male / female sentence pairs (same template, participant and answer) with the occupation's
+    BLS share of women and ``pro`` ("male" if that share is under 50 %, else "female")."""
+    sents = pd.read_csv(external_file("winogender", "all_sentences.tsv", path), sep="\t")
+    parts = sents["sentid"].str.replace(".txt", "", regex=False).str.split(".", expand=True)
+    sents = sents.assign(occupation=parts[0], participant=parts[1], answer=parts[2], gender=parts[3])
+    key = ["occupation", "participant", "answer"]
+    male = sents[sents.gender == "male"].set_index(key)["sentence"].rename("male")
+    female = sents[sents.gender == "female"].set_index(key)["sentence"].rename("female")
+    out = pd.concat([male, female], axis=1, join="inner").reset_index()
+    stats = pd.read_csv(external_file("winogender", "occupations-stats.tsv", path), sep="\t")
+    out = out.merge(stats[["occupation", "bls_pct_female"]], on="occupation", how="left")
+    out["pro"] = ["male" if p < 50 else "female" for p in out["bls_pct_female"]]
+    return out
 
 
 def load_bolukbasi(path: str | Path | None = None) -> pd.DataFrame:

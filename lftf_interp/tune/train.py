@@ -30,6 +30,7 @@ from ..data.datasets import sample_rows
 from ..errors import ConfigError, LftfError
 from ..groupmetrics import bias_per_prompt, hint_per_prompt
 from ..wordprobs import word_ids
+from .beyond import BeyondTemplate
 from .delta import block_fingerprint
 from .groupprobs import GroupReader
 from .losses import LOSSES, group_loss, hint_loss, kl_to_base, log_group_mass, mass_anchor
@@ -54,6 +55,10 @@ class TuneConfig:
     hint_weight: float = 0.0  # cross-entropy toward the hinted group on the axis's hint prompts (train split)
     kl_weight: float = 0.0  # KL(base ‖ tuned) on neutral text
     mass_weight: float = 0.0  # (log group mass − base log mass)² on the training prompts
+    gendered_weight: float = 0.0  # gender only: cross-entropy toward the right pronoun after gendered nouns (train pairs)
+    winobias_weight: float = 0.0  # gender only: balanced loss on WinoBias dev sentences cut before their pronoun
+    hint_exclude: tuple[str, ...] = ()  # hint kinds left out of training and validation (leave-one-kind-out)
+    external: str | None = None  # folder holding winobias/ (None: $LFTF_EXTERNAL, else the pinned download)
     eval_every: int = 10
     n_val: int | None = None
     patience: int | None = None  # evaluations without a better validation AFGB before stopping
@@ -85,6 +90,10 @@ class TuneConfig:
             raise ConfigError(f"n_train must be >= 1 (or None for every training prompt), got {self.n_train}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        self.hint_exclude = tuple(self.hint_exclude)
+        if (self.gendered_weight > 0 or self.winobias_weight > 0) and self.axis != "gender":
+            raise ConfigError("gendered_weight and winobias_weight are gender terms; set them to 0 on axis "
+                              f"{self.axis!r}.")
 
     @property
     def blocks(self) -> list[int]:
@@ -126,6 +135,16 @@ def _subset(df: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
     return sample_rows(df, n, seed).reset_index(drop=True)
 
 
+def _kinds(hints: pd.DataFrame, exclude: Sequence[str]) -> pd.DataFrame:
+    """Hint prompts without the kinds in ``exclude`` (refuses a kind the prompts do not have)."""
+    if not exclude:
+        return hints
+    known = set(hints.get("hint_kind", pd.Series(dtype=str)))
+    if missing := sorted(set(exclude) - known):
+        raise ConfigError(f"hint_exclude names kind(s) {missing} these hint prompts do not have; kinds: {sorted(known)}.")
+    return hints[~hints["hint_kind"].isin(exclude)]
+
+
 def axis_groups(model, axis: BiasAxis) -> list[list[int]]:
     """Token ids of each group's words when every word is one token (else refused: use
     :class:`~lftf_interp.tune.groupprobs.GroupReader`, which :func:`tune` does)."""
@@ -141,8 +160,8 @@ class Objective:
     returns (loss, {term: value})."""
 
     def __init__(self, scope, cfg: TuneConfig, axis: BiasAxis, reader: GroupReader, train: pd.DataFrame,
-                 hint_train: pd.DataFrame | None):
-        self.scope, self.cfg, self.reader, self.groups = scope, cfg, reader, reader.groups
+                 hint_train: pd.DataFrame | None, beyond: BeyondTemplate | None = None):
+        self.scope, self.cfg, self.reader, self.groups, self.beyond = scope, cfg, reader, reader.groups, beyond
         self.reference = [axis.reference[g] for g in axis.group_names]
         self.train = reader.cache(train["prompt"].tolist())
         self.n_train = len(train)
@@ -175,6 +194,9 @@ class Objective:
             lk = kl_to_base(self.scope.all_logits(self.neutral), self.base_neutral)
             loss = loss + cfg.kl_weight * lk
             parts["loss_kl"] = lk.item()
+        if self.beyond is not None:
+            lb, more = self.beyond(step)
+            loss, parts = loss + lb, {**parts, **more}
         return loss, parts
 
 
@@ -268,10 +290,12 @@ def tune(
 
     train = _subset(train if train is not None else axis.bias_prompts("train"), cfg.n_train, cfg.seed)
     if cfg.hint_weight > 0:
-        hint_train = _subset(hint_train if hint_train is not None else axis.hint_prompts("train"), cfg.n_train, cfg.seed)
+        hint_train = _subset(_kinds(hint_train if hint_train is not None else axis.hint_prompts("train"), cfg.hint_exclude),
+                             cfg.n_train, cfg.seed)
     validate = Validator(scope, axis, reader, _subset(axis.bias_prompts("validation"), cfg.n_val, cfg.seed),
-                         _subset(axis.hint_prompts("validation"), cfg.n_val, cfg.seed))
-    objective = Objective(scope, cfg, axis, reader, train, hint_train if cfg.hint_weight > 0 else None)
+                         _subset(_kinds(axis.hint_prompts("validation"), cfg.hint_exclude), cfg.n_val, cfg.seed))
+    beyond = BeyondTemplate(scope, reader, model, cfg) if cfg.gendered_weight > 0 or cfg.winobias_weight > 0 else None
+    objective = Objective(scope, cfg, axis, reader, train, hint_train if cfg.hint_weight > 0 else None, beyond)
 
     opt = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=0.0)
     ckpt = Path(out_dir) / "checkpoint" if out_dir else None

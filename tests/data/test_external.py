@@ -42,3 +42,25 @@ def test_tampered_file_is_refused(external_dir, tmp_path):
         load_winogender(d)
     with pytest.raises(DatasetError, match="does not exist"):
         load_winogender(tmp_path / "nowhere")
+
+
+def test_winobias_pairs_differ_only_in_the_pronoun(external_dir):
+    from lftf_interp.data.external import winobias_pairs
+
+    df = winobias_pairs(external_dir / "winobias", "test")
+    assert len(df) > 780 and set(df.type) == {1, 2}
+    assert set(zip(df.male, df.female, strict=True)) == {("he", "she"), ("him", "her"), ("his", "her")}
+    for r in df.itertuples():
+        assert r.pro.startswith(r.prefix) and r.anti.startswith(r.prefix)
+        first = {r.pro[len(r.prefix):].split()[0].strip(".,").lower(), r.anti[len(r.prefix):].split()[0].strip(".,").lower()}
+        assert first == {r.male, r.female} and r.pronoun in first
+
+
+def test_winogender_pairs(external_dir):
+    from lftf_interp.data.external import winogender_pairs
+
+    df = winogender_pairs(external_dir / "winogender")
+    assert len(df) == 240
+    r = df[(df.occupation == "technician") & (df.participant == "customer") & (df.answer == "1")].iloc[0]
+    assert " he " in r.male and " she " in r.female and r.pro == "male"  # BLS 40 % women
+    assert (df.pro == "female").sum() == (df.bls_pct_female >= 50).sum()

@@ -1,0 +1,67 @@
+"""``lftf validity``, ``lftf holdout`` and ``lftf mechanism``: what the fine-tune changes beyond its template
+(issue 12). Registered on :mod:`lftf_interp.cli_base`'s app (``lftf_interp.cli`` imports this module); thin like it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from . import studies
+from .cli_base import MODEL, _ints, command, console
+from .validity import PROBES, ValidityConfig
+
+
+@command
+def validity(
+    model: str = MODEL,
+    delta: Path = typer.Option(None, help="A delta directory (`lftf finetune`'s OUT/delta) applied to the base first."),
+    probes: str = typer.Option(",".join(PROBES), help=f"Comma-separated probes: {', '.join(PROBES)}."),
+    external: Path = typer.Option(None, help="Folder holding winobias/, winogender/, professions_bolukbasi/ (default: "
+                                  "$LFTF_EXTERNAL, else the pinned upstream files)."),
+    context: str = typer.Option("0,64,256,1024", help="Context lengths (tokens of neutral text) for long_context."),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("out/validity")),
+) -> None:
+    """Beyond the template: both AFGB variants, gendered-noun accuracy, a_s / a_f, WinoBias / Winogender
+    pro-preference, UB per hint kind and on unseen hint kinds, arithmetic, paper-style prompts, long context."""
+    cfg = ValidityConfig(probes=tuple(p.strip() for p in probes.split(",") if p.strip()),
+                         external=str(external) if external else None, context_lengths=_ints(context), seed=seed)
+    rec = studies.validity_to(model, out, delta, cfg, say=console.rule)
+    for k, v in rec.items():
+        if isinstance(v, float):
+            console.print(f"{k}: {v:.3f}" + (f" [{rec[k + '_ci'][0]:.3f}, {rec[k + '_ci'][1]:.3f}]" if k + "_ci" in rec else ""))
+    console.print(f"wrote {out}/metrics.json and one CSV per probe")
+
+
+@command
+def holdout(
+    model: str = MODEL,
+    kinds: str = typer.Option("", help="Comma-separated hint kinds to hold out one at a time (default: all)."),
+    steps: int = typer.Option(150),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("out/holdout")),
+) -> None:
+    """Leave-one-hint-kind-out: LFTF without kind k in training, UB on kind k. Resumable (OUT/rows.jsonl)."""
+    chosen = [k.strip() for k in kinds.split(",") if k.strip()] or None
+    rows = studies.holdout_to(model, out, chosen, steps, seed,
+                              on_row=lambda r: console.print(f"without {r['held_out']}: UB on it {r['ub_held_out']:.3f}, "
+                                                             f"on the others {r['ub_other']:.3f}"))
+    console.print(rows[["held_out", "ub_held_out", "ub_other", "ub_unseen", "afgb"]].round(3).to_string(index=False))
+
+
+@command
+def mechanism(
+    model: str = MODEL,
+    delta: Path = typer.Option(..., help="A one-block delta (`lftf finetune`'s OUT/delta)."),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("out/mechanism")),
+) -> None:
+    """Which heads and neurons of the tuned block changed most, and how much bias returns when the top-k of
+    them are restored to the base weights (against k random ones)."""
+    s = studies.mechanism_to(model, delta, out, seed=seed)
+    console.print(f"block {s['block']}: base AFGB {s['base']['afgb']:.3f}, tuned {s['tuned']['afgb']:.3f}")
+    for k, v in s["returned_top"].items():
+        console.print(f"restore top {k}: {100 * v:.0f} % of the removed bias returns "
+                      f"(random: {100 * s['returned_random'].get(k, float('nan')):.0f} %)")
+    console.print(f"wrote {out}/units.csv, restore.csv, mechanism.json")

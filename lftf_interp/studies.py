@@ -1,0 +1,122 @@
+"""The studies of what the fine-tune changes beyond its template (issue 12), each writing a results folder:
+
+* :func:`validity_to` — every probe of :mod:`lftf_interp.validity` on a model (optionally with a delta).
+* :func:`holdout_to` — leave-one-hint-kind-out: LFTF trained without hint kind k, UB measured on kind k
+  (resumable: one row per kind in OUT/rows.jsonl).
+* :func:`mechanism_to` — which heads and neurons of the tuned block carry the change, and how much bias
+  returns when the top-k of them are restored to the base weights (vs k random ones).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from .compare import BUDGET
+from .data import HINTS
+from .errors import LftfError
+from .metrics import EvalConfig, evaluate
+from .models import load_model
+from .pipeline import _meta, _recorder, _rows, _write_json, resolve_block
+from .runner import canonical_state_dict
+from .tune import TuneConfig, apply_delta, tune
+from .validity import ValidityConfig, delta_units, restore_curve, validity_report
+from .validity.probes import hint_kinds
+
+
+def validity_to(model: str, out: Path, delta: Path | None = None, cfg: ValidityConfig = ValidityConfig(),
+                say: Callable[[str], None] | None = None) -> dict:
+    """The probes on the base model (or base + ``delta``) → OUT/metrics.json (with the test-split AFGB / paper's
+    AFGB / UB / mass beside them) and OUT/<probe>.csv; returns the metrics record."""
+    bridge = load_model(model)
+    info = apply_delta(bridge, delta) if delta is not None else None
+    main, _, _ = evaluate(bridge, EvalConfig(split="test", n_boot=cfg.n_boot, seed=cfg.seed))
+    flat, frames = validity_report(bridge, cfg, say)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, df in frames.items():
+        df.to_csv(out / f"{name}.csv", index=False)
+    record = {**main, **flat, "config": _meta(model=model, delta=str(delta) if delta else None,
+                                              blocks=info["blocks"] if info else [], validity=cfg.to_dict())}
+    _write_json(out / "metrics.json", record)
+    return record
+
+
+def holdout_to(model: str, out: Path, kinds: Sequence[str] | None = None, steps: int = BUDGET["steps"], seed: int = 0,
+               on_row: Callable[[dict], None] | None = None) -> pd.DataFrame:
+    """For each hint kind k (default: every GenHintEval kind): LFTF on BMI's block with the shared budget but
+    without kind k in its hint term and validation; then UB per kind on the test split. Row: held_out, ub_held_out
+    (UB on kind k), ub_other (mean UB over the other kinds), ub_unseen, afgb, afgb_paper."""
+    all_kinds = [k for k, _, _ in HINTS]
+    kinds = list(kinds or all_kinds)
+    if bad := sorted(set(kinds) - set(all_kinds)):
+        raise LftfError(f"Unknown hint kind(s) {bad}; GenHintEval's kinds are {all_kinds}.")
+    out.mkdir(parents=True, exist_ok=True)
+    rows_path = out / "rows.jsonl"
+    done = {r["held_out"] for r in _rows(rows_path)}
+    record = _recorder(rows_path, on_row)
+    for k in (k for k in kinds if k not in done):
+        bridge = load_model(model)
+        blocks, _ = resolve_block(bridge, "auto", seed=seed)
+        cfg = TuneConfig(**{**BUDGET, "steps": steps, "block": tuple(blocks), "seed": seed, "hint_exclude": (k,)})
+        tune(bridge, cfg)
+        m, _, _ = evaluate(bridge, EvalConfig(split="test", seed=seed))
+        per, _ = hint_kinds(bridge, seed=seed)
+        others = [per[f"ub_kind_{o}"] for o in all_kinds if o != k]
+        record({"held_out": k, "blocks": blocks, "seed": seed, "steps": steps, "ub_held_out": per[f"ub_kind_{k}"],
+                "ub_other": sum(others) / len(others), "ub_unseen": per["ub_unseen"], "ub": m["ub"], "afgb": m["afgb"],
+                "afgb_paper": m["afgb_paper"], **{key: v for key, v in per.items() if key.startswith("ub_")}})
+    _write_json(out / "config.json", _meta(model=model, kinds=kinds, steps=steps, seed=seed, budget=BUDGET))
+    return pd.DataFrame(_rows(rows_path))
+
+
+def mechanism_to(model: str, delta: Path, out: Path, heads: Sequence[int] = (1, 2, 3, 5, 9),
+                 neurons: Sequence[int] = (16, 64, 256, 768, 1536), n_random: int = 3, seed: int = 0) -> dict:
+    """Heads / KV heads / neurons of the delta's block ranked by weight change → OUT/units.csv; AFGB (both
+    variants), UB and mass on the test split with the top-k (and k random) units restored → OUT/restore.csv;
+    the share of the removed bias that returns → OUT/mechanism.json."""
+    if not (Path(delta) / "delta.json").is_file():
+        raise LftfError(f"{delta} is not a delta directory (needs delta.json and delta.safetensors); give "
+                        "`lftf finetune`'s OUT/delta.")
+    bridge = load_model(model)
+    base = {n: p.detach().clone() for n, p in canonical_state_dict(bridge).items()}
+
+    def measure() -> dict:
+        m, _, _ = evaluate(bridge, EvalConfig(split="test", n_boot=100, seed=seed))
+        return {k: m[k] for k in ("afgb", "afgb_paper", "ub", "mass")}
+
+    base_m = measure()
+    info = apply_delta(bridge, delta)
+    if len(info["blocks"]) != 1:
+        raise LftfError(f"mechanism_to reads one tuned block; the delta at {delta} tunes {info['blocks']}.")
+    block = info["blocks"][0]
+    units = delta_units(bridge, base, block)
+    curve = restore_curve(bridge, base, block, measure, {"head": heads, "kv_head": (1, 3), "neuron": neurons}, seed, n_random)
+    out.mkdir(parents=True, exist_ok=True)
+    units.to_csv(out / "units.csv", index=False)
+    tuned = curve.iloc[0]
+    gap = base_m["afgb"] - tuned["afgb"]
+    curve["bias_returned"] = (curve["afgb"] - tuned["afgb"]) / gap if gap else float("nan")
+    curve.to_csv(out / "restore.csv", index=False)
+    top = curve[curve.order == "top"]
+    rand = curve[curve.order == "random"].groupby(["kind", "k"], as_index=False)["bias_returned"].mean()
+    summary = {"block": block, "base": base_m, "tuned": {k: float(tuned[k]) for k in base_m},
+               "top_share_of_delta": {kind: _share(units[units.kind == kind], ks)
+                                      for kind, ks in (("head", heads), ("neuron", neurons))},
+               "returned_top": {f"{r.kind}@{r.k}": float(r.bias_returned) for r in top.itertuples() if r.kind != "none"},
+               "returned_random": {f"{r.kind}@{r.k}": float(r.bias_returned) for r in rand.itertuples()},
+               "config": _meta(model=model, delta=str(delta), heads=list(heads), neurons=list(neurons), n_random=n_random)}
+    (out / "mechanism.json").write_text(json.dumps(summary, indent=2, default=float))
+    return summary
+
+
+def _share(units: pd.DataFrame, ks: Sequence[int]) -> dict:
+    """Share of the kind's squared delta norm held by its top-k units."""
+    sq = units.sort_values("rank")["delta_norm"].pow(2)
+    total = float(sq.sum()) or 1.0
+    return {int(k): float(sq.iloc[:k].sum() / total) for k in ks}
+
+
+__all__ = ["holdout_to", "mechanism_to", "validity_to"]

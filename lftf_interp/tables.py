@@ -1,0 +1,82 @@
+"""The comparison's markdown tables (README): the main table (bias, hint following, mass, capability cost) and
+the table of what the fine-tune changes beyond its template (issue 12). Both read :func:`compare.aggregate`'s
+frame."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+
+def _blocks(b) -> str:
+    if b is None or (isinstance(b, float) and math.isnan(b)) or b == "":
+        return "—"
+    if isinstance(b, float):
+        return str(int(b))
+    idx = [int(x) for x in str(b).split()]
+    if len(idx) > 4 and idx == list(range(idx[0], idx[-1] + 1)):  # every block (FPFT, LoRA): a range, not 30 numbers
+        return f"{idx[0]}–{idx[-1]}"
+    return " ".join(map(str, idx))
+
+
+def markdown_table(agg: pd.DataFrame, axis: str = "gender") -> str:
+    """The README's comparison table (on another axis the AFGB / UB / mass columns are its bias score, hint
+    following and group mass)."""
+
+    def f(r, c, fmt):
+        if c not in r or pd.isna(r[c]):
+            return "—"
+        s = format(r[c], fmt)
+        if c + "_pm" in r and not pd.isna(r.get(c + "_pm")):
+            s += " ± " + format(r[c + "_pm"], fmt.replace("+", ""))
+        return s
+
+    bias, hint, mass = ("AFGB", "UB", "he+she mass") if axis == "gender" else ("bias", "hint following", "group mass")
+    paper = " | paper's AFGB ↓" if axis == "gender" else ""
+    head = (f"| method | blocks | seeds | {bias} ↓{paper} | Δ {bias} | {hint} ↑ | {mass} (× base) | KL nats/tok | ppl Δ % | "
+            "MC acc Δ pts | trainable params | wall s |")
+    lines = [head, "|" + "---|" * (13 if paper else 12)]
+    for _, r in agg.iterrows():
+        rel = "—" if pd.isna(r.get("afgb_rel_change_pct")) else f"{r['afgb_rel_change_pct']:+.0f}%"
+        ratio = "" if pd.isna(r.get("mass_ratio")) else f" ({r['mass_ratio']:.2f}×)"
+        lines.append(
+            f"| {r['method']} | {_blocks(r['blocks'])} | {r['n_seeds']} | {f(r, 'afgb', '.3f')}"
+            f"{' | ' + f(r, 'afgb_paper', '.3f') if paper else ''} | {rel} | {f(r, 'ub', '.3f')} | "
+            f"{f(r, 'mass', '.3f')}{ratio} | {f(r, 'kl', '.4f')} | {f(r, 'ppl_change_pct', '+.2f')} | "
+            f"{f(r, 'mc_acc_change', '+.2f')} | {int(r['trainable_params']):,} | {r['wall_s']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def validity_table(agg: pd.DataFrame) -> str:
+    """What the fine-tune changes beyond its template, per method (README "What the fine-tune changes"):
+    gendered-noun accuracy and a_f in % of the base row's, a_s, WinoBias / Winogender pro-preference, UB on
+    unseen hint kinds, arithmetic, and AFGB after 1,024 tokens of context."""
+    if "gendered_acc" not in agg:
+        return ""
+    base = agg[agg.method == "base"].iloc[0] if (agg.method == "base").any() else None
+
+    def f(r, c, fmt=".3f", pct=False):
+        if c not in r or pd.isna(r[c]):
+            return "—"
+        s = format(r[c], fmt) + (" ± " + format(r[c + "_pm"], fmt) if not pd.isna(r.get(c + "_pm", float("nan"))) else "")
+        if pct and base is not None and base.get(c):
+            s += f" ({100 * r[c] / base[c]:.0f} %)"
+        return s
+
+    head = ("| method | seeds | gendered-noun acc (% base) | a_f (% base) | a_s | WinoBias pro (type 1 / 2) | Winogender pro "
+            "| UB unseen hints | math acc | paper-style AFGB (paper's) | AFGB @1,024 ctx |")
+    lines = [head, "|" + "---|" * 11]
+    for _, r in agg.iterrows():
+        if pd.isna(r.get("gendered_acc", float("nan"))):
+            continue
+        lines.append(
+            f"| {r['method']} | {r['n_seeds']} | {f(r, 'gendered_acc', pct=True)} | {f(r, 'a_f', pct=True)} | {f(r, 'a_s')} | "
+            f"{f(r, 'winobias_pro')} ({f(r, 'winobias_t1_pro', '.2f')} / {f(r, 'winobias_t2_pro', '.2f')}) | "
+            f"{f(r, 'winogender_pro')} | {f(r, 'ub_unseen')} | {f(r, 'math_acc')} | {f(r, 'paperstyle_afgb')} "
+            f"({f(r, 'paperstyle_afgb_paper')}) | {f(r, 'ctx1024_afgb')} |")
+    return "\n".join(lines)
+
+
+__all__ = ["markdown_table", "validity_table"]

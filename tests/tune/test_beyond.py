@@ -1,0 +1,61 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lftf_interp.data import load_dataset
+from lftf_interp.data.probesets import gendered_prompts
+from lftf_interp.errors import ConfigError
+from lftf_interp.metrics import score_dataset
+from lftf_interp.models import tiny_model
+from lftf_interp.tune import TuneConfig, tune
+from lftf_interp.tune.beyond import balanced_pair_loss
+from lftf_interp.tune.train import _kinds
+
+
+def test_balanced_pair_loss_by_hand():
+    logits = torch.log(torch.tensor([[0.6, 0.2, 0.2], [0.1, 0.3, 0.6]]))
+    male, female = torch.tensor([0, 2]), torch.tensor([1, 1])
+    # row 0: a = 0.6, b = 0.2 → Q = 0.75 / 0.25; row 1: a = 0.6 (id 2), b = 0.3 → Q = 2/3, 1/3
+    want = (-math.log(0.75) - math.log(0.25) - math.log(2 / 3) - math.log(1 / 3)) / 2
+    assert balanced_pair_loss(logits, male, female).item() == pytest.approx(want, rel=1e-6)
+    assert balanced_pair_loss(torch.log(torch.tensor([[0.1, 0.1, 0.8]])), torch.tensor([0]), torch.tensor([1])).item() \
+        == pytest.approx(2 * math.log(2), rel=1e-6)  # equal probabilities: the minimum, whatever their mass
+
+
+def test_leave_one_hint_kind_out_is_disjoint():
+    hints = load_dataset("genhint", "train").df
+    kept = _kinds(hints, ("name",))
+    assert "name" not in set(kept.hint_kind) and len(kept) == (hints.hint_kind != "name").sum()
+    test_name = load_dataset("genhint", "test").df.query("hint_kind == 'name'")
+    assert set(test_name.prompt).isdisjoint(kept.prompt)
+    with pytest.raises(ConfigError, match="do not have"):
+        _kinds(hints, ("accent",))
+    assert _kinds(hints, ()) is hints
+
+
+def test_hint_exclude_reaches_training_and_terms_need_gender():
+    with pytest.raises(ConfigError, match="gender terms"):
+        TuneConfig(block=0, gendered_weight=1.0, axis="religion")
+    m = tiny_model(2, seed=0)
+    with pytest.raises(ConfigError, match="do not have"):
+        tune(m, TuneConfig(block=1, steps=1, hint_weight=0.5, hint_exclude=("accent",), n_val=8))
+
+
+def test_gendered_term_moves_the_gendered_share():
+    m = tiny_model(2, seed=0)
+    train = gendered_prompts("train")
+    before = score_dataset(m, train)["ub"].mean()
+    res = tune(m, TuneConfig(block=(0, 1), steps=25, lr=3e-3, batch_size=16, gendered_weight=5.0, n_val=16, eval_every=25,
+                             restore_best=False))
+    after = score_dataset(m, train)["ub"].mean()
+    assert "loss_gendered" in res.history and after > before + 0.05
+    assert np.isfinite(res.history.loss_gendered.dropna()).all()
+
+
+def test_winobias_term_reads_dev_prefixes(external_dir):
+    m = tiny_model(2, seed=0)
+    res = tune(m, TuneConfig(block=1, steps=2, batch_size=8, winobias_weight=1.0, n_val=8, eval_every=2,
+                             external=str(external_dir)))
+    assert res.history.loss_winobias.dropna().gt(0).all()
