@@ -47,15 +47,15 @@ families: venv
 ## sweep with the arithmetic / gendered-noun / WinoBias probes per block.
 export LFTF_EXTERNAL ?= $(if $(wildcard ../shared/external),$(abspath ../shared/external),)
 VDIR := results/validity
-VMETHODS := base,lftf-balanced,lftf-gendered,lftf-beyond,block-last,lora,fpft
+VMETHODS := base,lftf-balanced,lftf-beyond,lftf-gendered,block-last,lora,fpft
 validity: venv
 	test -f $(VDIR)/base/metrics.json || $(BIN)/lftf validity --model smollm2-135m --out $(VDIR)/base
 	test -f $(VDIR)/lftf/metrics.json || $(BIN)/lftf validity --model smollm2-135m \
-		--delta results/axes/gender/finetune/delta --out $(VDIR)/lftf
+		--delta results/axes/gender/finetune/delta --against $(VDIR)/base --out $(VDIR)/lftf
 	test -f $(VDIR)/mechanism/mechanism.json || $(BIN)/lftf mechanism --model smollm2-135m \
 		--delta results/axes/gender/finetune/delta --out $(VDIR)/mechanism
 	test -f $(VDIR)/sum_demo/metrics.json || $(BIN)/lftf finetune --model smollm2-135m --block 24 --loss sum \
-		--hint-weight 0 --mass-weight 0 --steps 60 --out $(VDIR)/sum_demo
+		--hint-weight 0 --mass-weight 0 --steps 60 --no-restore-best --out $(VDIR)/sum_demo
 	$(BIN)/lftf compare --model smollm2-135m --seeds 0 --methods $(VMETHODS) --retain small --out $(VDIR)/compare
 	$(BIN)/lftf holdout --model smollm2-135m --out $(VDIR)/holdout
 	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --methods lftf-balanced,lftf-beyond --retain small --out $(VDIR)/compare

@@ -155,6 +155,7 @@ def finetune(
     winobias_weight: float = typer.Option(0.0, help="Weight of the WinoBias-dev pronoun term (0 = off)."),
     hint_exclude: str = typer.Option("", help="Comma-separated hint kinds left out of training and validation."),
     checkpoint_every: int = typer.Option(10),
+    restore_best: bool = typer.Option(True, help="Keep the evaluation with the best validation AFGB (else the last step)."),
     resume: bool = typer.Option(False, help="Continue an interrupted run from OUT/checkpoint."),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("out/finetune")),
@@ -166,6 +167,7 @@ def finetune(
     cfg = TuneConfig(loss=loss, lr=lr, steps=steps, batch_size=batch_size, n_train=n_train or None,
                      hint_weight=hint_weight, mass_weight=mass_weight, kl_weight=kl_weight,
                      checkpoint_every=checkpoint_every, seed=seed, method=method, n_val=200, axis=axis,
+                     restore_best=restore_best,
                      gendered_weight=gendered_weight, winobias_weight=winobias_weight,
                      hint_exclude=tuple(k.strip() for k in hint_exclude.split(",") if k.strip()))
     chosen = block if block == "auto" else _ints(block)

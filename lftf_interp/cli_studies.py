@@ -20,6 +20,8 @@ def validity(
     external: Path = typer.Option(None, help="Folder holding winobias/, winogender/, professions_bolukbasi/ (default: "
                                   "$LFTF_EXTERNAL, else the pinned upstream files)."),
     context: str = typer.Option("0,64,256,1024", help="Context lengths (tokens of neutral text) for long_context."),
+    against: Path = typer.Option(None, help="Another `lftf validity` folder (e.g. the base model's): also write "
+                                 "OUT/paired.csv, each probe's change with a paired bootstrap CI over items."),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("out/validity")),
 ) -> None:
@@ -31,7 +33,11 @@ def validity(
     for k, v in rec.items():
         if isinstance(v, float):
             console.print(f"{k}: {v:.3f}" + (f" [{rec[k + '_ci'][0]:.3f}, {rec[k + '_ci'][1]:.3f}]" if k + "_ci" in rec else ""))
-    console.print(f"wrote {out}/metrics.json and one CSV per probe")
+    if against is not None:
+        paired = studies.paired_changes(against, out)
+        paired.to_csv(out / "paired.csv", index=False)
+        console.print(paired.round(3).to_string(index=False))
+    console.print(f"wrote {out}/metrics.json and one CSV per probe" + (", paired.csv" if against else ""))
 
 
 @command

@@ -44,6 +44,37 @@ def validity_to(model: str, out: Path, delta: Path | None = None, cfg: ValidityC
     return record
 
 
+# probe CSV → (per-item value, key columns that pair the items of two runs)
+PAIRED = {"winobias": ("pro_pref", ["type", "line"]), "winogender": ("pro_pref", ["occupation", "participant", "answer"]),
+          "math": ("correct", ["item"]), "gendered": ("right", ["prompt"])}
+
+
+def paired_changes(base_dir: Path, tuned_dir: Path, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Per probe: base and tuned value and the change with a **paired** bootstrap 95 % CI over items (both
+    runs scored the same items), from two folders :func:`validity_to` wrote."""
+    import numpy as np
+
+    rows = []
+    for probe, (col, keys) in PAIRED.items():
+        if not ((base_dir / f"{probe}.csv").is_file() and (tuned_dir / f"{probe}.csv").is_file()):
+            continue
+        a, b = (_item_values(pd.read_csv(d / f"{probe}.csv"), probe) for d in (base_dir, tuned_dir))
+        m = a[[*keys, col]].merge(b[[*keys, col]], on=keys, suffixes=("_base", "_tuned"))
+        d = (m[col + "_tuned"] - m[col + "_base"]).to_numpy(float)
+        boots = d[np.random.default_rng(seed).integers(0, len(d), (n_boot, len(d)))].mean(1)
+        rows.append({"probe": probe, "n": len(d), "base": m[col + "_base"].mean(), "tuned": m[col + "_tuned"].mean(),
+                     "change": d.mean(), "ci_lo": float(np.quantile(boots, 0.025)), "ci_hi": float(np.quantile(boots, 0.975))})
+    return pd.DataFrame(rows)
+
+
+def _item_values(df: pd.DataFrame, probe: str) -> pd.DataFrame:
+    if probe == "math":  # the same seeded items in the same order (questions may repeat)
+        return df.assign(correct=(df["pred"] == df["answer"]).astype(float), item=range(len(df)))
+    if probe == "gendered":
+        return df.assign(right=(df["ub"] > 0.5).astype(float))
+    return df
+
+
 def holdout_to(model: str, out: Path, kinds: Sequence[str] | None = None, steps: int = BUDGET["steps"], seed: int = 0,
                on_row: Callable[[dict], None] | None = None) -> pd.DataFrame:
     """For each hint kind k (default: every GenHintEval kind): LFTF on BMI's block with the shared budget but
@@ -119,4 +150,4 @@ def _share(units: pd.DataFrame, ks: Sequence[int]) -> dict:
     return {int(k): float(sq.iloc[:k].sum() / total) for k in ks}
 
 
-__all__ = ["holdout_to", "mechanism_to", "validity_to"]
+__all__ = ["PAIRED", "holdout_to", "mechanism_to", "paired_changes", "validity_to"]

@@ -59,7 +59,7 @@ def plot_long_context(frames: dict[str, pd.DataFrame]) -> plt.Figure:
                 ax.fill_between(x, ci[:, 0], ci[:, 1], alpha=0.2)
     for ax, t in zip(axes, ("AFGB (ours) ↓", "AFGB (paper's) ↓", "UB ↑"), strict=True):
         ax.set_xscale("log")
-        ax.set_xlabel("tokens of neutral text before the prompt (0 shown at 1)")
+        ax.set_xlabel("context tokens before the prompt (0 at 1)")
         ax.set_title(t)
     axes[0].legend()
     fig.tight_layout()
@@ -80,7 +80,8 @@ def plot_restore(curve: pd.DataFrame) -> plt.Figure:
             ax.errorbar(rnd.k, 100 * rnd["mean"], yerr=[100 * (rnd["mean"] - rnd["min"]), 100 * (rnd["max"] - rnd["mean"])],
                         marker="s", ls="--", label="k random (min–max)")
         ax.axhline(100, color="0.5", ls=":", lw=1)
-        ax.set_xscale("log")
+        if g.k.max() > 4:
+            ax.set_xscale("log")
         ax.set_xlabel(f"{kind}s restored (k)")
         ax.set_ylabel("% of removed AFGB that returns")
         ax.set_title(kind)

@@ -49,3 +49,19 @@ def test_mechanism_restoring_every_unit_gives_back_the_base(tiny3_dir, tiny_delt
     assert curve.iloc[0].afgb == pytest.approx(s["tuned"]["afgb"])
     assert s["top_share_of_delta"]["head"][4] == pytest.approx(1.0)
     assert set(curve.kind) == {"none", "head", "kv_head", "neuron"}
+
+
+def test_paired_changes_pair_items_across_runs(tmp_path):
+    import pandas as pd
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    pd.DataFrame({"type": [1, 1, 2], "line": [1, 2, 1], "pro_pref": [1.0, 1.0, 0.0]}).to_csv(a / "winobias.csv", index=False)
+    pd.DataFrame({"type": [2, 1, 1], "line": [1, 2, 1], "pro_pref": [1.0, 0.0, 1.0]}).to_csv(b / "winobias.csv", index=False)
+    pd.DataFrame({"pred": [0, 1, 2, 3], "answer": [0, 1, 0, 0]}).to_csv(a / "math.csv", index=False)
+    pd.DataFrame({"pred": [0, 0, 0, 3], "answer": [0, 1, 0, 0]}).to_csv(b / "math.csv", index=False)
+    got = studies.paired_changes(a, b, n_boot=200).set_index("probe")
+    # WinoBias pairs by (type, line), not by row: (1,1) 1→1, (1,2) 1→0, (2,1) 0→1 → change 0
+    assert got.loc["winobias", "change"] == pytest.approx(0.0) and got.loc["winobias", "n"] == 3
+    assert (got.loc["math", "base"], got.loc["math", "tuned"]) == pytest.approx((0.5, 0.5))
+    assert got.loc["math", "ci_lo"] <= 0 <= got.loc["math", "ci_hi"] and "winogender" not in got.index
