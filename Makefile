@@ -59,7 +59,7 @@ validity: venv
 	$(BIN)/lftf compare --model smollm2-135m --seeds 0 --methods $(VMETHODS) --retain small --out $(VDIR)/compare
 	$(BIN)/lftf holdout --model smollm2-135m --out $(VDIR)/holdout
 	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --methods lftf-balanced,lftf-beyond --retain small --out $(VDIR)/compare
-	$(BIN)/lftf sweep --model smollm2-135m --blocks 2,8,14,20,24,29 --steps 40 --probes math,gendered,winobias \
+	$(BIN)/lftf sweep --model smollm2-135m --blocks 2,8,24,29 --steps 40 --probes math,gendered,winobias \
 		--out $(VDIR)/block_sweep
 	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --methods $(VMETHODS) --retain small --out $(VDIR)/compare
 
