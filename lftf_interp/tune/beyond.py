@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from ..data.external import winobias_pairs
@@ -43,8 +45,6 @@ class BeyondTemplate:
             self.gendered = reader.cache(g["prompt"].tolist())
             self.g_labels = torch.tensor([0 if x == "he" else 1 for x in g["label"]])
         if cfg.winobias_weight > 0:
-            from pathlib import Path
-
             w = winobias_pairs(Path(cfg.external) / "winobias" if cfg.external else None, "dev")
             self.wino = scope.cache(w["prefix"].tolist())
             self.w_male = torch.tensor(target_ids(model, [" " + x for x in w["male"]]))

@@ -4,7 +4,8 @@ hold) and the per-item frames (what the notebook plots)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import pandas as pd
 
@@ -26,7 +27,6 @@ class ValidityConfig:
     context_n: int = 64
     n_boot: int = 1000
     seed: int = 0
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.probes = tuple(self.probes)
@@ -57,9 +57,7 @@ class ValidityConfig:
 COMPARE_VALIDITY = ValidityConfig(context_lengths=(0, 1024), context_n=32)
 
 
-def _path(cfg: ValidityConfig, name: str):
-    from pathlib import Path
-
+def _path(cfg: ValidityConfig, name: str) -> Path | None:
     return Path(cfg.external) / name if cfg.external else None
 
 
