@@ -1,6 +1,6 @@
 """The package's shape: layers point one way, no import cycles, small modules, a test file per module.
 
-Layers (data → metrics → locate → tune → retain → compare/pipeline → report → cli): a module may import its
+Layers (data → metrics → locate → tune → retain → validity → compare → pipeline/studies → report → cli): a module may import its
 own layer or a lower one, never a higher one, at module level or inside a function."""
 
 import ast
