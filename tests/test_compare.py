@@ -51,7 +51,8 @@ def test_block_random_is_resolved_away_from_top_bmi_blocks():
 @pytest.mark.downloads
 def test_run_compare_on_tiny_model():
     methods = [m for m in default_methods(3) if m.name in ("base", "prompt", "lftf-balanced", "lora")]
-    cfg = CompareConfig(seeds=(0, 1), budget=dict(BUDGET, steps=3, eval_every=3, n_val=16),
+    # (the last step kept: with best-step restore a 3-step LoRA may keep step 0, i.e. the base weights)
+    cfg = CompareConfig(seeds=(0, 1), budget=dict(BUDGET, steps=3, eval_every=3, n_val=16, restore_best=False),
                         retain=RetainConfig.small(asdiv=0, tasks={"piqa": 8}), n_boot=50)
     rows = run_compare(methods, cfg, load=lambda: tiny_model(3, seed=1))
     # base/prompt once, every trained method on every seed (issue 12: CIs over seeds for every method)
