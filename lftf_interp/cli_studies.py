@@ -9,14 +9,15 @@ import typer
 
 from . import studies
 from .cli_base import MODEL, _ints, command, console
-from .validity import PROBES, ValidityConfig
+from .validity import EXTRA_PROBES, PROBES, ValidityConfig
 
 
 @command
 def validity(
     model: str = MODEL,
     delta: Path = typer.Option(None, help="A delta directory (`lftf finetune`'s OUT/delta) applied to the base first."),
-    probes: str = typer.Option(",".join(PROBES), help=f"Comma-separated probes: {', '.join(PROBES)}."),
+    probes: str = typer.Option(",".join(PROBES), help=f"Comma-separated probes: {', '.join(PROBES)}; on request "
+                               f"also {', '.join(EXTRA_PROBES)}."),
     external: Path = typer.Option(None, help="Folder holding winobias/, winogender/, professions_bolukbasi/ (default: "
                                   "$LFTF_EXTERNAL, else the pinned upstream files)."),
     context: str = typer.Option("0,64,256,1024", help="Context lengths (tokens of neutral text) for long_context."),
@@ -63,11 +64,17 @@ def mechanism(
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("out/mechanism")),
 ) -> None:
-    """Which heads and neurons of the tuned block changed most, and how much bias returns when the top-k of
-    them are restored to the base weights (against k random ones)."""
+    """Which heads and neurons of the tuned block changed most (by weight and by their direct effect on the
+    pronoun logits, before and after), and how much bias returns when the top-k of them are restored to the base
+    weights (against k random ones). Resumable."""
     s = studies.mechanism_to(model, delta, out, seed=seed)
-    console.print(f"block {s['block']}: base AFGB {s['base']['afgb']:.3f}, tuned {s['tuned']['afgb']:.3f}")
+    a = s["attribution"]
+    console.print(f"block {s['block']}: base AFGB {s['base']['afgb']:.3f}, tuned {s['tuned']['afgb']:.3f}; logit "
+                  f"difference towards the base preference {a['logit_diff_before']:.2f} → {a['logit_diff_after']:.2f}, "
+                  f"of it the block's MLP directly {a['mlp_direct_before']:.2f} → {a['mlp_direct_after']:.2f}, "
+                  f"attention {a['attn_direct_before']:.2f} → {a['attn_direct_after']:.2f}")
     for k, v in s["returned_top"].items():
         console.print(f"restore top {k}: {100 * v:.0f} % of the removed bias returns "
-                      f"(random: {100 * s['returned_random'].get(k, float('nan')):.0f} %)")
-    console.print(f"wrote {out}/units.csv, restore.csv, mechanism.json")
+                      f"(by attribution change: {100 * s['returned_top_dla'].get(k, float('nan')):.0f} %; "
+                      f"random: {100 * s['returned_random'].get(k, float('nan')):.0f} %)")
+    console.print(f"wrote {out}/units.csv, attribution.csv, restore.csv, mechanism.json")

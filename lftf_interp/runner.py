@@ -146,6 +146,14 @@ class Runner:
     ):
         """Self-attention of one block (on its normed input). ``past_kv`` (keys after RoPE, values) of earlier
         positions lets a run recompute only a suffix of the sequence; ``return_kv`` also returns this call's (k, v)."""
+        z, kv = self.attn_z(layer, x, past_kv)
+        out = self._linear(z, self._names[layer]["attn"] + ".o_proj")
+        return (out, kv) if return_kv else out
+
+    def attn_z(
+        self, layer: int, x: Float[Tensor, "batch pos d_model"], past_kv: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Float[Tensor, "batch pos n_heads*d_head"], tuple[Tensor, Tensor]]:
+        """The heads' outputs before o_proj (head h: columns h·d_head …), and this call's (k, v)."""
         pre = self._names[layer]["attn"] + "."
         b, s, _ = x.shape
         off = 0 if past_kv is None else past_kv[0].shape[2]
@@ -172,13 +180,15 @@ class Runner:
             if window is not None:  # a sliding-window layer sees the last `window` positions only
                 mask &= kpos > qpos - window
             z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa, scale=self.scale)
-        out = self._linear(z.transpose(1, 2).reshape(b, s, -1), pre + "o_proj")
-        return (out, kv) if return_kv else out
+        return z.transpose(1, 2).reshape(b, s, -1), kv
 
     def mlp(self, layer: int, x: Tensor) -> Tensor:
+        return self._linear(self.mlp_acts(layer, x), self._names[layer]["mlp"] + ".down_proj")
+
+    def mlp_acts(self, layer: int, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_mlp"]:
+        """The MLP neurons' activations act(gate) · up, the input of down_proj (neuron j: its column j)."""
         pre = self._names[layer]["mlp"] + "."
-        gate = self.act(self._linear(x, pre + "gate_proj"))
-        return self._linear(gate * self._linear(x, pre + "up_proj"), pre + "down_proj")
+        return self.act(self._linear(x, pre + "gate_proj")) * self._linear(x, pre + "up_proj")
 
     def _norm(self, layer: int, which: str, x: Tensor) -> Tensor:
         name = self._names[layer].get(which)

@@ -3,8 +3,9 @@
 * :func:`validity_to` — every probe of :mod:`lftf_interp.validity` on a model (optionally with a delta).
 * :func:`holdout_to` — leave-one-hint-kind-out: LFTF trained without hint kind k, UB measured on kind k
   (resumable: one row per kind in OUT/rows.jsonl).
-* :func:`mechanism_to` — which heads and neurons of the tuned block carry the change, and how much bias
-  returns when the top-k of them are restored to the base weights (vs k random ones).
+* :func:`mechanism_to` — which heads and neurons of the tuned block carry the change (by weight change and by
+  their direct effect on the pronoun logits before and after), and how much bias returns when the top-k of them
+  are restored to the base weights (vs k random ones).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pandas as pd
 
 from .compare import BUDGET
 from .data import HINTS
+from .data.datasets import load_dataset
 from .errors import LftfError
 from .metrics import EvalConfig, evaluate
 from .models import load_model
@@ -24,6 +26,7 @@ from .pipeline import _meta, _recorder, _rows, _write_json, resolve_block
 from .runner import canonical_state_dict
 from .tune import TuneConfig, apply_delta, tune
 from .validity import ValidityConfig, delta_units, restore_curve, validity_report
+from .validity.mechanism import attribution_change, unit_dla
 from .validity.probes import hint_kinds
 
 
@@ -105,40 +108,58 @@ def holdout_to(model: str, out: Path, kinds: Sequence[str] | None = None, steps:
 
 def mechanism_to(model: str, delta: Path, out: Path, heads: Sequence[int] = (1, 2, 3, 5, 9),
                  neurons: Sequence[int] = (16, 64, 256, 768, 1536), n_random: int = 3, seed: int = 0) -> dict:
-    """Heads / KV heads / neurons of the delta's block ranked by weight change → OUT/units.csv; AFGB (both
-    variants), UB and mass on the test split with the top-k (and k random) units restored → OUT/restore.csv;
-    the share of the removed bias that returns → OUT/mechanism.json."""
+    """Heads / KV heads / neurons of the delta's block ranked by weight change → OUT/units.csv; each head's and
+    neuron's direct effect towards the base model's preferred pronoun on the test bias prompts, before and after
+    (:func:`~lftf_interp.validity.mechanism.attribution_change`) → OUT/attribution.csv; AFGB (both variants), UB
+    and mass on the test split with the top-k units restored to the base weights — ranked by weight change
+    (``top``), by attribution change (``top-dla``), or k random ones → OUT/restore.csv (resumable: rows already
+    there are kept); the share of the removed bias that returns and the attribution summary → OUT/mechanism.json."""
     if not (Path(delta) / "delta.json").is_file():
         raise LftfError(f"{delta} is not a delta directory (needs delta.json and delta.safetensors); give "
                         "`lftf finetune`'s OUT/delta.")
+    blocks = json.loads((Path(delta) / "delta.json").read_text()).get("blocks", [])
+    if len(blocks) != 1:
+        raise LftfError(f"mechanism_to reads one tuned block; the delta at {delta} tunes {blocks}.")
+    block = blocks[0]
     bridge = load_model(model)
     base = {n: p.detach().clone() for n, p in canonical_state_dict(bridge).items()}
+    prompts = load_dataset("genbias", "test").df["prompt"].tolist()
 
     def measure() -> dict:
         m, _, _ = evaluate(bridge, EvalConfig(split="test", n_boot=100, seed=seed))
         return {k: m[k] for k in ("afgb", "afgb_paper", "ub", "mass")}
 
-    base_m = measure()
-    info = apply_delta(bridge, delta)
-    if len(info["blocks"]) != 1:
-        raise LftfError(f"mechanism_to reads one tuned block; the delta at {delta} tunes {info['blocks']}.")
-    block = info["blocks"][0]
+    base_m, dla_before = measure(), unit_dla(bridge, block, prompts)
+    apply_delta(bridge, delta)
     units = delta_units(bridge, base, block)
-    curve = restore_curve(bridge, base, block, measure, {"head": heads, "kv_head": (1, 3), "neuron": neurons}, seed, n_random)
+    attr, attr_summary = attribution_change(dla_before, unit_dla(bridge, block, prompts))
     out.mkdir(parents=True, exist_ok=True)
     units.to_csv(out / "units.csv", index=False)
-    tuned = curve.iloc[0]
+    attr = attr.merge(units[["kind", "unit", "delta_norm"]].rename(columns={"delta_norm": "weight_change"}), on=["kind", "unit"])
+    attr.to_csv(out / "attribution.csv", index=False)
+    old = pd.read_csv(out / "restore.csv") if (out / "restore.csv").is_file() else pd.DataFrame(columns=["kind", "k", "order"])
+    done = {(r.kind, int(r.k), r.order) for r in old.itertuples() if r.kind != "none"}
+    curve = restore_curve(bridge, base, block, measure, {"head": heads, "kv_head": (1, 3), "neuron": neurons}, seed, n_random,
+                          rankings={"top": units, "top-dla": attr}, skip=done)
+    rest = pd.concat([curve[curve.kind != "none"], old[old.kind != "none"].drop(columns="bias_returned", errors="ignore")])
+    curve = pd.concat([curve[curve.kind == "none"], rest.sort_values(["kind", "order", "k", "draw"])], ignore_index=True)
+    tuned = curve[curve.kind == "none"].iloc[0]
     gap = base_m["afgb"] - tuned["afgb"]
     curve["bias_returned"] = (curve["afgb"] - tuned["afgb"]) / gap if gap else float("nan")
     curve.to_csv(out / "restore.csv", index=False)
-    top = curve[curve.order == "top"]
+    top = curve[curve.order.isin(["top", "top-dla"]) & (curve.kind != "none")]
     rand = curve[curve.order == "random"].groupby(["kind", "k"], as_index=False)["bias_returned"].mean()
+    neu = attr[attr.kind == "neuron"]
+    attr_summary["neuron_spearman_weight_vs_dla_change"] = float(neu["weight_change"].rank().corr(neu["dla_change"].abs().rank()))
     summary = {"block": block, "base": base_m, "tuned": {k: float(tuned[k]) for k in base_m},
                "top_share_of_delta": {kind: _share(units[units.kind == kind], ks)
                                       for kind, ks in (("head", heads), ("neuron", neurons))},
-               "returned_top": {f"{r.kind}@{r.k}": float(r.bias_returned) for r in top.itertuples() if r.kind != "none"},
+               "returned_top": {f"{r.kind}@{r.k}": float(r.bias_returned) for r in top.itertuples() if r.order == "top"},
+               "returned_top_dla": {f"{r.kind}@{r.k}": float(r.bias_returned) for r in top.itertuples() if r.order == "top-dla"},
                "returned_random": {f"{r.kind}@{r.k}": float(r.bias_returned) for r in rand.itertuples()},
-               "config": _meta(model=model, delta=str(delta), heads=list(heads), neurons=list(neurons), n_random=n_random)}
+               "attribution": attr_summary,
+               "config": _meta(model=model, delta=str(delta), heads=list(heads), neurons=list(neurons), n_random=n_random,
+                               n_prompts=len(prompts))}
     (out / "mechanism.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
 

@@ -33,6 +33,17 @@ def tiny3_dir(tiny3, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_delta(tiny3_dir, tmp_path_factory):
+    """A 4-step LFTF delta of the tiny model's last block (tests of the studies and their commands)."""
+    from lftf_interp import pipeline
+    from lftf_interp.tune import TuneConfig
+
+    out = tmp_path_factory.mktemp("ft")
+    pipeline.finetune_to(tiny3_dir, TuneConfig(steps=4, batch_size=8, n_train=32, n_val=16, eval_every=4, lr=3e-3), out, block=[2])
+    return out / "delta"
+
+
+@pytest.fixture(scope="session")
 def smol():
     from lftf_interp.models import load_model
 

@@ -23,3 +23,13 @@ def test_holdout_command(tiny3_dir, tmp_path):
     r = CliRunner().invoke(app, ["holdout", "--model", tiny3_dir, "--kinds", "title", "--steps", "1", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
     assert "title" in r.output and (tmp_path / "rows.jsonl").is_file()
+
+
+def test_mechanism_command(tiny3_dir, tiny_delta, tmp_path):
+    r = CliRunner().invoke(app, ["mechanism", "--model", tiny3_dir, "--delta", str(tiny_delta), "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "mechanism.json").read_text())
+    assert f"block {s['block']}" in r.output and "by attribution change" in r.output
+    # attribution ranks query heads and neurons (a KV head has no direct effect of its own)
+    assert set(s["returned_top_dla"]) == {k for k in s["returned_top"] if not k.startswith("kv_head")}
+    assert (tmp_path / "attribution.csv").is_file()

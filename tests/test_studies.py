@@ -4,18 +4,9 @@ import json
 
 import pytest
 
-from lftf_interp import pipeline, studies
+from lftf_interp import studies
 from lftf_interp.errors import LftfError
-from lftf_interp.tune import TuneConfig
 from lftf_interp.validity import ValidityConfig
-
-
-@pytest.fixture(scope="module")
-def tiny_delta(tiny3_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ft")
-    cfg = TuneConfig(steps=4, batch_size=8, n_train=32, n_val=16, eval_every=4, lr=3e-3)
-    pipeline.finetune_to(tiny3_dir, cfg, out, block=[2])
-    return out / "delta"
 
 
 def test_validity_to_writes_both_afgb_variants_and_the_probes(tiny3_dir, tiny_delta, tmp_path):
@@ -44,11 +35,25 @@ def test_holdout_trains_without_the_kind_and_resumes(tiny3_dir, tmp_path):
 
 def test_mechanism_restoring_every_unit_gives_back_the_base(tiny3_dir, tiny_delta, tmp_path):
     s = studies.mechanism_to(tiny3_dir, tiny_delta, tmp_path, heads=(1, 4), neurons=(8, 10_000), n_random=1)
-    curve = __import__("pandas").read_csv(tmp_path / "restore.csv")
+    import pandas as pd
+
+    curve = pd.read_csv(tmp_path / "restore.csv")
     assert s["block"] == 2 and (tmp_path / "units.csv").is_file()
     assert curve.iloc[0].afgb == pytest.approx(s["tuned"]["afgb"])
     assert s["top_share_of_delta"]["head"][4] == pytest.approx(1.0)
-    assert set(curve.kind) == {"none", "head", "kv_head", "neuron"}
+    assert set(curve.kind) == {"none", "head", "kv_head", "neuron"} and set(curve.order) == {"top", "top-dla", "random"}
+    # restoring every neuron, whichever ranking, is the same model
+    every = curve[(curve.kind == "neuron") & (curve.k == curve[curve.kind == "neuron"].k.max())]
+    assert every.afgb.nunique() == 1 and set(every.order) == {"top", "top-dla"}
+    # the attribution: neurons add up to the MLP's direct effect, heads to attention's (no o_proj bias here)
+    attr, a = pd.read_csv(tmp_path / "attribution.csv"), s["attribution"]
+    assert attr[attr.kind == "neuron"].dla_before.sum() == pytest.approx(a["mlp_direct_before"], abs=1e-4)
+    assert attr[attr.kind == "head"].dla_after.sum() == pytest.approx(a["attn_direct_after"], abs=1e-4)
+    assert a["logit_diff_before"] > 0  # signed by the base model's own preference
+    # resumed: rows already measured are kept, not measured again
+    again = studies.mechanism_to(tiny3_dir, tiny_delta, tmp_path, heads=(1, 4), neurons=(8, 10_000), n_random=1)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "restore.csv"), curve)
+    assert again["returned_top_dla"] == s["returned_top_dla"]
 
 
 def test_paired_changes_pair_items_across_runs(tmp_path):

@@ -2,8 +2,9 @@
 the template, unseen hints, arithmetic and long context (:mod:`.probes`, :mod:`.run`), and the mechanism inside
 the tuned block (:mod:`.mechanism`)."""
 
-from .mechanism import delta_units, restore_curve, restore_units
+from .mechanism import attribution_change, delta_units, restore_curve, restore_units, unit_dla
 from .probes import fit_slopes
-from .run import COMPARE_VALIDITY, PROBES, ValidityConfig, validity_report
+from .run import COMPARE_VALIDITY, EXTRA_PROBES, PROBES, ValidityConfig, validity_report
 
-__all__ = ["COMPARE_VALIDITY", "PROBES", "ValidityConfig", "delta_units", "fit_slopes", "restore_curve", "restore_units", "validity_report"]
+__all__ = ["COMPARE_VALIDITY", "EXTRA_PROBES", "PROBES", "ValidityConfig", "attribution_change", "delta_units", "fit_slopes",
+           "restore_curve", "restore_units", "unit_dla", "validity_report"]

@@ -5,11 +5,17 @@ o_proj, with q's bias rows where there is one), key/value head g (rows of k_proj
 (row j of gate_proj and up_proj, column j of down_proj). :func:`delta_units` ranks units by the norm of their
 weight change; :func:`restore_units` puts chosen units back to the base weights; :func:`restore_curve` measures
 how much of the bias returns when the top-k units (or k random ones, the control) are restored.
+
+Attribution (before and after): :func:`unit_dla` splits each head's and neuron's *direct* effect on
+logit(he) − logit(she) at the last position (the final norm's and any post-sub-layer norm's scale frozen per
+prompt, so the units add up exactly to their sub-layer's direct effect); :func:`attribution_change` signs it
+by the base model's preferred pronoun on each prompt, so a positive value pushes towards the base model's bias,
+and compares base with tuned weights unit by unit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -17,7 +23,9 @@ import pandas as pd
 import torch
 
 from ..archs import check_config
-from ..runner import canonical_state_dict, hf_of
+from ..errors import ConfigError
+from ..runner import Runner, canonical_state_dict, hf_of
+from ..tokens import encode_batch, target_ids
 
 KINDS = ("head", "kv_head", "neuron")
 
@@ -85,23 +93,144 @@ def restore_units(model, base: dict[str, torch.Tensor], block: int, kind: str, u
 
 
 def restore_curve(model, base: dict[str, torch.Tensor], block: int, measure: Callable[[], dict],
-                  ks: dict[str, Sequence[int]], seed: int = 0, n_random: int = 3) -> pd.DataFrame:
+                  ks: dict[str, Sequence[int]], seed: int = 0, n_random: int = 3,
+                  rankings: Mapping[str, pd.DataFrame] | None = None, skip: Collection[tuple] = ()) -> pd.DataFrame:
     """For each kind and k: ``measure()`` (e.g. AFGB on the test split) with the top-k changed units restored,
     and with k random units restored (``n_random`` draws; the control). Rows: kind, k, order, draw and the
-    measured values; the k = 0 row is the tuned model itself."""
-    ranked = delta_units(model, base, block)
+    measured values; the k = 0 row is the tuned model itself.
+
+    ``rankings``: order name → frame (kind, unit, rank; 1 = restored first); default ``{"top": delta_units(...)}``
+    (rank by weight change). Random draws go with the first ranking. ``skip``: (kind, k, order) already measured
+    (a resumed run); their rows are not produced again."""
+    rankings = dict(rankings) if rankings is not None else {"top": delta_units(model, base, block)}
     rng = np.random.default_rng(seed)
     rows = [{"kind": "none", "k": 0, "order": "top", "draw": 0, **measure()}]
     for kind, k_list in ks.items():
-        units = ranked[ranked.kind == kind].sort_values("rank")["unit"].tolist()
-        for k in k_list:
-            k = min(k, len(units))
-            draws = [("top", 0, units[:k])] + [("random", d, rng.choice(units, k, replace=False).tolist())
-                                                for d in range(n_random if k < len(units) else 0)]
-            for order, d, chosen in draws:
-                with restore_units(model, base, block, kind, chosen):
-                    rows.append({"kind": kind, "k": k, "order": order, "draw": d, **measure()})
+        for i, (order, ranked) in enumerate(rankings.items()):
+            units = ranked[ranked.kind == kind].sort_values("rank")["unit"].tolist()
+            if not units:
+                continue
+            for k in sorted({min(k, len(units)) for k in k_list}):
+                draws = [(order, 0, units[:k])]
+                if i == 0:  # the control: the same rng sequence whatever is skipped, so a resumed run draws alike
+                    draws += [("random", d, rng.choice(units, k, replace=False).tolist())
+                              for d in range(n_random if k < len(units) else 0)]
+                for o, d, chosen in draws:
+                    if (kind, k, o) in skip:
+                        continue
+                    with restore_units(model, base, block, kind, chosen):
+                        rows.append({"kind": kind, "k": k, "order": o, "draw": d, **measure()})
     return pd.DataFrame(rows)
 
 
-__all__ = ["KINDS", "delta_units", "restore_curve", "restore_units"]
+# ----------------------------------------------------------------------------- attribution
+
+
+def _out_scale(runner: Runner, name: str | None, x: torch.Tensor) -> torch.Tensor | float:
+    """The per-row linear map an RMSNorm applies to ``x`` [rows, d] with its scale frozen: (offset + w) / rms(x)."""
+    if name is None:
+        return 1.0
+    w = runner.p[name + ".weight"].float()
+    w = runner.arch.norm_offset + w if runner.arch.norm_offset else w
+    return w * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + runner.eps)
+
+
+@torch.no_grad()
+def unit_dla(model, block: int, prompts: Sequence[str], male: Sequence[str] = (" he",),
+             female: Sequence[str] = (" she",), batch_size: int = 32) -> dict[str, torch.Tensor]:
+    """Direct logit attribution of ``block``'s heads and MLP neurons to logit(male) − logit(female) (mean over
+    the words of each list) at each prompt's last token. Per prompt (float32, on CPU):
+
+    * ``head`` [prompt, n_heads], ``neuron`` [prompt, d_mlp]: each unit's direct effect;
+    * ``attn``, ``mlp`` [prompt]: the sub-layers' whole direct effect (units plus any bias term);
+    * ``logit_diff`` [prompt]: the model's logit difference (the final norm's scale is frozen per prompt, so
+      direct effects add up exactly);
+    * ``acts`` [prompt, d_mlp]: neuron activations act(gate)·up; ``z`` [prompt, n_heads, d_head]: head outputs."""
+    if not prompts:
+        raise ConfigError("unit_dla needs at least one prompt.")
+    runner = Runner(model)
+    names = runner._names[block]
+    he, she = target_ids(model, male), target_ids(model, female)
+    w_u = runner.p["lm_head.weight"].float()
+    u = w_u[he].mean(0) - w_u[she].mean(0)  # [d_model]
+    lm_b = runner._w("lm_head.bias")
+    u_b = float(lm_b[he].float().mean() - lm_b[she].float().mean()) if lm_b is not None else 0.0
+    w_o, w_down = runner.p[names["attn"] + ".o_proj.weight"].float(), runner.p[names["mlp"] + ".down_proj.weight"].float()
+    b_o, b_down = runner._w(names["attn"] + ".o_proj.bias"), runner._w(names["mlp"] + ".down_proj.bias")
+    h, dh = runner.n_heads, runner.d_head
+    parts: dict[str, list] = {k: [] for k in ("head", "neuron", "attn", "mlp", "logit_diff", "acts", "z")}
+    for start in range(0, len(prompts), batch_size):
+        chunk = list(prompts[start : start + batch_size])
+        ids, lengths = encode_batch(model, chunk)
+        rows = torch.arange(len(chunk))
+
+        def last(t: torch.Tensor, rows=rows, lengths=lengths) -> torch.Tensor:
+            return t[rows, (lengths - 1).to(t.device)].float().cpu()
+
+        resid = runner.run(runner.embed(ids), 0, block)  # resid_pre of the block
+        z, _ = runner.attn_z(block, runner._norm(block, "attn_in", resid))
+        attn_raw = runner._linear(z, names["attn"] + ".o_proj")
+        mid = resid + runner._norm(block, "attn_out", attn_raw)
+        acts = runner.mlp_acts(block, runner._norm(block, "mlp_in", mid))
+        mlp_raw = runner._linear(acts, names["mlp"] + ".down_proj")
+        final = runner.run(mid + runner._norm(block, "mlp_out", mlp_raw), block + 1)
+        r, a_raw, m_raw, a_z, a_act = last(final), last(attn_raw), last(mlp_raw), last(z), last(acts)
+        d_fin = u * _out_scale(runner, runner.arch.final_norm, r)  # [b, d_model]: logit diff = d_fin · resid
+        d_attn = d_fin * _out_scale(runner, names.get("attn_out"), a_raw)  # through the post-attention norm
+        d_mlp = d_fin * _out_scale(runner, names.get("mlp_out"), m_raw)
+        parts["logit_diff"].append((d_fin * r).sum(-1) + u_b)
+        parts["attn"].append((d_attn * a_raw).sum(-1))
+        parts["mlp"].append((d_mlp * m_raw).sum(-1))
+        parts["neuron"].append(a_act * (d_mlp @ w_down))  # [b, d_mlp]
+        zh = a_z.view(len(chunk), h, dh)
+        parts["head"].append(((d_attn @ w_o).view(len(chunk), h, dh) * zh).sum(-1))  # [b, n_heads]
+        parts["acts"].append(a_act)
+        parts["z"].append(zh)
+    out = {k: torch.cat(v) for k, v in parts.items()}
+    out["attn_bias"] = (out["attn"] - out["head"].sum(-1)) if b_o is not None else torch.zeros(len(prompts))
+    out["mlp_bias"] = (out["mlp"] - out["neuron"].sum(-1)) if b_down is not None else torch.zeros(len(prompts))
+    return out
+
+
+def attribution_change(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor],
+                       top: Sequence[int] = (16, 64, 256)) -> tuple[pd.DataFrame, dict]:
+    """Unit by unit, the direct effect towards the base model's preferred pronoun (sign of the base logit
+    difference per prompt), before and after tuning, from two :func:`unit_dla` results on the same prompts.
+
+    Returns (units, summary). units: kind, unit, dla_before, dla_after, dla_change (means over prompts of the
+    signed effect), act_change (mean ‖activation after − before‖: |Δ act| for a neuron, ‖Δ z‖ for a head) and
+    rank (1 = largest |dla_change| within the kind). summary: the signed logit difference and the block's direct
+    attention / MLP effects before and after, the share of the logit-difference change that is the block's
+    direct effect, and per kind the share of Σ|dla_change| held by its top-k units."""
+    if before["logit_diff"].shape != after["logit_diff"].shape:
+        raise ConfigError("attribution_change needs unit_dla of the same prompts before and after.")
+    sign = torch.sign(before["logit_diff"])  # +1: the base model prefers the male word on this prompt
+    sign[sign == 0] = 1.0
+    rows = []
+    for kind, act_key in (("head", "z"), ("neuron", "acts")):
+        b, a = (sign[:, None] * before[kind]).mean(0), (sign[:, None] * after[kind]).mean(0)
+        d_act = after[act_key] - before[act_key]
+        act_change = d_act.norm(dim=-1).mean(0) if d_act.dim() == 3 else d_act.abs().mean(0)
+        for i in range(b.shape[0]):
+            rows.append({"kind": kind, "unit": i, "dla_before": float(b[i]), "dla_after": float(a[i]),
+                         "dla_change": float(a[i] - b[i]), "act_change": float(act_change[i])})
+    units = pd.DataFrame(rows)
+    units["rank"] = units.groupby("kind")["dla_change"].transform(lambda c: c.abs().rank(ascending=False, method="first")).astype(int)
+
+    def signed(d: dict, key: str) -> float:
+        return float((sign * d[key]).mean())
+
+    ld_b, ld_a = signed(before, "logit_diff"), signed(after, "logit_diff")
+    summary = {"n_prompts": int(sign.numel()), "logit_diff_before": ld_b, "logit_diff_after": ld_a}
+    for key in ("attn", "mlp"):
+        summary[f"{key}_direct_before"], summary[f"{key}_direct_after"] = signed(before, key), signed(after, key)
+        summary[f"{key}_direct_share_of_change"] = ((signed(after, key) - signed(before, key)) / (ld_a - ld_b)
+                                                   if ld_a != ld_b else float("nan"))
+    for kind, g in units.groupby("kind"):
+        mag = g.sort_values("rank")["dla_change"].abs()
+        total = float(mag.sum()) or 1.0
+        summary[f"{kind}_top_share_of_change"] = {int(k): float(mag.iloc[:k].sum() / total) for k in top if k <= len(mag)}
+    return units, summary
+
+
+__all__ = ["KINDS", "attribution_change", "delta_units", "restore_curve", "restore_units", "unit_dla"]

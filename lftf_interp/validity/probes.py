@@ -5,7 +5,8 @@ bootstrap 95 % CIs over items) and its per-item frame.
 * :func:`fit_slopes` / :func:`gender_slopes` — DAMA's a_s / a_f: least squares of P(he) − P(she) on the
   Bolukbasi stereotypical and definitional scores (professions the suite never trains on).
 * :func:`pair_preference` — WinoBias (type 1 / 2) and Winogender: share of pairs whose pro-stereotypical
-  sentence is more likely than the anti-stereotypical one (0.5 = no preference).
+  sentence is more likely than the anti-stereotypical one (0.5 = no preference); :func:`winobias_parts` splits
+  that preference into the pronoun token itself and the rest of the sentence.
 * :func:`math_probe` — generated arithmetic, four candidates, scored by log-likelihood (chance 0.25).
 * :func:`hint_kinds` — UB per hint kind on GenHintEval test and on hint phrasings never used in training.
 * :func:`paper_style` — both AFGB variants on the paper's "The {occupation} {action} because" prompts.
@@ -120,6 +121,31 @@ def winobias_preference(model, path=None, split: str = "test", n_boot: int = 100
         out[f"winobias_t{t}_pro"] = float(g["pro_pref"].mean())
         out[f"winobias_t{t}_pro_ci"] = _ci(g["pro_pref"], n_boot, seed)
     return out, df
+
+
+def winobias_parts(model, path=None, split: str = "test", n_boot: int = 1000, seed: int = 0) -> tuple[dict, pd.DataFrame]:
+    """WinoBias's pro-preference split where the pro and anti sentences part (their first differing token, the
+    pronoun): Δ_pronoun = log P(pro pronoun | prefix) − log P(anti pronoun | prefix), what a next-token loss such
+    as lftf-beyond's reaches, and Δ_rest = Δ_sentence − Δ_pronoun, the rest of the sentence given that pronoun.
+    Metrics: the pro-preference of each part (share of pairs with Δ > 0), their means, and the share of pairs
+    whose sentence preference has the sign of Δ_pronoun."""
+    df = winobias_pairs(path, split)
+    pro, anti = [encode(model, t) for t in df["pro"]], [encode(model, t) for t in df["anti"]]
+    cut = [next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), None) for a, b in zip(pro, anti, strict=True)]
+    keep = [i for i, c in enumerate(cut) if c is not None and c >= 1]  # the pronoun is never a sentence's first token
+    seqs = ([Seq(pro[i], score_from=1) for i in keep] + [Seq(anti[i], score_from=1) for i in keep]
+            + [Seq(pro[i][: cut[i] + 1], score_from=cut[i]) for i in keep] + [Seq(anti[i][: cut[i] + 1], score_from=cut[i]) for i in keep])
+    lp, *_ = score(Runner(model), seqs, 4096)
+    n = len(keep)
+    d_sent, d_pron = lp[:n] - lp[n:2 * n], lp[2 * n:3 * n] - lp[3 * n:]
+    out = df.iloc[keep].reset_index(drop=True).assign(d_sentence=d_sent, d_pronoun=d_pron, d_rest=d_sent - d_pron)
+    m = {"winobias_n_parts": n}
+    for part in ("sentence", "pronoun", "rest"):
+        pref = (out[f"d_{part}"] > 0).astype(float)
+        m[f"winobias_{part}_pro"], m[f"winobias_{part}_pro_ci"] = float(pref.mean()), _ci(pref, n_boot, seed)
+        m[f"winobias_{part}_mean"] = float(out[f"d_{part}"].mean())
+    m["winobias_sign_from_pronoun"] = float((np.sign(out.d_sentence) == np.sign(out.d_pronoun)).mean())
+    return m, out
 
 
 def winogender_preference(model, path=None, n_boot: int = 1000, seed: int = 0) -> tuple[dict, pd.DataFrame]:

@@ -13,6 +13,7 @@ from ..errors import ConfigError
 from . import probes
 
 PROBES = ("gendered", "slopes", "winobias", "winogender", "math", "hints", "paperstyle", "long_context")
+EXTRA_PROBES = ("winobias_parts",)  # on request only (``--probes``): a diagnosis, not a row of every table
 
 
 @dataclass
@@ -31,8 +32,8 @@ class ValidityConfig:
     def __post_init__(self) -> None:
         self.probes = tuple(self.probes)
         self.context_lengths = tuple(int(x) for x in self.context_lengths)
-        if unknown := sorted(set(self.probes) - set(PROBES)):
-            raise ConfigError(f"Unknown validity probe(s) {unknown}; choose from {list(PROBES)}.")
+        if unknown := sorted(set(self.probes) - set(PROBES) - set(EXTRA_PROBES)):
+            raise ConfigError(f"Unknown validity probe(s) {unknown}; choose from {list(PROBES + EXTRA_PROBES)}.")
         if any(x < 0 for x in self.context_lengths):
             raise ConfigError(f"context_lengths must be >= 0 tokens, got {self.context_lengths}.")
         if self.math_n < 1 or self.context_n < 1:
@@ -68,6 +69,7 @@ def validity_report(model, cfg: ValidityConfig = ValidityConfig(),
         "gendered": lambda: probes.gendered_knowledge(model, n_boot=cfg.n_boot, seed=cfg.seed),
         "slopes": lambda: probes.gender_slopes(model, _path(cfg, "professions_bolukbasi"), n_boot=cfg.n_boot, seed=cfg.seed),
         "winobias": lambda: probes.winobias_preference(model, _path(cfg, "winobias"), "test", cfg.n_boot, cfg.seed),
+        "winobias_parts": lambda: probes.winobias_parts(model, _path(cfg, "winobias"), "test", cfg.n_boot, cfg.seed),
         "winogender": lambda: probes.winogender_preference(model, _path(cfg, "winogender"), cfg.n_boot, cfg.seed),
         "math": lambda: probes.math_probe(model, cfg.math_n, cfg.seed, cfg.n_boot),
         "hints": lambda: probes.hint_kinds(model, cfg.n_boot, cfg.seed),
@@ -84,4 +86,4 @@ def validity_report(model, cfg: ValidityConfig = ValidityConfig(),
     return flat, frames
 
 
-__all__ = ["COMPARE_VALIDITY", "PROBES", "ValidityConfig", "validity_report"]
+__all__ = ["COMPARE_VALIDITY", "EXTRA_PROBES", "PROBES", "ValidityConfig", "validity_report"]

@@ -63,3 +63,99 @@ def test_restore_units_is_exact_and_temporary(tiny3):
         with torch.no_grad():
             for n, p in canonical_state_dict(tiny3).items():
                 p.copy_(base[n])
+
+
+@pytest.mark.parametrize("arch,overrides", [("llama", {}), ("llama", {"attention_bias": True, "mlp_bias": True}),
+                                            ("gemma3_text", {})])
+def test_unit_dla_adds_up_to_hugging_face_activations_and_logits(arch, overrides):
+    from lftf_interp.models import hf_model, tiny_model
+    from lftf_interp.tokens import encode, target_ids
+    from lftf_interp.validity.mechanism import unit_dla
+
+    model = tiny_model(n_layers=3, arch=arch, seed=2, **overrides)
+    hf, block = hf_model(model), 1
+    prompts = ["The nurse said that", "A mechanic thinks", "Yesterday the tall surgeon told us that"]
+    d = unit_dla(model, block, prompts, batch_size=2)  # two batches, one padded
+    layer, norm = hf.model.layers[block], hf.model.norm
+    post = getattr(layer, "post_feedforward_layernorm", None)
+    he, she = target_ids(model, [" he"]), target_ids(model, [" she"])
+    for i, p in enumerate(prompts):
+        seen = {}
+        hooks = [(post or layer.mlp).register_forward_hook(lambda m, a, o, seen=seen: seen.__setitem__("mlp", o)),
+                 norm.register_forward_hook(lambda m, a, o, seen=seen: seen.__setitem__("resid", a[0]))]
+        try:
+            logits = hf(torch.tensor([encode(model, p)])).logits[0, -1]
+        finally:
+            for h in hooks:
+                h.remove()
+        # the model's own logit difference …
+        assert d["logit_diff"][i].item() == pytest.approx((logits[he[0]] - logits[she[0]]).item(), abs=1e-4)
+        # … and the MLP's direct effect: its output (after any post-norm) through the frozen final norm
+        r = seen["resid"][0, -1].float()
+        w = norm.weight.float() + (1.0 if arch == "gemma3_text" else 0.0)
+        d_fin = (hf.lm_head.weight[he[0]] - hf.lm_head.weight[she[0]]).float() * w * torch.rsqrt(r.pow(2).mean() + hf.config.rms_norm_eps)
+        assert d["mlp"][i].item() == pytest.approx((d_fin * seen["mlp"][0, -1].float()).sum().item(), abs=1e-4)
+    # units add up exactly to their sub-layer (plus its bias term, zero without one)
+    torch.testing.assert_close(d["neuron"].sum(-1) + d["mlp_bias"], d["mlp"], atol=1e-4, rtol=0)
+    torch.testing.assert_close(d["head"].sum(-1) + d["attn_bias"], d["attn"], atol=1e-4, rtol=0)
+    assert d["head"].shape == (3, model.cfg.n_heads) and d["acts"].shape[1] == d["neuron"].shape[1]
+    if not overrides:
+        assert d["mlp_bias"].abs().max() == 0 and d["attn_bias"].abs().max() == 0
+    else:
+        assert d["mlp_bias"].abs().max() > 0 and d["attn_bias"].abs().max() > 0
+
+
+def test_attribution_change_on_hand_computed_numbers():
+    from lftf_interp.validity.mechanism import attribution_change
+
+    def dla(ld, neuron, head, acts):
+        neuron, head = torch.tensor(neuron), torch.tensor(head)
+        return {"logit_diff": torch.tensor(ld), "neuron": neuron, "head": head, "mlp": neuron.sum(-1),
+                "attn": head.sum(-1), "acts": torch.tensor(acts), "z": torch.zeros(len(ld), 1, 2)}
+
+    # prompt 0 prefers he (+2), prompt 1 prefers she (−1): the sign turns every effect towards that preference
+    before = dla([2.0, -1.0], [[1.0, 0.0], [-1.0, 0.5]], [[0.0], [0.0]], [[1.0, 2.0], [3.0, 4.0]])
+    after = dla([1.0, -0.5], [[0.5, 0.0], [0.0, 0.5]], [[0.0], [0.0]], [[0.5, 2.0], [1.0, 4.0]])
+    units, s = attribution_change(before, after, top=(1, 2))
+    n = units[units.kind == "neuron"].set_index("unit")
+    assert n.loc[0, "dla_before"] == pytest.approx(1.0) and n.loc[0, "dla_after"] == pytest.approx(0.25)
+    assert n.loc[1, "dla_before"] == pytest.approx(-0.25) and n.loc[1, "dla_change"] == pytest.approx(0.0)
+    assert n.loc[0, "act_change"] == pytest.approx((0.5 + 2.0) / 2) and n.loc[1, "act_change"] == 0
+    assert n.loc[0, "rank"] == 1
+    assert s["logit_diff_before"] == pytest.approx(1.5) and s["logit_diff_after"] == pytest.approx(0.75)
+    assert s["mlp_direct_before"] == pytest.approx(0.75) and s["mlp_direct_after"] == pytest.approx(0.0)
+    assert s["mlp_direct_share_of_change"] == pytest.approx(1.0)  # the whole change is the MLP's direct effect
+    assert s["neuron_top_share_of_change"] == {1: pytest.approx(1.0), 2: pytest.approx(1.0)}
+    with pytest.raises(Exception, match="same prompts"):
+        attribution_change(before, dla([1.0], [[0.0, 0.0]], [[0.0]], [[0.0, 0.0]]))
+
+
+def test_attribution_finds_the_changed_neuron_and_ranks_a_restore(tiny3):
+    from lftf_interp.validity.mechanism import attribution_change, unit_dla
+
+    prompts = ["The nurse said that", "The engineer said that", "A teacher thinks"]
+    last = tiny3.cfg.n_layers - 1
+    before = unit_dla(tiny3, last, prompts)
+    base = {n: p.detach().clone() for n, p in canonical_state_dict(tiny3).items()}
+    try:
+        with torch.no_grad():
+            canonical_state_dict(tiny3)[f"model.layers.{last}.mlp.up_proj.weight"][7] *= 3.0
+        units, _ = attribution_change(before, unit_dla(tiny3, last, prompts))
+        n = units[units.kind == "neuron"].set_index("unit")
+        assert n.loc[7, "rank"] == 1 and n.loc[7, "act_change"] > 0
+        assert (n.drop(7)["act_change"] == 0).all() and (units[units.kind == "head"].act_change == 0).all()
+        # restore by attribution rank, beside the weight-change ranking; skip what a resumed run already has
+        measure = lambda: {"x": float(canonical_state_dict(tiny3)[f"model.layers.{last}.mlp.up_proj.weight"].sum())}  # noqa: E731
+        curve = restore_curve(tiny3, base, last, measure, {"neuron": [1]}, n_random=1,
+                              rankings={"top": delta_units(tiny3, base, last), "top-dla": units})
+        assert set(curve.order) == {"top", "random", "top-dla"} and len(curve) == 4
+        full = float(base[f"model.layers.{last}.mlp.up_proj.weight"].sum())
+        assert curve[curve.order == "top-dla"].x.iloc[0] == pytest.approx(full, rel=1e-5)
+        again = restore_curve(tiny3, base, last, measure, {"neuron": [1]}, n_random=1,
+                              rankings={"top": delta_units(tiny3, base, last), "top-dla": units},
+                              skip={("neuron", 1, "top"), ("neuron", 1, "random")})
+        assert list(again.order) == ["top", "top-dla"] and list(again.k) == [0, 1]
+    finally:
+        with torch.no_grad():
+            for n_, p in canonical_state_dict(tiny3).items():
+                p.copy_(base[n_])

@@ -83,3 +83,20 @@ def test_winobias_preference_per_type(tiny_bridge, external_dir):
     assert out["winobias_pro"] == pytest.approx(df.pro_pref.mean())
     assert out["winobias_t1_pro"] == pytest.approx(df[df.type == 1].pro_pref.mean())
     assert isinstance(df, pd.DataFrame) and out["winobias_n"] == len(df)
+
+
+def test_winobias_parts_split_the_sentence_preference_at_the_pronoun(tiny_bridge, external_dir):
+    m, df = probes.winobias_parts(tiny_bridge, external_dir / "winobias", "test", n_boot=20)
+    whole, ref = probes.winobias_preference(tiny_bridge, external_dir / "winobias", "test", n_boot=20)
+    assert m["winobias_n_parts"] == len(df) == len(ref)  # every pair parts at a token after the first
+    assert m["winobias_sentence_pro"] == pytest.approx(whole["winobias_pro"])
+    pd.testing.assert_series_equal(df["d_pronoun"] + df["d_rest"], df["d_sentence"], check_names=False)
+    # Δ_pronoun by hand for one pair: log-softmax at the last shared position, pro token minus anti token
+    r = df.iloc[3]
+    a, b = encode(tiny_bridge, r.pro), encode(tiny_bridge, r.anti)
+    cut = next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)
+    with torch.no_grad():
+        logp = hf_of(tiny_bridge)(torch.tensor([a[:cut]])).logits[0, -1].log_softmax(-1)
+    assert r.d_pronoun == pytest.approx((logp[a[cut]] - logp[b[cut]]).item(), abs=1e-4)
+    assert m["winobias_pronoun_pro"] == pytest.approx((df.d_pronoun > 0).mean())
+    assert 0 <= m["winobias_sign_from_pronoun"] <= 1
