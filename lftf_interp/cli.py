@@ -153,6 +153,7 @@ def finetune(
     kl_weight: float = typer.Option(0.0, help="Weight of KL(base || tuned) on neutral text."),
     gendered_weight: float = typer.Option(0.0, help="Weight of the gendered-noun retention term (0 = off)."),
     winobias_weight: float = typer.Option(0.0, help="Weight of the WinoBias-dev pronoun term (0 = off)."),
+    winobias_sentence_weight: float = typer.Option(0.0, help="Weight of the WinoBias-dev whole-sentence pair term (0 = off)."),
     hint_exclude: str = typer.Option("", help="Comma-separated hint kinds left out of training and validation."),
     checkpoint_every: int = typer.Option(10),
     restore_best: bool = typer.Option(True, help="Keep the evaluation with the best validation AFGB (else the last step)."),
@@ -169,6 +170,7 @@ def finetune(
                      checkpoint_every=checkpoint_every, seed=seed, method=method, n_val=200, axis=axis,
                      restore_best=restore_best,
                      gendered_weight=gendered_weight, winobias_weight=winobias_weight,
+                     winobias_sentence_weight=winobias_sentence_weight,
                      hint_exclude=tuple(k.strip() for k in hint_exclude.split(",") if k.strip()))
     chosen = block if block == "auto" else _ints(block)
     with _progress() as prog:

@@ -61,7 +61,8 @@ def default_methods(
     n_layers: int, seed: int = 0, exclude: str | Sequence[int] = AUTO, n_seeds_other: int | None = None
 ) -> list[MethodSpec]:
     """The comparison of issue 4: three LFTF losses on the top-BMI block, other blocks, FPFT, LoRA, prompt, and
-    (issue 12) LFTF with the gendered-noun retention term and with it plus the WinoBias-dev term.
+    (issue 12) LFTF with the gendered-noun retention term, with it plus the WinoBias-dev pronoun term, and with it
+    plus the WinoBias-dev whole-sentence term.
     ``lftf-balanced`` runs on every seed; the others on ``n_seeds_other`` (None: every seed too).
     ``exclude``: the blocks BMI's choice sets aside (``"auto"``: the embedding-artefact blocks of the model,
     :func:`lftf_interp.locate.artefact_blocks`)."""
@@ -81,6 +82,9 @@ def default_methods(
                    {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0}, n_seeds=n_seeds_other),
         MethodSpec("lftf-beyond", "lftf-balanced + gendered-noun retention + WinoBias-dev term",
                    {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0, "winobias_weight": 1.0}, n_seeds=n_seeds_other),
+        MethodSpec("lftf-sentence", "lftf-gendered + the balanced loss on whole WinoBias-dev sentence pairs",
+                   {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0, "winobias_sentence_weight": 1.0},
+                   n_seeds=n_seeds_other),
         MethodSpec("block-last", f"block {n_layers - 1}, the last (the paper's BMI pick)", {"block": n_layers - 1},
                    n_seeds=n_seeds_other),
         MethodSpec("top3-bmi", "the 3 top-BMI blocks", {"block": "auto", "top_k": 3, "bmi_exclude": ex}, n_seeds=n_seeds_other),

@@ -5,6 +5,9 @@
 * ``winobias_weight`` — balance pronouns inside two-person sentences and in other forms: the balanced loss on
   WinoBias *dev* sentences cut right before their pronoun, each row with its own pair (he / she, him / her,
   his / her). WinoBias test is only ever evaluated.
+* ``winobias_sentence_weight`` — the same balanced loss on whole WinoBias *dev* sentence pairs: a, b are the
+  probabilities of the pro and the anti sentence from their first differing token (the pronoun) to the end, so
+  the words after the pronoun count too (what the WinoBias probe measures; :func:`sentence_pair_loss`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch
 
 from ..data.external import winobias_pairs
 from ..data.probesets import gendered_prompts
-from ..tokens import target_ids
+from ..tokens import encode, target_ids
 from .losses import hint_loss
 
 
@@ -34,12 +37,50 @@ def balanced_pair_loss(logits: torch.Tensor, male: torch.Tensor, female: torch.T
     return (-(a - z) - (b - z)).mean()
 
 
+def sentence_pair_loss(lp_a: torch.Tensor, lp_b: torch.Tensor) -> torch.Tensor:
+    """Mean over pairs of −log σ(d) − log σ(−d), d = lp_a − lp_b: :func:`balanced_pair_loss` with whole
+    sequences' log-probabilities as a and b (minimal, 2·log 2, when the two are equally likely)."""
+    d = lp_a.float() - lp_b.float()
+    return (torch.nn.functional.softplus(d) + torch.nn.functional.softplus(-d)).mean()
+
+
+class _SentencePairs:
+    """WinoBias dev pro / anti sentences cached for a scope, with what scoring them from their pronoun needs."""
+
+    def __init__(self, scope, model, path):
+        w = winobias_pairs(path, "dev")
+        pro, anti = [encode(model, t) for t in w["pro"]], [encode(model, t) for t in w["anti"]]
+        cut = [next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), 0) for a, b in zip(pro, anti, strict=True)]
+        keep = [i for i, c in enumerate(cut) if c >= 1]
+        self.ids = ([pro[i] for i in keep], [anti[i] for i in keep])
+        self.cut = [cut[i] for i in keep]
+        self.caches = (scope.cache([w["pro"].iloc[i] for i in keep]), scope.cache([w["anti"].iloc[i] for i in keep]))
+
+    def __len__(self) -> int:
+        return len(self.cut)
+
+    def logprobs(self, scope, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed log-probs of the pro and the anti sentences of pairs ``idx`` from their first differing token."""
+        out = []
+        for ids, cache in zip(self.ids, self.caches, strict=True):
+            rows, pos, tgt = [], [], []
+            for r, i in enumerate(idx.tolist()):
+                for t in range(self.cut[i], len(ids[i])):  # token t is predicted at position t − 1
+                    rows.append(r)
+                    pos.append(t - 1)
+                    tgt.append(ids[i][t])
+            logp = scope.logits_at(cache, idx, torch.tensor(rows), torch.tensor(pos)).float().log_softmax(-1)
+            picked = logp[torch.arange(len(tgt)), torch.tensor(tgt)]
+            out.append(torch.zeros(len(idx), dtype=picked.dtype).index_add(0, torch.tensor(rows), picked))
+        return out[0], out[1]
+
+
 class BeyondTemplate:
     """The configured terms on their own cached prompts; ``__call__(step)`` → (weighted loss, {term: value})."""
 
     def __init__(self, scope, reader, model, cfg):
         self.scope, self.reader, self.cfg = scope, reader, cfg
-        self.gendered = self.wino = None
+        self.gendered = self.wino = self.sentences = None
         if cfg.gendered_weight > 0:
             g = gendered_prompts("train").df
             self.gendered = reader.cache(g["prompt"].tolist())
@@ -49,6 +90,9 @@ class BeyondTemplate:
             self.wino = scope.cache(w["prefix"].tolist())
             self.w_male = torch.tensor(target_ids(model, [" " + x for x in w["male"]]))
             self.w_female = torch.tensor(target_ids(model, [" " + x for x in w["female"]]))
+
+        if cfg.winobias_sentence_weight > 0:
+            self.sentences = _SentencePairs(scope, model, Path(cfg.external) / "winobias" if cfg.external else None)
 
     def __call__(self, step: int) -> tuple[torch.Tensor | float, dict]:
         cfg, loss, parts = self.cfg, 0.0, {}
@@ -60,7 +104,16 @@ class BeyondTemplate:
             idx = _batch(len(self.w_male), cfg.batch_size, cfg.seed + 130363, step)
             lw = balanced_pair_loss(self.scope.last_logits(self.wino, idx), self.w_male[idx], self.w_female[idx])
             loss, parts["loss_winobias"] = loss + cfg.winobias_weight * lw, lw.item()
+        if self.sentences is not None:
+            idx = _batch(len(self.sentences), cfg.batch_size, cfg.seed + 155921, step)
+            ls = sentence_pair_loss(*self.sentences.logprobs(self.scope, idx))
+            loss, parts["loss_winobias_sentence"] = loss + cfg.winobias_sentence_weight * ls, ls.item()
         return loss, parts
 
+    @staticmethod
+    def wanted(cfg) -> bool:
+        """Whether ``cfg`` turns on any of these terms."""
+        return cfg.gendered_weight > 0 or cfg.winobias_weight > 0 or cfg.winobias_sentence_weight > 0
 
-__all__ = ["BeyondTemplate", "balanced_pair_loss"]
+
+__all__ = ["BeyondTemplate", "balanced_pair_loss", "sentence_pair_loss"]

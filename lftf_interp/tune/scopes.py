@@ -8,7 +8,7 @@
   bridge, so every evaluation afterwards runs on ordinary weights.
 
 All three expose the same small interface (``params``, ``cache``, ``last_logits``, ``all_logits``,
-``finish``), so :func:`lftf_interp.tune.train.tune` runs one loop for every method.
+``logits_at``, ``finish``), so :func:`lftf_interp.tune.train.tune` runs one loop for every method.
 """
 
 from __future__ import annotations
@@ -113,6 +113,12 @@ class BlockScope:
         mask = torch.arange(x.shape[1])[None] < lengths[:, None]
         return self.runner.unembed(out[mask])
 
+    def logits_at(self, cache: BlockInputCache, idx, rows: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Logits ``[len(rows), d_vocab]`` at (rows[i], pos[i]) of the cached batch ``idx`` (unembeds only those)."""
+        x, _ = cache.batch(idx)
+        out = self.runner.run(x, start=self.start) if cache.start is not None else self.runner.run(self.runner.embed(x))
+        return self.runner.unembed(out[rows, pos])
+
     def finish(self) -> None:
         for p in self.params.values():
             p.requires_grad_(False)
@@ -172,6 +178,10 @@ class LoraScope(BlockScope):
         x, lengths = cache.batch(torch.arange(len(cache)))
         mask = torch.arange(x.shape[1])[None] < lengths[:, None]
         return self._logits(x, lengths)[mask]
+
+    def logits_at(self, cache: BlockInputCache, idx, rows: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        x, lengths = cache.batch(idx)
+        return self._logits(x, lengths)[rows, pos]
 
     def finish(self) -> None:
         """Merge the adapters and copy the merged weights into the bridge (in place)."""

@@ -57,6 +57,7 @@ class TuneConfig:
     mass_weight: float = 0.0  # (log group mass − base log mass)² on the training prompts
     gendered_weight: float = 0.0  # gender only: cross-entropy toward the right pronoun after gendered nouns (train pairs)
     winobias_weight: float = 0.0  # gender only: balanced loss on WinoBias dev sentences cut before their pronoun
+    winobias_sentence_weight: float = 0.0  # gender only: balanced loss on whole WinoBias dev pro / anti sentence pairs
     hint_exclude: tuple[str, ...] = ()  # hint kinds left out of training and validation (leave-one-kind-out)
     external: str | None = None  # folder holding winobias/ (None: $LFTF_EXTERNAL, else the pinned download)
     eval_every: int = 10
@@ -91,9 +92,9 @@ class TuneConfig:
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         self.hint_exclude = tuple(self.hint_exclude)
-        if (self.gendered_weight > 0 or self.winobias_weight > 0) and self.axis != "gender":
-            raise ConfigError("gendered_weight and winobias_weight are gender terms; set them to 0 on axis "
-                              f"{self.axis!r}.")
+        if BeyondTemplate.wanted(self) and self.axis != "gender":
+            raise ConfigError("gendered_weight, winobias_weight and winobias_sentence_weight are gender terms; set "
+                              f"them to 0 on axis {self.axis!r}.")
 
     @property
     def blocks(self) -> list[int]:
@@ -294,7 +295,7 @@ def tune(
                              cfg.n_train, cfg.seed)
     validate = Validator(scope, axis, reader, _subset(axis.bias_prompts("validation"), cfg.n_val, cfg.seed),
                          _subset(_kinds(axis.hint_prompts("validation"), cfg.hint_exclude), cfg.n_val, cfg.seed))
-    beyond = BeyondTemplate(scope, reader, model, cfg) if cfg.gendered_weight > 0 or cfg.winobias_weight > 0 else None
+    beyond = BeyondTemplate(scope, reader, model, cfg) if BeyondTemplate.wanted(cfg) else None
     objective = Objective(scope, cfg, axis, reader, train, hint_train if cfg.hint_weight > 0 else None, beyond)
 
     opt = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=0.0)

@@ -10,8 +10,10 @@ from lftf_interp.errors import ConfigError
 from lftf_interp.metrics import score_dataset
 from lftf_interp.models import tiny_model
 from lftf_interp.tune import TuneConfig, tune
-from lftf_interp.tune.beyond import balanced_pair_loss
+from lftf_interp.tune.beyond import _SentencePairs, balanced_pair_loss, sentence_pair_loss
+from lftf_interp.tune.scopes import BlockScope
 from lftf_interp.tune.train import _kinds
+from lftf_interp.validity.probes import winobias_parts
 
 
 def test_balanced_pair_loss_by_hand():
@@ -59,3 +61,28 @@ def test_winobias_term_reads_dev_prefixes(external_dir):
     res = tune(m, TuneConfig(block=1, steps=2, batch_size=8, winobias_weight=1.0, n_val=8, eval_every=2,
                              external=str(external_dir)))
     assert res.history.loss_winobias.dropna().gt(0).all()
+
+
+def test_sentence_pair_loss_by_hand():
+    a, b = torch.log(torch.tensor([0.2, 0.3])), torch.log(torch.tensor([0.05, 0.3]))
+    # pair 0: d = log 4 → log(1 + 4) + log(1 + 1/4); pair 1: equal → 2 log 2 (the minimum)
+    want = (math.log(5) + math.log(1.25) + 2 * math.log(2)) / 2
+    assert sentence_pair_loss(a, b).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_sentence_term_scores_whole_dev_pairs_and_training_balances_them(external_dir):
+    m = tiny_model(2, seed=0)
+    pairs = _SentencePairs(BlockScope(m, [1]), m, external_dir / "winobias")
+    idx = torch.arange(48)
+    with torch.no_grad():
+        lp_pro, lp_anti = pairs.logprobs(BlockScope(m, [1]), idx)
+    # from the pronoun on, the shared prefix cancels: the difference is the probe's whole-sentence difference
+    _, ref = winobias_parts(m, external_dir / "winobias", "dev", n_boot=10)
+    assert len(ref) == len(pairs)
+    np.testing.assert_allclose((lp_pro - lp_anti).numpy(), ref["d_sentence"].to_numpy()[:48], atol=2e-4)
+    before = sentence_pair_loss(lp_pro, lp_anti).item()
+    res = tune(m, TuneConfig(block=(0, 1), steps=20, lr=3e-3, batch_size=16, winobias_sentence_weight=5.0, n_val=8,
+                             eval_every=20, restore_best=False, external=str(external_dir)))
+    with torch.no_grad():
+        after = sentence_pair_loss(*pairs.logprobs(BlockScope(m, [1]), idx)).item()
+    assert "loss_winobias_sentence" in res.history and after < before - 0.01
