@@ -109,7 +109,8 @@ def holdout_to(model: str, out: Path, kinds: Sequence[str] | None = None, steps:
 def mechanism_to(model: str, delta: Path, out: Path, heads: Sequence[int] = (1, 2, 3, 5, 9),
                  neurons: Sequence[int] = (16, 64, 256, 768, 1536), n_random: int = 3, seed: int = 0) -> dict:
     """Heads / KV heads / neurons of the delta's block ranked by weight change → OUT/units.csv; each head's and
-    neuron's direct effect towards the base model's preferred pronoun on the test bias prompts, before and after
+    neuron's direct effect towards the base model's preferred pronoun on the *validation* bias prompts (so the
+    ranking is never chosen on what the restores measure), before and after
     (:func:`~lftf_interp.validity.mechanism.attribution_change`) → OUT/attribution.csv; AFGB (both variants), UB
     and mass on the test split with the top-k units restored to the base weights — ranked by weight change
     (``top``), by attribution change (``top-dla``), or k random ones → OUT/restore.csv (resumable: rows already
@@ -123,7 +124,7 @@ def mechanism_to(model: str, delta: Path, out: Path, heads: Sequence[int] = (1, 
     block = blocks[0]
     bridge = load_model(model)
     base = {n: p.detach().clone() for n, p in canonical_state_dict(bridge).items()}
-    prompts = load_dataset("genbias", "test").df["prompt"].tolist()
+    prompts = load_dataset("genbias", "validation").df["prompt"].tolist()  # ranks units; the restores measure test
 
     def measure() -> dict:
         m, _, _ = evaluate(bridge, EvalConfig(split="test", n_boot=100, seed=seed))

@@ -73,9 +73,11 @@ def plot_restore(curve: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(1, len(kinds), figsize=(4.3 * len(kinds), 3.4), squeeze=False)
     for ax, kind in zip(axes[0], kinds, strict=True):
         g = curve[curve.kind == kind]
-        top = g[g.order == "top"].sort_values("k")
+        for order, label, marker in (("top", "top-k by weight change", "o"), ("top-dla", "top-k by attribution change", "^")):
+            top = g[g.order == order].sort_values("k")
+            if len(top):
+                ax.plot(top.k, 100 * top.bias_returned, marker=marker, label=label)
         rnd = g[g.order == "random"].groupby("k", as_index=False)["bias_returned"].agg(["mean", "min", "max"]).reset_index()
-        ax.plot(top.k, 100 * top.bias_returned, marker="o", label="top-k by weight change")
         if len(rnd):
             ax.errorbar(rnd.k, 100 * rnd["mean"], yerr=[100 * (rnd["mean"] - rnd["min"]), 100 * (rnd["max"] - rnd["mean"])],
                         marker="s", ls="--", label="k random (min–max)")
@@ -86,6 +88,29 @@ def plot_restore(curve: pd.DataFrame) -> plt.Figure:
         ax.set_ylabel("% of removed AFGB that returns")
         ax.set_title(kind)
     axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_attribution(attr: pd.DataFrame, top: int = 8) -> plt.Figure:
+    """Each MLP neuron's direct effect towards the base model's preferred pronoun, before vs after tuning (left;
+    the ``top`` largest changes labelled), and the neurons' |attribution change| against their weight change
+    (right): does the weight change point at the neurons whose effect changed?"""
+    n = attr[attr.kind == "neuron"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.scatter(n.dla_before, n.dla_after, s=6, alpha=0.5)
+    lim = [min(n.dla_before.min(), n.dla_after.min()), max(n.dla_before.max(), n.dla_after.max())]
+    a.plot(lim, lim, color="0.5", ls=":", lw=1)
+    for r in n.nsmallest(top, "rank").itertuples():
+        a.annotate(str(r.unit), (r.dla_before, r.dla_after), fontsize=7)
+    a.set_xlabel("direct effect before (logit diff. towards base preference)")
+    a.set_ylabel("after LFTF")
+    a.set_title("MLP neurons of the tuned block")
+    b.scatter(n.weight_change, n.dla_change.abs(), s=6, alpha=0.5)
+    b.set_yscale("log")
+    b.set_xlabel("weight change ‖Δw‖ of the neuron")
+    b.set_ylabel("|change of its direct effect|")
+    b.set_title("weight change vs attribution change")
     fig.tight_layout()
     return fig
 
@@ -122,4 +147,4 @@ def plot_sweep_probes(rows: pd.DataFrame, base: dict, probes=("afgb", "math_acc"
     return fig
 
 
-__all__ = ["PANELS", "plot_holdout", "plot_long_context", "plot_methods", "plot_restore", "plot_sweep_probes"]
+__all__ = ["PANELS", "plot_attribution", "plot_holdout", "plot_long_context", "plot_methods", "plot_restore", "plot_sweep_probes"]

@@ -17,11 +17,20 @@ def test_plot_methods_draws_one_panel_per_quantity_with_base_and_target_lines():
 
 
 def test_plot_restore_and_long_context():
-    curve = pd.DataFrame({"kind": ["head", "head", "head", "neuron", "neuron"], "k": [1, 1, 1, 16, 16],
-                          "order": ["top", "random", "random", "top", "random"], "bias_returned": [0.5, 0.1, 0.2, 0.3, 0.0]})
+    curve = pd.DataFrame({"kind": ["head", "head", "head", "neuron", "neuron", "neuron"], "k": [1, 1, 1, 16, 16, 16],
+                          "order": ["top", "random", "random", "top", "random", "top-dla"],
+                          "bias_returned": [0.5, 0.1, 0.2, 0.3, 0.0, 0.6]})
     fig = vr.plot_restore(curve)
     assert [ax.get_title() for ax in fig.axes] == ["head", "neuron"]
     assert list(fig.axes[0].lines[0].get_ydata()) == [50.0]
+    assert [list(line.get_ydata()) for line in fig.axes[1].lines[:2]] == [[30.0], [60.0]]  # weight change, then attribution
+    plt.close(fig)
+    attr = pd.DataFrame({"kind": ["neuron"] * 3 + ["head"], "unit": [0, 1, 2, 0], "dla_before": [0.3, 0.0, -0.1, 1.0],
+                         "dla_after": [0.1, 0.0, -0.1, 1.0], "dla_change": [-0.2, 0.0, 0.0, 0.0], "rank": [1, 2, 3, 1],
+                         "weight_change": [0.1, 0.2, 0.3, 0.0]})
+    fig = vr.plot_attribution(attr, top=1)
+    assert len(fig.axes[0].collections[0].get_offsets()) == 3  # neurons only
+    assert [t.get_text() for t in fig.axes[0].texts] == ["0"]
     plt.close(fig)
     lc = pd.DataFrame({"context": [0, 64], "afgb": [0.3, 0.6], "afgb_ci": ["[0.28, 0.32]", "[0.5, 0.7]"],
                        "afgb_paper": [0.08, 0.2], "ub": [0.8, 0.9]})

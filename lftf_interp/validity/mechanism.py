@@ -192,8 +192,11 @@ def unit_dla(model, block: int, prompts: Sequence[str], male: Sequence[str] = ("
     return out
 
 
+TOP_K = {"head": (1, 3), "neuron": (16, 64, 256)}  # the top-k shares attribution_change reports per kind
+
+
 def attribution_change(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor],
-                       top: Sequence[int] = (16, 64, 256)) -> tuple[pd.DataFrame, dict]:
+                       top: Mapping[str, Sequence[int]] = TOP_K) -> tuple[pd.DataFrame, dict]:
     """Unit by unit, the direct effect towards the base model's preferred pronoun (sign of the base logit
     difference per prompt), before and after tuning, from two :func:`unit_dla` results on the same prompts.
 
@@ -229,7 +232,7 @@ def attribution_change(before: dict[str, torch.Tensor], after: dict[str, torch.T
     for kind, g in units.groupby("kind"):
         mag = g.sort_values("rank")["dla_change"].abs()
         total = float(mag.sum()) or 1.0
-        summary[f"{kind}_top_share_of_change"] = {int(k): float(mag.iloc[:k].sum() / total) for k in top if k <= len(mag)}
+        summary[f"{kind}_top_share_of_change"] = {int(k): float(mag.iloc[:k].sum() / total) for k in top.get(kind, ()) if k <= len(mag)}
     return units, summary
 
 

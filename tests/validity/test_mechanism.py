@@ -116,7 +116,7 @@ def test_attribution_change_on_hand_computed_numbers():
     # prompt 0 prefers he (+2), prompt 1 prefers she (−1): the sign turns every effect towards that preference
     before = dla([2.0, -1.0], [[1.0, 0.0], [-1.0, 0.5]], [[0.0], [0.0]], [[1.0, 2.0], [3.0, 4.0]])
     after = dla([1.0, -0.5], [[0.5, 0.0], [0.0, 0.5]], [[0.0], [0.0]], [[0.5, 2.0], [1.0, 4.0]])
-    units, s = attribution_change(before, after, top=(1, 2))
+    units, s = attribution_change(before, after, top={"neuron": (1, 2)})
     n = units[units.kind == "neuron"].set_index("unit")
     assert n.loc[0, "dla_before"] == pytest.approx(1.0) and n.loc[0, "dla_after"] == pytest.approx(0.25)
     assert n.loc[1, "dla_before"] == pytest.approx(-0.25) and n.loc[1, "dla_change"] == pytest.approx(0.0)
