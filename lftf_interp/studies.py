@@ -107,7 +107,7 @@ def holdout_to(model: str, out: Path, kinds: Sequence[str] | None = None, steps:
 
 
 def mechanism_to(model: str, delta: Path, out: Path, heads: Sequence[int] = (1, 2, 3, 5, 9),
-                 neurons: Sequence[int] = (16, 64, 256, 768, 1536), n_random: int = 3, seed: int = 0) -> dict:
+                 neurons: Sequence[int] = (1, 16, 64, 256, 768, 1536), n_random: int = 3, seed: int = 0) -> dict:
     """Heads / KV heads / neurons of the delta's block ranked by weight change → OUT/units.csv; each head's and
     neuron's direct effect towards the base model's preferred pronoun on the *validation* bias prompts (so the
     ranking is never chosen on what the restores measure), before and after

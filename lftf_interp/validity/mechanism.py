@@ -100,10 +100,10 @@ def restore_curve(model, base: dict[str, torch.Tensor], block: int, measure: Cal
     measured values; the k = 0 row is the tuned model itself.
 
     ``rankings``: order name → frame (kind, unit, rank; 1 = restored first); default ``{"top": delta_units(...)}``
-    (rank by weight change). Random draws go with the first ranking. ``skip``: (kind, k, order) already measured
+    (rank by weight change). Random draws go with the first ranking, each from its own generator seeded by (seed,
+    kind, k), so they do not depend on which other rows are measured. ``skip``: (kind, k, order) already measured
     (a resumed run); their rows are not produced again."""
     rankings = dict(rankings) if rankings is not None else {"top": delta_units(model, base, block)}
-    rng = np.random.default_rng(seed)
     rows = [{"kind": "none", "k": 0, "order": "top", "draw": 0, **measure()}]
     for kind, k_list in ks.items():
         for i, (order, ranked) in enumerate(rankings.items()):
@@ -112,7 +112,8 @@ def restore_curve(model, base: dict[str, torch.Tensor], block: int, measure: Cal
                 continue
             for k in sorted({min(k, len(units)) for k in k_list}):
                 draws = [(order, 0, units[:k])]
-                if i == 0:  # the control: the same rng sequence whatever is skipped, so a resumed run draws alike
+                if i == 0:  # the control
+                    rng = np.random.default_rng([seed, KINDS.index(kind), k])
                     draws += [("random", d, rng.choice(units, k, replace=False).tolist())
                               for d in range(n_random if k < len(units) else 0)]
                 for o, d, chosen in draws:
