@@ -41,13 +41,13 @@ families: venv
 	$(BIN)/lftf sweep --model $(GEMMA) --blocks $(GEMMA_SWEEP) --steps 40 --out $(GDIR)/block_sweep
 	$(BIN)/lftf families --out results/models
 
-## What the fine-tune changes beyond its template (~3 h on 2 cores; resumable; README "What the fine-tune changes"):
+## What the fine-tune changes beyond its template (~5 h on 2 cores to the seed-0 compare, ~10 h more for seeds 1 and 2;
+## resumable; README "What the fine-tune changes"):
 ## the probes on the base model, the sum-loss demonstration, the mechanism in the tuned block (needs `make axes`'s
 ## gender delta), the compare of LFTF variants and baselines with every probe, leave-one-hint-kind-out, and a
 ## sweep with the arithmetic / gendered-noun / WinoBias probes per block.
 export LFTF_EXTERNAL ?= $(if $(wildcard ../shared/external),$(abspath ../shared/external),)
 VDIR := results/validity
-VMETHODS := base,lftf-balanced,lftf-beyond,lftf-gendered,block-last,lora,fpft
 validity: venv
 	test -f $(VDIR)/base/metrics.json || $(BIN)/lftf validity --model smollm2-135m --out $(VDIR)/base
 	test -f $(VDIR)/lftf/metrics.json || $(BIN)/lftf validity --model smollm2-135m \
@@ -56,12 +56,16 @@ validity: venv
 		--delta results/axes/gender/finetune/delta --out $(VDIR)/mechanism
 	test -f $(VDIR)/sum_demo/metrics.json || $(BIN)/lftf finetune --model smollm2-135m --block 24 --loss sum \
 		--hint-weight 0 --mass-weight 0 --steps 60 --no-restore-best --out $(VDIR)/sum_demo
-	$(BIN)/lftf compare --model smollm2-135m --seeds 0 --methods $(VMETHODS) --retain small --out $(VDIR)/compare
+	test -f $(VDIR)/winobias_parts/base/metrics.json || $(BIN)/lftf validity --model smollm2-135m --probes winobias_parts \
+		--out $(VDIR)/winobias_parts/base
+	test -f $(VDIR)/winobias_parts/lftf/metrics.json || $(BIN)/lftf validity --model smollm2-135m --probes winobias_parts \
+		--delta results/axes/gender/finetune/delta --against $(VDIR)/winobias_parts/base --out $(VDIR)/winobias_parts/lftf
+	$(BIN)/lftf compare --model smollm2-135m --seeds 0 --retain small --out $(VDIR)/compare
 	$(BIN)/lftf holdout --model smollm2-135m --out $(VDIR)/holdout
 	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --methods lftf-balanced,lftf-beyond --retain small --out $(VDIR)/compare
 	$(BIN)/lftf sweep --model smollm2-135m --blocks 2,8,24,29 --steps 40 --probes math,gendered,winobias \
 		--out $(VDIR)/block_sweep
-	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --methods $(VMETHODS) --retain small --out $(VDIR)/compare
+	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --retain small --out $(VDIR)/compare
 
 ## Time and memory at the paper's sizes (random-init Llama-3-8B and Qwen2.5-7B shapes; no downloads).
 scale: venv

@@ -48,24 +48,28 @@ def validity_to(model: str, out: Path, delta: Path | None = None, cfg: ValidityC
 
 
 # probe CSV → (per-item value, key columns that pair the items of two runs)
-PAIRED = {"winobias": ("pro_pref", ["type", "line"]), "winogender": ("pro_pref", ["occupation", "participant", "answer"]),
-          "math": ("correct", ["item"]), "gendered": ("right", ["prompt"])}
+# paired row → (the probe's per-item CSV, the value compared, the keys that pair items across runs)
+PAIRED = {"winobias": ("winobias", "pro_pref", ["type", "line"]),
+          "winogender": ("winogender", "pro_pref", ["occupation", "participant", "answer"]),
+          "math": ("math", "correct", ["item"]), "gendered": ("gendered", "right", ["prompt"]),
+          "winobias_pronoun_gap": ("winobias_parts", "d_pronoun", ["type", "line"]),
+          "winobias_rest_gap": ("winobias_parts", "d_rest", ["type", "line"])}
 
 
 def paired_changes(base_dir: Path, tuned_dir: Path, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Per probe: base and tuned value and the change with a **paired** bootstrap 95 % CI over items (both
-    runs scored the same items), from two folders :func:`validity_to` wrote."""
+    """Per :data:`PAIRED` row found in both folders (:func:`validity_to`'s): base and tuned value and the change
+    with a **paired** bootstrap 95 % CI over items (both runs scored the same items)."""
     import numpy as np
 
     rows = []
-    for probe, (col, keys) in PAIRED.items():
+    for label, (probe, col, keys) in PAIRED.items():
         if not ((base_dir / f"{probe}.csv").is_file() and (tuned_dir / f"{probe}.csv").is_file()):
             continue
         a, b = (_item_values(pd.read_csv(d / f"{probe}.csv"), probe) for d in (base_dir, tuned_dir))
         m = a[[*keys, col]].merge(b[[*keys, col]], on=keys, suffixes=("_base", "_tuned"))
         d = (m[col + "_tuned"] - m[col + "_base"]).to_numpy(float)
         boots = d[np.random.default_rng(seed).integers(0, len(d), (n_boot, len(d)))].mean(1)
-        rows.append({"probe": probe, "n": len(d), "base": m[col + "_base"].mean(), "tuned": m[col + "_tuned"].mean(),
+        rows.append({"probe": label, "n": len(d), "base": m[col + "_base"].mean(), "tuned": m[col + "_tuned"].mean(),
                      "change": d.mean(), "ci_lo": float(np.quantile(boots, 0.025)), "ci_hi": float(np.quantile(boots, 0.975))})
     return pd.DataFrame(rows)
 

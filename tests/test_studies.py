@@ -70,3 +70,8 @@ def test_paired_changes_pair_items_across_runs(tmp_path):
     assert got.loc["winobias", "change"] == pytest.approx(0.0) and got.loc["winobias", "n"] == 3
     assert (got.loc["math", "base"], got.loc["math", "tuned"]) == pytest.approx((0.5, 0.5))
     assert got.loc["math", "ci_lo"] <= 0 <= got.loc["math", "ci_hi"] and "winogender" not in got.index
+    # the WinoBias parts pair by (type, line) too: the pronoun gap 0.4, 0.2 → 0.1, 0.1 falls by 0.2 on average
+    pd.DataFrame({"type": [1, 2], "line": [1, 1], "d_pronoun": [0.4, 0.2], "d_rest": [0.1, 0.0]}).to_csv(a / "winobias_parts.csv", index=False)
+    pd.DataFrame({"type": [2, 1], "line": [1, 1], "d_pronoun": [0.1, 0.1], "d_rest": [0.0, 0.1]}).to_csv(b / "winobias_parts.csv", index=False)
+    got = studies.paired_changes(a, b, n_boot=200).set_index("probe")
+    assert got.loc["winobias_pronoun_gap", "change"] == pytest.approx(-0.2) and got.loc["winobias_rest_gap", "change"] == 0
