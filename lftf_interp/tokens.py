@@ -52,6 +52,11 @@ def encode(model_or_tok, prompt: str, start: bool = True) -> list[int]:
     return [bos, *ids] if bos is not None else ids
 
 
+def first_difference(a: Sequence[int], b: Sequence[int]) -> int | None:
+    """The first position where two token sequences differ (None if one is a prefix of the other)."""
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), None)
+
+
 def encode_batch(
     model_or_tok, prompts: Sequence[str], pad_id: int | None = None, suffix: Sequence[int] = ()
 ) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, " batch"]]:

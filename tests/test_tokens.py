@@ -47,3 +47,10 @@ def test_bos_policy_is_applied_only_at_the_start_of_a_sequence():
     assert encode(tok, " she", start=False) == tok.encode(" she", add_special_tokens=False)
     ids, lengths = encode_batch(tok, ["The nurse said that"], suffix=[5])
     assert ids[0].tolist() == [1, *plain, 5] and lengths.tolist() == [len(plain) + 2]
+
+
+def test_first_difference():
+    from lftf_interp.tokens import first_difference
+
+    assert first_difference([1, 2, 3], [1, 5, 3]) == 1
+    assert first_difference([1, 2], [1, 2, 3]) is None and first_difference([], [1]) is None

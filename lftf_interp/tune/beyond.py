@@ -18,7 +18,7 @@ import torch
 
 from ..data.external import winobias_pairs
 from ..data.probesets import gendered_prompts
-from ..tokens import encode, target_ids
+from ..tokens import encode, first_difference, target_ids
 from .losses import hint_loss
 
 
@@ -50,8 +50,8 @@ class _SentencePairs:
     def __init__(self, scope, model, path):
         w = winobias_pairs(path, "dev")
         pro, anti = [encode(model, t) for t in w["pro"]], [encode(model, t) for t in w["anti"]]
-        cut = [next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), 0) for a, b in zip(pro, anti, strict=True)]
-        keep = [i for i, c in enumerate(cut) if c >= 1]
+        cut = [first_difference(a, b) or 0 for a, b in zip(pro, anti, strict=True)]
+        keep = [i for i, c in enumerate(cut) if c >= 1]  # the pronoun is never a sentence's first token
         self.ids = ([pro[i] for i in keep], [anti[i] for i in keep])
         self.cut = [cut[i] for i in keep]
         self.caches = (scope.cache([w["pro"].iloc[i] for i in keep]), scope.cache([w["anti"].iloc[i] for i in keep]))
@@ -90,7 +90,6 @@ class BeyondTemplate:
             self.wino = scope.cache(w["prefix"].tolist())
             self.w_male = torch.tensor(target_ids(model, [" " + x for x in w["male"]]))
             self.w_female = torch.tensor(target_ids(model, [" " + x for x in w["female"]]))
-
         if cfg.winobias_sentence_weight > 0:
             self.sentences = _SentencePairs(scope, model, Path(cfg.external) / "winobias" if cfg.external else None)
 

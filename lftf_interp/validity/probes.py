@@ -36,7 +36,7 @@ from ..metrics import bootstrap_ci, score_dataset, summarize
 from ..retain.scoring import Seq, score
 from ..retain.tasks import corpus_documents
 from ..runner import Runner
-from ..tokens import encode
+from ..tokens import encode, first_difference
 
 
 def _ci(values, n_boot: int, seed: int) -> list[float]:
@@ -131,8 +131,8 @@ def winobias_parts(model, path=None, split: str = "test", n_boot: int = 1000, se
     whose sentence preference has the sign of Δ_pronoun."""
     df = winobias_pairs(path, split)
     pro, anti = [encode(model, t) for t in df["pro"]], [encode(model, t) for t in df["anti"]]
-    cut = [next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), None) for a, b in zip(pro, anti, strict=True)]
-    keep = [i for i, c in enumerate(cut) if c is not None and c >= 1]  # the pronoun is never a sentence's first token
+    cut = [first_difference(a, b) or 0 for a, b in zip(pro, anti, strict=True)]
+    keep = [i for i, c in enumerate(cut) if c >= 1]  # the pronoun is never a sentence's first token
     seqs = ([Seq(pro[i], score_from=1) for i in keep] + [Seq(anti[i], score_from=1) for i in keep]
             + [Seq(pro[i][: cut[i] + 1], score_from=cut[i]) for i in keep] + [Seq(anti[i][: cut[i] + 1], score_from=cut[i]) for i in keep])
     lp, *_ = score(Runner(model), seqs, 4096)
