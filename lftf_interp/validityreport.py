@@ -92,7 +92,7 @@ def plot_restore(curve: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def plot_attribution(attr: pd.DataFrame, top: int = 8) -> plt.Figure:
+def plot_attribution(attr: pd.DataFrame, top: int = 3) -> plt.Figure:
     """Each MLP neuron's direct effect towards the base model's preferred pronoun, before vs after tuning (left;
     the ``top`` largest changes labelled), and the neurons' |attribution change| against their weight change
     (right): does the weight change point at the neurons whose effect changed?"""
