@@ -260,4 +260,4 @@ def long_context(model, lengths: Sequence[int] = (0, 64, 256, 1024), n: int = 64
 
 __all__ = ["GENDERED_PAIRS", "context_prefixes", "fit_slopes", "gender_slopes", "gendered_knowledge", "hint_kinds",
            "long_context", "math_probe", "pair_preference", "paper_style", "sentence_logprobs", "slope_words",
-           "winobias_preference", "winogender_preference", "with_context"]
+           "winobias_parts", "winobias_preference", "winogender_preference", "with_context"]
