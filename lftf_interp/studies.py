@@ -29,18 +29,24 @@ from .validity import ValidityConfig, delta_units, restore_curve, validity_repor
 from .validity.mechanism import attribution_change, unit_dla
 from .validity.probes import hint_kinds
 
+# columns of the per-item CSVs that copy the external datasets (WinoBias / Winogender sentences, Winogender's BLS
+# shares, the Bolukbasi scores); results keep their keys and our values only, never the data itself
+EXTERNAL_COLUMNS = {"winobias": ["pro", "anti", "prefix"], "winobias_parts": ["pro", "anti", "prefix"],
+                    "winogender": ["male", "female", "bls_pct_female"], "slopes": ["definitional", "stereotypical"]}
+
 
 def validity_to(model: str, out: Path, delta: Path | None = None, cfg: ValidityConfig = ValidityConfig(),
                 say: Callable[[str], None] | None = None) -> dict:
     """The probes on the base model (or base + ``delta``) → OUT/metrics.json (with the test-split AFGB / paper's
-    AFGB / UB / mass beside them) and OUT/<probe>.csv; returns the metrics record."""
+    AFGB / UB / mass beside them) and OUT/<probe>.csv (without the external datasets' own text and scores,
+    :data:`EXTERNAL_COLUMNS`); returns the metrics record."""
     bridge = load_model(model)
     info = apply_delta(bridge, delta) if delta is not None else None
     main, _, _ = evaluate(bridge, EvalConfig(split="test", n_boot=cfg.n_boot, seed=cfg.seed))
     flat, frames = validity_report(bridge, cfg, say)
     out.mkdir(parents=True, exist_ok=True)
     for name, df in frames.items():
-        df.to_csv(out / f"{name}.csv", index=False)
+        df.drop(columns=EXTERNAL_COLUMNS.get(name, []), errors="ignore").to_csv(out / f"{name}.csv", index=False)
     record = {**main, **flat, "config": _meta(model=model, delta=str(delta) if delta else None,
                                               blocks=info["blocks"] if info else [], validity=cfg.to_dict())}
     _write_json(out / "metrics.json", record)

@@ -21,6 +21,15 @@ def test_validity_to_writes_both_afgb_variants_and_the_probes(tiny3_dir, tiny_de
     assert (tmp_path / "base" / "gendered.csv").is_file() and (tmp_path / "base" / "math.csv").is_file()
 
 
+def test_validity_to_keeps_no_copy_of_the_external_data(tiny3_dir, tmp_path):
+    import pandas as pd
+
+    studies.validity_to(tiny3_dir, tmp_path, None, ValidityConfig.quick(probes=("winogender", "slopes")))
+    wg, sl = pd.read_csv(tmp_path / "winogender.csv"), pd.read_csv(tmp_path / "slopes.csv")
+    assert not set(studies.EXTERNAL_COLUMNS["winogender"]) & set(wg.columns) and {"occupation", "pro_pref"} <= set(wg.columns)
+    assert list(sl.columns) == ["word", "diff"]
+
+
 def test_holdout_trains_without_the_kind_and_resumes(tiny3_dir, tmp_path):
     rows = studies.holdout_to(tiny3_dir, tmp_path, ["name"], steps=1)
     r = rows.iloc[0]
