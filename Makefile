@@ -52,7 +52,7 @@ validity: venv
 	test -f $(VDIR)/base/metrics.json || $(BIN)/lftf validity --model smollm2-135m --out $(VDIR)/base
 	test -f $(VDIR)/lftf/metrics.json || $(BIN)/lftf validity --model smollm2-135m \
 		--delta results/axes/gender/finetune/delta --against $(VDIR)/base --out $(VDIR)/lftf
-	test -f $(VDIR)/mechanism/mechanism.json || $(BIN)/lftf mechanism --model smollm2-135m \
+	test -f $(VDIR)/mechanism/paths.csv || $(BIN)/lftf mechanism --model smollm2-135m \
 		--delta results/axes/gender/finetune/delta --out $(VDIR)/mechanism
 	test -f $(VDIR)/sum_demo/metrics.json || $(BIN)/lftf finetune --model smollm2-135m --block 24 --loss sum \
 		--hint-weight 0 --mass-weight 0 --steps 60 --no-restore-best --out $(VDIR)/sum_demo

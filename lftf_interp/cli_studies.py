@@ -66,7 +66,8 @@ def mechanism(
 ) -> None:
     """Which heads and neurons of the tuned block changed most (by weight and by their direct effect on the
     pronoun logits, before and after), and how much bias returns when the top-k of them are restored to the base
-    weights (against k random ones). Resumable."""
+    weights (against k random ones), and through which later sub-layers the rest of the change reaches the
+    logits. Resumable."""
     s = studies.mechanism_to(model, delta, out, seed=seed)
     a = s["attribution"]
     console.print(f"block {s['block']}: base AFGB {s['base']['afgb']:.3f}, tuned {s['tuned']['afgb']:.3f}; logit "
@@ -77,4 +78,8 @@ def mechanism(
         console.print(f"restore top {k}: {100 * v:.0f} % of the removed bias returns "
                       f"(by attribution change: {100 * s['returned_top_dla'].get(k, float('nan')):.0f} %; "
                       f"random: {100 * s['returned_random'].get(k, float('nan')):.0f} %)")
-    console.print(f"wrote {out}/units.csv, attribution.csv, restore.csv, mechanism.json")
+    p = s["paths"]
+    later = ", ".join(f"block {k} {100 * v:.0f} %" for k, v in p["later_blocks_own_share"].items())
+    console.print(f"of the change: the tuned block's own direct effect {100 * sum(p['tuned_block_own_share'].values()):.0f} %"
+                  f"{'; carried by later blocks: ' + later if later else ''}; the final norm's scale {100 * p['scale_share']:.0f} %")
+    console.print(f"wrote {out}/units.csv, attribution.csv, restore.csv, paths.csv, mechanism.json")

@@ -5,7 +5,8 @@
   (resumable: one row per kind in OUT/rows.jsonl).
 * :func:`mechanism_to` — which heads and neurons of the tuned block carry the change (by weight change and by
   their direct effect on the pronoun logits before and after), and how much bias returns when the top-k of them
-  are restored to the base weights (vs k random ones).
+  are restored to the base weights (vs k random ones), and through which later sub-layers the rest of the change
+  reaches the logits.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .pipeline import _meta, _recorder, _rows, _write_json, resolve_block
 from .runner import canonical_state_dict
 from .tune import TuneConfig, apply_delta, tune
 from .validity import ValidityConfig, delta_units, restore_curve, validity_report
-from .validity.mechanism import attribution_change, unit_dla
+from .validity.mechanism import attribution_change, path_change, sublayer_dla, unit_dla
 from .validity.probes import hint_kinds
 
 # columns of the per-item CSVs that copy the external datasets (WinoBias / Winogender sentences, Winogender's BLS
@@ -124,7 +125,9 @@ def mechanism_to(model: str, delta: Path, out: Path, heads: Sequence[int] = (1, 
     (:func:`~lftf_interp.validity.mechanism.attribution_change`) → OUT/attribution.csv; AFGB (both variants), UB
     and mass on the test split with the top-k units restored to the base weights — ranked by weight change
     (``top``), by attribution change (``top-dla``), or k random ones → OUT/restore.csv (resumable: rows already
-    there are kept); the share of the removed bias that returns and the attribution summary → OUT/mechanism.json."""
+    there are kept); every sub-layer's direct effect before and after, its change split into own and final-norm
+    scale (:func:`~lftf_interp.validity.mechanism.path_change`, validation prompts) → OUT/paths.csv; the share of
+    the removed bias that returns, the attribution and path summaries → OUT/mechanism.json."""
     if not (Path(delta) / "delta.json").is_file():
         raise LftfError(f"{delta} is not a delta directory (needs delta.json and delta.safetensors); give "
                         "`lftf finetune`'s OUT/delta.")
@@ -140,11 +143,13 @@ def mechanism_to(model: str, delta: Path, out: Path, heads: Sequence[int] = (1, 
         m, _, _ = evaluate(bridge, EvalConfig(split="test", n_boot=100, seed=seed))
         return {k: m[k] for k in ("afgb", "afgb_paper", "ub", "mass")}
 
-    base_m, dla_before = measure(), unit_dla(bridge, block, prompts)
+    base_m, dla_before, sub_before = measure(), unit_dla(bridge, block, prompts), sublayer_dla(bridge, prompts)
     apply_delta(bridge, delta)
     units = delta_units(bridge, base, block)
     attr, attr_summary = attribution_change(dla_before, unit_dla(bridge, block, prompts))
+    paths, paths_summary = path_change(sub_before, sublayer_dla(bridge, prompts))
     out.mkdir(parents=True, exist_ok=True)
+    paths.to_csv(out / "paths.csv", index=False)
     units.to_csv(out / "units.csv", index=False)
     attr = attr.merge(units[["kind", "unit", "delta_norm"]].rename(columns={"delta_norm": "weight_change"}), on=["kind", "unit"])
     attr.to_csv(out / "attribution.csv", index=False)
@@ -169,10 +174,22 @@ def mechanism_to(model: str, delta: Path, out: Path, heads: Sequence[int] = (1, 
                "returned_top_dla": {f"{r.kind}@{r.k}": float(r.bias_returned) for r in top.itertuples() if r.order == "top-dla"},
                "returned_random": {f"{r.kind}@{r.k}": float(r.bias_returned) for r in rand.itertuples()},
                "attribution": attr_summary,
+               "paths": {**paths_summary, **_path_shares(paths, block)},
                "config": _meta(model=model, delta=str(delta), heads=list(heads), neurons=list(neurons), n_random=n_random,
                                n_prompts=len(prompts))}
     (out / "mechanism.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
+
+
+def _path_shares(paths: pd.DataFrame, block: int) -> dict:
+    """Shares of the signed logit-difference change: the tuned block's own direct change, each later block's own
+    change (carried there by the tuned block's output) and everything upstream (scale only: its outputs are
+    unchanged)."""
+    own = paths.set_index("component")["own_share"]
+    later = paths[paths.layer > block].groupby("layer")["own_share"].sum()
+    return {"tuned_block_own_share": {k: float(own[f"{k}{block}"]) for k in ("attn", "mlp")},
+            "later_blocks_own_share": {int(k): float(v) for k, v in later.items()},
+            "upstream_own_share": float(paths[paths.layer < block]["own_share"].sum())}
 
 
 def _share(units: pd.DataFrame, ks: Sequence[int]) -> dict:

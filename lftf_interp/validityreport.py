@@ -115,6 +115,29 @@ def plot_attribution(attr: pd.DataFrame, top: int = 3) -> plt.Figure:
     return fig
 
 
+def plot_paths(paths: pd.DataFrame, block: int, before: int = 4) -> plt.Figure:
+    """Where the change of the signed logit difference reaches the logits: per block, the change of its attention
+    and MLP outputs' direct effect (own: the output moved), beside the part due to the final norm's scale, summed
+    over every component. Blocks after the tuned one (dotted line) change only through the tuned block's output;
+    ``before`` earlier blocks are drawn (their own change is zero: their outputs do not depend on the tuned block)."""
+    comp = paths[paths.layer >= max(0, block - before)]
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    layers = sorted(comp.layer.unique())
+    width = 0.4
+    for off, kind in ((-width / 2, "attn"), (width / 2, "mlp")):
+        g = comp[comp.kind == kind].set_index("layer").reindex(layers)
+        ax.bar([x + off for x in layers], g["own"], width, label=f"{kind} output (own change)")
+    ax.bar([max(layers) + 1.5], [paths["scale"].sum()], 0.8, color="0.6", label="final-norm scale (all components)")
+    ax.axvline(block + 0.5, color="0.3", ls=":", lw=1)
+    ax.axhline(0, color="0.5", lw=0.5)
+    ax.set_xlabel("block")
+    ax.set_ylabel("change of direct effect\n(logit diff. towards base preference)")
+    ax.set_title(f"Where block {block}'s change reaches the logits")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
 def plot_holdout(rows: pd.DataFrame, base: dict, all_kinds: dict) -> plt.Figure:
     """UB on each hint kind: base, LFTF trained on every kind, LFTF trained without that kind."""
     kinds = rows["held_out"].tolist()
@@ -147,4 +170,5 @@ def plot_sweep_probes(rows: pd.DataFrame, base: dict, probes=("afgb", "math_acc"
     return fig
 
 
-__all__ = ["PANELS", "plot_attribution", "plot_holdout", "plot_long_context", "plot_methods", "plot_restore", "plot_sweep_probes"]
+__all__ = ["PANELS", "plot_attribution", "plot_holdout", "plot_long_context", "plot_methods", "plot_paths", "plot_restore",
+           "plot_sweep_probes"]

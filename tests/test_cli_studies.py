@@ -32,4 +32,6 @@ def test_mechanism_command(tiny3_dir, tiny_delta, tmp_path):
     assert f"block {s['block']}" in r.output and "by attribution change" in r.output
     # attribution ranks query heads and neurons (a KV head has no direct effect of its own)
     assert set(s["returned_top_dla"]) == {k for k in s["returned_top"] if not k.startswith("kv_head")}
-    assert (tmp_path / "attribution.csv").is_file()
+    assert (tmp_path / "attribution.csv").is_file() and (tmp_path / "paths.csv").is_file()
+    own = 100 * sum(s["paths"]["tuned_block_own_share"].values())
+    assert f"the tuned block's own direct effect {own:.0f} %" in r.output

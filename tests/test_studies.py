@@ -59,6 +59,13 @@ def test_mechanism_restoring_every_unit_gives_back_the_base(tiny3_dir, tiny_delt
     assert attr[attr.kind == "neuron"].dla_before.sum() == pytest.approx(a["mlp_direct_before"], abs=1e-4)
     assert attr[attr.kind == "head"].dla_after.sum() == pytest.approx(a["attn_direct_after"], abs=1e-4)
     assert a["logit_diff_before"] > 0  # signed by the base model's own preference
+    # the paths: the same signed logit difference; only block 2 (tuned, the last) and nothing upstream moves
+    paths, p = pd.read_csv(tmp_path / "paths.csv"), s["paths"]
+    assert p["logit_diff_before"] == pytest.approx(a["logit_diff_before"], abs=1e-4)
+    assert p["upstream_own_share"] == 0 and p["later_blocks_own_share"] == {}
+    assert sum(p["tuned_block_own_share"].values()) + p["scale_share"] == pytest.approx(1.0, abs=1e-4)
+    mlp2 = paths.set_index("component").loc["mlp2"]
+    assert mlp2.direct_after == pytest.approx(a["mlp_direct_after"], abs=1e-4)
     # resumed: rows already measured are kept, not measured again
     again = studies.mechanism_to(tiny3_dir, tiny_delta, tmp_path, heads=(1, 4), neurons=(8, 10_000), n_random=1)
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "restore.csv"), curve)

@@ -1,5 +1,6 @@
 import matplotlib.pyplot as plt
 import pandas as pd
+import pytest
 
 from lftf_interp import validityreport as vr
 
@@ -31,6 +32,13 @@ def test_plot_restore_and_long_context():
     fig = vr.plot_attribution(attr, top=1)
     assert len(fig.axes[0].collections[0].get_offsets()) == 3  # neurons only
     assert [t.get_text() for t in fig.axes[0].texts] == ["0"]
+    plt.close(fig)
+    paths = pd.DataFrame({"component": ["embed", "attn0", "mlp0", "attn1", "mlp1"], "layer": [-1, 0, 0, 1, 1],
+                          "kind": ["embed", "attn", "mlp", "attn", "mlp"], "own": [0.0, -0.3, -0.1, 0.0, -0.2],
+                          "scale": [0.01, 0.02, 0.0, 0.0, 0.03]})
+    fig = vr.plot_paths(paths, block=0)
+    bars = [p.get_height() for p in fig.axes[0].patches]
+    assert bars == [-0.3, 0.0, -0.1, -0.2, pytest.approx(0.06)]  # attention per block, MLP per block, then scale
     plt.close(fig)
     lc = pd.DataFrame({"context": [0, 64], "afgb": [0.3, 0.6], "afgb_ci": ["[0.28, 0.32]", "[0.5, 0.7]"],
                        "afgb_paper": [0.08, 0.2], "ub": [0.8, 0.9]})

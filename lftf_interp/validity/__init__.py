@@ -2,9 +2,17 @@
 the template, unseen hints, arithmetic and long context (:mod:`.probes`, :mod:`.run`), and the mechanism inside
 the tuned block (:mod:`.mechanism`)."""
 
-from .mechanism import attribution_change, delta_units, restore_curve, restore_units, unit_dla
+from .mechanism import (
+           attribution_change,
+           delta_units,
+           path_change,
+           restore_curve,
+           restore_units,
+           sublayer_dla,
+           unit_dla,
+)
 from .probes import fit_slopes
 from .run import COMPARE_VALIDITY, EXTRA_PROBES, PROBES, ValidityConfig, validity_report
 
 __all__ = ["COMPARE_VALIDITY", "EXTRA_PROBES", "PROBES", "ValidityConfig", "attribution_change", "delta_units", "fit_slopes",
-           "restore_curve", "restore_units", "unit_dla", "validity_report"]
+           "path_change", "restore_curve", "restore_units", "sublayer_dla", "unit_dla", "validity_report"]

@@ -11,6 +11,13 @@ logit(he) − logit(she) at the last position (the final norm's and any post-sub
 prompt, so the units add up exactly to their sub-layer's direct effect); :func:`attribution_change` signs it
 by the base model's preferred pronoun on each prompt, so a positive value pushes towards the base model's bias,
 and compares base with tuned weights unit by unit.
+
+Paths (where the rest of the change goes): :func:`sublayer_dla` splits the logit difference into the direct
+effects of the embedding and of every block's attention and MLP output (the final norm's scale frozen per prompt,
+so they add up exactly); :func:`path_change` splits each component's change between base and tuned weights into
+its *own* change (its output moved) and the *scale* change (the final norm's scale moved). Tuning one block, the
+own change of any later sub-layer is carried there by the tuned block's output: a decomposition of where the
+change reaches the logits, not a causal path test.
 """
 
 from __future__ import annotations
@@ -193,6 +200,71 @@ def unit_dla(model, block: int, prompts: Sequence[str], male: Sequence[str] = ("
     return out
 
 
+@torch.no_grad()
+def sublayer_dla(model, prompts: Sequence[str], male: Sequence[str] = (" he",), female: Sequence[str] = (" she",),
+                 batch_size: int = 32) -> dict:
+    """Direct logit attribution of every residual component to logit(male) − logit(female) at each prompt's last
+    token: the embedding, then each block's attention and MLP output as added to the residual (after any
+    post-sub-layer norm). Per prompt (float32, on CPU): ``out`` [prompt, component, d_model] the components at the
+    last token, ``d`` [prompt, d_model] the readout direction (unembedding difference times the final norm's frozen
+    scale), ``effect`` [prompt, component] = d · out, and ``logit_diff`` [prompt] = Σ effect + any unembedding bias
+    (the model's own logit difference). ``components``: names ``embed``, ``attn0``, ``mlp0``, …"""
+    if not prompts:
+        raise ConfigError("sublayer_dla needs at least one prompt.")
+    runner = Runner(model)
+    he, she = target_ids(model, male), target_ids(model, female)
+    w_u = runner.p["lm_head.weight"].float()
+    u = w_u[he].mean(0) - w_u[she].mean(0)  # [d_model]
+    lm_b = runner._w("lm_head.bias")
+    u_b = float(lm_b[he].float().mean() - lm_b[she].float().mean()) if lm_b is not None else 0.0
+    outs, ds = [], []
+    for start in range(0, len(prompts), batch_size):
+        chunk = list(prompts[start : start + batch_size])
+        ids, lengths = encode_batch(model, chunk)
+        rows = torch.arange(len(chunk))
+        at = (rows, (lengths - 1))
+        x = runner.embed(ids)
+        comps = [x[at[0], at[1].to(x.device)].float().cpu()]
+        for _, _, (x, attn_out, mlp_out, _) in runner.walk(x, parts=True):  # noqa: B007, B020 (x: the last block output)
+            comps += [t[at[0], at[1].to(t.device)].float().cpu() for t in (attn_out, mlp_out)]
+        r = x[at[0], at[1].to(x.device)].float().cpu()
+        outs.append(torch.stack(comps, 1))  # [b, component, d_model]
+        ds.append(u * _out_scale(runner, runner.arch.final_norm, r))
+    out, d = torch.cat(outs), torch.cat(ds)
+    effect = (d[:, None] * out).sum(-1)
+    names = ["embed"] + [f"{k}{i}" for i in range(runner.n_layers) for k in ("attn", "mlp")]
+    return {"components": names, "out": out, "d": d, "effect": effect, "logit_diff": effect.sum(-1) + u_b}
+
+
+def path_change(before: dict, after: dict) -> tuple[pd.DataFrame, dict]:
+    """Per residual component, from two :func:`sublayer_dla` results on the same prompts (base, then tuned
+    weights): its direct effect towards the base model's preferred pronoun before and after, and the change split
+    exactly into ``own`` (d_after · (out_after − out_before): the component's output moved) and ``scale``
+    ((d_after − d_before) · out_before: the final norm's scale moved), each with its share of the change in the
+    signed logit difference. Returns (frame, summary with the signed logit difference before and after and the
+    total scale share)."""
+    if before["effect"].shape != after["effect"].shape or before["components"] != after["components"]:
+        raise ConfigError("path_change needs sublayer_dla of the same model and prompts before and after.")
+    sign = torch.sign(before["logit_diff"])
+    sign[sign == 0] = 1.0
+    own = (sign[:, None] * (after["d"][:, None] * (after["out"] - before["out"])).sum(-1)).mean(0)
+    scale = (sign[:, None] * ((after["d"] - before["d"])[:, None] * before["out"]).sum(-1)).mean(0)
+    ld_b, ld_a = float((sign * before["logit_diff"]).mean()), float((sign * after["logit_diff"]).mean())
+    total = ld_a - ld_b
+    eff_b, eff_a = (sign[:, None] * before["effect"]).mean(0), (sign[:, None] * after["effect"]).mean(0)
+    rows = []
+    for i, name in enumerate(before["components"]):
+        layer = -1 if name == "embed" else int(name.lstrip("atnmlp"))
+        rows.append({"component": name, "layer": layer, "kind": "embed" if layer < 0 else name.rstrip("0123456789"),
+                     "direct_before": float(eff_b[i]), "direct_after": float(eff_a[i]), "own": float(own[i]),
+                     "scale": float(scale[i]), "change": float(own[i] + scale[i]),
+                     "own_share": float(own[i]) / total if total else float("nan"),
+                     "scale_share": float(scale[i]) / total if total else float("nan")})
+    frame = pd.DataFrame(rows)
+    return frame, {"n_prompts": int(sign.numel()), "logit_diff_before": ld_b, "logit_diff_after": ld_a,
+                   "scale_share": float(scale.sum()) / total if total else float("nan")}
+
+
 TOP_K = {"head": (1, 3), "neuron": (16, 64, 256)}  # the top-k shares attribution_change reports per kind
 
 
@@ -237,4 +309,5 @@ def attribution_change(before: dict[str, torch.Tensor], after: dict[str, torch.T
     return units, summary
 
 
-__all__ = ["KINDS", "attribution_change", "delta_units", "restore_curve", "restore_units", "unit_dla"]
+__all__ = ["KINDS", "attribution_change", "delta_units", "path_change", "restore_curve", "restore_units", "sublayer_dla",
+           "unit_dla"]

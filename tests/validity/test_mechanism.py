@@ -159,3 +159,70 @@ def test_attribution_finds_the_changed_neuron_and_ranks_a_restore(tiny3):
         with torch.no_grad():
             for n_, p in canonical_state_dict(tiny3).items():
                 p.copy_(base[n_])
+
+
+@pytest.mark.parametrize("arch,overrides", [("llama", {}), ("gemma3_text", {})])
+def test_sublayer_dla_matches_hugging_face_components_and_logits(arch, overrides):
+    from lftf_interp.models import hf_model, tiny_model
+    from lftf_interp.tokens import encode, target_ids
+    from lftf_interp.validity import sublayer_dla
+
+    model = tiny_model(n_layers=3, arch=arch, seed=4, **overrides)
+    hf = hf_model(model)
+    prompts = ["The nurse said that", "Yesterday the tall surgeon told us that"]
+    d = sublayer_dla(model, prompts, batch_size=1)
+    assert d["components"] == ["embed", "attn0", "mlp0", "attn1", "mlp1", "attn2", "mlp2"]
+    he, she = target_ids(model, [" he"]), target_ids(model, [" she"])
+    for i, p in enumerate(prompts):
+        seen = {}
+        layer = hf.model.layers[1]
+        post = getattr(layer, "post_feedforward_layernorm", None)
+        hooks = [(post or layer.mlp).register_forward_hook(lambda m, a, o, seen=seen: seen.__setitem__("mlp1", o)),
+                 hf.model.norm.register_forward_hook(lambda m, a, o, seen=seen: seen.__setitem__("resid", a[0]))]
+        try:
+            logits = hf(torch.tensor([encode(model, p)])).logits[0, -1]
+        finally:
+            for h in hooks:
+                h.remove()
+        assert d["logit_diff"][i].item() == pytest.approx((logits[he[0]] - logits[she[0]]).item(), abs=1e-4)
+        # the components add up to the final residual, and block 1's MLP component is its HF output
+        torch.testing.assert_close(d["out"][i].sum(0), seen["resid"][0, -1].float(), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(d["out"][i, 4], seen["mlp1"][0, -1].float(), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(d["effect"].sum(-1), d["logit_diff"], atol=1e-5, rtol=0)
+
+
+def test_path_change_on_hand_computed_numbers_and_a_perturbed_block(tiny3):
+    from lftf_interp.validity import path_change, sublayer_dla
+
+    # two prompts, two components, d_model 2: prompt 0 prefers he, prompt 1 she (the sign flips its terms)
+    before = {"components": ["embed", "attn0"], "d": torch.tensor([[1.0, 0.0], [1.0, 0.0]]),
+              "out": torch.tensor([[[2.0, 0.0], [1.0, 0.0]], [[-1.0, 0.0], [-1.0, 0.0]]])}
+    after = {"components": ["embed", "attn0"], "d": torch.tensor([[0.5, 0.0], [1.0, 0.0]]),
+             "out": torch.tensor([[[2.0, 0.0], [0.0, 0.0]], [[-1.0, 0.0], [0.0, 0.0]]])}
+    for x in (before, after):
+        x["effect"] = (x["d"][:, None] * x["out"]).sum(-1)
+        x["logit_diff"] = x["effect"].sum(-1)
+    frame, s = path_change(before, after)  # signed logit diff: (3 + 2) / 2 = 2.5 → (1 + 1) / 2 = 1.0
+    assert s["logit_diff_before"] == pytest.approx(2.5) and s["logit_diff_after"] == pytest.approx(1.0)
+    f = frame.set_index("component")
+    # embed: own 0; scale (0.5 − 1)·2 on prompt 0 → −0.5 mean. attn0: own 0.5·(−1) and −1·(+1) signed → −1.0
+    assert f.loc["embed", "own"] == 0 and f.loc["embed", "scale"] == pytest.approx(-0.5)
+    assert f.loc["attn0", "own"] == pytest.approx((-0.5 + -1.0) / 2) and f.loc["attn0", "scale"] == pytest.approx(-0.25)
+    assert frame["change"].sum() == pytest.approx(-1.5) and frame["own_share"].sum() + s["scale_share"] == pytest.approx(1.0)
+    with pytest.raises(Exception, match="same model and prompts"):
+        path_change(before, {**after, "components": ["embed", "mlp0"]})
+
+    # a real model with only block 1 changed: nothing before block 1 changes its own output
+    base, _ = _perturbed(tiny3, 1)
+    prompts = ["The nurse said that", "A mechanic thinks"]
+    try:
+        tuned = sublayer_dla(tiny3, prompts)
+    finally:
+        with torch.no_grad():
+            for n, p in canonical_state_dict(tiny3).items():
+                p.copy_(base[n])
+    frame, s = path_change(sublayer_dla(tiny3, prompts), tuned)
+    f = frame.set_index("component")
+    assert f.loc[["embed", "attn0", "mlp0"], "own"].abs().max() == 0
+    assert f.loc["attn1", "own"] != 0 and f.loc["mlp2", "own"] != 0  # the change, and what carries it on
+    assert frame["change"].sum() == pytest.approx(s["logit_diff_after"] - s["logit_diff_before"], abs=1e-5)
