@@ -143,6 +143,16 @@ def _out_scale(runner: Runner, name: str | None, x: torch.Tensor) -> torch.Tenso
     return w * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + runner.eps)
 
 
+def _readout(runner: Runner, model, male: Sequence[str], female: Sequence[str]) -> tuple[torch.Tensor, float]:
+    """The unembedding direction of logit(male) − logit(female) (means over each list's words) [d_model], and its
+    bias term (0 without an unembedding bias)."""
+    he, she = target_ids(model, male), target_ids(model, female)
+    w_u = runner.p["lm_head.weight"].float()
+    lm_b = runner._w("lm_head.bias")
+    u_b = float(lm_b[he].float().mean() - lm_b[she].float().mean()) if lm_b is not None else 0.0
+    return w_u[he].mean(0) - w_u[she].mean(0), u_b
+
+
 @torch.no_grad()
 def unit_dla(model, block: int, prompts: Sequence[str], male: Sequence[str] = (" he",),
              female: Sequence[str] = (" she",), batch_size: int = 32) -> dict[str, torch.Tensor]:
@@ -158,11 +168,7 @@ def unit_dla(model, block: int, prompts: Sequence[str], male: Sequence[str] = ("
         raise ConfigError("unit_dla needs at least one prompt.")
     runner = Runner(model)
     names = runner._names[block]
-    he, she = target_ids(model, male), target_ids(model, female)
-    w_u = runner.p["lm_head.weight"].float()
-    u = w_u[he].mean(0) - w_u[she].mean(0)  # [d_model]
-    lm_b = runner._w("lm_head.bias")
-    u_b = float(lm_b[he].float().mean() - lm_b[she].float().mean()) if lm_b is not None else 0.0
+    u, u_b = _readout(runner, model, male, female)
     w_o, w_down = runner.p[names["attn"] + ".o_proj.weight"].float(), runner.p[names["mlp"] + ".down_proj.weight"].float()
     b_o, b_down = runner._w(names["attn"] + ".o_proj.bias"), runner._w(names["mlp"] + ".down_proj.bias")
     h, dh = runner.n_heads, runner.d_head
@@ -212,11 +218,7 @@ def sublayer_dla(model, prompts: Sequence[str], male: Sequence[str] = (" he",), 
     if not prompts:
         raise ConfigError("sublayer_dla needs at least one prompt.")
     runner = Runner(model)
-    he, she = target_ids(model, male), target_ids(model, female)
-    w_u = runner.p["lm_head.weight"].float()
-    u = w_u[he].mean(0) - w_u[she].mean(0)  # [d_model]
-    lm_b = runner._w("lm_head.bias")
-    u_b = float(lm_b[he].float().mean() - lm_b[she].float().mean()) if lm_b is not None else 0.0
+    u, u_b = _readout(runner, model, male, female)
     outs, ds = [], []
     for start in range(0, len(prompts), batch_size):
         chunk = list(prompts[start : start + batch_size])
