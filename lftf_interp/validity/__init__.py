@@ -3,13 +3,13 @@ the template, unseen hints, arithmetic and long context (:mod:`.probes`, :mod:`.
 the tuned block (:mod:`.mechanism`)."""
 
 from .mechanism import (
-           attribution_change,
-           delta_units,
-           path_change,
-           restore_curve,
-           restore_units,
-           sublayer_dla,
-           unit_dla,
+    attribution_change,
+    delta_units,
+    path_change,
+    restore_curve,
+    restore_units,
+    sublayer_dla,
+    unit_dla,
 )
 from .probes import fit_slopes
 from .run import COMPARE_VALIDITY, EXTRA_PROBES, PROBES, ValidityConfig, validity_report

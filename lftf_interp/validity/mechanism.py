@@ -22,6 +22,7 @@ change reaches the logits, not a causal path test.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -224,12 +225,15 @@ def sublayer_dla(model, prompts: Sequence[str], male: Sequence[str] = (" he",), 
         chunk = list(prompts[start : start + batch_size])
         ids, lengths = encode_batch(model, chunk)
         rows = torch.arange(len(chunk))
-        at = (rows, (lengths - 1))
+
+        def last(t: torch.Tensor, rows=rows, lengths=lengths) -> torch.Tensor:
+            return t[rows, (lengths - 1).to(t.device)].float().cpu()
+
         x = runner.embed(ids)
-        comps = [x[at[0], at[1].to(x.device)].float().cpu()]
+        comps = [last(x)]
         for _, _, (x, attn_out, mlp_out, _) in runner.walk(x, parts=True):  # noqa: B007, B020 (x: the last block output)
-            comps += [t[at[0], at[1].to(t.device)].float().cpu() for t in (attn_out, mlp_out)]
-        r = x[at[0], at[1].to(x.device)].float().cpu()
+            comps += [last(attn_out), last(mlp_out)]
+        r = last(x)
         outs.append(torch.stack(comps, 1))  # [b, component, d_model]
         ds.append(u * _out_scale(runner, runner.arch.final_norm, r))
     out, d = torch.cat(outs), torch.cat(ds)
@@ -256,8 +260,9 @@ def path_change(before: dict, after: dict) -> tuple[pd.DataFrame, dict]:
     eff_b, eff_a = (sign[:, None] * before["effect"]).mean(0), (sign[:, None] * after["effect"]).mean(0)
     rows = []
     for i, name in enumerate(before["components"]):
-        layer = -1 if name == "embed" else int(name.lstrip("atnmlp"))
-        rows.append({"component": name, "layer": layer, "kind": "embed" if layer < 0 else name.rstrip("0123456789"),
+        kind, layer = re.fullmatch(r"(embed|attn|mlp)(\d*)", name).groups()
+        layer = int(layer) if layer else -1
+        rows.append({"component": name, "layer": layer, "kind": kind,
                      "direct_before": float(eff_b[i]), "direct_after": float(eff_a[i]), "own": float(own[i]),
                      "scale": float(scale[i]), "change": float(own[i] + scale[i]),
                      "own_share": float(own[i]) / total if total else float("nan"),
