@@ -144,6 +144,18 @@ def _out_scale(runner: Runner, name: str | None, x: torch.Tensor) -> torch.Tenso
     return w * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + runner.eps)
 
 
+def _batches(model, prompts: Sequence[str], batch_size: int) -> Iterator[tuple[torch.Tensor, Callable]]:
+    """Right-padded token batches, each with ``last(t)``: t's rows at each prompt's last real token (float32, CPU)."""
+    for start in range(0, len(prompts), batch_size):
+        ids, lengths = encode_batch(model, list(prompts[start : start + batch_size]))
+        rows = torch.arange(ids.shape[0])
+
+        def last(t: torch.Tensor, rows=rows, lengths=lengths) -> torch.Tensor:
+            return t[rows, (lengths - 1).to(t.device)].float().cpu()
+
+        yield ids, last
+
+
 def _readout(runner: Runner, model, male: Sequence[str], female: Sequence[str]) -> tuple[torch.Tensor, float]:
     """The unembedding direction of logit(male) − logit(female) (means over each list's words) [d_model], and its
     bias term (0 without an unembedding bias)."""
@@ -174,14 +186,7 @@ def unit_dla(model, block: int, prompts: Sequence[str], male: Sequence[str] = ("
     b_o, b_down = runner._w(names["attn"] + ".o_proj.bias"), runner._w(names["mlp"] + ".down_proj.bias")
     h, dh = runner.n_heads, runner.d_head
     parts: dict[str, list] = {k: [] for k in ("head", "neuron", "attn", "mlp", "logit_diff", "acts", "z")}
-    for start in range(0, len(prompts), batch_size):
-        chunk = list(prompts[start : start + batch_size])
-        ids, lengths = encode_batch(model, chunk)
-        rows = torch.arange(len(chunk))
-
-        def last(t: torch.Tensor, rows=rows, lengths=lengths) -> torch.Tensor:
-            return t[rows, (lengths - 1).to(t.device)].float().cpu()
-
+    for ids, last in _batches(model, prompts, batch_size):
         resid = runner.run(runner.embed(ids), 0, block)  # resid_pre of the block
         z, _ = runner.attn_z(block, runner._norm(block, "attn_in", resid))
         attn_raw = runner._linear(z, names["attn"] + ".o_proj")
@@ -197,8 +202,8 @@ def unit_dla(model, block: int, prompts: Sequence[str], male: Sequence[str] = ("
         parts["attn"].append((d_attn * a_raw).sum(-1))
         parts["mlp"].append((d_mlp * m_raw).sum(-1))
         parts["neuron"].append(a_act * (d_mlp @ w_down))  # [b, d_mlp]
-        zh = a_z.view(len(chunk), h, dh)
-        parts["head"].append(((d_attn @ w_o).view(len(chunk), h, dh) * zh).sum(-1))  # [b, n_heads]
+        zh = a_z.view(ids.shape[0], h, dh)
+        parts["head"].append(((d_attn @ w_o).view(ids.shape[0], h, dh) * zh).sum(-1))  # [b, n_heads]
         parts["acts"].append(a_act)
         parts["z"].append(zh)
     out = {k: torch.cat(v) for k, v in parts.items()}
@@ -221,14 +226,7 @@ def sublayer_dla(model, prompts: Sequence[str], male: Sequence[str] = (" he",), 
     runner = Runner(model)
     u, u_b = _readout(runner, model, male, female)
     outs, ds = [], []
-    for start in range(0, len(prompts), batch_size):
-        chunk = list(prompts[start : start + batch_size])
-        ids, lengths = encode_batch(model, chunk)
-        rows = torch.arange(len(chunk))
-
-        def last(t: torch.Tensor, rows=rows, lengths=lengths) -> torch.Tensor:
-            return t[rows, (lengths - 1).to(t.device)].float().cpu()
-
+    for ids, last in _batches(model, prompts, batch_size):
         x = runner.embed(ids)
         comps = [last(x)]
         for _, _, (x, attn_out, mlp_out, _) in runner.walk(x, parts=True):  # noqa: B007, B020 (x: the last block output)

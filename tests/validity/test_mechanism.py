@@ -65,6 +65,21 @@ def test_restore_units_is_exact_and_temporary(tiny3):
                 p.copy_(base[n])
 
 
+def _hf_last(hf, ids, block):
+    """Hugging Face's last-token logits for one prompt, and what it saw: ``mlp`` (block's MLP output after any
+    post-norm) and ``resid`` (the final norm's input)."""
+    layer, seen = hf.model.layers[block], {}
+    post = getattr(layer, "post_feedforward_layernorm", None)
+    hooks = [(post or layer.mlp).register_forward_hook(lambda m, a, o: seen.__setitem__("mlp", o)),
+             hf.model.norm.register_forward_hook(lambda m, a, o: seen.__setitem__("resid", a[0]))]
+    try:
+        logits = hf(torch.tensor([ids])).logits[0, -1]
+    finally:
+        for h in hooks:
+            h.remove()
+    return logits, seen
+
+
 @pytest.mark.parametrize("arch,overrides", [("llama", {}), ("llama", {"attention_bias": True, "mlp_bias": True}),
                                             ("gemma3_text", {})])
 def test_unit_dla_adds_up_to_hugging_face_activations_and_logits(arch, overrides):
@@ -76,18 +91,10 @@ def test_unit_dla_adds_up_to_hugging_face_activations_and_logits(arch, overrides
     hf, block = hf_model(model), 1
     prompts = ["The nurse said that", "A mechanic thinks", "Yesterday the tall surgeon told us that"]
     d = unit_dla(model, block, prompts, batch_size=2)  # two batches, one padded
-    layer, norm = hf.model.layers[block], hf.model.norm
-    post = getattr(layer, "post_feedforward_layernorm", None)
+    norm = hf.model.norm
     he, she = target_ids(model, [" he"]), target_ids(model, [" she"])
     for i, p in enumerate(prompts):
-        seen = {}
-        hooks = [(post or layer.mlp).register_forward_hook(lambda m, a, o, seen=seen: seen.__setitem__("mlp", o)),
-                 norm.register_forward_hook(lambda m, a, o, seen=seen: seen.__setitem__("resid", a[0]))]
-        try:
-            logits = hf(torch.tensor([encode(model, p)])).logits[0, -1]
-        finally:
-            for h in hooks:
-                h.remove()
+        logits, seen = _hf_last(hf, encode(model, p), block)
         # the model's own logit difference …
         assert d["logit_diff"][i].item() == pytest.approx((logits[he[0]] - logits[she[0]]).item(), abs=1e-4)
         # … and the MLP's direct effect: its output (after any post-norm) through the frozen final norm
@@ -174,20 +181,11 @@ def test_sublayer_dla_matches_hugging_face_components_and_logits(arch, overrides
     assert d["components"] == ["embed", "attn0", "mlp0", "attn1", "mlp1", "attn2", "mlp2"]
     he, she = target_ids(model, [" he"]), target_ids(model, [" she"])
     for i, p in enumerate(prompts):
-        seen = {}
-        layer = hf.model.layers[1]
-        post = getattr(layer, "post_feedforward_layernorm", None)
-        hooks = [(post or layer.mlp).register_forward_hook(lambda m, a, o, seen=seen: seen.__setitem__("mlp1", o)),
-                 hf.model.norm.register_forward_hook(lambda m, a, o, seen=seen: seen.__setitem__("resid", a[0]))]
-        try:
-            logits = hf(torch.tensor([encode(model, p)])).logits[0, -1]
-        finally:
-            for h in hooks:
-                h.remove()
+        logits, seen = _hf_last(hf, encode(model, p), 1)
         assert d["logit_diff"][i].item() == pytest.approx((logits[he[0]] - logits[she[0]]).item(), abs=1e-4)
         # the components add up to the final residual, and block 1's MLP component is its HF output
         torch.testing.assert_close(d["out"][i].sum(0), seen["resid"][0, -1].float(), atol=1e-4, rtol=1e-4)
-        torch.testing.assert_close(d["out"][i, 4], seen["mlp1"][0, -1].float(), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(d["out"][i, 4], seen["mlp"][0, -1].float(), atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(d["effect"].sum(-1), d["logit_diff"], atol=1e-5, rtol=0)
 
 
