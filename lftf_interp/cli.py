@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -26,6 +27,20 @@ def _training_bar(prog: Progress, steps: int):
         prog.update(task, completed=step, description=desc)
 
     return show
+
+
+class _Ticker:
+    """A progress callback (``tick(n)``: n more prompts done) whose bar shows a total and an ETA once the job
+    says how many prompts there are (``set_total``)."""
+
+    def __init__(self, prog: Progress, description: str):
+        self.prog, self.task = prog, prog.add_task(description, total=None)
+
+    def set_total(self, n: int) -> None:
+        self.prog.update(self.task, total=n)
+
+    def __call__(self, n: int) -> None:
+        self.prog.advance(self.task, n)
 
 
 def _before_after(title: str, before: dict, after: dict, first: str = "before", second: str = "after") -> Table:
@@ -60,8 +75,7 @@ def evaluate(
     if data is not None and axis is None:
         raise LftfError("--data needs --axis: the axis says which groups' words to score after your prompts.")
     with _progress() as prog:
-        task = prog.add_task(f"evaluating {model} on {split}", total=None)
-        tick = lambda n: prog.advance(task, n)  # noqa: E731
+        tick = _Ticker(prog, f"evaluating {model} on {split}")
         if axis is not None:
             m = pipeline.evaluate_axis_to(model, axis, split, out, data, batch_size, n_boot, seed, progress=tick)
         else:
@@ -79,6 +93,8 @@ def evaluate(
     for g, share in m.get("shares", {}).items():
         table.add_row(f"share of {g}", f"{share:.3f}", "", str(m["n"]))
     console.print(table)
+    for w in m.get("warnings", []):
+        console.print(f"[bold yellow]warning:[/] {escape(w)}", soft_wrap=True)
     console.print(f"wrote {out / 'metrics.json'} and per-prompt CSVs")
 
 
@@ -185,10 +201,11 @@ def finetune(
 def export(
     model: str = MODEL,
     delta: Path = typer.Option(None, help="A delta directory (`lftf finetune`'s OUT/delta); checked against the base."),
-    out: Path = typer.Option(Path("out/export"), help="The Hugging Face directory to write."),
+    out: Path = typer.Option(Path("out/export"), help="The Hugging Face directory to write (a new or empty folder)."),
+    force: bool = typer.Option(False, "--force", help="Replace OUT, all of its files, if it already holds some."),
 ) -> None:
     """Base model (+ delta) → a plain Hugging Face directory (safetensors + a tokenizer that adds no BOS)."""
-    path = pipeline.export_to(model, delta, out)
+    path = pipeline.export_to(model, delta, out, force=force)
     console.print(f"wrote {path} (load it with transformers, or `lftf evaluate --model {path}`)")
 
 

@@ -9,9 +9,17 @@ import inspect
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-from .errors import LftfError
+from .errors import Interrupted, LftfError
 
 app = typer.Typer(add_completion=False, help="Locate where a causal LM stores gender bias, then fix it there.")
 console = Console()
@@ -26,18 +34,24 @@ MAX_MEMORY = typer.Option(None, "--max-memory", help="Per-device memory for --de
 
 
 def _max_memory(text: str | None) -> dict | None:
+    """``'0=20GiB,cpu=100GiB'`` → ``{0: '20GiB', 'cpu': '100GiB'}`` (checked by :class:`Placement`)."""
     if not text:
         return None
-    try:
-        pairs = [kv.split("=", 1) for kv in text.split(",")]
-        return {int(k) if k.strip().isdigit() else k.strip(): v.strip() for k, v in pairs}
-    except ValueError as e:
-        raise LftfError(f"--max-memory {text!r} is not a list like '0=20GiB,cpu=100GiB'.") from e
+    pairs = [kv.split("=", 1) for kv in text.split(",")]
+    if any(len(p) != 2 for p in pairs):
+        raise LftfError(f"--max-memory {text!r} is not a list like '0=20GiB,cpu=100GiB'.")
+    return {int(k) if k.strip().isdigit() else k.strip(): v.strip() for k, v in pairs}
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
 
 
 def command(fn):
-    """An ``lftf`` sub-command whose library errors print as one clear line (exit status 2). Every command also
-    takes ``--device``, ``--dtype``, ``--device-map`` and ``--max-memory``: they set where the models it loads go."""
+    """An ``lftf`` sub-command whose library errors print as one clear line (exit status 2) and whose Ctrl-C
+    prints one line (exit status 130; how to resume where a checkpoint exists), never a traceback. Every command
+    also takes ``--device``, ``--dtype``, ``--device-map`` and ``--max-memory``: they set where the models it
+    loads go, and are checked before anything loads."""
     from .placement import Placement, placement
 
     @functools.wraps(fn)
@@ -48,8 +62,13 @@ def command(fn):
             with placement(where):
                 return fn(*args, **kw)
         except LftfError as e:
-            console.print(f"[bold red]error:[/] {e}")
+            console.print(f"[bold red]error:[/] {escape(_one_line(e))}", soft_wrap=True, markup=True, highlight=False)
             raise typer.Exit(code=2) from None
+        except KeyboardInterrupt as e:
+            console.print(_one_line(str(e) if isinstance(e, Interrupted) else "interrupted; nothing was left half-written: rerun "
+                          "the same command to continue (finished rows are kept; a fine-tune resumes with --resume)"), soft_wrap=True,
+                          highlight=False, markup=False)
+            raise typer.Exit(code=130) from None
 
     sig = inspect.signature(fn)
     extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a) for n, d, a in (
@@ -60,7 +79,8 @@ def command(fn):
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=True  # gone when done: an error stays one line
     )
 
 

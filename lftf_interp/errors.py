@@ -23,3 +23,7 @@ class DatasetError(LftfError):
 
 class ConfigError(LftfError):
     """A configuration value is out of range or of the wrong kind."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A Ctrl-C caught where the run knows how to continue; its message says how (printed as one line)."""

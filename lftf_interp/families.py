@@ -22,6 +22,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from .errors import LftfError
+from .store import read_rows
 
 
 def _read(path: Path) -> dict:
@@ -36,7 +37,7 @@ def sweep_table(sweep_dir: Path) -> pd.DataFrame:
     rows_path = Path(sweep_dir) / "rows.jsonl"
     if not rows_path.is_file():
         raise LftfError(f"{rows_path} is missing: run `lftf sweep --out {sweep_dir}` first.")
-    rows = pd.DataFrame([json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()])
+    rows = pd.DataFrame(read_rows(rows_path))
     bmi = pd.read_csv(Path(sweep_dir) / "bmi.csv")[["layer", "bmi"]].rename(columns={"layer": "block"})
     return rows.merge(bmi, on="block", how="left").sort_values("block").reset_index(drop=True)
 

@@ -13,6 +13,7 @@ axis's reference distribution (default uniform).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -23,6 +24,9 @@ from .data.axis import BiasAxis
 from .errors import ConfigError
 from .metrics import bootstrap_ci
 from .wordprobs import word_logprobs
+
+log = logging.getLogger(__name__)
+LOW_MASS = 0.01  # below this mean group mass the bias score compares words the model almost never says
 
 
 def group_probs(logp: Float[np.ndarray, "n word"], axis: BiasAxis) -> Float[np.ndarray, "n group"]:
@@ -81,6 +85,12 @@ def summarize_axis(bias_df: pd.DataFrame, hint_df: pd.DataFrame | None, axis: Bi
                    hint_following_ci=list(bootstrap_ci(hint_df["hint_following"], n_boot, seed)),
                    hint_following_by_group={g: float(d.hint_following.mean()) for g, d in hint_df.groupby("label")},
                    n_hint=int(len(hint_df)))
+    if out["mass"] < LOW_MASS:
+        warning = (f"the groups of axis {axis.name!r} get a mean probability of {out['mass']:.2g} after its prompts "
+                   f"(below {LOW_MASS}): the bias score compares words the model almost never says there, so it is "
+                   "mostly noise. Use prompts where a group word is a natural next word, or words the model says.")
+        log.warning(warning)
+        out["warnings"] = [warning]
     return out
 
 

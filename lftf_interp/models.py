@@ -31,7 +31,16 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from .archs import ARCHS, arch_of
 from .errors import CacheError, ConfigError, UnknownModelError
 from .placement import DTYPES, Placement, current_placement
-from .store import atomic_build, cache_dir, download, sha256_file, validate_dir, verified, write_manifest
+from .store import (
+    MANIFEST,
+    atomic_build,
+    cache_dir,
+    download,
+    sha256_file,
+    validate_dir,
+    verified,
+    write_manifest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +220,11 @@ def resolve_model_dir(name_or_path: str) -> tuple[Path | str, str]:
                 f"{str(p)!r} is a directory but has no config.json: pass a Hugging Face model directory "
                 "(config.json + *.safetensors + tokenizer files), e.g. one written by `lftf export`."
             )
+        if (p / MANIFEST).is_file():  # written by `lftf export`: every file is checked on every load
+            ok, why = validate_dir(p)
+            if not ok:
+                raise CacheError(f"{p}: {why}; it no longer matches the {MANIFEST} written when it was exported. "
+                                 f"Export it again, or delete {MANIFEST} if you changed it on purpose.")
         return p, p.name
     try:  # an id already in the local Hugging Face cache; never downloads
         from huggingface_hub import snapshot_download

@@ -29,12 +29,13 @@ from .compare import (
 )
 from .data import DATASET_VERSION, load_axis, load_dataset, read_jsonl
 from .errors import LftfError
+from .exports import check_out, export_dir, export_to
 from .groupmetrics import evaluate_axis
 from .locate import compute_bmi, rank_for_tuning
 from .locate.choose import AUTO
 from .locate.run import LocateConfig, locate, save_locate
 from .metrics import EvalConfig, evaluate
-from .models import current_placement, export_hf, load_model
+from .models import current_placement, load_model
 from .provenance import run_meta
 from .retain import (
     RetainConfig,
@@ -45,7 +46,9 @@ from .retain import (
     retention_summary,
     save_reference,
 )
-from .tune import TuneConfig, TuneResult, apply_delta, save_delta, tune
+from .store import append_row, read_rows, write_json
+from .tune import TuneConfig, TuneResult, save_delta, tune
+from .tune.checkpoint import check_resume
 from .validity import COMPARE_VALIDITY, ValidityConfig, validity_report
 
 Progress = Callable[[int, dict], None]
@@ -81,34 +84,33 @@ def _meta(**config) -> dict:
     return run_meta(placement=current_placement().to_dict(), **config)
 
 
-def _write_json(path: Path, obj) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, default=float))
-    return path
+_write_json, _rows = write_json, read_rows  # atomic JSON; rows.jsonl without a torn last line (lftf_interp.store)
 
 
 def _recorder(path: Path, on_row: Callable[[dict], None] | None) -> Callable[[dict], None]:
-    """Append each finished row to ``path`` (what a resumed run reads), then pass it on."""
+    """Append each finished row to ``path`` (what a resumed run reads; one complete line per write), then pass it on."""
 
     def record(row: dict) -> None:
-        with path.open("a") as f:
-            f.write(json.dumps(row, default=float) + "\n")
+        append_row(path, row)
         if on_row:
             on_row(row)
 
     return record
 
 
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.is_file() else []
-
-
 # ----------------------------------------------------------------------------- evaluate / locate
+
+
+def _total(progress, n: int) -> None:
+    """Tell a progress callback how many prompts are coming, if it can show a total (``progress.set_total``)."""
+    if (set_total := getattr(progress, "set_total", None)) is not None:
+        set_total(n)
 
 
 def evaluate_to(model: str, cfg: EvalConfig, out: Path, progress: Callable[[int], None] | None = None) -> dict:
     """AFGB / UB / mass on one split → OUT/metrics.json and per-prompt CSVs; returns the metrics record."""
     bias, hint = load_dataset("genbias", cfg.split), load_dataset("genhint", cfg.split)
+    _total(progress, len(bias) + len(hint))
     metrics, bias_df, hint_df = evaluate(load_model(model), cfg, bias, hint, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     bias_df.to_csv(out / "genbias_prompts.csv", index=False)
@@ -131,6 +133,8 @@ def evaluate_axis_to(model: str, axis: str, split: str, out: Path, data: Path | 
             frame = frame[frame["split"] == split]
             if frame.empty:
                 raise LftfError(f"{data} has no prompts of split {split!r}; pass --split, or drop the split column.")
+    _total(progress, len(frame) if frame is not None else len(ax.bias_prompts(split)) + (
+        len(ax.hint_prompts(split)) if ax.hints or "hint" in ax.prompts else 0))
     metrics, bias_df, hint_df = evaluate_axis(load_model(model), ax, split, frame, batch_size, n_boot, seed, progress)
     out.mkdir(parents=True, exist_ok=True)
     bias_df.to_csv(out / "bias_prompts.csv", index=False)
@@ -196,13 +200,26 @@ def finetune_to(
 ) -> FinetuneRun:
     """Evaluate, choose the block (method "block"), fine-tune, evaluate again → OUT/delta, OUT/history.csv,
     OUT/metrics.json (and with ``export`` a Hugging Face directory OUT/model)."""
-    cfg = cfg.to_dict() if isinstance(cfg, TuneConfig) else dict(cfg)
-    bridge = load_model(model)
+    cfg = TuneConfig.from_dict(cfg).to_dict() if isinstance(cfg, dict) else cfg.to_dict()  # checked before loading
+    if export:
+        check_out(out / "model", force=True)
+    by_block = cfg.get("method", "block") == "block"
     choice: dict = {"how": "all blocks"}
+    if by_block and block != AUTO:
+        blocks, choice = resolve_block(None, block)
+        cfg["block"] = tuple(blocks)
+    if resume:  # before anything loads: the checkpoint exists, is whole and was made with this config
+        state = check_resume(out, cfg, ignore=("block",) if by_block and block == AUTO else ())
+        if by_block and block == AUTO:
+            cfg["block"] = tuple(state["config"]["block"])
+            saved = out / "block_choice.json"
+            choice = json.loads(saved.read_text()) if saved.is_file() else {"how": "auto", "blocks": list(cfg["block"])}
+    bridge = load_model(model)
     axis = cfg.get("axis", "gender")
-    if cfg.get("method", "block") == "block":
+    if by_block and block == AUTO and not resume:
         blocks, choice = resolve_block(bridge, block, top_k, exclude, cfg.get("seed", 0), axis)
         cfg["block"] = tuple(blocks)
+        _write_json(out / "block_choice.json", choice)
     tcfg = TuneConfig(**cfg)
     before, bias_before = _evaluate_on(bridge, axis)
     res = tune(bridge, tcfg, out_dir=out, resume=resume, progress=progress)
@@ -215,19 +232,8 @@ def finetune_to(
     _write_json(out / "metrics.json", {**meta, **_meta(model=model), "blocks": res.blocks,
                                        "trainable_params": res.trainable_params})
     if export:
-        export_hf(bridge, out / "model")
+        export_dir(bridge, out / "model", run_meta(base_model=model, delta=str(out / "delta"), blocks=res.blocks))
     return FinetuneRun(before, after, res, choice, bias_before, bias_after)
-
-
-def export_to(model: str, delta: Path | None, out: Path) -> Path:
-    """A base model (+ a delta, checked against its base) → a plain Hugging Face directory at OUT whose
-    tokenizer encodes exactly as :func:`lftf_interp.tokens.encode` does."""
-    bridge = load_model(model)
-    info = apply_delta(bridge, delta) if delta is not None else None
-    path = export_hf(bridge, out)
-    _write_json(path / "lftf_export.json", run_meta(base_model=model, delta=str(delta) if delta else None,
-                                                    blocks=info["blocks"] if info else []))
-    return path
 
 
 # ----------------------------------------------------------------------------- compare / sweep (resumable)

@@ -1,4 +1,5 @@
-"""The one place that touches the user cache: its directory, sha256, atomic writes and pinned downloads.
+"""The one place that touches the user cache and writes run files: its directory, sha256, atomic writes of
+files, directories and ``rows.jsonl`` lines, and pinned downloads.
 
 Models (:mod:`lftf_interp.models`), external bias sets (:mod:`lftf_interp.data.external`) and retention
 archives (:mod:`lftf_interp.retain.sources`) all go through here, so a file is hashed, written and
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -22,6 +24,7 @@ import torch
 from .errors import CacheError, LftfError
 
 MANIFEST = "lftf_manifest.json"
+log = logging.getLogger(__name__)
 
 
 def cache_dir(create: bool = True) -> Path:
@@ -83,9 +86,13 @@ def atomic_build(final: Path, build: Callable[[Path], None]) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
     try:
         build(tmp)
-        if final.exists():
-            shutil.rmtree(final)
+        old = None
+        if final.exists():  # moved aside, not deleted first: a reader sees the old or the new, never a half
+            old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}-", dir=final.parent))
+            os.replace(final, old / final.name)
         os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -128,7 +135,77 @@ def download(
     return dest
 
 
-__all__ = ["MANIFEST", "atomic_build", "cache_dir", "download", "sha256_file", "validate_dir", "verified", "write_manifest"]
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write ``path`` whole or not at all: a temporary file beside it, flushed to disk, then renamed over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_json(path: str | Path, obj) -> Path:
+    """``obj`` as indented JSON at ``path``, written atomically (:func:`write_atomic`)."""
+    return write_atomic(path, json.dumps(obj, indent=2, default=float))
+
+
+def append_row(path: str | Path, row: dict) -> None:
+    """Append one JSON line to a ``rows.jsonl`` in a single write of the complete line, flushed to disk: a run
+    killed here leaves at most a torn last line, which :func:`read_rows` drops (and that row is run again)."""
+    append_rows(path, [row])
+
+
+def append_rows(path: str | Path, rows: list[dict]) -> None:
+    """Append JSON lines in one write, flushed to disk (see :func:`append_row`)."""
+    data = "".join(json.dumps(r, default=float) + "\n" for r in rows).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """The rows of a ``rows.jsonl`` (none if it does not exist). A torn last line (a run killed while appending
+    it) is dropped with a warning and cut from the file, so its row is run again; a bad line elsewhere is
+    refused with its line number."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    rows: list[dict] = []
+    for i, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        last = i == len(lines)  # no newline after it: the write of this line did not finish
+        try:
+            row = json.loads(raw)
+            if not isinstance(row, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as e:
+            if last:
+                log.warning("%s: dropping a torn last line (%d bytes; an interrupted run); its row runs again", path, len(raw))
+                write_atomic(path, data[: len(data) - len(raw)])
+                break
+            raise LftfError(f"{path}:{i}: not a JSON row ({e}). Fix or delete that line; the row is then run again.") from None
+        if last:  # a whole JSON object without its newline: keep it, and end the file properly
+            write_atomic(path, data + b"\n")
+        rows.append(row)
+    return rows
+
+
+__all__ = ["MANIFEST", "append_row", "append_rows", "atomic_build", "cache_dir", "download", "read_rows", "sha256_file", "validate_dir",
+           "verified", "write_atomic", "write_json", "write_manifest"]
 
 
 def tensor_bytes(t) -> bytes:

@@ -25,7 +25,8 @@ from .metrics import EvalConfig, evaluate
 from .models import load_model
 from .pipeline import _meta, _recorder, _rows, _write_json, resolve_block
 from .runner import canonical_state_dict
-from .tune import TuneConfig, apply_delta, tune
+from .store import write_atomic
+from .tune import TuneConfig, apply_delta, read_delta, tune
 from .validity import ValidityConfig, delta_units, restore_curve, validity_report
 from .validity.mechanism import attribution_change, path_change, sublayer_dla, unit_dla
 from .validity.probes import hint_kinds
@@ -41,6 +42,8 @@ def validity_to(model: str, out: Path, delta: Path | None = None, cfg: ValidityC
     """The probes on the base model (or base + ``delta``) → OUT/metrics.json (with the test-split AFGB / paper's
     AFGB / UB / mass beside them) and OUT/<probe>.csv (without the external datasets' own text and scores,
     :data:`EXTERNAL_COLUMNS`); returns the metrics record."""
+    if delta is not None:
+        read_delta(delta)  # a bad delta is refused before the model loads
     bridge = load_model(model)
     info = apply_delta(bridge, delta) if delta is not None else None
     main, _, _ = evaluate(bridge, EvalConfig(split="test", n_boot=cfg.n_boot, seed=cfg.seed))
@@ -128,10 +131,7 @@ def mechanism_to(model: str, delta: Path, out: Path, heads: Sequence[int] = (1, 
     there are kept); every sub-layer's direct effect before and after, its change split into own and final-norm
     scale (:func:`~lftf_interp.validity.mechanism.path_change`, validation prompts) → OUT/paths.csv; the share of
     the removed bias that returns, the attribution and path summaries → OUT/mechanism.json."""
-    if not (Path(delta) / "delta.json").is_file():
-        raise LftfError(f"{delta} is not a delta directory (needs delta.json and delta.safetensors); give "
-                        "`lftf finetune`'s OUT/delta.")
-    blocks = json.loads((Path(delta) / "delta.json").read_text()).get("blocks", [])
+    blocks = read_delta(delta)["blocks"]  # a bad delta is refused before the model loads
     if len(blocks) != 1:
         raise LftfError(f"mechanism_to reads one tuned block; the delta at {delta} tunes {blocks}.")
     block = blocks[0]
@@ -162,7 +162,7 @@ def mechanism_to(model: str, delta: Path, out: Path, heads: Sequence[int] = (1, 
     tuned = curve[curve.kind == "none"].iloc[0]
     gap = base_m["afgb"] - tuned["afgb"]
     curve["bias_returned"] = (curve["afgb"] - tuned["afgb"]) / gap if gap else float("nan")
-    curve.to_csv(out / "restore.csv", index=False)
+    write_atomic(out / "restore.csv", curve.to_csv(index=False))  # what a resumed run reads: whole or the old one
     top = curve[curve.order.isin(["top", "top-dla"]) & (curve.kind != "none")]
     rand = curve[curve.order == "random"].groupby(["kind", "k"], as_index=False)["bias_returned"].mean()
     neu = attr[attr.kind == "neuron"]

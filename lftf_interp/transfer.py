@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from .locate.choose import artefact_blocks
 from .models import load_model
 from .provenance import run_meta
 from .retain.stereoset import evaluate_stereoset
+from .store import append_rows, read_rows, write_atomic, write_json
 from .tune.delta import apply_delta
 
 AXES = ("gender", "religion", "race", "gender3", "pronouns")  # each tuned on, and evaluated on
@@ -78,6 +80,17 @@ def matrix(rows: pd.DataFrame, value: str = "bias", kind: str = "axis") -> pd.Da
     return d.pivot(index="source", columns="target", values=value).loc[order, list(dict.fromkeys(d.target))]
 
 
+def _finished_sources(rows_path: Path) -> set[str]:
+    """Sources whose rows are all in ``rows_path`` (each row records how many its source wrote); the rows of a
+    source cut short by a kill are removed, so it runs again whole."""
+    rows = read_rows(rows_path)
+    count = Counter(r["source"] for r in rows)
+    whole = {s for s in count if all(r.get("n_rows", count[s]) == count[s] for r in rows if r["source"] == s)}
+    if len(whole) < len(count):
+        write_atomic(rows_path, "".join(json.dumps(r, default=float) + "\n" for r in rows if r["source"] in whole))
+    return whole
+
+
 def transfer_to(model: str, out: Path, axes: Sequence[str] = AXES, tuned: str | Path = "results/axes",
                 stereoset: bool = True, seed: int = 0, on_row: Callable[[dict], None] | None = None,
                 targets: Sequence[str] | None = None) -> pd.DataFrame:
@@ -88,7 +101,7 @@ def transfer_to(model: str, out: Path, axes: Sequence[str] = AXES, tuned: str | 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows_path = out / "rows.jsonl"
-    done = {json.loads(x)["source"] for x in rows_path.read_text().splitlines()} if rows_path.is_file() else set()
+    done = _finished_sources(rows_path)
     sources = ["base", *axes]
     missing = [a for a in axes if a not in done and not (Path(tuned) / a / "finetune" / "delta").is_dir()]
     if missing:
@@ -107,15 +120,15 @@ def transfer_to(model: str, out: Path, axes: Sequence[str] = AXES, tuned: str | 
         model_ = base if src == "base" else load_model(model)
         info = None if src == "base" else apply_delta(model_, Path(tuned) / src / "finetune" / "delta")
         rows = transfer_rows(model_, src, targets, stereoset, seed=seed)
-        with rows_path.open("a") as f:
-            for r in rows:
-                r["tuned_blocks"] = info["blocks"] if info else []
-                f.write(json.dumps(r, default=float) + "\n")
-                if on_row:
-                    on_row(r)
-    (out / "config.json").write_text(json.dumps(run_meta(model=model, axes=list(axes), targets=list(targets), tuned=str(tuned),
-                                                          stereoset=stereoset, seed=seed), indent=2, default=str))
-    return pd.DataFrame([json.loads(x) for x in rows_path.read_text().splitlines()])
+        for r in rows:
+            r.update(tuned_blocks=info["blocks"] if info else [], n_rows=len(rows))
+        append_rows(rows_path, rows)  # a source's rows in one write: all of them, or (torn) none once read back
+        for r in rows:
+            if on_row:
+                on_row(r)
+    write_json(out / "config.json", run_meta(model=model, axes=list(axes), targets=list(targets), tuned=str(tuned),
+                                             stereoset=stereoset, seed=seed))
+    return pd.DataFrame(read_rows(rows_path))
 
 
 __all__ = ["AXES", "bmi_profiles", "matrix", "profile_overlap", "transfer_rows", "transfer_to"]

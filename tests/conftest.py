@@ -55,3 +55,15 @@ def external_dir():
     if not EXTERNAL.is_dir():
         pytest.skip(f"{EXTERNAL} not present")
     return EXTERNAL
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Fail the test if anything loads a model: the bad input must be refused before that."""
+    from lftf_interp import models, pipeline
+
+    def refuse(*a, **k):
+        raise AssertionError("a model was loaded before the bad input was refused")
+
+    monkeypatch.setattr(models, "load_hf", refuse)
+    monkeypatch.setattr(pipeline, "load_model", refuse)

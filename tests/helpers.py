@@ -27,3 +27,23 @@ def hooked_bmi(model, prompts, n_layers: int):
             a, b = cache[f"blocks.{layer}.hook_resid_pre"][0, -1], cache[f"blocks.{layer}.hook_resid_post"][0, -1]
             out[layer, i] = 1 - torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=0).item()
     return out
+
+
+def flip(path, at: int = -100) -> None:
+    """Flip one byte of ``path`` in place (same size)."""
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def truncate(path, keep: float = 0.5) -> None:
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * keep)])
+
+
+def lftf(*args):
+    """``lftf ARGS`` in-process (typer's runner); the result has exit_code and output."""
+    from typer.testing import CliRunner
+
+    from lftf_interp.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])

@@ -74,7 +74,7 @@ def test_finetune_writes_a_delta_and_export_rebuilds_the_model(tiny_bridge, tiny
     assert res.exit_code == 0, res.output
     m = json.loads((out / "metrics.json").read_text())
     assert m["blocks"] == [1] and m["after"]["afgb"] != m["before"]["afgb"] and m["config"]["n_train"] == 64
-    assert (out / "checkpoint" / "state.json").is_file()
+    assert (out / "checkpoint" / "step-000004" / "state.json").is_file()
     # export: base + delta -> a Hugging Face directory that plain transformers reads with our numbers
     res = lftf("export", "--model", tiny_dir, "--delta", out / "delta", "--out", tmp_path / "hf")
     assert res.exit_code == 0, res.output

@@ -1,12 +1,20 @@
 """K-group bias score and hint following: hand-computed values, and AFGB / UB for the gender axis."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from lftf_interp.data import load_axis
 from lftf_interp.data.axis import axis_from_dict
 from lftf_interp.errors import ConfigError
-from lftf_interp.groupmetrics import bias_per_prompt, evaluate_axis, group_probs, hint_per_prompt
+from lftf_interp.groupmetrics import (
+    LOW_MASS,
+    bias_per_prompt,
+    evaluate_axis,
+    group_probs,
+    hint_per_prompt,
+    summarize_axis,
+)
 from lftf_interp.metrics import EvalConfig, afgb_per_prompt, evaluate
 
 
@@ -45,3 +53,22 @@ def test_gender_axis_reproduces_afgb_and_ub(tiny_bridge):
     assert met["bias"] == pytest.approx(old["afgb"], abs=1e-12) and met["hint_following"] == pytest.approx(old["ub"], abs=1e-12)
     assert met["bias_ci"] == pytest.approx(old["afgb_ci"], abs=1e-12) and met["mass"] == pytest.approx(old["mass"], abs=1e-12)
     assert met["shares"]["he"] == pytest.approx(old["share_he"], abs=1e-12)
+
+
+def test_a_low_group_mass_warns_that_the_score_is_noise(caplog):
+    from lftf_interp.data import load_axis
+
+    axis = load_axis("religion")
+    n, k = 40, len(axis.group_names)
+    rng = np.random.default_rng(0)
+    for mass, warns in ((LOW_MASS / 10, True), (0.3, False)):
+        p = rng.dirichlet(np.ones(k), n) * mass
+        df = pd.DataFrame({f"p_{g}": p[:, i] for i, g in enumerate(axis.group_names)})
+        df["mass"] = p.sum(1)
+        for i, g in enumerate(axis.group_names):
+            df[f"share_{g}"] = p[:, i] / df["mass"]
+        df["bias"] = 0.5
+        out = summarize_axis(df, None, axis, n_boot=10)
+        assert ("warnings" in out) == warns
+        if warns:
+            assert f"{out['mass']:.2g}" in out["warnings"][0] and "noise" in out["warnings"][0]

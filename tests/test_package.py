@@ -21,7 +21,7 @@ LAYERS = [
     {"retain"},
     {"validity"},
     {"compare", "tables", "transfer", "families"},
-    {"pipeline", "studies"},
+    {"pipeline", "studies", "exports"},
     {"report", "axisreport", "familyreport", "validityreport"},
     {"cli", "cli_base", "cli_studies"},
 ]

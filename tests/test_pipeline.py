@@ -58,3 +58,14 @@ def test_sweep_and_compare_on_another_axis(tiny3_dir, tmp_path):
     want = score_on(load_model(tiny3_dir), "religion")
     assert got["base"]["afgb"] == pytest.approx(want["afgb"]) and got["base"]["ub"] == pytest.approx(want["ub"])
     assert got["prompt"]["afgb"] != got["base"]["afgb"] and got["base"]["axis"] == "religion"
+
+
+@pytest.mark.downloads
+def test_a_sweep_with_a_torn_last_row_reruns_that_row(tiny3_dir, tmp_path):
+    whole = pipeline.sweep_to(tiny3_dir, tmp_path / "a", blocks="2", steps=1)
+    line = (tmp_path / "a" / "rows.jsonl").read_text()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "rows.jsonl").write_text(line[: len(line) // 2])  # killed while the row was written
+    again = pipeline.sweep_to(tiny3_dir, tmp_path / "b", blocks="2", steps=1)
+    drop = ["wall_s"]
+    pd.testing.assert_frame_equal(again.drop(columns=drop), whole.drop(columns=drop))

@@ -8,7 +8,8 @@ import pytest
 from transformers import LlamaForCausalLM
 
 from lftf_interp import models, store
-from lftf_interp.errors import CacheError
+from lftf_interp.errors import CacheError, LftfError
+from lftf_interp.store import append_row, read_rows
 
 
 def test_unwritable_cache_dir(tmp_path, monkeypatch):
@@ -68,3 +69,19 @@ def test_verified_names_the_pin(tmp_path):
     with pytest.raises(CacheError, match="does not exist. fix it"):
         store.verified(tmp_path / "missing", digest, "x", "fix it")
     assert store.sha256_file(f) == digest
+
+
+def test_rows_are_appended_whole_and_a_torn_last_line_is_dropped(tmp_path, caplog):
+    path = tmp_path / "rows.jsonl"
+    append_row(path, {"block": 1, "afgb": 0.25})
+    append_row(path, {"block": 2, "afgb": 0.5})
+    whole = path.read_bytes()
+    with path.open("ab") as f:
+        f.write(b'{"block": 3, "af')  # a kill while the third row was being written
+    assert read_rows(path) == [{"block": 1, "afgb": 0.25}, {"block": 2, "afgb": 0.5}]
+    assert "torn last line" in caplog.text and path.read_bytes() == whole  # cut from the file: the next append is clean
+    append_row(path, {"block": 3, "afgb": 0.75})
+    assert [r["block"] for r in read_rows(path)] == [1, 2, 3]
+    path.write_bytes(whole.replace(b'{"block": 1', b'{"block": 1,,'))
+    with pytest.raises(LftfError, match=r"rows.jsonl:1: not a JSON row"):
+        read_rows(path)

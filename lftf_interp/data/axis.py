@@ -28,6 +28,8 @@ split, an empty file, malformed JSON or YAML with its line).
 from __future__ import annotations
 
 import json
+import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +39,7 @@ import yaml
 from ..errors import DatasetError
 from .datasets import DATASETS, SPLITS, load_frame, read_jsonl
 
+log = logging.getLogger(__name__)
 AXES = Path(__file__).parent / "axes"
 SLOT = "{subject}"
 
@@ -123,80 +126,178 @@ class BiasAxis:
 
 # ----------------------------------------------------------------------------- loading and validation
 
+_KEYS = {"name", "description", "groups", "reference", "templates", "subjects", "hints", "hint_templates", "prompts"}
+_INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"}
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's C loader when installed (~50x faster)
+
+
+def _show(value, limit: int = 60) -> str:
+    """``value`` as a short phrase for an error message: its kind and (cut) repr, on one line."""
+    kind = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+    text = repr(value).replace("\n", " ")
+    return kind if value is None else f"{kind} {text if len(text) <= limit else text[: limit - 1] + '…'}"
+
 
 def _parse(path: Path) -> dict:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                           "save it as UTF-8.") from None
+    except OSError as e:
+        raise DatasetError(f"{path} cannot be read ({e.strerror or e}).") from None
     if not text.strip():
         raise DatasetError(f"{path} is empty: an axis file needs at least 'name' and 'groups'.")
     try:
-        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        doc = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_LOADER)  # noqa: S506 (safe loader)
     except json.JSONDecodeError as e:
-        raise DatasetError(f"{path}:{e.lineno}: malformed JSON ({e.msg} at column {e.colno}). Fix that line.") from e
-    except yaml.YAMLError as e:
+        raise DatasetError(f"{path}:{e.lineno}: malformed JSON ({e.msg} at column {e.colno}). Fix that line.") from None
+    except (yaml.YAMLError, ValueError) as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise DatasetError(f"{path}{where}: malformed YAML ({getattr(e, 'problem', e)}). Fix that line.") from e
+        problem = str(getattr(e, "problem", None) or e).replace("\n", " ")
+        raise DatasetError(f"{path}{where}: malformed YAML ({problem}). Fix that line.") from None
     if not isinstance(doc, dict):
-        raise DatasetError(f"{path}: expected a mapping with 'name' and 'groups', got {type(doc).__name__}.")
+        raise DatasetError(f"{path}: expected a mapping with 'name' and 'groups', got {_show(doc)}.")
     return doc
 
 
+def _text(value, what: str, where: str, example: str) -> str:
+    """A string with visible text, else the error naming what it is and an example of what it should be."""
+    if isinstance(value, str) and _visible(value):
+        return value
+    got = f"{_show(value)}, which has no visible text" if isinstance(value, str) else _show(value)
+    raise DatasetError(f"{where}: {what} is {got}; give text, e.g. {example}.")
+
+
+def _visible(s: str) -> bool:
+    return any(not (c.isspace() or c in _INVISIBLE) for c in s)
+
+
+def _items(doc: dict, key: str, where: str, example: str) -> list[dict]:
+    """``doc[key]`` as a list of mappings (missing or null: empty), else the error with an example item."""
+    value = doc.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise DatasetError(f"{where}: '{key}' must be a list of mappings like {example}, got {_show(value)}.")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise DatasetError(f"{where}: {key}[{i}] must be a mapping like {example}, got {_show(item)}.")
+    return value
+
+
 def _need_split(item: dict, what: str, where: str) -> None:
-    if item.get("split") not in SPLITS:
-        raise DatasetError(f"{where}: {what} {item.get('name') or item.get('text')!r} has split {item.get('split')!r}; "
-                           f"give each one a split of {list(SPLITS)}.")
+    if not isinstance(item.get("split"), str) or item["split"] not in SPLITS:
+        raise DatasetError(f"{where}: {what} {_show(item.get('name') or item.get('text'))} has split "
+                           f"{_show(item.get('split'))}; give each one a split of {list(SPLITS)}.")
 
 
-def axis_from_dict(doc: dict, where: str = "axis") -> BiasAxis:
-    """Validate an axis document (see the module doc) and build the :class:`BiasAxis`."""
-    name = doc.get("name")
-    if not name:
-        raise DatasetError(f"{where}: missing 'name'.")
-    groups_doc = doc.get("groups") or []
+def _groups(doc: dict, where: str) -> list[Group]:
+    groups_doc = _items(doc, "groups", where, "{name: a, words: [' A']}")
     if len(groups_doc) < 2:
         raise DatasetError(f"{where}: an axis needs at least 2 groups, got {len(groups_doc)}.")
     groups, owner = [], {}
-    for g in groups_doc:
-        words = tuple(g.get("words") or ())
-        if not g.get("name"):
-            raise DatasetError(f"{where}: a group has no 'name'.")
-        if not words:
-            raise DatasetError(f"{where}: group {g['name']!r} has no words; give it at least one (e.g. ' Christian').")
-        if any(not isinstance(w, str) or not w.strip() for w in words):
-            raise DatasetError(f"{where}: group {g['name']!r} has an empty word; every word needs text.")
-        for w in words:
+    for i, g in enumerate(groups_doc):
+        name = _text(g.get("name"), f"groups[{i}].name", where, "name: christian")
+        words = g.get("words")
+        if isinstance(words, str):
+            raise DatasetError(f"{where}: group {name!r} has words {_show(words)}, not a list; write "
+                               f"words: [{words!r}] (one entry per word).")
+        if not isinstance(words, list) or not words:
+            raise DatasetError(f"{where}: group {name!r} has no words ({_show(words)}); give it a list of at least "
+                               "one, e.g. words: [' Christian'].")
+        for j, w in enumerate(words):
+            if not isinstance(w, str):
+                raise DatasetError(f"{where}: group {name!r} word {j} is {_show(w)}, not text; write every word as a "
+                                   "quoted string, e.g. ' Christian'.")
+            if not _visible(w):
+                raise DatasetError(f"{where}: group {name!r} word {j} ({w!r}) is an empty word: only whitespace or "
+                                   "invisible characters; every word needs text.")
             if w in owner:
-                raise DatasetError(f"{where}: word {w!r} is in groups {owner[w]!r} and {g['name']!r}; a word belongs to one.")
-            owner[w] = g["name"]
-        groups.append(Group(g["name"], words))
+                raise DatasetError(f"{where}: word {w!r} is in groups {owner[w]!r} and {name!r}; a word belongs to one.")
+            owner[w] = name
+        groups.append(Group(name, tuple(words)))
     names = [g.name for g in groups]
     if len(set(names)) != len(names):
         raise DatasetError(f"{where}: group names repeat: {names}.")
-    ref = doc.get("reference") or {n: 1 / len(names) for n in names}
+    return groups
+
+
+def _reference(doc: dict, names: list[str], where: str) -> dict[str, float]:
+    ref = doc.get("reference")
+    if ref is None:
+        return {n: 1 / len(names) for n in names}
+    fix = f"reference must give every group ({names}) a number >= 0, the numbers summing to 1"
+    if not isinstance(ref, dict):
+        raise DatasetError(f"{where}: {fix}; got {_show(ref)}.")
+    for k, v in ref.items():
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise DatasetError(f"{where}: {fix}; reference {k!r} is {_show(v)}.")
     if set(ref) != set(names) or any(v < 0 for v in ref.values()) or abs(sum(ref.values()) - 1) > 1e-6:
-        raise DatasetError(f"{where}: reference must give every group ({names}) a share >= 0, summing to 1; got {ref}.")
-    prompts = dict(doc.get("prompts") or {})
-    templates, subjects, hints = doc.get("templates") or [], doc.get("subjects") or [], doc.get("hints") or []
+        raise DatasetError(f"{where}: {fix}; got {_show(ref, 120)}.")
+    return {n: float(ref[n]) for n in names}
+
+
+def axis_from_dict(doc: dict, where: str = "axis") -> BiasAxis:
+    """Validate an axis document (see the module doc) and build the :class:`BiasAxis`. Every field is checked
+    for its type as well as its value: a bad one is refused with :class:`DatasetError` naming it and the fix."""
+    if not isinstance(doc, dict):
+        raise DatasetError(f"{where}: expected a mapping with 'name' and 'groups', got {_show(doc)}.")
+    if unknown := sorted(str(k) for k in set(doc) - _KEYS):
+        raise DatasetError(f"{where}: unknown field(s) {unknown}; an axis has {sorted(_KEYS)}.")
+    if "name" not in doc or doc["name"] is None:
+        raise DatasetError(f"{where}: missing 'name'.")
+    name = _text(doc["name"], "name", where, "name: religion")
+    description = doc.get("description") or ""
+    if not isinstance(description, str):
+        raise DatasetError(f"{where}: description must be text, got {_show(description)}.")
+    groups = _groups(doc, where)
+    names = [g.name for g in groups]
+    ref = _reference(doc, names, where)
+    prompts = doc.get("prompts") or {}
+    if not isinstance(prompts, dict) or set(prompts) - {"bias", "hint"} or not all(
+            isinstance(v, str) and _visible(v) for v in prompts.values()):
+        raise DatasetError(f"{where}: prompts must map 'bias' (and optionally 'hint') to a JSONL file or a shipped "
+                           f"set (genbias / genhint), e.g. prompts: {{bias: my_bias.jsonl}}; got {_show(prompts)}.")
+    templates = _items(doc, "templates", where, "{text: 'The {subject} said that', split: train}")
+    subjects = _items(doc, "subjects", where, "{name: doctor, split: train}")
+    hints = _items(doc, "hints", where, "{kind: worship, group: a, text: 'The {subject} goes to church.'}")
     if not prompts and not templates:
         raise DatasetError(f"{where}: give templates and subjects (generated prompts) or prompts: {{bias: FILE}}.")
-    for t in templates:
-        if SLOT not in t.get("text", ""):
-            raise DatasetError(f"{where}: template {t.get('text')!r} has no {SLOT} slot; put one where the subject goes.")
+    repeated = []
+    for i, t in enumerate(templates):
+        text = _text(t.get("text"), f"templates[{i}].text", where, "'The {subject} said that'")
+        if SLOT not in text:
+            raise DatasetError(f"{where}: template {text!r} has no {SLOT} slot; put one where the subject goes.")
         _need_split(t, "template", where)
-    for s in subjects:
+        repeated += [f"{text!r} ({u['split']}, {t['split']})" for u in templates[:i] if u.get("text") == text]
+    if repeated:
+        log.warning("%s: %d template(s) repeat, so their prompts count more than once (and a repeat across splits is "
+                    "shared by them): %s", where, len(repeated), "; ".join(repeated[:3]) + (" …" if len(repeated) > 3 else ""))
+    seen = {}
+    for i, s in enumerate(subjects):
+        subject = _text(s.get("name"), f"subjects[{i}].name", where, "name: doctor")
         _need_split(s, "subject", where)
-    for h in hints:
-        if h.get("group") not in names:
-            raise DatasetError(f"{where}: hint {h.get('text')!r} names group {h.get('group')!r}; groups are {names}.")
-        if SLOT not in h.get("text", ""):
-            raise DatasetError(f"{where}: hint {h.get('text')!r} has no {SLOT} slot.")
+        if subject in seen:
+            raise DatasetError(f"{where}: subject {subject!r} appears twice (splits {seen[subject]!r} and {s['split']!r}); "
+                               "a subject belongs to one split, or the held-out splits share it.")
+        seen[subject] = s["split"]
+    for i, h in enumerate(hints):
+        text = _text(h.get("text"), f"hints[{i}].text", where, "'The {subject} goes to church.'")
+        if not isinstance(h.get("group"), str) or h["group"] not in names:
+            raise DatasetError(f"{where}: hint {text!r} names group {repr(h['group']) if isinstance(h.get('group'), str) else _show(h.get('group'))}; groups are {names}.")
+        if SLOT not in text:
+            raise DatasetError(f"{where}: hint {text!r} has no {SLOT} slot.")
+        if not isinstance(h.get("kind", ""), str):
+            raise DatasetError(f"{where}: hint {text!r} has kind {_show(h.get('kind'))}; a kind is text, e.g. worship.")
     ht = doc.get("hint_templates", "all")
     if ht not in ("all", "one") and not (isinstance(ht, int) and not isinstance(ht, bool) and ht >= 1):
-        raise DatasetError(f"{where}: hint_templates must be 'all', 'one' or a count >= 1, got {ht!r}.")
+        raise DatasetError(f"{where}: hint_templates must be 'all', 'one' or a count >= 1, got {_show(ht)}.")
     if templates and not subjects:
         raise DatasetError(f"{where}: templates need subjects to fill their {SLOT} slot.")
-    return BiasAxis(name, groups, {n: float(ref[n]) for n in names}, templates, subjects, hints, prompts,
-                    doc.get("hint_templates", "all"), doc.get("description", ""))
+    return BiasAxis(name, groups, ref, templates, subjects, hints, dict(prompts), ht, description)
 
 
 def shipped_axes() -> list[str]:
@@ -208,7 +309,8 @@ def load_axis(name_or_path: str | Path = "gender") -> BiasAxis:
     path = Path(name_or_path)
     if not path.is_file():
         if str(name_or_path) not in shipped_axes():
-            raise DatasetError(f"Unknown axis {str(name_or_path)!r}: not a shipped axis ({shipped_axes()}) and not a file.")
+            raise DatasetError(f"Unknown axis {str(name_or_path)[:80]!r}: not a shipped axis ({shipped_axes()}) and "
+                               "not a file.")
         path = AXES / f"{name_or_path}.yaml"
     axis = axis_from_dict(_parse(path), str(path))
     axis.source = str(path)

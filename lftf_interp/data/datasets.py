@@ -88,13 +88,18 @@ class BiasDataset:
 
 
 def read_jsonl(path: str | Path, required: tuple[str, ...] = ("prompt",)) -> pd.DataFrame:
-    """Read a JSONL file; a malformed line raises :class:`DatasetError` naming the file and line number."""
+    """Read a JSONL file of records; a malformed line (bad JSON, not UTF-8, a missing field, a ``prompt`` that
+    is not text, a ``split`` or ``label`` that is not a name) raises :class:`DatasetError` naming the file and line."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"Dataset file {str(path)!r} does not exist.")
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DatasetError(f"{path}:{lineno}: not UTF-8 text (byte {raw[e.start]:#04x}); save the file as UTF-8.") from None
             if not line.strip():
                 continue
             try:
@@ -103,14 +108,28 @@ def read_jsonl(path: str | Path, required: tuple[str, ...] = ("prompt",)) -> pd.
                 raise DatasetError(
                     f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno}). Fix or delete that line; "
                     "each line must be one JSON object."
-                ) from e
+                ) from None
             if not isinstance(row, dict):
                 raise DatasetError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}.")
             missing = [k for k in required if k not in row]
             if missing:
                 raise DatasetError(f"{path}:{lineno}: missing field(s) {missing}; every record needs {list(required)}.")
+            _check_fields(row, path, lineno)
             rows.append(row)
+    if not rows:
+        raise DatasetError(f"{path} holds no records; give one JSON object per line, e.g. {{\"prompt\": \"The nurse said that\"}}.")
     return pd.DataFrame(rows)
+
+
+def _check_fields(row: dict, path: Path, lineno: int) -> None:
+    prompt = row.get("prompt")
+    if "prompt" in row and not (isinstance(prompt, str) and prompt.strip()):
+        got = "empty text" if isinstance(prompt, str) else f"{type(prompt).__name__} {str(prompt)[:40]!r}"
+        raise DatasetError(f"{path}:{lineno}: 'prompt' is {got}; every prompt is non-empty text.")
+    for key in ("split", "label"):
+        if key in row and row[key] is not None and not (isinstance(row[key], str) and row[key].strip()):
+            raise DatasetError(f"{path}:{lineno}: {key!r} is {type(row[key]).__name__} {str(row[key])[:40]!r}; it must be a "
+                               f"name{', one of ' + str(list(SPLITS)) if key == 'split' else ' (a group of the axis)'}.")
 
 
 def load_frame(name: str = "genbias", path: str | Path | None = None) -> pd.DataFrame:

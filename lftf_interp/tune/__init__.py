@@ -1,6 +1,13 @@
 """Then fine-tune: train only the located block(s) with an LFTF loss; deltas; checkpoints."""
 
-from .delta import DeltaMismatchError, apply_delta, block_fingerprint, save_delta
+from .delta import (
+    DeltaCorruptError,
+    DeltaMismatchError,
+    apply_delta,
+    block_fingerprint,
+    read_delta,
+    save_delta,
+)
 from .losses import LOSSES, group_loss, hint_loss, kl_to_base, mass_anchor, pronoun_loss
 from .scopes import BlockInputCache, freeze_all_but
 from .train import METHODS, TrainingError, TuneConfig, TuneResult, tune
@@ -9,6 +16,7 @@ __all__ = [
     "LOSSES",
     "METHODS",
     "BlockInputCache",
+    "DeltaCorruptError",
     "DeltaMismatchError",
     "TrainingError",
     "TuneConfig",
@@ -21,6 +29,7 @@ __all__ = [
     "kl_to_base",
     "mass_anchor",
     "pronoun_loss",
+    "read_delta",
     "save_delta",
     "tune",
 ]

@@ -6,15 +6,15 @@ job (:func:`lftf_interp.locate.choose_blocks`).
 Efficiency: blocks before the first tuned block never change, so their output (the tuned block's input) is
 computed once per prompt and cached; each step runs from that block to the unembedding, last position only.
 
-Robustness: checkpoints every ``checkpoint_every`` steps (safetensors: tuned weights + AdamW state; JSON:
-step, history); ``resume=True`` continues to the same result as an uninterrupted run, because the batch of
-step t depends only on (seed, t). A non-finite loss stops the run with :class:`TrainingError`; the last good
-checkpoint is kept.
+Robustness: checkpoints every ``checkpoint_every`` steps (:mod:`lftf_interp.tune.checkpoint`: tuned weights, AdamW
+state, best weights, history, config); ``resume=True`` continues to the same bytes as an uninterrupted run, because
+the batch of step t depends only on (seed, t), and refuses a checkpoint made with another config. Ctrl-C raises
+:class:`~lftf_interp.errors.Interrupted` naming the step to resume from. A non-finite loss stops the run with
+:class:`TrainingError`; the last good checkpoint is kept.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -23,23 +23,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
 
 from ..data import NEUTRAL_PROMPTS, BiasAxis, load_axis
 from ..data.datasets import sample_rows
-from ..errors import ConfigError, LftfError
+from ..errors import ConfigError, Interrupted, LftfError
 from ..groupmetrics import bias_per_prompt, hint_per_prompt
 from ..wordprobs import word_ids
 from .beyond import BeyondTemplate
+from .checkpoint import TrainingError, check_resume, load_checkpoint, save_checkpoint
 from .delta import block_fingerprint
 from .groupprobs import GroupReader
 from .losses import LOSSES, group_loss, hint_loss, kl_to_base, log_group_mass, mass_anchor
 from .scopes import make_scope
-
-
-class TrainingError(LftfError):
-    pass
-
 
 METHODS = ("block", "full", "lora")
 
@@ -229,36 +224,6 @@ class Validator:
                 "val_ub": float(hint_per_prompt(h, self.labels, self.axis.group_names).mean())}
 
 
-def _save_checkpoint(ckpt: Path, step: int, params: dict, opt: torch.optim.Optimizer, history: list, best: dict) -> None:
-    ckpt.mkdir(parents=True, exist_ok=True)
-    save_file({n: p.detach().contiguous() for n, p in params.items()}, ckpt / "params.safetensors.tmp")
-    state = {}
-    for n, p in params.items():
-        st = opt.state.get(p, {})
-        for k in ("exp_avg", "exp_avg_sq", "step"):
-            if k in st:
-                state[f"{n}::{k}"] = st[k].detach().reshape(st[k].shape).contiguous()
-    save_file(state, ckpt / "optim.safetensors.tmp")
-    (ckpt / "state.json.tmp").write_text(json.dumps({"step": step, "history": history, "best": best}, default=float))
-    for f in ("params.safetensors", "optim.safetensors", "state.json"):  # commit all three together
-        (ckpt / f"{f}.tmp").replace(ckpt / f)
-
-
-def _load_checkpoint(ckpt: Path, params: dict, opt: torch.optim.Optimizer) -> dict:
-    saved = load_file(ckpt / "params.safetensors")
-    if set(saved) != set(params):
-        raise TrainingError(f"Checkpoint {ckpt} holds {sorted(saved)[:3]}..., not the blocks being tuned; "
-                            "resume with the same block, or start a new output directory.")
-    with torch.no_grad():
-        for n, p in params.items():
-            p.copy_(saved[n])
-    ost = load_file(ckpt / "optim.safetensors")
-    for n, p in params.items():
-        if f"{n}::step" in ost:
-            opt.state[p] = {k: ost[f"{n}::{k}"].clone() for k in ("exp_avg", "exp_avg_sq", "step")}
-    return json.loads((ckpt / "state.json").read_text())
-
-
 def _snapshot(params: dict) -> dict:
     return {n: p.detach().clone() for n, p in params.items()}
 
@@ -303,46 +268,48 @@ def tune(
     history: list[dict] = []
     first_step = 1
     if resume:
-        if ckpt is None or not (ckpt / "state.json").is_file():
-            raise TrainingError(f"Nothing to resume: no checkpoint under {ckpt}. Run without resume first.")
-        state = _load_checkpoint(ckpt, params, opt)
+        state = check_resume(out_dir, cfg.to_dict())
+        best_params = load_checkpoint(Path(state["folder"]), params, opt)
         history, first_step = state["history"], state["step"] + 1
-        best = {"step": state["best"]["step"], "val": state["best"]["val"], "params": None}
-        if (ckpt / "best.safetensors").is_file():
-            best["params"] = load_file(ckpt / "best.safetensors")
+        best = {"step": state["best"]["step"], "val": state["best"]["val"], "params": best_params}
     else:
         history.append({**validate(0), "loss": float("nan")})
         best = {"step": 0, "val": history[-1], "params": _snapshot(params)}
-    bad_evals = 0
-    for step in range(first_step, cfg.steps + 1):
-        loss, parts = objective(step)
-        if not torch.isfinite(loss):
-            where = f"the last good checkpoint is in {ckpt}" if ckpt and (ckpt / "state.json").is_file() else "no checkpoint was written"
-            raise TrainingError(
-                f"Loss became {loss.item()} at step {step} ({parts}); stopping. {where}. Lower the learning rate "
-                f"(now {cfg.lr}) or check the data."
-            )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        row = {"step": step, "loss": loss.item(), **parts}
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            row.update(validate(step))
-            if best["val"] is None or row["val_afgb"] < best["val"]["val_afgb"]:
-                best = {"step": step, "val": {k: row[k] for k in ("step", "val_afgb", "val_mass", "val_ub")},
-                        "params": _snapshot(params)}
-                bad_evals = 0
-            else:
-                bad_evals += 1
-        history.append(row)
-        if progress:
-            progress(step, row)
-        if ckpt and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-            _save_checkpoint(ckpt, step, params, opt, history, {"step": best["step"], "val": best["val"]})
-            if best["params"] is not None:
-                save_file({n: t.contiguous() for n, t in best["params"].items()}, ckpt / "best.safetensors")
-        if cfg.patience is not None and bad_evals > cfg.patience:
-            break
+    bad_evals = state.get("bad_evals", 0) if resume else 0
+    saved_step = first_step - 1 if resume else None
+    try:
+        for step in range(first_step, cfg.steps + 1):
+            loss, parts = objective(step)
+            if not torch.isfinite(loss):
+                where = f"the last good checkpoint is in {ckpt}" if saved_step else "no checkpoint was written"
+                raise TrainingError(
+                    f"Loss became {loss.item()} at step {step} ({parts}); stopping. {where}. Lower the learning rate "
+                    f"(now {cfg.lr}) or check the data."
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            row = {"step": step, "loss": loss.item(), **parts}
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                row.update(validate(step))
+                if best["val"] is None or row["val_afgb"] < best["val"]["val_afgb"]:
+                    best = {"step": step, "val": {k: row[k] for k in ("step", "val_afgb", "val_mass", "val_ub")},
+                            "params": _snapshot(params)}
+                    bad_evals = 0
+                else:
+                    bad_evals += 1
+            history.append(row)
+            if progress:
+                progress(step, row)
+            if ckpt and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                save_checkpoint(ckpt, step, params, opt, history, best, cfg.to_dict(), bad_evals)
+                saved_step = step
+            if cfg.patience is not None and bad_evals > cfg.patience:
+                break
+    except KeyboardInterrupt:
+        how = (f"rerun with --resume (resume=True) to continue from the checkpoint of step {saved_step} in {ckpt}"
+               if saved_step else "no checkpoint was written yet (--checkpoint-every sets how often); rerun it")
+        raise Interrupted(f"interrupted during fine-tuning; {how}") from None
     if cfg.restore_best and best["params"] is not None:
         with torch.no_grad():
             for n, p in params.items():

@@ -1,14 +1,25 @@
-"""Deltas: safetensors of the tuned block, applied only to the base model they were trained from."""
+"""Deltas: safetensors of the tuned block, applied only to the base model they were trained from, and only whole
+and unchanged (sha256 of the file, fingerprint of the tuned weights), checked by every reader before loading."""
 
 import json
+import shutil
 
 import pytest
 import torch
+from helpers import flip, lftf, truncate
 
-from lftf_interp.models import tiny_model
+from lftf_interp.models import load_model, tiny_model
 from lftf_interp.provenance import git_commit
 from lftf_interp.runner import canonical_state_dict
-from lftf_interp.tune import DeltaMismatchError, TuneConfig, apply_delta, block_fingerprint, save_delta, tune
+from lftf_interp.tune import (
+    DeltaCorruptError,
+    DeltaMismatchError,
+    TuneConfig,
+    apply_delta,
+    block_fingerprint,
+    save_delta,
+    tune,
+)
 
 CFG = dict(block=1, loss="balanced", lr=1e-3, steps=6, batch_size=8, eval_every=3, n_val=20, restore_best=False)
 
@@ -36,3 +47,42 @@ def test_delta_roundtrip_and_wrong_base_refused(tmp_path):
         apply_delta(tiny_model(3, seed=6), tmp_path / "d")
     info = json.loads((tmp_path / "d" / "delta.json").read_text())
     assert info["git_commit"] == git_commit() and info["format"] == "lftf-delta/1"
+
+
+@pytest.fixture
+def delta_copy(tiny_delta, tmp_path):
+    return shutil.copytree(tiny_delta, tmp_path / "delta")
+
+
+@pytest.mark.parametrize("damage", [flip, truncate], ids=["flipped-byte", "truncated"])
+def test_a_damaged_delta_is_refused_by_every_reader_before_loading(delta_copy, tmp_path, no_model, damage):
+    damage(delta_copy / "delta.safetensors")
+    for args in (["export", "--delta", delta_copy, "--out", tmp_path / "hf"],
+                 ["validity", "--delta", delta_copy, "--probes", "math", "--out", tmp_path / "v"],
+                 ["mechanism", "--delta", delta_copy, "--out", tmp_path / "m"]):
+        res = lftf(*args, "--model", "smollm2-135m")
+        assert res.exit_code == 2 and "does not match its" in res.output and "sha256" in res.output, res.output
+        assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "hf").exists()
+
+
+def test_a_delta_without_a_file_hash_is_checked_by_its_tuned_fingerprint(delta_copy, tiny3_dir):
+    info = json.loads((delta_copy / "delta.json").read_text())
+    del info["files"]  # as deltas written before the file hash was recorded
+    (delta_copy / "delta.json").write_text(json.dumps(info))
+    model = load_model(tiny3_dir)
+    apply_delta(model, delta_copy)  # whole: accepted
+    flip(delta_copy / "delta.safetensors")  # a weight byte, same size: the safetensors header still reads
+    fresh = load_model(tiny3_dir)
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    with pytest.raises(DeltaCorruptError, match="does not match the tuned fingerprint"):
+        apply_delta(fresh, delta_copy)
+    assert all((v == before[k]).all() for k, v in fresh.state_dict().items())  # nothing was copied in
+    truncate(delta_copy / "delta.safetensors")
+    with pytest.raises(DeltaCorruptError, match="not a readable safetensors file"):
+        apply_delta(fresh, delta_copy)
+
+
+def test_a_delta_json_that_is_not_json_is_refused(delta_copy, tmp_path, no_model):
+    (delta_copy / "delta.json").write_text('{"blocks": [2], ')
+    res = lftf("export", "--model", "smollm2-135m", "--delta", delta_copy, "--out", tmp_path / "hf")
+    assert res.exit_code == 2 and "not readable JSON" in res.output

@@ -1,10 +1,12 @@
 import pytest
 import torch
 
+from lftf_interp.errors import Interrupted
 from lftf_interp.models import tiny_model
 from lftf_interp.runner import canonical_state_dict
 from lftf_interp.tune import TrainingError, TuneConfig, tune
 from lftf_interp.tune import losses as L
+from lftf_interp.tune.checkpoint import read_checkpoint
 
 CFG = dict(block=1, loss="balanced", lr=1e-3, steps=6, batch_size=8, eval_every=3, n_val=20, restore_best=False)
 
@@ -30,14 +32,37 @@ def test_resume_equals_uninterrupted(tmp_path):
     a = tiny_model(2, seed=4)
     tune(a, TuneConfig(**CFG), out_dir=tmp_path / "a")
     b = tiny_model(2, seed=4)
-    tune(b, TuneConfig(**{**CFG, "steps": 3, "checkpoint_every": 3}), out_dir=tmp_path / "b")  # "interrupted" at 3
+
+    def ctrl_c_at_step_5(step, row):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match="continue from the checkpoint of step 3"):  # Ctrl-C after the step-3 checkpoint
+        tune(b, TuneConfig(**{**CFG, "checkpoint_every": 3}), out_dir=tmp_path / "b", progress=ctrl_c_at_step_5)
     c = tiny_model(2, seed=4)  # a fresh process: base weights, then resume from the checkpoint
-    tune(c, TuneConfig(**{**CFG, "checkpoint_every": 3}), out_dir=tmp_path / "b", resume=True)
+    tune(c, TuneConfig(**{**CFG, "checkpoint_every": 2}), out_dir=tmp_path / "b", resume=True)  # how often: free
     sa, sc = snapshot(a), snapshot(c)
     for k in sa:
         torch.testing.assert_close(sc[k], sa[k], atol=0, rtol=0)
     with pytest.raises(TrainingError, match="Nothing to resume"):
         tune(tiny_model(2, seed=4), TuneConfig(**CFG), out_dir=tmp_path / "none", resume=True)
+    with pytest.raises(TrainingError, match=r"different config \(lr: checkpoint 0.001, now 0.002; seed: checkpoint 0, now 1\)"):
+        tune(tiny_model(2, seed=4), TuneConfig(**{**CFG, "lr": 2e-3, "seed": 1}), out_dir=tmp_path / "b", resume=True)
+
+
+def test_a_checkpoint_is_whole_and_checked_on_read(tmp_path):
+    m = tiny_model(2, seed=4)
+    tune(m, TuneConfig(**{**CFG, "checkpoint_every": 2}), out_dir=tmp_path)
+    ckpt = tmp_path / "checkpoint"
+    state = read_checkpoint(tmp_path)
+    assert (ckpt / "latest").read_text() == "step-000006" and [p.name for p in ckpt.glob("step-*")] == ["step-000006"]
+    assert state["step"] == 6 and set(state["files"]) == {"params.safetensors", "optim.safetensors", "best.safetensors"}
+    best = ckpt / "step-000006" / "best.safetensors"
+    data = bytearray(best.read_bytes())
+    data[-5] ^= 0xFF  # one flipped byte, same size
+    best.write_bytes(bytes(data))
+    with pytest.raises(TrainingError, match="best.safetensors is missing or does not match its sha256"):
+        read_checkpoint(tmp_path)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
@@ -53,9 +78,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     m = tiny_model(2, seed=5)
     with pytest.raises(TrainingError, match="nan at step 5.*last good checkpoint"):
         tune(m, TuneConfig(**{**CFG, "checkpoint_every": 2}), out_dir=tmp_path)
-    import json
 
-    assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["step"] == 4
+    assert read_checkpoint(tmp_path)["step"] == 4
 
 
 def test_config_validation_and_roundtrip():

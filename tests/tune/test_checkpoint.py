@@ -1,0 +1,68 @@
+"""Checkpoints: whole or absent, checked on read, resumed only by the same config and before anything loads;
+a SIGKILLed CLI fine-tune resumes to a byte-identical delta."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import lftf
+
+from lftf_interp import pipeline
+from lftf_interp.errors import Interrupted, LftfError
+
+
+def _finetune(model_dir, out, *extra):
+    return [sys.executable, "-m", "lftf_interp.cli", "finetune", "--model", str(model_dir), "--block", "2", "--steps", "60",
+            "--batch-size", "4", "--n-train", "32", "--lr", "1e-3", "--checkpoint-every", "5", "--out", str(out), *extra]
+
+
+def test_sigkill_then_resume_gives_the_same_delta_bytes(tiny3_dir, tmp_path):
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_finetune(tiny3_dir, killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    latest = killed / "checkpoint" / "latest"
+    deadline = time.monotonic() + 600
+    while not latest.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    step = int(latest.read_text().split("-")[1])
+    assert 5 <= step < 60 and not (killed / "delta").exists()
+    resumed = subprocess.run(_finetune(tiny3_dir, killed, "--resume"), env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    whole = tmp_path / "whole"
+    done = lftf(*_finetune(tiny3_dir, whole)[3:])  # the same command, uninterrupted (in this process)
+    assert done.exit_code == 0, done.output
+    for f in ("delta.safetensors", "delta.json"):
+        assert (killed / "delta" / f).read_bytes() == (whole / "delta" / f).read_bytes(), f
+    assert (killed / "history.csv").read_bytes() == (whole / "history.csv").read_bytes()
+
+
+def test_resume_is_checked_before_anything_loads(tmp_path, no_model):
+    res = lftf("finetune", "--model", "smollm2-135m", "--resume", "--out", tmp_path / "none")
+    assert res.exit_code == 2 and "Nothing to resume" in res.output, res.output
+
+
+def test_resume_refuses_another_config_and_auto_reuses_the_chosen_block(tiny3_dir, tmp_path):
+    from lftf_interp.tune import TuneConfig
+
+    cfg = TuneConfig(steps=6, batch_size=4, n_train=16, n_val=8, eval_every=3, lr=1e-3, checkpoint_every=3)
+
+    def ctrl_c(step, row):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match="step 3"):
+        pipeline.finetune_to(tiny3_dir, cfg, tmp_path, block="auto", progress=ctrl_c)
+    chosen = json.loads((tmp_path / "block_choice.json").read_text())
+    with pytest.raises(LftfError, match=r"different config \(loss: checkpoint 'balanced', now 'paper'\)"):
+        pipeline.finetune_to(tiny3_dir, {**cfg.to_dict(), "loss": "paper"}, tmp_path, block="auto", resume=True)
+    with pytest.raises(LftfError, match=r"different config \(block: checkpoint \[\d\], now \[\d\]\)"):
+        other = 1 if chosen["blocks"] != [1] else 2
+        pipeline.finetune_to(tiny3_dir, cfg, tmp_path, block=[other], resume=True)
+    run = pipeline.finetune_to(tiny3_dir, cfg, tmp_path, block="auto", resume=True)
+    assert run.result.blocks == chosen["blocks"] and run.choice == chosen
