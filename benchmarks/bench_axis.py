@@ -47,3 +47,35 @@ def bench_multitoken() -> dict:
         {"prompts": len(prompts), "words": len(WORDS), "tokens_per_word": [len(w) for w in wids],
          "max_abs_diff_logprob": diff, "model": "smollm2-135m"},
     )
+
+
+COMMENT_MB = 2
+
+
+def bench_axis_load() -> dict:
+    """An axis file of a few MB (a shipped axis plus comment lines, as a generated file with notes might be):
+    :func:`load_axis` with libyaml's C loader vs PyYAML's pure-Python safe loader on the same text."""
+    import tempfile
+    from pathlib import Path
+
+    import yaml
+
+    from lftf_interp.data.axis import AXES, axis_from_dict, load_axis
+
+    text = (AXES / "race.yaml").read_text()
+    line = "# " + "a note that the loader has to skip " * 2 + "\n"
+    text += line * (COMMENT_MB * 2**20 // len(line))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "big.yaml"
+        path.write_text(text)
+
+        def ours():
+            return load_axis(path)
+
+        def baseline():
+            return axis_from_dict(yaml.load(path.read_text(), Loader=yaml.SafeLoader), str(path))
+
+        assert ours().to_dict() == baseline().to_dict()
+        ours_s, base_s = timeit(ours, repeat=3), timeit(baseline, repeat=1, warmup=0)
+    return write_result("axis_load", ours_s, "PyYAML's pure-Python SafeLoader on the same file", base_s, 10.0,
+                        {"file_mb": round(len(text.encode()) / 2**20, 2), "c_loader": bool(yaml.__with_libyaml__)})

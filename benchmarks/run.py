@@ -17,6 +17,7 @@ BENCHMARKS = {
     "bmi": bench_locate.bench_bmi,
     "tune_step": bench_tune.bench_tune_step,
     "multitoken": bench_axis.bench_multitoken,
+    "axis_load": bench_axis.bench_axis_load,
 }
 
 
