@@ -18,7 +18,7 @@ import pandas as pd
 
 from .data.axis import load_axis
 from .data.datasets import BiasDataset, load_dataset
-from .errors import ConfigError
+from .errors import ConfigError, LftfError
 from .groupmetrics import evaluate_axis
 from .locate import choose_blocks, rank_for_tuning
 from .locate.choose import AUTO
@@ -336,6 +336,35 @@ def block_sweep(
     return pd.DataFrame(rows)
 
 
+def retain_config(kind: str, seed: int = 0) -> RetainConfig:
+    """``default`` (~1,200 MC items, 24 windows) or ``small`` (a quick probe)."""
+    if kind not in ("default", "small"):
+        raise LftfError(f"retain must be 'default' or 'small', got {kind!r}.")
+    return RetainConfig(seed=seed) if kind == "default" else RetainConfig.small(seed=seed)
+
+
+def parse_blocks(spec: str, n_layers: int | None) -> list[int]:
+    """``"3,7"``, ``"all"`` or ``"everyK"`` (0, K, 2K, … and the last block, K >= 1) → block indices, range-checked
+    (``n_layers`` None: only the form is checked, before a model is loaded)."""
+    try:
+        if spec.startswith("every") and int(spec[5:]) < 1:
+            raise ValueError(spec)
+        if n_layers is None:
+            return [] if spec == "all" or spec.startswith("every") else [int(b) for b in spec.split(",") if b.strip()]
+        if spec == "all":
+            chosen = list(range(n_layers))
+        elif spec.startswith("every"):
+            chosen = sorted(set(range(0, n_layers, int(spec[5:]))) | {n_layers - 1})
+        else:
+            chosen = [int(b) for b in spec.split(",") if b.strip()]
+    except ValueError as e:
+        raise LftfError(f"blocks {spec!r}: give comma-separated indices, 'all' or 'everyK' with K >= 1 (e.g. every3).") from e
+    if bad := [b for b in chosen if not 0 <= b < n_layers]:
+        raise LftfError(f"blocks {bad} out of range: this model has blocks 0..{n_layers - 1}.")
+    if not chosen:
+        raise LftfError(f"blocks {spec!r} names no block.")
+    return chosen
+
 __all__ = [
     "BUDGET",
     "DEBIAS_INSTRUCTION",
@@ -348,6 +377,8 @@ __all__ = [
     "draw_random_block",
     "fixed_blocks",
     "markdown_table",
+    "parse_blocks",
+    "retain_config",
     "validity_table",
     "run_compare",
     "resolve_tune",

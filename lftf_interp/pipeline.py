@@ -24,6 +24,8 @@ from .compare import (
     block_sweep,
     default_methods,
     markdown_table,
+    parse_blocks,
+    retain_config,
     run_compare,
     validity_table,
 )
@@ -38,7 +40,6 @@ from .metrics import EvalConfig, evaluate
 from .models import current_placement, load_model
 from .provenance import run_meta
 from .retain import (
-    RetainConfig,
     compare_retention,
     compute_reference,
     compute_retention,
@@ -52,31 +53,6 @@ from .tune.checkpoint import check_resume
 from .validity import COMPARE_VALIDITY, ValidityConfig, validity_report
 
 Progress = Callable[[int, dict], None]
-
-
-def retain_config(kind: str, seed: int = 0) -> RetainConfig:
-    """``default`` (~1,200 MC items, 24 windows) or ``small`` (a quick probe)."""
-    if kind not in ("default", "small"):
-        raise LftfError(f"retain must be 'default' or 'small', got {kind!r}.")
-    return RetainConfig(seed=seed) if kind == "default" else RetainConfig.small(seed=seed)
-
-
-def parse_blocks(spec: str, n_layers: int) -> list[int]:
-    """``"3,7"``, ``"all"`` or ``"everyK"`` (0, K, 2K, … and the last block) → block indices, range-checked."""
-    try:
-        if spec == "all":
-            chosen = list(range(n_layers))
-        elif spec.startswith("every"):
-            chosen = sorted(set(range(0, n_layers, int(spec[5:]))) | {n_layers - 1})
-        else:
-            chosen = [int(b) for b in spec.split(",") if b.strip()]
-    except ValueError as e:
-        raise LftfError(f"blocks {spec!r}: give comma-separated indices, 'all' or 'everyK' (e.g. every3).") from e
-    if bad := [b for b in chosen if not 0 <= b < n_layers]:
-        raise LftfError(f"blocks {bad} out of range: this model has blocks 0..{n_layers - 1}.")
-    if not chosen:
-        raise LftfError(f"blocks {spec!r} names no block.")
-    return chosen
 
 
 def _meta(**config) -> dict:
@@ -208,6 +184,9 @@ def finetune_to(
     if by_block and block != AUTO:
         blocks, choice = resolve_block(None, block)
         cfg["block"] = tuple(blocks)
+    if top_k < 1:
+        raise LftfError(f"top_k must be >= 1 (how many top-BMI blocks --block auto tunes), got {top_k}.")
+    load_axis(cfg.get("axis", "gender"))
     if resume:  # before anything loads: the checkpoint exists, is whole and was made with this config
         state = check_resume(out, cfg, ignore=("block",) if by_block and block == AUTO else ())
         if by_block and block == AUTO:
@@ -255,13 +234,14 @@ def compare_to(
     OUT/table.md and (gender, ``validity`` not None: the probes beyond the template per row) OUT/validity.md. Resumable: rows already in OUT/rows.jsonl are not rerun; a later run with a subset of
     ``methods`` keeps the specs of the methods already on disk. ``reference``: a saved retention reference of
     the base model, read if present, else computed and written there. Returns the markdown table."""
+    rcfg = retain_config(retain)  # every option checked before the model loads
+    load_axis(axis)
     specs = default_methods(load_model(model).cfg.n_layers)
     if methods is not None:
         by_name = {s.name: s for s in specs}
         if unknown := sorted(set(methods) - set(by_name)):
             raise LftfError(f"Unknown method(s) {unknown}; choose from {list(by_name)}.")
         specs = [by_name[n] for n in methods]  # in the order given
-    rcfg = retain_config(retain)
     cfg = CompareConfig(model=model, seeds=tuple(seeds), budget=dict(BUDGET, **({"steps": steps} if steps else {})),
                         retain=rcfg, axis=axis, validity=validity if axis == "gender" else None)
     out.mkdir(parents=True, exist_ok=True)
@@ -314,6 +294,9 @@ def sweep_to(
     """Fine-tune each block alone with the same budget → OUT/rows.jsonl (resumable: blocks already there are
     not rerun), OUT/bmi.csv (BMI on the axis's test prompts) and OUT/config.json (with the base model's values
     of the validity ``probes``, also measured per block). Returns every row on disk."""
+    parse_blocks(blocks, None)
+    if axis != "gender":
+        load_axis(axis)
     bridge = load_model(model)
     chosen = parse_blocks(blocks, bridge.cfg.n_layers)
     prompts = load_dataset("genbias", "test").prompts if axis == "gender" else load_axis(axis).bias_prompts("test").prompt.tolist()
@@ -366,6 +349,8 @@ def demo(
     history); ``report.demo_figures`` draws OUT/figures from the result."""
     say = say or (lambda s: None)
     t0 = time.perf_counter()
+    rcfg = retain_config(retain, seed)  # every option checked before the models load
+    cfg = TuneConfig(**{**BUDGET, "steps": steps, "seed": seed})
     base_model, bridge = load_model(model), load_model(model)
     say("1 · evaluate the base model")
     before, bias_df, hint_df = evaluate(base_model, EvalConfig(split="test", seed=seed))
@@ -377,12 +362,11 @@ def demo(
     top = blocks[0]
     say(f"3 · fine-tune block {top} (BMI rank 1 on train prompts past the embedding-artefact blocks "
         f"{choice['excluded']})")
-    cfg = TuneConfig(**{**BUDGET, "steps": steps, "block": top, "seed": seed})
+    cfg = TuneConfig(**{**cfg.to_dict(), "block": top})
     res = tune(bridge, cfg, out_dir=out / "finetune", progress=progress)
     say("4 · evaluate the tuned model")
     after, after_bias, _ = evaluate(bridge, EvalConfig(split="test", seed=seed))
     say("5 · capability retention")
-    rcfg = retain_config(retain, seed)
     ref = compute_reference(base_model, rcfg, cache_at=res.blocks)
     ret = compare_retention(ref, compute_retention(bridge, ref, start=min(res.blocks)))
     save_delta(bridge, res.blocks, res.base_fingerprint, out / "finetune" / "delta", {"config": cfg.to_dict(), "after": after})

@@ -260,3 +260,23 @@ def test_ctrl_c_is_one_line_with_status_130(tmp_path, monkeypatch):
     res = lftf("evaluate", "--model", "smollm2-135m", "--out", tmp_path)
     assert res.exit_code == 130 and len(res.output.strip().splitlines()) == 1 and "rerun the same command" in res.output
     assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["sweep", "--blocks", "every0"], "with K >= 1"),
+    (["sweep", "--blocks", "everyx"], "with K >= 1"),
+    (["sweep", "--axis", "nope"], "Unknown axis 'nope'"),
+    (["finetune", "--top-k", "0"], "top_k must be >= 1"),
+    (["finetune", "--axis", "nope"], "Unknown axis 'nope'"),
+    (["finetune", "--hint-weight", "-1"], "got hint_weight=-1.0"),
+    (["finetune", "--steps", "0"], "must be >= 1"),
+    (["locate", "--positions", "middle"], "positions must be 'last' or 'all'"),
+    (["compare", "--retain", "big"], "retain must be 'default' or 'small'"),
+    (["compare", "--axis", "nope"], "Unknown axis 'nope'"),
+    (["demo", "--retain", "big"], "retain must be 'default' or 'small'"),
+    (["demo", "--steps", "0"], "must be >= 1"),
+    (["validity", "--probes", "nope"], "Unknown validity probe"),
+    (["export", "--delta", "/nonexistent"], "is not a delta directory"),
+])
+def test_bad_options_are_refused_before_loading(tmp_path, no_model, args, says):
+    refused(lftf(*args, "--out", tmp_path / "out"), tmp_path / "out", says)

@@ -39,6 +39,8 @@ class LocateConfig:
             raise ConfigError(f"pair_kind must be 'hint_swap' or 'stereotype_swap', got {self.pair_kind!r}")
         if self.n_pairs < 1:
             raise ConfigError("n_pairs must be >= 1")
+        if self.positions not in ("last", "all"):
+            raise ConfigError(f"positions must be 'last' or 'all', got {self.positions!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

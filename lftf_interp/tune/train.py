@@ -86,6 +86,8 @@ class TuneConfig:
             raise ConfigError(f"n_train must be >= 1 (or None for every training prompt), got {self.n_train}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if bad := [f"{k}={v}" for k, v in asdict(self).items() if k.endswith("_weight") and not v >= 0]:
+            raise ConfigError(f"loss-term weights must be >= 0 (0 turns a term off); got {', '.join(bad)}")
         self.hint_exclude = tuple(self.hint_exclude)
         if BeyondTemplate.wanted(self) and self.axis != "gender":
             raise ConfigError("gendered_weight, winobias_weight and winobias_sentence_weight are gender terms; set "
