@@ -18,6 +18,10 @@ def check_out(out: Path, force: bool) -> None:
     replaced whole), before anything loads."""
     if out.exists() and not out.is_dir():
         raise LftfError(f"--out {out} is a file; give a directory path (it is created).")
+    here = Path.cwd().resolve()
+    if out.is_dir() and out.resolve() in (here, Path.home().resolve(), *here.parents):
+        raise LftfError(f"--out {out} is the current directory, your home or a folder above them; export into a new "
+                        "folder, e.g. --out out/export.")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise LftfError(f"--out {out} is a folder with files in it; export writes a fresh folder. Choose another "
                         "path, or pass --force to replace the folder (all of its files) with the export.")

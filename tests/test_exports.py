@@ -39,3 +39,12 @@ def test_a_damaged_exported_model_is_refused(tiny3_dir, tmp_path, damage):
     res = lftf("evaluate", "--model", tmp_path / "hf", "--out", tmp_path / "ev")
     assert res.exit_code == 2 and "model.safetensors" in res.output and "Export it again" in res.output, res.output
     assert not (tmp_path / "ev").exists()
+
+
+def test_export_never_replaces_the_working_directory_or_above(tmp_path, no_model, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")
+    for out in (".", tmp_path, tmp_path.parent):
+        res = lftf("export", "--model", "smollm2-135m", "--out", out, "--force")
+        assert res.exit_code == 2 and "current directory" in res.output, res.output
+    assert (tmp_path / "notes.txt").read_text() == "mine"
