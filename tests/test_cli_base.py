@@ -16,7 +16,7 @@ from lftf_interp.data import load_axis
 from lftf_interp.data.axis import _LOADER, axis_from_dict
 from lftf_interp.errors import DatasetError, Interrupted
 
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 GOOD = {
