@@ -1,5 +1,5 @@
 """``lftf validity``, ``lftf holdout`` and ``lftf mechanism``: what the fine-tune changes beyond its template
-(issue 12). Registered on :mod:`lftf_interp.cli_base`'s app (``lftf_interp.cli`` imports this module); thin like it."""
+Registered on :mod:`lftf_interp.cli_base`'s app (``lftf_interp.cli`` imports this module); thin like it."""
 
 from __future__ import annotations
 

@@ -60,8 +60,8 @@ class MethodSpec:
 def default_methods(
     n_layers: int, seed: int = 0, exclude: str | Sequence[int] = AUTO, n_seeds_other: int | None = None
 ) -> list[MethodSpec]:
-    """The comparison of issue 4: three LFTF losses on the top-BMI block, other blocks, FPFT, LoRA, prompt, and
-    (issue 12) LFTF with the gendered-noun retention term, with it plus the WinoBias-dev pronoun term, and with it
+    """The comparison: three LFTF losses on the top-BMI block, other blocks, FPFT, LoRA, prompt, and
+    LFTF with the gendered-noun retention term, with it plus the WinoBias-dev pronoun term, and with it
     plus the WinoBias-dev whole-sentence term.
     ``lftf-balanced`` runs on every seed; the others on ``n_seeds_other`` (None: every seed too).
     ``exclude``: the blocks BMI's choice sets aside (``"auto"``: the embedding-artefact blocks of the model,
@@ -106,7 +106,7 @@ class CompareConfig:
     retain: RetainConfig = field(default_factory=RetainConfig)
     n_boot: int = 1000
     axis: str = "gender"  # a shipped axis or an axis file; not gender: "afgb" / "ub" hold its bias score / hint following
-    validity: ValidityConfig | None = None  # gender only: the probes beyond the template (issue 12) per row
+    validity: ValidityConfig | None = None  # gender only: the probes beyond the template per row
 
     def __post_init__(self) -> None:
         self.seeds = tuple(int(s) for s in self.seeds)

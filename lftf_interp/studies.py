@@ -1,4 +1,4 @@
-"""The studies of what the fine-tune changes beyond its template (issue 12), each writing a results folder:
+"""The studies of what the fine-tune changes beyond its template, each writing a results folder:
 
 * :func:`validity_to` — every probe of :mod:`lftf_interp.validity` on a model (optionally with a delta).
 * :func:`holdout_to` — leave-one-hint-kind-out: LFTF trained without hint kind k, UB measured on kind k

@@ -1,5 +1,5 @@
 """The comparison's markdown tables (README): the main table (bias, hint following, mass, capability cost) and
-the table of what the fine-tune changes beyond its template (issue 12). Both read :func:`compare.aggregate`'s
+the table of what the fine-tune changes beyond its template. Both read :func:`compare.aggregate`'s
 frame."""
 
 from __future__ import annotations

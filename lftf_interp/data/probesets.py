@@ -1,4 +1,4 @@
-"""Probe sets for what a fine-tune changes beyond its template (issue 12), built in code (seeded, no files):
+"""Probe sets for what a fine-tune changes beyond its template, built in code (seeded, no files):
 
 * :func:`gendered_prompts` — inherently gendered nouns and titles (actress / actor, king / queen, …) in the
   neutral templates: the pronoun is *known*, so a debiased model must keep it. Pairs are split train /

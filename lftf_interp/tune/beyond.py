@@ -1,4 +1,4 @@
-"""Optional gender terms of the fine-tune that reach beyond its one-person template (issue 12):
+"""Optional gender terms of the fine-tune that reach beyond its one-person template:
 
 * ``gendered_weight`` — keep gender that is *right*: cross-entropy toward the correct pronoun (renormalised
   over he / she, like the hint term) after inherently gendered nouns of the train pairs ("The actress said that").

@@ -1,4 +1,4 @@
-"""What the fine-tune changes beyond its template (issue 12): probes of knowledge that must stay, bias beyond
+"""What the fine-tune changes beyond its template: probes of knowledge that must stay, bias beyond
 the template, unseen hints, arithmetic and long context (:mod:`.probes`, :mod:`.run`), and the mechanism inside
 the tuned block (:mod:`.mechanism`)."""
 
