@@ -1,4 +1,4 @@
-"""``lftf validity``, ``lftf holdout`` and ``lftf mechanism``: what the fine-tune changes beyond its template
+"""``lftf validity``, ``lftf holdout`` and ``lftf mechanism``: what the fine-tune changes beyond its template.
 Registered on :mod:`lftf_interp.cli_base`'s app (``lftf_interp.cli`` imports this module); thin like it."""
 
 from __future__ import annotations
