@@ -157,6 +157,15 @@ def write_json(path: str | Path, obj) -> Path:
     return write_atomic(path, json.dumps(obj, indent=2, default=float))
 
 
+def _lines(rows: list[dict]) -> bytes:
+    return "".join(json.dumps(r, default=float) + "\n" for r in rows).encode()
+
+
+def write_rows(path: str | Path, rows: list[dict]) -> None:
+    """Replace a ``rows.jsonl`` with ``rows``, atomically (:func:`write_atomic`)."""
+    write_atomic(path, _lines(rows))
+
+
 def append_row(path: str | Path, row: dict) -> None:
     """Append one JSON line to a ``rows.jsonl`` in a single write of the complete line, flushed to disk: a run
     killed here leaves at most a torn last line, which :func:`read_rows` drops (and that row is run again)."""
@@ -165,7 +174,7 @@ def append_row(path: str | Path, row: dict) -> None:
 
 def append_rows(path: str | Path, rows: list[dict]) -> None:
     """Append JSON lines in one write, flushed to disk (see :func:`append_row`)."""
-    data = "".join(json.dumps(r, default=float) + "\n" for r in rows).encode()
+    data = _lines(rows)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, data)
@@ -205,7 +214,7 @@ def read_rows(path: str | Path) -> list[dict]:
 
 
 __all__ = ["MANIFEST", "append_row", "append_rows", "atomic_build", "cache_dir", "download", "read_rows", "sha256_file", "validate_dir",
-           "verified", "write_atomic", "write_json", "write_manifest"]
+           "verified", "write_atomic", "write_json", "write_manifest", "write_rows"]
 
 
 def tensor_bytes(t) -> bytes:

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,7 +27,7 @@ from .locate.choose import artefact_blocks
 from .models import load_model
 from .provenance import run_meta
 from .retain.stereoset import evaluate_stereoset
-from .store import append_rows, read_rows, write_atomic, write_json
+from .store import append_rows, read_rows, write_json, write_rows
 from .tune.delta import apply_delta
 
 AXES = ("gender", "religion", "race", "gender3", "pronouns")  # each tuned on, and evaluated on
@@ -87,7 +86,7 @@ def _finished_sources(rows_path: Path) -> set[str]:
     count = Counter(r["source"] for r in rows)
     whole = {s for s in count if all(r.get("n_rows", count[s]) == count[s] for r in rows if r["source"] == s)}
     if len(whole) < len(count):
-        write_atomic(rows_path, "".join(json.dumps(r, default=float) + "\n" for r in rows if r["source"] in whole))
+        write_rows(rows_path, [r for r in rows if r["source"] in whole])
     return whole
 
 
