@@ -8,9 +8,9 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from lftf_interp.data import load_dataset
-from lftf_interp.models import cached_model_dir, load_model
-from lftf_interp.tokens import encode
-from lftf_interp.wordprobs import word_ids, word_logprobs
+from lftf_interp.metrics.wordprobs import word_ids, word_logprobs
+from lftf_interp.models.loading import cached_model_dir, load_model
+from lftf_interp.models.tokens import encode
 
 from .common import timeit, write_result
 

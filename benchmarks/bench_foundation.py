@@ -8,8 +8,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lftf_interp.data import load_dataset
-from lftf_interp.metrics import pronoun_probs
-from lftf_interp.models import MODEL_REGISTRY, cached_model_dir, gguf_path, load_model
+from lftf_interp.metrics.pronoun import pronoun_probs
+from lftf_interp.models.loading import MODEL_REGISTRY, cached_model_dir, gguf_path, load_model
 
 from .common import timeit, write_result
 

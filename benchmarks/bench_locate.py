@@ -9,7 +9,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lftf_interp.data import load_dataset
 from lftf_interp.locate import compute_bmi, hint_swap_pairs, pair_metric, patch_sweep, tl_patch
-from lftf_interp.models import cached_model_dir, load_model
+from lftf_interp.models.loading import cached_model_dir, load_model
 
 from .common import timeit, write_result
 
@@ -24,7 +24,7 @@ def qwen2_shaped():
     registry package), on SmolLM2's tokenizer: the patching benchmark's Qwen2 row."""
     from transformers import AutoModelForCausalLM, Qwen2Config
 
-    from lftf_interp.models import bridge_from_hf, load_tokenizer
+    from lftf_interp.models.loading import bridge_from_hf, load_tokenizer
 
     torch.manual_seed(0)
     cfg = Qwen2Config(**QWEN25_05B, bos_token_id=1, eos_token_id=2, pad_token_id=2)

@@ -7,9 +7,9 @@ import resource
 import torch
 
 from lftf_interp.data import load_dataset
-from lftf_interp.models import load_model
-from lftf_interp.runner import Runner, block_param_names
-from lftf_interp.tokens import encode_batch, target_ids
+from lftf_interp.models.loading import load_model
+from lftf_interp.models.runner import Runner, block_param_names
+from lftf_interp.models.tokens import encode_batch, target_ids
 from lftf_interp.tune.losses import pronoun_loss
 from lftf_interp.tune.scopes import BlockInputCache, freeze_all_but, last_logits_from
 

@@ -45,8 +45,8 @@ BATCH, SEQ = 8, 16  # a training batch of prompts as long as ours
 def build(shape: str, depth: int, dtype: torch.dtype, device: str, bridge: bool = True):
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from lftf_interp.archs import ARCHS
-    from lftf_interp.models import bridge_from_hf, load_tokenizer
+    from lftf_interp.models.archs import ARCHS
+    from lftf_interp.models.loading import bridge_from_hf, load_tokenizer
 
     kw = dict(SHAPES[shape])
     cfg = AutoConfig.for_model(kw.pop("model_type"), **{**kw, "num_hidden_layers": depth},
@@ -68,7 +68,7 @@ def _loss(logits: torch.Tensor) -> torch.Tensor:
 def measure(shape: str, depth: int, kind: str, device: str) -> dict:
     """One measurement in this process: seconds per call (the faster of 2 after a warm-up) and peak memory."""
     from lftf_interp.locate import hint_swap_pairs, pair_metric, patch_sweep
-    from lftf_interp.runner import Runner, block_param_names, canonical_state_dict
+    from lftf_interp.models.runner import Runner, block_param_names, canonical_state_dict
 
     dtype = torch.bfloat16 if device != "cpu" else torch.float32
     model = build(shape, depth, dtype, device, bridge=kind != "lora")

@@ -6,7 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import __version__
+from lftf_interp import __version__
 
 
 def git_commit() -> str | None:

@@ -1,7 +1,7 @@
 """The one place that touches the user cache and writes run files: its directory, sha256, atomic writes of
 files, directories and ``rows.jsonl`` lines, and pinned downloads.
 
-Models (:mod:`lftf_interp.models`), external bias sets (:mod:`lftf_interp.data.external`) and retention
+Models (:mod:`lftf_interp.models.loading`), external bias sets (:mod:`lftf_interp.data.external`) and retention
 archives (:mod:`lftf_interp.retain.sources`) all go through here, so a file is hashed, written and
 downloaded the same way everywhere: a reader never sees a half-written file or directory, and a file whose
 sha256 differs from its pin is never used.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import CacheError, LftfError
+from lftf_interp.errors import CacheError, LftfError
 
 MANIFEST = "lftf_manifest.json"
 log = logging.getLogger(__name__)
@@ -152,9 +152,17 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     return path
 
 
+def _jsonable(o):
+    """numpy scalars as numbers; anything else JSON cannot hold (a path, a dtype) as its text."""
+    try:
+        return float(o)
+    except (TypeError, ValueError):
+        return str(o)
+
+
 def write_json(path: str | Path, obj) -> Path:
     """``obj`` as indented JSON at ``path``, written atomically (:func:`write_atomic`)."""
-    return write_atomic(path, json.dumps(obj, indent=2, default=float))
+    return write_atomic(path, json.dumps(obj, indent=2, default=_jsonable))
 
 
 def _lines(rows: list[dict]) -> bytes:

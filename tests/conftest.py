@@ -27,7 +27,7 @@ def tiny3():
 @pytest.fixture(scope="session")
 def tiny3_dir(tiny3, tmp_path_factory):
     """The tiny 3-block model as a Hugging Face directory (what `--model PATH` loads)."""
-    from lftf_interp.models import export_hf
+    from lftf_interp.models.loading import export_hf
 
     return str(export_hf(tiny3, tmp_path_factory.mktemp("tiny3") / "tiny3"))
 
@@ -35,7 +35,7 @@ def tiny3_dir(tiny3, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_delta(tiny3_dir, tmp_path_factory):
     """A 4-step LFTF delta of the tiny model's last block (tests of the studies and their commands)."""
-    from lftf_interp import pipeline
+    from lftf_interp.experiments import pipeline
     from lftf_interp.tune import TuneConfig
 
     out = tmp_path_factory.mktemp("ft")
@@ -45,7 +45,7 @@ def tiny_delta(tiny3_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def smol():
-    from lftf_interp.models import load_model
+    from lftf_interp.models.loading import load_model
 
     return load_model("smollm2-135m")
 
@@ -60,7 +60,8 @@ def external_dir():
 @pytest.fixture
 def no_model(monkeypatch):
     """Fail the test if anything loads a model: the bad input must be refused before that."""
-    from lftf_interp import models, pipeline
+    from lftf_interp.experiments import pipeline
+    from lftf_interp.models import loading as models
 
     def refuse(*a, **k):
         raise AssertionError("a model was loaded before the bad input was refused")

@@ -7,7 +7,7 @@ EXTERNAL = REPO.parent / "shared" / "external"
 
 
 def tiny(n_layers: int = 2, seed: int = 0):
-    from lftf_interp.models import tiny_model
+    from lftf_interp.models.loading import tiny_model
 
     return tiny_model(n_layers=n_layers, seed=seed)
 
@@ -18,7 +18,7 @@ def hooked_bmi(model, prompts, n_layers: int):
     import numpy as np
     import torch
 
-    from lftf_interp.tokens import encode
+    from lftf_interp.models.tokens import encode
 
     out = np.zeros((n_layers, len(prompts)))
     for i, prompt in enumerate(prompts):
@@ -44,6 +44,6 @@ def lftf(*args):
     """``lftf ARGS`` in-process (typer's runner); the result has exit_code and output."""
     from typer.testing import CliRunner
 
-    from lftf_interp.cli import app
+    from lftf_interp.cli.main import app
 
     return CliRunner().invoke(app, [str(a) for a in args])

@@ -1,6 +1,6 @@
 """The package's shape: layers point one way, no import cycles, small modules, a test file per module.
 
-Layers (data → metrics → locate → tune → retain → validity → compare → pipeline/studies → report → cli): a module may import its
+Layers, by folder (data → models → metrics → locate → tune → retain → probes → experiments → plots → cli): a module may import its
 own layer or a lower one, never a higher one, at module level or inside a function."""
 
 import ast
@@ -10,20 +10,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "lftf_interp"
-LAYERS = [
-    {"__init__", "errors"},
-    {"archs", "placement", "provenance", "store", "tokens"},
-    {"models", "runner", "wordprobs"},
+LAYERS = [  # sub-packages (and the few top-level modules), lowest first
+    {"__init__", "errors", "options"},
+    {"provenance", "store"},
     {"data"},
-    {"metrics", "groupmetrics"},
+    {"models"},
+    {"metrics"},
     {"locate"},
     {"tune"},
     {"retain"},
-    {"validity"},
-    {"compare", "tables", "transfer", "families"},
-    {"pipeline", "studies", "exports"},
-    {"report", "axisreport", "familyreport", "validityreport"},
-    {"cli", "cli_base", "cli_studies"},
+    {"probes"},
+    {"experiments"},
+    {"plots"},
+    {"cli"},
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 MAX_LINES = 400
@@ -96,7 +95,33 @@ def test_no_import_cycles():
 
 
 def test_no_module_imports_the_cli():
-    assert [m for m, p in modules().items() if m != "cli" and "cli" in imports(m, p)] == []
+    outside = [m for m, p in modules().items() if not m.startswith("cli.") and any(t.split(".")[0] == "cli" for t in imports(m, p))]
+    assert outside == []
+
+
+def private_uses(name: str, path: Path) -> list[str]:
+    """Private names (``_x``) this module takes from another module of the package: imported by name, or read
+    as an attribute of a package module it imported."""
+    tree = ast.parse(path.read_text())
+    found, module_aliases = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lftf_interp"):
+            for a in node.names:
+                target = f"{node.module}.{a.name}".removeprefix("lftf_interp.")
+                if target in modules() or f"{target}.__init__" in modules():
+                    module_aliases.add(a.asname or a.name)
+                elif a.name.startswith("_") and not a.name.startswith("__"):
+                    found.append(f"{node.module}.{a.name}")
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in module_aliases
+                and node.attr.startswith("_") and not node.attr.startswith("__")):
+            found.append(f"{node.value.id}.{node.attr}")
+    return found
+
+
+def test_no_private_names_cross_modules():
+    bad = {m: u for m, p in modules().items() if (u := private_uses(m, p))}
+    assert not bad, f"modules using another module's private names (make them public or move them): {bad}"
 
 
 @pytest.mark.parametrize("name", sorted(modules()))

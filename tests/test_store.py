@@ -7,8 +7,9 @@ import stat
 import pytest
 from transformers import LlamaForCausalLM
 
-from lftf_interp import models, store
+from lftf_interp import store
 from lftf_interp.errors import CacheError, LftfError
+from lftf_interp.models import loading as models
 from lftf_interp.store import append_row, read_rows
 
 

@@ -1,16 +1,24 @@
 """Datasets: shipped GenBiasEval / GenHintEval (JSONL) and loaders for external bias sets."""
 
-from .axis import BiasAxis, load_axis, shipped_axes
-from .build import DATASET_VERSION
-from .datasets import NEUTRAL_PROMPTS, SPLITS, BiasDataset, load_dataset, load_frame, manifest, read_jsonl
-from .external import (
+from lftf_interp.data.axis import BiasAxis, load_axis, shipped_axes
+from lftf_interp.data.build import DATASET_VERSION
+from lftf_interp.data.datasets import (
+    NEUTRAL_PROMPTS,
+    SPLITS,
+    BiasDataset,
+    load_dataset,
+    load_frame,
+    manifest,
+    read_jsonl,
+)
+from lftf_interp.data.external import (
     load_bolukbasi,
     load_winobias,
     load_winobias_occupations,
     load_winogender,
     winogender_prompts,
 )
-from .lexicon import HINTS, OCCUPATIONS, TEMPLATES
+from lftf_interp.data.lexicon import HINTS, OCCUPATIONS, TEMPLATES
 
 __all__ = [
     "DATASET_VERSION",

@@ -36,8 +36,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ..errors import DatasetError
-from .datasets import DATASETS, SPLITS, load_frame, read_jsonl
+from lftf_interp.data.datasets import DATASETS, SPLITS, load_frame, read_jsonl
+from lftf_interp.errors import DatasetError
 
 log = logging.getLogger(__name__)
 AXES = Path(__file__).parent / "axes"

@@ -12,7 +12,15 @@ import json
 import random
 from pathlib import Path
 
-from .lexicon import BLS_SOURCE, FEMALE_NAMES, HINTS, MALE_NAMES, OCCUPATIONS, TEMPLATES, stereotype
+from lftf_interp.data.lexicon import (
+    BLS_SOURCE,
+    FEMALE_NAMES,
+    HINTS,
+    MALE_NAMES,
+    OCCUPATIONS,
+    TEMPLATES,
+    stereotype,
+)
 
 DATASET_VERSION = "1.0.0"
 SEED = 20250521

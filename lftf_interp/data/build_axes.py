@@ -45,7 +45,7 @@ from pathlib import Path
 
 import yaml
 
-from .axis_lexicon import (
+from lftf_interp.data.axis_lexicon import (
     DECLARATIONS,
     GENDER3,
     GENDER3_EXTRA_TEMPLATES,
@@ -59,8 +59,8 @@ from .axis_lexicon import (
     RELIGIONS,
     UNISEX_NAMES,
 )
-from .build import SEED, split_occupations
-from .lexicon import OCCUPATIONS, TEMPLATES
+from lftf_interp.data.build import SEED, split_occupations
+from lftf_interp.data.lexicon import OCCUPATIONS, TEMPLATES
 
 AXES = Path(__file__).parent / "axes"
 TEMPLATE_SPLITS = {"train": 24, "validation": 8, "test": 24}

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import DatasetError
-from .build import DATASET_VERSION, FILES
+from lftf_interp.data.build import DATASET_VERSION, FILES
+from lftf_interp.errors import DatasetError
 
 # Gender-neutral sentence openings that never call for a pronoun (BMI control, KL retention term).
 NEUTRAL_PROMPTS = [

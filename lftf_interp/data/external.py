@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import DatasetError
-from ..store import cache_dir, download, verified
-from .datasets import BiasDataset
+from lftf_interp.data.datasets import BiasDataset
+from lftf_interp.errors import DatasetError
+from lftf_interp.store import cache_dir, download, verified
 
 # local name -> (upstream repo, commit, upstream path, sha256)
 EXTERNAL: dict[str, dict[str, tuple[str, str, str, str]]] = {

@@ -15,9 +15,9 @@ import random
 
 import pandas as pd
 
-from .build import SEED, split_occupations, split_templates
-from .datasets import BiasDataset
-from .lexicon import FEMALE_NAMES, MALE_NAMES, OCCUPATIONS, TEMPLATES
+from lftf_interp.data.build import SEED, split_occupations, split_templates
+from lftf_interp.data.datasets import BiasDataset
+from lftf_interp.data.lexicon import FEMALE_NAMES, MALE_NAMES, OCCUPATIONS, TEMPLATES
 
 # (male, female): words whose gender is part of their meaning (DAMA's "factual" side).
 GENDERED_PAIRS: list[tuple[str, str]] = [

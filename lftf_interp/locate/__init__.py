@@ -1,11 +1,18 @@
 """Locating: which block writes / reads the gender signal (BMI, activation patching, logit lens, attribution),
 and which block the fine-tune should train (:func:`choose_blocks`)."""
 
-from .attribution import attribution_patch
-from .bmi import block_cosines, bmi_from_residuals, bmi_stability, compute_bmi, rank_blocks, top_block
-from .choose import BlockChoice, artefact_blocks, choose_blocks, rank_for_tuning
-from .lens import axis_lens_sets, compute_group_lens, compute_logit_lens, default_groups
-from .pairs import (
+from lftf_interp.locate.attribution import attribution_patch
+from lftf_interp.locate.bmi import (
+    block_cosines,
+    bmi_from_residuals,
+    bmi_stability,
+    compute_bmi,
+    rank_blocks,
+    top_block,
+)
+from lftf_interp.locate.choose import BlockChoice, artefact_blocks, choose_blocks, rank_for_tuning
+from lftf_interp.locate.lens import axis_lens_sets, compute_group_lens, compute_logit_lens, default_groups
+from lftf_interp.locate.pairs import (
     PatchPairs,
     axis_hint_pairs,
     group_logit_diff,
@@ -17,7 +24,7 @@ from .pairs import (
     pair_metric,
     stereotype_swap_pairs,
 )
-from .patching import (
+from lftf_interp.locate.patching import (
     SITES,
     as_grid,
     block_activations,
@@ -31,7 +38,7 @@ from .patching import (
     patch_resid_pre_by_block,
     patch_sweep,
 )
-from .reference import tl_patch
+from lftf_interp.locate.reference import tl_patch
 
 __all__ = [
     "SITES",

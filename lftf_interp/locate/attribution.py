@@ -6,10 +6,10 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from ..runner import Runner
-from ..tokens import single_token_id
-from .pairs import Metric, PatchPairs, logit_diff
-from .patching import SITES, aligned, block_activations
+from lftf_interp.locate.pairs import Metric, PatchPairs, logit_diff
+from lftf_interp.locate.patching import SITES, aligned, block_activations
+from lftf_interp.models.runner import Runner
+from lftf_interp.models.tokens import single_token_id
 
 
 def attribution_patch(

@@ -17,9 +17,9 @@ from jaxtyping import Float
 from scipy.stats import spearmanr
 from torch import Tensor
 
-from ..errors import ConfigError
-from ..runner import Runner
-from ..tokens import encode_batch
+from lftf_interp.errors import ConfigError
+from lftf_interp.models.runner import Runner
+from lftf_interp.models.tokens import encode_batch
 
 
 def bmi_from_residuals(

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..data import NEUTRAL_PROMPTS, load_axis
-from ..data.datasets import sample_rows
-from ..errors import LftfError
-from .bmi import compute_bmi
+from lftf_interp.data import NEUTRAL_PROMPTS, load_axis
+from lftf_interp.data.datasets import sample_rows
+from lftf_interp.errors import LftfError
+from lftf_interp.locate.bmi import compute_bmi
 
 AUTO = "auto"
 N_PROMPTS = 300  # training prompts BMI is ranked on (a seeded subsample of the train split)

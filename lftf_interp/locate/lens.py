@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.datasets import load_dataset, sample_rows
-from ..errors import ConfigError
-from ..groupmetrics import bias_per_prompt
-from ..runner import Runner
-from ..tokens import encode_batch, single_token_id
-from ..wordprobs import first_token_ids
+from lftf_interp.data.datasets import load_dataset, sample_rows
+from lftf_interp.errors import ConfigError
+from lftf_interp.metrics.groups import bias_per_prompt
+from lftf_interp.metrics.wordprobs import first_token_ids
+from lftf_interp.models.runner import Runner
+from lftf_interp.models.tokens import encode_batch, single_token_id
 
 
 @torch.no_grad()

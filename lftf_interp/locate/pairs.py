@@ -20,11 +20,11 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from ..data import HINTS, TEMPLATES, load_frame
-from ..errors import ConfigError, LftfError
-from ..runner import Runner
-from ..tokens import encode, single_token_id
-from ..wordprobs import first_token_ids
+from lftf_interp.data import HINTS, TEMPLATES, load_frame
+from lftf_interp.errors import ConfigError, LftfError
+from lftf_interp.metrics.wordprobs import first_token_ids
+from lftf_interp.models.runner import Runner
+from lftf_interp.models.tokens import encode, single_token_id
 
 Metric = Callable[[Tensor], Tensor]
 

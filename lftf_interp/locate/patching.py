@@ -20,9 +20,9 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from ..errors import LftfError
-from ..runner import Runner
-from .pairs import Metric, PatchPairs
+from lftf_interp.errors import LftfError
+from lftf_interp.locate.pairs import Metric, PatchPairs
+from lftf_interp.models.runner import Runner
 
 SITES = ("resid_pre", "attn_out", "mlp_out")
 

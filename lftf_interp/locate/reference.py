@@ -8,8 +8,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from .pairs import Metric, PatchPairs
-from .patching import check_site
+from lftf_interp.locate.pairs import Metric, PatchPairs
+from lftf_interp.locate.patching import check_site
 
 TL_HOOK = {"resid_pre": "hook_resid_pre", "attn_out": "hook_attn_out", "mlp_out": "hook_mlp_out"}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -10,14 +9,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data.axis import load_axis
-from ..data.datasets import load_dataset, sample_rows
-from ..errors import ConfigError
-from .attribution import attribution_patch
-from .bmi import bmi_stability, compute_bmi, top_block
-from .lens import axis_lens_sets, compute_group_lens, compute_logit_lens, default_groups
-from .pairs import axis_hint_pairs, group_pair_metric, hint_swap_pairs, pair_metric, stereotype_swap_pairs
-from .patching import patch_every
+from lftf_interp.data.axis import load_axis
+from lftf_interp.data.datasets import load_dataset, sample_rows
+from lftf_interp.errors import ConfigError
+from lftf_interp.locate.attribution import attribution_patch
+from lftf_interp.locate.bmi import bmi_stability, compute_bmi, top_block
+from lftf_interp.locate.lens import axis_lens_sets, compute_group_lens, compute_logit_lens, default_groups
+from lftf_interp.locate.pairs import (
+    axis_hint_pairs,
+    group_pair_metric,
+    hint_swap_pairs,
+    pair_metric,
+    stereotype_swap_pairs,
+)
+from lftf_interp.locate.patching import patch_every
+from lftf_interp.store import write_json
 
 
 @dataclass
@@ -111,13 +117,13 @@ def locate(model, cfg: LocateConfig, progress: Callable[[str], None] | None = No
 
 
 def save_locate(res: dict, out: Path, meta: dict) -> list[Path]:
-    """A CSV per table and locate.json (summary + metadata); :func:`lftf_interp.report.locate_figures` draws them."""
+    """A CSV per table and locate.json (summary + metadata); :func:`lftf_interp.plots.report.locate_figures` draws them."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for k in ("bmi", "bmi_heldout", "patching", "patching_by_block", "attribution", "lens"):
         res[k].to_csv(out / f"{k}.csv", index=False)
         paths.append(out / f"{k}.csv")
-    (out / "locate.json").write_text(json.dumps({**res["summary"], "meta": meta}, indent=2, default=str))
+    write_json(out / "locate.json", {**res["summary"], "meta": meta})
     paths.append(out / "locate.json")
     return paths

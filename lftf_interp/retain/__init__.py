@@ -1,7 +1,7 @@
 """Capability retention: perplexity, KL to the base model, multiple-choice accuracy, arithmetic — all offline
 from pinned registry archives (see :mod:`.sources`)."""
 
-from .evaluate import (
+from lftf_interp.retain.evaluate import (
     DEFAULT_TASKS,
     RetainConfig,
     RetentionReference,
@@ -12,8 +12,8 @@ from .evaluate import (
     retention_summary,
     save_reference,
 )
-from .sources import SOURCES, fetch
-from .tasks import CORPORA, MC_TASKS, corpus_documents, load_asdiv, load_mc
+from lftf_interp.retain.sources import SOURCES, fetch
+from lftf_interp.retain.tasks import CORPORA, MC_TASKS, corpus_documents, load_asdiv, load_mc
 
 __all__ = [
     "CORPORA",

@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..errors import ConfigError, LftfError
-from ..runner import Runner
-from ..tokens import encode
-from .scoring import Seq, batches, greedy, hidden, score
-from .tasks import CORPORA, MC_TASKS, corpus_documents, first_number, load_asdiv, load_mc
+from lftf_interp.errors import ConfigError, LftfError
+from lftf_interp.models.runner import Runner
+from lftf_interp.models.tokens import encode
+from lftf_interp.retain.scoring import Seq, batches, greedy, hidden, score
+from lftf_interp.retain.tasks import CORPORA, MC_TASKS, corpus_documents, first_number, load_asdiv, load_mc
 
 DEFAULT_TASKS = {"piqa": 300, "siqa": 200, "boolq": 100, "obqa": 200, "csqa": 200, "mmlu": 200}
 

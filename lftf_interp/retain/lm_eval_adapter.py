@@ -6,7 +6,7 @@
     import lm_eval
     results = lm_eval.simple_evaluate(model=LftfLM(tuned_bridge), tasks=["piqa", "arc_easy"])
 
-Scoring goes through the same :class:`~lftf_interp.runner.Runner` as our own retention probe: context
+Scoring goes through the same :class:`~lftf_interp.models.runner.Runner` as our own retention probe: context
 and continuation are tokenised separately and concatenated, no BOS is prepended (the package-wide policy),
 and ``loglikelihood_rolling`` scores every token after the first. Offline, point a task YAML at local files
 (``dataset_path: json``; tests/retain/test_lm_eval_adapter.py does).
@@ -19,9 +19,9 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("The lm-eval adapter needs lm_eval: pip install 'lftf-interp[lmeval]' (lm_eval==0.4.13).") from e
 
-from ..runner import Runner
-from ..tokens import encode
-from .scoring import Seq, greedy, score
+from lftf_interp.models.runner import Runner
+from lftf_interp.models.tokens import encode
+from lftf_interp.retain.scoring import Seq, greedy, score
 
 
 class LftfLM(LM):

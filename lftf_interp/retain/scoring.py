@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..runner import Runner
+from lftf_interp.models.runner import Runner
 
 
 @dataclass

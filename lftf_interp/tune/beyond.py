@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from ..data.external import winobias_pairs
-from ..data.probesets import gendered_prompts
-from ..tokens import encode, first_difference, target_ids
-from .losses import hint_loss
+from lftf_interp.data.external import winobias_pairs
+from lftf_interp.data.probesets import gendered_prompts
+from lftf_interp.models.tokens import encode, first_difference, target_ids
+from lftf_interp.tune.losses import hint_loss
 
 
 def _batch(n: int, size: int, seed: int, step: int) -> torch.Tensor:

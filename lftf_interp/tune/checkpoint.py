@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..errors import LftfError
-from ..store import sha256_file, write_atomic, write_json
+from lftf_interp.errors import LftfError
+from lftf_interp.store import sha256_file, write_atomic, write_json
 
 
 class TrainingError(LftfError):

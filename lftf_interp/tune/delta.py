@@ -11,11 +11,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from .. import __version__
-from ..errors import LftfError
-from ..provenance import git_commit
-from ..runner import block_param_names, canonical_state_dict, hf_of
-from ..store import atomic_build, sha256_file, tensor_bytes
+from lftf_interp import __version__
+from lftf_interp.errors import LftfError
+from lftf_interp.models.runner import block_param_names, canonical_state_dict, hf_of
+from lftf_interp.provenance import git_commit
+from lftf_interp.store import atomic_build, sha256_file, tensor_bytes
 
 _NEEDED = ("blocks", "base_fingerprint", "tuned_fingerprint", "n_layers", "d_model")
 

@@ -1,7 +1,7 @@
 """What the training loss reads: log P(group | prompt) per prompt, with gradients, for words of any length.
 
 A group's probability is the sum of its words' probabilities and a word's log-probability is the sum of its
-tokens' (as :mod:`lftf_interp.wordprobs` scores them for evaluation). With every word one token, that is the
+tokens' (as :mod:`lftf_interp.metrics.wordprobs` scores them for evaluation). With every word one token, that is the
 log-softmax at the prompt's last position read at the word ids: what the losses compute from the logits
 (the gender numbers do not move). A word of n > 1 tokens adds, for j = 1 .. n−1, token j's log-probability at
 the end of "prompt + the word's first j tokens"; those prefixes are cached like the prompts themselves (the
@@ -15,10 +15,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from ..data import BiasAxis
-from ..wordprobs import word_ids
-from .losses import LogMasses
-from .scopes import BlockInputCache
+from lftf_interp.data import BiasAxis
+from lftf_interp.metrics.wordprobs import word_ids
+from lftf_interp.tune.losses import LogMasses
+from lftf_interp.tune.scopes import BlockInputCache
 
 
 class GroupReader:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from ..errors import ConfigError
+from lftf_interp.errors import ConfigError
 
 LOSSES = ("paper", "sum", "balanced")
 Groups = Sequence[Sequence[int]]  # token ids of each group's words (each word one token)

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 
 import torch
 
-from ..runner import Runner, block_param_names, canonical_state_dict
-from ..store import tensor_bytes
-from ..tokens import encode_batch
+from lftf_interp.models.runner import Runner, block_param_names, canonical_state_dict
+from lftf_interp.models.tokens import encode_batch
+from lftf_interp.store import tensor_bytes
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -148,7 +148,7 @@ class LoraScope(BlockScope):
     def __init__(self, model, r: int = 8, alpha: int = 16, seed: int = 0):
         from peft import LoraConfig, get_peft_model
 
-        from ..models import plain_copy
+        from lftf_interp.models.loading import plain_copy
 
         self.model = model
         self.blocks = list(range(model.cfg.n_layers))

@@ -24,17 +24,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data import NEUTRAL_PROMPTS, BiasAxis, load_axis
-from ..data.datasets import sample_rows
-from ..errors import ConfigError, Interrupted, LftfError
-from ..groupmetrics import bias_per_prompt, hint_per_prompt
-from ..wordprobs import word_ids
-from .beyond import BeyondTemplate
-from .checkpoint import TrainingError, check_resume, load_checkpoint, save_checkpoint
-from .delta import block_fingerprint
-from .groupprobs import GroupReader
-from .losses import LOSSES, group_loss, hint_loss, kl_to_base, log_group_mass, mass_anchor
-from .scopes import make_scope
+from lftf_interp.data import NEUTRAL_PROMPTS, BiasAxis, load_axis
+from lftf_interp.data.datasets import sample_rows
+from lftf_interp.errors import ConfigError, Interrupted, LftfError
+from lftf_interp.metrics.groups import bias_per_prompt, hint_per_prompt
+from lftf_interp.metrics.wordprobs import word_ids
+from lftf_interp.tune.beyond import BeyondTemplate
+from lftf_interp.tune.checkpoint import TrainingError, check_resume, load_checkpoint, save_checkpoint
+from lftf_interp.tune.delta import block_fingerprint
+from lftf_interp.tune.groupprobs import GroupReader
+from lftf_interp.tune.losses import LOSSES, group_loss, hint_loss, kl_to_base, log_group_mass, mass_anchor
+from lftf_interp.tune.scopes import make_scope
 
 METHODS = ("block", "full", "lora")
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lftf_interp.cli import app
+from lftf_interp.cli.main import app
 from lftf_interp.data import load_axis
 from lftf_interp.data.datasets import sample_rows
-from lftf_interp.groupmetrics import score_prompts
+from lftf_interp.metrics.groups import score_prompts
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,11 +6,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lftf_interp.cli import app
-from lftf_interp.metrics import pronoun_probs
-from lftf_interp.models import MODEL_REGISTRY, load_hf, load_model
-from lftf_interp.runner import Runner, block_param_names
-from lftf_interp.tokens import encode, encode_batch
+from lftf_interp.cli.main import app
+from lftf_interp.metrics.pronoun import pronoun_probs
+from lftf_interp.models.loading import MODEL_REGISTRY, load_hf, load_model
+from lftf_interp.models.runner import Runner, block_param_names
+from lftf_interp.models.tokens import encode, encode_batch
 
 pytestmark = pytest.mark.integration
 

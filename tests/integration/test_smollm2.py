@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from lftf_interp.metrics import EvalConfig, evaluate, pronoun_probs
-from lftf_interp.models import hf_model
-from lftf_interp.runner import Runner
-from lftf_interp.tokens import encode, encode_batch, single_token_id
+from lftf_interp.metrics.pronoun import EvalConfig, evaluate, pronoun_probs
+from lftf_interp.models.loading import hf_model
+from lftf_interp.models.runner import Runner
+from lftf_interp.models.tokens import encode, encode_batch, single_token_id
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from lftf_interp.locate import attribution_patch, hint_swap_pairs, pair_metric, 
 def test_attribution_agrees_in_sign_with_exact():
     """First-order estimate: on a near-linear tiny model (init std 0.05) it must get the signs right.
     (On SmolLM2 it fails for large residual patches at the hint token; notebook 02 shows it.)"""
-    from lftf_interp.models import tiny_model
+    from lftf_interp.models.loading import tiny_model
 
     model = tiny_model(3, seed=1, init_std=0.05)
     pairs = hint_swap_pairs(model, split="test", n=3)

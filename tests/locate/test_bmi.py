@@ -25,8 +25,8 @@ def test_formula_on_hand_built_residuals():
 
 
 def test_identity_block_has_zero_bmi_and_others_match_bridge_hooks(tiny3):
-    from lftf_interp.models import tiny_model
-    from lftf_interp.runner import canonical_state_dict
+    from lftf_interp.models.loading import tiny_model
+    from lftf_interp.models.runner import canonical_state_dict
 
     model = tiny_model(3, seed=1)
     p = canonical_state_dict(model)
@@ -39,7 +39,7 @@ def test_identity_block_has_zero_bmi_and_others_match_bridge_hooks(tiny3):
 
 
 def test_all_positions_option(tiny_bridge):
-    from lftf_interp.tokens import encode
+    from lftf_interp.models.tokens import encode
 
     d = block_cosines(tiny_bridge, PROMPTS[:1], positions="all").numpy()
     _, cache = tiny_bridge.run_with_cache(torch.tensor([encode(tiny_bridge, PROMPTS[0])]))

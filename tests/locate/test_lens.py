@@ -6,8 +6,8 @@ import torch
 
 from lftf_interp.data import load_dataset
 from lftf_interp.locate import compute_logit_lens, default_groups
-from lftf_interp.runner import Runner
-from lftf_interp.tokens import encode_batch
+from lftf_interp.models.runner import Runner
+from lftf_interp.models.tokens import encode_batch
 
 
 def test_lens_values_equal_a_direct_readout(tiny3):

@@ -13,7 +13,7 @@ from lftf_interp.locate import (
     pair_metric,
     stereotype_swap_pairs,
 )
-from lftf_interp.runner import Runner
+from lftf_interp.models.runner import Runner
 
 
 def test_stereotype_pairs_have_equal_lengths(tiny3):

@@ -85,8 +85,8 @@ def test_jaxtyping_shapes_hold(tiny_bridge):
     from jaxtyping import jaxtyped
 
     from lftf_interp.locate.bmi import bmi_from_residuals
-    from lftf_interp.runner import Runner
-    from lftf_interp.tokens import encode_batch
+    from lftf_interp.models.runner import Runner
+    from lftf_interp.models.tokens import encode_batch
 
     r = Runner(tiny_bridge)
     ids, lengths = encode_batch(tiny_bridge, ["The nurse said that", "The farmer went home"])
@@ -105,7 +105,7 @@ def test_jaxtyping_shapes_hold(tiny_bridge):
 
 def test_pairs_of_unequal_length_are_aligned_on_the_prompt(tiny3):
     from lftf_interp.locate import group_logit_diff
-    from lftf_interp.runner import Runner
+    from lftf_interp.models.runner import Runner
 
     clean = ["Alex uses the pronouns xe/xem/xyr. Alex was tired, so", "Sam uses the pronouns xe/xem/xyr. Sam was tired, so"]
     corr = [c.replace("xe/xem/xyr", "he/him/his") for c in clean]

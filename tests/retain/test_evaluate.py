@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from lftf_interp.models import tiny_model
+from lftf_interp.models.loading import tiny_model
+from lftf_interp.models.runner import Runner, canonical_state_dict
 from lftf_interp.retain import RetainConfig, compare_retention, compute_reference, compute_retention
-from lftf_interp.runner import Runner, canonical_state_dict
 
 pytestmark = pytest.mark.downloads
 
@@ -35,8 +35,8 @@ def test_perplexity_and_mc_against_direct_computation(ref_and_model):
     assert ref.base["windows"].nll[0] == pytest.approx(nll, rel=1e-4)
     assert ref.base["windows"].n[0] == CFG.window - 1
     # a multiple-choice item by brute force: the choice with the highest summed log-likelihood
+    from lftf_interp.models.tokens import encode
     from lftf_interp.retain.tasks import load_mc
-    from lftf_interp.tokens import encode
 
     item = load_mc("piqa", 20, CFG.seed)[0]
     lls = []

@@ -8,10 +8,10 @@ import torch
 
 lm_eval = pytest.importorskip("lm_eval")  # the [lmeval] extra; requirements.lock installs it, so CI runs this
 
-from lftf_interp.models import tiny_model  # noqa: E402
+from lftf_interp.models.loading import tiny_model  # noqa: E402
+from lftf_interp.models.runner import Runner  # noqa: E402
+from lftf_interp.models.tokens import encode  # noqa: E402
 from lftf_interp.retain.lm_eval_adapter import LftfLM  # noqa: E402
-from lftf_interp.runner import Runner  # noqa: E402
-from lftf_interp.tokens import encode  # noqa: E402
 
 pytestmark = pytest.mark.downloads
 

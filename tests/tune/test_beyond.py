@@ -7,13 +7,13 @@ import torch
 from lftf_interp.data import load_dataset
 from lftf_interp.data.probesets import gendered_prompts
 from lftf_interp.errors import ConfigError
-from lftf_interp.metrics import score_dataset
-from lftf_interp.models import tiny_model
+from lftf_interp.metrics.pronoun import score_dataset
+from lftf_interp.models.loading import tiny_model
+from lftf_interp.probes.beyond import winobias_parts
 from lftf_interp.tune import TuneConfig, tune
 from lftf_interp.tune.beyond import _SentencePairs, balanced_pair_loss, sentence_pair_loss
 from lftf_interp.tune.scopes import BlockScope
 from lftf_interp.tune.train import _kinds
-from lftf_interp.validity.probes import winobias_parts
 
 
 def test_balanced_pair_loss_by_hand():

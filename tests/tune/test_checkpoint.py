@@ -11,12 +11,12 @@ import time
 import pytest
 from helpers import lftf
 
-from lftf_interp import pipeline
 from lftf_interp.errors import Interrupted, LftfError
+from lftf_interp.experiments import pipeline
 
 
 def _finetune(model_dir, out, *extra):
-    return [sys.executable, "-m", "lftf_interp.cli", "finetune", "--model", str(model_dir), "--block", "2", "--steps", "60",
+    return [sys.executable, "-m", "lftf_interp.cli.main", "finetune", "--model", str(model_dir), "--block", "2", "--steps", "60",
             "--batch-size", "4", "--n-train", "32", "--lr", "1e-3", "--checkpoint-every", "5", "--out", str(out), *extra]
 
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 from helpers import flip, lftf, truncate
 
-from lftf_interp.models import load_model, tiny_model
+from lftf_interp.models.loading import load_model, tiny_model
+from lftf_interp.models.runner import canonical_state_dict
 from lftf_interp.provenance import git_commit
-from lftf_interp.runner import canonical_state_dict
 from lftf_interp.tune import (
     DeltaCorruptError,
     DeltaMismatchError,

@@ -4,11 +4,11 @@ import numpy as np
 import torch
 
 from lftf_interp.data.axis import axis_from_dict
-from lftf_interp.groupmetrics import group_probs
+from lftf_interp.metrics.groups import group_probs
+from lftf_interp.metrics.wordprobs import word_logprobs
 from lftf_interp.tune.groupprobs import GroupReader
 from lftf_interp.tune.losses import LogMasses, group_loss, log_group_mass
 from lftf_interp.tune.scopes import make_scope
-from lftf_interp.wordprobs import word_logprobs
 
 AXIS = {"name": "p", "groups": [{"name": "he", "words": [" he"]}, {"name": "xe", "words": [" xe", " ze"]},
                                 {"name": "they", "words": [" they", " they all"]}],

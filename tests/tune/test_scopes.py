@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from lftf_interp.models import tiny_model
-from lftf_interp.runner import Runner, canonical_state_dict
-from lftf_interp.tokens import encode_batch
+from lftf_interp.models.loading import tiny_model
+from lftf_interp.models.runner import Runner, canonical_state_dict
+from lftf_interp.models.tokens import encode_batch
 from lftf_interp.tune import TuneConfig, tune
 from lftf_interp.tune.scopes import LORA_TARGETS, LoraScope
 

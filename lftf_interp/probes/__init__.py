@@ -1,0 +1,18 @@
+"""What the fine-tune changes beyond its template: probes of knowledge that must stay, bias beyond
+the template, unseen hints, arithmetic and long context (:mod:`.probes`, :mod:`.run`), and the mechanism inside
+the tuned block (:mod:`.mechanism`)."""
+
+from lftf_interp.probes.beyond import fit_slopes
+from lftf_interp.probes.mechanism import (
+           attribution_change,
+           delta_units,
+           path_change,
+           restore_curve,
+           restore_units,
+           sublayer_dla,
+           unit_dla,
+)
+from lftf_interp.probes.run import COMPARE_VALIDITY, EXTRA_PROBES, PROBES, ValidityConfig, validity_report
+
+__all__ = ["COMPARE_VALIDITY", "EXTRA_PROBES", "PROBES", "ValidityConfig", "attribution_change", "delta_units", "fit_slopes",
+           "path_change", "restore_curve", "restore_units", "sublayer_dla", "unit_dla", "validity_report"]

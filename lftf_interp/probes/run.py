@@ -1,0 +1,89 @@
+"""All of :mod:`.probes` on one model, as configured: one flat record (what compare rows and metrics.json
+hold) and the per-item frames (what the notebook plots)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import pandas as pd
+
+from lftf_interp.errors import ConfigError
+from lftf_interp.probes import beyond as probes
+
+PROBES = ("gendered", "slopes", "winobias", "winogender", "math", "hints", "paperstyle", "long_context")
+EXTRA_PROBES = ("winobias_parts",)  # on request only (``--probes``): a diagnosis, not a row of every table
+
+
+@dataclass
+class ValidityConfig:
+    """Which probes run, and their sizes. ``external``: a folder holding winobias/, winogender/ and
+    professions_bolukbasi/ (None: ``$LFTF_EXTERNAL``, else the pinned upstream download)."""
+
+    probes: tuple[str, ...] = PROBES
+    external: str | None = None
+    math_n: int = 300
+    context_lengths: tuple[int, ...] = (0, 64, 256, 1024)
+    context_n: int = 64
+    n_boot: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.probes = tuple(self.probes)
+        self.context_lengths = tuple(int(x) for x in self.context_lengths)
+        if unknown := sorted(set(self.probes) - set(PROBES) - set(EXTRA_PROBES)):
+            raise ConfigError(f"Unknown validity probe(s) {unknown}; choose from {list(PROBES + EXTRA_PROBES)}.")
+        if any(x < 0 for x in self.context_lengths):
+            raise ConfigError(f"context_lengths must be >= 0 tokens, got {self.context_lengths}.")
+        if self.math_n < 1 or self.context_n < 1:
+            raise ConfigError("math_n and context_n must be >= 1.")
+
+    @classmethod
+    def quick(cls, **kw) -> ValidityConfig:
+        """Every probe, smaller (tests, the sweep): 100 math items, contexts 0 / 256, 16 prompts, 200 resamples."""
+        return cls(**{"math_n": 100, "context_lengths": (0, 256), "context_n": 16, "n_boot": 200, **kw})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ValidityConfig:
+        if unknown := sorted(set(d) - {f.name for f in fields(cls)}):
+            raise ConfigError(f"ValidityConfig has no field(s) {unknown}.")
+        return cls(**d)
+
+
+# The probes of every compare row (long context shortened: 0 and 1,024 tokens, 32 + 32 prompts).
+COMPARE_VALIDITY = ValidityConfig(context_lengths=(0, 1024), context_n=32)
+
+
+def _path(cfg: ValidityConfig, name: str) -> Path | None:
+    return Path(cfg.external) / name if cfg.external else None
+
+
+def validity_report(model, cfg: ValidityConfig = ValidityConfig(),
+                    say: Callable[[str], None] | None = None) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """Run the configured probes on ``model`` → (flat metrics, {probe: per-item frame})."""
+    runs = {
+        "gendered": lambda: probes.gendered_knowledge(model, n_boot=cfg.n_boot, seed=cfg.seed),
+        "slopes": lambda: probes.gender_slopes(model, _path(cfg, "professions_bolukbasi"), n_boot=cfg.n_boot, seed=cfg.seed),
+        "winobias": lambda: probes.winobias_preference(model, _path(cfg, "winobias"), "test", cfg.n_boot, cfg.seed),
+        "winobias_parts": lambda: probes.winobias_parts(model, _path(cfg, "winobias"), "test", cfg.n_boot, cfg.seed),
+        "winogender": lambda: probes.winogender_preference(model, _path(cfg, "winogender"), cfg.n_boot, cfg.seed),
+        "math": lambda: probes.math_probe(model, cfg.math_n, cfg.seed, cfg.n_boot),
+        "hints": lambda: probes.hint_kinds(model, cfg.n_boot, cfg.seed),
+        "paperstyle": lambda: probes.paper_style(model, cfg.n_boot, cfg.seed),
+        "long_context": lambda: probes.long_context(model, cfg.context_lengths, cfg.context_n, cfg.seed, cfg.n_boot),
+    }
+    flat, frames = {}, {}
+    for name in cfg.probes:
+        if say:
+            say(f"validity · {name}")
+        m, df = runs[name]()
+        flat.update(m)
+        frames[name] = df
+    return flat, frames
+
+
+__all__ = ["COMPARE_VALIDITY", "EXTRA_PROBES", "PROBES", "ValidityConfig", "validity_report"]

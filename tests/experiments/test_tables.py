@@ -1,0 +1,32 @@
+import pandas as pd
+
+from lftf_interp.experiments.compare import aggregate
+from lftf_interp.experiments.tables import _blocks, markdown_table, validity_table
+
+
+def test_blocks_column_formatting():
+    assert _blocks(" ".join(map(str, range(30)))) == "0–29"
+    assert _blocks("20 24 29") == "20 24 29" and _blocks(24.0) == "24" and _blocks("") == "—"
+
+
+def _rows():
+    base = {"method": "base", "blocks": "", "afgb": 0.3, "afgb_paper": 0.09, "ub": 0.83, "mass": 0.29, "trainable_params": 0,
+            "wall_s": 1.0, "gendered_acc": 0.96, "a_f": 0.30, "a_s": 0.12, "winobias_pro": 0.60, "winobias_t1_pro": 0.55,
+            "winobias_t2_pro": 0.65, "winogender_pro": 0.61, "math_acc": 0.42, "ub_unseen": 0.8, "paperstyle_afgb": 0.28,
+            "paperstyle_afgb_paper": 0.09, "ctx1024_afgb": 0.6}
+    tuned = [{**base, "method": "lftf", "blocks": "24", "afgb": a, "afgb_paper": a / 3, "gendered_acc": g, "a_f": 0.15}
+             for a, g in ((0.10, 0.48), (0.12, 0.50), (0.11, 0.52))]
+    return pd.DataFrame([base, *tuned])
+
+
+def test_tables_show_both_afgb_variants_and_the_probes():
+    agg = aggregate(_rows(), base_mass=0.29, base_afgb=0.3)
+    md = markdown_table(agg).splitlines()
+    assert "paper's AFGB" in md[0] and "| 0.090 |" in md[2] and md[0].count("|") == md[1].count("|")
+    assert "0.037 ± " in md[3]  # mean of 0.1/3, 0.12/3, 0.11/3 with its t-interval over 3 seeds
+    vt = validity_table(agg).splitlines()
+    assert len(vt) == 4 and vt[0].count("|") == vt[1].count("|") == vt[3].count("|")
+    assert "0.500 ± " in vt[3] and "(52 %)" in vt[3]  # gendered acc 0.50 = 52 % of base 0.96
+    assert "(50 %)" in vt[3]  # a_f 0.15 = 50 % of 0.30
+    assert validity_table(agg.drop(columns=[c for c in agg if c.startswith("gendered")])) == ""
+    assert "paper's AFGB" not in markdown_table(agg, axis="religion")

@@ -1,0 +1,74 @@
+"""K-group bias score and hint following: hand-computed values, and AFGB / UB for the gender axis."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lftf_interp.data import load_axis
+from lftf_interp.data.axis import axis_from_dict
+from lftf_interp.errors import ConfigError
+from lftf_interp.metrics.groups import (
+    LOW_MASS,
+    bias_per_prompt,
+    evaluate_axis,
+    group_probs,
+    hint_per_prompt,
+    summarize_axis,
+)
+from lftf_interp.metrics.pronoun import EvalConfig, afgb_per_prompt, evaluate
+
+
+def test_k2_uniform_score_is_afgb_on_the_same_probabilities():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(1e-4, 0.5, size=(50, 2))
+    np.testing.assert_allclose(bias_per_prompt(p, [0.5, 0.5]), afgb_per_prompt(p[:, 0], p[:, 1]), atol=1e-12)
+
+
+def test_hand_computed_k3_and_reference():
+    # Q = (0.5, 0.25, 0.25) vs uniform: TV = ½(|0.5−⅓| + 2|0.25−⅓|) = 1/6; max = 2/3 → 0.25
+    assert bias_per_prompt([[0.2, 0.1, 0.1]], [1 / 3] * 3)[0] == pytest.approx(0.25)
+    assert bias_per_prompt([[0.3, 0.0, 0.0]], [1 / 3] * 3)[0] == pytest.approx(1.0)  # all mass on one group
+    assert bias_per_prompt([[0.1, 0.1, 0.1]], [1 / 3] * 3)[0] == pytest.approx(0.0)
+    # reference (0.5, 0.3, 0.2): Q equal to it is fair; max TV is 1 − 0.2
+    assert bias_per_prompt([[0.25, 0.15, 0.1]], [0.5, 0.3, 0.2])[0] == pytest.approx(0.0)
+    assert bias_per_prompt([[0.0, 0.0, 1.0]], [0.5, 0.3, 0.2])[0] == pytest.approx(1.0)
+    np.testing.assert_allclose(hint_per_prompt([[0.2, 0.1, 0.1], [0.1, 0.3, 0.0]], ["b", "b"], ["a", "b", "c"]),
+                               [0.25, 0.75])
+    with pytest.raises(ConfigError, match="not groups"):
+        hint_per_prompt([[0.2, 0.1]], ["z"], ["a", "b"])
+
+
+def test_group_probs_sum_each_groups_words():
+    ax = axis_from_dict({"name": "t", "groups": [{"name": "a", "words": [" a", " A"]}, {"name": "b", "words": [" b"]}],
+                         "prompts": {"bias": "genbias"}})
+    lp = np.log([[0.1, 0.2, 0.3]])
+    np.testing.assert_allclose(group_probs(lp, ax), [[0.3, 0.3]])
+
+
+def test_gender_axis_reproduces_afgb_and_ub(tiny_bridge):
+    met, bias, hint = evaluate_axis(tiny_bridge, load_axis("gender"), "validation", n_boot=100)
+    old, ob, oh = evaluate(tiny_bridge, EvalConfig(split="validation", n_boot=100))
+    np.testing.assert_allclose(bias.bias, ob.afgb, atol=1e-12)
+    np.testing.assert_allclose(hint.hint_following, oh.ub, atol=1e-12)
+    assert met["bias"] == pytest.approx(old["afgb"], abs=1e-12) and met["hint_following"] == pytest.approx(old["ub"], abs=1e-12)
+    assert met["bias_ci"] == pytest.approx(old["afgb_ci"], abs=1e-12) and met["mass"] == pytest.approx(old["mass"], abs=1e-12)
+    assert met["shares"]["he"] == pytest.approx(old["share_he"], abs=1e-12)
+
+
+def test_a_low_group_mass_warns_that_the_score_is_noise(caplog):
+    from lftf_interp.data import load_axis
+
+    axis = load_axis("religion")
+    n, k = 40, len(axis.group_names)
+    rng = np.random.default_rng(0)
+    for mass, warns in ((LOW_MASS / 10, True), (0.3, False)):
+        p = rng.dirichlet(np.ones(k), n) * mass
+        df = pd.DataFrame({f"p_{g}": p[:, i] for i, g in enumerate(axis.group_names)})
+        df["mass"] = p.sum(1)
+        for i, g in enumerate(axis.group_names):
+            df[f"share_{g}"] = p[:, i] / df["mass"]
+        df["bias"] = 0.5
+        out = summarize_axis(df, None, axis, n_boot=10)
+        assert ("warnings" in out) == warns
+        if warns:
+            assert f"{out['mass']:.2g}" in out["warnings"][0] and "noise" in out["warnings"][0]

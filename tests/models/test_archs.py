@@ -1,0 +1,179 @@
+"""Every family in ARCHS on a tiny random model: the runner against Hugging Face and the bridge, patching against
+transformer_lens.patching, BMI against hooked runs, and tuning, deltas and LoRA through parameters read from the
+block modules (biases and q/k norms included)."""
+
+import numpy as np
+import pytest
+import torch
+from helpers import hooked_bmi
+
+from lftf_interp.errors import ConfigError, UnknownModelError
+from lftf_interp.locate import as_grid, hint_swap_pairs, pair_metric, patch_sweep, tl_patch
+from lftf_interp.locate.bmi import block_cosines
+from lftf_interp.models.archs import ARCHS, arch_of, check_config, plain_named_parameters
+from lftf_interp.models.loading import export_hf, load_model, plain_copy, tiny_config, tiny_model
+from lftf_interp.models.runner import Runner, block_param_names, canonical_state_dict
+from lftf_interp.models.tokens import encode, encode_batch
+from lftf_interp.tune import DeltaMismatchError, TuneConfig, apply_delta, block_fingerprint, save_delta, tune
+from lftf_interp.tune.scopes import LORA_TARGETS
+
+LLAMA3_ROPE = dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                   original_max_position_embeddings=8)
+CASES = {  # name -> (family, config overrides): each feature the runner implements appears in one of them
+    "llama": ("llama", {}),
+    "llama3-biases": ("llama", dict(attention_bias=True, mlp_bias=True, rope_scaling=LLAMA3_ROPE, rope_theta=500000.0)),
+    "qwen2": ("qwen2", {}),
+    "gemma3": ("gemma3_text", {}),
+}
+PROMPTS = ["The nurse said that she would be back later today", "The farmer went home because"]
+CFG = dict(block=1, loss="balanced", lr=3e-3, steps=6, batch_size=8, eval_every=3, n_val=20, restore_best=False)
+
+
+def make(case: str, seed: int = 1, n_layers: int = 3):
+    arch, kw = CASES[case]
+    return tiny_model(n_layers, seed=seed, arch=arch, **kw)
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def case(request):
+    return request.param, make(request.param)
+
+
+def snapshot(model):
+    return {k: v.detach().clone() for k, v in canonical_state_dict(model).items()}
+
+
+def test_every_family_has_a_case():
+    assert {a for a, _ in CASES.values()} == set(ARCHS)
+
+
+def test_runner_equals_hugging_face_and_the_bridge(case):
+    name, m = case
+    ids, lengths = encode_batch(m, PROMPTS)
+    plain = plain_copy(m)  # an independent Hugging Face model with the same weights
+    mask = (torch.arange(ids.shape[1])[None] < lengths[:, None]).long()
+    runner = Runner(m)
+    with torch.no_grad():
+        hf = plain(input_ids=ids, attention_mask=mask).logits
+        bridge = m(ids)
+        ours = runner.logits(ids)
+        last = runner.last_logits(ids, lengths)
+    assert hf.std() > 0.5  # the random model is not flat
+    rows = torch.arange(2)
+    torch.testing.assert_close(ours[0], hf[0], atol=1e-4, rtol=1e-4)  # the unpadded row, every position
+    torch.testing.assert_close(last, hf[rows, lengths - 1], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(ours, bridge, atol=1e-4, rtol=1e-4)
+
+
+def test_incremental_decoding_and_sliding_window(case):
+    name, m = case
+    runner = Runner(m)
+    ids, _ = encode_batch(m, PROMPTS[:1])
+    x = runner.embed(ids)
+    with torch.no_grad():
+        kvs = [kv for _, _, (_, _, _, kv) in runner.walk(x[:, :-3], parts=True)]
+        tail = list(runner.walk(x[:, -3:], parts=True, past_kv=kvs))[-1][2][0]
+        torch.testing.assert_close(tail, runner.run(x)[:, -3:], atol=1e-5, rtol=1e-5)
+    if name == "gemma3":  # window 4 on a 10-token prompt: the sliding layers must not see further back
+        assert runner.window[:3] == [4, None, 4] and ids.shape[1] > 4
+
+
+def test_parameters_come_from_the_modules(case):
+    name, m = case
+    names = set(canonical_state_dict(m))
+    plain = set(plain_copy(m).state_dict())
+    assert names == plain | {"lm_head.weight"}  # nothing dropped, nothing aliased
+    trained = block_param_names(m, 1)
+    assert all(n.startswith("model.layers.1.self_attn.") or n.startswith("model.layers.1.mlp.") for n in trained)
+    if name in ("qwen2", "llama3-biases"):
+        assert "model.layers.1.self_attn.q_proj.bias" in trained
+    if name == "gemma3":
+        assert {"model.layers.1.self_attn.q_norm.weight", "model.layers.1.self_attn.k_norm.weight"} <= set(trained)
+
+
+def test_patching_equals_transformer_lens(case):
+    _, m = case
+    pairs = hint_swap_pairs(m, split="test", n=3)
+    metric, _, _ = pair_metric(m, pairs)
+    for site in ("resid_pre", "attn_out", "mlp_out"):
+        ours = torch.tensor(as_grid(patch_sweep(m, pairs, metric, site)).values)
+        ref = tl_patch(m, pairs, metric, site)
+        assert (ours - ref).abs().max() <= 1e-4
+        assert ref.abs().max() > 0.05
+
+
+def test_bmi_equals_hooked_runs(case):
+    _, m = case
+    d = block_cosines(m, PROMPTS).numpy()
+    np.testing.assert_allclose(d, hooked_bmi(m, PROMPTS, 3), atol=1e-5)
+
+
+def test_tune_delta_and_lora(case, tmp_path):
+    name, _ = case
+    m = make(name, seed=4)
+    before = snapshot(m)
+    fp = block_fingerprint(m, [1])
+    res = tune(m, TuneConfig(**CFG))
+    after = snapshot(m)
+    trained = set(block_param_names(m, 1))
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and changed <= trained  # every other tensor bit-identical
+    loss = res.history["loss"].dropna()
+    assert loss.iloc[-1] < loss.iloc[0]
+    save_delta(m, res.blocks, fp, tmp_path / "d")
+    fresh = make(name, seed=4)
+    apply_delta(fresh, tmp_path / "d")
+    sf = snapshot(fresh)
+    assert all(torch.equal(after[k], sf[k]) for k in after)
+    other = next(c for c in CASES if CASES[c][0] != CASES[name][0])
+    with pytest.raises(DeltaMismatchError, match="Load the base model"):
+        apply_delta(make(other, seed=4), tmp_path / "d")
+    lora = make(name, seed=4)
+    base = snapshot(lora)
+    tune(lora, TuneConfig(**{**CFG, "method": "lora", "lora_r": 2}))
+    moved = {k for k, v in snapshot(lora).items() if not torch.equal(base[k], v)}
+    assert moved == {k for k in base if any(t in k for t in LORA_TARGETS) and k.endswith(".weight")}
+
+
+def test_bfloat16_runner_follows_hugging_face():
+    m = make("gemma3")
+    ids, _ = encode_batch(m, PROMPTS[:1])
+    plain = plain_copy(m).to(torch.bfloat16)
+    m.original_model.to(torch.bfloat16)
+    with torch.no_grad():
+        ours = Runner(m).logits(ids)
+        ref = plain(input_ids=ids).logits
+    assert ours.dtype == ref.dtype == torch.bfloat16
+    ours, ref = ours.float(), ref.float()
+    assert (ours - ref).abs().max() < 0.05 * ref.abs().max()
+    assert (ours.argmax(-1) == ref.argmax(-1)).float().mean() > 0.9
+
+
+def test_export_keeps_the_family_and_its_bos(tmp_path):
+    m = make("gemma3")
+    path = export_hf(m, tmp_path / "g")
+    back = load_model(str(path))
+    assert arch_of(back.original_model.config).model_type == "gemma3_text"
+    assert encode(back, "The nurse said that")[0] == 1  # <bos> kept by the BOS policy
+    ids, _ = encode_batch(m, PROMPTS)
+    with torch.no_grad():
+        torch.testing.assert_close(Runner(back).logits(ids), Runner(m).logits(ids), atol=1e-5, rtol=1e-5)
+
+
+def test_unsupported_configs_are_refused():
+    cfg = tiny_config(2, rope_scaling=dict(rope_type="dynamic", factor=2.0))
+    with pytest.raises(ConfigError, match="rope_type='dynamic'"):
+        check_config(cfg)
+    cfg = tiny_config(2, arch="gemma3_text", attn_logit_softcapping=50.0)
+    with pytest.raises(ConfigError, match="attn_logit_softcapping"):
+        check_config(cfg)
+    from transformers import GPT2Config
+
+    with pytest.raises(UnknownModelError, match="ArchSpec entry"):
+        arch_of(GPT2Config())
+
+
+def test_plain_names_skip_bridge_aliases(tiny_bridge):
+    names = [n for n, _ in plain_named_parameters(tiny_bridge.original_model)]
+    assert len(names) == len(set(names)) and not any("_original_component" in n or ".attn.q." in n for n in names)
+    assert np.isin(["model.layers.0.self_attn.q_proj.weight", "model.norm.weight"], names).all()
