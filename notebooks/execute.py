@@ -21,6 +21,17 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 
+NOISE = ("TqdmWarning: IProgress not found",)  # a warning about the kernel's widgets, with this machine's paths
+
+
+def quiet(nb) -> None:
+    """Drop stderr outputs that are environment noise, not the notebook's: they name this machine's paths."""
+    for cell in nb.cells:
+        if cell.get("outputs"):
+            cell.outputs = [o for o in cell.outputs
+                            if not (o.get("name") == "stderr" and any(n in "".join(o.get("text", "")) for n in NOISE))]
+
+
 def execute(path: Path, out: Path, figures: Path | None = None, timeout: int = 1800) -> Path:
     """Run ``path`` top to bottom in a fresh kernel (cwd: the notebooks folder) and write it to ``out``."""
     nb = nbformat.read(path, as_version=4)
@@ -34,6 +45,7 @@ def execute(path: Path, out: Path, figures: Path | None = None, timeout: int = 1
             os.environ.pop("LFTF_FIGURES", None)
         else:
             os.environ["LFTF_FIGURES"] = saved
+    quiet(nb)
     out.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out / path.name)
     return out / path.name

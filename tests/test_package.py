@@ -142,3 +142,17 @@ def test_every_test_file_maps_to_a_module():
         if not (PKG / rel.parent / (t.name.removeprefix("test_"))).is_file():
             unmapped.append(str(rel))
     assert not unmapped, f"test files without a module: {unmapped}"
+
+
+def test_committed_notebooks_carry_no_environment_noise():
+    """No committed output names this machine's paths (a warning from the kernel's environment, a traceback)."""
+    import json
+
+    noisy = []
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(nb.read_text())["cells"]):
+            for o in cell.get("outputs", []):
+                text = "".join(o.get("text", "")) + json.dumps(o.get("data", {}).get("text/plain", ""))
+                if "site-packages" in text or str(ROOT) in text or o.get("output_type") == "error":
+                    noisy.append(f"{nb.name} cell {i}")
+    assert not noisy, f"outputs with environment noise: {noisy}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from dataclasses import MISSING, fields
 
 import typer
 from rich.console import Console
@@ -77,6 +78,14 @@ def command(fn):
     return app.command()(run)
 
 
+def option(config: type, name: str, *decls: str, **kw):
+    """A typer option whose default and help are the config dataclass field's (one source for every default);
+    ``kw`` adds to or overrides them (e.g. a CLI spelling of a tuple field)."""
+    f = {f.name: f for f in fields(config)}[name]
+    default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+    return typer.Option(kw.pop("default", default), *decls, help=kw.pop("help", f.metadata.get("help")), **kw)
+
+
 def progress_bar() -> Progress:
     """A rich progress bar with elapsed time and ETA that disappears when done."""
     return Progress(
@@ -85,4 +94,4 @@ def progress_bar() -> Progress:
     )
 
 
-__all__ = ["MODEL", "app", "command", "console", "progress_bar"]
+__all__ = ["MODEL", "app", "command", "console", "option", "progress_bar"]

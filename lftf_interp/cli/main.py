@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from lftf_interp.cli.base import MODEL, app, command, console, progress_bar  # noqa: F401  (app: the entry point)
+from lftf_interp.cli.base import MODEL, app, command, console, option, progress_bar  # noqa: F401  (app: the entry point)
 from lftf_interp.errors import LftfError
 from lftf_interp.experiments import pipeline
 from lftf_interp.options import ints, items
 from lftf_interp.plots import report
+from lftf_interp.tune.train import TuneConfig
 
 
 def _training_bar(prog: Progress, steps: int):
@@ -159,37 +161,36 @@ def finetune(
     exclude: str = typer.Option("auto", help="Blocks --block auto may not pick: 'auto' (the embedding-artefact blocks "
                                 "found from the model, see lftf_interp.locate.artefact_blocks), comma-separated "
                                 "indices, or '' for none."),
-    loss: str = typer.Option("balanced", help="paper, sum or balanced."),
-    axis: str = typer.Option("gender", help="The bias axis to remove: a shipped name (gender, religion, race, gender3, pronouns) or an axis file."),
-    method: str = typer.Option("block", help="block (LFTF), full (FPFT baseline) or lora (peft LoRA baseline)."),
-    lr: float = typer.Option(3e-4),
-    steps: int = typer.Option(150),
-    batch_size: int = typer.Option(32),
-    n_train: int = typer.Option(0, help="Train on a seeded subset of this many prompts (0 = all)."),
-    hint_weight: float = typer.Option(0.5, help="Weight of the hint-following cross-entropy (0 = off)."),
-    mass_weight: float = typer.Option(1.0, help="Weight of the he+she mass anchor to the base model (0 = off)."),
-    kl_weight: float = typer.Option(0.0, help="Weight of KL(base || tuned) on neutral text."),
-    gendered_weight: float = typer.Option(0.0, help="Weight of the gendered-noun retention term (0 = off)."),
-    winobias_weight: float = typer.Option(0.0, help="Weight of the WinoBias-dev pronoun term (0 = off)."),
-    winobias_sentence_weight: float = typer.Option(0.0, help="Weight of the WinoBias-dev whole-sentence pair term (0 = off)."),
-    hint_exclude: str = typer.Option("", help="Comma-separated hint kinds left out of training and validation."),
-    checkpoint_every: int = typer.Option(10),
-    restore_best: bool = typer.Option(True, help="Keep the evaluation with the best validation AFGB (else the last step)."),
+    loss: str = option(TuneConfig, "loss"),
+    axis: str = option(TuneConfig, "axis"),
+    method: str = option(TuneConfig, "method"),
+    lr: float = option(TuneConfig, "lr"),
+    steps: int = option(TuneConfig, "steps"),
+    batch_size: int = option(TuneConfig, "batch_size"),
+    n_train: Optional[int] = option(TuneConfig, "n_train"),  # noqa: UP045  (typer reads the annotation)
+    n_val: Optional[int] = option(TuneConfig, "n_val"),  # noqa: UP045
+    eval_every: int = option(TuneConfig, "eval_every"),
+    hint_weight: float = option(TuneConfig, "hint_weight"),
+    mass_weight: float = option(TuneConfig, "mass_weight"),
+    kl_weight: float = option(TuneConfig, "kl_weight"),
+    gendered_weight: float = option(TuneConfig, "gendered_weight"),
+    winobias_weight: float = option(TuneConfig, "winobias_weight"),
+    winobias_sentence_weight: float = option(TuneConfig, "winobias_sentence_weight"),
+    hint_exclude: str = option(TuneConfig, "hint_exclude", default="", help="Comma-separated hint kinds left out of "
+                               "training and validation."),
+    checkpoint_every: int = option(TuneConfig, "checkpoint_every"),
+    restore_best: bool = option(TuneConfig, "restore_best"),
     resume: bool = typer.Option(False, help="Continue an interrupted run from OUT/checkpoint."),
-    seed: int = typer.Option(0),
+    seed: int = option(TuneConfig, "seed"),
     out: Path = typer.Option(Path("out/finetune")),
     export: bool = typer.Option(False, help="Also write a full Hugging Face directory to OUT/model."),
 ) -> None:
     """LFTF: fine-tune only the located block, then evaluate on the test split; writes a safetensors delta."""
-    from lftf_interp.tune import TuneConfig
-
-    cfg = TuneConfig(loss=loss, lr=lr, steps=steps, batch_size=batch_size, n_train=n_train or None,
-                     hint_weight=hint_weight, mass_weight=mass_weight, kl_weight=kl_weight,
-                     checkpoint_every=checkpoint_every, seed=seed, method=method, n_val=200, axis=axis,
-                     restore_best=restore_best,
-                     gendered_weight=gendered_weight, winobias_weight=winobias_weight,
-                     winobias_sentence_weight=winobias_sentence_weight,
-                     hint_exclude=items(hint_exclude))
+    cfg = TuneConfig(loss=loss, lr=lr, steps=steps, batch_size=batch_size, n_train=n_train, n_val=n_val,
+                     eval_every=eval_every, hint_weight=hint_weight, mass_weight=mass_weight, kl_weight=kl_weight,
+                     checkpoint_every=checkpoint_every, seed=seed, method=method, axis=axis,
+                     restore_best=restore_best, gendered_weight=gendered_weight, winobias_weight=winobias_weight,
+                     winobias_sentence_weight=winobias_sentence_weight, hint_exclude=items(hint_exclude))
     chosen = block if block == "auto" else ints(block)
     with progress_bar() as prog:
         res = pipeline.finetune_to(model, cfg, out, block=chosen, top_k=top_k,

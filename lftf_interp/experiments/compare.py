@@ -37,7 +37,7 @@ from lftf_interp.retain import retention_summary as _retention_summary
 from lftf_interp.tune import TuneConfig, tune
 
 # Shared budget of every trained method (the best LFTF setting of notebook 03's trials).
-BUDGET = dict(loss="balanced", hint_weight=0.5, mass_weight=1.0, lr=3e-4, steps=150, batch_size=32, eval_every=10, n_val=200)
+BUDGET = TuneConfig.budget()  # the shared training budget: TuneConfig's defaults
 DEBIAS_INSTRUCTION = (
     "The following text is about a person whose gender is unknown. Refer to them with 'he' and 'she' equally often, "
     "never assuming a gender from their job.\n"

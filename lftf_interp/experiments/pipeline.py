@@ -32,7 +32,7 @@ from lftf_interp.experiments.compare import (
     validity_table,
 )
 from lftf_interp.experiments.exports import check_out, export_dir, export_to
-from lftf_interp.experiments.rundir import announce_total, meta, read_rows, recorder, write_json
+from lftf_interp.experiments.rundir import announce_total, describe_run, read_rows, recorder, write_json
 from lftf_interp.locate import compute_bmi, rank_for_tuning
 from lftf_interp.locate.choose import AUTO
 from lftf_interp.locate.run import LocateConfig, locate, save_locate
@@ -66,7 +66,7 @@ def evaluate_to(model: str, cfg: EvalConfig, out: Path, progress: Callable[[int]
     out.mkdir(parents=True, exist_ok=True)
     bias_df.to_csv(out / "genbias_prompts.csv", index=False)
     hint_df.to_csv(out / "genhint_prompts.csv", index=False)
-    record = {**metrics, "config": meta(model=model, dataset_version=bias.version, **cfg.to_dict())}
+    record = {**metrics, "config": describe_run(model=model, dataset_version=bias.version, **cfg.to_dict())}
     write_json(out / "metrics.json", record)
     return record
 
@@ -91,7 +91,7 @@ def evaluate_axis_to(model: str, axis: str, split: str, out: Path, data: Path | 
     bias_df.to_csv(out / "bias_prompts.csv", index=False)
     if hint_df is not None:
         hint_df.to_csv(out / "hint_prompts.csv", index=False)
-    record = {**metrics, "config": meta(model=model, axis=ax.source or axis, split=split, data=str(data) if data else None,
+    record = {**metrics, "config": describe_run(model=model, axis=ax.source or axis, split=split, data=str(data) if data else None,
                                             batch_size=batch_size, n_boot=n_boot, seed=seed)}
     write_json(out / "metrics.json", record)
     return record
@@ -100,7 +100,7 @@ def evaluate_axis_to(model: str, axis: str, split: str, out: Path, data: Path | 
 def locate_to(model: str, cfg: LocateConfig, out: Path, progress: Callable[[str], None] | None = None) -> dict:
     """The locate stage → OUT/*.csv and OUT/locate.json; returns its tables (``report.locate_figures`` plots them)."""
     res = locate(load_model(model), cfg, progress=progress)
-    save_locate(res, out, meta(model=model, dataset_version=DATASET_VERSION, **cfg.to_dict()))
+    save_locate(res, out, describe_run(model=model, dataset_version=DATASET_VERSION, **cfg.to_dict()))
     return res
 
 
@@ -183,7 +183,7 @@ def finetune_to(
             "after": after, "best_step": res.best_step, "block_choice": choice}
     save_delta(bridge, res.blocks, res.base_fingerprint, out / "delta", meta)
     res.history.to_csv(out / "history.csv", index=False)
-    write_json(out / "metrics.json", {**meta, **meta(model=model), "blocks": res.blocks,
+    write_json(out / "metrics.json", {**meta, **describe_run(model=model), "blocks": res.blocks,
                                        "trainable_params": res.trainable_params})
     if export:
         export_dir(bridge, out / "model", run_meta(base_model=model, delta=str(out / "delta"), blocks=res.blocks))

@@ -14,7 +14,7 @@ from lftf_interp.store import append_row, append_rows, read_rows, write_json, wr
 ROWS = "rows.jsonl"
 
 
-def meta(**config) -> dict:
+def describe_run(**config) -> dict:
     """:func:`~lftf_interp.provenance.run_meta` (package version, git commit, time, ``config``) plus where and in
     what precision the model ran (``--device`` / ``--dtype``)."""
     return run_meta(placement=current_placement().to_dict(), **config)
@@ -37,4 +37,4 @@ def announce_total(progress, n: int) -> None:
         set_total(n)
 
 
-__all__ = ["ROWS", "announce_total", "append_rows", "meta", "read_rows", "recorder", "write_json", "write_rows"]
+__all__ = ["ROWS", "announce_total", "append_rows", "describe_run", "read_rows", "recorder", "write_json", "write_rows"]

@@ -21,7 +21,7 @@ from lftf_interp.data.datasets import load_dataset
 from lftf_interp.errors import LftfError
 from lftf_interp.experiments.compare import BUDGET
 from lftf_interp.experiments.pipeline import resolve_block
-from lftf_interp.experiments.rundir import meta, read_rows, recorder, write_json
+from lftf_interp.experiments.rundir import describe_run, read_rows, recorder, write_json
 from lftf_interp.metrics.pronoun import EvalConfig, evaluate
 from lftf_interp.models.loading import load_model
 from lftf_interp.models.runner import canonical_state_dict
@@ -51,7 +51,7 @@ def validity_to(model: str, out: Path, delta: Path | None = None, cfg: ValidityC
     out.mkdir(parents=True, exist_ok=True)
     for name, df in frames.items():
         df.drop(columns=EXTERNAL_COLUMNS.get(name, []), errors="ignore").to_csv(out / f"{name}.csv", index=False)
-    record = {**main, **flat, "config": meta(model=model, delta=str(delta) if delta else None,
+    record = {**main, **flat, "config": describe_run(model=model, delta=str(delta) if delta else None,
                                               blocks=info["blocks"] if info else [], validity=cfg.to_dict())}
     write_json(out / "metrics.json", record)
     return record
@@ -116,7 +116,7 @@ def holdout_to(model: str, out: Path, kinds: Sequence[str] | None = None, steps:
         record({"held_out": k, "blocks": blocks, "seed": seed, "steps": steps, "ub_held_out": per[f"ub_kind_{k}"],
                 "ub_other": sum(others) / len(others), "ub_unseen": per["ub_unseen"], "ub": m["ub"], "afgb": m["afgb"],
                 "afgb_paper": m["afgb_paper"], **{key: v for key, v in per.items() if key.startswith("ub_")}})
-    write_json(out / "config.json", meta(model=model, kinds=kinds, steps=steps, seed=seed, budget=BUDGET))
+    write_json(out / "config.json", describe_run(model=model, kinds=kinds, steps=steps, seed=seed, budget=BUDGET))
     return pd.DataFrame(read_rows(rows_path))
 
 
@@ -175,7 +175,7 @@ def mechanism_to(model: str, delta: Path, out: Path, heads: Sequence[int] = (1, 
                "returned_random": {f"{r.kind}@{r.k}": float(r.bias_returned) for r in rand.itertuples()},
                "attribution": attr_summary,
                "paths": {**paths_summary, **_path_shares(paths, block)},
-               "config": meta(model=model, delta=str(delta), heads=list(heads), neurons=list(neurons), n_random=n_random,
+               "config": describe_run(model=model, delta=str(delta), heads=list(heads), neurons=list(neurons), n_random=n_random,
                                n_prompts=len(prompts))}
     write_json(out / "mechanism.json", summary)
     return summary

@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 
 from lftf_interp.experiments.transfer import matrix
+from lftf_interp.plots.style import themed
 
 
+@themed
 def plot_transfer(rows: pd.DataFrame, title: str = "") -> plt.Figure:
     """Two heatmaps, rows = the model (base, or LFTF on that axis), columns = the axis evaluated: bias score
     (lower is fairer) and hint following (higher is better)."""
@@ -31,6 +33,7 @@ def plot_transfer(rows: pd.DataFrame, title: str = "") -> plt.Figure:
     return fig
 
 
+@themed
 def plot_bmi_profiles(profiles: pd.DataFrame, excluded=(), title: str = "") -> plt.Figure:
     """BMI per block for every axis's neutral prompts, the blocks set aside as embedding artefacts shaded."""
     fig, ax = plt.subplots(figsize=(10, 4))
@@ -49,6 +52,7 @@ def plot_bmi_profiles(profiles: pd.DataFrame, excluded=(), title: str = "") -> p
     return fig
 
 
+@themed
 def plot_stereoset(rows: pd.DataFrame, title: str = "") -> plt.Figure:
     """SS (50 ideal, with its CI over target terms) and ICAT per StereoSet bias type, for every model."""
     d = rows[rows.kind == "stereoset"]

@@ -8,7 +8,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from lftf_interp.plots.style import themed
 
+
+@themed
 def plot_families(rows: list[dict], sweeps: dict[str, pd.DataFrame], title: str = "") -> plt.Figure:
     """One panel per model: bias after tuning block b (left axis, 95 % CI bars), KL to the base (dashed, right
     axis, scaled to its maximum) and BMI past the artefact blocks (grey bars, scaled to its maximum); the base bias,

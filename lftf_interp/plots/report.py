@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+from lftf_interp.plots.style import themed
 
-sns.set_theme(style="whitegrid", context="notebook")
 STEREO_PALETTE = {"female": "#c0392b", "male": "#2471a3", "neutral": "#7f8c8d", "unknown": "#bbbbbb"}
 
 
@@ -29,6 +27,7 @@ def occupation_table(bias_df: pd.DataFrame) -> pd.DataFrame:
     return g
 
 
+@themed
 def plot_share_vs_bls(occ: pd.DataFrame, title: str = "") -> plt.Figure:
     from scipy.stats import spearmanr
 
@@ -53,6 +52,7 @@ def plot_share_vs_bls(occ: pd.DataFrame, title: str = "") -> plt.Figure:
     return fig
 
 
+@themed
 def plot_template_distribution(bias_df: pd.DataFrame, title: str = "") -> plt.Figure:
     df = bias_df.copy()
     df["template"] = df["template_id"].astype(str) + ": " + df["prompt"].str.replace(r"\s+", " ", regex=True)
@@ -71,6 +71,7 @@ def plot_template_distribution(bias_df: pd.DataFrame, title: str = "") -> plt.Fi
     return fig
 
 
+@themed
 def plot_hint_following(hint_df: pd.DataFrame, title: str = "") -> plt.Figure:
     fig, ax = plt.subplots(figsize=(8.5, 4.5))
     sns.barplot(data=hint_df, x="hint_kind", y="ub", hue="label", ax=ax, palette={"he": "#2471a3", "she": "#c0392b"}, errorbar=("ci", 95))
@@ -111,6 +112,7 @@ def ci_text(value: float, ci) -> str:
 # ----------------------------------------------------------------------------- locate figures
 
 
+@themed
 def plot_bmi(bmi: pd.DataFrame, title: str = "") -> plt.Figure:
     """Bar per block, the rank-1 block marked; error bars are ±1 SEM over prompts."""
     fig, ax = plt.subplots(figsize=(9, 4))
@@ -125,6 +127,7 @@ def plot_bmi(bmi: pd.DataFrame, title: str = "") -> plt.Figure:
     return fig
 
 
+@themed
 def plot_patching_heatmaps(df: pd.DataFrame, str_tokens: list[str], title: str = "") -> plt.Figure:
     """One layer × position heatmap per site (values: normalised logit difference, 1 = clean)."""
     sites = list(dict.fromkeys(df.site))
@@ -143,6 +146,7 @@ def plot_patching_heatmaps(df: pd.DataFrame, str_tokens: list[str], title: str =
     return fig
 
 
+@themed
 def plot_lens(lens: pd.DataFrame, title: str = "") -> plt.Figure:
     palette = {"male-leaning": "#2471a3", "female-leaning": "#c0392b", "hinted he": "#85c1e9", "hinted she": "#f1948a"}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
@@ -161,6 +165,7 @@ def plot_lens(lens: pd.DataFrame, title: str = "") -> plt.Figure:
     return fig
 
 
+@themed
 def plot_group_lens(lens: pd.DataFrame, title: str = "") -> plt.Figure:
     """:func:`~lftf_interp.locate.lens.compute_group_lens` (any axis): bias score of the neutral prompts and hint
     following of each hinted set per block output (left), the neutral prompts' group shares (right)."""
@@ -188,6 +193,7 @@ def plot_group_lens(lens: pd.DataFrame, title: str = "") -> plt.Figure:
     return fig
 
 
+@themed
 def plot_attribution_vs_exact(attr: pd.DataFrame, exact: pd.DataFrame, title: str = "") -> plt.Figure:
     m = attr.merge(exact, on=["site", "layer", "pos"], suffixes=("_attr", "_exact"))
     sites = list(dict.fromkeys(m.site))
@@ -205,6 +211,7 @@ def plot_attribution_vs_exact(attr: pd.DataFrame, exact: pd.DataFrame, title: st
 
 
 # -- fine-tune (notebooks 03 and 04) ---------------------------------------------------------------------
+@themed
 def plot_training_curves(history: pd.DataFrame, base: dict | None = None, title: str = "") -> plt.Figure:
     """Training loss per step and validation AFGB / UB / he+she mass at each evaluation."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
@@ -228,6 +235,7 @@ def plot_training_curves(history: pd.DataFrame, base: dict | None = None, title:
     return fig
 
 
+@themed
 def plot_before_after(before: dict, after: dict, retention: pd.DataFrame | None = None, title: str = "") -> plt.Figure:
     """AFGB, UB, mass before vs after (95 % CIs) and, if given, the retention changes with paired CIs."""
     n = 2 if retention is not None else 1
@@ -257,6 +265,7 @@ def plot_before_after(before: dict, after: dict, retention: pd.DataFrame | None 
     return fig
 
 
+@themed
 def plot_share_shift(before_df: pd.DataFrame, after_df: pd.DataFrame, title: str = "") -> plt.Figure:
     """Per test occupation: share of 'he' before vs after the fine-tune (0.5 = balanced)."""
     b = occupation_table(before_df).set_index("occupation")
@@ -301,6 +310,7 @@ def _label_points(ax, xs: np.ndarray, ys: np.ndarray, labels: list[str]) -> None
                     arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey", "shrinkA": 0, "shrinkB": 3})
 
 
+@themed
 def plot_compare(agg: pd.DataFrame, title: str = "") -> plt.Figure:
     """Debiasing (AFGB) against capability cost (KL to base, perplexity change), one point per method."""
     d = agg[agg.method != "base"].copy()
@@ -328,6 +338,7 @@ def plot_compare(agg: pd.DataFrame, title: str = "") -> plt.Figure:
     return fig
 
 
+@themed
 def plot_block_sweep(sweep: pd.DataFrame, bmi: pd.DataFrame, base_afgb: float | None = None, title: str = "") -> plt.Figure:
     """Per tuned block: AFGB after and capability cost, against block index and against BMI rank."""
     d = sweep.merge(bmi[["layer", "bmi", "rank"]], left_on="block", right_on="layer")

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from lftf_interp.plots.style import themed
 
 # (column, label, the value a debiased model should keep or reach)
 PANELS = [
@@ -21,6 +20,7 @@ PANELS = [
 ]
 
 
+@themed
 def plot_methods(summary: pd.DataFrame, panels=PANELS) -> plt.Figure:
     """One panel per quantity, one bar per method (mean over seeds, ± the t-interval where there are >= 2);
     the dashed line is the base model, the dotted one the target (0, 0.5, or chance for arithmetic)."""
@@ -46,6 +46,7 @@ def plot_methods(summary: pd.DataFrame, panels=PANELS) -> plt.Figure:
     return fig
 
 
+@themed
 def plot_long_context(frames: dict[str, pd.DataFrame]) -> plt.Figure:
     """AFGB (both variants) and UB against tokens of neutral context before each prompt, one line per model
     (``frames``: name → the long_context.csv of ``lftf validity``)."""
@@ -66,6 +67,7 @@ def plot_long_context(frames: dict[str, pd.DataFrame]) -> plt.Figure:
     return fig
 
 
+@themed
 def plot_restore(curve: pd.DataFrame) -> plt.Figure:
     """Share of the removed bias that returns when the top-k changed units (or k random ones) of the tuned block
     are restored to the base weights, per unit kind."""
@@ -92,6 +94,7 @@ def plot_restore(curve: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+@themed
 def plot_attribution(attr: pd.DataFrame, top: int = 3) -> plt.Figure:
     """Each MLP neuron's direct effect towards the base model's preferred pronoun, before vs after tuning (left;
     the ``top`` largest changes labelled), and the neurons' |attribution change| against their weight change
@@ -115,6 +118,7 @@ def plot_attribution(attr: pd.DataFrame, top: int = 3) -> plt.Figure:
     return fig
 
 
+@themed
 def plot_paths(paths: pd.DataFrame, block: int, before: int = 4) -> plt.Figure:
     """Where the change of the signed logit difference reaches the logits: per block, the change of its attention
     and MLP outputs' direct effect (own: the output moved), beside the part due to the final norm's scale, summed
@@ -138,6 +142,7 @@ def plot_paths(paths: pd.DataFrame, block: int, before: int = 4) -> plt.Figure:
     return fig
 
 
+@themed
 def plot_holdout(rows: pd.DataFrame, base: dict, all_kinds: dict) -> plt.Figure:
     """UB on each hint kind: base, LFTF trained on every kind, LFTF trained without that kind."""
     kinds = rows["held_out"].tolist()
@@ -155,6 +160,7 @@ def plot_holdout(rows: pd.DataFrame, base: dict, all_kinds: dict) -> plt.Figure:
     return fig
 
 
+@themed
 def plot_sweep_probes(rows: pd.DataFrame, base: dict, probes=("afgb", "math_acc", "gendered_acc", "winobias_pro")) -> plt.Figure:
     """Per tuned block: the bias after and what the probes lost (change from the base model)."""
     rows = rows.sort_values("block")

@@ -37,34 +37,43 @@ from lftf_interp.tune.losses import LOSSES, group_loss, hint_loss, kl_to_base, l
 from lftf_interp.tune.scopes import make_scope
 
 METHODS = ("block", "full", "lora")
+BUDGET_FIELDS = ("loss", "hint_weight", "mass_weight", "lr", "steps", "batch_size", "eval_every", "n_val")
+
+
+def _f(default, help: str):
+    """A config field with its ``--help`` text (the CLI reads both from here: one source for every default)."""
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
 class TuneConfig:
-    block: int | tuple[int, ...] | None = None  # the block(s) LFTF trains (method "block"); see locate.choose_blocks
-    loss: str = "balanced"
-    lr: float = 1e-4
-    steps: int = 60
-    batch_size: int = 32
-    n_train: int | None = None  # a seeded subset of the training prompts (None: all of them)
-    hint_weight: float = 0.0  # cross-entropy toward the hinted group on the axis's hint prompts (train split)
-    kl_weight: float = 0.0  # KL(base ‖ tuned) on neutral text
-    mass_weight: float = 0.0  # (log group mass − base log mass)² on the training prompts
-    gendered_weight: float = 0.0  # gender only: cross-entropy toward the right pronoun after gendered nouns (train pairs)
-    winobias_weight: float = 0.0  # gender only: balanced loss on WinoBias dev sentences cut before their pronoun
-    winobias_sentence_weight: float = 0.0  # gender only: balanced loss on whole WinoBias dev pro / anti sentence pairs
-    hint_exclude: tuple[str, ...] = ()  # hint kinds left out of training and validation (leave-one-kind-out)
-    external: str | None = None  # folder holding winobias/ (None: $LFTF_EXTERNAL, else the pinned download)
-    eval_every: int = 10
-    n_val: int | None = None
-    patience: int | None = None  # evaluations without a better validation AFGB before stopping
-    restore_best: bool = True
-    checkpoint_every: int = 0
-    seed: int = 0
-    axis: str = "gender"  # a shipped bias axis or an axis file (words of any token length)
-    method: str = "block"  # "block" (LFTF), "full" (FPFT baseline), "lora" (peft LoRA on all blocks)
-    lora_r: int = 8
-    lora_alpha: int = 16
+    """How LFTF (or a baseline) trains. The defaults are the budget behind the README's numbers; the CLI's
+    ``lftf finetune`` options take their defaults and help from these fields."""
+
+    block: int | tuple[int, ...] | None = _f(None, "The block(s) LFTF trains (method 'block'); see locate.choose_blocks.")
+    loss: str = _f("balanced", "paper, sum or balanced.")
+    lr: float = _f(3e-4, "AdamW learning rate.")
+    steps: int = _f(150, "Optimizer steps.")
+    batch_size: int = _f(32, "Prompts per step.")
+    n_train: int | None = _f(None, "Train on a seeded subset of this many prompts (default: all of them).")
+    hint_weight: float = _f(0.5, "Weight of the cross-entropy toward the hinted group on hint prompts (0 = off).")
+    kl_weight: float = _f(0.0, "Weight of KL(base || tuned) on neutral text (0 = off).")
+    mass_weight: float = _f(1.0, "Weight of the (log group mass - base log mass)^2 anchor (0 = off).")
+    gendered_weight: float = _f(0.0, "Gender only: cross-entropy toward the right pronoun after gendered nouns (0 = off).")
+    winobias_weight: float = _f(0.0, "Gender only: balanced loss on WinoBias dev sentences cut before the pronoun (0 = off).")
+    winobias_sentence_weight: float = _f(0.0, "Gender only: balanced loss on whole WinoBias dev pro / anti pairs (0 = off).")
+    hint_exclude: tuple[str, ...] = _f((), "Hint kinds left out of training and validation (leave-one-kind-out).")
+    external: str | None = _f(None, "Folder holding winobias/ (default: $LFTF_EXTERNAL, else the pinned download).")
+    eval_every: int = _f(10, "Validate every k steps.")
+    n_val: int | None = _f(200, "Validation prompts (seeded subset of the validation split; None: all).")
+    patience: int | None = _f(None, "Evaluations without a better validation score before stopping (None: never).")
+    restore_best: bool = _f(True, "Keep the evaluation with the best validation score (else the last step).")
+    checkpoint_every: int = _f(10, "Checkpoint every k steps when writing to a folder (0 = never).")
+    seed: int = _f(0, "Seed of batches, subsets and initialisation.")
+    axis: str = _f("gender", "The bias axis to remove: a shipped name (gender, religion, race, gender3, pronouns) or an axis file.")
+    method: str = _f("block", "block (LFTF), full (FPFT baseline) or lora (peft LoRA on all blocks).")
+    lora_r: int = _f(8, "LoRA rank (method 'lora').")
+    lora_alpha: int = _f(16, "LoRA alpha (method 'lora').")
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -100,6 +109,12 @@ class TuneConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def budget(cls) -> dict:
+        """The training budget every method of a comparison shares: these fields' defaults."""
+        defaults = {f.name: f.default for f in fields(cls)}
+        return {name: defaults[name] for name in BUDGET_FIELDS}
 
     @classmethod
     def from_dict(cls, d: dict) -> TuneConfig:
