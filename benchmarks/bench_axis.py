@@ -16,8 +16,20 @@ from .common import timeit, write_result
 
 # group words of several tokens for SmolLM2's tokenizer (neopronouns, smaller religions), with two one-token words:
 # the path this measures is the multi-token one (any multi-token word sends the whole set through it)
-WORDS = [" xe", " xem", " zir", " Rastafarian", " Shintoist", " Taoist", " Wiccan", " Bahai", " Unitarian", " agnostic",
-         " Jain", " Sikhs"]
+WORDS = [
+    " xe",
+    " xem",
+    " zir",
+    " Rastafarian",
+    " Shintoist",
+    " Taoist",
+    " Wiccan",
+    " Bahai",
+    " Unitarian",
+    " agnostic",
+    " Jain",
+    " Sikhs",
+]
 N_PROMPTS = 48
 
 
@@ -42,10 +54,18 @@ def bench_multitoken() -> dict:
     diff = float(np.abs(ours() - baseline()).max())
     ours_s, base_s = timeit(ours, repeat=3), timeit(baseline, repeat=1)
     return write_result(
-        "multitoken", ours_s, "one plain HF forward per (prompt, word), summing the word's token log-probs",
-        base_s, 3.0,
-        {"prompts": len(prompts), "words": len(WORDS), "tokens_per_word": [len(w) for w in wids],
-         "max_abs_diff_logprob": diff, "model": "smollm2-135m"},
+        "multitoken",
+        ours_s,
+        "one plain HF forward per (prompt, word), summing the word's token log-probs",
+        base_s,
+        3.0,
+        {
+            "prompts": len(prompts),
+            "words": len(WORDS),
+            "tokens_per_word": [len(w) for w in wids],
+            "max_abs_diff_logprob": diff,
+            "model": "smollm2-135m",
+        },
     )
 
 
@@ -77,5 +97,11 @@ def bench_axis_load() -> dict:
 
         assert ours().to_dict() == baseline().to_dict()
         ours_s, base_s = timeit(ours, repeat=3), timeit(baseline, repeat=1, warmup=0)
-    return write_result("axis_load", ours_s, "PyYAML's pure-Python SafeLoader on the same file", base_s, 10.0,
-                        {"file_mb": round(len(text.encode()) / 2**20, 2), "c_loader": bool(yaml.__with_libyaml__)})
+    return write_result(
+        "axis_load",
+        ours_s,
+        "PyYAML's pure-Python SafeLoader on the same file",
+        base_s,
+        10.0,
+        {"file_mb": round(len(text.encode()) / 2**20, 2), "c_loader": bool(yaml.__with_libyaml__)},
+    )

@@ -14,9 +14,18 @@ from lftf_interp.models.loading import cached_model_dir, load_model
 from .common import timeit, write_result
 
 # Qwen2.5-0.5B's shape (its config.json); random weights: the timing depends on the shape, not on the values
-QWEN25_05B = dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-                  num_key_value_heads=2, vocab_size=151936, rope_theta=1000000.0, rms_norm_eps=1e-6,
-                  max_position_embeddings=32768, tie_word_embeddings=True)
+QWEN25_05B = dict(
+    hidden_size=896,
+    intermediate_size=4864,
+    num_hidden_layers=24,
+    num_attention_heads=14,
+    num_key_value_heads=2,
+    vocab_size=151936,
+    rope_theta=1000000.0,
+    rms_norm_eps=1e-6,
+    max_position_embeddings=32768,
+    tie_word_embeddings=True,
+)
 
 
 def qwen2_shaped():
@@ -29,7 +38,9 @@ def qwen2_shaped():
     torch.manual_seed(0)
     cfg = Qwen2Config(**QWEN25_05B, bos_token_id=1, eos_token_id=2, pad_token_id=2)
     cfg.architectures = ["Qwen2ForCausalLM"]
-    return bridge_from_hf(AutoModelForCausalLM.from_config(cfg).eval(), load_tokenizer("smollm2-135m"), "qwen2.5-0.5b-shape")
+    return bridge_from_hf(
+        AutoModelForCausalLM.from_config(cfg).eval(), load_tokenizer("smollm2-135m"), "qwen2.5-0.5b-shape"
+    )
 
 
 def bench_patching(name: str = "patching", model_name: str = "smollm2-135m", n_pairs: int = 8) -> dict:
@@ -37,12 +48,16 @@ def bench_patching(name: str = "patching", model_name: str = "smollm2-135m", n_p
     pairs = hint_swap_pairs(model, split="test", hint_kind="noun", n=n_pairs, seed=0)
     metric, _, _ = pair_metric(model, pairs)
     ours_s = timeit(lambda: patch_sweep(model, pairs, metric, "resid_pre"), repeat=3)
-    no_skip_s = timeit(lambda: patch_sweep(model, pairs, metric, "resid_pre", skip_noops=False), repeat=1, warmup=0)
+    no_skip_s = timeit(
+        lambda: patch_sweep(model, pairs, metric, "resid_pre", skip_noops=False), repeat=1, warmup=0
+    )
     t0 = time.perf_counter()
     ref = tl_patch(model, pairs, metric, "resid_pre")
     base_s = time.perf_counter() - t0
     ours = patch_sweep(model, pairs, metric, "resid_pre")
-    diff = float((torch.tensor(ours.pivot(index="layer", columns="pos", values="value").values) - ref).abs().max())
+    diff = float(
+        (torch.tensor(ours.pivot(index="layer", columns="pos", values="value").values) - ref).abs().max()
+    )
     return write_result(
         name,
         ours_s,

@@ -49,5 +49,9 @@ def bench_tune_step() -> dict:
         "full-model forward + backward (same frozen weights, same batch of 32)",
         base_s,
         5.0,
-        {"block": block, "batch": 32, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)},
+        {
+            "block": block,
+            "batch": 32,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        },
     )

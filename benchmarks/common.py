@@ -24,7 +24,9 @@ def timeit(fn: Callable[[], object], repeat: int = 3, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
-def write_result(name: str, ours_s: float, baseline: str, baseline_s: float, target: float, details: dict) -> dict:
+def write_result(
+    name: str, ours_s: float, baseline: str, baseline_s: float, target: float, details: dict
+) -> dict:
     rec = {
         "benchmark": name,
         "ours_s": round(ours_s, 4),

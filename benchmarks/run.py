@@ -13,7 +13,9 @@ BENCHMARKS = {
     "load": bench_foundation.bench_load,
     "patching": bench_locate.bench_patching,  # Llama (SmolLM2-135M)
     "patching_gemma3": functools.partial(bench_locate.bench_patching, "patching_gemma3", "gemma3-270m", 4),
-    "patching_qwen2": functools.partial(bench_locate.bench_patching, "patching_qwen2", "qwen2.5-0.5b-shape", 4),
+    "patching_qwen2": functools.partial(
+        bench_locate.bench_patching, "patching_qwen2", "qwen2.5-0.5b-shape", 4
+    ),
     "bmi": bench_locate.bench_bmi,
     "tune_step": bench_tune.bench_tune_step,
     "multitoken": bench_axis.bench_multitoken,
@@ -24,7 +26,10 @@ BENCHMARKS = {
 def main(names: list[str]) -> None:
     for name in names or list(BENCHMARKS):
         rec = BENCHMARKS[name]()
-        print(json.dumps({k: rec[k] for k in ("benchmark", "ours_s", "baseline_s", "ratio", "target")}), flush=True)
+        print(
+            json.dumps({k: rec[k] for k in ("benchmark", "ours_s", "baseline_s", "ratio", "target")}),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -31,12 +31,32 @@ import torch
 from .common import RESULTS
 
 SHAPES = {  # from each model's config.json
-    "llama3-8b": dict(model_type="llama", hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                      num_attention_heads=32, num_key_value_heads=8, vocab_size=128256, rope_theta=500000.0,
-                      rms_norm_eps=1e-5, max_position_embeddings=8192, tie_word_embeddings=False),
-    "qwen2.5-7b": dict(model_type="qwen2", hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                       num_attention_heads=28, num_key_value_heads=4, vocab_size=152064, rope_theta=1000000.0,
-                       rms_norm_eps=1e-6, max_position_embeddings=32768, tie_word_embeddings=False),
+    "llama3-8b": dict(
+        model_type="llama",
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        vocab_size=128256,
+        rope_theta=500000.0,
+        rms_norm_eps=1e-5,
+        max_position_embeddings=8192,
+        tie_word_embeddings=False,
+    ),
+    "qwen2.5-7b": dict(
+        model_type="qwen2",
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        vocab_size=152064,
+        rope_theta=1000000.0,
+        rms_norm_eps=1e-6,
+        max_position_embeddings=32768,
+        tie_word_embeddings=False,
+    ),
 }
 KINDS = ("bmi", "patching", "block", "blocks", "full", "lora")
 BATCH, SEQ = 8, 16  # a training batch of prompts as long as ours
@@ -49,8 +69,13 @@ def build(shape: str, depth: int, dtype: torch.dtype, device: str, bridge: bool 
     from lftf_interp.models.loading import bridge_from_hf, load_tokenizer
 
     kw = dict(SHAPES[shape])
-    cfg = AutoConfig.for_model(kw.pop("model_type"), **{**kw, "num_hidden_layers": depth},
-                               bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    cfg = AutoConfig.for_model(
+        kw.pop("model_type"),
+        **{**kw, "num_hidden_layers": depth},
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+    )
     cfg.architectures = [ARCHS[cfg.model_type].hf_class]
     torch.manual_seed(0)
     with torch.device(device):
@@ -78,6 +103,7 @@ def measure(shape: str, depth: int, kind: str, device: str) -> dict:
     if device != "cpu":
         torch.cuda.reset_peak_memory_stats()
     if kind == "bmi":
+
         def step():
             with torch.no_grad():
                 for _layer, _pre, _post in runner.walk(runner.embed(ids)):
@@ -96,14 +122,21 @@ def measure(shape: str, depth: int, kind: str, device: str) -> dict:
             names = block_param_names(model, depth - 1)
             train = [params[n].requires_grad_(True) for n in names]
             with torch.no_grad():
-                x = runner.run(runner.embed(ids), stop=depth - 1)  # cached once, as LFTF's BlockInputCache does
+                x = runner.run(
+                    runner.embed(ids), stop=depth - 1
+                )  # cached once, as LFTF's BlockInputCache does
 
             def fwd():
                 return runner.unembed(runner.run(x, start=depth - 1)[:, -1])
         elif kind in ("full", "blocks"):
             pre = "model.layers."
-            train = list({id(p): p.requires_grad_(True) for n, p in params.items()
-                          if kind == "full" or n.startswith(pre)}.values())
+            train = list(
+                {
+                    id(p): p.requires_grad_(True)
+                    for n, p in params.items()
+                    if kind == "full" or n.startswith(pre)
+                }.values()
+            )
 
             def fwd():
                 return runner.unembed(runner.run(runner.embed(ids))[:, -1])
@@ -117,12 +150,14 @@ def measure(shape: str, depth: int, kind: str, device: str) -> dict:
 
             def fwd():
                 return peft(input_ids=ids).logits[:, -1]
+
         opt = torch.optim.AdamW(train, lr=1e-5)
 
         def step():
             opt.zero_grad(set_to_none=True)
             _loss(fwd()[:, [1000, 2000]]).backward()
             opt.step()
+
     step()
     times = []
     for _ in range(2):
@@ -131,9 +166,17 @@ def measure(shape: str, depth: int, kind: str, device: str) -> dict:
         if device != "cpu":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    out = {"shape": shape, "depth": depth, "kind": kind, "device": device, "dtype": str(dtype).split(".")[1],
-           "seconds": min(times), "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-           "rss_before_gib": rss0, "tokens": BATCH * SEQ}
+    out = {
+        "shape": shape,
+        "depth": depth,
+        "kind": kind,
+        "device": device,
+        "dtype": str(dtype).split(".")[1],
+        "seconds": min(times),
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "rss_before_gib": rss0,
+        "tokens": BATCH * SEQ,
+    }
     if device != "cpu":
         out["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
     return out
@@ -144,7 +187,12 @@ def counts(shape: str) -> dict:
     s = SHAPES[shape]
     d, f, h, kv = s["hidden_size"], s["intermediate_size"], s["num_attention_heads"], s["num_key_value_heads"]
     dh = d // h
-    attn = d * h * dh + 2 * d * kv * dh + h * dh * d + (h * dh + 2 * kv * dh if s["model_type"] == "qwen2" else 0)
+    attn = (
+        d * h * dh
+        + 2 * d * kv * dh
+        + h * dh * d
+        + (h * dh + 2 * kv * dh if s["model_type"] == "qwen2" else 0)
+    )
     block = attn + 3 * d * f + 2 * d
     emb = s["vocab_size"] * d * (1 if s["tie_word_embeddings"] else 2)
     return {"block": block, "embeddings": emb, "all": emb + s["num_hidden_layers"] * block + d}
@@ -169,7 +217,9 @@ def project(shape: str, rows: list[dict]) -> dict:
     out["full_train_state_gib_fp32"] = n["all"] * 16 / gib
     out["block_train_state_gib_fp32"] = (n["all"] * 4 + n["block"] * 12) / gib
     out["weights_gib_bf16"] = n["all"] * 2 / gib
-    out["full_train_state_gib_bf16_weights"] = n["all"] * (2 + 2 + 8) / gib  # bf16 weights + grads, fp32 moments
+    out["full_train_state_gib_bf16_weights"] = (
+        n["all"] * (2 + 2 + 8) / gib
+    )  # bf16 weights + grads, fp32 moments
     out["block_train_state_gib_bf16_weights"] = (n["all"] * 2 + n["block"] * 10) / gib
     return out
 
@@ -200,12 +250,23 @@ def main(kinds: tuple[str, ...] = KINDS) -> None:
         for depth in depths:
             depth = depth or SHAPES[shape]["num_hidden_layers"]
             for kind in kinds:
-                if device == "cpu" and (need := needs_gib(shape, depth, kind)) > 0.8 * (free := available_gib()):
-                    rows.append({"shape": shape, "depth": depth, "kind": kind,
-                                 "error": f"skipped: needs ~{need:.1f} GiB, {free:.1f} GiB free"})
+                if device == "cpu" and (need := needs_gib(shape, depth, kind)) > 0.8 * (
+                    free := available_gib()
+                ):
+                    rows.append(
+                        {
+                            "shape": shape,
+                            "depth": depth,
+                            "kind": kind,
+                            "error": f"skipped: needs ~{need:.1f} GiB, {free:.1f} GiB free",
+                        }
+                    )
                     continue
-                proc = subprocess.run([sys.executable, "-m", "benchmarks.scale", shape, str(depth), kind, device],
-                                      capture_output=True, text=True)
+                proc = subprocess.run(
+                    [sys.executable, "-m", "benchmarks.scale", shape, str(depth), kind, device],
+                    capture_output=True,
+                    text=True,
+                )
                 if proc.returncode != 0:  # e.g. out of memory: recorded, not hidden
                     rows.append({"shape": shape, "depth": depth, "kind": kind, "error": proc.stderr[-400:]})
                     continue
@@ -216,9 +277,18 @@ def main(kinds: tuple[str, ...] = KINDS) -> None:
 
 def write(shape: str, device: str, rows: list[dict]) -> None:
     ok = [r for r in rows if "error" not in r]
-    rec = {"benchmark": f"scale_{shape}", "shape": SHAPES[shape], "device": device, "cores": os.cpu_count(),
-           "date": time.strftime("%Y-%m-%d"), "batch": BATCH, "seq": SEQ, "rows": rows, "projection": project(shape, ok),
-           "gpu_run": device != "cpu" or "no GPU was available to this run; CPU depths only"}
+    rec = {
+        "benchmark": f"scale_{shape}",
+        "shape": SHAPES[shape],
+        "device": device,
+        "cores": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d"),
+        "batch": BATCH,
+        "seq": SEQ,
+        "rows": rows,
+        "projection": project(shape, ok),
+        "gpu_run": device != "cpu" or "no GPU was available to this run; CPU depths only",
+    }
     (RESULTS / f"scale_{shape}.json").write_text(json.dumps(rec, indent=2) + "\n")
 
 

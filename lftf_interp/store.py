@@ -109,7 +109,12 @@ def verified(path: str | Path, sha256: str, what: str, fix: str, error: type[Lft
 
 
 def download(
-    url: str, dest: Path, sha256: str, offline_fix: str, timeout: float = 120, error: type[LftfError] = CacheError
+    url: str,
+    dest: Path,
+    sha256: str,
+    offline_fix: str,
+    timeout: float = 120,
+    error: type[LftfError] = CacheError,
 ) -> Path:
     """``dest`` with the pinned ``sha256``: reused if already there, else downloaded from ``url`` into a
     temporary file, hash-checked and renamed into place (a bad or partial download is never kept)."""
@@ -211,18 +216,38 @@ def read_rows(path: str | Path) -> list[dict]:
                 raise ValueError("not a JSON object")
         except ValueError as e:
             if last:
-                log.warning("%s: dropping a torn last line (%d bytes; an interrupted run); its row runs again", path, len(raw))
+                log.warning(
+                    "%s: dropping a torn last line (%d bytes; an interrupted run); its row runs again",
+                    path,
+                    len(raw),
+                )
                 write_atomic(path, data[: len(data) - len(raw)])
                 break
-            raise LftfError(f"{path}:{i}: not a JSON row ({e}). Fix or delete that line; the row is then run again.") from None
+            raise LftfError(
+                f"{path}:{i}: not a JSON row ({e}). Fix or delete that line; the row is then run again."
+            ) from None
         if last:  # a whole JSON object without its newline: keep it, and end the file properly
             write_atomic(path, data + b"\n")
         rows.append(row)
     return rows
 
 
-__all__ = ["MANIFEST", "append_row", "append_rows", "atomic_build", "cache_dir", "download", "read_rows", "sha256_file", "validate_dir",
-           "verified", "write_atomic", "write_json", "write_manifest", "write_rows"]
+__all__ = [
+    "MANIFEST",
+    "append_row",
+    "append_rows",
+    "atomic_build",
+    "cache_dir",
+    "download",
+    "read_rows",
+    "sha256_file",
+    "validate_dir",
+    "verified",
+    "write_atomic",
+    "write_json",
+    "write_manifest",
+    "write_rows",
+]
 
 
 def tensor_bytes(t) -> bytes:

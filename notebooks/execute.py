@@ -21,15 +21,20 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 
-NOISE = ("TqdmWarning: IProgress not found",)  # a warning about the kernel's widgets, with this machine's paths
+NOISE = (
+    "TqdmWarning: IProgress not found",
+)  # a warning about the kernel's widgets, with this machine's paths
 
 
 def quiet(nb) -> None:
     """Drop stderr outputs that are environment noise, not the notebook's: they name this machine's paths."""
     for cell in nb.cells:
         if cell.get("outputs"):
-            cell.outputs = [o for o in cell.outputs
-                            if not (o.get("name") == "stderr" and any(n in "".join(o.get("text", "")) for n in NOISE))]
+            cell.outputs = [
+                o
+                for o in cell.outputs
+                if not (o.get("name") == "stderr" and any(n in "".join(o.get("text", "")) for n in NOISE))
+            ]
 
 
 def execute(path: Path, out: Path, figures: Path | None = None, timeout: int = 1800) -> Path:
@@ -39,7 +44,9 @@ def execute(path: Path, out: Path, figures: Path | None = None, timeout: int = 1
     if figures is not None:  # the kernel inherits this process's environment
         os.environ["LFTF_FIGURES"] = str(figures)
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
+        NotebookClient(
+            nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}
+        ).execute()
     finally:
         if saved is None:
             os.environ.pop("LFTF_FIGURES", None)
@@ -54,8 +61,12 @@ def execute(path: Path, out: Path, figures: Path | None = None, timeout: int = 1
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*", help="notebook stems (default: all)")
-    ap.add_argument("--out", type=Path, default=HERE, help="where the executed notebooks go (default: in place)")
-    ap.add_argument("--figures", type=Path, default=None, help="figure folder (default: the repository's figures/)")
+    ap.add_argument(
+        "--out", type=Path, default=HERE, help="where the executed notebooks go (default: in place)"
+    )
+    ap.add_argument(
+        "--figures", type=Path, default=None, help="figure folder (default: the repository's figures/)"
+    )
     args = ap.parse_args()
     paths = sorted(HERE.glob("*.ipynb"))
     if args.names:

@@ -35,7 +35,9 @@ def digest(x) -> str:
         h.update(",".join(map(str, x.columns)).encode())
         for c in x.columns:
             v = x[c].to_numpy()
-            h.update(v.astype("float64").tobytes() if v.dtype.kind in "fiub" else "\x1f".join(map(str, v)).encode())
+            h.update(
+                v.astype("float64").tobytes() if v.dtype.kind in "fiub" else "\x1f".join(map(str, v)).encode()
+            )
     elif isinstance(x, torch.Tensor):
         h.update(x.detach().to(torch.float64).numpy().tobytes())
     elif isinstance(x, np.ndarray):
@@ -50,17 +52,29 @@ def main(out: str) -> None:
     model = load_model("smollm2-135m")
     snap: dict = {}
     ev, bias_df, hint_df = evaluate(model, EvalConfig(batch_size=64, n_boot=200))
-    snap["evaluate"] = {"metrics": digest(ev), "bias": digest(bias_df), "hint": digest(hint_df), "afgb": ev["afgb"]}
+    snap["evaluate"] = {
+        "metrics": digest(ev),
+        "bias": digest(bias_df),
+        "hint": digest(hint_df),
+        "afgb": ev["afgb"],
+    }
     loc = locate(model, LocateConfig(n_bmi=60, n_pairs=4, n_lens=20))
     snap["locate"] = {k: digest(v) for k, v in sorted(loc.items())}
     snap["choose"] = choose_blocks(model, top_k=2)
     pairs = hint_swap_pairs(model, n=4, seed=0)
     snap["attribution"] = digest(attribution_patch(model, pairs))
     ref = compute_reference(model, RetainConfig.small())
-    res = tune(model, TuneConfig(block=24, steps=6, eval_every=3, n_val=40, n_train=64, hint_weight=0.5, mass_weight=1.0))
-    snap["tune"] = {"history": digest(res.history.drop(columns=[c for c in res.history if "time" in c or c.endswith("_s")])),
-                    "best_val": digest(res.best_val), "block24": digest(torch.cat([p.flatten() for p in
-                                                                                model.blocks[24].parameters()]))}
+    res = tune(
+        model,
+        TuneConfig(block=24, steps=6, eval_every=3, n_val=40, n_train=64, hint_weight=0.5, mass_weight=1.0),
+    )
+    snap["tune"] = {
+        "history": digest(
+            res.history.drop(columns=[c for c in res.history if "time" in c or c.endswith("_s")])
+        ),
+        "best_val": digest(res.best_val),
+        "block24": digest(torch.cat([p.flatten() for p in model.blocks[24].parameters()])),
+    }
     snap["retain"] = digest({k: v for k, v in compute_retention(model, ref).items() if "time" not in k})
     axis = load_axis("religion")
     m, b, h = evaluate_axis(model, axis, n_boot=200)

@@ -10,7 +10,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # lm-eval adapter test: local
 
 from helpers import EXTERNAL, tiny  # noqa: E402
 
-if EXTERNAL.is_dir():  # the external bias sets (WinoBias, Winogender, Bolukbasi) are read from here, never downloaded
+if (
+    EXTERNAL.is_dir()
+):  # the external bias sets (WinoBias, Winogender, Bolukbasi) are read from here, never downloaded
     os.environ.setdefault("LFTF_EXTERNAL", str(EXTERNAL))
 
 
@@ -39,7 +41,12 @@ def tiny_delta(tiny3_dir, tmp_path_factory):
     from lftf_interp.tune import TuneConfig
 
     out = tmp_path_factory.mktemp("ft")
-    pipeline.finetune_to(tiny3_dir, TuneConfig(steps=4, batch_size=8, n_train=32, n_val=16, eval_every=4, lr=3e-3), out, block=[2])
+    pipeline.finetune_to(
+        tiny3_dir,
+        TuneConfig(steps=4, batch_size=8, n_train=32, n_val=16, eval_every=4, lr=3e-3),
+        out,
+        block=[2],
+    )
     return out / "delta"
 
 

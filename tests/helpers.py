@@ -24,7 +24,10 @@ def hooked_bmi(model, prompts, n_layers: int):
     for i, prompt in enumerate(prompts):
         _, cache = model.run_with_cache(torch.tensor([encode(model, prompt)]))
         for layer in range(n_layers):
-            a, b = cache[f"blocks.{layer}.hook_resid_pre"][0, -1], cache[f"blocks.{layer}.hook_resid_post"][0, -1]
+            a, b = (
+                cache[f"blocks.{layer}.hook_resid_pre"][0, -1],
+                cache[f"blocks.{layer}.hook_resid_post"][0, -1],
+            )
             out[layer, i] = 1 - torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=0).item()
     return out
 

@@ -24,10 +24,14 @@ def _digest(folder: Path, pattern: str) -> dict[str, str]:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_and_draws_its_figures(path, tmp_path):
     figures, notebooks = _digest(ROOT / "figures", "*.png"), _digest(path.parent, "*.ipynb")
-    out = execute(path, tmp_path / "nb", figures=tmp_path / "fig")  # raises CellExecutionError on any failing cell
+    out = execute(
+        path, tmp_path / "nb", figures=tmp_path / "fig"
+    )  # raises CellExecutionError on any failing cell
     nb = nbformat.read(out, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count for c in code), "every code cell ran"
     wanted = set(re.findall(r'FIG / "([^"]+\.png)"', "".join(c.source for c in code)))
     assert wanted and {p.name for p in (tmp_path / "fig").glob("*.png")} >= wanted
-    assert _digest(ROOT / "figures", "*.png") == figures and _digest(path.parent, "*.ipynb") == notebooks  # repo untouched
+    assert (
+        _digest(ROOT / "figures", "*.png") == figures and _digest(path.parent, "*.ipynb") == notebooks
+    )  # repo untouched

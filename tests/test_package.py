@@ -25,7 +25,7 @@ LAYERS = [  # sub-packages (and the few top-level modules), lowest first
     {"cli"},
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
-MAX_LINES = 400
+MAX_LINES = 500  # lines as `ruff format` writes them (110 columns)
 
 
 def modules() -> dict[str, Path]:
@@ -52,7 +52,11 @@ def imports(name: str, path: Path) -> set[str]:
             found.add(target or "__init__")
             found.update(f"{target}.{a.name}".lstrip(".") for a in node.names)
         elif isinstance(node, ast.Import):
-            found.update(a.name.removeprefix("lftf_interp").lstrip(".") for a in node.names if a.name.startswith("lftf_interp"))
+            found.update(
+                a.name.removeprefix("lftf_interp").lstrip(".")
+                for a in node.names
+                if a.name.startswith("lftf_interp")
+            )
     known = modules()
     return {t for t in found if t in known or f"{t}.__init__" in known}
 
@@ -72,7 +76,10 @@ def test_layers_point_one_way():
 
 
 def test_no_import_cycles():
-    graph = {m: {t if t in modules() else f"{t}.__init__" for t in imports(m, p)} - {m} for m, p in modules().items()}
+    graph = {
+        m: {t if t in modules() else f"{t}.__init__" for t in imports(m, p)} - {m}
+        for m, p in modules().items()
+    }
     # a package's __init__ re-exports its modules; those edges are not cycles
     for m in graph:
         if m.endswith("__init__"):
@@ -81,7 +88,7 @@ def test_no_import_cycles():
 
     def visit(m):
         if m in stack:
-            pytest.fail(f"import cycle: {' -> '.join([*stack[stack.index(m):], m])}")
+            pytest.fail(f"import cycle: {' -> '.join([*stack[stack.index(m) :], m])}")
         if m in seen:
             return
         stack.append(m)
@@ -95,7 +102,11 @@ def test_no_import_cycles():
 
 
 def test_no_module_imports_the_cli():
-    outside = [m for m, p in modules().items() if not m.startswith("cli.") and any(t.split(".")[0] == "cli" for t in imports(m, p))]
+    outside = [
+        m
+        for m, p in modules().items()
+        if not m.startswith("cli.") and any(t.split(".")[0] == "cli" for t in imports(m, p))
+    ]
     assert outside == []
 
 
@@ -113,8 +124,13 @@ def private_uses(name: str, path: Path) -> list[str]:
                 elif a.name.startswith("_") and not a.name.startswith("__"):
                     found.append(f"{node.module}.{a.name}")
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in module_aliases
-                and node.attr.startswith("_") and not node.attr.startswith("__")):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in module_aliases
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
             found.append(f"{node.value.id}.{node.attr}")
     return found
 

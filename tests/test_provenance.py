@@ -8,8 +8,9 @@ from lftf_interp.provenance import git_commit, run_meta
 
 
 def test_git_commit_is_this_checkouts_head():
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                          cwd=Path(__file__).parent).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent
+    ).stdout.strip()
     assert git_commit() == (head or None)
 
 

@@ -80,7 +80,9 @@ def test_rows_are_appended_whole_and_a_torn_last_line_is_dropped(tmp_path, caplo
     with path.open("ab") as f:
         f.write(b'{"block": 3, "af')  # a kill while the third row was being written
     assert read_rows(path) == [{"block": 1, "afgb": 0.25}, {"block": 2, "afgb": 0.5}]
-    assert "torn last line" in caplog.text and path.read_bytes() == whole  # cut from the file: the next append is clean
+    assert (
+        "torn last line" in caplog.text and path.read_bytes() == whole
+    )  # cut from the file: the next append is clean
     append_row(path, {"block": 3, "afgb": 0.75})
     assert [r["block"] for r in read_rows(path)] == [1, 2, 3]
     path.write_bytes(whole.replace(b'{"block": 1', b'{"block": 1,,'))

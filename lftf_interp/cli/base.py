@@ -22,16 +22,24 @@ from rich.progress import (
 
 from lftf_interp.errors import Interrupted, LftfError
 
-app = typer.Typer(add_completion=False, help="Locate where a causal LM stores gender bias, then fix it there.")
+app = typer.Typer(
+    add_completion=False, help="Locate where a causal LM stores gender bias, then fix it there."
+)
 console = Console()
 MODEL = typer.Option("smollm2-135m", help="Registry name, local HF directory, or cached HF id.")
 
 
 DEVICE = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto (cuda when available).")
 DTYPE = typer.Option("float32", "--dtype", help="float32 or bfloat16.")
-DEVICE_MAP = typer.Option(None, "--device-map", help="Spread a model too large for one device over several: "
-                          "'auto' (accelerate's big-model placement); with --max-memory, e.g. '0=20GiB,cpu=100GiB'.")
-MAX_MEMORY = typer.Option(None, "--max-memory", help="Per-device memory for --device-map, e.g. '0=20GiB,cpu=100GiB'.")
+DEVICE_MAP = typer.Option(
+    None,
+    "--device-map",
+    help="Spread a model too large for one device over several: "
+    "'auto' (accelerate's big-model placement); with --max-memory, e.g. '0=20GiB,cpu=100GiB'.",
+)
+MAX_MEMORY = typer.Option(
+    None, "--max-memory", help="Per-device memory for --device-map, e.g. '0=20GiB,cpu=100GiB'."
+)
 
 
 def _max_memory(text: str | None) -> dict | None:
@@ -56,24 +64,52 @@ def command(fn):
     from lftf_interp.models.placement import Placement, placement
 
     @functools.wraps(fn)
-    def run(*args, device: str = "cpu", dtype: str = "float32", device_map: str | None = None,
-            max_memory: str | None = None, **kw):
+    def run(
+        *args,
+        device: str = "cpu",
+        dtype: str = "float32",
+        device_map: str | None = None,
+        max_memory: str | None = None,
+        **kw,
+    ):
         try:
-            where = Placement(device=device, dtype=dtype, device_map=device_map, max_memory=_max_memory(max_memory))
+            where = Placement(
+                device=device, dtype=dtype, device_map=device_map, max_memory=_max_memory(max_memory)
+            )
             with placement(where):
                 return fn(*args, **kw)
         except LftfError as e:
-            console.print(f"[bold red]error:[/] {escape(_one_line(e))}", soft_wrap=True, markup=True, highlight=False)
+            console.print(
+                f"[bold red]error:[/] {escape(_one_line(str(e)))}",
+                soft_wrap=True,
+                markup=True,
+                highlight=False,
+            )
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt as e:
-            console.print(_one_line(str(e) if isinstance(e, Interrupted) else "interrupted; nothing was left half-written: rerun "
-                          "the same command to continue (finished rows are kept; a fine-tune resumes with --resume)"), soft_wrap=True,
-                          highlight=False, markup=False)
+            console.print(
+                _one_line(
+                    str(e)
+                    if isinstance(e, Interrupted)
+                    else "interrupted; nothing was left half-written: rerun "
+                    "the same command to continue (finished rows are kept; a fine-tune resumes with --resume)"
+                ),
+                soft_wrap=True,
+                highlight=False,
+                markup=False,
+            )
             raise typer.Exit(code=130) from None
 
     sig = inspect.signature(fn)
-    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a) for n, d, a in (
-        ("device", DEVICE, str), ("dtype", DTYPE, str), ("device_map", DEVICE_MAP, str), ("max_memory", MAX_MEMORY, str))]
+    extra = [
+        inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
+        for n, d, a in (
+            ("device", DEVICE, str),
+            ("dtype", DTYPE, str),
+            ("device_map", DEVICE_MAP, str),
+            ("max_memory", MAX_MEMORY, str),
+        )
+    ]
     run.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])
     return app.command()(run)
 
@@ -82,15 +118,21 @@ def option(config: type, name: str, *decls: str, **kw):
     """A typer option whose default and help are the config dataclass field's (one source for every default);
     ``kw`` adds to or overrides them (e.g. a CLI spelling of a tuple field)."""
     f = {f.name: f for f in fields(config)}[name]
-    default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+    default = f.default if f.default_factory is MISSING else f.default_factory()
     return typer.Option(kw.pop("default", default), *decls, help=kw.pop("help", f.metadata.get("help")), **kw)
 
 
 def progress_bar() -> Progress:
     """A rich progress bar with elapsed time and ETA that disappears when done."""
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=True  # gone when done: an error stays one line
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,  # gone when done: an error stays one line
     )
 
 

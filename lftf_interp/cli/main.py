@@ -47,12 +47,17 @@ class _Ticker:
         self.prog.advance(self.task, n)
 
 
-def _before_after(title: str, before: dict, after: dict, first: str = "before", second: str = "after") -> Table:
+def _before_after(
+    title: str, before: dict, after: dict, first: str = "before", second: str = "after"
+) -> Table:
     table = Table(title=title)
     for c in ("metric", first, second):
         table.add_column(c)
-    names = (("afgb", "AFGB ↓"), ("ub", "UB ↑"), ("mass", "he+she mass")) if "afgb" in after else (
-        ("bias", "bias score ↓"), ("hint_following", "hint following ↑"), ("mass", "group mass"))
+    names = (
+        (("afgb", "AFGB ↓"), ("ub", "UB ↑"), ("mass", "he+she mass"))
+        if "afgb" in after
+        else (("bias", "bias score ↓"), ("hint_following", "hint following ↑"), ("mass", "group mass"))
+    )
     for k, name in names:
         lo, hi = after[k + "_ci"]
         table.add_row(name, f"{before[k]:.3f}", f"{after[k]:.3f} [{lo:.3f}, {hi:.3f}]")
@@ -63,10 +68,16 @@ def _before_after(title: str, before: dict, after: dict, first: str = "before", 
 def evaluate(
     model: str = MODEL,
     split: str = typer.Option("test", help="train, validation or test."),
-    axis: str = typer.Option(None, help="A bias axis: a shipped name (gender, ...) or a YAML/JSON file. Without it: "
-                             "AFGB and UB on GenBiasEval / GenHintEval (the gender axis, same numbers)."),
-    data: Path = typer.Option(None, help="Your own prompts (JSONL: prompt, optional split, label for hint prompts); "
-                              "needs --axis for the groups."),
+    axis: str = typer.Option(
+        None,
+        help="A bias axis: a shipped name (gender, ...) or a YAML/JSON file. Without it: "
+        "AFGB and UB on GenBiasEval / GenHintEval (the gender axis, same numbers).",
+    ),
+    data: Path = typer.Option(
+        None,
+        help="Your own prompts (JSONL: prompt, optional split, label for hint prompts); "
+        "needs --axis for the groups.",
+    ),
     out: Path = typer.Option(Path("out/evaluate"), help="Output directory."),
     batch_size: int = typer.Option(64),
     n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95 % CIs."),
@@ -81,16 +92,32 @@ def evaluate(
     with progress_bar() as prog:
         tick = _Ticker(prog, f"evaluating {model} on {split}")
         if axis is not None:
-            m = pipeline.evaluate_axis_to(model, axis, split, out, data, batch_size, n_boot, seed, progress=tick)
+            m = pipeline.evaluate_axis_to(
+                model, axis, split, out, data, batch_size, n_boot, seed, progress=tick
+            )
         else:
-            m = pipeline.evaluate_to(model, EvalConfig(split=split, batch_size=batch_size, n_boot=n_boot, seed=seed), out,
-                                     progress=tick)
+            m = pipeline.evaluate_to(
+                model,
+                EvalConfig(split=split, batch_size=batch_size, n_boot=n_boot, seed=seed),
+                out,
+                progress=tick,
+            )
     table = Table(title=f"{model} · {m.get('axis', 'gender')} · {split} split")
     for col in ("metric", "value", "95% CI", "n"):
         table.add_column(col)
-    rows = ((("bias", "bias score (0 = fair)", "n"), ("hint_following", "hint following (1 = follows hints)", "n_hint"),
-             ("mass", "group mass", "n")) if axis is not None else
-            (("afgb", "AFGB (0 = fair)", "n"), ("ub", "UB (1 = follows hints)", "n_hint"), ("mass", "he+she mass", "n")))
+    rows = (
+        (
+            ("bias", "bias score (0 = fair)", "n"),
+            ("hint_following", "hint following (1 = follows hints)", "n_hint"),
+            ("mass", "group mass", "n"),
+        )
+        if axis is not None
+        else (
+            ("afgb", "AFGB (0 = fair)", "n"),
+            ("ub", "UB (1 = follows hints)", "n_hint"),
+            ("mass", "he+she mass", "n"),
+        )
+    )
     for k, name, n in rows:
         if k in m:
             table.add_row(name, f"{m[k]:.3f}", "[{:.3f}, {:.3f}]".format(*m[k + "_ci"]), str(m[n]))
@@ -103,7 +130,9 @@ def evaluate(
 
 
 @command
-def figures(model: str = MODEL, split: str = typer.Option("test"), out: Path = typer.Option(Path("figures"))) -> None:
+def figures(
+    model: str = MODEL, split: str = typer.Option("test"), out: Path = typer.Option(Path("figures"))
+) -> None:
     """Baseline-bias figures (per-occupation he share vs BLS, templates, hint following)."""
     from lftf_interp.data import load_dataset
     from lftf_interp.metrics.pronoun import EvalConfig
@@ -111,7 +140,9 @@ def figures(model: str = MODEL, split: str = typer.Option("test"), out: Path = t
     from lftf_interp.models.loading import load_model
 
     bias = load_dataset("genbias", split)
-    _, bias_df, hint_df = run_eval(load_model(model), EvalConfig(split=split), bias, load_dataset("genhint", split))
+    _, bias_df, hint_df = run_eval(
+        load_model(model), EvalConfig(split=split), bias, load_dataset("genhint", split)
+    )
     for p in report.baseline_figures(bias_df, hint_df, out, title=f"{model} ({split})"):
         console.print(f"wrote {p}")
 
@@ -124,20 +155,36 @@ def locate(
     n_pairs: int = typer.Option(8, help="Clean/corrupted pairs for patching."),
     pair_kind: str = typer.Option("hint_swap", help="hint_swap or stereotype_swap."),
     positions: str = typer.Option("last", help="BMI over the last position or all positions."),
-    axis: str = typer.Option("gender", help="A bias axis: a shipped name (gender, religion, race, gender3, pronouns) or "
-                             "an axis file; BMI on its neutral prompts, patching on its hint-swap pairs."),
-    hint_kind: str = typer.Option(None, help="Hint kind of the patching pairs (default: noun for gender, else the "
-                                  "axis's first kind)."),
+    axis: str = typer.Option(
+        "gender",
+        help="A bias axis: a shipped name (gender, religion, race, gender3, pronouns) or "
+        "an axis file; BMI on its neutral prompts, patching on its hint-swap pairs.",
+    ),
+    hint_kind: str = typer.Option(
+        None, help="Hint kind of the patching pairs (default: noun for gender, else the axis's first kind)."
+    ),
     seed: int = typer.Option(0),
 ) -> None:
     """BMI ranking (+ held-out stability), activation patching, logit lens and attribution patching."""
     from lftf_interp.locate.run import LocateConfig
 
-    cfg = LocateConfig(split=split, n_pairs=n_pairs, pair_kind=pair_kind, positions=positions, seed=seed, axis=axis,
-                       hint_kind=hint_kind)
+    cfg = LocateConfig(
+        split=split,
+        n_pairs=n_pairs,
+        pair_kind=pair_kind,
+        positions=positions,
+        seed=seed,
+        axis=axis,
+        hint_kind=hint_kind,
+    )
     with progress_bar() as prog:
         task = prog.add_task("locate", total=4)
-        res = pipeline.locate_to(model, cfg, out, progress=lambda s: (prog.update(task, description=s), prog.advance(task)))
+
+        def step(stage: str) -> None:
+            prog.update(task, description=stage)
+            prog.advance(task)
+
+        res = pipeline.locate_to(model, cfg, out, progress=step)
     n_figs = len(report.locate_figures(res, out))
     table = Table(title=f"{model} · locate · {axis}")
     for c in ("block", "BMI", "rank"):
@@ -147,20 +194,29 @@ def locate(
     console.print(table)
     s = res["summary"]
     st = s["stability"]
-    console.print(f"held-out stability: Spearman rho {st['spearman_rho']:.3f}, top-1 agree {st['top1_agree']}")
-    console.print(f"patching by block (max): {s['by_block_top']}; attribution vs exact: "
-                  + ", ".join(f"{k} r={v['pearson_r']:.2f}" for k, v in s["attribution_vs_exact"].items()))
+    console.print(
+        f"held-out stability: Spearman rho {st['spearman_rho']:.3f}, top-1 agree {st['top1_agree']}"
+    )
+    console.print(
+        f"patching by block (max): {s['by_block_top']}; attribution vs exact: "
+        + ", ".join(f"{k} r={v['pearson_r']:.2f}" for k, v in s["attribution_vs_exact"].items())
+    )
     console.print(f"wrote the tables, locate.json and {n_figs} figures to {out}")
 
 
 @command
 def finetune(
     model: str = MODEL,
-    block: str = typer.Option("auto", help="Block index, comma-separated indices, or 'auto' (BMI's top block)."),
+    block: str = typer.Option(
+        "auto", help="Block index, comma-separated indices, or 'auto' (BMI's top block)."
+    ),
     top_k: int = typer.Option(1, help="With --block auto: tune the k top-BMI blocks."),
-    exclude: str = typer.Option("auto", help="Blocks --block auto may not pick: 'auto' (the embedding-artefact blocks "
-                                "found from the model, see lftf_interp.locate.artefact_blocks), comma-separated "
-                                "indices, or '' for none."),
+    exclude: str = typer.Option(
+        "auto",
+        help="Blocks --block auto may not pick: 'auto' (the embedding-artefact blocks "
+        "found from the model, see lftf_interp.locate.artefact_blocks), comma-separated "
+        "indices, or '' for none.",
+    ),
     loss: str = option(TuneConfig, "loss"),
     axis: str = option(TuneConfig, "axis"),
     method: str = option(TuneConfig, "method"),
@@ -176,8 +232,12 @@ def finetune(
     gendered_weight: float = option(TuneConfig, "gendered_weight"),
     winobias_weight: float = option(TuneConfig, "winobias_weight"),
     winobias_sentence_weight: float = option(TuneConfig, "winobias_sentence_weight"),
-    hint_exclude: str = option(TuneConfig, "hint_exclude", default="", help="Comma-separated hint kinds left out of "
-                               "training and validation."),
+    hint_exclude: str = option(
+        TuneConfig,
+        "hint_exclude",
+        default="",
+        help="Comma-separated hint kinds left out of training and validation.",
+    ),
     checkpoint_every: int = option(TuneConfig, "checkpoint_every"),
     restore_best: bool = option(TuneConfig, "restore_best"),
     resume: bool = typer.Option(False, help="Continue an interrupted run from OUT/checkpoint."),
@@ -186,26 +246,62 @@ def finetune(
     export: bool = typer.Option(False, help="Also write a full Hugging Face directory to OUT/model."),
 ) -> None:
     """LFTF: fine-tune only the located block, then evaluate on the test split; writes a safetensors delta."""
-    cfg = TuneConfig(loss=loss, lr=lr, steps=steps, batch_size=batch_size, n_train=n_train, n_val=n_val,
-                     eval_every=eval_every, hint_weight=hint_weight, mass_weight=mass_weight, kl_weight=kl_weight,
-                     checkpoint_every=checkpoint_every, seed=seed, method=method, axis=axis,
-                     restore_best=restore_best, gendered_weight=gendered_weight, winobias_weight=winobias_weight,
-                     winobias_sentence_weight=winobias_sentence_weight, hint_exclude=items(hint_exclude))
+    cfg = TuneConfig(
+        loss=loss,
+        lr=lr,
+        steps=steps,
+        batch_size=batch_size,
+        n_train=n_train,
+        n_val=n_val,
+        eval_every=eval_every,
+        hint_weight=hint_weight,
+        mass_weight=mass_weight,
+        kl_weight=kl_weight,
+        checkpoint_every=checkpoint_every,
+        seed=seed,
+        method=method,
+        axis=axis,
+        restore_best=restore_best,
+        gendered_weight=gendered_weight,
+        winobias_weight=winobias_weight,
+        winobias_sentence_weight=winobias_sentence_weight,
+        hint_exclude=items(hint_exclude),
+    )
     chosen = block if block == "auto" else ints(block)
     with progress_bar() as prog:
-        res = pipeline.finetune_to(model, cfg, out, block=chosen, top_k=top_k,
-                                   exclude=exclude if exclude == "auto" else ints(exclude),
-                                   resume=resume, export=export, progress=_training_bar(prog, steps))
-    console.print(_before_after(f"{model} · {axis} · LFTF on block(s) {res.result.blocks} · loss {loss}", res.before, res.after))
-    console.print(f"wrote {out}/delta (safetensors + JSON), history.csv, metrics.json" + (", model/" if export else ""))
+        res = pipeline.finetune_to(
+            model,
+            cfg,
+            out,
+            block=chosen,
+            top_k=top_k,
+            exclude=exclude if exclude == "auto" else ints(exclude),
+            resume=resume,
+            export=export,
+            progress=_training_bar(prog, steps),
+        )
+    console.print(
+        _before_after(
+            f"{model} · {axis} · LFTF on block(s) {res.result.blocks} · loss {loss}", res.before, res.after
+        )
+    )
+    console.print(
+        f"wrote {out}/delta (safetensors + JSON), history.csv, metrics.json" + (", model/" if export else "")
+    )
 
 
 @command
 def export(
     model: str = MODEL,
-    delta: Path = typer.Option(None, help="A delta directory (`lftf finetune`'s OUT/delta); checked against the base."),
-    out: Path = typer.Option(Path("out/export"), help="The Hugging Face directory to write (a new or empty folder)."),
-    force: bool = typer.Option(False, "--force", help="Replace OUT, all of its files, if it already holds some."),
+    delta: Path = typer.Option(
+        None, help="A delta directory (`lftf finetune`'s OUT/delta); checked against the base."
+    ),
+    out: Path = typer.Option(
+        Path("out/export"), help="The Hugging Face directory to write (a new or empty folder)."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace OUT, all of its files, if it already holds some."
+    ),
 ) -> None:
     """Base model (+ delta) → a plain Hugging Face directory (safetensors + a tokenizer that adds no BOS)."""
     path = pipeline.export_to(model, delta, out, force=force)
@@ -216,27 +312,53 @@ def export(
 def compare(
     model: str = MODEL,
     seeds: str = typer.Option("0", help="Comma-separated seeds for every trained method."),
-    methods: str = typer.Option("all", help="Comma-separated method names (see `lftf_interp.experiments.compare.default_methods`)."),
+    methods: str = typer.Option(
+        "all", help="Comma-separated method names (see `lftf_interp.experiments.compare.default_methods`)."
+    ),
     steps: int = typer.Option(0, help="Override the shared step budget (0 = keep BUDGET's)."),
-    retain: str = typer.Option("default", help="'default' (~1,200 MC items, 24 windows) or 'small' (a quick probe)."),
-    reference: Path = typer.Option(None, help="A saved retention reference of the base model (read if present, "
-                                   "else computed and written there)."),
+    retain: str = typer.Option(
+        "default", help="'default' (~1,200 MC items, 24 windows) or 'small' (a quick probe)."
+    ),
+    reference: Path = typer.Option(
+        None,
+        help="A saved retention reference of the base model (read if present, "
+        "else computed and written there).",
+    ),
     out: Path = typer.Option(Path("out/compare")),
-    axis: str = typer.Option("gender", help="The bias axis every method is trained and scored on (shipped name or file)."),
-    validity: bool = typer.Option(True, help="Gender: also every probe beyond the template per row (`lftf validity`; "
-                                  "long context at 0 and 1,024 tokens)."),
+    axis: str = typer.Option(
+        "gender", help="The bias axis every method is trained and scored on (shipped name or file)."
+    ),
+    validity: bool = typer.Option(
+        True,
+        help="Gender: also every probe beyond the template per row (`lftf validity`; "
+        "long context at 0 and 1,024 tokens).",
+    ),
 ) -> None:
     """LFTF vs baselines (FPFT, LoRA, other blocks, top-k, prompt): AFGB, UB, mass, KL, perplexity, MC accuracy,
     trainable parameters, wall time. Resumable: rows already in OUT/rows.jsonl are not rerun."""
 
     def show(row: dict) -> None:
-        console.print(f"{row['method']} seed {row['seed']}: AFGB {row['afgb']:.3f} UB {row['ub']:.3f} mass {row['mass']:.3f} "
-                      f"KL {row.get('kl', float('nan')):.4f} ppl {row.get('ppl_change_pct', float('nan')):+.2f}% "
-                      f"MC {row.get('mc_acc_change', float('nan')):+.2f} ({row['wall_s']:.0f} s)")
+        console.print(
+            f"{row['method']} seed {row['seed']}: AFGB {row['afgb']:.3f} UB {row['ub']:.3f} mass {row['mass']:.3f} "
+            f"KL {row.get('kl', float('nan')):.4f} ppl {row.get('ppl_change_pct', float('nan')):+.2f}% "
+            f"MC {row.get('mc_acc_change', float('nan')):+.2f} ({row['wall_s']:.0f} s)"
+        )
 
     want = None if methods == "all" else list(items(methods))
-    console.print(pipeline.compare_to(model, out, ints(seeds), want, steps, retain, reference, on_row=show, axis=axis,
-                                      validity=pipeline.COMPARE_VALIDITY if validity else None))
+    console.print(
+        pipeline.compare_to(
+            model,
+            out,
+            ints(seeds),
+            want,
+            steps,
+            retain,
+            reference,
+            on_row=show,
+            axis=axis,
+            validity=pipeline.COMPARE_VALIDITY if validity else None,
+        )
+    )
 
 
 @command
@@ -250,90 +372,59 @@ def demo(
     """The whole pipeline: evaluate → locate (BMI, patching, lens) → fine-tune the top block → evaluate →
     capability retention → figures. Writes OUT/summary.json and OUT/figures/*.png."""
     with progress_bar() as prog:
-        res = pipeline.demo(model, out, steps, retain, seed, say=console.rule, progress=_training_bar(prog, steps))
+        res = pipeline.demo(
+            model, out, steps, retain, seed, say=console.rule, progress=_training_bar(prog, steps)
+        )
     report.locate_figures(res.locate, out / "locate")
     report.demo_figures(res, out / "figures")
-    table = _before_after(f"{model} · LFTF on block {res.block} · test split", res.before, res.after, "base", "tuned")
+    table = _before_after(
+        f"{model} · LFTF on block {res.block} · test split", res.before, res.after, "base", "tuned"
+    )
     ret = res.retention
     for r in ret[ret.metric.isin(["ppl_all", "kl", "mc_all_acc", "asdiv_acc"])].itertuples():
-        table.add_row(f"{r.metric} ({r.unit})", f"{r.base:.3f}", f"{r.tuned:.3f} (Δ {r.change:+.3f} [{r.ci_lo:+.3f}, {r.ci_hi:+.3f}])")
+        table.add_row(
+            f"{r.metric} ({r.unit})",
+            f"{r.base:.3f}",
+            f"{r.tuned:.3f} (Δ {r.change:+.3f} [{r.ci_lo:+.3f}, {r.ci_hi:+.3f}])",
+        )
     console.print(table)
-    console.print(f"wrote {out}/summary.json, retention.csv, finetune/ (delta, history), locate/, figures/ "
-                  f"({res.summary['wall_s']:.0f} s)")
+    console.print(
+        f"wrote {out}/summary.json, retention.csv, finetune/ (delta, history), locate/, figures/ "
+        f"({res.summary['wall_s']:.0f} s)"
+    )
 
 
 @command
 def sweep(
     model: str = MODEL,
-    blocks: str = typer.Option("every3", help="Comma-separated blocks, 'all', or 'everyK' (0, K, 2K, ... and the last)."),
+    blocks: str = typer.Option(
+        "every3", help="Comma-separated blocks, 'all', or 'everyK' (0, K, 2K, ... and the last)."
+    ),
     steps: int = typer.Option(40, help="Steps per block (the same budget for every block)."),
-    mass_weight: float = typer.Option(0.0, help="Mass-anchor weight (results/block_sweep was run without it)."),
+    mass_weight: float = typer.Option(
+        0.0, help="Mass-anchor weight (results/block_sweep was run without it)."
+    ),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("out/sweep")),
-    axis: str = typer.Option("gender", help="The bias axis each block is tuned and scored on (shipped name or file)."),
-    probes: str = typer.Option("", help="Validity probes per block too, e.g. math,gendered,winobias (gender only)."),
+    axis: str = typer.Option(
+        "gender", help="The bias axis each block is tuned and scored on (shipped name or file)."
+    ),
+    probes: str = typer.Option(
+        "", help="Validity probes per block too, e.g. math,gendered,winobias (gender only)."
+    ),
 ) -> None:
     """Fine-tune each block alone with the same budget and record debiasing vs capability cost, next to its BMI."""
 
     def show(row: dict) -> None:
-        console.print(f"block {row['block']}: AFGB {row['afgb']:.3f} UB {row['ub']:.3f} KL {row['kl']:.4f} "
-                      f"ppl {row['ppl_change_pct']:+.2f}% ({row['wall_s']:.0f} s)")
+        console.print(
+            f"block {row['block']}: AFGB {row['afgb']:.3f} UB {row['ub']:.3f} KL {row['kl']:.4f} "
+            f"ppl {row['ppl_change_pct']:+.2f}% ({row['wall_s']:.0f} s)"
+        )
 
-    rows = pipeline.sweep_to(model, out, blocks, steps, mass_weight, seed, on_row=show, axis=axis,
-                             probes=items(probes))
+    rows = pipeline.sweep_to(
+        model, out, blocks, steps, mass_weight, seed, on_row=show, axis=axis, probes=items(probes)
+    )
     console.print(f"{len(rows)} blocks in {out / 'rows.jsonl'}")
-
-
-@command
-def transfer(
-    model: str = MODEL,
-    axes: str = typer.Option("gender,religion,race,gender3,pronouns", help="Comma-separated axes: tuned on each (its delta "
-                             "under --tuned), evaluated on all."),
-    targets: str = typer.Option(None, help="Comma-separated axes to evaluate on (default: --axes)."),
-    tuned: Path = typer.Option(Path("results/axes"), help="Where `lftf finetune --axis A --out TUNED/A/finetune` wrote."),
-    stereoset: bool = typer.Option(True, help="Also StereoSet intrasentence SS / LMS / ICAT per bias type."),
-    seed: int = typer.Option(0),
-    out: Path = typer.Option(Path("out/transfer")),
-) -> None:
-    """Cross-bias transfer: the base and each axis's LFTF model scored on every axis (and StereoSet); BMI
-    profiles of the axes and their overlap."""
-    from lftf_interp.experiments import transfer as tr
-
-    axes_ = items(axes)
-    targets_ = items(targets) if targets else None
-    rows = tr.transfer_to(model, out, axes_, tuned, stereoset, seed,
-                          on_row=lambda r: console.print(f"{r['source']} → {r['target']} ({r['kind']})"), targets=targets_)
-    for value in ("bias", "hint_following"):
-        console.print(f"{value} (rows: tuned on; columns: evaluated on)")
-        console.print(tr.matrix(rows, value).round(3).to_string())
-    console.print(f"wrote {out}/rows.jsonl, bmi_profiles.csv, overlap.csv")
-
-
-@command
-def families(
-    runs: str = typer.Option(
-        "smollm2-135m=results/axes/gender/finetune:results/block_sweep,"
-        "gemma3-270m=results/models/gemma3-270m/finetune:results/models/gemma3-270m/block_sweep",
-        help="Comma-separated NAME=FINETUNE_DIR:SWEEP_DIR (what `lftf finetune --block auto` and `lftf sweep` wrote)."),
-    out: Path = typer.Option(Path("results/models"), help="Writes families.json, families.md and families.png."),
-) -> None:
-    """Which block, and why, across model families: base bias, BMI's top blocks, the block that debiases best
-    at the least capability cost, the last block, and whether BMI predicts the sweep (with CIs)."""
-    from lftf_interp.experiments.families import families_to, sweep_table
-    from lftf_interp.plots.families import plot_families
-
-    parsed = {}
-    for item in items(runs):
-        name, _, dirs = item.partition("=")
-        ft, _, sw = dirs.partition(":")
-        if not (name and ft and sw):
-            raise LftfError(f"--runs item {item!r} is not NAME=FINETUNE_DIR:SWEEP_DIR.")
-        parsed[name] = (Path(ft), Path(sw))
-    rows = families_to(parsed, out)
-    fig = plot_families(rows, {n: sweep_table(sw) for n, (_, sw) in parsed.items()})
-    fig.savefig(out / "families.png", dpi=130)
-    console.print((out / "families.md").read_text())
-    console.print(f"wrote {out}/families.json, families.md, families.png")
 
 
 from lftf_interp.cli import studies  # noqa: E402, F401  (registers validity, holdout, mechanism on the app)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from lftf_interp.cli.base import MODEL, command, console
+from lftf_interp.errors import LftfError
 from lftf_interp.experiments import studies
 from lftf_interp.options import ints, items
 from lftf_interp.probes import EXTRA_PROBES, PROBES, ValidityConfig
@@ -16,25 +17,44 @@ from lftf_interp.probes import EXTRA_PROBES, PROBES, ValidityConfig
 @command
 def validity(
     model: str = MODEL,
-    delta: Path = typer.Option(None, help="A delta directory (`lftf finetune`'s OUT/delta) applied to the base first."),
-    probes: str = typer.Option(",".join(PROBES), help=f"Comma-separated probes: {', '.join(PROBES)}; on request "
-                               f"also {', '.join(EXTRA_PROBES)}."),
-    external: Path = typer.Option(None, help="Folder holding winobias/, winogender/, professions_bolukbasi/ (default: "
-                                  "$LFTF_EXTERNAL, else the pinned upstream files)."),
-    context: str = typer.Option("0,64,256,1024", help="Context lengths (tokens of neutral text) for long_context."),
-    against: Path = typer.Option(None, help="Another `lftf validity` folder (e.g. the base model's): also write "
-                                 "OUT/paired.csv, each probe's change with a paired bootstrap CI over items."),
+    delta: Path = typer.Option(
+        None, help="A delta directory (`lftf finetune`'s OUT/delta) applied to the base first."
+    ),
+    probes: str = typer.Option(
+        ",".join(PROBES),
+        help=f"Comma-separated probes: {', '.join(PROBES)}; on request also {', '.join(EXTRA_PROBES)}.",
+    ),
+    external: Path = typer.Option(
+        None,
+        help="Folder holding winobias/, winogender/, professions_bolukbasi/ (default: "
+        "$LFTF_EXTERNAL, else the pinned upstream files).",
+    ),
+    context: str = typer.Option(
+        "0,64,256,1024", help="Context lengths (tokens of neutral text) for long_context."
+    ),
+    against: Path = typer.Option(
+        None,
+        help="Another `lftf validity` folder (e.g. the base model's): also write "
+        "OUT/paired.csv, each probe's change with a paired bootstrap CI over items.",
+    ),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("out/validity")),
 ) -> None:
     """Beyond the template: both AFGB variants, gendered-noun accuracy, a_s / a_f, WinoBias / Winogender
     pro-preference, UB per hint kind and on unseen hint kinds, arithmetic, paper-style prompts, long context."""
-    cfg = ValidityConfig(probes=items(probes),
-                         external=str(external) if external else None, context_lengths=ints(context), seed=seed)
+    cfg = ValidityConfig(
+        probes=items(probes),
+        external=str(external) if external else None,
+        context_lengths=ints(context),
+        seed=seed,
+    )
     rec = studies.validity_to(model, out, delta, cfg, say=console.rule)
     for k, v in rec.items():
         if isinstance(v, float):
-            console.print(f"{k}: {v:.3f}" + (f" [{rec[k + '_ci'][0]:.3f}, {rec[k + '_ci'][1]:.3f}]" if k + "_ci" in rec else ""))
+            console.print(
+                f"{k}: {v:.3f}"
+                + (f" [{rec[k + '_ci'][0]:.3f}, {rec[k + '_ci'][1]:.3f}]" if k + "_ci" in rec else "")
+            )
     if against is not None:
         paired = studies.paired_changes(against, out)
         paired.to_csv(out / "paired.csv", index=False)
@@ -45,17 +65,28 @@ def validity(
 @command
 def holdout(
     model: str = MODEL,
-    kinds: str = typer.Option("", help="Comma-separated hint kinds to hold out one at a time (default: all)."),
+    kinds: str = typer.Option(
+        "", help="Comma-separated hint kinds to hold out one at a time (default: all)."
+    ),
     steps: int = typer.Option(150),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("out/holdout")),
 ) -> None:
     """Leave-one-hint-kind-out: LFTF without kind k in training, UB on kind k. Resumable (OUT/rows.jsonl)."""
     chosen = list(items(kinds)) or None
-    rows = studies.holdout_to(model, out, chosen, steps, seed,
-                              on_row=lambda r: console.print(f"without {r['held_out']}: UB on it {r['ub_held_out']:.3f}, "
-                                                             f"on the others {r['ub_other']:.3f}"))
-    console.print(rows[["held_out", "ub_held_out", "ub_other", "ub_unseen", "afgb"]].round(3).to_string(index=False))
+    rows = studies.holdout_to(
+        model,
+        out,
+        chosen,
+        steps,
+        seed,
+        on_row=lambda r: console.print(
+            f"without {r['held_out']}: UB on it {r['ub_held_out']:.3f}, on the others {r['ub_other']:.3f}"
+        ),
+    )
+    console.print(
+        rows[["held_out", "ub_held_out", "ub_other", "ub_unseen", "afgb"]].round(3).to_string(index=False)
+    )
 
 
 @command
@@ -71,16 +102,89 @@ def mechanism(
     logits. Resumable."""
     s = studies.mechanism_to(model, delta, out, seed=seed)
     a = s["attribution"]
-    console.print(f"block {s['block']}: base AFGB {s['base']['afgb']:.3f}, tuned {s['tuned']['afgb']:.3f}; logit "
-                  f"difference towards the base preference {a['logit_diff_before']:.2f} → {a['logit_diff_after']:.2f}, "
-                  f"of it the block's MLP directly {a['mlp_direct_before']:.2f} → {a['mlp_direct_after']:.2f}, "
-                  f"attention {a['attn_direct_before']:.2f} → {a['attn_direct_after']:.2f}")
+    console.print(
+        f"block {s['block']}: base AFGB {s['base']['afgb']:.3f}, tuned {s['tuned']['afgb']:.3f}; logit "
+        f"difference towards the base preference {a['logit_diff_before']:.2f} → {a['logit_diff_after']:.2f}, "
+        f"of it the block's MLP directly {a['mlp_direct_before']:.2f} → {a['mlp_direct_after']:.2f}, "
+        f"attention {a['attn_direct_before']:.2f} → {a['attn_direct_after']:.2f}"
+    )
     for k, v in s["returned_top"].items():
-        console.print(f"restore top {k}: {100 * v:.0f} % of the removed bias returns "
-                      f"(by attribution change: {100 * s['returned_top_dla'].get(k, float('nan')):.0f} %; "
-                      f"random: {100 * s['returned_random'].get(k, float('nan')):.0f} %)")
+        console.print(
+            f"restore top {k}: {100 * v:.0f} % of the removed bias returns "
+            f"(by attribution change: {100 * s['returned_top_dla'].get(k, float('nan')):.0f} %; "
+            f"random: {100 * s['returned_random'].get(k, float('nan')):.0f} %)"
+        )
     p = s["paths"]
     later = ", ".join(f"block {k} {100 * v:.0f} %" for k, v in p["later_blocks_own_share"].items())
-    console.print(f"of the change: the tuned block's own direct effect {100 * sum(p['tuned_block_own_share'].values()):.0f} %"
-                  f"{'; carried by later blocks: ' + later if later else ''}; the final norm's scale {100 * p['scale_share']:.0f} %")
+    console.print(
+        f"of the change: the tuned block's own direct effect {100 * sum(p['tuned_block_own_share'].values()):.0f} %"
+        f"{'; carried by later blocks: ' + later if later else ''}; the final norm's scale {100 * p['scale_share']:.0f} %"
+    )
     console.print(f"wrote {out}/units.csv, attribution.csv, restore.csv, paths.csv, mechanism.json")
+
+
+@command
+def transfer(
+    model: str = MODEL,
+    axes: str = typer.Option(
+        "gender,religion,race,gender3,pronouns",
+        help="Comma-separated axes: tuned on each (its delta under --tuned), evaluated on all.",
+    ),
+    targets: str = typer.Option(None, help="Comma-separated axes to evaluate on (default: --axes)."),
+    tuned: Path = typer.Option(
+        Path("results/axes"), help="Where `lftf finetune --axis A --out TUNED/A/finetune` wrote."
+    ),
+    stereoset: bool = typer.Option(True, help="Also StereoSet intrasentence SS / LMS / ICAT per bias type."),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("out/transfer")),
+) -> None:
+    """Cross-bias transfer: the base and each axis's LFTF model scored on every axis (and StereoSet); BMI
+    profiles of the axes and their overlap."""
+    from lftf_interp.experiments import transfer as tr
+
+    axes_ = items(axes)
+    targets_ = items(targets) if targets else None
+    rows = tr.transfer_to(
+        model,
+        out,
+        axes_,
+        tuned,
+        stereoset,
+        seed,
+        on_row=lambda r: console.print(f"{r['source']} → {r['target']} ({r['kind']})"),
+        targets=targets_,
+    )
+    for value in ("bias", "hint_following"):
+        console.print(f"{value} (rows: tuned on; columns: evaluated on)")
+        console.print(tr.matrix(rows, value).round(3).to_string())
+    console.print(f"wrote {out}/rows.jsonl, bmi_profiles.csv, overlap.csv")
+
+
+@command
+def families(
+    runs: str = typer.Option(
+        "smollm2-135m=results/axes/gender/finetune:results/block_sweep,"
+        "gemma3-270m=results/models/gemma3-270m/finetune:results/models/gemma3-270m/block_sweep",
+        help="Comma-separated NAME=FINETUNE_DIR:SWEEP_DIR (what `lftf finetune --block auto` and `lftf sweep` wrote).",
+    ),
+    out: Path = typer.Option(
+        Path("results/models"), help="Writes families.json, families.md and families.png."
+    ),
+) -> None:
+    """Which block, and why, across model families: base bias, BMI's top blocks, the block that debiases best
+    at the least capability cost, the last block, and whether BMI predicts the sweep (with CIs)."""
+    from lftf_interp.experiments.families import families_to, sweep_table
+    from lftf_interp.plots.families import plot_families
+
+    parsed = {}
+    for item in items(runs):
+        name, _, dirs = item.partition("=")
+        ft, _, sw = dirs.partition(":")
+        if not (name and ft and sw):
+            raise LftfError(f"--runs item {item!r} is not NAME=FINETUNE_DIR:SWEEP_DIR.")
+        parsed[name] = (Path(ft), Path(sw))
+    rows = families_to(parsed, out)
+    fig = plot_families(rows, {n: sweep_table(sw) for n, (_, sw) in parsed.items()})
+    fig.savefig(out / "families.png", dpi=130)
+    console.print((out / "families.md").read_text())
+    console.print(f"wrote {out}/families.json, families.md, families.png")

@@ -73,9 +73,17 @@ class BiasAxis:
         return [w for g in self.groups for w in g.words]
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "groups": [{"name": g.name, "words": list(g.words)} for g in self.groups],
-                "reference": self.reference, "templates": self.templates, "subjects": self.subjects, "hints": self.hints,
-                "prompts": self.prompts, "hint_templates": self.hint_templates, "description": self.description}
+        return {
+            "name": self.name,
+            "groups": [{"name": g.name, "words": list(g.words)} for g in self.groups],
+            "reference": self.reference,
+            "templates": self.templates,
+            "subjects": self.subjects,
+            "hints": self.hints,
+            "prompts": self.prompts,
+            "hint_templates": self.hint_templates,
+            "description": self.description,
+        }
 
     # -- prompts ---------------------------------------------------------------------------------------
     def _given(self, kind: str, split: str) -> pd.DataFrame:
@@ -87,7 +95,9 @@ class BiasAxis:
             df = read_jsonl(path, ("prompt", "split", "label") if kind == "hint" else ("prompt", "split"))
         available = sorted(df["split"].unique())
         if split not in available:
-            raise DatasetError(f"Axis {self.name!r}: its {kind} prompts have no split {split!r}; available: {available}.")
+            raise DatasetError(
+                f"Axis {self.name!r}: its {kind} prompts have no split {split!r}; available: {available}."
+            )
         df = df[df["split"] == split].reset_index(drop=True)
         if kind == "hint" and (bad := sorted(set(df["label"]) - set(self.group_names))):
             raise DatasetError(f"Axis {self.name!r}: hint labels {bad} are not groups ({self.group_names}).")
@@ -97,8 +107,18 @@ class BiasAxis:
         """Neutral prompts of ``split``: prompt, subject, template_id, split (or the given file's columns)."""
         if "bias" in self.prompts:
             return self._given("bias", split)
-        rows = [{"prompt": t["text"].replace(SLOT, s["name"]), "subject": s["name"], "template_id": i, "split": split}
-                for s in self.subjects if s["split"] == split for i, t in enumerate(self.templates) if t["split"] == split]
+        rows = [
+            {
+                "prompt": t["text"].replace(SLOT, s["name"]),
+                "subject": s["name"],
+                "template_id": i,
+                "split": split,
+            }
+            for s in self.subjects
+            if s["split"] == split
+            for i, t in enumerate(self.templates)
+            if t["split"] == split
+        ]
         return self._frame(rows, "bias", split)
 
     def hint_prompts(self, split: str = "test") -> pd.DataFrame:
@@ -110,31 +130,63 @@ class BiasAxis:
         rows = []
         for si, s in enumerate(subjects):
             for hi, h in enumerate(self.hints):
-                k = 1 if self.hint_templates == "one" else self.hint_templates
-                chosen = tpls if k == "all" else [tpls[((si + hi) * k + j) % len(tpls)] for j in range(min(k, len(tpls)))]
-                rows += [{"prompt": h["text"].replace(SLOT, s["name"]) + " " + t["text"].replace(SLOT, s["name"]),
-                          "label": h["group"], "hint_kind": h.get("kind", ""), "subject": s["name"], "template_id": i,
-                          "split": split} for i, t in chosen]
+                if self.hint_templates == "all":
+                    chosen = tpls
+                else:
+                    k = 1 if self.hint_templates == "one" else int(self.hint_templates)
+                    chosen = [tpls[((si + hi) * k + j) % len(tpls)] for j in range(min(k, len(tpls)))]
+                rows += [
+                    {
+                        "prompt": h["text"].replace(SLOT, s["name"])
+                        + " "
+                        + t["text"].replace(SLOT, s["name"]),
+                        "label": h["group"],
+                        "hint_kind": h.get("kind", ""),
+                        "subject": s["name"],
+                        "template_id": i,
+                        "split": split,
+                    }
+                    for i, t in chosen
+                ]
         return self._frame(rows, "hint", split)
 
     def _frame(self, rows: list[dict], kind: str, split: str) -> pd.DataFrame:
         if not rows:
-            raise DatasetError(f"Axis {self.name!r} has no {kind} prompts in split {split!r}: give it subjects and "
-                               f"templates of that split{' and hints' if kind == 'hint' else ''}.")
+            raise DatasetError(
+                f"Axis {self.name!r} has no {kind} prompts in split {split!r}: give it subjects and "
+                f"templates of that split{' and hints' if kind == 'hint' else ''}."
+            )
         return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- loading and validation
 
-_KEYS = {"name", "description", "groups", "reference", "templates", "subjects", "hints", "hint_templates", "prompts"}
+_KEYS = {
+    "name",
+    "description",
+    "groups",
+    "reference",
+    "templates",
+    "subjects",
+    "hints",
+    "hint_templates",
+    "prompts",
+}
 _INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"}
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's C loader when installed (~50x faster)
 
 
 def _show(value, limit: int = 60) -> str:
     """``value`` as a short phrase for an error message: its kind and (cut) repr, on one line."""
-    kind = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string",
-            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+    kind = {
+        type(None): "null",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }.get(type(value), type(value).__name__)
     text = repr(value).replace("\n", " ")
     return kind if value is None else f"{kind} {text if len(text) <= limit else text[: limit - 1] + '…'}"
 
@@ -143,8 +195,9 @@ def _parse(path: Path) -> dict:
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DatasetError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
-                           "save it as UTF-8.") from None
+        raise DatasetError(
+            f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); save it as UTF-8."
+        ) from None
     except OSError as e:
         raise DatasetError(f"{path} cannot be read ({e.strerror or e}).") from None
     if not text.strip():
@@ -152,7 +205,9 @@ def _parse(path: Path) -> dict:
     try:
         doc = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_LOADER)  # noqa: S506 (safe loader)
     except json.JSONDecodeError as e:
-        raise DatasetError(f"{path}:{e.lineno}: malformed JSON ({e.msg} at column {e.colno}). Fix that line.") from None
+        raise DatasetError(
+            f"{path}:{e.lineno}: malformed JSON ({e.msg} at column {e.colno}). Fix that line."
+        ) from None
     except (yaml.YAMLError, ValueError) as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -190,33 +245,46 @@ def _items(doc: dict, key: str, where: str, example: str) -> list[dict]:
 
 def _need_split(item: dict, what: str, where: str) -> None:
     if not isinstance(item.get("split"), str) or item["split"] not in SPLITS:
-        raise DatasetError(f"{where}: {what} {_show(item.get('name') or item.get('text'))} has split "
-                           f"{_show(item.get('split'))}; give each one a split of {list(SPLITS)}.")
+        raise DatasetError(
+            f"{where}: {what} {_show(item.get('name') or item.get('text'))} has split "
+            f"{_show(item.get('split'))}; give each one a split of {list(SPLITS)}."
+        )
 
 
 def _groups(doc: dict, where: str) -> list[Group]:
     groups_doc = _items(doc, "groups", where, "{name: a, words: [' A']}")
     if len(groups_doc) < 2:
         raise DatasetError(f"{where}: an axis needs at least 2 groups, got {len(groups_doc)}.")
-    groups, owner = [], {}
+    groups: list[Group] = []
+    owner: dict[str, str] = {}
     for i, g in enumerate(groups_doc):
         name = _text(g.get("name"), f"groups[{i}].name", where, "name: christian")
         words = g.get("words")
         if isinstance(words, str):
-            raise DatasetError(f"{where}: group {name!r} has words {_show(words)}, not a list; write "
-                               f"words: [{words!r}] (one entry per word).")
+            raise DatasetError(
+                f"{where}: group {name!r} has words {_show(words)}, not a list; write "
+                f"words: [{words!r}] (one entry per word)."
+            )
         if not isinstance(words, list) or not words:
-            raise DatasetError(f"{where}: group {name!r} has no words ({_show(words)}); give it a list of at least "
-                               "one, e.g. words: [' Christian'].")
+            raise DatasetError(
+                f"{where}: group {name!r} has no words ({_show(words)}); give it a list of at least "
+                "one, e.g. words: [' Christian']."
+            )
         for j, w in enumerate(words):
             if not isinstance(w, str):
-                raise DatasetError(f"{where}: group {name!r} word {j} is {_show(w)}, not text; write every word as a "
-                                   "quoted string, e.g. ' Christian'.")
+                raise DatasetError(
+                    f"{where}: group {name!r} word {j} is {_show(w)}, not text; write every word as a "
+                    "quoted string, e.g. ' Christian'."
+                )
             if not _visible(w):
-                raise DatasetError(f"{where}: group {name!r} word {j} ({w!r}) is an empty word: only whitespace or "
-                                   "invisible characters; every word needs text.")
+                raise DatasetError(
+                    f"{where}: group {name!r} word {j} ({w!r}) is an empty word: only whitespace or "
+                    "invisible characters; every word needs text."
+                )
             if w in owner:
-                raise DatasetError(f"{where}: word {w!r} is in groups {owner[w]!r} and {name!r}; a word belongs to one.")
+                raise DatasetError(
+                    f"{where}: word {w!r} is in groups {owner[w]!r} and {name!r}; a word belongs to one."
+                )
             owner[w] = name
         groups.append(Group(name, tuple(words)))
     names = [g.name for g in groups]
@@ -257,41 +325,61 @@ def axis_from_dict(doc: dict, where: str = "axis") -> BiasAxis:
     names = [g.name for g in groups]
     ref = _reference(doc, names, where)
     prompts = doc.get("prompts") or {}
-    if not isinstance(prompts, dict) or set(prompts) - {"bias", "hint"} or not all(
-            isinstance(v, str) and _visible(v) for v in prompts.values()):
-        raise DatasetError(f"{where}: prompts must map 'bias' (and optionally 'hint') to a JSONL file or a shipped "
-                           f"set (genbias / genhint), e.g. prompts: {{bias: my_bias.jsonl}}; got {_show(prompts)}.")
+    if (
+        not isinstance(prompts, dict)
+        or set(prompts) - {"bias", "hint"}
+        or not all(isinstance(v, str) and _visible(v) for v in prompts.values())
+    ):
+        raise DatasetError(
+            f"{where}: prompts must map 'bias' (and optionally 'hint') to a JSONL file or a shipped "
+            f"set (genbias / genhint), e.g. prompts: {{bias: my_bias.jsonl}}; got {_show(prompts)}."
+        )
     templates = _items(doc, "templates", where, "{text: 'The {subject} said that', split: train}")
     subjects = _items(doc, "subjects", where, "{name: doctor, split: train}")
     hints = _items(doc, "hints", where, "{kind: worship, group: a, text: 'The {subject} goes to church.'}")
     if not prompts and not templates:
-        raise DatasetError(f"{where}: give templates and subjects (generated prompts) or prompts: {{bias: FILE}}.")
+        raise DatasetError(
+            f"{where}: give templates and subjects (generated prompts) or prompts: {{bias: FILE}}."
+        )
     repeated = []
     for i, t in enumerate(templates):
         text = _text(t.get("text"), f"templates[{i}].text", where, "'The {subject} said that'")
         if SLOT not in text:
-            raise DatasetError(f"{where}: template {text!r} has no {SLOT} slot; put one where the subject goes.")
+            raise DatasetError(
+                f"{where}: template {text!r} has no {SLOT} slot; put one where the subject goes."
+            )
         _need_split(t, "template", where)
         repeated += [f"{text!r} ({u['split']}, {t['split']})" for u in templates[:i] if u.get("text") == text]
     if repeated:
-        log.warning("%s: %d template(s) repeat, so their prompts count more than once (and a repeat across splits is "
-                    "shared by them): %s", where, len(repeated), "; ".join(repeated[:3]) + (" …" if len(repeated) > 3 else ""))
-    seen = {}
+        log.warning(
+            "%s: %d template(s) repeat, so their prompts count more than once (and a repeat across splits is "
+            "shared by them): %s",
+            where,
+            len(repeated),
+            "; ".join(repeated[:3]) + (" …" if len(repeated) > 3 else ""),
+        )
+    seen: dict[str, int] = {}
     for i, s in enumerate(subjects):
         subject = _text(s.get("name"), f"subjects[{i}].name", where, "name: doctor")
         _need_split(s, "subject", where)
         if subject in seen:
-            raise DatasetError(f"{where}: subject {subject!r} appears twice (splits {seen[subject]!r} and {s['split']!r}); "
-                               "a subject belongs to one split, or the held-out splits share it.")
+            raise DatasetError(
+                f"{where}: subject {subject!r} appears twice (splits {seen[subject]!r} and {s['split']!r}); "
+                "a subject belongs to one split, or the held-out splits share it."
+            )
         seen[subject] = s["split"]
     for i, h in enumerate(hints):
         text = _text(h.get("text"), f"hints[{i}].text", where, "'The {subject} goes to church.'")
         if not isinstance(h.get("group"), str) or h["group"] not in names:
-            raise DatasetError(f"{where}: hint {text!r} names group {repr(h['group']) if isinstance(h.get('group'), str) else _show(h.get('group'))}; groups are {names}.")
+            raise DatasetError(
+                f"{where}: hint {text!r} names group {repr(h['group']) if isinstance(h.get('group'), str) else _show(h.get('group'))}; groups are {names}."
+            )
         if SLOT not in text:
             raise DatasetError(f"{where}: hint {text!r} has no {SLOT} slot.")
         if not isinstance(h.get("kind", ""), str):
-            raise DatasetError(f"{where}: hint {text!r} has kind {_show(h.get('kind'))}; a kind is text, e.g. worship.")
+            raise DatasetError(
+                f"{where}: hint {text!r} has kind {_show(h.get('kind'))}; a kind is text, e.g. worship."
+            )
     ht = doc.get("hint_templates", "all")
     if ht not in ("all", "one") and not (isinstance(ht, int) and not isinstance(ht, bool) and ht >= 1):
         raise DatasetError(f"{where}: hint_templates must be 'all', 'one' or a count >= 1, got {_show(ht)}.")
@@ -309,8 +397,10 @@ def load_axis(name_or_path: str | Path = "gender") -> BiasAxis:
     path = Path(name_or_path)
     if not path.is_file():
         if str(name_or_path) not in shipped_axes():
-            raise DatasetError(f"Unknown axis {str(name_or_path)[:80]!r}: not a shipped axis ({shipped_axes()}) and "
-                               "not a file.")
+            raise DatasetError(
+                f"Unknown axis {str(name_or_path)[:80]!r}: not a shipped axis ({shipped_axes()}) and "
+                "not a file."
+            )
         path = AXES / f"{name_or_path}.yaml"
     axis = axis_from_dict(_parse(path), str(path))
     axis.source = str(path)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 from lftf_interp.data.lexicon import (
     BLS_SOURCE,
@@ -62,7 +63,8 @@ def build_records(seed: int = SEED) -> tuple[list[dict], list[dict]]:
     occ_split = split_occupations(seed)
     tpl_split = split_templates(seed)
     meta = {occ: (title, pct) for occ, title, pct in OCCUPATIONS}
-    bias, hint = [], []
+    bias: list[dict] = []
+    hint: list[dict] = []
     rng = random.Random(seed + 2)
     for split in SPLIT_FRACTIONS:
         occs = sorted(o for o, s in occ_split.items() if s == split)
@@ -110,7 +112,7 @@ def build(out_dir: Path = FILES, seed: int = SEED) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     bias, hint = build_records(seed)
-    manifest = {
+    manifest: dict[str, Any] = {
         "version": DATASET_VERSION,
         "seed": seed,
         "bls_source": BLS_SOURCE,

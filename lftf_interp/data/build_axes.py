@@ -91,7 +91,9 @@ def religion(seed: int = SEED) -> dict:
         "hint_templates": "one",
         "templates": [{"text": t, "split": s} for t, s in zip(RELIGION_TEMPLATES, tsplit, strict=True)],
         "subjects": [{"name": o, "split": occ_split[o]} for o, _, _ in OCCUPATIONS],
-        "hints": [{"kind": k, "group": g, "text": text} for g, (_, hs) in RELIGIONS.items() for k, text in hs],
+        "hints": [
+            {"kind": k, "group": g, "text": text} for g, (_, hs) in RELIGIONS.items() for k, text in hs
+        ],
     }
 
 
@@ -100,7 +102,10 @@ def _about(name: str) -> str:
 
 
 def _templates(texts: list[str], seed: int, salt: int, sizes: dict[str, int] = TEMPLATE_SPLITS) -> list[dict]:
-    return [{"text": t, "split": s} for t, s in zip(texts, _split_templates(len(texts), seed, sizes, salt), strict=True)]
+    return [
+        {"text": t, "split": s}
+        for t, s in zip(texts, _split_templates(len(texts), seed, sizes, salt), strict=True)
+    ]
 
 
 def _occupations(seed: int) -> list[dict]:
@@ -116,8 +121,11 @@ def race(seed: int = SEED) -> dict:
         "hint_templates": "one",
         "templates": _templates(RACE_TEMPLATES, seed, 23),
         "subjects": _occupations(seed),
-        "hints": [{"kind": k, "group": g, "text": text.replace("{race}", label)}
-                  for g, (_, label) in RACES.items() for k, text in RACE_HINTS],
+        "hints": [
+            {"kind": k, "group": g, "text": text.replace("{race}", label)}
+            for g, (_, label) in RACES.items()
+            for k, text in RACE_HINTS
+        ],
     }
 
 
@@ -143,8 +151,11 @@ def pronouns(seed: int = SEED) -> dict:
         "hint_templates": 3,
         "templates": _templates(PRONOUN_TEMPLATES, seed, 43, {"train": 14, "validation": 6, "test": 16}),
         "subjects": [{"name": n, "split": s} for n, s in zip(UNISEX_NAMES, names, strict=True)],
-        "hints": [{"kind": k, "group": g, "text": text.replace("{forms}", forms)}
-                  for g, (_, forms) in PRONOUNS.items() for k, text in DECLARATIONS],
+        "hints": [
+            {"kind": k, "group": g, "text": text.replace("{forms}", forms)}
+            for g, (_, forms) in PRONOUNS.items()
+            for k, text in DECLARATIONS
+        ],
     }
 
 
@@ -153,7 +164,8 @@ BUILDERS = {"religion": religion, "race": race, "gender3": gender3, "pronouns": 
 
 def dump(doc: dict) -> str:
     return "# Built by `python -m lftf_interp.data.build_axes`; do not edit by hand.\n" + yaml.safe_dump(
-        doc, sort_keys=False, allow_unicode=True, width=120)
+        doc, sort_keys=False, allow_unicode=True, width=120
+    )
 
 
 def build(out_dir: Path = AXES, seed: int = SEED) -> list[Path]:

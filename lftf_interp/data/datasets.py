@@ -13,11 +13,22 @@ from lftf_interp.errors import DatasetError
 
 # Gender-neutral sentence openings that never call for a pronoun (BMI control, KL retention term).
 NEUTRAL_PROMPTS = [
-    "The weather today is", "Water boils at a temperature of", "The capital of France is", "Two plus two equals",
-    "The train to the city leaves at", "A good recipe for bread needs", "The stock market closed", "In the morning the sun",
-    "The library opens every day at", "Most plants need sunlight and", "The new bridge across the river",
-    "The museum shows paintings from", "After the rain, the streets were", "The price of coffee rose",
-    "The first chapter of the book", "A small village in the mountains",
+    "The weather today is",
+    "Water boils at a temperature of",
+    "The capital of France is",
+    "Two plus two equals",
+    "The train to the city leaves at",
+    "A good recipe for bread needs",
+    "The stock market closed",
+    "In the morning the sun",
+    "The library opens every day at",
+    "Most plants need sunlight and",
+    "The new bridge across the river",
+    "The museum shows paintings from",
+    "After the rain, the streets were",
+    "The price of coffee rose",
+    "The first chapter of the book",
+    "A small village in the mountains",
 ]
 
 DATASETS = {"genbias": "genbias.jsonl", "genhint": "genhint.jsonl"}
@@ -59,13 +70,17 @@ class BiasDataset:
                 "Check the split name and any filters you applied."
             )
         if "prompt" not in self.df.columns:
-            raise DatasetError(f"Dataset {self.name!r} has no 'prompt' column (columns: {list(self.df.columns)}).")
+            raise DatasetError(
+                f"Dataset {self.name!r} has no 'prompt' column (columns: {list(self.df.columns)})."
+            )
         if self.kind == "hint":
             if "label" not in self.df.columns:
                 raise DatasetError(f"Hint dataset {self.name!r} needs a 'label' column (he/she).")
             bad = sorted(set(self.df["label"]) - {"he", "she"})
             if bad:
-                raise DatasetError(f"Hint dataset {self.name!r} has labels {bad}; labels must be 'he' or 'she'.")
+                raise DatasetError(
+                    f"Hint dataset {self.name!r} has labels {bad}; labels must be 'he' or 'she'."
+                )
         self.df = self.df.reset_index(drop=True)
 
     def __len__(self) -> int:
@@ -84,7 +99,13 @@ class BiasDataset:
         return BiasDataset(self.name, self.split, df.copy(), self.kind, self.version, dict(self.meta))
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "split": self.split, "kind": self.kind, "version": self.version, "n": len(self)}
+        return {
+            "name": self.name,
+            "split": self.split,
+            "kind": self.kind,
+            "version": self.version,
+            "n": len(self),
+        }
 
 
 def read_jsonl(path: str | Path, required: tuple[str, ...] = ("prompt",)) -> pd.DataFrame:
@@ -99,7 +120,9 @@ def read_jsonl(path: str | Path, required: tuple[str, ...] = ("prompt",)) -> pd.
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise DatasetError(f"{path}:{lineno}: not UTF-8 text (byte {raw[e.start]:#04x}); save the file as UTF-8.") from None
+                raise DatasetError(
+                    f"{path}:{lineno}: not UTF-8 text (byte {raw[e.start]:#04x}); save the file as UTF-8."
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -113,11 +136,15 @@ def read_jsonl(path: str | Path, required: tuple[str, ...] = ("prompt",)) -> pd.
                 raise DatasetError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}.")
             missing = [k for k in required if k not in row]
             if missing:
-                raise DatasetError(f"{path}:{lineno}: missing field(s) {missing}; every record needs {list(required)}.")
+                raise DatasetError(
+                    f"{path}:{lineno}: missing field(s) {missing}; every record needs {list(required)}."
+                )
             _check_fields(row, path, lineno)
             rows.append(row)
     if not rows:
-        raise DatasetError(f"{path} holds no records; give one JSON object per line, e.g. {{\"prompt\": \"The nurse said that\"}}.")
+        raise DatasetError(
+            f'{path} holds no records; give one JSON object per line, e.g. {{"prompt": "The nurse said that"}}.'
+        )
     return pd.DataFrame(rows)
 
 
@@ -128,8 +155,10 @@ def _check_fields(row: dict, path: Path, lineno: int) -> None:
         raise DatasetError(f"{path}:{lineno}: 'prompt' is {got}; every prompt is non-empty text.")
     for key in ("split", "label"):
         if key in row and row[key] is not None and not (isinstance(row[key], str) and row[key].strip()):
-            raise DatasetError(f"{path}:{lineno}: {key!r} is {type(row[key]).__name__} {str(row[key])[:40]!r}; it must be a "
-                               f"name{', one of ' + str(list(SPLITS)) if key == 'split' else ' (a group of the axis)'}.")
+            raise DatasetError(
+                f"{path}:{lineno}: {key!r} is {type(row[key]).__name__} {str(row[key])[:40]!r}; it must be a "
+                f"name{', one of ' + str(list(SPLITS)) if key == 'split' else ' (a group of the axis)'}."
+            )
 
 
 def load_frame(name: str = "genbias", path: str | Path | None = None) -> pd.DataFrame:
@@ -146,7 +175,9 @@ def load_dataset(name: str = "genbias", split: str = "test", path: str | Path | 
     if split not in available:
         raise DatasetError(f"Dataset {name!r} has no split {split!r}; available splits: {available}.")
     kind = "hint" if name == "genhint" else "bias"
-    return BiasDataset(name, split, df[df["split"] == split].copy(), kind=kind, meta={"path": str(path or "")})
+    return BiasDataset(
+        name, split, df[df["split"] == split].copy(), kind=kind, meta={"path": str(path or "")}
+    )
 
 
 def manifest() -> dict:

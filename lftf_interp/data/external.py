@@ -67,11 +67,21 @@ def external_file(dataset: str, filename: str, path: str | Path | None = None) -
     if path is None and os.environ.get("LFTF_EXTERNAL"):
         path = Path(os.environ["LFTF_EXTERNAL"]) / dataset
     if path is not None:
-        return verified(Path(path) / filename, sha, what, f"path must be a folder holding the upstream {dataset} files.",
-                        error=DatasetError)
-    return download(RAW_URL.format(repo=repo, commit=commit, path=upstream), cache_dir() / "external" / dataset / filename,
-                    sha, "pass path= a folder holding the upstream files (e.g. ../shared/external/<dataset>).",
-                    timeout=60, error=DatasetError)
+        return verified(
+            Path(path) / filename,
+            sha,
+            what,
+            f"path must be a folder holding the upstream {dataset} files.",
+            error=DatasetError,
+        )
+    return download(
+        RAW_URL.format(repo=repo, commit=commit, path=upstream),
+        cache_dir() / "external" / dataset / filename,
+        sha,
+        "pass path= a folder holding the upstream files (e.g. ../shared/external/<dataset>).",
+        timeout=60,
+        error=DatasetError,
+    )
 
 
 def load_winogender(path: str | Path | None = None) -> pd.DataFrame:
@@ -169,9 +179,19 @@ def winobias_pairs(path: str | Path | None = None, split: str = "dev") -> pd.Dat
         pair = _PAIRS.get(frozenset((word, other)))
         if pair is None:
             continue
-        rows.append({"type": r.type, "line": r.line, "pro": r.sentence_pro, "anti": r.sentence_anti,
-                     "prefix": " ".join(a[:i]), "pronoun": word, "male": pair[0], "female": pair[1],
-                     "pro_gender": "male" if word == pair[0] else "female"})
+        rows.append(
+            {
+                "type": r.type,
+                "line": r.line,
+                "pro": r.sentence_pro,
+                "anti": r.sentence_anti,
+                "prefix": " ".join(a[:i]),
+                "pronoun": word,
+                "male": pair[0],
+                "female": pair[1],
+                "pro_gender": "male" if word == pair[0] else "female",
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -8,7 +8,6 @@ evaluates AFGB/UB/mass on the test split and capability retention against one sh
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,7 +18,7 @@ import pandas as pd
 from lftf_interp.data.axis import load_axis
 from lftf_interp.data.datasets import BiasDataset, load_dataset
 from lftf_interp.errors import ConfigError, LftfError
-from lftf_interp.experiments.tables import markdown_table, validity_table
+from lftf_interp.experiments.tables import aggregate, markdown_table, validity_table
 from lftf_interp.locate import choose_blocks, rank_for_tuning
 from lftf_interp.locate.choose import AUTO
 from lftf_interp.metrics.groups import evaluate_axis
@@ -54,7 +53,9 @@ class MethodSpec:
 
     def __post_init__(self) -> None:
         if self.tune is not None and self.instruction is not None:
-            raise ConfigError(f"Method {self.name!r}: give either tune overrides or an instruction, not both.")
+            raise ConfigError(
+                f"Method {self.name!r}: give either tune overrides or an instruction, not both."
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,28 +79,71 @@ def default_methods(
     return [
         MethodSpec("base", "the untouched model"),
         MethodSpec("prompt", "debiasing instruction prepended, no training", instruction=DEBIAS_INSTRUCTION),
-        MethodSpec("lftf-balanced", "top-BMI block, balanced loss + hint term", {"block": "auto", "bmi_exclude": ex}),
-        MethodSpec("lftf-balanced-nomass", "top-BMI block, balanced loss + hint term, no mass anchor",
-                   {"block": "auto", "bmi_exclude": ex, "mass_weight": 0.0}, n_seeds=n_seeds_other),
-        MethodSpec("lftf-paper", "top-BMI block, paper loss + hint term", {"block": "auto", "bmi_exclude": ex, "loss": "paper"},
-                   n_seeds=n_seeds_other),
-        MethodSpec("lftf-sum", "top-BMI block, sum loss + hint term", {"block": "auto", "bmi_exclude": ex, "loss": "sum"},
-                   n_seeds=n_seeds_other),
-        MethodSpec("lftf-gendered", "lftf-balanced + gendered-noun retention term",
-                   {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0}, n_seeds=n_seeds_other),
-        MethodSpec("lftf-beyond", "lftf-balanced + gendered-noun retention + WinoBias-dev term",
-                   {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0, "winobias_weight": 1.0}, n_seeds=n_seeds_other),
-        MethodSpec("lftf-sentence", "lftf-gendered + the balanced loss on whole WinoBias-dev sentence pairs",
-                   {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0, "winobias_sentence_weight": 1.0},
-                   n_seeds=n_seeds_other),
-        MethodSpec("block-last", f"block {n_layers - 1}, the last (the paper's BMI pick)", {"block": n_layers - 1},
-                   n_seeds=n_seeds_other),
-        MethodSpec("top3-bmi", "the 3 top-BMI blocks", {"block": "auto", "top_k": 3, "bmi_exclude": ex}, n_seeds=n_seeds_other),
+        MethodSpec(
+            "lftf-balanced", "top-BMI block, balanced loss + hint term", {"block": "auto", "bmi_exclude": ex}
+        ),
+        MethodSpec(
+            "lftf-balanced-nomass",
+            "top-BMI block, balanced loss + hint term, no mass anchor",
+            {"block": "auto", "bmi_exclude": ex, "mass_weight": 0.0},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec(
+            "lftf-paper",
+            "top-BMI block, paper loss + hint term",
+            {"block": "auto", "bmi_exclude": ex, "loss": "paper"},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec(
+            "lftf-sum",
+            "top-BMI block, sum loss + hint term",
+            {"block": "auto", "bmi_exclude": ex, "loss": "sum"},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec(
+            "lftf-gendered",
+            "lftf-balanced + gendered-noun retention term",
+            {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec(
+            "lftf-beyond",
+            "lftf-balanced + gendered-noun retention + WinoBias-dev term",
+            {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0, "winobias_weight": 1.0},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec(
+            "lftf-sentence",
+            "lftf-gendered + the balanced loss on whole WinoBias-dev sentence pairs",
+            {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0, "winobias_sentence_weight": 1.0},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec(
+            "block-last",
+            f"block {n_layers - 1}, the last (the paper's BMI pick)",
+            {"block": n_layers - 1},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec(
+            "top3-bmi",
+            "the 3 top-BMI blocks",
+            {"block": "auto", "top_k": 3, "bmi_exclude": ex},
+            n_seeds=n_seeds_other,
+        ),
         MethodSpec("block-middle", f"block {middle}", {"block": middle}, n_seeds=n_seeds_other),
-        MethodSpec("block-random", "a seeded random block other than the first, middle, last and top-3 BMI blocks",
-                   {"block": RANDOM_BLOCK, "bmi_exclude": ex, "draw_seed": seed}, n_seeds=n_seeds_other),
+        MethodSpec(
+            "block-random",
+            "a seeded random block other than the first, middle, last and top-3 BMI blocks",
+            {"block": RANDOM_BLOCK, "bmi_exclude": ex, "draw_seed": seed},
+            n_seeds=n_seeds_other,
+        ),
         MethodSpec("block-first", "block 0", {"block": 0}, n_seeds=n_seeds_other),
-        MethodSpec("lora", "peft LoRA r=8 on all blocks' attention + MLP", {"method": "lora", "lr": 1e-3}, n_seeds=n_seeds_other),
+        MethodSpec(
+            "lora",
+            "peft LoRA r=8 on all blocks' attention + MLP",
+            {"method": "lora", "lr": 1e-3},
+            n_seeds=n_seeds_other,
+        ),
         MethodSpec("fpft", "full-parameter fine-tune", {"method": "full", "lr": 1e-5}, n_seeds=n_seeds_other),
     ]
 
@@ -138,12 +182,15 @@ class CompareConfig:
 
 def axis_instruction(axis: str) -> str:
     """The prompt baseline's instruction on an axis other than gender."""
-    return (f"The following text is about a person whose {axis} is unknown. Do not assume it from their job; every "
-            f"{axis} is equally likely.\n")
+    return (
+        f"The following text is about a person whose {axis} is unknown. Do not assume it from their job; every "
+        f"{axis} is equally likely.\n"
+    )
 
 
-def score_on(model, axis: str, split: str = "test", instruction: str | None = None, n_boot: int = 1000,
-             seed: int = 0) -> dict:
+def score_on(
+    model, axis: str, split: str = "test", instruction: str | None = None, n_boot: int = 1000, seed: int = 0
+) -> dict:
     """afgb, ub, mass (with CIs) on the split; on an axis other than gender they hold its bias score, hint
     following and group mass (the same quantities for K = 2), computed by
     :func:`~lftf_interp.metrics.groups.evaluate_axis`. ``instruction`` is prepended to every prompt."""
@@ -152,16 +199,27 @@ def score_on(model, axis: str, split: str = "test", instruction: str | None = No
         if instruction is not None:
             bias, hint = _with_instruction(bias, instruction), _with_instruction(hint, instruction)
         m, _, _ = evaluate(model, EvalConfig(split=split, n_boot=n_boot, seed=seed), bias, hint)
-        return {k: m[k] for k in ("afgb", "afgb_ci", "afgb_paper", "afgb_paper_ci", "ub", "ub_ci", "mass", "mass_ci")}
+        return {
+            k: m[k]
+            for k in ("afgb", "afgb_ci", "afgb_paper", "afgb_paper_ci", "ub", "ub_ci", "mass", "mass_ci")
+        }
     ax = load_axis(axis)
     data = None
     if instruction is not None:
-        frames = [ax.bias_prompts(split)] + ([ax.hint_prompts(split)] if ax.hints or "hint" in ax.prompts else [])
+        frames = [ax.bias_prompts(split)] + (
+            [ax.hint_prompts(split)] if ax.hints or "hint" in ax.prompts else []
+        )
         data = pd.concat(frames, ignore_index=True)
         data["prompt"] = instruction + data["prompt"]
     m, _, _ = evaluate_axis(model, ax, split, data, n_boot=n_boot, seed=seed)
-    return {"afgb": m["bias"], "afgb_ci": m["bias_ci"], "ub": m.get("hint_following", float("nan")),
-            "ub_ci": m.get("hint_following_ci"), "mass": m["mass"], "mass_ci": m["mass_ci"]}
+    return {
+        "afgb": m["bias"],
+        "afgb_ci": m["bias_ci"],
+        "ub": m.get("hint_following", float("nan")),
+        "ub_ci": m.get("hint_following_ci"),
+        "mass": m["mass"],
+        "mass_ci": m["mass_ci"],
+    }
 
 
 def _with_instruction(ds: BiasDataset, instruction: str) -> BiasDataset:
@@ -169,7 +227,9 @@ def _with_instruction(ds: BiasDataset, instruction: str) -> BiasDataset:
     return BiasDataset(ds.name, ds.split, df, ds.kind, ds.version, {**ds.meta, "instruction": instruction})
 
 
-RANDOM_BLOCK = "random"  # MethodSpec.tune["block"] placeholder, drawn by :func:`draw_random_block` at run time
+RANDOM_BLOCK = (
+    "random"  # MethodSpec.tune["block"] placeholder, drawn by :func:`draw_random_block` at run time
+)
 
 
 def draw_random_block(n_layers: int, avoid: Sequence[int], seed: int = 0) -> int:
@@ -194,7 +254,9 @@ def resolve_tune(model, overrides: dict, seed: int) -> dict:
         overrides["block"] = tuple(choose_blocks(model, top_k, exclude, seed=seed, axis=axis))
     elif overrides.get("block") == RANDOM_BLOCK:
         n = model.cfg.n_layers
-        top3 = rank_for_tuning(model, 1, exclude, seed=seed, axis=axis).ranked[:3]  # (fewer where fewer blocks are left)
+        top3 = rank_for_tuning(model, 1, exclude, seed=seed, axis=axis).ranked[
+            :3
+        ]  # (fewer where fewer blocks are left)
         overrides["block"] = draw_random_block(n, [0, n // 2, n - 1, *top3], seed=draw_seed)
     return overrides
 
@@ -221,25 +283,46 @@ def run_method(
     """Train (or prompt) one method on a fresh model from ``load()``; return (row, tuned model)."""
     model = load()
     t0 = time.perf_counter()
-    row: dict = {"method": spec.name, "axis": cfg.axis, "seed": seed, "description": spec.description, "trainable_params": 0, "blocks": ""}
+    row: dict = {
+        "method": spec.name,
+        "axis": cfg.axis,
+        "seed": seed,
+        "description": spec.description,
+        "trainable_params": 0,
+        "blocks": "",
+    }
     start = None
     if spec.tune is not None:
-        tcfg = TuneConfig(**resolve_tune(model, {**cfg.budget, **spec.tune, "seed": seed, "axis": cfg.axis}, seed))
+        tcfg = TuneConfig(
+            **resolve_tune(model, {**cfg.budget, **spec.tune, "seed": seed, "axis": cfg.axis}, seed)
+        )
         res = tune(model, tcfg, out_dir=out_dir, progress=progress)
-        row.update(trainable_params=res.trainable_params, blocks=" ".join(map(str, res.blocks)), best_step=res.best_step,
-                   method_kind=tcfg.method)
+        row.update(
+            trainable_params=res.trainable_params,
+            blocks=" ".join(map(str, res.blocks)),
+            best_step=res.best_step,
+            method_kind=tcfg.method,
+        )
         start = min(res.blocks) if tcfg.method == "block" else 0
     row["train_s"] = time.perf_counter() - t0
     instruction = spec.instruction
     if instruction is not None and cfg.axis != "gender":
         instruction = axis_instruction(load_axis(cfg.axis).name)
     row.update(score_on(model, cfg.axis, cfg.split, instruction, cfg.n_boot, seed))
-    if cfg.validity is not None and cfg.axis == "gender" and instruction is None:  # (the probes carry no instruction)
+    if (
+        cfg.validity is not None and cfg.axis == "gender" and instruction is None
+    ):  # (the probes carry no instruction)
         row.update(validity_report(model, cfg.validity)[0])
     if ref is not None:
         if spec.tune is None:  # weights untouched: retention is the base model's by construction
-            row.update(kl=0.0, ppl_change_pct=0.0, mc_acc_change=0.0, mc_acc_norm_change=0.0, asdiv_change=0.0,
-                       mc_acc=float(ref.base["mc"]["acc"].mean() * 100))
+            row.update(
+                kl=0.0,
+                ppl_change_pct=0.0,
+                mc_acc_change=0.0,
+                mc_acc_norm_change=0.0,
+                asdiv_change=0.0,
+                mc_acc=float(ref.base["mc"]["acc"].mean() * 100),
+            )
         else:
             table = compare_retention(ref, compute_retention(model, ref, start=start))
             row.update(_retention_summary(table))
@@ -275,37 +358,6 @@ def run_compare(
     return pd.DataFrame(rows)
 
 
-VALIDITY_COLS = ["gendered_acc", "gendered_share", "a_s", "a_f", "winobias_pro", "winobias_t1_pro", "winobias_t2_pro",
-                 "winogender_pro", "math_acc", "ub_unseen", "paperstyle_afgb", "paperstyle_afgb_paper", "ctx0_afgb",
-                 "ctx1024_afgb", "ctx1024_afgb_paper", "ctx1024_ub"]
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
-
-
-def aggregate(rows: pd.DataFrame, base_mass: float | None = None, base_afgb: float | None = None) -> pd.DataFrame:
-    """Mean over seeds per method, with a 95 % t-interval half-width (``*_pm``) when there are >= 2 seeds."""
-    cols = ["afgb", "afgb_paper", "ub", "mass", "kl", "ppl_change_pct", "mc_acc_change", "mc_acc_norm_change",
-            "asdiv_change", "trainable_params", "wall_s", *VALIDITY_COLS]
-    out = []
-    for name, g in rows.groupby("method", sort=False):
-        r: dict = {"method": name, "n_seeds": len(g), "blocks": g["blocks"].iloc[0]}
-        for c in cols:
-            if c not in g:
-                continue
-            v = g[c].astype(float).to_numpy()
-            v = v[~np.isnan(v)]
-            if not len(v):
-                continue
-            r[c] = float(v.mean())
-            if len(v) >= 2:
-                r[c + "_pm"] = float(_T95.get(len(v) - 1, 1.96) * v.std(ddof=1) / math.sqrt(len(v)))
-        if base_afgb:
-            r["afgb_rel_change_pct"] = 100 * (r["afgb"] / base_afgb - 1)
-        if base_mass:
-            r["mass_ratio"] = r["mass"] / base_mass
-        out.append(r)
-    return pd.DataFrame(out)
-
-
 def block_sweep(
     load: Callable[[], object],
     blocks: Sequence[int],
@@ -332,8 +384,14 @@ def block_sweep(
         res = tune(model, TuneConfig(**{**budget, "block": int(b), "seed": seed, "axis": axis}))
         metrics = score_on(model, axis, split, n_boot=200, seed=seed)
         table = compare_retention(ref, compute_retention(model, ref))
-        row = {"block": int(b), "seed": seed, "axis": axis, **{k: metrics[k] for k in ("afgb", "afgb_ci", "ub", "mass")},
-               **_retention_summary(table), "best_step": res.best_step}
+        row = {
+            "block": int(b),
+            "seed": seed,
+            "axis": axis,
+            **{k: metrics[k] for k in ("afgb", "afgb_ci", "ub", "mass")},
+            **_retention_summary(table),
+            "best_step": res.best_step,
+        }
         if probes:
             row.update(validity_report(model, ValidityConfig(probes=tuple(probes), n_boot=200, seed=seed))[0])
         row["wall_s"] = time.perf_counter() - t0
@@ -365,12 +423,15 @@ def parse_blocks(spec: str, n_layers: int | None) -> list[int]:
         else:
             chosen = [int(b) for b in items(spec)]
     except ValueError as e:
-        raise LftfError(f"blocks {spec!r}: give comma-separated indices, 'all' or 'everyK' with K >= 1 (e.g. every3).") from e
+        raise LftfError(
+            f"blocks {spec!r}: give comma-separated indices, 'all' or 'everyK' with K >= 1 (e.g. every3)."
+        ) from e
     if bad := [b for b in chosen if not 0 <= b < n_layers]:
         raise LftfError(f"blocks {bad} out of range: this model has blocks 0..{n_layers - 1}.")
     if not chosen:
         raise LftfError(f"blocks {spec!r} names no block.")
     return chosen
+
 
 __all__ = [
     "BUDGET",

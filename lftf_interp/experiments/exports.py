@@ -20,11 +20,15 @@ def check_out(out: Path, force: bool) -> None:
         raise LftfError(f"--out {out} is a file; give a directory path (it is created).")
     here = Path.cwd().resolve()
     if out.is_dir() and out.resolve() in (here, Path.home().resolve(), *here.parents):
-        raise LftfError(f"--out {out} is the current directory, your home or a folder above them; export into a new "
-                        "folder, e.g. --out out/export.")
+        raise LftfError(
+            f"--out {out} is the current directory, your home or a folder above them; export into a new "
+            "folder, e.g. --out out/export."
+        )
     if out.is_dir() and any(out.iterdir()) and not force:
-        raise LftfError(f"--out {out} is a folder with files in it; export writes a fresh folder. Choose another "
-                        "path, or pass --force to replace the folder (all of its files) with the export.")
+        raise LftfError(
+            f"--out {out} is a folder with files in it; export writes a fresh folder. Choose another "
+            "path, or pass --force to replace the folder (all of its files) with the export."
+        )
 
 
 def export_dir(bridge, out: Path, meta: dict) -> Path:
@@ -49,8 +53,13 @@ def export_to(model: str, delta: Path | None, out: Path, force: bool = False) ->
         read_delta(delta)
     bridge = load_model(model)
     info = apply_delta(bridge, delta) if delta is not None else None
-    return export_dir(bridge, out, run_meta(base_model=model, delta=str(delta) if delta else None,
-                                         blocks=info["blocks"] if info else []))
+    return export_dir(
+        bridge,
+        out,
+        run_meta(
+            base_model=model, delta=str(delta) if delta else None, blocks=info["blocks"] if info else []
+        ),
+    )
 
 
 __all__ = ["check_out", "export_dir", "export_to"]

@@ -1,4 +1,4 @@
-""""Why the last block?" across model families: one row per model from its fine-tune and its per-block sweep.
+""" "Why the last block?" across model families: one row per model from its fine-tune and its per-block sweep.
 
 Inputs per model (what ``lftf finetune --block auto`` and ``lftf sweep`` write): ``finetune/metrics.json``
 (base and tuned bias with CIs, BMI's top blocks and the embedding-artefact blocks it set aside) and
@@ -27,8 +27,10 @@ from lftf_interp.store import read_rows, write_json
 
 def _read(path: Path) -> dict:
     if not path.is_file():
-        raise LftfError(f"{path} is missing: run `lftf finetune --block auto` and `lftf sweep` for this model first "
-                        "(`make families` does both).")
+        raise LftfError(
+            f"{path} is missing: run `lftf finetune --block auto` and `lftf sweep` for this model first "
+            "(`make families` does both)."
+        )
     return json.loads(path.read_text())
 
 
@@ -47,8 +49,9 @@ def best_block(sweep: pd.DataFrame, min_ub: float = 0.75) -> tuple[int, list[int
     of (bias after, KL) over all swept blocks)."""
     ok = sweep[sweep.ub >= min_ub] if "ub" in sweep and (sweep.ub >= min_ub).any() else sweep
     s = ok.assign(score=ok.afgb.rank() + ok.kl.rank()).sort_values(["score", "afgb"])
-    pareto = [int(r.block) for r in sweep.itertuples()
-              if not ((sweep.afgb < r.afgb) & (sweep.kl < r.kl)).any()]
+    pareto = [
+        int(r.block) for r in sweep.itertuples() if not ((sweep.afgb < r.afgb) & (sweep.kl < r.kl)).any()
+    ]
     return int(s.block.iloc[0]), sorted(pareto)
 
 
@@ -82,24 +85,46 @@ def family_row(name: str, finetune_dir: Path, sweep_dir: Path) -> dict:
         if b not in row.index:
             return {}
         r = row.loc[b]
-        return {"bias": float(r.afgb), "bias_ci": list(r.afgb_ci), "ub": float(r.ub), "kl": float(r.kl),
-                "ppl_change_pct": float(r.ppl_change_pct), "rank_by_bias": order.index(b) + 1}
+        return {
+            "bias": float(r.afgb),
+            "bias_ci": list(r.afgb_ci),
+            "ub": float(r.ub),
+            "kl": float(r.kl),
+            "ppl_change_pct": float(r.ppl_change_pct),
+            "rank_by_bias": order.index(b) + 1,
+        }
 
     every = pd.read_csv(Path(sweep_dir) / "bmi.csv")  # every block, not only the swept ones
-    bmi_raw = sorted(((float(b), int(layer)) for layer, b in zip(every.layer, every.bmi, strict=True)), reverse=True)
+    bmi_raw = sorted(
+        ((float(b), int(layer)) for layer, b in zip(every.layer, every.bmi, strict=True)), reverse=True
+    )
     return {
-        "model": name, "n_blocks": n_layers, "base_bias": ft["before"]["afgb"], "base_bias_ci": ft["before"]["afgb_ci"],
-        "base_ub": ft["before"]["ub"], "bmi_top_raw": [b for _, b in bmi_raw[:3]],
-        "bmi_top5_train": [d["layer"] for d in choice["top5"]], "artefact_blocks": choice["excluded"],
-        "bmi_pick": pick, "lftf_after": ft["after"]["afgb"], "lftf_after_ci": ft["after"]["afgb_ci"],
-        "lftf_ub": ft["after"]["ub"], "best_block": best, "pareto": pareto, "last_block": last,
-        "sweep_blocks": sweep.block.tolist(), "at_pick": at(pick), "at_best": at(best), "at_last": at(last),
+        "model": name,
+        "n_blocks": n_layers,
+        "base_bias": ft["before"]["afgb"],
+        "base_bias_ci": ft["before"]["afgb_ci"],
+        "base_ub": ft["before"]["ub"],
+        "bmi_top_raw": [b for _, b in bmi_raw[:3]],
+        "bmi_top5_train": [d["layer"] for d in choice["top5"]],
+        "artefact_blocks": choice["excluded"],
+        "bmi_pick": pick,
+        "lftf_after": ft["after"]["afgb"],
+        "lftf_after_ci": ft["after"]["afgb_ci"],
+        "lftf_ub": ft["after"]["ub"],
+        "best_block": best,
+        "pareto": pareto,
+        "last_block": last,
+        "sweep_blocks": sweep.block.tolist(),
+        "at_pick": at(pick),
+        "at_best": at(best),
+        "at_last": at(last),
         "bmi_vs_bias_after": bmi_predicts(sweep, choice["excluded"]),
     }
 
 
 def family_table(rows: list[dict]) -> str:
     """The cross-family table as markdown."""
+
     def ci(x, c):
         return f"{x:.3f} [{c[0]:.3f}, {c[1]:.3f}]"
 
@@ -108,8 +133,10 @@ def family_table(rows: list[dict]) -> str:
             return f"{b} (not swept)"
         return f"{b}: {ci(d['bias'], d['bias_ci'])}, KL {d['kl']:.4f}, rank {d['rank_by_bias']}"
 
-    head = ("| model | blocks | base bias | BMI top 3 (raw) | artefact blocks | BMI pick | LFTF at pick (150 steps) | "
-            "best block (bias + KL ranks) | BMI pick in sweep | last block in sweep | ρ(BMI, bias after) [95 % CI] |")
+    head = (
+        "| model | blocks | base bias | BMI top 3 (raw) | artefact blocks | BMI pick | LFTF at pick (150 steps) | "
+        "best block (bias + KL ranks) | BMI pick in sweep | last block in sweep | ρ(BMI, bias after) [95 % CI] |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         b = r["bmi_vs_bias_after"]
@@ -119,7 +146,8 @@ def family_table(rows: list[dict]) -> str:
             f"{r['bmi_pick']} | {ci(r['lftf_after'], r['lftf_after_ci'])}, UB {r['lftf_ub']:.3f} | "
             f"{block(r['at_best'], r['best_block'])} | {block(r['at_pick'], r['bmi_pick'])} | "
             f"{block(r['at_last'], r['last_block'])} | {b['rho']:+.2f} [{b['rho_ci'][0]:+.2f}, {b['rho_ci'][1]:+.2f}] "
-            f"(n = {b['n_blocks']}) |")
+            f"(n = {b['n_blocks']}) |"
+        )
     return "\n".join(lines)
 
 

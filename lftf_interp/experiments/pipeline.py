@@ -58,7 +58,9 @@ Progress = Callable[[int, dict], None]
 # ----------------------------------------------------------------------------- evaluate / locate
 
 
-def evaluate_to(model: str, cfg: EvalConfig, out: Path, progress: Callable[[int], None] | None = None) -> dict:
+def evaluate_to(
+    model: str, cfg: EvalConfig, out: Path, progress: Callable[[int], None] | None = None
+) -> dict:
     """AFGB / UB / mass on one split → OUT/metrics.json and per-prompt CSVs; returns the metrics record."""
     bias, hint = load_dataset("genbias", cfg.split), load_dataset("genhint", cfg.split)
     announce_total(progress, len(bias) + len(hint))
@@ -71,8 +73,17 @@ def evaluate_to(model: str, cfg: EvalConfig, out: Path, progress: Callable[[int]
     return record
 
 
-def evaluate_axis_to(model: str, axis: str, split: str, out: Path, data: Path | None = None, batch_size: int = 64,
-                     n_boot: int = 1000, seed: int = 0, progress: Callable[[int], None] | None = None) -> dict:
+def evaluate_axis_to(
+    model: str,
+    axis: str,
+    split: str,
+    out: Path,
+    data: Path | None = None,
+    batch_size: int = 64,
+    n_boot: int = 1000,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
     """Bias score, hint following, mass and per-group shares on a bias axis (shipped name or file), or on your
     own prompts (``data``: JSONL with ``prompt``, optional ``split`` and, for hint prompts, ``label``)
     → OUT/metrics.json and per-prompt CSVs; returns the metrics record."""
@@ -83,21 +94,42 @@ def evaluate_axis_to(model: str, axis: str, split: str, out: Path, data: Path | 
         if "split" in frame:
             frame = frame[frame["split"] == split]
             if frame.empty:
-                raise LftfError(f"{data} has no prompts of split {split!r}; pass --split, or drop the split column.")
-    announce_total(progress, len(frame) if frame is not None else len(ax.bias_prompts(split)) + (
-        len(ax.hint_prompts(split)) if ax.hints or "hint" in ax.prompts else 0))
-    metrics, bias_df, hint_df = evaluate_axis(load_model(model), ax, split, frame, batch_size, n_boot, seed, progress)
+                raise LftfError(
+                    f"{data} has no prompts of split {split!r}; pass --split, or drop the split column."
+                )
+    announce_total(
+        progress,
+        len(frame)
+        if frame is not None
+        else len(ax.bias_prompts(split))
+        + (len(ax.hint_prompts(split)) if ax.hints or "hint" in ax.prompts else 0),
+    )
+    metrics, bias_df, hint_df = evaluate_axis(
+        load_model(model), ax, split, frame, batch_size, n_boot, seed, progress
+    )
     out.mkdir(parents=True, exist_ok=True)
     bias_df.to_csv(out / "bias_prompts.csv", index=False)
     if hint_df is not None:
         hint_df.to_csv(out / "hint_prompts.csv", index=False)
-    record = {**metrics, "config": describe_run(model=model, axis=ax.source or axis, split=split, data=str(data) if data else None,
-                                            batch_size=batch_size, n_boot=n_boot, seed=seed)}
+    record = {
+        **metrics,
+        "config": describe_run(
+            model=model,
+            axis=ax.source or axis,
+            split=split,
+            data=str(data) if data else None,
+            batch_size=batch_size,
+            n_boot=n_boot,
+            seed=seed,
+        ),
+    }
     write_json(out / "metrics.json", record)
     return record
 
 
-def locate_to(model: str, cfg: LocateConfig, out: Path, progress: Callable[[str], None] | None = None) -> dict:
+def locate_to(
+    model: str, cfg: LocateConfig, out: Path, progress: Callable[[str], None] | None = None
+) -> dict:
     """The locate stage → OUT/*.csv and OUT/locate.json; returns its tables (``report.locate_figures`` plots them)."""
     res = locate(load_model(model), cfg, progress=progress)
     save_locate(res, out, describe_run(model=model, dataset_version=DATASET_VERSION, **cfg.to_dict()))
@@ -107,8 +139,14 @@ def locate_to(model: str, cfg: LocateConfig, out: Path, progress: Callable[[str]
 # ----------------------------------------------------------------------------- fine-tune
 
 
-def resolve_block(bridge, block: str | int | Sequence[int], top_k: int = 1, exclude: str | Sequence[int] = AUTO,
-                  seed: int = 0, axis: str = "gender") -> tuple[list[int], dict]:
+def resolve_block(
+    bridge,
+    block: str | int | Sequence[int],
+    top_k: int = 1,
+    exclude: str | Sequence[int] = AUTO,
+    seed: int = 0,
+    axis: str = "gender",
+) -> tuple[list[int], dict]:
     """``block``: an index, a list, or ``"auto"`` (BMI's top ``top_k`` past ``exclude``, on the axis's training
     prompts). Returns the blocks and how they were chosen (for metrics.json)."""
     if block == AUTO:
@@ -151,7 +189,9 @@ def finetune_to(
 ) -> FinetuneRun:
     """Evaluate, choose the block (method "block"), fine-tune, evaluate again → OUT/delta, OUT/history.csv,
     OUT/metrics.json (and with ``export`` a Hugging Face directory OUT/model)."""
-    cfg = TuneConfig.from_dict(cfg).to_dict() if isinstance(cfg, dict) else cfg.to_dict()  # checked before loading
+    cfg = (
+        TuneConfig.from_dict(cfg).to_dict() if isinstance(cfg, dict) else cfg.to_dict()
+    )  # checked before loading
     if export:
         check_out(out / "model", force=True)
     by_block = cfg.get("method", "block") == "block"
@@ -167,7 +207,11 @@ def finetune_to(
         if by_block and block == AUTO:
             cfg["block"] = tuple(state["config"]["block"])
             saved = out / "block_choice.json"
-            choice = json.loads(saved.read_text()) if saved.is_file() else {"how": "auto", "blocks": list(cfg["block"])}
+            choice = (
+                json.loads(saved.read_text())
+                if saved.is_file()
+                else {"how": "auto", "blocks": list(cfg["block"])}
+            )
     bridge = load_model(model)
     axis = cfg.get("axis", "gender")
     if by_block and block == AUTO and not resume:
@@ -179,14 +223,25 @@ def finetune_to(
     res = tune(bridge, tcfg, out_dir=out, resume=resume, progress=progress)
     after, bias_after = _evaluate_on(bridge, axis)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"loss": tcfg.loss, "config": tcfg.to_dict(), "dataset_version": DATASET_VERSION, "before": before,
-            "after": after, "best_step": res.best_step, "block_choice": choice}
+    meta = {
+        "loss": tcfg.loss,
+        "config": tcfg.to_dict(),
+        "dataset_version": DATASET_VERSION,
+        "before": before,
+        "after": after,
+        "best_step": res.best_step,
+        "block_choice": choice,
+    }
     save_delta(bridge, res.blocks, res.base_fingerprint, out / "delta", meta)
     res.history.to_csv(out / "history.csv", index=False)
-    write_json(out / "metrics.json", {**meta, **describe_run(model=model), "blocks": res.blocks,
-                                       "trainable_params": res.trainable_params})
+    write_json(
+        out / "metrics.json",
+        {**meta, **describe_run(model=model), "blocks": res.blocks, "trainable_params": res.trainable_params},
+    )
     if export:
-        export_dir(bridge, out / "model", run_meta(base_model=model, delta=str(out / "delta"), blocks=res.blocks))
+        export_dir(
+            bridge, out / "model", run_meta(base_model=model, delta=str(out / "delta"), blocks=res.blocks)
+        )
     return FinetuneRun(before, after, res, choice, bias_before, bias_after)
 
 
@@ -217,8 +272,14 @@ def compare_to(
         if unknown := sorted(set(methods) - set(by_name)):
             raise LftfError(f"Unknown method(s) {unknown}; choose from {list(by_name)}.")
         specs = [by_name[n] for n in methods]  # in the order given
-    cfg = CompareConfig(model=model, seeds=tuple(seeds), budget=dict(BUDGET, **({"steps": steps} if steps else {})),
-                        retain=rcfg, axis=axis, validity=validity if axis == "gender" else None)
+    cfg = CompareConfig(
+        model=model,
+        seeds=tuple(seeds),
+        budget=dict(BUDGET, **({"steps": steps} if steps else {})),
+        retain=rcfg,
+        axis=axis,
+        validity=validity if axis == "gender" else None,
+    )
     out.mkdir(parents=True, exist_ok=True)
     rows_path, config_path = out / "rows.jsonl", out / "config.json"
     done = {(r["method"], r["seed"]) for r in read_rows(rows_path)}
@@ -233,7 +294,14 @@ def compare_to(
             ref = compute_reference(load_model(model), rcfg)
             save_reference(ref, reference)
 
-    run_compare(specs, cfg, load=lambda: load_model(model), ref=ref, on_row=recorder(rows_path, on_row), skip=lambda n, s: (n, s) in done)
+    run_compare(
+        specs,
+        cfg,
+        load=lambda: load_model(model),
+        ref=ref,
+        on_row=recorder(rows_path, on_row),
+        skip=lambda n, s: (n, s) in done,
+    )
     return write_compare_summary(out)
 
 
@@ -241,14 +309,23 @@ def write_compare_summary(out: Path) -> str:
     """OUT/rows.jsonl → OUT/summary.csv (per method, pooled over seeds) and OUT/table.md; returns the table."""
     rows = pd.DataFrame(read_rows(out / "rows.jsonl"))
     config_path = out / "config.json"  # list methods in the configured order, not the order they were run in
-    order = [m["name"] for m in json.loads(config_path.read_text()).get("methods", [])] if config_path.is_file() else []
+    order = (
+        [m["name"] for m in json.loads(config_path.read_text()).get("methods", [])]
+        if config_path.is_file()
+        else []
+    )
     rank = {n: i for i, n in enumerate(order)}
     rows = rows.sort_values("method", key=lambda c: c.map(lambda n: rank.get(n, len(rank))), kind="stable")
     base = rows[rows.method == "base"]
-    agg = aggregate(rows, base_mass=float(base.mass.iloc[0]) if len(base) else None,
-                    base_afgb=float(base.afgb.iloc[0]) if len(base) else None)
+    agg = aggregate(
+        rows,
+        base_mass=float(base.mass.iloc[0]) if len(base) else None,
+        base_afgb=float(base.afgb.iloc[0]) if len(base) else None,
+    )
     agg.to_csv(out / "summary.csv", index=False)
-    md = markdown_table(agg, json.loads(config_path.read_text()).get("axis", "gender") if config_path.is_file() else "gender")
+    md = markdown_table(
+        agg, json.loads(config_path.read_text()).get("axis", "gender") if config_path.is_file() else "gender"
+    )
     (out / "table.md").write_text(md + "\n")
     if vt := validity_table(agg):
         (out / "validity.md").write_text(vt + "\n")
@@ -274,9 +351,17 @@ def sweep_to(
         load_axis(axis)
     bridge = load_model(model)
     chosen = parse_blocks(blocks, bridge.cfg.n_layers)
-    prompts = load_dataset("genbias", "test").prompts if axis == "gender" else load_axis(axis).bias_prompts("test").prompt.tolist()
+    prompts = (
+        load_dataset("genbias", "test").prompts
+        if axis == "gender"
+        else load_axis(axis).bias_prompts("test").prompt.tolist()
+    )
     bmi = compute_bmi(bridge, prompts)
-    base = validity_report(bridge, ValidityConfig(probes=tuple(probes), n_boot=200, seed=seed))[0] if probes else {}
+    base = (
+        validity_report(bridge, ValidityConfig(probes=tuple(probes), n_boot=200, seed=seed))[0]
+        if probes
+        else {}
+    )
     n_layers = bridge.cfg.n_layers
     del bridge
     out.mkdir(parents=True, exist_ok=True)
@@ -285,10 +370,29 @@ def sweep_to(
     done = {r["block"] for r in read_rows(rows_path)}
 
     budget = {**BUDGET, "steps": steps, "mass_weight": mass_weight}
-    block_sweep(lambda: load_model(model), [b for b in chosen if b not in done], budget=budget, seed=seed,
-                on_row=recorder(rows_path, on_row), axis=axis, probes=probes)
-    write_json(out / "config.json", run_meta(model=model, n_layers=n_layers, blocks=chosen, steps=steps, seed=seed,
-                                              budget=budget, axis=axis, probes=list(probes), base=base))
+    block_sweep(
+        lambda: load_model(model),
+        [b for b in chosen if b not in done],
+        budget=budget,
+        seed=seed,
+        on_row=recorder(rows_path, on_row),
+        axis=axis,
+        probes=probes,
+    )
+    write_json(
+        out / "config.json",
+        run_meta(
+            model=model,
+            n_layers=n_layers,
+            blocks=chosen,
+            steps=steps,
+            seed=seed,
+            budget=budget,
+            axis=axis,
+            probes=list(probes),
+            base=base,
+        ),
+    )
     return pd.DataFrame(read_rows(rows_path))
 
 
@@ -335,8 +439,10 @@ def demo(
     save_locate(loc, out / "locate", run_meta(model=model, dataset_version=DATASET_VERSION, **lcfg.to_dict()))
     blocks, choice = resolve_block(bridge, AUTO, seed=seed)
     top = blocks[0]
-    say(f"3 · fine-tune block {top} (BMI rank 1 on train prompts past the embedding-artefact blocks "
-        f"{choice['excluded']})")
+    say(
+        f"3 · fine-tune block {top} (BMI rank 1 on train prompts past the embedding-artefact blocks "
+        f"{choice['excluded']})"
+    )
     cfg = TuneConfig(**{**cfg.to_dict(), "block": top})
     res = tune(bridge, cfg, out_dir=out / "finetune", progress=progress)
     say("4 · evaluate the tuned model")
@@ -344,14 +450,41 @@ def demo(
     say("5 · capability retention")
     ref = compute_reference(base_model, rcfg, cache_at=res.blocks)
     ret = compare_retention(ref, compute_retention(bridge, ref, start=min(res.blocks)))
-    save_delta(bridge, res.blocks, res.base_fingerprint, out / "finetune" / "delta", {"config": cfg.to_dict(), "after": after})
+    save_delta(
+        bridge,
+        res.blocks,
+        res.base_fingerprint,
+        out / "finetune" / "delta",
+        {"config": cfg.to_dict(), "after": after},
+    )
     res.history.to_csv(out / "finetune" / "history.csv", index=False)
     ret.to_csv(out / "retention.csv", index=False)
-    summary = {"before": before, "after": after, "block": top, "block_choice": choice, "retention": retention_summary(ret),
-               "wall_s": time.perf_counter() - t0, **run_meta(model=model, config=cfg.to_dict(), retain=rcfg.to_dict())}
+    summary = {
+        "before": before,
+        "after": after,
+        "block": top,
+        "block_choice": choice,
+        "retention": retention_summary(ret),
+        "wall_s": time.perf_counter() - t0,
+        **run_meta(model=model, config=cfg.to_dict(), retain=rcfg.to_dict()),
+    }
     write_json(out / "summary.json", summary)
     return DemoResult(model, before, after, top, bias_df, hint_df, after_bias, loc, res.history, ret, summary)
 
 
-__all__ = ["DemoResult", "FinetuneRun", "compare_to", "demo", "evaluate_axis_to", "evaluate_to", "export_to", "finetune_to",
-           "locate_to", "parse_blocks", "resolve_block", "retain_config", "sweep_to", "write_compare_summary"]
+__all__ = [
+    "DemoResult",
+    "FinetuneRun",
+    "compare_to",
+    "demo",
+    "evaluate_axis_to",
+    "evaluate_to",
+    "export_to",
+    "finetune_to",
+    "locate_to",
+    "parse_blocks",
+    "resolve_block",
+    "retain_config",
+    "sweep_to",
+    "write_compare_summary",
+]

@@ -37,4 +37,13 @@ def announce_total(progress, n: int) -> None:
         set_total(n)
 
 
-__all__ = ["ROWS", "announce_total", "append_rows", "describe_run", "read_rows", "recorder", "write_json", "write_rows"]
+__all__ = [
+    "ROWS",
+    "announce_total",
+    "append_rows",
+    "describe_run",
+    "read_rows",
+    "recorder",
+    "write_json",
+    "write_rows",
+]

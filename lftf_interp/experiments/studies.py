@@ -33,12 +33,21 @@ from lftf_interp.tune import TuneConfig, apply_delta, read_delta, tune
 
 # columns of the per-item CSVs that copy the external datasets (WinoBias / Winogender sentences, Winogender's BLS
 # shares, the Bolukbasi scores); results keep their keys and our values only, never the data itself
-EXTERNAL_COLUMNS = {"winobias": ["pro", "anti", "prefix"], "winobias_parts": ["pro", "anti", "prefix"],
-                    "winogender": ["male", "female", "bls_pct_female"], "slopes": ["definitional", "stereotypical"]}
+EXTERNAL_COLUMNS = {
+    "winobias": ["pro", "anti", "prefix"],
+    "winobias_parts": ["pro", "anti", "prefix"],
+    "winogender": ["male", "female", "bls_pct_female"],
+    "slopes": ["definitional", "stereotypical"],
+}
 
 
-def validity_to(model: str, out: Path, delta: Path | None = None, cfg: ValidityConfig = ValidityConfig(),
-                say: Callable[[str], None] | None = None) -> dict:
+def validity_to(
+    model: str,
+    out: Path,
+    delta: Path | None = None,
+    cfg: ValidityConfig = ValidityConfig(),
+    say: Callable[[str], None] | None = None,
+) -> dict:
     """The probes on the base model (or base + ``delta``) → OUT/metrics.json (with the test-split AFGB / paper's
     AFGB / UB / mass beside them) and OUT/<probe>.csv (without the external datasets' own text and scores,
     :data:`EXTERNAL_COLUMNS`); returns the metrics record."""
@@ -50,20 +59,33 @@ def validity_to(model: str, out: Path, delta: Path | None = None, cfg: ValidityC
     flat, frames = validity_report(bridge, cfg, say)
     out.mkdir(parents=True, exist_ok=True)
     for name, df in frames.items():
-        df.drop(columns=EXTERNAL_COLUMNS.get(name, []), errors="ignore").to_csv(out / f"{name}.csv", index=False)
-    record = {**main, **flat, "config": describe_run(model=model, delta=str(delta) if delta else None,
-                                              blocks=info["blocks"] if info else [], validity=cfg.to_dict())}
+        df.drop(columns=EXTERNAL_COLUMNS.get(name, []), errors="ignore").to_csv(
+            out / f"{name}.csv", index=False
+        )
+    record = {
+        **main,
+        **flat,
+        "config": describe_run(
+            model=model,
+            delta=str(delta) if delta else None,
+            blocks=info["blocks"] if info else [],
+            validity=cfg.to_dict(),
+        ),
+    }
     write_json(out / "metrics.json", record)
     return record
 
 
 # probe CSV → (per-item value, key columns that pair the items of two runs)
 # paired row → (the probe's per-item CSV, the value compared, the keys that pair items across runs)
-PAIRED = {"winobias": ("winobias", "pro_pref", ["type", "line"]),
-          "winogender": ("winogender", "pro_pref", ["occupation", "participant", "answer"]),
-          "math": ("math", "correct", ["item"]), "gendered": ("gendered", "right", ["prompt"]),
-          "winobias_pronoun_gap": ("winobias_parts", "d_pronoun", ["type", "line"]),
-          "winobias_rest_gap": ("winobias_parts", "d_rest", ["type", "line"])}
+PAIRED = {
+    "winobias": ("winobias", "pro_pref", ["type", "line"]),
+    "winogender": ("winogender", "pro_pref", ["occupation", "participant", "answer"]),
+    "math": ("math", "correct", ["item"]),
+    "gendered": ("gendered", "right", ["prompt"]),
+    "winobias_pronoun_gap": ("winobias_parts", "d_pronoun", ["type", "line"]),
+    "winobias_rest_gap": ("winobias_parts", "d_rest", ["type", "line"]),
+}
 
 
 def paired_changes(base_dir: Path, tuned_dir: Path, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -79,8 +101,17 @@ def paired_changes(base_dir: Path, tuned_dir: Path, n_boot: int = 2000, seed: in
         m = a[[*keys, col]].merge(b[[*keys, col]], on=keys, suffixes=("_base", "_tuned"))
         d = (m[col + "_tuned"] - m[col + "_base"]).to_numpy(float)
         boots = d[np.random.default_rng(seed).integers(0, len(d), (n_boot, len(d)))].mean(1)
-        rows.append({"probe": label, "n": len(d), "base": m[col + "_base"].mean(), "tuned": m[col + "_tuned"].mean(),
-                     "change": d.mean(), "ci_lo": float(np.quantile(boots, 0.025)), "ci_hi": float(np.quantile(boots, 0.975))})
+        rows.append(
+            {
+                "probe": label,
+                "n": len(d),
+                "base": m[col + "_base"].mean(),
+                "tuned": m[col + "_tuned"].mean(),
+                "change": d.mean(),
+                "ci_lo": float(np.quantile(boots, 0.025)),
+                "ci_hi": float(np.quantile(boots, 0.975)),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -92,8 +123,14 @@ def _item_values(df: pd.DataFrame, probe: str) -> pd.DataFrame:
     return df
 
 
-def holdout_to(model: str, out: Path, kinds: Sequence[str] | None = None, steps: int = BUDGET["steps"], seed: int = 0,
-               on_row: Callable[[dict], None] | None = None) -> pd.DataFrame:
+def holdout_to(
+    model: str,
+    out: Path,
+    kinds: Sequence[str] | None = None,
+    steps: int = BUDGET["steps"],
+    seed: int = 0,
+    on_row: Callable[[dict], None] | None = None,
+) -> pd.DataFrame:
     """For each hint kind k (default: every GenHintEval kind): LFTF on BMI's block with the shared budget but
     without kind k in its hint term and validation; then UB per kind on the test split. Row: held_out, ub_held_out
     (UB on kind k), ub_other (mean UB over the other kinds), ub_unseen, afgb, afgb_paper."""
@@ -108,20 +145,43 @@ def holdout_to(model: str, out: Path, kinds: Sequence[str] | None = None, steps:
     for k in (k for k in kinds if k not in done):
         bridge = load_model(model)
         blocks, _ = resolve_block(bridge, "auto", seed=seed)
-        cfg = TuneConfig(**{**BUDGET, "steps": steps, "block": tuple(blocks), "seed": seed, "hint_exclude": (k,)})
+        cfg = TuneConfig(
+            **{**BUDGET, "steps": steps, "block": tuple(blocks), "seed": seed, "hint_exclude": (k,)}
+        )
         tune(bridge, cfg)
         m, _, _ = evaluate(bridge, EvalConfig(split="test", seed=seed))
         per, _ = hint_kinds(bridge, seed=seed)
         others = [per[f"ub_kind_{o}"] for o in all_kinds if o != k]
-        record({"held_out": k, "blocks": blocks, "seed": seed, "steps": steps, "ub_held_out": per[f"ub_kind_{k}"],
-                "ub_other": sum(others) / len(others), "ub_unseen": per["ub_unseen"], "ub": m["ub"], "afgb": m["afgb"],
-                "afgb_paper": m["afgb_paper"], **{key: v for key, v in per.items() if key.startswith("ub_")}})
-    write_json(out / "config.json", describe_run(model=model, kinds=kinds, steps=steps, seed=seed, budget=BUDGET))
+        record(
+            {
+                "held_out": k,
+                "blocks": blocks,
+                "seed": seed,
+                "steps": steps,
+                "ub_held_out": per[f"ub_kind_{k}"],
+                "ub_other": sum(others) / len(others),
+                "ub_unseen": per["ub_unseen"],
+                "ub": m["ub"],
+                "afgb": m["afgb"],
+                "afgb_paper": m["afgb_paper"],
+                **{key: v for key, v in per.items() if key.startswith("ub_")},
+            }
+        )
+    write_json(
+        out / "config.json", describe_run(model=model, kinds=kinds, steps=steps, seed=seed, budget=BUDGET)
+    )
     return pd.DataFrame(read_rows(rows_path))
 
 
-def mechanism_to(model: str, delta: Path, out: Path, heads: Sequence[int] = (1, 2, 3, 5, 9),
-                 neurons: Sequence[int] = (1, 16, 64, 256, 768, 1536), n_random: int = 3, seed: int = 0) -> dict:
+def mechanism_to(
+    model: str,
+    delta: Path,
+    out: Path,
+    heads: Sequence[int] = (1, 2, 3, 5, 9),
+    neurons: Sequence[int] = (1, 16, 64, 256, 768, 1536),
+    n_random: int = 3,
+    seed: int = 0,
+) -> dict:
     """Heads / KV heads / neurons of the delta's block ranked by weight change → OUT/units.csv; each head's and
     neuron's direct effect towards the base model's preferred pronoun on the *validation* bias prompts (so the
     ranking is never chosen on what the restores measure), before and after
@@ -137,13 +197,19 @@ def mechanism_to(model: str, delta: Path, out: Path, heads: Sequence[int] = (1, 
     block = blocks[0]
     bridge = load_model(model)
     base = {n: p.detach().clone() for n, p in canonical_state_dict(bridge).items()}
-    prompts = load_dataset("genbias", "validation").df["prompt"].tolist()  # ranks units; the restores measure test
+    prompts = (
+        load_dataset("genbias", "validation").df["prompt"].tolist()
+    )  # ranks units; the restores measure test
 
     def measure() -> dict:
         m, _, _ = evaluate(bridge, EvalConfig(split="test", n_boot=100, seed=seed))
         return {k: m[k] for k in ("afgb", "afgb_paper", "ub", "mass")}
 
-    base_m, dla_before, sub_before = measure(), unit_dla(bridge, block, prompts), sublayer_dla(bridge, prompts)
+    base_m, dla_before, sub_before = (
+        measure(),
+        unit_dla(bridge, block, prompts),
+        sublayer_dla(bridge, prompts),
+    )
     apply_delta(bridge, delta)
     units = delta_units(bridge, base, block)
     attr, attr_summary = attribution_change(dla_before, unit_dla(bridge, block, prompts))
@@ -151,32 +217,71 @@ def mechanism_to(model: str, delta: Path, out: Path, heads: Sequence[int] = (1, 
     out.mkdir(parents=True, exist_ok=True)
     paths.to_csv(out / "paths.csv", index=False)
     units.to_csv(out / "units.csv", index=False)
-    attr = attr.merge(units[["kind", "unit", "delta_norm"]].rename(columns={"delta_norm": "weight_change"}), on=["kind", "unit"])
+    attr = attr.merge(
+        units[["kind", "unit", "delta_norm"]].rename(columns={"delta_norm": "weight_change"}),
+        on=["kind", "unit"],
+    )
     attr.to_csv(out / "attribution.csv", index=False)
-    old = pd.read_csv(out / "restore.csv") if (out / "restore.csv").is_file() else pd.DataFrame(columns=["kind", "k", "order"])
+    old = (
+        pd.read_csv(out / "restore.csv")
+        if (out / "restore.csv").is_file()
+        else pd.DataFrame(columns=["kind", "k", "order"])
+    )
     done = {(r.kind, int(r.k), r.order) for r in old.itertuples() if r.kind != "none"}
-    curve = restore_curve(bridge, base, block, measure, {"head": heads, "kv_head": (1, 3), "neuron": neurons}, seed, n_random,
-                          rankings={"top": units, "top-dla": attr}, skip=done)
-    rest = pd.concat([curve[curve.kind != "none"], old[old.kind != "none"].drop(columns="bias_returned", errors="ignore")])
-    curve = pd.concat([curve[curve.kind == "none"], rest.sort_values(["kind", "order", "k", "draw"])], ignore_index=True)
+    curve = restore_curve(
+        bridge,
+        base,
+        block,
+        measure,
+        {"head": heads, "kv_head": (1, 3), "neuron": neurons},
+        seed,
+        n_random,
+        rankings={"top": units, "top-dla": attr},
+        skip=done,
+    )
+    rest = pd.concat(
+        [curve[curve.kind != "none"], old[old.kind != "none"].drop(columns="bias_returned", errors="ignore")]
+    )
+    curve = pd.concat(
+        [curve[curve.kind == "none"], rest.sort_values(["kind", "order", "k", "draw"])], ignore_index=True
+    )
     tuned = curve[curve.kind == "none"].iloc[0]
     gap = base_m["afgb"] - tuned["afgb"]
     curve["bias_returned"] = (curve["afgb"] - tuned["afgb"]) / gap if gap else float("nan")
-    write_atomic(out / "restore.csv", curve.to_csv(index=False))  # what a resumed run reads: whole or the old one
+    write_atomic(
+        out / "restore.csv", curve.to_csv(index=False)
+    )  # what a resumed run reads: whole or the old one
     top = curve[curve.order.isin(["top", "top-dla"]) & (curve.kind != "none")]
     rand = curve[curve.order == "random"].groupby(["kind", "k"], as_index=False)["bias_returned"].mean()
     neu = attr[attr.kind == "neuron"]
-    attr_summary["neuron_spearman_weight_vs_dla_change"] = float(neu["weight_change"].rank().corr(neu["dla_change"].abs().rank()))
-    summary = {"block": block, "base": base_m, "tuned": {k: float(tuned[k]) for k in base_m},
-               "top_share_of_delta": {kind: _share(units[units.kind == kind], ks)
-                                      for kind, ks in (("head", heads), ("neuron", neurons))},
-               "returned_top": {f"{r.kind}@{r.k}": float(r.bias_returned) for r in top.itertuples() if r.order == "top"},
-               "returned_top_dla": {f"{r.kind}@{r.k}": float(r.bias_returned) for r in top.itertuples() if r.order == "top-dla"},
-               "returned_random": {f"{r.kind}@{r.k}": float(r.bias_returned) for r in rand.itertuples()},
-               "attribution": attr_summary,
-               "paths": {**paths_summary, **_path_shares(paths, block)},
-               "config": describe_run(model=model, delta=str(delta), heads=list(heads), neurons=list(neurons), n_random=n_random,
-                               n_prompts=len(prompts))}
+    attr_summary["neuron_spearman_weight_vs_dla_change"] = float(
+        neu["weight_change"].rank().corr(neu["dla_change"].abs().rank())
+    )
+    summary = {
+        "block": block,
+        "base": base_m,
+        "tuned": {k: float(tuned[k]) for k in base_m},
+        "top_share_of_delta": {
+            kind: _share(units[units.kind == kind], ks) for kind, ks in (("head", heads), ("neuron", neurons))
+        },
+        "returned_top": {
+            f"{r.kind}@{r.k}": float(r.bias_returned) for r in top.itertuples() if r.order == "top"
+        },
+        "returned_top_dla": {
+            f"{r.kind}@{r.k}": float(r.bias_returned) for r in top.itertuples() if r.order == "top-dla"
+        },
+        "returned_random": {f"{r.kind}@{r.k}": float(r.bias_returned) for r in rand.itertuples()},
+        "attribution": attr_summary,
+        "paths": {**paths_summary, **_path_shares(paths, block)},
+        "config": describe_run(
+            model=model,
+            delta=str(delta),
+            heads=list(heads),
+            neurons=list(neurons),
+            n_random=n_random,
+            n_prompts=len(prompts),
+        ),
+    }
     write_json(out / "mechanism.json", summary)
     return summary
 
@@ -187,9 +292,11 @@ def _path_shares(paths: pd.DataFrame, block: int) -> dict:
     unchanged)."""
     own = paths.set_index("component")["own_share"]
     later = paths[paths.layer > block].groupby("layer")["own_share"].sum()
-    return {"tuned_block_own_share": {k: float(own[f"{k}{block}"]) for k in ("attn", "mlp")},
-            "later_blocks_own_share": {int(k): float(v) for k, v in later.items()},
-            "upstream_own_share": float(paths[paths.layer < block]["own_share"].sum())}
+    return {
+        "tuned_block_own_share": {k: float(own[f"{k}{block}"]) for k in ("attn", "mlp")},
+        "later_blocks_own_share": {int(k): float(v) for k, v in later.items()},
+        "upstream_own_share": float(paths[paths.layer < block]["own_share"].sum()),
+    }
 
 
 def _share(units: pd.DataFrame, ks: Sequence[int]) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 
@@ -15,7 +16,9 @@ def _blocks(b) -> str:
     if isinstance(b, float):
         return str(int(b))
     idx = [int(x) for x in str(b).split()]
-    if len(idx) > 4 and idx == list(range(idx[0], idx[-1] + 1)):  # every block (FPFT, LoRA): a range, not 30 numbers
+    if len(idx) > 4 and idx == list(
+        range(idx[0], idx[-1] + 1)
+    ):  # every block (FPFT, LoRA): a range, not 30 numbers
         return f"{idx[0]}–{idx[-1]}"
     return " ".join(map(str, idx))
 
@@ -32,10 +35,14 @@ def markdown_table(agg: pd.DataFrame, axis: str = "gender") -> str:
             s += " ± " + format(r[c + "_pm"], fmt.replace("+", ""))
         return s
 
-    bias, hint, mass = ("AFGB", "UB", "he+she mass") if axis == "gender" else ("bias", "hint following", "group mass")
+    bias, hint, mass = (
+        ("AFGB", "UB", "he+she mass") if axis == "gender" else ("bias", "hint following", "group mass")
+    )
     paper = " | paper's AFGB ↓" if axis == "gender" else ""
-    head = (f"| method | blocks | seeds | {bias} ↓{paper} | Δ {bias} | {hint} ↑ | {mass} (× base) | KL nats/tok | ppl Δ % | "
-            "MC acc Δ pts | trainable params | wall s |")
+    head = (
+        f"| method | blocks | seeds | {bias} ↓{paper} | Δ {bias} | {hint} ↑ | {mass} (× base) | KL nats/tok | ppl Δ % | "
+        "MC acc Δ pts | trainable params | wall s |"
+    )
     lines = [head, "|" + "---|" * (13 if paper else 12)]
     for _, r in agg.iterrows():
         rel = "—" if pd.isna(r.get("afgb_rel_change_pct")) else f"{r['afgb_rel_change_pct']:+.0f}%"
@@ -60,13 +67,17 @@ def validity_table(agg: pd.DataFrame) -> str:
     def f(r, c, fmt=".3f", pct=False):
         if c not in r or pd.isna(r[c]):
             return "—"
-        s = format(r[c], fmt) + (" ± " + format(r[c + "_pm"], fmt) if not pd.isna(r.get(c + "_pm", float("nan"))) else "")
+        s = format(r[c], fmt) + (
+            " ± " + format(r[c + "_pm"], fmt) if not pd.isna(r.get(c + "_pm", float("nan"))) else ""
+        )
         if pct and base is not None and base.get(c):
             s += f" ({100 * r[c] / base[c]:.0f} %)"
         return s
 
-    head = ("| method | seeds | gendered-noun acc (% base) | a_f (% base) | a_s | WinoBias pro (type 1 / 2) | Winogender pro "
-            "| UB unseen hints | math acc | paper-style AFGB (paper's) | AFGB @1,024 ctx |")
+    head = (
+        "| method | seeds | gendered-noun acc (% base) | a_f (% base) | a_s | WinoBias pro (type 1 / 2) | Winogender pro "
+        "| UB unseen hints | math acc | paper-style AFGB (paper's) | AFGB @1,024 ctx |"
+    )
     lines = [head, "|" + "---|" * 11]
     for _, r in agg.iterrows():
         if pd.isna(r.get("gendered_acc", float("nan"))):
@@ -75,8 +86,71 @@ def validity_table(agg: pd.DataFrame) -> str:
             f"| {r['method']} | {r['n_seeds']} | {f(r, 'gendered_acc', pct=True)} | {f(r, 'a_f', pct=True)} | {f(r, 'a_s')} | "
             f"{f(r, 'winobias_pro')} ({f(r, 'winobias_t1_pro', '.2f')} / {f(r, 'winobias_t2_pro', '.2f')}) | "
             f"{f(r, 'winogender_pro')} | {f(r, 'ub_unseen')} | {f(r, 'math_acc')} | {f(r, 'paperstyle_afgb')} "
-            f"({f(r, 'paperstyle_afgb_paper')}) | {f(r, 'ctx1024_afgb')} |")
+            f"({f(r, 'paperstyle_afgb_paper')}) | {f(r, 'ctx1024_afgb')} |"
+        )
     return "\n".join(lines)
 
 
 __all__ = ["markdown_table", "validity_table"]
+
+
+VALIDITY_COLS = [
+    "gendered_acc",
+    "gendered_share",
+    "a_s",
+    "a_f",
+    "winobias_pro",
+    "winobias_t1_pro",
+    "winobias_t2_pro",
+    "winogender_pro",
+    "math_acc",
+    "ub_unseen",
+    "paperstyle_afgb",
+    "paperstyle_afgb_paper",
+    "ctx0_afgb",
+    "ctx1024_afgb",
+    "ctx1024_afgb_paper",
+    "ctx1024_ub",
+]
+
+
+def aggregate(
+    rows: pd.DataFrame, base_mass: float | None = None, base_afgb: float | None = None
+) -> pd.DataFrame:
+    """Mean over seeds per method, with a 95 % t-interval half-width (``*_pm``) when there are >= 2 seeds."""
+    cols = [
+        "afgb",
+        "afgb_paper",
+        "ub",
+        "mass",
+        "kl",
+        "ppl_change_pct",
+        "mc_acc_change",
+        "mc_acc_norm_change",
+        "asdiv_change",
+        "trainable_params",
+        "wall_s",
+        *VALIDITY_COLS,
+    ]
+    out = []
+    for name, g in rows.groupby("method", sort=False):
+        r: dict = {"method": name, "n_seeds": len(g), "blocks": g["blocks"].iloc[0]}
+        for c in cols:
+            if c not in g:
+                continue
+            v = g[c].astype(float).to_numpy()
+            v = v[~np.isnan(v)]
+            if not len(v):
+                continue
+            r[c] = float(v.mean())
+            if len(v) >= 2:
+                r[c + "_pm"] = float(_T95.get(len(v) - 1, 1.96) * v.std(ddof=1) / math.sqrt(len(v)))
+        if base_afgb:
+            r["afgb_rel_change_pct"] = 100 * (r["afgb"] / base_afgb - 1)
+        if base_mass:
+            r["mass_ratio"] = r["mass"] / base_mass
+        out.append(r)
+    return pd.DataFrame(out)
+
+
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}

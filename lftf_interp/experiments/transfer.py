@@ -33,19 +33,40 @@ from lftf_interp.tune.delta import apply_delta
 AXES = ("gender", "religion", "race", "gender3", "pronouns")  # each tuned on, and evaluated on
 
 
-def transfer_rows(model, source: str, axes: Sequence[str] = AXES, stereoset: bool = True, n_boot: int = 1000,
-                  seed: int = 0) -> list[dict]:
+def transfer_rows(
+    model, source: str, axes: Sequence[str] = AXES, stereoset: bool = True, n_boot: int = 1000, seed: int = 0
+) -> list[dict]:
     """One row per target axis (kind "axis") and per StereoSet bias type (kind "stereoset") for ``model``."""
     rows = []
     for a in axes:
         m, _, _ = evaluate_axis(model, load_axis(a), "test", n_boot=n_boot, seed=seed)
-        rows.append({"source": source, "kind": "axis", "target": a, **{k: m.get(k) for k in (
-            "bias", "bias_ci", "hint_following", "hint_following_ci", "hint_following_by_group", "mass", "shares", "n",
-            "n_hint")}})
+        rows.append(
+            {
+                "source": source,
+                "kind": "axis",
+                "target": a,
+                **{
+                    k: m.get(k)
+                    for k in (
+                        "bias",
+                        "bias_ci",
+                        "hint_following",
+                        "hint_following_ci",
+                        "hint_following_by_group",
+                        "mass",
+                        "shares",
+                        "n",
+                        "n_hint",
+                    )
+                },
+            }
+        )
     if stereoset:
         table, _ = evaluate_stereoset(model, n_boot=n_boot, seed=seed)
-        rows += [{"source": source, "kind": "stereoset", "target": r.pop("bias_type"), **r}
-                 for r in table.to_dict("records")]
+        rows += [
+            {"source": source, "kind": "stereoset", "target": r.pop("bias_type"), **r}
+            for r in table.to_dict("records")
+        ]
     return rows
 
 
@@ -67,8 +88,16 @@ def profile_overlap(profiles: pd.DataFrame, exclude: Sequence[int] = (), top: in
     for i, a in enumerate(axes):
         for b in axes[i + 1 :]:
             ta, tb = (set(wide[x].nlargest(top).index) for x in (a, b))
-            rows.append({"a": a, "b": b, "spearman_rho": float(spearmanr(wide[a], wide[b]).statistic),
-                         f"top{top}_a": sorted(ta), f"top{top}_b": sorted(tb), "shared_top": sorted(ta & tb)})
+            rows.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "spearman_rho": float(spearmanr(wide[a], wide[b]).statistic),
+                    f"top{top}_a": sorted(ta),
+                    f"top{top}_b": sorted(tb),
+                    "shared_top": sorted(ta & tb),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -90,9 +119,16 @@ def _finished_sources(rows_path: Path) -> set[str]:
     return whole
 
 
-def transfer_to(model: str, out: Path, axes: Sequence[str] = AXES, tuned: str | Path = "results/axes",
-                stereoset: bool = True, seed: int = 0, on_row: Callable[[dict], None] | None = None,
-                targets: Sequence[str] | None = None) -> pd.DataFrame:
+def transfer_to(
+    model: str,
+    out: Path,
+    axes: Sequence[str] = AXES,
+    tuned: str | Path = "results/axes",
+    stereoset: bool = True,
+    seed: int = 0,
+    on_row: Callable[[dict], None] | None = None,
+    targets: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """The base and, per axis A in ``axes``, the base plus ``TUNED/A/finetune/delta`` (``lftf finetune --axis A``)
     on every axis of ``targets`` (default: ``axes``) → OUT/rows.jsonl (resumable), OUT/bmi_profiles.csv,
     OUT/overlap.csv, OUT/config.json. Returns all rows."""
@@ -104,15 +140,19 @@ def transfer_to(model: str, out: Path, axes: Sequence[str] = AXES, tuned: str | 
     sources = ["base", *axes]
     missing = [a for a in axes if a not in done and not (Path(tuned) / a / "finetune" / "delta").is_dir()]
     if missing:
-        raise LftfError(f"No LFTF delta for axis {missing} under {tuned}: run `lftf finetune --axis A --out "
-                        f"{tuned}/A/finetune` for each (make experiments does), then rerun.")
+        raise LftfError(
+            f"No LFTF delta for axis {missing} under {tuned}: run `lftf finetune --axis A --out "
+            f"{tuned}/A/finetune` for each (make experiments does), then rerun."
+        )
     base = load_model(model)
     if not (out / "bmi_profiles.csv").is_file():
         prof = bmi_profiles(base, targets, seed=seed)
         prof.to_csv(out / "bmi_profiles.csv", index=False)
         neutral = compute_bmi(base, NEUTRAL_PROMPTS)  # blocks that rotate any text more than any later block
         excluded = sorted({b for a in targets for b in artefact_blocks(prof[prof.axis == a], neutral)})
-        profile_overlap(prof, excluded).assign(excluded=str(excluded)).to_csv(out / "overlap.csv", index=False)
+        profile_overlap(prof, excluded).assign(excluded=str(excluded)).to_csv(
+            out / "overlap.csv", index=False
+        )
     for src in sources:
         if src in done:
             continue
@@ -121,12 +161,23 @@ def transfer_to(model: str, out: Path, axes: Sequence[str] = AXES, tuned: str | 
         rows = transfer_rows(model_, src, targets, stereoset, seed=seed)
         for r in rows:
             r.update(tuned_blocks=info["blocks"] if info else [], n_rows=len(rows))
-        append_rows(rows_path, rows)  # a source's rows in one write: all of them, or (torn) none once read back
+        append_rows(
+            rows_path, rows
+        )  # a source's rows in one write: all of them, or (torn) none once read back
         for r in rows:
             if on_row:
                 on_row(r)
-    write_json(out / "config.json", run_meta(model=model, axes=list(axes), targets=list(targets), tuned=str(tuned),
-                                             stereoset=stereoset, seed=seed))
+    write_json(
+        out / "config.json",
+        run_meta(
+            model=model,
+            axes=list(axes),
+            targets=list(targets),
+            tuned=str(tuned),
+            stereoset=stereoset,
+            seed=seed,
+        ),
+    )
     return pd.DataFrame(read_rows(rows_path))
 
 

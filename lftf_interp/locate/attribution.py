@@ -13,7 +13,11 @@ from lftf_interp.models.tokens import single_token_id
 
 
 def attribution_patch(
-    model, pairs: PatchPairs, male: str = " he", female: str = " she", per_position: bool = True,
+    model,
+    pairs: PatchPairs,
+    male: str = " he",
+    female: str = " she",
+    per_position: bool = True,
     metric: Metric | None = None,
 ) -> pd.DataFrame:
     """Linear (gradient) estimate of every patch of :func:`patch_sweep` at once: 2 forwards + 1 backward.
@@ -31,10 +35,11 @@ def attribution_patch(
     with torch.enable_grad():
         x0 = runner.embed(pairs.corrupted).detach().requires_grad_(True)
         acts: dict[str, list[Tensor]] = {s: [] for s in SITES}
-        for _, resid_pre, (resid, attn_out, mlp_out, _) in runner.walk(x0, parts=True):  # noqa: B007 (resid: the output)
-            acts["resid_pre"].append(resid_pre)
-            acts["attn_out"].append(attn_out)
-            acts["mlp_out"].append(mlp_out)
+        resid, steps = runner.walk_to_end(x0)
+        for s in steps:
+            acts["resid_pre"].append(s.resid_pre)
+            acts["attn_out"].append(s.attn_out)
+            acts["mlp_out"].append(s.mlp_out)
         value = ld(runner.unembed(resid[:, -1]))
         flat = [t for s in SITES for t in acts[s]]
         grads = torch.autograd.grad(value, flat)
@@ -50,9 +55,13 @@ def attribution_patch(
             i += 1
             if per_position:
                 for p, v in enumerate(contrib.tolist()):
-                    rows.append({"site": site, "layer": layer, "pos": p, "token": pairs.str_tokens[p], "value": v})
+                    rows.append(
+                        {"site": site, "layer": layer, "pos": p, "token": pairs.str_tokens[p], "value": v}
+                    )
             else:
-                rows.append({"site": site, "layer": layer, "pos": -1, "token": "*", "value": float(contrib.sum())})
+                rows.append(
+                    {"site": site, "layer": layer, "pos": -1, "token": "*", "value": float(contrib.sum())}
+                )
     return pd.DataFrame(rows)
 
 

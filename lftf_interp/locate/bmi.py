@@ -49,7 +49,7 @@ def block_cosines(
         ids, lengths = encode_batch(model, chunk)
         rows = torch.arange(len(chunk))
         mask = torch.arange(ids.shape[1])[None] < lengths[:, None]  # real (non-pad) positions
-        for layer, resid, new in runner.walk(runner.embed(ids)):
+        for layer, resid, new, *_ in runner.walk(runner.embed(ids)):
             dist = 1 - F.cosine_similarity(resid.double(), new.double(), dim=-1)  # [batch, pos]
             if positions == "last":
                 out[layer, start : start + len(chunk)] = dist[rows, lengths - 1]

@@ -50,11 +50,17 @@ class BlockChoice:
     @property
     def ranked(self) -> list[int]:
         """Every block not excluded, highest BMI first."""
-        return [int(b) for b in self.bmi[~self.bmi.layer.isin(self.excluded)].sort_values(["rank", "layer"]).layer]
+        return [
+            int(b) for b in self.bmi[~self.bmi.layer.isin(self.excluded)].sort_values(["rank", "layer"]).layer
+        ]
 
     def to_dict(self) -> dict:
-        return {"blocks": self.blocks, "excluded": self.excluded, "n_prompts": int(self.bmi.n.iloc[0]),
-                "top5": self.bmi.sort_values(["rank", "layer"]).head(5)[["layer", "bmi"]].to_dict("records")}
+        return {
+            "blocks": self.blocks,
+            "excluded": self.excluded,
+            "n_prompts": int(self.bmi.n.iloc[0]),
+            "top5": self.bmi.sort_values(["rank", "layer"]).head(5)[["layer", "bmi"]].to_dict("records"),
+        }
 
 
 def rank_for_tuning(
@@ -83,13 +89,21 @@ def rank_for_tuning(
         excluded = sorted(int(b) for b in exclude)
     choice = BlockChoice([], excluded, bmi, neutral)
     if len(choice.ranked) < top_k:
-        raise LftfError(f"Only {len(choice.ranked)} blocks are left after excluding {excluded}; cannot choose {top_k}.")
+        raise LftfError(
+            f"Only {len(choice.ranked)} blocks are left after excluding {excluded}; cannot choose {top_k}."
+        )
     choice.blocks = sorted(choice.ranked[:top_k])
     return choice
 
 
-def choose_blocks(model, top_k: int = 1, exclude: str | Sequence[int] = AUTO, prompts: Sequence[str] | None = None,
-                  seed: int = 0, axis: str = "gender") -> list[int]:
+def choose_blocks(
+    model,
+    top_k: int = 1,
+    exclude: str | Sequence[int] = AUTO,
+    prompts: Sequence[str] | None = None,
+    seed: int = 0,
+    axis: str = "gender",
+) -> list[int]:
     """The block(s) LFTF tunes (``--block auto``): see :func:`rank_for_tuning`."""
     return rank_for_tuning(model, top_k, exclude, prompts, seed, axis).blocks
 

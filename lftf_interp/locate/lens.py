@@ -44,7 +44,7 @@ def compute_logit_lens(
             chunk = list(prompts[s : s + batch_size])
             ids, lengths = encode_batch(model, chunk)
             last = torch.arange(len(chunk)), lengths - 1
-            for layer, _, resid in runner.walk(runner.embed(ids)):
+            for layer, _, resid, *_ in runner.walk(runner.embed(ids)):
                 logits = runner.unembed(resid[last]).double()
                 probs = logits.softmax(-1)
                 ld[layer, s : s + len(chunk)] = (logits[:, he] - logits[:, she]).numpy()
@@ -58,7 +58,9 @@ def compute_logit_lens(
                     "group": group,
                     "layer": layer,
                     "logit_diff": ld[layer].mean(),
-                    "logit_diff_sem": ld[layer].std(ddof=1) / np.sqrt(len(prompts)) if len(prompts) > 1 else np.nan,
+                    "logit_diff_sem": ld[layer].std(ddof=1) / np.sqrt(len(prompts))
+                    if len(prompts) > 1
+                    else np.nan,
                     "p_he": ph[layer].mean(),
                     "p_she": ps[layer].mean(),
                     "share_he": (ph[layer] / (ph[layer] + ps[layer])).mean(),
@@ -69,7 +71,9 @@ def compute_logit_lens(
 
 
 @torch.no_grad()
-def compute_group_lens(model, prompt_sets: Mapping[str, Sequence[str]], axis, batch_size: int = 64) -> pd.DataFrame:
+def compute_group_lens(
+    model, prompt_sets: Mapping[str, Sequence[str]], axis, batch_size: int = 64
+) -> pd.DataFrame:
     """The lens on any bias axis: per prompt set and block output, the mean renormalised share of each group
     (share_<group>; a group's probability is the sum of its words' first tokens here), the bias score of
     those shares (mean and sem over prompts) and, for a set named "hinted <group>", hint following."""
@@ -85,16 +89,22 @@ def compute_group_lens(model, prompt_sets: Mapping[str, Sequence[str]], axis, ba
             chunk = list(prompts[s : s + batch_size])
             x, lengths = encode_batch(model, chunk)
             last = torch.arange(len(chunk)), lengths - 1
-            for layer, _, resid in runner.walk(runner.embed(x)):
+            for layer, _, resid, *_ in runner.walk(runner.embed(x)):
                 p = runner.unembed(resid[last]).double().softmax(-1)
                 probs[layer, s : s + len(chunk)] = torch.stack([p[:, g].sum(-1) for g in ids], 1).numpy()
         hinted = name.removeprefix("hinted ") if name.startswith("hinted ") else None
         for layer in range(runner.n_layers):
             q = probs[layer] / probs[layer].sum(1, keepdims=True)
             b = bias_per_prompt(probs[layer], ref)
-            row = {"set": name, "layer": layer, **{f"share_{g}": float(q[:, k].mean()) for k, g in enumerate(axis.group_names)},
-                   "bias": float(b.mean()), "bias_sem": float(b.std(ddof=1) / np.sqrt(len(b))) if len(b) > 1 else np.nan,
-                   "mass": float(probs[layer].sum(1).mean()), "n": len(prompts)}
+            row = {
+                "set": name,
+                "layer": layer,
+                **{f"share_{g}": float(q[:, k].mean()) for k, g in enumerate(axis.group_names)},
+                "bias": float(b.mean()),
+                "bias_sem": float(b.std(ddof=1) / np.sqrt(len(b))) if len(b) > 1 else np.nan,
+                "mass": float(probs[layer].sum(1).mean()),
+                "n": len(prompts),
+            }
             if hinted in axis.group_names:
                 row["hint_following"] = float(q[:, axis.group_names.index(hinted)].mean())
             rows.append(row)
@@ -107,7 +117,10 @@ def axis_lens_sets(axis, split: str = "test", n: int | None = 60, seed: int = 0)
     sets = {"neutral": bias.prompt.tolist()}
     if axis.hints or "hint" in axis.prompts:
         hint = axis.hint_prompts(split)
-        sets |= {f"hinted {g}": sample_rows(hint[hint.label == g], n, seed).prompt.tolist() for g in axis.group_names}
+        sets |= {
+            f"hinted {g}": sample_rows(hint[hint.label == g], n, seed).prompt.tolist()
+            for g in axis.group_names
+        }
     return sets
 
 

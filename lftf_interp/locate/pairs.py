@@ -56,7 +56,9 @@ class PatchPairs:
             return clean
         out = corrupted.clone()
         for r, cp in enumerate(self.prefix[rows]):
-            start = max(cp, -self.offset)  # from here on, position p of the corrupted run is p + offset of the clean
+            start = max(
+                cp, -self.offset
+            )  # from here on, position p of the corrupted run is p + offset of the clean
             out[r, start:] = clean[r, start + self.offset :]
         return out
 
@@ -65,7 +67,10 @@ class PatchPairs:
 
 
 def make_pairs(
-    model, clean_prompts: Sequence[str], corrupted_prompts: Sequence[str], meta: pd.DataFrame | None = None,
+    model,
+    clean_prompts: Sequence[str],
+    corrupted_prompts: Sequence[str],
+    meta: pd.DataFrame | None = None,
     align: str = "error",
 ) -> PatchPairs:
     """Tokenise pairs (no BOS). Lengths must match pairwise and across pairs, except with ``align="end"``
@@ -97,15 +102,25 @@ def make_pairs(
             f"Pairs have different lengths {sorted(lengths)}; a sweep batches pairs of one length. Group them "
             "first (e.g. by template), or pass one pair at a time."
         )
-    df = (meta.iloc[keep].reset_index(drop=True) if meta is not None else pd.DataFrame(index=range(len(keep)))).copy()
+    df = (
+        meta.iloc[keep].reset_index(drop=True) if meta is not None else pd.DataFrame(index=range(len(keep)))
+    ).copy()
     df["clean_prompt"] = [clean_prompts[i] for i in keep]
     df["corrupted_prompt"] = [corrupted_prompts[i] for i in keep]
     tok = model.tokenizer
-    prefix = [next((j for j, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
-              for a, b in zip(clean, corr, strict=True)]
+    prefix = [
+        next((j for j, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+        for a, b in zip(clean, corr, strict=True)
+    ]
     shown = clean[0] if len(clean[0]) == len(corr[0]) else corr[0]
-    return PatchPairs(torch.tensor(clean), torch.tensor(corr), df, [tok.decode([t]) for t in shown], n_dropped=dropped,
-                      prefix=prefix)
+    return PatchPairs(
+        torch.tensor(clean),
+        torch.tensor(corr),
+        df,
+        [tok.decode([t]) for t in shown],
+        n_dropped=dropped,
+        prefix=prefix,
+    )
 
 
 def _largest_length_group(model, clean, corrupted, meta, n, seed, align: str = "error") -> PatchPairs:
@@ -123,9 +138,14 @@ def _largest_length_group(model, clean, corrupted, meta, n, seed, align: str = "
 
 
 def hint_swap_pairs(
-    model, split: str = "test", hint_kind: str = "noun", template_id: int | None = None, n: int = 16, seed: int = 0
+    model,
+    split: str = "test",
+    hint_kind: str = "noun",
+    template_id: int | None = None,
+    n: int = 16,
+    seed: int = 0,
 ) -> PatchPairs:
-    """"The X is a man. <template>" (clean, he) vs "... a woman. ..." (corrupted, she); same template.
+    """ "The X is a man. <template>" (clean, he) vs "... a woman. ..." (corrupted, she); same template.
 
     One hint kind and one template (default: the split's first), occupations of the modal token length.
     """
@@ -144,13 +164,21 @@ def hint_swap_pairs(
     tpl = TEMPLATES[template_id]
     clean = [male.format(occupation=o) + " " + tpl.format(occupation=o) for o in occs]
     corr = [female.format(occupation=o) + " " + tpl.format(occupation=o) for o in occs]
-    meta = pd.DataFrame({"occupation": occs, "template_id": template_id, "hint_kind": hint_kind, "pair": "hint_swap"})
+    meta = pd.DataFrame(
+        {"occupation": occs, "template_id": template_id, "hint_kind": hint_kind, "pair": "hint_swap"}
+    )
     return _largest_length_group(model, clean, corr, meta, n, seed)
 
 
 def axis_hint_pairs(
-    model, axis, split: str = "test", hint_kind: str | None = None, template_id: int | None = None, n: int = 16,
-    seed: int = 0, align: str = "end",
+    model,
+    axis,
+    split: str = "test",
+    hint_kind: str | None = None,
+    template_id: int | None = None,
+    n: int = 16,
+    seed: int = 0,
+    align: str = "end",
 ) -> PatchPairs:
     """Hint-swap pairs on any axis: "<hint for group a> <template>" (clean) vs "<hint for group b> <template>"
     (corrupted), same subject, template and hint kind; a and b rotate through the groups so every group is
@@ -160,8 +188,10 @@ def axis_hint_pairs(
     aligned on the prompt (module doc); ``"drop"`` keeps only pairs of equal length (the rest counted in
     ``n_dropped``). Of the lengths left, the most common is kept."""
     if not axis.hints or not axis.templates:
-        raise ConfigError(f"Axis {axis.name!r} has no hints and templates to build patching pairs from; patching "
-                          "needs an axis with generated prompts (templates, subjects, hints).")
+        raise ConfigError(
+            f"Axis {axis.name!r} has no hints and templates to build patching pairs from; patching "
+            "needs an axis with generated prompts (templates, subjects, hints)."
+        )
     kinds = list(dict.fromkeys(h.get("kind", "") for h in axis.hints))
     kind = kinds[0] if hint_kind is None else hint_kind
     if kind not in kinds:
@@ -171,8 +201,10 @@ def axis_hint_pairs(
     tpls = [i for i, t in enumerate(axis.templates) if t["split"] == split]
     subjects = [s["name"] for s in axis.subjects if s["split"] == split]
     if len(groups) < 2 or not tpls or not subjects:
-        raise ConfigError(f"Axis {axis.name!r}: split {split!r} needs templates, subjects and hints of kind {kind!r} "
-                          "for at least two groups.")
+        raise ConfigError(
+            f"Axis {axis.name!r}: split {split!r} needs templates, subjects and hints of kind {kind!r} "
+            "for at least two groups."
+        )
     template_id = tpls[0] if template_id is None else template_id
     tpl = axis.templates[template_id]["text"]
     clean, corr, rows = [], [], []
@@ -182,12 +214,24 @@ def axis_hint_pairs(
         body = tpl.replace("{subject}", subj)
         clean.append(hint[a].replace("{subject}", subj) + " " + body)
         corr.append(hint[b].replace("{subject}", subj) + " " + body)
-        rows.append({"subject": subj, "template_id": template_id, "hint_kind": kind, "clean_group": a,
-                     "corrupted_group": b, "pair": "hint_swap"})
-    return _largest_length_group(model, clean, corr, pd.DataFrame(rows), n, seed, "drop" if align == "drop" else "end")
+        rows.append(
+            {
+                "subject": subj,
+                "template_id": template_id,
+                "hint_kind": kind,
+                "clean_group": a,
+                "corrupted_group": b,
+                "pair": "hint_swap",
+            }
+        )
+    return _largest_length_group(
+        model, clean, corr, pd.DataFrame(rows), n, seed, "drop" if align == "drop" else "end"
+    )
 
 
-def stereotype_swap_pairs(model, split: str = "test", template_id: int | None = None, n: int = 16, seed: int = 0) -> PatchPairs:
+def stereotype_swap_pairs(
+    model, split: str = "test", template_id: int | None = None, n: int = 16, seed: int = 0
+) -> PatchPairs:
     """Same template, a male-stereotyped occupation (clean) vs a female-stereotyped one (corrupted)."""
     df = load_frame("genbias")
     df = df[(df.split == split) & df.stereotype.isin(["male", "female"])]
@@ -208,7 +252,14 @@ def stereotype_swap_pairs(model, split: str = "test", template_id: int | None = 
         for m, f in zip(males, females, strict=False):
             clean.append(tpl.format(occupation=m))
             corr.append(tpl.format(occupation=f))
-            rows.append({"clean_occupation": m, "corrupted_occupation": f, "template_id": template_id, "pair": "stereotype_swap"})
+            rows.append(
+                {
+                    "clean_occupation": m,
+                    "corrupted_occupation": f,
+                    "template_id": template_id,
+                    "pair": "stereotype_swap",
+                }
+            )
     if not clean:
         raise LftfError(f"No male/female occupation pair of equal token length for template {template_id}.")
     return _largest_length_group(model, clean, corr, pd.DataFrame(rows), n, seed)
@@ -230,7 +281,9 @@ def logit_diff(he_id: int, she_id: int) -> Metric:
 def normalized_logit_diff(he_id: int, she_id: int, clean_value: float, corrupted_value: float) -> Metric:
     """(LD - LD_corrupted) / (LD_clean - LD_corrupted): 1 = clean behaviour, 0 = corrupted behaviour."""
     if abs(clean_value - corrupted_value) < 1e-8:
-        raise LftfError("Clean and corrupted prompts give the same logit difference; the metric cannot be normalised.")
+        raise LftfError(
+            "Clean and corrupted prompts give the same logit difference; the metric cannot be normalised."
+        )
     base = logit_diff(he_id, she_id)
 
     def metric(logits: Tensor) -> Tensor:
@@ -239,7 +292,9 @@ def normalized_logit_diff(he_id: int, she_id: int, clean_value: float, corrupted
     return metric
 
 
-def group_logit_diff(group_ids: Sequence[Sequence[int]], clean_idx: Sequence[int], corrupted_idx: Sequence[int]) -> Metric:
+def group_logit_diff(
+    group_ids: Sequence[Sequence[int]], clean_idx: Sequence[int], corrupted_idx: Sequence[int]
+) -> Metric:
     """Mean over pairs of log P(clean group) − log P(corrupted group) at the last position, each group's
     probability the sum over its words' (first) tokens. The softmax normaliser and any renormalisation over
     the axis's groups cancel, so this is also the difference of the log *renormalised* group probabilities;
@@ -272,7 +327,9 @@ def group_pair_metric(model, pairs: PatchPairs, axis) -> tuple[Metric, Metric, f
     """For :func:`axis_hint_pairs`: (normalised metric, raw metric, clean value, corrupted value)."""
     index = {g: k for k, g in enumerate(axis.group_names)}
     group_ids = first_token_ids(model, [g.words for g in axis.groups])
-    raw = group_logit_diff(group_ids, [index[g] for g in pairs.df.clean_group], [index[g] for g in pairs.df.corrupted_group])
+    raw = group_logit_diff(
+        group_ids, [index[g] for g in pairs.df.clean_group], [index[g] for g in pairs.df.corrupted_group]
+    )
     runner = Runner(model)
     clean = float(raw(runner.unembed(runner.run(runner.embed(pairs.clean))[:, -1])))
     corr = float(raw(runner.unembed(runner.run(runner.embed(pairs.corrupted))[:, -1])))
@@ -280,7 +337,9 @@ def group_pair_metric(model, pairs: PatchPairs, axis) -> tuple[Metric, Metric, f
 
 
 @torch.no_grad()
-def pair_metric(model, pairs: PatchPairs, male: str = " he", female: str = " she") -> tuple[Metric, float, float]:
+def pair_metric(
+    model, pairs: PatchPairs, male: str = " he", female: str = " she"
+) -> tuple[Metric, float, float]:
     """The normalised he-she logit-difference metric for these pairs, and the clean / corrupted values."""
     he, she = single_token_id(model, male), single_token_id(model, female)
     runner = Runner(model)
@@ -290,4 +349,17 @@ def pair_metric(model, pairs: PatchPairs, male: str = " he", female: str = " she
     return normalized_logit_diff(he, she, clean, corr), clean, corr
 
 
-__all__ = ["Metric", "PatchPairs", "axis_hint_pairs", "group_logit_diff", "group_pair_metric", "hint_swap_pairs", "logit_diff", "make_pairs", "normalized", "normalized_logit_diff", "pair_metric", "stereotype_swap_pairs"]
+__all__ = [
+    "Metric",
+    "PatchPairs",
+    "axis_hint_pairs",
+    "group_logit_diff",
+    "group_pair_metric",
+    "hint_swap_pairs",
+    "logit_diff",
+    "make_pairs",
+    "normalized",
+    "normalized_logit_diff",
+    "pair_metric",
+    "stereotype_swap_pairs",
+]

@@ -40,18 +40,28 @@ def check_hook_name(model, name: str) -> str:
     names = set(model.hook_dict)
     if name not in names:
         close = difflib.get_close_matches(name, sorted(names), n=3)
-        raise LftfError(f"Hook {name!r} does not exist on this model. Closest: {close}. Hook names look like "
-                        "'blocks.3.hook_resid_pre'.")
+        raise LftfError(
+            f"Hook {name!r} does not exist on this model. Closest: {close}. Hook names look like "
+            "'blocks.3.hook_resid_pre'."
+        )
     return name
 
 
 @torch.no_grad()
 def block_activations(runner: Runner, tokens: Tensor) -> dict[str, list]:
     """Every block's residual stream, attention / MLP outputs and (k, v), for one batch of prompts."""
-    acts: dict[str, list] = {k: [] for k in ("resid_pre", "resid_mid", "attn_out", "mlp_out", "resid_post", "kv")}
-    for _, resid, (out, attn_out, mlp_out, kv) in runner.walk(runner.embed(tokens), parts=True):
-        for k, v in (("resid_pre", resid), ("resid_mid", resid + attn_out), ("attn_out", attn_out),
-                     ("mlp_out", mlp_out), ("resid_post", out), ("kv", kv)):
+    acts: dict[str, list] = {
+        k: [] for k in ("resid_pre", "resid_mid", "attn_out", "mlp_out", "resid_post", "kv")
+    }
+    for s in runner.walk(runner.embed(tokens), parts=True):
+        for k, v in (
+            ("resid_pre", s.resid_pre),
+            ("resid_mid", s.resid_pre + s.attn_out),
+            ("attn_out", s.attn_out),
+            ("mlp_out", s.mlp_out),
+            ("resid_post", s.resid_post),
+            ("kv", s.kv),
+        ):
             acts[k].append(v)
     return acts
 
@@ -60,8 +70,10 @@ def aligned(pairs: PatchPairs, clean: dict, corr: dict, rows: slice = slice(None
     """The clean activations on the corrupted run's positions (pairs of unequal length, ``align="end"``)."""
     if pairs.offset == 0:
         return clean
-    return {k: v if k == "kv" else [pairs.align(a, b, rows) for a, b in zip(v, corr[k], strict=True)]
-            for k, v in clean.items()}
+    return {
+        k: v if k == "kv" else [pairs.align(a, b, rows) for a, b in zip(v, corr[k], strict=True)]
+        for k, v in clean.items()
+    }
 
 
 def _site_acts(site: str, layer: int, clean: dict, corr: dict) -> tuple[Tensor, Tensor]:
@@ -114,6 +126,7 @@ def _wavefront(runner: Runner, site: str, layers: set[int], clean: dict, corr: d
         if site == "mlp_out" and layer in layers:
             new = _variant(site, layer, clean, corr, p)
             x, n_var = (new if x is None else torch.cat([x, new])), n_var + 1
+    assert x is not None, "no site of this wavefront changes anything"
     logits = runner.unembed(x[:, -1])
     return logits.view(n_var, -1, logits.shape[-1])
 
@@ -149,18 +162,25 @@ def patch_sweep(
         positions = list(range(n_pos)) if positions is None else list(positions)
         badp = [p for p in positions if not -n_pos <= p < n_pos]
         if badp:
-            raise LftfError(f"Position(s) {badp} out of range: these pairs have {n_pos} tokens (0..{n_pos - 1}).")
+            raise LftfError(
+                f"Position(s) {badp} out of range: these pairs have {n_pos} tokens (0..{n_pos - 1})."
+            )
         positions = [p % n_pos for p in positions]
     else:
-        positions = [None]
+        positions = [None]  # type: ignore[list-item]  # None: the whole sequence at once
     chunks = [slice(s, s + batch_size) for s in range(0, len(pairs), batch_size)]
-    acts = [(block_activations(runner, pairs.clean[c]), block_activations(runner, pairs.corrupted[c])) for c in chunks]
+    acts = [
+        (block_activations(runner, pairs.clean[c]), block_activations(runner, pairs.corrupted[c]))
+        for c in chunks
+    ]
     acts = [(aligned(pairs, cl, co, c), co) for (cl, co), c in zip(acts, chunks, strict=True)]
     corrupted_logits = torch.cat([runner.unembed(co["resid_post"][-1][:, -1]) for _, co in acts])
     rows = []
     for p in positions:
         # skip patches that change nothing in every pair: their value is the corrupted run's (exact, not approx.)
-        todo = [L for L in layers if not (skip_noops and all(_is_noop(site, L, cl, co, p) for cl, co in acts))]
+        todo = [
+            L for L in layers if not (skip_noops and all(_is_noop(site, L, cl, co, p) for cl, co in acts))
+        ]
         out = {L: corrupted_logits for L in layers}
         if todo:
             logits = torch.cat([_wavefront(runner, site, set(todo), cl, co, p) for cl, co in acts], dim=1)
@@ -169,7 +189,15 @@ def patch_sweep(
             lg = out[layer]
             pos = -1 if p is None else p
             token = "*" if p is None else pairs.str_tokens[p]
-            rows.append({"site": site, "layer": layer, "pos": pos, "token": token, "value": float(metric(lg[:, None]))})
+            rows.append(
+                {
+                    "site": site,
+                    "layer": layer,
+                    "pos": pos,
+                    "token": token,
+                    "value": float(metric(lg[:, None])),
+                }
+            )
         if progress:
             progress(1)
     return pd.DataFrame(rows).sort_values(["layer", "pos"], ignore_index=True)
@@ -185,7 +213,9 @@ patch_mlp_out_by_block = partial(patch_sweep, site="mlp_out", per_position=False
 
 def patch_every(model, pairs: PatchPairs, metric: Metric, per_position: bool = True, **kw) -> pd.DataFrame:
     """All three sites in one tidy frame."""
-    return pd.concat([patch_sweep(model, pairs, metric, s, per_position, **kw) for s in SITES], ignore_index=True)
+    return pd.concat(
+        [patch_sweep(model, pairs, metric, s, per_position, **kw) for s in SITES], ignore_index=True
+    )
 
 
 def as_grid(df: pd.DataFrame) -> pd.DataFrame:
@@ -194,6 +224,18 @@ def as_grid(df: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = [
-    "SITES", "aligned", "as_grid", "block_activations", "check_hook_name", "check_site", "patch_attn_out", "patch_attn_out_by_block",
-    "patch_every", "patch_mlp_out", "patch_mlp_out_by_block", "patch_resid_pre", "patch_resid_pre_by_block", "patch_sweep",
+    "SITES",
+    "aligned",
+    "as_grid",
+    "block_activations",
+    "check_hook_name",
+    "check_site",
+    "patch_attn_out",
+    "patch_attn_out_by_block",
+    "patch_every",
+    "patch_mlp_out",
+    "patch_mlp_out_by_block",
+    "patch_resid_pre",
+    "patch_resid_pre_by_block",
+    "patch_sweep",
 ]

@@ -19,8 +19,11 @@ def tl_patch(model, pairs: PatchPairs, metric: Metric, site: str = "resid_pre") 
     from transformer_lens import patching
 
     check_site(site)
-    fn = {"resid_pre": patching.get_act_patch_resid_pre, "attn_out": patching.get_act_patch_attn_out,
-          "mlp_out": patching.get_act_patch_mlp_out}[site]
+    fn = {
+        "resid_pre": patching.get_act_patch_resid_pre,
+        "attn_out": patching.get_act_patch_attn_out,
+        "mlp_out": patching.get_act_patch_mlp_out,
+    }[site]
     with torch.no_grad():
         _, cache = model.run_with_cache(pairs.clean)
         return fn(model, pairs.corrupted, cache, metric)

@@ -38,7 +38,9 @@ class LocateConfig:
     template_id: int | None = None
     positions: str = "last"
     seed: int = 0
-    axis: str = "gender"  # a shipped axis or an axis file; "gender" is the suite's GenBiasEval / GenHintEval path
+    axis: str = (
+        "gender"  # a shipped axis or an axis file; "gender" is the suite's GenBiasEval / GenHintEval path
+    )
 
     def __post_init__(self) -> None:
         if self.pair_kind not in ("hint_swap", "stereotype_swap"):
@@ -56,7 +58,9 @@ class LocateConfig:
         return cls(**d)
 
 
-def locate(model, cfg: LocateConfig, progress: Callable[[str], None] | None = None) -> dict[str, pd.DataFrame | dict]:
+def locate(
+    model, cfg: LocateConfig, progress: Callable[[str], None] | None = None
+) -> dict[str, pd.DataFrame | dict]:
     """Compute every locate table (no plotting)."""
     say = progress or (lambda s: None)
     say("BMI")
@@ -65,8 +69,10 @@ def locate(model, cfg: LocateConfig, progress: Callable[[str], None] | None = No
         bias = load_dataset("genbias", cfg.split).subset(n=cfg.n_bmi, seed=cfg.seed).prompts
         held = load_dataset("genbias", cfg.stability_split).subset(n=cfg.n_bmi, seed=cfg.seed).prompts
     else:
-        bias, held = (sample_rows(axis.bias_prompts(s), cfg.n_bmi, cfg.seed).prompt.tolist()
-                      for s in (cfg.split, cfg.stability_split))
+        bias, held = (
+            sample_rows(axis.bias_prompts(s), cfg.n_bmi, cfg.seed).prompt.tolist()
+            for s in (cfg.split, cfg.stability_split)
+        )
     bmi = compute_bmi(model, bias, cfg.positions)
     bmi_held = compute_bmi(model, held, cfg.positions)
     stability = bmi_stability(bmi_held, bmi)
@@ -74,12 +80,16 @@ def locate(model, cfg: LocateConfig, progress: Callable[[str], None] | None = No
     raw = None
     if axis is not None:
         if cfg.pair_kind != "hint_swap":
-            raise ConfigError(f"pair_kind {cfg.pair_kind!r} is gender-only; on axis {axis.name!r} use hint_swap.")
+            raise ConfigError(
+                f"pair_kind {cfg.pair_kind!r} is gender-only; on axis {axis.name!r} use hint_swap."
+            )
         pairs = axis_hint_pairs(model, axis, cfg.split, cfg.hint_kind, cfg.template_id, cfg.n_pairs, cfg.seed)
         metric, raw, ld_clean, ld_corr = group_pair_metric(model, pairs, axis)
     else:
         if cfg.pair_kind == "hint_swap":
-            pairs = hint_swap_pairs(model, cfg.split, cfg.hint_kind or "noun", cfg.template_id, cfg.n_pairs, cfg.seed)
+            pairs = hint_swap_pairs(
+                model, cfg.split, cfg.hint_kind or "noun", cfg.template_id, cfg.n_pairs, cfg.seed
+            )
         else:
             pairs = stereotype_swap_pairs(model, cfg.split, cfg.template_id, cfg.n_pairs, cfg.seed)
         metric, ld_clean, ld_corr = pair_metric(model, pairs)
@@ -107,13 +117,27 @@ def locate(model, cfg: LocateConfig, progress: Callable[[str], None] | None = No
         "top_block": top_block(bmi),
         "top5_bmi": bmi.nsmallest(5, "rank")[["layer", "bmi"]].to_dict("records"),
         "stability": stability,
-        "pairs": {"n": len(pairs), "n_pos": pairs.n_pos, "n_dropped_unequal_length": pairs.n_dropped, "ld_clean": ld_clean, "ld_corrupted": ld_corr,
-                  "example": pairs.df.iloc[0][["clean_prompt", "corrupted_prompt"]].to_dict()},
+        "pairs": {
+            "n": len(pairs),
+            "n_pos": pairs.n_pos,
+            "n_dropped_unequal_length": pairs.n_dropped,
+            "ld_clean": ld_clean,
+            "ld_corrupted": ld_corr,
+            "example": pairs.df.iloc[0][["clean_prompt", "corrupted_prompt"]].to_dict(),
+        },
         "attribution_vs_exact": agreement,
         "by_block_top": {s: int(d.loc[d.value.idxmax(), "layer"]) for s, d in by_block.groupby("site")},
     }
-    return {"bmi": bmi, "bmi_heldout": bmi_held, "patching": exact, "patching_by_block": by_block,
-            "attribution": attr, "lens": lens, "summary": summary, "str_tokens": pairs.str_tokens}
+    return {
+        "bmi": bmi,
+        "bmi_heldout": bmi_held,
+        "patching": exact,
+        "patching_by_block": by_block,
+        "attribution": attr,
+        "lens": lens,
+        "summary": summary,
+        "str_tokens": pairs.str_tokens,
+    }
 
 
 def save_locate(res: dict, out: Path, meta: dict) -> list[Path]:

@@ -14,5 +14,16 @@ from lftf_interp.metrics.pronoun import (
 )
 from lftf_interp.metrics.wordprobs import word_logprobs
 
-__all__ = ["EvalConfig", "PronounTargets", "afgb_paper_score", "afgb_score", "bootstrap_ci", "evaluate",
-           "evaluate_axis", "score_prompts", "summarize_axis", "ub_score", "word_logprobs"]
+__all__ = [
+    "EvalConfig",
+    "PronounTargets",
+    "afgb_paper_score",
+    "afgb_score",
+    "bootstrap_ci",
+    "evaluate",
+    "evaluate_axis",
+    "score_prompts",
+    "summarize_axis",
+    "ub_score",
+    "word_logprobs",
+]

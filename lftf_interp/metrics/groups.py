@@ -38,18 +38,24 @@ def group_probs(logp: Float[np.ndarray, "n word"], axis: BiasAxis) -> Float[np.n
     return out
 
 
-def bias_per_prompt(probs: Float[np.ndarray, "n group"], reference: Sequence[float]) -> Float[np.ndarray, " n"]:
+def bias_per_prompt(
+    probs: Float[np.ndarray, "n group"], reference: Sequence[float]
+) -> Float[np.ndarray, " n"]:
     """Normalised total-variation distance of each renormalised row from ``reference`` (see module doc)."""
     p, r = np.asarray(probs, float), np.asarray(reference, float)
     if p.ndim != 2 or p.shape[1] != len(r) or len(r) < 2:
-        raise ConfigError(f"probs must be [n, K] with K = len(reference) >= 2; got {p.shape} and {len(r)} shares.")
+        raise ConfigError(
+            f"probs must be [n, K] with K = len(reference) >= 2; got {p.shape} and {len(r)} shares."
+        )
     if len(r) == 2 and r[0] == r[1]:  # AFGB exactly: |a − b| / (a + b)
         return np.abs(p[:, 0] - p[:, 1]) / (p[:, 0] + p[:, 1])
     q = p / p.sum(1, keepdims=True)
     return 0.5 * np.abs(q - r).sum(1) / (1 - r.min())
 
 
-def hint_per_prompt(probs: Float[np.ndarray, "n group"], labels: Sequence[str], groups: Sequence[str]) -> np.ndarray:
+def hint_per_prompt(
+    probs: Float[np.ndarray, "n group"], labels: Sequence[str], groups: Sequence[str]
+) -> np.ndarray:
     """Renormalised probability of each prompt's hinted group."""
     index = {g: k for k, g in enumerate(groups)}
     if bad := sorted(set(labels) - set(index)):
@@ -58,8 +64,13 @@ def hint_per_prompt(probs: Float[np.ndarray, "n group"], labels: Sequence[str], 
     return p[np.arange(len(p)), [index[x] for x in labels]] / p.sum(1)
 
 
-def score_prompts(model, df: pd.DataFrame, axis: BiasAxis, batch_size: int = 64,
-                  progress: Callable[[int], None] | None = None) -> pd.DataFrame:
+def score_prompts(
+    model,
+    df: pd.DataFrame,
+    axis: BiasAxis,
+    batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
     """``df`` plus p_<group>, share_<group>, mass, bias (and hint_following where it has a label)."""
     probs = group_probs(word_logprobs(model, df["prompt"].tolist(), axis.words, batch_size, progress), axis)
     out = df.copy()
@@ -74,21 +85,33 @@ def score_prompts(model, df: pd.DataFrame, axis: BiasAxis, batch_size: int = 64,
     return out
 
 
-def summarize_axis(bias_df: pd.DataFrame, hint_df: pd.DataFrame | None, axis: BiasAxis, n_boot: int = 1000,
-                   seed: int = 0) -> dict:
-    out = {"axis": axis.name, "groups": axis.group_names, "reference": axis.reference,
-           "bias": float(bias_df["bias"].mean()), "bias_ci": list(bootstrap_ci(bias_df["bias"], n_boot, seed)),
-           "mass": float(bias_df["mass"].mean()), "mass_ci": list(bootstrap_ci(bias_df["mass"], n_boot, seed)),
-           "shares": {g: float(bias_df[f"share_{g}"].mean()) for g in axis.group_names}, "n": int(len(bias_df))}
+def summarize_axis(
+    bias_df: pd.DataFrame, hint_df: pd.DataFrame | None, axis: BiasAxis, n_boot: int = 1000, seed: int = 0
+) -> dict:
+    out: dict = {
+        "axis": axis.name,
+        "groups": axis.group_names,
+        "reference": axis.reference,
+        "bias": float(bias_df["bias"].mean()),
+        "bias_ci": list(bootstrap_ci(bias_df["bias"], n_boot, seed)),
+        "mass": float(bias_df["mass"].mean()),
+        "mass_ci": list(bootstrap_ci(bias_df["mass"], n_boot, seed)),
+        "shares": {g: float(bias_df[f"share_{g}"].mean()) for g in axis.group_names},
+        "n": int(len(bias_df)),
+    }
     if hint_df is not None and len(hint_df):
-        out.update(hint_following=float(hint_df["hint_following"].mean()),
-                   hint_following_ci=list(bootstrap_ci(hint_df["hint_following"], n_boot, seed)),
-                   hint_following_by_group={g: float(d.hint_following.mean()) for g, d in hint_df.groupby("label")},
-                   n_hint=int(len(hint_df)))
+        out.update(
+            hint_following=float(hint_df["hint_following"].mean()),
+            hint_following_ci=list(bootstrap_ci(hint_df["hint_following"], n_boot, seed)),
+            hint_following_by_group={g: float(d.hint_following.mean()) for g, d in hint_df.groupby("label")},
+            n_hint=int(len(hint_df)),
+        )
     if out["mass"] < LOW_MASS:
-        warning = (f"the groups of axis {axis.name!r} get a mean probability of {out['mass']:.2g} after its prompts "
-                   f"(below {LOW_MASS}): the bias score compares words the model almost never says there, so it is "
-                   "mostly noise. Use prompts where a group word is a natural next word, or words the model says.")
+        warning = (
+            f"the groups of axis {axis.name!r} get a mean probability of {out['mass']:.2g} after its prompts "
+            f"(below {LOW_MASS}): the bias score compares words the model almost never says there, so it is "
+            "mostly noise. Use prompts where a group word is a natural next word, or words the model says."
+        )
         log.warning(warning)
         out["warnings"] = [warning]
     return out
@@ -112,10 +135,24 @@ def evaluate_axis(
         if bias.empty:
             raise ConfigError("Your prompts have no bias prompts (rows without a 'label'); add some.")
     else:
-        bias, hint = axis.bias_prompts(split), (axis.hint_prompts(split) if axis.hints or "hint" in axis.prompts else None)
+        bias, hint = (
+            axis.bias_prompts(split),
+            (axis.hint_prompts(split) if axis.hints or "hint" in axis.prompts else None),
+        )
     bias_df = score_prompts(model, bias.reset_index(drop=True), axis, batch_size, progress)
-    hint_df = score_prompts(model, hint.reset_index(drop=True), axis, batch_size, progress) if hint is not None and len(hint) else None
+    hint_df = (
+        score_prompts(model, hint.reset_index(drop=True), axis, batch_size, progress)
+        if hint is not None and len(hint)
+        else None
+    )
     return summarize_axis(bias_df, hint_df, axis, n_boot, seed), bias_df, hint_df
 
 
-__all__ = ["bias_per_prompt", "evaluate_axis", "group_probs", "hint_per_prompt", "score_prompts", "summarize_axis"]
+__all__ = [
+    "bias_per_prompt",
+    "evaluate_axis",
+    "group_probs",
+    "hint_per_prompt",
+    "score_prompts",
+    "summarize_axis",
+]

@@ -74,10 +74,10 @@ def afgb_paper_score(p_he, p_she) -> float:
 
 def ub_per_prompt(p_he, p_she, labels: Sequence[str]) -> np.ndarray:
     p_he, p_she = np.asarray(p_he, float), np.asarray(p_she, float)
-    labels = np.asarray(labels)
-    if not set(np.unique(labels)) <= {"he", "she"}:
-        raise ConfigError(f"labels must be 'he' or 'she', got {sorted(set(labels))}")
-    return np.where(labels == "he", p_he, p_she) / (p_he + p_she)
+    lab = np.asarray(labels)
+    if not set(np.unique(lab)) <= {"he", "she"}:
+        raise ConfigError(f"labels must be 'he' or 'she', got {sorted(set(lab))}")
+    return np.where(lab == "he", p_he, p_she) / (p_he + p_she)
 
 
 def ub_score(p_he, p_she, labels: Sequence[str]) -> float:
@@ -182,7 +182,9 @@ class EvalConfig:
         return cls(**d)
 
 
-def summarize(bias_df: pd.DataFrame | None, hint_df: pd.DataFrame | None, n_boot: int = 1000, seed: int = 0) -> dict:
+def summarize(
+    bias_df: pd.DataFrame | None, hint_df: pd.DataFrame | None, n_boot: int = 1000, seed: int = 0
+) -> dict:
     """AFGB, UB, mass with bootstrap 95 % CIs from per-prompt rows (either frame may be None)."""
     out: dict = {}
     if bias_df is not None:
@@ -195,8 +197,10 @@ def summarize(bias_df: pd.DataFrame | None, hint_df: pd.DataFrame | None, n_boot
             n=int(len(bias_df)),
         )
         if "afgb_paper" in bias_df:  # (score_dataset writes it; frames of older runs may lack it)
-            out.update(afgb_paper=float(bias_df["afgb_paper"].mean()),
-                       afgb_paper_ci=list(bootstrap_ci(bias_df["afgb_paper"], n_boot, seed)))
+            out.update(
+                afgb_paper=float(bias_df["afgb_paper"].mean()),
+                afgb_paper_ci=list(bootstrap_ci(bias_df["afgb_paper"], n_boot, seed)),
+            )
     if hint_df is not None:
         out.update(
             ub=float(hint_df["ub"].mean()),

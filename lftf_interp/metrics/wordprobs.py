@@ -31,7 +31,9 @@ def word_ids(model_or_tok, words: Sequence[str]) -> list[list[int]]:
     for w in words:
         ids = tok.encode(w, add_special_tokens=False)
         if not ids:
-            raise TokenizationError(f"Word {w!r} tokenises to nothing; give a non-empty word (with its leading space).")
+            raise TokenizationError(
+                f"Word {w!r} tokenises to nothing; give a non-empty word (with its leading space)."
+            )
         out.append(ids)
     return out
 
@@ -66,22 +68,24 @@ def _multi_token(runner, tok, prompts, wids: list[list[int]], batch_size, progre
     first = torch.tensor([w[0] for w in wids])
     multi = [j for j, w in enumerate(wids) if len(w) > 1]
     width = max((len(wids[j]) - 1 for j in multi), default=0)
-    conts = torch.zeros(len(multi), max(width, 1), dtype=torch.long)  # each word's tokens but its last, right-padded
+    conts = torch.zeros(
+        len(multi), max(width, 1), dtype=torch.long
+    )  # each word's tokens but its last, right-padded
     for r, j in enumerate(multi):
         conts[r, : len(wids[j]) - 1] = torch.tensor(wids[j][:-1])
     for idx in (g[s : s + batch_size] for g in by_len.values() for s in range(0, len(g), batch_size)):
         x = runner.embed(torch.tensor([encoded[i] for i in idx]))  # [b, pos]: one length, no padding
-        kvs = []
-        for _, _, (x, _, _, kv) in runner.walk(x, parts=True):  # noqa: B007, B020 (x: the last block output)
-            kvs.append(kv)
+        x, steps = runner.walk_to_end(x)
+        kvs = [s.kv for s in steps]
         logp0 = runner.unembed(x[:, -1]).double().log_softmax(-1)  # [b, vocab]
         lp = logp0[:, first].clone()  # [b, W]: every word's first token
         if multi:
             b, m = len(idx), len(multi)
-            past = [(k.repeat_interleave(m, 0), v.repeat_interleave(m, 0)) for k, v in kvs]  # rows: (prompt, word)
+            past = [
+                (k.repeat_interleave(m, 0), v.repeat_interleave(m, 0)) for k, v in kvs
+            ]  # rows: (prompt, word)
             h = runner.embed(conts.repeat(b, 1))
-            for _, _, (h, _, _, _) in runner.walk(h, parts=True, past_kv=past):  # noqa: B020, B007
-                pass
+            h, _ = runner.walk_to_end(h, past_kv=past)
             logp = runner.unembed(h).double().log_softmax(-1).view(b, m, conts.shape[1], -1)
             for r, j in enumerate(multi):
                 rest = torch.tensor(wids[j][1:])  # token t+1 is read at continuation position t

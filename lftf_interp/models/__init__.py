@@ -16,5 +16,20 @@ from lftf_interp.models.loading import (
 from lftf_interp.models.placement import Placement, placement
 from lftf_interp.models.runner import Runner
 
-__all__ = ["ARCHS", "MODEL_REGISTRY", "ArchSpec", "ModelSpec", "Placement", "Runner", "arch_of", "export_hf", "hf_model",
-           "load_hf", "load_model", "load_tokenizer", "placement", "resolve_model_dir", "tiny_model"]
+__all__ = [
+    "ARCHS",
+    "MODEL_REGISTRY",
+    "ArchSpec",
+    "ModelSpec",
+    "Placement",
+    "Runner",
+    "arch_of",
+    "export_hf",
+    "hf_model",
+    "load_hf",
+    "load_model",
+    "load_tokenizer",
+    "placement",
+    "resolve_model_dir",
+    "tiny_model",
+]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 
@@ -58,9 +59,17 @@ ARCHS: dict[str, ArchSpec] = {
     "llama": ArchSpec("llama", "LlamaForCausalLM"),
     "qwen2": ArchSpec("qwen2", "Qwen2ForCausalLM"),
     "gemma3_text": ArchSpec(
-        "gemma3_text", "Gemma3ForCausalLM", attn_out="post_attention_layernorm", mlp_in="pre_feedforward_layernorm",
-        mlp_out="post_feedforward_layernorm", qk_norm=True, norm_offset=1.0, embed_scale=True,
-        act="hidden_activation", attn_scale="query_pre_attn_scalar", bos=True,
+        "gemma3_text",
+        "Gemma3ForCausalLM",
+        attn_out="post_attention_layernorm",
+        mlp_in="pre_feedforward_layernorm",
+        mlp_out="post_feedforward_layernorm",
+        qk_norm=True,
+        norm_offset=1.0,
+        embed_scale=True,
+        act="hidden_activation",
+        attn_scale="query_pre_attn_scalar",
+        bos=True,
     ),
 }
 
@@ -99,11 +108,15 @@ def check_config(config) -> ArchSpec:
     for key, ok in _MUST_BE.items():
         val = getattr(config, key, None)
         if val not in ok:
-            raise ConfigError(f"{arch.model_type} config has {key}={val!r}, which lftf's runner does not implement "
-                              f"(it supports {ok}). Please open an issue with the model's name.")
+            raise ConfigError(
+                f"{arch.model_type} config has {key}={val!r}, which lftf's runner does not implement "
+                f"(it supports {ok}). Please open an issue with the model's name."
+            )
     for rp in _rope_dicts(config):
         if rp.get("partial_rotary_factor", 1.0) != 1.0:
-            raise ConfigError(f"partial_rotary_factor={rp['partial_rotary_factor']} is not implemented by lftf's runner.")
+            raise ConfigError(
+                f"partial_rotary_factor={rp['partial_rotary_factor']} is not implemented by lftf's runner."
+            )
         rt = rp.get("rope_type", "default")
         if rt not in _ROPE_TYPES:
             raise ConfigError(
@@ -113,14 +126,16 @@ def check_config(config) -> ArchSpec:
     return arch
 
 
-def unwrap(module: torch.nn.Module) -> torch.nn.Module:
+def unwrap(module: Any) -> Any:
     """The Hugging Face module under a TransformerLens bridge component (or the module itself)."""
     while getattr(module, "_original_component", None) is not None:
         module = module._original_component
     return module
 
 
-def plain_named_parameters(module: torch.nn.Module, prefix: str = "") -> Iterator[tuple[str, torch.nn.Parameter]]:
+def plain_named_parameters(
+    module: torch.nn.Module, prefix: str = ""
+) -> Iterator[tuple[str, torch.nn.Parameter]]:
     """``(name, parameter)`` under plain Hugging Face names, read from the module tree (shared, not copied).
 
     A bridge component contributes only its ``_original_component`` (its TransformerLens aliases such as
@@ -132,7 +147,7 @@ def plain_named_parameters(module: torch.nn.Module, prefix: str = "") -> Iterato
         yield from plain_named_parameters(child, f"{prefix}{name}.")
 
 
-def submodule(root: torch.nn.Module, dotted: str) -> torch.nn.Module:
+def submodule(root: Any, dotted: str) -> Any:
     """``root.a.b`` for ``"a.b"``, following bridge components to their Hugging Face modules."""
     mod = unwrap(root)
     for part in dotted.split("."):

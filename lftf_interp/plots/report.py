@@ -9,6 +9,13 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from lftf_interp.plots.locate import (
+    plot_attribution_vs_exact,
+    plot_bmi,
+    plot_group_lens,
+    plot_lens,
+    plot_patching_heatmaps,
+)
 from lftf_interp.plots.style import themed
 
 STEREO_PALETTE = {"female": "#c0392b", "male": "#2471a3", "neutral": "#7f8c8d", "unknown": "#bbbbbb"}
@@ -33,10 +40,20 @@ def plot_share_vs_bls(occ: pd.DataFrame, title: str = "") -> plt.Figure:
 
     known = occ.dropna(subset=["bls_pct_women"])
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
-    sns.scatterplot(data=known, x="bls_pct_women", y="share_he", hue="stereotype", palette=STEREO_PALETTE, ax=ax, s=55)
+    sns.scatterplot(
+        data=known, x="bls_pct_women", y="share_he", hue="stereotype", palette=STEREO_PALETTE, ax=ax, s=55
+    )
     if len(known) > 2:
         rho, p = spearmanr(known["bls_pct_women"], known["share_he"])
-        sns.regplot(data=known, x="bls_pct_women", y="share_he", scatter=False, ax=ax, color="black", line_kws={"lw": 1})
+        sns.regplot(
+            data=known,
+            x="bls_pct_women",
+            y="share_he",
+            scatter=False,
+            ax=ax,
+            color="black",
+            line_kws={"lw": 1},
+        )
         ax.text(0.02, 0.04, f"Spearman ρ = {rho:.2f} (p = {p:.1g}), n = {len(known)}", transform=ax.transAxes)
     ax.axhline(0.5, ls="--", color="grey", lw=1)
     ax.set(
@@ -60,13 +77,19 @@ def plot_template_distribution(bias_df: pd.DataFrame, title: str = "") -> plt.Fi
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(order) + 1.5))
     df["template_id"] = pd.Categorical(df["template_id"], categories=order)
     sns.boxplot(data=df, y="template_id", x="share_he", ax=ax, color="#d5dbdb", fliersize=0)
-    sns.stripplot(data=df, y="template_id", x="share_he", hue="stereotype", palette=STEREO_PALETTE, ax=ax, size=3)
+    sns.stripplot(
+        data=df, y="template_id", x="share_he", hue="stereotype", palette=STEREO_PALETTE, ax=ax, size=3
+    )
     ax.legend(title="stereotype", loc="upper left", bbox_to_anchor=(1.01, 1))
     from lftf_interp.data import TEMPLATES
 
-    ax.set_yticks(range(len(order)), [TEMPLATES[int(t)].replace("{occupation}", "…") for t in order], fontsize=8)
+    ax.set_yticks(
+        range(len(order)), [TEMPLATES[int(t)].replace("{occupation}", "…") for t in order], fontsize=8
+    )
     ax.axvline(0.5, ls="--", color="grey", lw=1)
-    ax.set(xlabel="P(he) / (P(he) + P(she))", ylabel="", xlim=(0, 1), title=title or "Share of 'he' per template")
+    ax.set(
+        xlabel="P(he) / (P(he) + P(she))", ylabel="", xlim=(0, 1), title=title or "Share of 'he' per template"
+    )
     fig.tight_layout()
     return fig
 
@@ -74,10 +97,23 @@ def plot_template_distribution(bias_df: pd.DataFrame, title: str = "") -> plt.Fi
 @themed
 def plot_hint_following(hint_df: pd.DataFrame, title: str = "") -> plt.Figure:
     fig, ax = plt.subplots(figsize=(8.5, 4.5))
-    sns.barplot(data=hint_df, x="hint_kind", y="ub", hue="label", ax=ax, palette={"he": "#2471a3", "she": "#c0392b"}, errorbar=("ci", 95))
+    sns.barplot(
+        data=hint_df,
+        x="hint_kind",
+        y="ub",
+        hue="label",
+        ax=ax,
+        palette={"he": "#2471a3", "she": "#c0392b"},
+        errorbar=("ci", 95),
+    )
     ax.axhline(0.75, ls="--", color="black", lw=1, label="paper's bar (0.75)")
     ax.axhline(0.5, ls=":", color="grey", lw=1)
-    ax.set(ylim=(0, 1), xlabel="hint kind", ylabel="UB: P(hinted) / (P(he) + P(she))", title=title or "Hint following")
+    ax.set(
+        ylim=(0, 1),
+        xlabel="hint kind",
+        ylabel="UB: P(hinted) / (P(he) + P(she))",
+        title=title or "Hint following",
+    )
     ax.legend(title="hinted pronoun", loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     return fig
@@ -91,13 +127,18 @@ def save(fig: plt.Figure, path: str | Path, dpi: int = 130) -> Path:
     return path
 
 
-def baseline_figures(bias_df: pd.DataFrame, hint_df: pd.DataFrame, out: str | Path, title: str = "") -> list[Path]:
+def baseline_figures(
+    bias_df: pd.DataFrame, hint_df: pd.DataFrame, out: str | Path, title: str = ""
+) -> list[Path]:
     out = Path(out)
     occ = occupation_table(bias_df)
     suffix = f" — {title}" if title else ""
     return [
         save(plot_share_vs_bls(occ, "Share of 'he' vs. % women" + suffix), out / "baseline_share_vs_bls.png"),
-        save(plot_template_distribution(bias_df, "Share of 'he' per template" + suffix), out / "baseline_templates.png"),
+        save(
+            plot_template_distribution(bias_df, "Share of 'he' per template" + suffix),
+            out / "baseline_templates.png",
+        ),
         save(plot_hint_following(hint_df, "Hint following" + suffix), out / "baseline_hints.png"),
     ]
 
@@ -107,107 +148,7 @@ def ci_text(value: float, ci) -> str:
     return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-
-
 # ----------------------------------------------------------------------------- locate figures
-
-
-@themed
-def plot_bmi(bmi: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Bar per block, the rank-1 block marked; error bars are ±1 SEM over prompts."""
-    fig, ax = plt.subplots(figsize=(9, 4))
-    top = int(bmi.sort_values(["rank", "layer"]).iloc[0]["layer"])
-    colors = ["#c0392b" if layer == top else "#5d6d7e" for layer in bmi.layer]
-    ax.bar(bmi.layer, bmi.bmi, color=colors, yerr=bmi.get("sem"), capsize=2)
-    ax.annotate(f"top: block {top}", (top, bmi.bmi.max()), xytext=(8, -12), textcoords="offset points", color="#c0392b")
-    ax.set(xlabel="block", ylabel="BMI = mean 1 − cos(h_in, h_out)", title=title or "Block Mitigating Importance")
-    ax.set_xticks(bmi.layer)
-    ax.tick_params(axis="x", labelsize=7)
-    fig.tight_layout()
-    return fig
-
-
-@themed
-def plot_patching_heatmaps(df: pd.DataFrame, str_tokens: list[str], title: str = "") -> plt.Figure:
-    """One layer × position heatmap per site (values: normalised logit difference, 1 = clean)."""
-    sites = list(dict.fromkeys(df.site))
-    fig, axes = plt.subplots(1, len(sites), figsize=(4.2 * len(sites) + 1, 7), sharey=True)
-    axes = np.atleast_1d(axes)
-    lim = max(1.0, float(df.value.abs().max()))
-    for ax, site in zip(axes, sites, strict=True):
-        grid = df[df.site == site].pivot(index="layer", columns="pos", values="value")
-        sns.heatmap(grid, ax=ax, cmap="RdBu_r", center=0, vmin=-lim, vmax=lim, cbar=site == sites[-1],
-                    cbar_kws={"label": "normalised logit diff (1 = clean)"})
-        ax.set_xticks(np.arange(len(str_tokens)) + 0.5, [repr(t.strip() or t)[1:-1] for t in str_tokens], rotation=70, fontsize=8)
-        ax.set(title=site, xlabel="position", ylabel="block" if site == sites[0] else "")
-        ax.invert_yaxis()
-    fig.suptitle(title or "Activation patching")
-    fig.tight_layout()
-    return fig
-
-
-@themed
-def plot_lens(lens: pd.DataFrame, title: str = "") -> plt.Figure:
-    palette = {"male-leaning": "#2471a3", "female-leaning": "#c0392b", "hinted he": "#85c1e9", "hinted she": "#f1948a"}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for g, d in lens.groupby("group", sort=False):
-        c = palette.get(g)
-        axes[0].plot(d.layer, d.logit_diff, marker="o", ms=3, label=g, color=c)
-        axes[0].fill_between(d.layer, d.logit_diff - 1.96 * d.logit_diff_sem, d.logit_diff + 1.96 * d.logit_diff_sem, color=c, alpha=0.2)
-        axes[1].plot(d.layer, d.share_he, marker="o", ms=3, label=g, color=c)
-    axes[0].axhline(0, color="grey", lw=1)
-    axes[1].axhline(0.5, color="grey", lw=1, ls="--")
-    axes[0].set(xlabel="block output", ylabel="logit(he) − logit(she)", title="logit difference through the lens")
-    axes[1].set(xlabel="block output", ylabel="P(he) / (P(he) + P(she))", ylim=(0, 1), title="share of 'he'")
-    axes[1].legend(loc="upper left", fontsize=8)
-    fig.suptitle(title or "Logit lens")
-    fig.tight_layout()
-    return fig
-
-
-@themed
-def plot_group_lens(lens: pd.DataFrame, title: str = "") -> plt.Figure:
-    """:func:`~lftf_interp.locate.lens.compute_group_lens` (any axis): bias score of the neutral prompts and hint
-    following of each hinted set per block output (left), the neutral prompts' group shares (right)."""
-    groups = [c.removeprefix("share_") for c in lens.columns if c.startswith("share_")]
-    colors = dict(zip(groups, plt.get_cmap("tab10").colors, strict=False))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    neutral = lens[lens.set == "neutral"]
-    axes[0].plot(neutral.layer, neutral.bias, marker="o", ms=3, color="black", label="bias score, neutral prompts")
-    axes[0].fill_between(neutral.layer, neutral.bias - 1.96 * neutral.bias_sem, neutral.bias + 1.96 * neutral.bias_sem,
-                         color="black", alpha=0.15)
-    for name, d in lens[lens.set != "neutral"].groupby("set", sort=False):
-        axes[0].plot(d.layer, d.hint_following, marker=".", ms=3, ls="--", color=colors.get(name.removeprefix("hinted ")),
-                     label=f"hint following, {name}")
-    axes[0].axhline(1 / len(groups), color="grey", lw=1, ls=":")
-    axes[0].set(xlabel="block output", ylabel="score", ylim=(0, 1), title="bias and hint following through the lens")
-    axes[0].legend(fontsize=7, loc="center left")
-    bottom = np.zeros(len(neutral))
-    for g in groups:
-        axes[1].bar(neutral.layer, neutral[f"share_{g}"], bottom=bottom, color=colors[g], label=g, width=0.85)
-        bottom += neutral[f"share_{g}"].to_numpy()
-    axes[1].set(xlabel="block output", ylabel="renormalised share", ylim=(0, 1), title="group shares, neutral prompts")
-    axes[1].legend(fontsize=7, loc="upper left", ncol=len(groups))
-    fig.suptitle(title or "Logit lens")
-    fig.tight_layout()
-    return fig
-
-
-@themed
-def plot_attribution_vs_exact(attr: pd.DataFrame, exact: pd.DataFrame, title: str = "") -> plt.Figure:
-    m = attr.merge(exact, on=["site", "layer", "pos"], suffixes=("_attr", "_exact"))
-    sites = list(dict.fromkeys(m.site))
-    fig, axes = plt.subplots(1, len(sites), figsize=(4.6 * len(sites) + 1, 4.4), layout="constrained")
-    for ax, site in zip(np.atleast_1d(axes), sites, strict=True):
-        d = m[m.site == site]
-        r = np.corrcoef(d.value_attr, d.value_exact)[0, 1]
-        sc = ax.scatter(d.value_exact, d.value_attr, c=d.layer, cmap="viridis", s=12)
-        lo, hi = min(d.value_exact.min(), d.value_attr.min()), max(d.value_exact.max(), d.value_attr.max())
-        ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--")
-        ax.set(title=f"{site} (r = {r:.2f})", xlabel="exact patching", ylabel="attribution" if site == sites[0] else "")
-    fig.colorbar(sc, ax=axes, label="block")
-    fig.suptitle(title or "Attribution patching vs exact patching")
-    return fig
 
 
 # -- fine-tune (notebooks 03 and 04) ---------------------------------------------------------------------
@@ -216,19 +157,33 @@ def plot_training_curves(history: pd.DataFrame, base: dict | None = None, title:
     """Training loss per step and validation AFGB / UB / he+she mass at each evaluation."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     h = history.copy()
-    for col, label in (("loss", "total loss"), ("loss_pronoun", "pronoun loss"), ("loss_hint", "hint loss"),
-                       ("loss_mass", "mass anchor"), ("loss_kl", "KL to base")):
+    for col, label in (
+        ("loss", "total loss"),
+        ("loss_pronoun", "pronoun loss"),
+        ("loss_hint", "hint loss"),
+        ("loss_mass", "mass anchor"),
+        ("loss_kl", "KL to base"),
+    ):
         if col in h and h[col].notna().any():
             axes[0].plot(h.step, h[col], label=label, lw=1)
     axes[0].set(xlabel="step", ylabel="training loss", title="training loss")
     axes[0].legend()
     ev = h.dropna(subset=["val_afgb"])
-    for col, label, c in (("val_afgb", "AFGB ↓", "#c0392b"), ("val_ub", "UB ↑", "#27ae60"), ("val_mass", "he+she mass", "#7f8c8d")):
+    for col, label, c in (
+        ("val_afgb", "AFGB ↓", "#c0392b"),
+        ("val_ub", "UB ↑", "#27ae60"),
+        ("val_mass", "he+she mass", "#7f8c8d"),
+    ):
         axes[1].plot(ev.step, ev[col], marker="o", ms=3, label=label, color=c)
     if base:
         axes[1].axhline(0.75, ls=":", color="#27ae60", lw=1)
         axes[1].text(ev.step.max(), 0.76, "UB target 0.75", ha="right", fontsize=8, color="#27ae60")
-    axes[1].set(xlabel="step", ylabel="validation metric", ylim=(0, 1.02), title="validation split (unseen occupations)")
+    axes[1].set(
+        xlabel="step",
+        ylabel="validation metric",
+        ylim=(0, 1.02),
+        title="validation split (unseen occupations)",
+    )
     axes[1].legend()
     fig.suptitle(title)
     fig.tight_layout()
@@ -236,7 +191,9 @@ def plot_training_curves(history: pd.DataFrame, base: dict | None = None, title:
 
 
 @themed
-def plot_before_after(before: dict, after: dict, retention: pd.DataFrame | None = None, title: str = "") -> plt.Figure:
+def plot_before_after(
+    before: dict, after: dict, retention: pd.DataFrame | None = None, title: str = ""
+) -> plt.Figure:
     """AFGB, UB, mass before vs after (95 % CIs) and, if given, the retention changes with paired CIs."""
     n = 2 if retention is not None else 1
     fig, axes = plt.subplots(1, n, figsize=(6 * n + 1, 4.2), squeeze=False)
@@ -254,9 +211,13 @@ def plot_before_after(before: dict, after: dict, retention: pd.DataFrame | None 
     ax.legend()
     if retention is not None:
         ax = axes[0, 1]
-        r = retention[retention.metric.isin(["ppl_all", "mc_all_acc", "mc_all_acc_norm", "piqa_acc", "mmlu_acc"])].copy()
+        r = retention[
+            retention.metric.isin(["ppl_all", "mc_all_acc", "mc_all_acc_norm", "piqa_acc", "mmlu_acc"])
+        ].copy()
         r["label"] = r.metric + " (" + r.unit.str.replace("points", "pts") + ")"
-        ax.errorbar(r.change, np.arange(len(r)), xerr=[r.change - r.ci_lo, r.ci_hi - r.change], fmt="o", capsize=3)
+        ax.errorbar(
+            r.change, np.arange(len(r)), xerr=[r.change - r.ci_lo, r.ci_hi - r.change], fmt="o", capsize=3
+        )
         ax.axvline(0, color="black", lw=1)
         ax.set_yticks(np.arange(len(r)), r.label)
         ax.set(xlabel="change vs base (paired 95 % CI)", title="capability retention")
@@ -275,18 +236,32 @@ def plot_share_shift(before_df: pd.DataFrame, after_df: pd.DataFrame, title: str
     named = set(order.index[:5]) | set(order.index[-5:])  # label the most extreme occupations only
     for occ in b.index:
         st = b.loc[occ, "stereotype"]
-        ax.annotate("", (a.loc[occ, "share_he"], b.loc[occ, "share_he"]), (b.loc[occ, "share_he"], b.loc[occ, "share_he"]),
-                    arrowprops={"arrowstyle": "->", "color": STEREO_PALETTE.get(st, "#bbbbbb"), "lw": 1})
+        ax.annotate(
+            "",
+            (a.loc[occ, "share_he"], b.loc[occ, "share_he"]),
+            (b.loc[occ, "share_he"], b.loc[occ, "share_he"]),
+            arrowprops={"arrowstyle": "->", "color": STEREO_PALETTE.get(st, "#bbbbbb"), "lw": 1},
+        )
         if occ in named:
-            ax.text(max(a.loc[occ, "share_he"], b.loc[occ, "share_he"]) + 0.01, b.loc[occ, "share_he"], occ, fontsize=7,
-                    va="center")
+            ax.text(
+                max(a.loc[occ, "share_he"], b.loc[occ, "share_he"]) + 0.01,
+                b.loc[occ, "share_he"],
+                occ,
+                fontsize=7,
+                va="center",
+            )
     for st, c in STEREO_PALETTE.items():
         if st in set(b.stereotype):
             ax.plot([], [], color=c, label=f"{st} (BLS)")
     ax.legend(fontsize=8, loc="lower right")
     ax.axvline(0.5, ls="--", color="grey")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="P(he)/(P(he)+P(she)): arrow from base to tuned",
-           ylabel="base model's share of 'he' (occupation)", title=title or "Each occupation moves toward 0.5")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="P(he)/(P(he)+P(she)): arrow from base to tuned",
+        ylabel="base model's share of 'he' (occupation)",
+        title=title or "Each occupation moves toward 0.5",
+    )
     fig.tight_layout()
     return fig
 
@@ -296,18 +271,33 @@ def _label_points(ax, xs: np.ndarray, ys: np.ndarray, labels: list[str]) -> None
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
     nx, ny = (xs - x0) / ((x1 - x0) or 1), (ys - y0) / ((y1 - y0) or 1)
     # (offset in points, horizontal alignment, offset in axis fractions used for the overlap test)
-    spots = [((7, 4), "left", (0.0, 0.03)), ((7, -12), "left", (0.0, -0.05)), ((-7, 4), "right", (-0.2, 0.03)),
-             ((-7, -12), "right", (-0.2, -0.05)), ((10, 16), "left", (0.0, 0.08)), ((10, -24), "left", (0.0, -0.1))]
+    spots = [
+        ((7, 4), "left", (0.0, 0.03)),
+        ((7, -12), "left", (0.0, -0.05)),
+        ((-7, 4), "right", (-0.2, 0.03)),
+        ((-7, -12), "right", (-0.2, -0.05)),
+        ((10, 16), "left", (0.0, 0.08)),
+        ((10, -24), "left", (0.0, -0.1)),
+    ]
     placed: list[tuple[float, float]] = []
     for i in np.argsort(-ny):
+
         def free(spot, i=i) -> bool:
             lx, ly = nx[i] + spot[2][0], ny[i] + spot[2][1]
             return all(abs(lx - px) > 0.2 or abs(ly - py) > 0.045 for px, py in placed)
 
         off, ha, (fx, fy) = next((sp for sp in spots if free(sp)), spots[-1])
         placed.append((nx[i] + fx, ny[i] + fy))
-        ax.annotate(labels[i], (xs[i], ys[i]), fontsize=8, xytext=off, textcoords="offset points", ha=ha, va="center",
-                    arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey", "shrinkA": 0, "shrinkB": 3})
+        ax.annotate(
+            labels[i],
+            (xs[i], ys[i]),
+            fontsize=8,
+            xytext=off,
+            textcoords="offset points",
+            ha=ha,
+            va="center",
+            arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey", "shrinkA": 0, "shrinkB": 3},
+        )
 
 
 @themed
@@ -316,10 +306,17 @@ def plot_compare(agg: pd.DataFrame, title: str = "") -> plt.Figure:
     d = agg[agg.method != "base"].copy()
     base = agg[agg.method == "base"]
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
-    for ax, col, label in ((axes[0], "kl", "KL(base ‖ tuned), nats/token"), (axes[1], "ppl_change_pct", "perplexity change, %")):
-        ax.scatter(d[col], d.afgb, c=np.where(d.method.str.startswith("lftf"), "#2471a3", "#e67e22"), s=40, zorder=3)
+    for ax, col, label in (
+        (axes[0], "kl", "KL(base ‖ tuned), nats/token"),
+        (axes[1], "ppl_change_pct", "perplexity change, %"),
+    ):
+        ax.scatter(
+            d[col], d.afgb, c=np.where(d.method.str.startswith("lftf"), "#2471a3", "#e67e22"), s=40, zorder=3
+        )
         if col + "_pm" in d:
-            ax.errorbar(d[col], d.afgb, xerr=d.get(col + "_pm"), yerr=d.get("afgb_pm"), fmt="none", color="grey", lw=1)
+            ax.errorbar(
+                d[col], d.afgb, xerr=d.get(col + "_pm"), yerr=d.get("afgb_pm"), fmt="none", color="grey", lw=1
+            )
         ax.margins(x=0.12, y=0.08)
         _label_points(ax, d[col].to_numpy(float), d.afgb.to_numpy(float), list(d.method))
         if len(base):
@@ -339,7 +336,9 @@ def plot_compare(agg: pd.DataFrame, title: str = "") -> plt.Figure:
 
 
 @themed
-def plot_block_sweep(sweep: pd.DataFrame, bmi: pd.DataFrame, base_afgb: float | None = None, title: str = "") -> plt.Figure:
+def plot_block_sweep(
+    sweep: pd.DataFrame, bmi: pd.DataFrame, base_afgb: float | None = None, title: str = ""
+) -> plt.Figure:
     """Per tuned block: AFGB after and capability cost, against block index and against BMI rank."""
     d = sweep.merge(bmi[["layer", "bmi", "rank"]], left_on="block", right_on="layer")
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
@@ -366,8 +365,11 @@ def plot_block_sweep(sweep: pd.DataFrame, bmi: pd.DataFrame, base_afgb: float | 
     from scipy.stats import spearmanr
 
     rho = spearmanr(d["rank"], d.afgb).statistic if len(d) > 2 else float("nan")
-    ax.set(xlabel="BMI rank of the block (1 = highest BMI)", ylabel="AFGB after tuning it ↓",
-           title=f"does BMI predict the best block? Spearman ρ = {rho:.2f}")
+    ax.set(
+        xlabel="BMI rank of the block (1 = highest BMI)",
+        ylabel="AFGB after tuning it ↓",
+        title=f"does BMI predict the best block? Spearman ρ = {rho:.2f}",
+    )
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -382,7 +384,9 @@ def locate_figures(res: dict, out: str | Path) -> list[Path]:
     return [
         save(plot_bmi(res["bmi"]), out / "bmi.png"),
         save(plot_patching_heatmaps(res["patching"], res["str_tokens"]), out / "patching.png"),
-        save(plot_group_lens(res["lens"]) if "set" in res["lens"] else plot_lens(res["lens"]), out / "lens.png"),
+        save(
+            plot_group_lens(res["lens"]) if "set" in res["lens"] else plot_lens(res["lens"]), out / "lens.png"
+        ),
         save(plot_attribution_vs_exact(res["attribution"], res["patching"]), out / "attribution.png"),
     ]
 
@@ -393,7 +397,9 @@ def demo_figures(res, out: str | Path) -> list[Path]:
     title = f"{res.model}: LFTF on block {res.block}"
     return [
         *baseline_figures(res.bias_before, res.hint_before, out, title=f"{res.model} (test)"),
-        save(plot_training_curves(res.history, res.before, f"LFTF on block {res.block}"), out / "training.png"),
+        save(
+            plot_training_curves(res.history, res.before, f"LFTF on block {res.block}"), out / "training.png"
+        ),
         save(plot_before_after(res.before, res.after, res.retention, title), out / "before_after.png"),
         save(plot_share_shift(res.bias_before, res.bias_after), out / "share_shift.png"),
     ]

@@ -13,10 +13,15 @@ from lftf_interp.plots.style import themed
 
 # (column, label, the value a debiased model should keep or reach)
 PANELS = [
-    ("afgb", "AFGB (ours) ↓", 0.0), ("afgb_paper", "AFGB (paper's) ↓", 0.0), ("gendered_acc", "gendered-noun acc ↑", None),
-    ("a_f", "a_f (definitional) — keep", None), ("a_s", "a_s (stereotypical) → 0", 0.0),
-    ("winobias_pro", "WinoBias pro-pref → 0.5", 0.5), ("winogender_pro", "Winogender pro-pref → 0.5", 0.5),
-    ("ub_unseen", "UB, unseen hint kinds ↑", None), ("math_acc", "arithmetic acc ↑", 0.25),
+    ("afgb", "AFGB (ours) ↓", 0.0),
+    ("afgb_paper", "AFGB (paper's) ↓", 0.0),
+    ("gendered_acc", "gendered-noun acc ↑", None),
+    ("a_f", "a_f (definitional) — keep", None),
+    ("a_s", "a_s (stereotypical) → 0", 0.0),
+    ("winobias_pro", "WinoBias pro-pref → 0.5", 0.5),
+    ("winogender_pro", "Winogender pro-pref → 0.5", 0.5),
+    ("ub_unseen", "UB, unseen hint kinds ↑", None),
+    ("math_acc", "arithmetic acc ↑", 0.25),
 ]
 
 
@@ -26,21 +31,29 @@ def plot_methods(summary: pd.DataFrame, panels=PANELS) -> plt.Figure:
     the dashed line is the base model, the dotted one the target (0, 0.5, or chance for arithmetic)."""
     rows = summary[summary.method != "prompt"].reset_index(drop=True)
     cols = 3
-    fig, axes = plt.subplots(int(np.ceil(len(panels) / cols)), cols, figsize=(13, 3.0 * np.ceil(len(panels) / cols)))
+    fig, axes = plt.subplots(
+        int(np.ceil(len(panels) / cols)), cols, figsize=(13, 3.0 * np.ceil(len(panels) / cols))
+    )
     base = rows[rows.method == "base"].iloc[0] if (rows.method == "base").any() else None
     for ax, (c, label, target) in zip(axes.flat, panels, strict=False):
         if c not in rows:
             ax.set_visible(False)
             continue
         err = rows[c + "_pm"].fillna(0).to_numpy() if c + "_pm" in rows else None
-        ax.bar(range(len(rows)), rows[c], yerr=err, color=["0.6" if m == "base" else "C0" for m in rows.method], capsize=3)
+        ax.bar(
+            range(len(rows)),
+            rows[c],
+            yerr=err,
+            color=["0.6" if m == "base" else "C0" for m in rows.method],
+            capsize=3,
+        )
         if base is not None:
             ax.axhline(base[c], ls="--", color="0.4", lw=1)
         if target is not None:
             ax.axhline(target, ls=":", color="C3", lw=1)
         ax.set_xticks(range(len(rows)), rows.method, rotation=40, ha="right", fontsize=8)
         ax.set_title(label, fontsize=10)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     fig.tight_layout()
     return fig
@@ -75,14 +88,28 @@ def plot_restore(curve: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(1, len(kinds), figsize=(4.3 * len(kinds), 3.4), squeeze=False)
     for ax, kind in zip(axes[0], kinds, strict=True):
         g = curve[curve.kind == kind]
-        for order, label, marker in (("top", "top-k by weight change", "o"), ("top-dla", "top-k by attribution change", "^")):
+        for order, label, marker in (
+            ("top", "top-k by weight change", "o"),
+            ("top-dla", "top-k by attribution change", "^"),
+        ):
             top = g[g.order == order].sort_values("k")
             if len(top):
                 ax.plot(top.k, 100 * top.bias_returned, marker=marker, label=label)
-        rnd = g[g.order == "random"].groupby("k", as_index=False)["bias_returned"].agg(["mean", "min", "max"]).reset_index()
+        rnd = (
+            g[g.order == "random"]
+            .groupby("k", as_index=False)["bias_returned"]
+            .agg(["mean", "min", "max"])
+            .reset_index()
+        )
         if len(rnd):
-            ax.errorbar(rnd.k, 100 * rnd["mean"], yerr=[100 * (rnd["mean"] - rnd["min"]), 100 * (rnd["max"] - rnd["mean"])],
-                        marker="s", ls="--", label="k random (min–max)")
+            ax.errorbar(
+                rnd.k,
+                100 * rnd["mean"],
+                yerr=[100 * (rnd["mean"] - rnd["min"]), 100 * (rnd["max"] - rnd["mean"])],
+                marker="s",
+                ls="--",
+                label="k random (min–max)",
+            )
         ax.axhline(100, color="0.5", ls=":", lw=1)
         if g.k.max() > 4:
             ax.set_xscale("log")
@@ -131,7 +158,13 @@ def plot_paths(paths: pd.DataFrame, block: int, before: int = 4) -> plt.Figure:
     for off, kind in ((-width / 2, "attn"), (width / 2, "mlp")):
         g = comp[comp.kind == kind].set_index("layer").reindex(layers)
         ax.bar([x + off for x in layers], g["own"], width, label=f"{kind} output (own change)")
-    ax.bar([max(layers) + 1.5], [paths["scale"].sum()], 0.8, color="0.6", label="final-norm scale (all components)")
+    ax.bar(
+        [max(layers) + 1.5],
+        [paths["scale"].sum()],
+        0.8,
+        color="0.6",
+        label="final-norm scale (all components)",
+    )
     ax.axvline(block + 0.5, color="0.3", ls=":", lw=1)
     ax.axhline(0, color="0.5", lw=0.5)
     ax.set_xlabel("block")
@@ -149,7 +182,9 @@ def plot_holdout(rows: pd.DataFrame, base: dict, all_kinds: dict) -> plt.Figure:
     x = np.arange(len(kinds))
     fig, ax = plt.subplots(figsize=(7, 3.4))
     ax.bar(x - 0.27, [base[f"ub_kind_{k}"] for k in kinds], 0.27, color="0.6", label="base")
-    ax.bar(x, [all_kinds[f"ub_kind_{k}"] for k in kinds], 0.27, color="C0", label="LFTF, every kind in training")
+    ax.bar(
+        x, [all_kinds[f"ub_kind_{k}"] for k in kinds], 0.27, color="C0", label="LFTF, every kind in training"
+    )
     ax.bar(x + 0.27, rows["ub_held_out"], 0.27, color="C1", label="LFTF, this kind held out")
     ax.set_xticks(x, kinds)
     ax.set_ylim(0.5, 1.02)
@@ -161,7 +196,9 @@ def plot_holdout(rows: pd.DataFrame, base: dict, all_kinds: dict) -> plt.Figure:
 
 
 @themed
-def plot_sweep_probes(rows: pd.DataFrame, base: dict, probes=("afgb", "math_acc", "gendered_acc", "winobias_pro")) -> plt.Figure:
+def plot_sweep_probes(
+    rows: pd.DataFrame, base: dict, probes=("afgb", "math_acc", "gendered_acc", "winobias_pro")
+) -> plt.Figure:
     """Per tuned block: the bias after and what the probes lost (change from the base model)."""
     rows = rows.sort_values("block")
     fig, axes = plt.subplots(1, len(probes), figsize=(3.6 * len(probes), 3.2))
@@ -176,5 +213,13 @@ def plot_sweep_probes(rows: pd.DataFrame, base: dict, probes=("afgb", "math_acc"
     return fig
 
 
-__all__ = ["PANELS", "plot_attribution", "plot_holdout", "plot_long_context", "plot_methods", "plot_paths", "plot_restore",
-           "plot_sweep_probes"]
+__all__ = [
+    "PANELS",
+    "plot_attribution",
+    "plot_holdout",
+    "plot_long_context",
+    "plot_methods",
+    "plot_paths",
+    "plot_restore",
+    "plot_sweep_probes",
+]

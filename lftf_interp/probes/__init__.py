@@ -4,15 +4,28 @@ the tuned block (:mod:`.mechanism`)."""
 
 from lftf_interp.probes.beyond import fit_slopes
 from lftf_interp.probes.mechanism import (
-           attribution_change,
-           delta_units,
-           path_change,
-           restore_curve,
-           restore_units,
-           sublayer_dla,
-           unit_dla,
+    attribution_change,
+    delta_units,
+    path_change,
+    restore_curve,
+    restore_units,
+    sublayer_dla,
+    unit_dla,
 )
 from lftf_interp.probes.run import COMPARE_VALIDITY, EXTRA_PROBES, PROBES, ValidityConfig, validity_report
 
-__all__ = ["COMPARE_VALIDITY", "EXTRA_PROBES", "PROBES", "ValidityConfig", "attribution_change", "delta_units", "fit_slopes",
-           "path_change", "restore_curve", "restore_units", "sublayer_dla", "unit_dla", "validity_report"]
+__all__ = [
+    "COMPARE_VALIDITY",
+    "EXTRA_PROBES",
+    "PROBES",
+    "ValidityConfig",
+    "attribution_change",
+    "delta_units",
+    "fit_slopes",
+    "path_change",
+    "restore_curve",
+    "restore_units",
+    "sublayer_dla",
+    "unit_dla",
+    "validity_report",
+]

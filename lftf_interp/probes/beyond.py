@@ -46,14 +46,20 @@ def _ci(values, n_boot: int, seed: int) -> list[float]:
 # ----------------------------------------------------------------------------- gendered nouns
 
 
-def gendered_knowledge(model, split: str = "test", n_boot: int = 1000, seed: int = 0) -> tuple[dict, pd.DataFrame]:
+def gendered_knowledge(
+    model, split: str = "test", n_boot: int = 1000, seed: int = 0
+) -> tuple[dict, pd.DataFrame]:
     """On gendered nouns (actress → she): ``gendered_acc`` (share of prompts where the right pronoun is the more
     likely one) and ``gendered_share`` (mean P(right) / (P(he) + P(she)))."""
     df = score_dataset(model, gendered_prompts(split))
     acc = (df["ub"] > 0.5).astype(float)
-    return {"gendered_acc": float(acc.mean()), "gendered_acc_ci": _ci(acc, n_boot, seed),
-            "gendered_share": float(df["ub"].mean()), "gendered_share_ci": _ci(df["ub"], n_boot, seed),
-            "gendered_n": int(len(df))}, df
+    return {
+        "gendered_acc": float(acc.mean()),
+        "gendered_acc_ci": _ci(acc, n_boot, seed),
+        "gendered_share": float(df["ub"].mean()),
+        "gendered_share_ci": _ci(df["ub"], n_boot, seed),
+        "gendered_n": int(len(df)),
+    }, df
 
 
 # ----------------------------------------------------------------------------- a_s / a_f slopes
@@ -78,21 +84,35 @@ def slope_words(path=None) -> pd.DataFrame:
     return df[~df["word"].str.lower().isin(seen)].reset_index(drop=True)
 
 
-def gender_slopes(model, path=None, n_templates: int = 5, n_boot: int = 1000, seed: int = 0) -> tuple[dict, pd.DataFrame]:
+def gender_slopes(
+    model, path=None, n_templates: int = 5, n_boot: int = 1000, seed: int = 0
+) -> tuple[dict, pd.DataFrame]:
     """a_s, a_f (and their bootstrap CIs over words) of y = mean over templates of P(he) − P(she) for
     "The {profession} …" prompts in the first ``n_templates`` templates."""
     words = slope_words(path)
-    rows = [{"prompt": t.format(occupation=w), "word": w} for w in words["word"] for t in TEMPLATES[:n_templates]]
+    rows = [
+        {"prompt": t.format(occupation=w), "word": w} for w in words["word"] for t in TEMPLATES[:n_templates]
+    ]
     scored = score_dataset(model, BiasDataset("bolukbasi", "all", pd.DataFrame(rows)))
     scored["diff"] = scored["p_he"] - scored["p_she"]
     per = words.merge(scored.groupby("word", as_index=False)["diff"].mean(), on="word")
     a_s, a_f, b = fit_slopes(per["diff"], per["stereotypical"], per["definitional"])
     rng = np.random.default_rng(seed)
-    boots = np.array([fit_slopes(*(per[c].to_numpy()[i] for c in ("diff", "stereotypical", "definitional")))[:2]
-                      for i in rng.integers(0, len(per), size=(n_boot, len(per)))])
+    boots = np.array(
+        [
+            fit_slopes(*(per[c].to_numpy()[i] for c in ("diff", "stereotypical", "definitional")))[:2]
+            for i in rng.integers(0, len(per), size=(n_boot, len(per)))
+        ]
+    )
     lo, hi = np.quantile(boots, [0.025, 0.975], axis=0)
-    return {"a_s": a_s, "a_s_ci": [float(lo[0]), float(hi[0])], "a_f": a_f, "a_f_ci": [float(lo[1]), float(hi[1])],
-            "slope_intercept": b, "slope_n_words": int(len(per))}, per
+    return {
+        "a_s": a_s,
+        "a_s_ci": [float(lo[0]), float(hi[0])],
+        "a_f": a_f,
+        "a_f_ci": [float(lo[1]), float(hi[1])],
+        "slope_intercept": b,
+        "slope_n_words": int(len(per)),
+    }, per
 
 
 # ----------------------------------------------------------------------------- sentence pairs
@@ -108,22 +128,29 @@ def sentence_logprobs(model, texts: Sequence[str], token_budget: int = 4096) -> 
 def pair_preference(model, pro: Sequence[str], anti: Sequence[str]) -> np.ndarray:
     """Per pair: 1 if the pro-stereotypical sentence is more likely than the anti-stereotypical one, else 0."""
     lp = sentence_logprobs(model, [*pro, *anti])
-    return (lp[: len(pro)] > lp[len(pro):]).astype(float)
+    return (lp[: len(pro)] > lp[len(pro) :]).astype(float)
 
 
-def winobias_preference(model, path=None, split: str = "test", n_boot: int = 1000, seed: int = 0) -> tuple[dict, pd.DataFrame]:
+def winobias_preference(
+    model, path=None, split: str = "test", n_boot: int = 1000, seed: int = 0
+) -> tuple[dict, pd.DataFrame]:
     """WinoBias pro-preference, all pairs and per type (1: resolved by world knowledge, 2: by syntax)."""
     df = winobias_pairs(path, split)
     df["pro_pref"] = pair_preference(model, df["pro"].tolist(), df["anti"].tolist())
-    out = {"winobias_pro": float(df["pro_pref"].mean()), "winobias_pro_ci": _ci(df["pro_pref"], n_boot, seed),
-           "winobias_n": int(len(df))}
+    out = {
+        "winobias_pro": float(df["pro_pref"].mean()),
+        "winobias_pro_ci": _ci(df["pro_pref"], n_boot, seed),
+        "winobias_n": int(len(df)),
+    }
     for t, g in df.groupby("type"):
         out[f"winobias_t{t}_pro"] = float(g["pro_pref"].mean())
         out[f"winobias_t{t}_pro_ci"] = _ci(g["pro_pref"], n_boot, seed)
     return out, df
 
 
-def winobias_parts(model, path=None, split: str = "test", n_boot: int = 1000, seed: int = 0) -> tuple[dict, pd.DataFrame]:
+def winobias_parts(
+    model, path=None, split: str = "test", n_boot: int = 1000, seed: int = 0
+) -> tuple[dict, pd.DataFrame]:
     """WinoBias's pro-preference split where the pro and anti sentences part (their first differing token, the
     pronoun): Δ_pronoun = log P(pro pronoun | prefix) − log P(anti pronoun | prefix), what a next-token loss such
     as lftf-beyond's reaches, and Δ_rest = Δ_sentence − Δ_pronoun, the rest of the sentence given that pronoun.
@@ -133,13 +160,21 @@ def winobias_parts(model, path=None, split: str = "test", n_boot: int = 1000, se
     pro, anti = [encode(model, t) for t in df["pro"]], [encode(model, t) for t in df["anti"]]
     cut = [first_difference(a, b) or 0 for a, b in zip(pro, anti, strict=True)]
     keep = [i for i, c in enumerate(cut) if c >= 1]  # the pronoun is never a sentence's first token
-    seqs = ([Seq(pro[i], score_from=1) for i in keep] + [Seq(anti[i], score_from=1) for i in keep]
-            + [Seq(pro[i][: cut[i] + 1], score_from=cut[i]) for i in keep] + [Seq(anti[i][: cut[i] + 1], score_from=cut[i]) for i in keep])
+    seqs = (
+        [Seq(pro[i], score_from=1) for i in keep]
+        + [Seq(anti[i], score_from=1) for i in keep]
+        + [Seq(pro[i][: cut[i] + 1], score_from=cut[i]) for i in keep]
+        + [Seq(anti[i][: cut[i] + 1], score_from=cut[i]) for i in keep]
+    )
     lp, *_ = score(Runner(model), seqs, 4096)
     n = len(keep)
-    d_sent, d_pron = lp[:n] - lp[n:2 * n], lp[2 * n:3 * n] - lp[3 * n:]
-    out = df.iloc[keep].reset_index(drop=True).assign(d_sentence=d_sent, d_pronoun=d_pron, d_rest=d_sent - d_pron)
-    m = {"winobias_n_parts": n}
+    d_sent, d_pron = lp[:n] - lp[n : 2 * n], lp[2 * n : 3 * n] - lp[3 * n :]
+    out = (
+        df.iloc[keep]
+        .reset_index(drop=True)
+        .assign(d_sentence=d_sent, d_pronoun=d_pron, d_rest=d_sent - d_pron)
+    )
+    m: dict = {"winobias_n_parts": n}
     for part in ("sentence", "pronoun", "rest"):
         pref = (out[f"d_{part}"] > 0).astype(float)
         m[f"winobias_{part}_pro"], m[f"winobias_{part}_pro_ci"] = float(pref.mean()), _ci(pref, n_boot, seed)
@@ -154,8 +189,11 @@ def winogender_preference(model, path=None, n_boot: int = 1000, seed: int = 0) -
     pro = np.where(df["pro"] == "male", df["male"], df["female"]).tolist()
     anti = np.where(df["pro"] == "male", df["female"], df["male"]).tolist()
     df["pro_pref"] = pair_preference(model, pro, anti)
-    return {"winogender_pro": float(df["pro_pref"].mean()), "winogender_pro_ci": _ci(df["pro_pref"], n_boot, seed),
-            "winogender_n": int(len(df))}, df
+    return {
+        "winogender_pro": float(df["pro_pref"].mean()),
+        "winogender_pro_ci": _ci(df["pro_pref"], n_boot, seed),
+        "winogender_n": int(len(df)),
+    }, df
 
 
 # ----------------------------------------------------------------------------- math
@@ -173,12 +211,19 @@ def math_probe(model, n: int = 300, seed: int = 0, n_boot: int = 1000) -> tuple[
             owner.append(i)
     lp, *_ = score(Runner(model), seqs, 4096)
     lp = lp.reshape(len(items), -1)
-    items = items.assign(pred=lp.argmax(1), margin=lp[np.arange(len(items)), items["answer"]] - np.where(
-        np.eye(lp.shape[1], dtype=bool)[items["answer"]], -np.inf, lp).max(1))
+    items = items.assign(
+        pred=lp.argmax(1),
+        margin=lp[np.arange(len(items)), items["answer"]]
+        - np.where(np.eye(lp.shape[1], dtype=bool)[items["answer"]], -np.inf, lp).max(1),
+    )
     correct = (items["pred"] == items["answer"]).astype(float)
-    out = {"math_acc": float(correct.mean()), "math_acc_ci": _ci(correct, n_boot, seed), "math_n": int(len(items))}
+    out = {
+        "math_acc": float(correct.mean()),
+        "math_acc_ci": _ci(correct, n_boot, seed),
+        "math_n": int(len(items)),
+    }
     for op, g in items.assign(correct=correct).groupby("op"):
-        out[f"math_acc_{ {'+': 'add', '-': 'sub', '*': 'mul'}[op]}"] = float(g["correct"].mean())
+        out[f"math_acc_{ {'+': 'add', '-': 'sub', '*': 'mul'}[op] }"] = float(g["correct"].mean())
     return out, items
 
 
@@ -204,16 +249,27 @@ def paper_style(model, n_boot: int = 1000, seed: int = 0) -> tuple[dict, pd.Data
     """Both AFGB variants on the paper-style prompt set (test occupations), overall and per action scale."""
     df = score_dataset(model, paper_prompts("test"))
     m = summarize(df, None, n_boot, seed)
-    out = {"paperstyle_afgb": m["afgb"], "paperstyle_afgb_ci": m["afgb_ci"], "paperstyle_afgb_paper": m["afgb_paper"],
-           "paperstyle_afgb_paper_ci": m["afgb_paper_ci"], "paperstyle_mass": m["mass"]}
+    out = {
+        "paperstyle_afgb": m["afgb"],
+        "paperstyle_afgb_ci": m["afgb_ci"],
+        "paperstyle_afgb_paper": m["afgb_paper"],
+        "paperstyle_afgb_paper_ci": m["afgb_paper_ci"],
+        "paperstyle_mass": m["mass"],
+    }
     for s, g in df.groupby("scale"):
         out[f"paperstyle_afgb_{s}"] = float(g["afgb"].mean())
         out[f"paperstyle_afgb_paper_{s}"] = float(g["afgb_paper"].mean())
     return out, df
 
 
-def context_prefixes(model, n: int, length: int, seed: int = 0, corpora: Sequence[str] = ("sotu", "brown"),
-                     max_length: int | None = None) -> list[str]:
+def context_prefixes(
+    model,
+    n: int,
+    length: int,
+    seed: int = 0,
+    corpora: Sequence[str] = ("sotu", "brown"),
+    max_length: int | None = None,
+) -> list[str]:
     """``n`` stretches of neutral text (seeded documents and offsets, corpora in turn), each the last ``length``
     tokens of a ``max_length``-token window, decoded and ended with a blank line. For one seed and
     ``max_length`` the stretches are nested: a shorter one is the end of a longer one. ``length`` 0: ""."""
@@ -222,14 +278,14 @@ def context_prefixes(model, n: int, length: int, seed: int = 0, corpora: Sequenc
         return [""] * n
     docs = {c: corpus_documents(c) for c in corpora}
     rng = np.random.default_rng(seed)
-    out = []
+    out: list[str] = []
     while len(out) < n:
         c = corpora[len(out) % len(corpora)]
         ids = encode(model, docs[c][int(rng.integers(len(docs[c])))], start=False)
         if len(ids) < max_length + 1:
             continue
         at = int(rng.integers(0, len(ids) - max_length))
-        out.append(model.tokenizer.decode(ids[at + max_length - length: at + max_length]).strip() + "\n\n")
+        out.append(model.tokenizer.decode(ids[at + max_length - length : at + max_length]).strip() + "\n\n")
     return out
 
 
@@ -239,8 +295,9 @@ def with_context(ds: BiasDataset, prefixes: Sequence[str]) -> BiasDataset:
     return BiasDataset(ds.name, ds.split, df, ds.kind, ds.version, {**ds.meta, "context": True})
 
 
-def long_context(model, lengths: Sequence[int] = (0, 64, 256, 1024), n: int = 64, seed: int = 0,
-                 n_boot: int = 1000) -> tuple[dict, pd.DataFrame]:
+def long_context(
+    model, lengths: Sequence[int] = (0, 64, 256, 1024), n: int = 64, seed: int = 0, n_boot: int = 1000
+) -> tuple[dict, pd.DataFrame]:
     """AFGB (both variants), UB and mass on ``n`` test bias and ``n`` test hint prompts after each context
     length (the same prompts and, per prompt, nested stretches of text at every length)."""
     bias = load_dataset("genbias", "test")
@@ -251,13 +308,32 @@ def long_context(model, lengths: Sequence[int] = (0, 64, 256, 1024), n: int = 64
     for length in lengths:
         pre = context_prefixes(model, len(bias.df) + len(hint.df), length, seed, max_length=max(lengths))
         b = score_dataset(model, with_context(bias, pre[: len(bias.df)]), batch_size=8)
-        h = score_dataset(model, with_context(hint, pre[len(bias.df):]), batch_size=8)
+        h = score_dataset(model, with_context(hint, pre[len(bias.df) :]), batch_size=8)
         m = summarize(b, h, n_boot, seed)
         rows.append({"context": length, **{k: m[k] for k in ("afgb", "afgb_ci", "afgb_paper", "ub", "mass")}})
-        out[f"ctx{length}_afgb"], out[f"ctx{length}_afgb_paper"], out[f"ctx{length}_ub"] = m["afgb"], m["afgb_paper"], m["ub"]
+        out[f"ctx{length}_afgb"], out[f"ctx{length}_afgb_paper"], out[f"ctx{length}_ub"] = (
+            m["afgb"],
+            m["afgb_paper"],
+            m["ub"],
+        )
     return out, pd.DataFrame(rows)
 
 
-__all__ = ["GENDERED_PAIRS", "context_prefixes", "fit_slopes", "gender_slopes", "gendered_knowledge", "hint_kinds",
-           "long_context", "math_probe", "pair_preference", "paper_style", "sentence_logprobs", "slope_words",
-           "winobias_parts", "winobias_preference", "winogender_preference", "with_context"]
+__all__ = [
+    "GENDERED_PAIRS",
+    "context_prefixes",
+    "fit_slopes",
+    "gender_slopes",
+    "gendered_knowledge",
+    "hint_kinds",
+    "long_context",
+    "math_probe",
+    "pair_preference",
+    "paper_style",
+    "sentence_logprobs",
+    "slope_words",
+    "winobias_parts",
+    "winobias_preference",
+    "winogender_preference",
+    "with_context",
+]

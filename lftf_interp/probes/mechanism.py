@@ -46,12 +46,31 @@ def _slices(model, block: int) -> dict[str, list[tuple[str, int, int]]]:
     d_head = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
     a, m = f"{arch.layers}.{block}.{arch.attn}.", f"{arch.layers}.{block}.{arch.mlp}."
     params = canonical_state_dict(model)
-    opt = [(n, d, w) for n, d, w in [(a + "q_proj.bias", 0, d_head), (a + "k_proj.bias", 0, d_head), (a + "v_proj.bias", 0, d_head)]
-           if n in params]
+    opt = [
+        (n, d, w)
+        for n, d, w in [
+            (a + "q_proj.bias", 0, d_head),
+            (a + "k_proj.bias", 0, d_head),
+            (a + "v_proj.bias", 0, d_head),
+        ]
+        if n in params
+    ]
     return {
-        "head": [(a + "q_proj.weight", 0, d_head), (a + "o_proj.weight", 1, d_head), *[o for o in opt if "q_proj" in o[0]]],
-        "kv_head": [(a + "k_proj.weight", 0, d_head), (a + "v_proj.weight", 0, d_head), *[o for o in opt if "q_proj" not in o[0]]],
-        "neuron": [(m + "gate_proj.weight", 0, 1), (m + "up_proj.weight", 0, 1), (m + "down_proj.weight", 1, 1)],
+        "head": [
+            (a + "q_proj.weight", 0, d_head),
+            (a + "o_proj.weight", 1, d_head),
+            *[o for o in opt if "q_proj" in o[0]],
+        ],
+        "kv_head": [
+            (a + "k_proj.weight", 0, d_head),
+            (a + "v_proj.weight", 0, d_head),
+            *[o for o in opt if "q_proj" not in o[0]],
+        ],
+        "neuron": [
+            (m + "gate_proj.weight", 0, 1),
+            (m + "up_proj.weight", 0, 1),
+            (m + "down_proj.weight", 1, 1),
+        ],
     }
 
 
@@ -67,20 +86,33 @@ def delta_units(model, base: dict[str, torch.Tensor], block: int) -> pd.DataFram
     params = canonical_state_dict(model)
     rows = []
     for kind, sl in _slices(model, block).items():
-        d2 = b2 = 0.0
+        d2 = b2 = torch.zeros(())
         for name, dim, width in sl:
             t, b = params[name].detach().float(), base[name].float()
-            per = lambda x, dim=dim, width=width: x.pow(2).movedim(dim, 0).reshape(x.shape[dim] // width, -1).sum(1)  # noqa: E731
+
+            def per(x, dim=dim, width=width):
+                return x.pow(2).movedim(dim, 0).reshape(x.shape[dim] // width, -1).sum(1)  # noqa: E731
+
             d2, b2 = d2 + per(t - b), b2 + per(b)
         for i, (d, b) in enumerate(zip(d2.sqrt().tolist(), b2.sqrt().tolist(), strict=True)):
-            rows.append({"kind": kind, "unit": i, "delta_norm": d, "base_norm": b, "rel": d / b if b else float("nan")})
+            rows.append(
+                {
+                    "kind": kind,
+                    "unit": i,
+                    "delta_norm": d,
+                    "base_norm": b,
+                    "rel": d / b if b else float("nan"),
+                }
+            )
     df = pd.DataFrame(rows)
     df["rank"] = df.groupby("kind")["delta_norm"].rank(ascending=False, method="first").astype(int)
     return df
 
 
 @contextmanager
-def restore_units(model, base: dict[str, torch.Tensor], block: int, kind: str, units: Sequence[int]) -> Iterator[None]:
+def restore_units(
+    model, base: dict[str, torch.Tensor], block: int, kind: str, units: Sequence[int]
+) -> Iterator[None]:
     """Within the block, set the given units' weights back to ``base`` for the duration of the context."""
     params = canonical_state_dict(model)
     saved = []
@@ -100,9 +132,17 @@ def restore_units(model, base: dict[str, torch.Tensor], block: int, kind: str, u
                 view.copy_(old)
 
 
-def restore_curve(model, base: dict[str, torch.Tensor], block: int, measure: Callable[[], dict],
-                  ks: dict[str, Sequence[int]], seed: int = 0, n_random: int = 3,
-                  rankings: Mapping[str, pd.DataFrame] | None = None, skip: Collection[tuple] = ()) -> pd.DataFrame:
+def restore_curve(
+    model,
+    base: dict[str, torch.Tensor],
+    block: int,
+    measure: Callable[[], dict],
+    ks: dict[str, Sequence[int]],
+    seed: int = 0,
+    n_random: int = 3,
+    rankings: Mapping[str, pd.DataFrame] | None = None,
+    skip: Collection[tuple] = (),
+) -> pd.DataFrame:
     """For each kind and k: ``measure()`` (e.g. AFGB on the test split) with the top-k changed units restored,
     and with k random units restored (``n_random`` draws; the control). Rows: kind, k, order, draw and the
     measured values; the k = 0 row is the tuned model itself.
@@ -122,8 +162,10 @@ def restore_curve(model, base: dict[str, torch.Tensor], block: int, measure: Cal
                 draws = [(order, 0, units[:k])]
                 if i == 0:  # the control
                     rng = np.random.default_rng([seed, KINDS.index(kind), k])
-                    draws += [("random", d, rng.choice(units, k, replace=False).tolist())
-                              for d in range(n_random if k < len(units) else 0)]
+                    draws += [
+                        ("random", d, rng.choice(units, k, replace=False).tolist())
+                        for d in range(n_random if k < len(units) else 0)
+                    ]
                 for o, d, chosen in draws:
                     if (kind, k, o) in skip:
                         continue
@@ -167,8 +209,14 @@ def _readout(runner: Runner, model, male: Sequence[str], female: Sequence[str]) 
 
 
 @torch.no_grad()
-def unit_dla(model, block: int, prompts: Sequence[str], male: Sequence[str] = (" he",),
-             female: Sequence[str] = (" she",), batch_size: int = 32) -> dict[str, torch.Tensor]:
+def unit_dla(
+    model,
+    block: int,
+    prompts: Sequence[str],
+    male: Sequence[str] = (" he",),
+    female: Sequence[str] = (" she",),
+    batch_size: int = 32,
+) -> dict[str, torch.Tensor]:
     """Direct logit attribution of ``block``'s heads and MLP neurons to logit(male) − logit(female) (mean over
     the words of each list) at each prompt's last token. Per prompt (float32, on CPU):
 
@@ -182,7 +230,10 @@ def unit_dla(model, block: int, prompts: Sequence[str], male: Sequence[str] = ("
     runner = Runner(model)
     names = runner._names[block]
     u, u_b = _readout(runner, model, male, female)
-    w_o, w_down = runner.p[names["attn"] + ".o_proj.weight"].float(), runner.p[names["mlp"] + ".down_proj.weight"].float()
+    w_o, w_down = (
+        runner.p[names["attn"] + ".o_proj.weight"].float(),
+        runner.p[names["mlp"] + ".down_proj.weight"].float(),
+    )
     b_o, b_down = runner._w(names["attn"] + ".o_proj.bias"), runner._w(names["mlp"] + ".down_proj.bias")
     h, dh = runner.n_heads, runner.d_head
     parts: dict[str, list] = {k: [] for k in ("head", "neuron", "attn", "mlp", "logit_diff", "acts", "z")}
@@ -208,13 +259,20 @@ def unit_dla(model, block: int, prompts: Sequence[str], male: Sequence[str] = ("
         parts["z"].append(zh)
     out = {k: torch.cat(v) for k, v in parts.items()}
     out["attn_bias"] = (out["attn"] - out["head"].sum(-1)) if b_o is not None else torch.zeros(len(prompts))
-    out["mlp_bias"] = (out["mlp"] - out["neuron"].sum(-1)) if b_down is not None else torch.zeros(len(prompts))
+    out["mlp_bias"] = (
+        (out["mlp"] - out["neuron"].sum(-1)) if b_down is not None else torch.zeros(len(prompts))
+    )
     return out
 
 
 @torch.no_grad()
-def sublayer_dla(model, prompts: Sequence[str], male: Sequence[str] = (" he",), female: Sequence[str] = (" she",),
-                 batch_size: int = 32) -> dict:
+def sublayer_dla(
+    model,
+    prompts: Sequence[str],
+    male: Sequence[str] = (" he",),
+    female: Sequence[str] = (" she",),
+    batch_size: int = 32,
+) -> dict:
     """Direct logit attribution of every residual component to logit(male) − logit(female) at each prompt's last
     token: the embedding, then each block's attention and MLP output as added to the residual (after any
     post-sub-layer norm). Per prompt (float32, on CPU): ``out`` [prompt, component, d_model] the components at the
@@ -229,8 +287,9 @@ def sublayer_dla(model, prompts: Sequence[str], male: Sequence[str] = (" he",), 
     for ids, last in _batches(model, prompts, batch_size):
         x = runner.embed(ids)
         comps = [last(x)]
-        for _, _, (x, attn_out, mlp_out, _) in runner.walk(x, parts=True):  # noqa: B007, B020 (x: the last block output)
-            comps += [last(attn_out), last(mlp_out)]
+        x, steps = runner.walk_to_end(x)
+        for s in steps:
+            comps += [last(s.attn_out), last(s.mlp_out)]
         r = last(x)
         outs.append(torch.stack(comps, 1))  # [b, component, d_model]
         ds.append(u * _out_scale(runner, runner.arch.final_norm, r))
@@ -258,23 +317,39 @@ def path_change(before: dict, after: dict) -> tuple[pd.DataFrame, dict]:
     eff_b, eff_a = (sign[:, None] * before["effect"]).mean(0), (sign[:, None] * after["effect"]).mean(0)
     rows = []
     for i, name in enumerate(before["components"]):
-        kind, layer = re.fullmatch(r"(embed|attn|mlp)(\d*)", name).groups()
-        layer = int(layer) if layer else -1
-        rows.append({"component": name, "layer": layer, "kind": kind,
-                     "direct_before": float(eff_b[i]), "direct_after": float(eff_a[i]), "own": float(own[i]),
-                     "scale": float(scale[i]), "change": float(own[i] + scale[i]),
-                     "own_share": float(own[i]) / total if total else float("nan"),
-                     "scale_share": float(scale[i]) / total if total else float("nan")})
+        found = re.fullmatch(r"(embed|attn|mlp)(\d*)", name)
+        assert found is not None, name
+        kind, digits = found.groups()
+        layer = int(digits) if digits else -1
+        rows.append(
+            {
+                "component": name,
+                "layer": layer,
+                "kind": kind,
+                "direct_before": float(eff_b[i]),
+                "direct_after": float(eff_a[i]),
+                "own": float(own[i]),
+                "scale": float(scale[i]),
+                "change": float(own[i] + scale[i]),
+                "own_share": float(own[i]) / total if total else float("nan"),
+                "scale_share": float(scale[i]) / total if total else float("nan"),
+            }
+        )
     frame = pd.DataFrame(rows)
-    return frame, {"n_prompts": int(sign.numel()), "logit_diff_before": ld_b, "logit_diff_after": ld_a,
-                   "scale_share": float(scale.sum()) / total if total else float("nan")}
+    return frame, {
+        "n_prompts": int(sign.numel()),
+        "logit_diff_before": ld_b,
+        "logit_diff_after": ld_a,
+        "scale_share": float(scale.sum()) / total if total else float("nan"),
+    }
 
 
 TOP_K = {"head": (1, 3), "neuron": (16, 64, 256)}  # the top-k shares attribution_change reports per kind
 
 
-def attribution_change(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor],
-                       top: Mapping[str, Sequence[int]] = TOP_K) -> tuple[pd.DataFrame, dict]:
+def attribution_change(
+    before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], top: Mapping[str, Sequence[int]] = TOP_K
+) -> tuple[pd.DataFrame, dict]:
     """Unit by unit, the direct effect towards the base model's preferred pronoun (sign of the base logit
     difference per prompt), before and after tuning, from two :func:`unit_dla` results on the same prompts.
 
@@ -293,10 +368,22 @@ def attribution_change(before: dict[str, torch.Tensor], after: dict[str, torch.T
         d_act = after[act_key] - before[act_key]
         act_change = d_act.norm(dim=-1).mean(0) if d_act.dim() == 3 else d_act.abs().mean(0)
         for i in range(b.shape[0]):
-            rows.append({"kind": kind, "unit": i, "dla_before": float(b[i]), "dla_after": float(a[i]),
-                         "dla_change": float(a[i] - b[i]), "act_change": float(act_change[i])})
+            rows.append(
+                {
+                    "kind": kind,
+                    "unit": i,
+                    "dla_before": float(b[i]),
+                    "dla_after": float(a[i]),
+                    "dla_change": float(a[i] - b[i]),
+                    "act_change": float(act_change[i]),
+                }
+            )
     units = pd.DataFrame(rows)
-    units["rank"] = units.groupby("kind")["dla_change"].transform(lambda c: c.abs().rank(ascending=False, method="first")).astype(int)
+    units["rank"] = (
+        units.groupby("kind")["dla_change"]
+        .transform(lambda c: c.abs().rank(ascending=False, method="first"))
+        .astype(int)
+    )
 
     def signed(d: dict, key: str) -> float:
         return float((sign * d[key]).mean())
@@ -304,15 +391,28 @@ def attribution_change(before: dict[str, torch.Tensor], after: dict[str, torch.T
     ld_b, ld_a = signed(before, "logit_diff"), signed(after, "logit_diff")
     summary = {"n_prompts": int(sign.numel()), "logit_diff_before": ld_b, "logit_diff_after": ld_a}
     for key in ("attn", "mlp"):
-        summary[f"{key}_direct_before"], summary[f"{key}_direct_after"] = signed(before, key), signed(after, key)
-        summary[f"{key}_direct_share_of_change"] = ((signed(after, key) - signed(before, key)) / (ld_a - ld_b)
-                                                   if ld_a != ld_b else float("nan"))
+        summary[f"{key}_direct_before"], summary[f"{key}_direct_after"] = (
+            signed(before, key),
+            signed(after, key),
+        )
+        summary[f"{key}_direct_share_of_change"] = (
+            (signed(after, key) - signed(before, key)) / (ld_a - ld_b) if ld_a != ld_b else float("nan")
+        )
     for kind, g in units.groupby("kind"):
         mag = g.sort_values("rank")["dla_change"].abs()
         total = float(mag.sum()) or 1.0
-        summary[f"{kind}_top_share_of_change"] = {int(k): float(mag.iloc[:k].sum() / total) for k in top.get(kind, ()) if k <= len(mag)}
+        shares = {int(k): float(mag.iloc[:k].sum() / total) for k in top.get(kind, ()) if k <= len(mag)}
+        summary[f"{kind}_top_share_of_change"] = shares  # type: ignore[assignment]
     return units, summary
 
 
-__all__ = ["KINDS", "attribution_change", "delta_units", "path_change", "restore_curve", "restore_units", "sublayer_dla",
-           "unit_dla"]
+__all__ = [
+    "KINDS",
+    "attribution_change",
+    "delta_units",
+    "path_change",
+    "restore_curve",
+    "restore_units",
+    "sublayer_dla",
+    "unit_dla",
+]

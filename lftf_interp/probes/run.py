@@ -33,7 +33,9 @@ class ValidityConfig:
         self.probes = tuple(self.probes)
         self.context_lengths = tuple(int(x) for x in self.context_lengths)
         if unknown := sorted(set(self.probes) - set(PROBES) - set(EXTRA_PROBES)):
-            raise ConfigError(f"Unknown validity probe(s) {unknown}; choose from {list(PROBES + EXTRA_PROBES)}.")
+            raise ConfigError(
+                f"Unknown validity probe(s) {unknown}; choose from {list(PROBES + EXTRA_PROBES)}."
+            )
         if any(x < 0 for x in self.context_lengths):
             raise ConfigError(f"context_lengths must be >= 0 tokens, got {self.context_lengths}.")
         if self.math_n < 1 or self.context_n < 1:
@@ -62,19 +64,30 @@ def _path(cfg: ValidityConfig, name: str) -> Path | None:
     return Path(cfg.external) / name if cfg.external else None
 
 
-def validity_report(model, cfg: ValidityConfig = ValidityConfig(),
-                    say: Callable[[str], None] | None = None) -> tuple[dict, dict[str, pd.DataFrame]]:
+def validity_report(
+    model, cfg: ValidityConfig = ValidityConfig(), say: Callable[[str], None] | None = None
+) -> tuple[dict, dict[str, pd.DataFrame]]:
     """Run the configured probes on ``model`` → (flat metrics, {probe: per-item frame})."""
     runs = {
         "gendered": lambda: probes.gendered_knowledge(model, n_boot=cfg.n_boot, seed=cfg.seed),
-        "slopes": lambda: probes.gender_slopes(model, _path(cfg, "professions_bolukbasi"), n_boot=cfg.n_boot, seed=cfg.seed),
-        "winobias": lambda: probes.winobias_preference(model, _path(cfg, "winobias"), "test", cfg.n_boot, cfg.seed),
-        "winobias_parts": lambda: probes.winobias_parts(model, _path(cfg, "winobias"), "test", cfg.n_boot, cfg.seed),
-        "winogender": lambda: probes.winogender_preference(model, _path(cfg, "winogender"), cfg.n_boot, cfg.seed),
+        "slopes": lambda: probes.gender_slopes(
+            model, _path(cfg, "professions_bolukbasi"), n_boot=cfg.n_boot, seed=cfg.seed
+        ),
+        "winobias": lambda: probes.winobias_preference(
+            model, _path(cfg, "winobias"), "test", cfg.n_boot, cfg.seed
+        ),
+        "winobias_parts": lambda: probes.winobias_parts(
+            model, _path(cfg, "winobias"), "test", cfg.n_boot, cfg.seed
+        ),
+        "winogender": lambda: probes.winogender_preference(
+            model, _path(cfg, "winogender"), cfg.n_boot, cfg.seed
+        ),
         "math": lambda: probes.math_probe(model, cfg.math_n, cfg.seed, cfg.n_boot),
         "hints": lambda: probes.hint_kinds(model, cfg.n_boot, cfg.seed),
         "paperstyle": lambda: probes.paper_style(model, cfg.n_boot, cfg.seed),
-        "long_context": lambda: probes.long_context(model, cfg.context_lengths, cfg.context_n, cfg.seed, cfg.n_boot),
+        "long_context": lambda: probes.long_context(
+            model, cfg.context_lengths, cfg.context_n, cfg.seed, cfg.n_boot
+        ),
     }
     flat, frames = {}, {}
     for name in cfg.probes:

@@ -36,7 +36,9 @@ class RetainConfig:
     n_windows: int = 8  # per corpus: one window from each of n documents (seeded)
     window: int = 256  # tokens per perplexity window
     kl_stride: int = 8  # KL(base ‖ tuned) at every k-th position of the windows
-    tasks: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_TASKS))  # task -> items (seeded subset)
+    tasks: dict[str, int] = field(
+        default_factory=lambda: dict(DEFAULT_TASKS)
+    )  # task -> items (seeded subset)
     asdiv: int = 100  # arithmetic items (greedy answer, exact match); 0 to skip
     asdiv_tokens: int = 6
     max_len: int = 384  # longer multiple-choice contexts keep their last tokens
@@ -80,11 +82,14 @@ class RetentionReference:
     asdiv_answers: np.ndarray
     base: dict  # what compute_retention returns for the base model
     base_kl_logp: list[torch.Tensor]  # per window: [n_kl_positions, d_vocab] float16
-    cached: dict[int, dict[str, list[torch.Tensor]]] = field(default_factory=dict)  # block -> residual entering it
+    cached: dict[int, dict[str, list[torch.Tensor]]] = field(
+        default_factory=dict
+    )  # block -> residual entering it
 
 
 def _windows(model, cfg: RetainConfig) -> tuple[list[Seq], list[str]]:
-    seqs, names = [], []
+    seqs: list[Seq] = []
+    names: list[str] = []
     rng = np.random.default_rng(cfg.seed)
     for c in cfg.corpora:
         docs = corpus_documents(c)
@@ -105,12 +110,12 @@ def _mc_seqs(model, cfg: RetainConfig) -> tuple[list[Seq], pd.DataFrame]:
             ctx = encode(model, item.context)
             conts = [encode(model, c, start=False) for c in item.choices]
             if all(len(c) == 1 for c in conts):  # one forward scores every choice (BoolQ, MMLU)
-                seqs.append(Seq(ctx[-(cfg.max_len - 1):], choice_ids=tuple(c[0] for c in conts)))
+                seqs.append(Seq(ctx[-(cfg.max_len - 1) :], choice_ids=tuple(c[0] for c in conts)))
                 for j, ch in enumerate(item.choices):
                     rows.append((task, i, j, item.label, len(ch), len(seqs) - 1, j))
                 continue
             for j, (ch, c) in enumerate(zip(item.choices, conts, strict=True)):
-                ids = (ctx + c)[-cfg.max_len:]
+                ids = (ctx + c)[-cfg.max_len :]
                 seqs.append(Seq(ids, score_from=len(ids) - len(c)))
                 rows.append((task, i, j, item.label, len(ch), len(seqs) - 1, -1))
     cols = ["task", "item", "choice", "label", "n_chars", "seq", "slot"]
@@ -128,15 +133,22 @@ def _asdiv(runner, model, ref_ids: list[list[int]], answers: np.ndarray, n_new: 
 
 def _mc_choices(mc_items: pd.DataFrame, lp_sum, choice_lp) -> pd.DataFrame:
     ll = np.array(
-        [choice_lp[s][slot] if slot >= 0 else lp_sum[s] for s, slot in zip(mc_items.seq, mc_items.slot, strict=True)]
+        [
+            choice_lp[s][slot] if slot >= 0 else lp_sum[s]
+            for s, slot in zip(mc_items.seq, mc_items.slot, strict=True)
+        ]
     )
     df = mc_items.assign(ll=ll, ll_norm=ll / mc_items.n_chars.clip(lower=1))
     per_item = []
     for (task, item), g in df.groupby(["task", "item"], sort=False):
         label = int(g.label.iloc[0])
         per_item.append(
-            {"task": task, "item": item, "acc": float(g.ll.to_numpy().argmax() == label),
-             "acc_norm": float(g.ll_norm.to_numpy().argmax() == label)}
+            {
+                "task": task,
+                "item": item,
+                "acc": float(g.ll.to_numpy().argmax() == label),
+                "acc_norm": float(g.ll_norm.to_numpy().argmax() == label),
+            }
         )
     return pd.DataFrame(per_item)
 
@@ -145,7 +157,9 @@ def _run_all(model, ref: RetentionReference, start: int, kl: bool) -> tuple[dict
     runner = Runner(model)
     cw, cm = (ref.cached[start]["windows"], ref.cached[start]["mc"]) if start else (None, None)
     s = start
-    w_lp, w_n, _, w_kl, _ = score(runner, ref.windows, ref.config.token_budget, s, cw, ref.config.kl_stride if kl else 0)
+    w_lp, w_n, _, w_kl, _ = score(
+        runner, ref.windows, ref.config.token_budget, s, cw, ref.config.kl_stride if kl else 0
+    )
     m_lp, _, m_choice, _, _ = score(runner, ref.mc, ref.config.token_budget, s, cm)
     res = {
         "windows": pd.DataFrame({"corpus": ref.window_corpus, "nll": -w_lp, "n": w_n}),
@@ -155,23 +169,33 @@ def _run_all(model, ref: RetentionReference, start: int, kl: bool) -> tuple[dict
     return res, w_kl
 
 
-def compute_reference(base, cfg: RetainConfig = RetainConfig(), cache_at: Sequence[int] = ()) -> RetentionReference:
+def compute_reference(
+    base, cfg: RetainConfig = RetainConfig(), cache_at: Sequence[int] = ()
+) -> RetentionReference:
     """Score the base model once (see module doc); for each block in ``cache_at`` keep the residual stream
     entering it, so models that differ from the base only from that block on are scored from there."""
     windows, names = _windows(base, cfg)
     mc, mc_items = _mc_seqs(base, cfg)
     ad = load_asdiv(cfg.asdiv, cfg.seed) if cfg.asdiv else []
     ref = RetentionReference(
-        config=cfg, windows=windows, window_corpus=names, mc=mc, mc_items=mc_items,
-        asdiv_ids=[encode(base, a.context) for a in ad], asdiv_answers=np.array([a.answer for a in ad]),
-        base={}, base_kl_logp=[],
+        config=cfg,
+        windows=windows,
+        window_corpus=names,
+        mc=mc,
+        mc_items=mc_items,
+        asdiv_ids=[encode(base, a.context) for a in ad],
+        asdiv_answers=np.array([a.answer for a in ad]),
+        base={},
+        base_kl_logp=[],
     )
     runner = Runner(base)
     blocks = sorted({int(b) for b in cache_at if b > 0})
     for key, seqs in (("windows", windows), ("mc", mc)):
         for b in blocks:
-            ref.cached.setdefault(b, {})[key] = [None] * len(seqs)
-        for idx in batches(seqs, cfg.token_budget):  # one forward per batch, keeping each requested block's input
+            ref.cached.setdefault(b, {})[key] = [None] * len(seqs)  # type: ignore[list-item]  # filled below
+        for idx in batches(
+            seqs, cfg.token_budget
+        ):  # one forward per batch, keeping each requested block's input
             x, done = hidden(runner, seqs, idx), 0
             with torch.no_grad():
                 for b in blocks:
@@ -219,12 +243,32 @@ def compare_retention(ref: RetentionReference, tuned: dict) -> pd.DataFrame:
 
         ppl_b, ppl_t = np.exp(bn.sum() / nn.sum()), np.exp(tn.sum() / nn.sum())
         lo, hi = _boot(pct, len(bn), cfg.n_boot, cfg.seed)
-        rows.append({"metric": f"ppl_{corpus}", "base": ppl_b, "tuned": ppl_t, "change": pct(np.arange(len(bn))),
-                     "ci_lo": lo, "ci_hi": hi, "unit": "%", "n": int(nn.sum())})
+        rows.append(
+            {
+                "metric": f"ppl_{corpus}",
+                "base": ppl_b,
+                "tuned": ppl_t,
+                "change": pct(np.arange(len(bn))),
+                "ci_lo": lo,
+                "ci_hi": hi,
+                "unit": "%",
+                "n": int(nn.sum()),
+            }
+        )
     kl = tuned["kl"]
     lo, hi = _boot(lambda i: kl[i].mean(), len(kl), cfg.n_boot, cfg.seed)
-    rows.append({"metric": "kl", "base": 0.0, "tuned": float(kl.mean()), "change": float(kl.mean()),
-                 "ci_lo": lo, "ci_hi": hi, "unit": "nats/token", "n": len(kl)})
+    rows.append(
+        {
+            "metric": "kl",
+            "base": 0.0,
+            "tuned": float(kl.mean()),
+            "change": float(kl.mean()),
+            "ci_lo": lo,
+            "ci_hi": hi,
+            "unit": "nats/token",
+            "n": len(kl),
+        }
+    )
     bm, tm = base["mc"], tuned["mc"]
     for task in [*cfg.tasks, "mc_all"] if cfg.tasks else []:
         m = np.ones(len(bm), bool) if task == "mc_all" else (bm.task == task).to_numpy()
@@ -232,23 +276,48 @@ def compare_retention(ref: RetentionReference, tuned: dict) -> pd.DataFrame:
             b, t = bm[col].to_numpy()[m], tm[col].to_numpy()[m]
             d = t - b
             lo, hi = _boot(lambda i, d=d: 100 * d[i].mean(), len(d), cfg.n_boot, cfg.seed)
-            rows.append({"metric": f"{task}_{col}", "base": 100 * b.mean(), "tuned": 100 * t.mean(),
-                         "change": 100 * d.mean(), "ci_lo": lo, "ci_hi": hi, "unit": "points", "n": int(m.sum())})
+            rows.append(
+                {
+                    "metric": f"{task}_{col}",
+                    "base": 100 * b.mean(),
+                    "tuned": 100 * t.mean(),
+                    "change": 100 * d.mean(),
+                    "ci_lo": lo,
+                    "ci_hi": hi,
+                    "unit": "points",
+                    "n": int(m.sum()),
+                }
+            )
     if len(ref.asdiv_answers):
         b, t = base["asdiv"].astype(float), tuned["asdiv"].astype(float)
         d = t - b
         lo, hi = _boot(lambda i: 100 * d[i].mean(), len(d), cfg.n_boot, cfg.seed)
-        rows.append({"metric": "asdiv_acc", "base": 100 * b.mean(), "tuned": 100 * t.mean(), "change": 100 * d.mean(),
-                     "ci_lo": lo, "ci_hi": hi, "unit": "points", "n": len(d)})
+        rows.append(
+            {
+                "metric": "asdiv_acc",
+                "base": 100 * b.mean(),
+                "tuned": 100 * t.mean(),
+                "change": 100 * d.mean(),
+                "ci_lo": lo,
+                "ci_hi": hi,
+                "unit": "points",
+                "n": len(d),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def retention_summary(table: pd.DataFrame) -> dict:
     """The headline numbers of a comparison: KL, perplexity % change, MC accuracy change (with CIs)."""
     t = table.set_index("metric")
-    out = {}
-    for key, metric in (("kl", "kl"), ("ppl_change_pct", "ppl_all"), ("mc_acc_change", "mc_all_acc"),
-                        ("mc_acc_norm_change", "mc_all_acc_norm"), ("asdiv_change", "asdiv_acc")):
+    out: dict = {}
+    for key, metric in (
+        ("kl", "kl"),
+        ("ppl_change_pct", "ppl_all"),
+        ("mc_acc_change", "mc_all_acc"),
+        ("mc_acc_norm_change", "mc_all_acc_norm"),
+        ("asdiv_change", "asdiv_acc"),
+    ):
         if metric in t.index:
             out[key] = float(t.loc[metric, "change"])
             out[key + "_ci"] = [float(t.loc[metric, "ci_lo"]), float(t.loc[metric, "ci_hi"])]
@@ -267,14 +336,24 @@ def save_reference(ref: RetentionReference, path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     seqs = {k: [asdict(s) for s in getattr(ref, k)] for k in ("windows", "mc")}
     doc = {
-        "format": "lftf-retention-reference/1", "config": ref.config.to_dict(), **seqs, "window_corpus": ref.window_corpus,
-        "mc_items": ref.mc_items.to_dict(orient="list"), "asdiv_ids": ref.asdiv_ids,
+        "format": "lftf-retention-reference/1",
+        "config": ref.config.to_dict(),
+        **seqs,
+        "window_corpus": ref.window_corpus,
+        "mc_items": ref.mc_items.to_dict(orient="list"),
+        "asdiv_ids": ref.asdiv_ids,
         "asdiv_answers": ref.asdiv_answers.tolist(),
-        "base": {"windows": ref.base["windows"].to_dict(orient="list"), "mc": ref.base["mc"].to_dict(orient="list"),
-                 "asdiv": ref.base["asdiv"].tolist()},
+        "base": {
+            "windows": ref.base["windows"].to_dict(orient="list"),
+            "mc": ref.base["mc"].to_dict(orient="list"),
+            "asdiv": ref.base["asdiv"].tolist(),
+        },
     }
     (path / "reference.json").write_text(json.dumps(doc))
-    save_file({f"kl.{i}": t.contiguous() for i, t in enumerate(ref.base_kl_logp) if t is not None}, path / "base_kl.safetensors")
+    save_file(
+        {f"kl.{i}": t.contiguous() for i, t in enumerate(ref.base_kl_logp) if t is not None},
+        path / "base_kl.safetensors",
+    )
     return path
 
 
@@ -286,7 +365,9 @@ def load_reference(path, cfg: RetainConfig | None = None) -> RetentionReference:
     doc = json.loads((path / "reference.json").read_text())
     saved = RetainConfig.from_dict(doc["config"])
     if cfg is not None and saved != cfg:
-        raise LftfError(f"The retention reference in {path} was made with {saved}, not {cfg}; delete it or pass that config.")
+        raise LftfError(
+            f"The retention reference in {path} was made with {saved}, not {cfg}; delete it or pass that config."
+        )
     kl = load_file(path / "base_kl.safetensors")
 
     def seqs(key: str) -> list[Seq]:
@@ -300,9 +381,12 @@ def load_reference(path, cfg: RetainConfig | None = None) -> RetentionReference:
         mc_items=pd.DataFrame(doc["mc_items"]),
         asdiv_ids=doc["asdiv_ids"],
         asdiv_answers=np.array(doc["asdiv_answers"], dtype=float),
-        base={"windows": pd.DataFrame(doc["base"]["windows"]), "mc": pd.DataFrame(doc["base"]["mc"]),
-              "asdiv": np.array(doc["base"]["asdiv"], dtype=bool)},
-        base_kl_logp=[kl.get(f"kl.{i}") for i in range(len(doc["windows"]))],  # None where a window had no KL positions
+        base={
+            "windows": pd.DataFrame(doc["base"]["windows"]),
+            "mc": pd.DataFrame(doc["base"]["mc"]),
+            "asdiv": np.array(doc["base"]["asdiv"], dtype=bool),
+        },
+        base_kl_logp=[kl.get(f"kl.{i}") for i in range(len(doc["windows"]))],  # type: ignore[misc]  # None: a window without KL positions
     )
 
 

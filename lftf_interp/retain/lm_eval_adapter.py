@@ -17,7 +17,9 @@ from __future__ import annotations
 try:
     from lm_eval.api.model import LM
 except ImportError as e:  # pragma: no cover - exercised only without the extra
-    raise ImportError("The lm-eval adapter needs lm_eval: pip install 'lftf-interp[lmeval]' (lm_eval==0.4.13).") from e
+    raise ImportError(
+        "The lm-eval adapter needs lm_eval: pip install 'lftf-interp[lmeval]' (lm_eval==0.4.13)."
+    ) from e
 
 from lftf_interp.models.runner import Runner
 from lftf_interp.models.tokens import encode
@@ -43,7 +45,7 @@ class LftfLM(LM):
             if ctx and ctx[-1] == " ":  # lm-eval's convention: the space belongs to the continuation
                 ctx, cont = ctx[:-1], " " + cont
             c, t = encode(self.model, ctx), encode(self.model, cont, start=False)
-            ids = (c + t)[-self.max_length:]
+            ids = (c + t)[-self.max_length :]
             seqs.append(Seq(ids, score_from=max(1, len(ids) - len(t))))
         lp, greedy = self._spans(seqs)
         return [(float(a), bool(b)) for a, b in zip(lp, greedy, strict=True)]
@@ -68,7 +70,7 @@ class LftfLM(LM):
             def stop(toks, until=until, tok=tok):
                 return any(u in tok.decode(toks) for u in until)
 
-            text = tok.decode(greedy(self.runner, encode(self.model, ctx)[-self.max_length:], n, stop))
+            text = tok.decode(greedy(self.runner, encode(self.model, ctx)[-self.max_length :], n, stop))
             for u in until:
                 text = text.split(u)[0]
             out.append(text)

@@ -56,7 +56,9 @@ def hidden(runner: Runner, seqs: Sequence[Seq], idx: list[int], start: int = 0, 
 
 
 @torch.no_grad()
-def score(runner: Runner, seqs: Sequence[Seq], token_budget: int, start: int = 0, cached=None, kl_stride: int = 0):
+def score(
+    runner: Runner, seqs: Sequence[Seq], token_budget: int, start: int = 0, cached=None, kl_stride: int = 0
+):
     """Per sequence: summed target log-prob and count, choice log-probs, and (if asked) KL log-probs."""
     lp_sum, n_tok = np.zeros(len(seqs)), np.zeros(len(seqs), dtype=int)
     greedy = np.zeros(len(seqs), dtype=bool)
@@ -90,10 +92,13 @@ def greedy(runner: Runner, ids: list[int], n_new: int, stop=None) -> list[int]:
     kvs: list[tuple[torch.Tensor, torch.Tensor]] | None = None
     x = runner.embed(torch.tensor([ids]))
     while len(out) < n_new:
-        new_kvs = []
-        for layer, _, (h, _, _, kv) in runner.walk(x, parts=True, past_kv=kvs):  # noqa: B007 (h: the output)
-            new_kvs.append(kv if kvs is None else (torch.cat([kvs[layer][0], kv[0]], 2), torch.cat([kvs[layer][1], kv[1]], 2)))
-        kvs = new_kvs
+        h, steps = runner.walk_to_end(x, past_kv=kvs)
+        kvs = [
+            s.kv
+            if kvs is None
+            else (torch.cat([kvs[s.layer][0], s.kv[0]], 2), torch.cat([kvs[s.layer][1], s.kv[1]], 2))
+            for s in steps
+        ]
         out.append(int(runner.unembed(h[0, -1]).argmax()))
         if stop is not None and stop(out):
             break

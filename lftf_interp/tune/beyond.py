@@ -54,7 +54,10 @@ class _SentencePairs:
         keep = [i for i, c in enumerate(cut) if c >= 1]  # the pronoun is never a sentence's first token
         self.ids = ([pro[i] for i in keep], [anti[i] for i in keep])
         self.cut = [cut[i] for i in keep]
-        self.caches = (scope.cache([w["pro"].iloc[i] for i in keep]), scope.cache([w["anti"].iloc[i] for i in keep]))
+        self.caches = (
+            scope.cache([w["pro"].iloc[i] for i in keep]),
+            scope.cache([w["anti"].iloc[i] for i in keep]),
+        )
 
     def __len__(self) -> int:
         return len(self.cut)
@@ -91,7 +94,9 @@ class BeyondTemplate:
             self.w_male = torch.tensor(target_ids(model, [" " + x for x in w["male"]]))
             self.w_female = torch.tensor(target_ids(model, [" " + x for x in w["female"]]))
         if cfg.winobias_sentence_weight > 0:
-            self.sentences = _SentencePairs(scope, model, Path(cfg.external) / "winobias" if cfg.external else None)
+            self.sentences = _SentencePairs(
+                scope, model, Path(cfg.external) / "winobias" if cfg.external else None
+            )
 
     def __call__(self, step: int) -> tuple[torch.Tensor | float, dict]:
         cfg, loss, parts = self.cfg, 0.0, {}
@@ -101,7 +106,9 @@ class BeyondTemplate:
             loss, parts["loss_gendered"] = loss + cfg.gendered_weight * lg, lg.item()
         if self.wino is not None:
             idx = _batch(len(self.w_male), cfg.batch_size, cfg.seed + 130363, step)
-            lw = balanced_pair_loss(self.scope.last_logits(self.wino, idx), self.w_male[idx], self.w_female[idx])
+            lw = balanced_pair_loss(
+                self.scope.last_logits(self.wino, idx), self.w_male[idx], self.w_female[idx]
+            )
             loss, parts["loss_winobias"] = loss + cfg.winobias_weight * lw, lw.item()
         if self.sentences is not None:
             idx = _batch(len(self.sentences), cfg.batch_size, cfg.seed + 155921, step)

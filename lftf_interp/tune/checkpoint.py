@@ -23,11 +23,21 @@ class TrainingError(LftfError):
 
 LATEST = "latest"  # names the step folder of the newest whole checkpoint; replaced in one rename
 _CKPT_FILES = ("params.safetensors", "optim.safetensors", "best.safetensors")
-_SAME_RUN_IGNORES = ("checkpoint_every",)  # config fields a resumed run may change without changing its result
+_SAME_RUN_IGNORES = (
+    "checkpoint_every",
+)  # config fields a resumed run may change without changing its result
 
 
-def save_checkpoint(ckpt: Path, step: int, params: dict, opt: torch.optim.Optimizer, history: list, best: dict,
-                     config: dict, bad_evals: int = 0) -> None:
+def save_checkpoint(
+    ckpt: Path,
+    step: int,
+    params: dict,
+    opt: torch.optim.Optimizer,
+    history: list,
+    best: dict,
+    config: dict,
+    bad_evals: int = 0,
+) -> None:
     """Write step ``step`` as ``ckpt/step-NNNNNN`` (tuned weights, AdamW state, the best weights so far, and
     state.json with the history, the config and every file's sha256), then point ``ckpt/latest`` at it in one
     rename: a kill at any moment leaves the previous checkpoint or this one, whole."""
@@ -46,8 +56,17 @@ def save_checkpoint(ckpt: Path, step: int, params: dict, opt: torch.optim.Optimi
     if best["params"] is not None:
         save_file({n: t.contiguous() for n, t in best["params"].items()}, folder / "best.safetensors")
     files = {f: sha256_file(folder / f) for f in _CKPT_FILES if (folder / f).is_file()}
-    write_json(folder / "state.json", {"step": step, "history": history, "best": {"step": best["step"], "val": best["val"]},
-                                       "bad_evals": bad_evals, "config": config, "files": files})
+    write_json(
+        folder / "state.json",
+        {
+            "step": step,
+            "history": history,
+            "best": {"step": best["step"], "val": best["val"]},
+            "bad_evals": bad_evals,
+            "config": config,
+            "files": files,
+        },
+    )
     write_atomic(ckpt / LATEST, folder.name)
     for old in ckpt.glob("step-*"):
         if old.name != folder.name:
@@ -68,7 +87,9 @@ def read_checkpoint(out_dir: str | Path) -> dict | None:
         raise TrainingError(f"Checkpoint {folder} is not readable ({e}). {fix}") from None
     for name, want in state.get("files", {}).items():
         if not (folder / name).is_file() or sha256_file(folder / name) != want:
-            raise TrainingError(f"Checkpoint file {folder / name} is missing or does not match its sha256 (corrupted). {fix}")
+            raise TrainingError(
+                f"Checkpoint file {folder / name} is missing or does not match its sha256 (corrupted). {fix}"
+            )
     return {**state, "folder": str(folder)}
 
 
@@ -86,10 +107,15 @@ def check_resume(out_dir: str | Path | None, config: dict, ignore: Sequence[str]
         raise TrainingError(f"Nothing to resume: no checkpoint under {where}. Run without --resume first.")
     saved, now = _jsonable(state.get("config", {})), _jsonable(config)
     skip = set(ignore) | set(_SAME_RUN_IGNORES)
-    if diff := [f"{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}" for k in sorted(set(saved) | set(now))
-                if k not in skip and saved.get(k) != now.get(k)]:
-        raise TrainingError(f"The checkpoint under {where} was made with a different config ({'; '.join(diff)}). "
-                            "Resume with the same options, or use a new --out.")
+    if diff := [
+        f"{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}"
+        for k in sorted(set(saved) | set(now))
+        if k not in skip and saved.get(k) != now.get(k)
+    ]:
+        raise TrainingError(
+            f"The checkpoint under {where} was made with a different config ({'; '.join(diff)}). "
+            "Resume with the same options, or use a new --out."
+        )
     return state
 
 
@@ -97,8 +123,10 @@ def load_checkpoint(folder: Path, params: dict, opt: torch.optim.Optimizer) -> d
     """Load a checkpoint's tuned weights and AdamW state; return its best weights (None if it kept none)."""
     saved = load_file(folder / "params.safetensors")
     if set(saved) != set(params):
-        raise TrainingError(f"Checkpoint {folder} holds {sorted(saved)[:3]}..., not the blocks being tuned; "
-                            "resume with the same block, or start a new output directory.")
+        raise TrainingError(
+            f"Checkpoint {folder} holds {sorted(saved)[:3]}..., not the blocks being tuned; "
+            "resume with the same block, or start a new output directory."
+        )
     with torch.no_grad():
         for n, p in params.items():
             p.copy_(saved[n])

@@ -47,7 +47,9 @@ def block_fingerprint(model, blocks: Sequence[int]) -> str:
     return _fingerprint(_names(model, blocks), canonical_state_dict(model))
 
 
-def save_delta(model, blocks: Sequence[int], base_fingerprint: str, out: str | Path, meta: dict | None = None) -> Path:
+def save_delta(
+    model, blocks: Sequence[int], base_fingerprint: str, out: str | Path, meta: dict | None = None
+) -> Path:
     """Write ``delta.safetensors`` (the tuned weights) and ``delta.json`` (provenance, the weights' fingerprint
     and the file's sha256) as the directory ``out``, in one rename: a reader never sees half a delta."""
     out = Path(out)
@@ -89,12 +91,16 @@ def read_delta(path: str | Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DeltaCorruptError(f"{path / 'delta.json'} is not readable JSON ({e}). {fix}") from None
     if not isinstance(info, dict) or (missing := [k for k in _NEEDED if k not in info]):
-        raise DeltaCorruptError(f"{path / 'delta.json'} lacks {missing if isinstance(info, dict) else list(_NEEDED)}. {fix}")
+        raise DeltaCorruptError(
+            f"{path / 'delta.json'} lacks {missing if isinstance(info, dict) else list(_NEEDED)}. {fix}"
+        )
     weights = path / "delta.safetensors"
     if want := info.get("files", {}).get("delta.safetensors"):
         if (got := sha256_file(weights)) != want:
-            raise DeltaCorruptError(f"{weights} does not match its sha256 in delta.json (it has {got[:12]}…, delta.json "
-                                    f"records {want[:12]}…): corrupted or changed after it was written. {fix}")
+            raise DeltaCorruptError(
+                f"{weights} does not match its sha256 in delta.json (it has {got[:12]}…, delta.json "
+                f"records {want[:12]}…): corrupted or changed after it was written. {fix}"
+            )
     else:
         try:
             with safe_open(weights, "pt") as f:
@@ -131,19 +137,27 @@ def apply_delta(model, path: str | Path) -> dict:
     try:
         tensors = load_file(path / "delta.safetensors")
     except Exception as e:  # noqa: BLE001 (safetensors raises its own error type for every malformed file)
-        raise DeltaCorruptError(f"{path / 'delta.safetensors'} is not a readable safetensors file ({e}).") from None
+        raise DeltaCorruptError(
+            f"{path / 'delta.safetensors'} is not a readable safetensors file ({e})."
+        ) from None
     params = canonical_state_dict(model)
     for n, t in tensors.items():
         if n not in params:
-            raise DeltaMismatchError(f"The delta holds {n!r}, which this model does not have; it was made for "
-                                     f"another model ({info.get('base_model')!r}).")
+            raise DeltaMismatchError(
+                f"The delta holds {n!r}, which this model does not have; it was made for "
+                f"another model ({info.get('base_model')!r})."
+            )
         if params[n].shape != t.shape:
-            raise DeltaMismatchError(f"{n}: delta shape {tuple(t.shape)} != model shape {tuple(params[n].shape)}")
+            raise DeltaMismatchError(
+                f"{n}: delta shape {tuple(t.shape)} != model shape {tuple(params[n].shape)}"
+            )
     names = _names(model, info["blocks"])
     if set(names) != set(tensors) or _fingerprint(names, tensors) != info["tuned_fingerprint"]:
-        raise DeltaCorruptError(f"{path / 'delta.safetensors'} does not match the tuned fingerprint its delta.json "
-                                f"records ({info['tuned_fingerprint'][:12]}…): the weights were corrupted or changed "
-                                "after the fine-tune wrote them. Rerun that fine-tune.")
+        raise DeltaCorruptError(
+            f"{path / 'delta.safetensors'} does not match the tuned fingerprint its delta.json "
+            f"records ({info['tuned_fingerprint'][:12]}…): the weights were corrupted or changed "
+            "after the fine-tune wrote them. Rerun that fine-tune."
+        )
     with torch.no_grad():
         for n, t in tensors.items():
             params[n].copy_(t)

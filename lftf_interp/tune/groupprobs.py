@@ -48,8 +48,11 @@ class GroupReader:
         after = {p: self.scope.last_logits(c, idx).float().log_softmax(-1) for p, c in cached[1].items()}
         out = LogMasses()
         for g in self.words:
-            lps = [logp0[:, t[0]] + sum((after[tuple(t[:j])][:, t[j]] for j in range(1, len(t))), torch.zeros(()))
-                   for t in g]
+            lps = [
+                logp0[:, t[0]]
+                + sum((after[tuple(t[:j])][:, t[j]] for j in range(1, len(t))), torch.zeros(()))
+                for t in g
+            ]
             out.append(torch.logsumexp(torch.stack(lps, -1), -1))
         return out
 

@@ -49,7 +49,10 @@ def _log_total(ls: list[Tensor]) -> Tensor:
 
 
 def group_loss(
-    logits: Float[Tensor, "batch d_vocab"], groups: Groups, kind: str = "balanced", reference: Sequence[float] | None = None
+    logits: Float[Tensor, "batch d_vocab"] | LogMasses,
+    groups: Groups,
+    kind: str = "balanced",
+    reference: Sequence[float] | None = None,
 ) -> Float[Tensor, ""]:
     """Mean over the batch of the selected LFTF loss (see module doc)."""
     ls = _log_masses(logits, groups)
@@ -74,13 +77,18 @@ def group_loss(
 
 
 def pronoun_loss(
-    logits: Float[Tensor, "batch d_vocab"], male_ids: Sequence[int], female_ids: Sequence[int], kind: str = "balanced"
+    logits: Float[Tensor, "batch d_vocab"],
+    male_ids: Sequence[int],
+    female_ids: Sequence[int],
+    kind: str = "balanced",
 ) -> Float[Tensor, ""]:
     """The two-group (he / she) case of :func:`group_loss`."""
     return group_loss(logits, [male_ids, female_ids], kind)
 
 
-def hint_loss(logits: Float[Tensor, "batch d_vocab"], groups: Groups, labels: Int[Tensor, " batch"]) -> Float[Tensor, ""]:
+def hint_loss(
+    logits: Float[Tensor, "batch d_vocab"] | LogMasses, groups: Groups, labels: Int[Tensor, " batch"]
+) -> Float[Tensor, ""]:
     """Cross-entropy toward the hinted group (``labels``: its index) within the groups: −log Q_hinted.
     Renormalised, so it teaches which group, not how much group mass (a full-vocabulary cross-entropy inflated
     the he+she mass from 0.29 to 0.98 on SmolLM2)."""
@@ -90,12 +98,16 @@ def hint_loss(logits: Float[Tensor, "batch d_vocab"], groups: Groups, labels: In
     return -(hinted - lz).mean()
 
 
-def log_group_mass(logits: Float[Tensor, "batch d_vocab"], groups: Groups) -> Float[Tensor, " batch"]:
+def log_group_mass(
+    logits: Float[Tensor, "batch d_vocab"] | LogMasses, groups: Groups
+) -> Float[Tensor, " batch"]:
     """log Σ_k P_k per row (for gender, log(P(he) + P(she)))."""
     return _log_total(_log_masses(logits, groups))
 
 
-def mass_anchor(logits: Float[Tensor, "batch d_vocab"], groups: Groups, base_log_mass: Float[Tensor, " batch"]) -> Float[Tensor, ""]:
+def mass_anchor(
+    logits: Float[Tensor, "batch d_vocab"] | LogMasses, groups: Groups, base_log_mass: Float[Tensor, " batch"]
+) -> Float[Tensor, ""]:
     """Squared change of the log group mass from the base model's, mean over the batch:
     (log Σ P_k − log Σ P_k,base)². ``balanced`` and the renormalised hint term are blind to the mass, so without
     this term it drifts (he+she: 1.42× base on SmolLM2, seed 0); with it, the mass is held near the base."""
@@ -106,7 +118,21 @@ def kl_to_base(
     logits: Float[Tensor, "n d_vocab"], base_logits: Float[Tensor, "n d_vocab"]
 ) -> Float[Tensor, ""]:
     """KL(base ‖ tuned) of next-token distributions, mean over rows."""
-    return F.kl_div(logits.float().log_softmax(-1), base_logits.float().log_softmax(-1), log_target=True, reduction="batchmean")
+    return F.kl_div(
+        logits.float().log_softmax(-1),
+        base_logits.float().log_softmax(-1),
+        log_target=True,
+        reduction="batchmean",
+    )
 
 
-__all__ = ["LOSSES", "LogMasses", "group_loss", "hint_loss", "kl_to_base", "log_group_mass", "mass_anchor", "pronoun_loss"]
+__all__ = [
+    "LOSSES",
+    "LogMasses",
+    "group_loss",
+    "hint_loss",
+    "kl_to_base",
+    "log_group_mass",
+    "mass_anchor",
+    "pronoun_loss",
+]

@@ -25,7 +25,9 @@ from lftf_interp.store import tensor_bytes
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-_MEMO: dict[tuple, torch.Tensor] = {}  # (weights before the block, block, prompts) -> residual entering the block
+_MEMO: dict[
+    tuple, torch.Tensor
+] = {}  # (weights before the block, block, prompts) -> residual entering the block
 _MEMO_MAX = 8
 
 
@@ -50,8 +52,15 @@ class BlockInputCache:
     and the prompts, so several fine-tunes of fresh copies of one base model (``lftf compare``, seeds) reuse
     it; a model whose earlier blocks differ hashes differently and is recomputed."""
 
-    def __init__(self, runner: Runner, model, prompts: Sequence[str], start: int | None, chunk: int = 128,
-                 suffix: Sequence[int] = ()):
+    def __init__(
+        self,
+        runner: Runner,
+        model,
+        prompts: Sequence[str],
+        start: int | None,
+        chunk: int = 128,
+        suffix: Sequence[int] = (),
+    ):
         ids, self.lengths = encode_batch(model, prompts, suffix=suffix)
         self.start = start
         if start is None:
@@ -60,7 +69,12 @@ class BlockInputCache:
         key = _prefix_key(runner, start, prompts, suffix)
         if key not in _MEMO:
             with torch.no_grad():
-                x = torch.cat([runner.run(runner.embed(ids[s : s + chunk]), stop=start) for s in range(0, len(ids), chunk)])
+                x = torch.cat(
+                    [
+                        runner.run(runner.embed(ids[s : s + chunk]), stop=start)
+                        for s in range(0, len(ids), chunk)
+                    ]
+                )
             if len(_MEMO) >= _MEMO_MAX:
                 _MEMO.pop(next(iter(_MEMO)))
             _MEMO[key] = x
@@ -96,7 +110,7 @@ class BlockScope:
     def __init__(self, model, blocks: Sequence[int]):
         self.model, self.blocks = model, sorted(blocks)
         self.runner = Runner(model)
-        self.start = self.blocks[0]
+        self.start: int | None = self.blocks[0]
         self.params = freeze_all_but(model, [n for b in self.blocks for n in block_param_names(model, b)])
 
     def cache(self, prompts: Sequence[str], suffix: Sequence[int] = ()) -> BlockInputCache:
@@ -109,14 +123,22 @@ class BlockScope:
     def all_logits(self, cache: BlockInputCache) -> torch.Tensor:
         """Logits at every real position of every cached prompt, ``[n_positions, d_vocab]``."""
         x, lengths = cache.batch(torch.arange(len(cache)))
-        out = self.runner.run(x, start=self.start) if cache.start is not None else self.runner.run(self.runner.embed(x))
+        out = (
+            self.runner.run(x, start=cache.start)
+            if cache.start is not None
+            else self.runner.run(self.runner.embed(x))
+        )
         mask = torch.arange(x.shape[1])[None] < lengths[:, None]
         return self.runner.unembed(out[mask])
 
     def logits_at(self, cache: BlockInputCache, idx, rows: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         """Logits ``[len(rows), d_vocab]`` at (rows[i], pos[i]) of the cached batch ``idx`` (unembeds only those)."""
         x, _ = cache.batch(idx)
-        out = self.runner.run(x, start=self.start) if cache.start is not None else self.runner.run(self.runner.embed(x))
+        out = (
+            self.runner.run(x, start=cache.start)
+            if cache.start is not None
+            else self.runner.run(self.runner.embed(x))
+        )
         return self.runner.unembed(out[rows, pos])
 
     def finish(self) -> None:
@@ -159,7 +181,9 @@ class LoraScope(BlockScope):
             p.requires_grad_(False)
         plain = plain_copy(model, base)  # a plain Hugging Face model of the same family, for peft
         torch.manual_seed(seed)
-        lcfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(LORA_TARGETS), bias="none")
+        lcfg = LoraConfig(
+            r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(LORA_TARGETS), bias="none"
+        )
         self.peft = get_peft_model(plain, lcfg)
         self.params = {n: p for n, p in self.peft.named_parameters() if p.requires_grad}
 
@@ -195,7 +219,9 @@ class LoraScope(BlockScope):
             p.requires_grad_(False)
 
 
-def make_scope(model, method: str, blocks: Sequence[int], lora_r: int = 8, lora_alpha: int = 16, seed: int = 0):
+def make_scope(
+    model, method: str, blocks: Sequence[int], lora_r: int = 8, lora_alpha: int = 16, seed: int = 0
+):
     """The scope of a fine-tune: ``block`` (LFTF; ``blocks``), ``full`` (FPFT) or ``lora`` (all blocks)."""
     if method == "block":
         return BlockScope(model, blocks)
@@ -203,5 +229,12 @@ def make_scope(model, method: str, blocks: Sequence[int], lora_r: int = 8, lora_
 
 
 __all__ = [
-    "LORA_TARGETS", "BlockInputCache", "BlockScope", "FullScope", "LoraScope", "freeze_all_but", "last_logits_from", "make_scope",
+    "LORA_TARGETS",
+    "BlockInputCache",
+    "BlockScope",
+    "FullScope",
+    "LoraScope",
+    "freeze_all_but",
+    "last_logits_from",
+    "make_scope",
 ]

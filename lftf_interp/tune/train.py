@@ -50,27 +50,46 @@ class TuneConfig:
     """How LFTF (or a baseline) trains. The defaults are the budget behind the README's numbers; the CLI's
     ``lftf finetune`` options take their defaults and help from these fields."""
 
-    block: int | tuple[int, ...] | None = _f(None, "The block(s) LFTF trains (method 'block'); see locate.choose_blocks.")
+    block: int | tuple[int, ...] | None = _f(
+        None, "The block(s) LFTF trains (method 'block'); see locate.choose_blocks."
+    )
     loss: str = _f("balanced", "paper, sum or balanced.")
     lr: float = _f(3e-4, "AdamW learning rate.")
     steps: int = _f(150, "Optimizer steps.")
     batch_size: int = _f(32, "Prompts per step.")
     n_train: int | None = _f(None, "Train on a seeded subset of this many prompts (default: all of them).")
-    hint_weight: float = _f(0.5, "Weight of the cross-entropy toward the hinted group on hint prompts (0 = off).")
+    hint_weight: float = _f(
+        0.5, "Weight of the cross-entropy toward the hinted group on hint prompts (0 = off)."
+    )
     kl_weight: float = _f(0.0, "Weight of KL(base || tuned) on neutral text (0 = off).")
     mass_weight: float = _f(1.0, "Weight of the (log group mass - base log mass)^2 anchor (0 = off).")
-    gendered_weight: float = _f(0.0, "Gender only: cross-entropy toward the right pronoun after gendered nouns (0 = off).")
-    winobias_weight: float = _f(0.0, "Gender only: balanced loss on WinoBias dev sentences cut before the pronoun (0 = off).")
-    winobias_sentence_weight: float = _f(0.0, "Gender only: balanced loss on whole WinoBias dev pro / anti pairs (0 = off).")
-    hint_exclude: tuple[str, ...] = _f((), "Hint kinds left out of training and validation (leave-one-kind-out).")
-    external: str | None = _f(None, "Folder holding winobias/ (default: $LFTF_EXTERNAL, else the pinned download).")
+    gendered_weight: float = _f(
+        0.0, "Gender only: cross-entropy toward the right pronoun after gendered nouns (0 = off)."
+    )
+    winobias_weight: float = _f(
+        0.0, "Gender only: balanced loss on WinoBias dev sentences cut before the pronoun (0 = off)."
+    )
+    winobias_sentence_weight: float = _f(
+        0.0, "Gender only: balanced loss on whole WinoBias dev pro / anti pairs (0 = off)."
+    )
+    hint_exclude: tuple[str, ...] = _f(
+        (), "Hint kinds left out of training and validation (leave-one-kind-out)."
+    )
+    external: str | None = _f(
+        None, "Folder holding winobias/ (default: $LFTF_EXTERNAL, else the pinned download)."
+    )
     eval_every: int = _f(10, "Validate every k steps.")
     n_val: int | None = _f(200, "Validation prompts (seeded subset of the validation split; None: all).")
-    patience: int | None = _f(None, "Evaluations without a better validation score before stopping (None: never).")
+    patience: int | None = _f(
+        None, "Evaluations without a better validation score before stopping (None: never)."
+    )
     restore_best: bool = _f(True, "Keep the evaluation with the best validation score (else the last step).")
     checkpoint_every: int = _f(10, "Checkpoint every k steps when writing to a folder (0 = never).")
     seed: int = _f(0, "Seed of batches, subsets and initialisation.")
-    axis: str = _f("gender", "The bias axis to remove: a shipped name (gender, religion, race, gender3, pronouns) or an axis file.")
+    axis: str = _f(
+        "gender",
+        "The bias axis to remove: a shipped name (gender, religion, race, gender3, pronouns) or an axis file.",
+    )
     method: str = _f("block", "block (LFTF), full (FPFT baseline) or lora (peft LoRA on all blocks).")
     lora_r: int = _f(8, "LoRA rank (method 'lora').")
     lora_alpha: int = _f(16, "LoRA alpha (method 'lora').")
@@ -82,8 +101,11 @@ class TuneConfig:
             raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if isinstance(self.block, Sequence) and not isinstance(self.block, str):
             self.block = tuple(self.block)
-        ok = self.block is None or isinstance(self.block, int) or (
-            isinstance(self.block, tuple) and self.block and all(isinstance(b, int) for b in self.block))
+        ok = (
+            self.block is None
+            or isinstance(self.block, int)
+            or (isinstance(self.block, tuple) and self.block and all(isinstance(b, int) for b in self.block))
+        )
         if not ok:
             raise ConfigError(
                 f"block must be a block index or a list of them, got {self.block!r}. To let BMI choose, call "
@@ -99,8 +121,10 @@ class TuneConfig:
             raise ConfigError(f"loss-term weights must be >= 0 (0 turns a term off); got {', '.join(bad)}")
         self.hint_exclude = tuple(self.hint_exclude)
         if BeyondTemplate.wanted(self) and self.axis != "gender":
-            raise ConfigError("gendered_weight, winobias_weight and winobias_sentence_weight are gender terms; set "
-                              f"them to 0 on axis {self.axis!r}.")
+            raise ConfigError(
+                "gendered_weight, winobias_weight and winobias_sentence_weight are gender terms; set "
+                f"them to 0 on axis {self.axis!r}."
+            )
 
     @property
     def blocks(self) -> list[int]:
@@ -119,7 +143,9 @@ class TuneConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TuneConfig:
         if unknown := sorted(set(d) - {f.name for f in fields(cls)}):
-            raise ConfigError(f"TuneConfig has no field(s) {unknown}; fields: {[f.name for f in fields(cls)]}.")
+            raise ConfigError(
+                f"TuneConfig has no field(s) {unknown}; fields: {[f.name for f in fields(cls)]}."
+            )
         return cls(**d)
 
 
@@ -154,7 +180,9 @@ def _kinds(hints: pd.DataFrame, exclude: Sequence[str]) -> pd.DataFrame:
         return hints
     known = set(hints.get("hint_kind", pd.Series(dtype=str)))
     if missing := sorted(set(exclude) - known):
-        raise ConfigError(f"hint_exclude names kind(s) {missing} these hint prompts do not have; kinds: {sorted(known)}.")
+        raise ConfigError(
+            f"hint_exclude names kind(s) {missing} these hint prompts do not have; kinds: {sorted(known)}."
+        )
     return hints[~hints["hint_kind"].isin(exclude)]
 
 
@@ -162,8 +190,15 @@ def axis_groups(model, axis: BiasAxis) -> list[list[int]]:
     """Token ids of each group's words when every word is one token (else refused: use
     :class:`~lftf_interp.tune.groupprobs.GroupReader`, which :func:`tune` does)."""
     ids = [word_ids(model, g.words) for g in axis.groups]
-    if multi := [w for g, gi in zip(axis.groups, ids, strict=True) for w, t in zip(g.words, gi, strict=True) if len(t) > 1]:
-        raise TrainingError(f"Axis {axis.name!r}: words {multi} are several tokens; read them with GroupReader.")
+    if multi := [
+        w
+        for g, gi in zip(axis.groups, ids, strict=True)
+        for w, t in zip(g.words, gi, strict=True)
+        if len(t) > 1
+    ]:
+        raise TrainingError(
+            f"Axis {axis.name!r}: words {multi} are several tokens; read them with GroupReader."
+        )
     return [[t[0] for t in gi] for gi in ids]
 
 
@@ -172,26 +207,48 @@ class Objective:
     cross-entropy, mass anchor, KL on neutral text), each on its own cached prompts. ``__call__(step)``
     returns (loss, {term: value})."""
 
-    def __init__(self, scope, cfg: TuneConfig, axis: BiasAxis, reader: GroupReader, train: pd.DataFrame,
-                 hint_train: pd.DataFrame | None, beyond: BeyondTemplate | None = None):
-        self.scope, self.cfg, self.reader, self.groups, self.beyond = scope, cfg, reader, reader.groups, beyond
+    def __init__(
+        self,
+        scope,
+        cfg: TuneConfig,
+        axis: BiasAxis,
+        reader: GroupReader,
+        train: pd.DataFrame,
+        hint_train: pd.DataFrame | None,
+        beyond: BeyondTemplate | None = None,
+    ):
+        self.scope, self.cfg, self.reader, self.groups, self.beyond = (
+            scope,
+            cfg,
+            reader,
+            reader.groups,
+            beyond,
+        )
         self.reference = [axis.reference[g] for g in axis.group_names]
         self.train = reader.cache(train["prompt"].tolist())
         self.n_train = len(train)
         self.hint = reader.cache(hint_train["prompt"].tolist()) if hint_train is not None else None
         index = {g: k for k, g in enumerate(axis.group_names)}
-        self.hint_labels = torch.tensor([index[x] for x in hint_train["label"]]) if hint_train is not None else None
+        self.hint_labels = (
+            torch.tensor([index[x] for x in hint_train["label"]]) if hint_train is not None else None
+        )
         with torch.no_grad():
             self.base_log_mass = (  # the base model's log group mass per training prompt (before any update)
-                _chunked(lambda i: log_group_mass(reader.log_masses(self.train, i), self.groups), self.n_train)
-                if cfg.mass_weight > 0 else None)
+                _chunked(
+                    lambda i: log_group_mass(reader.log_masses(self.train, i), self.groups), self.n_train
+                )
+                if cfg.mass_weight > 0
+                else None
+            )
             self.neutral = scope.cache(NEUTRAL_PROMPTS) if cfg.kl_weight > 0 else None
             self.base_neutral = scope.all_logits(self.neutral) if self.neutral is not None else None
 
     def __call__(self, step: int) -> tuple[torch.Tensor, dict]:
         cfg = self.cfg
         idx = _batch_indices(self.n_train, cfg.batch_size, cfg.seed, step)
-        logits = self.reader.log_masses(self.train, idx)  # logits, or the groups' log-probabilities (multi-token words)
+        logits = self.reader.log_masses(
+            self.train, idx
+        )  # logits, or the groups' log-probabilities (multi-token words)
         loss = group_loss(logits, self.groups, cfg.loss, self.reference)
         parts = {"loss_pronoun": loss.item()}
         if self.base_log_mass is not None:
@@ -199,11 +256,13 @@ class Objective:
             loss = loss + cfg.mass_weight * lmass
             parts["loss_mass"] = lmass.item()
         if self.hint is not None:
+            assert self.hint_labels is not None
             hidx = _batch_indices(len(self.hint_labels), cfg.batch_size, cfg.seed + 7919, step)
             lh = hint_loss(self.reader.log_masses(self.hint, hidx), self.groups, self.hint_labels[hidx])
             loss = loss + cfg.hint_weight * lh
             parts["loss_hint"] = lh.item()
         if self.neutral is not None:
+            assert self.base_neutral is not None
             lk = kl_to_base(self.scope.all_logits(self.neutral), self.base_neutral)
             loss = loss + cfg.kl_weight * lk
             parts["loss_kl"] = lk.item()
@@ -219,7 +278,10 @@ class Validator:
 
     def __init__(self, scope, axis: BiasAxis, reader: GroupReader, val: pd.DataFrame, val_hint: pd.DataFrame):
         self.scope, self.axis, self.reader, self.groups = scope, axis, reader, reader.groups
-        self.val, self.val_hint = reader.cache(val["prompt"].tolist()), reader.cache(val_hint["prompt"].tolist())
+        self.val, self.val_hint = (
+            reader.cache(val["prompt"].tolist()),
+            reader.cache(val_hint["prompt"].tolist()),
+        )
         self.labels = val_hint["label"].tolist()
 
     @torch.no_grad()
@@ -228,7 +290,7 @@ class Validator:
         for s in range(0, n, 128):
             idx = torch.arange(s, min(s + 128, n))
             if not self.reader.single:
-                out.append(torch.stack(self.reader.log_masses(cache, idx), -1).double().exp())
+                out.append(torch.stack(list(self.reader.log_masses(cache, idx)), -1).double().exp())
                 continue
             logp = self.reader.logits(cache, idx).double().log_softmax(-1)
             out.append(torch.stack([logp[:, ids].exp().sum(-1) for ids in self.groups], -1))
@@ -237,8 +299,12 @@ class Validator:
     def __call__(self, step: int) -> dict:
         p, h = self._probs(self.val), self._probs(self.val_hint)
         ref = [self.axis.reference[g] for g in self.axis.group_names]
-        return {"step": step, "val_afgb": float(bias_per_prompt(p, ref).mean()), "val_mass": float(p.sum(1).mean()),
-                "val_ub": float(hint_per_prompt(h, self.labels, self.axis.group_names).mean())}
+        return {
+            "step": step,
+            "val_afgb": float(bias_per_prompt(p, ref).mean()),
+            "val_mass": float(p.sum(1).mean()),
+            "val_ub": float(hint_per_prompt(h, self.labels, self.axis.group_names).mean()),
+        }
 
 
 def _snapshot(params: dict) -> dict:
@@ -260,7 +326,9 @@ def tune(
     default: the axis's train split, GenBiasEval / GenHintEval for gender), of which ``cfg.n_train`` are used
     (seeded; default all). The hint prompts are read only if ``cfg.hint_weight > 0``."""
     if cfg.method == "block" and cfg.block is None:
-        raise ConfigError("method 'block' needs block=<index> (or a list); lftf_interp.locate.choose_blocks picks one.")
+        raise ConfigError(
+            "method 'block' needs block=<index> (or a list); lftf_interp.locate.choose_blocks picks one."
+        )
     axis = load_axis(cfg.axis)
     torch.manual_seed(cfg.seed)
     blocks = cfg.blocks if cfg.method == "block" else list(range(model.cfg.n_layers))
@@ -273,12 +341,22 @@ def tune(
 
     train = _subset(train if train is not None else axis.bias_prompts("train"), cfg.n_train, cfg.seed)
     if cfg.hint_weight > 0:
-        hint_train = _subset(_kinds(hint_train if hint_train is not None else axis.hint_prompts("train"), cfg.hint_exclude),
-                             cfg.n_train, cfg.seed)
-    validate = Validator(scope, axis, reader, _subset(axis.bias_prompts("validation"), cfg.n_val, cfg.seed),
-                         _subset(_kinds(axis.hint_prompts("validation"), cfg.hint_exclude), cfg.n_val, cfg.seed))
+        hint_train = _subset(
+            _kinds(hint_train if hint_train is not None else axis.hint_prompts("train"), cfg.hint_exclude),
+            cfg.n_train,
+            cfg.seed,
+        )
+    validate = Validator(
+        scope,
+        axis,
+        reader,
+        _subset(axis.bias_prompts("validation"), cfg.n_val, cfg.seed),
+        _subset(_kinds(axis.hint_prompts("validation"), cfg.hint_exclude), cfg.n_val, cfg.seed),
+    )
     beyond = BeyondTemplate(scope, reader, model, cfg) if BeyondTemplate.wanted(cfg) else None
-    objective = Objective(scope, cfg, axis, reader, train, hint_train if cfg.hint_weight > 0 else None, beyond)
+    objective = Objective(
+        scope, cfg, axis, reader, train, hint_train if cfg.hint_weight > 0 else None, beyond
+    )
 
     opt = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=0.0)
     ckpt = Path(out_dir) / "checkpoint" if out_dir else None
@@ -298,7 +376,9 @@ def tune(
         for step in range(first_step, cfg.steps + 1):
             loss, parts = objective(step)
             if not torch.isfinite(loss):
-                where = f"the last good checkpoint is in {ckpt}" if saved_step else "no checkpoint was written"
+                where = (
+                    f"the last good checkpoint is in {ckpt}" if saved_step else "no checkpoint was written"
+                )
                 raise TrainingError(
                     f"Loss became {loss.item()} at step {step} ({parts}); stopping. {where}. Lower the learning rate "
                     f"(now {cfg.lr}) or check the data."
@@ -310,8 +390,11 @@ def tune(
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 row.update(validate(step))
                 if best["val"] is None or row["val_afgb"] < best["val"]["val_afgb"]:
-                    best = {"step": step, "val": {k: row[k] for k in ("step", "val_afgb", "val_mass", "val_ub")},
-                            "params": _snapshot(params)}
+                    best = {
+                        "step": step,
+                        "val": {k: row[k] for k in ("step", "val_afgb", "val_mass", "val_ub")},
+                        "params": _snapshot(params),
+                    }
                     bad_evals = 0
                 else:
                     bad_evals += 1
@@ -324,8 +407,11 @@ def tune(
             if cfg.patience is not None and bad_evals > cfg.patience:
                 break
     except KeyboardInterrupt:
-        how = (f"rerun with --resume (resume=True) to continue from the checkpoint of step {saved_step} in {ckpt}"
-               if saved_step else "no checkpoint was written yet (--checkpoint-every sets how often); rerun it")
+        how = (
+            f"rerun with --resume (resume=True) to continue from the checkpoint of step {saved_step} in {ckpt}"
+            if saved_step
+            else "no checkpoint was written yet (--checkpoint-every sets how often); rerun it"
+        )
         raise Interrupted(f"interrupted during fine-tuning; {how}") from None
     if cfg.restore_best and best["params"] is not None:
         with torch.no_grad():
@@ -336,11 +422,24 @@ def tune(
         blocks=blocks,
         history=pd.DataFrame(history),
         best_step=int(best["step"]),
-        best_val={k: v for k, v in (best["val"] or {}).items() if isinstance(v, int | float) and not (isinstance(v, float) and math.isnan(v))},
+        best_val={
+            k: v
+            for k, v in (best["val"] or {}).items()
+            if isinstance(v, int | float) and not (isinstance(v, float) and math.isnan(v))
+        },
         config=cfg,
         trainable_params=int(sum(p.numel() for p in params.values())),
         base_fingerprint=base_fp,
     )
 
 
-__all__ = ["METHODS", "Objective", "TrainingError", "TuneConfig", "TuneResult", "Validator", "axis_groups", "tune"]
+__all__ = [
+    "METHODS",
+    "Objective",
+    "TrainingError",
+    "TuneConfig",
+    "TuneResult",
+    "Validator",
+    "axis_groups",
+    "tune",
+]

@@ -16,30 +16,60 @@ from lftf_interp.data.axis import _LOADER, axis_from_dict
 from lftf_interp.errors import DatasetError, Interrupted
 from lftf_interp.experiments import pipeline
 
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 GOOD = {
     "name": "toy",
     "groups": [{"name": "a", "words": [" Christian"]}, {"name": "b", "words": [" Muslim", " Muslims"]}],
     "reference": {"a": 0.5, "b": 0.5},
-    "templates": [{"text": "The {subject} said the neighbour was", "split": "train"},
-                  {"text": "Everyone knew the {subject} was", "split": "test"}],
+    "templates": [
+        {"text": "The {subject} said the neighbour was", "split": "train"},
+        {"text": "Everyone knew the {subject} was", "split": "test"},
+    ],
     "subjects": [{"name": "doctor", "split": "test"}, {"name": "pilot", "split": "train"}],
     "hints": [{"kind": "worship", "group": "a", "text": "The {subject} goes to church every Sunday."}],
     "hint_templates": "all",
 }
 
 # every place a value must be text, with the path to it in GOOD
-TEXT_FIELDS = [("name",), ("groups", 0, "name"), ("groups", 1, "words", 0), ("templates", 0, "text"),
-               ("subjects", 1, "name"), ("hints", 0, "text"), ("hints", 0, "group"), ("templates", 1, "split"),
-               ("subjects", 0, "split")]
-REQUIRED = [("name",), ("groups",), ("groups", 0, "name"), ("groups", 1, "words"), ("templates", 0, "text"),
-            ("templates", 0, "split"), ("subjects", 0, "name"), ("subjects", 1, "split"), ("hints", 0, "text"),
-            ("hints", 0, "group")]
+TEXT_FIELDS = [
+    ("name",),
+    ("groups", 0, "name"),
+    ("groups", 1, "words", 0),
+    ("templates", 0, "text"),
+    ("subjects", 1, "name"),
+    ("hints", 0, "text"),
+    ("hints", 0, "group"),
+    ("templates", 1, "split"),
+    ("subjects", 0, "split"),
+]
+REQUIRED = [
+    ("name",),
+    ("groups",),
+    ("groups", 0, "name"),
+    ("groups", 1, "words"),
+    ("templates", 0, "text"),
+    ("templates", 0, "split"),
+    ("subjects", 0, "name"),
+    ("subjects", 1, "split"),
+    ("hints", 0, "text"),
+    ("hints", 0, "group"),
+]
 
-not_text = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
-                     st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+not_text = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 blank = st.text(alphabet=" \t\n\u200b\u200c\u200d\u2060\ufeff", max_size=6)
 huge_number = st.integers(min_value=10**30, max_value=10**40)
 
@@ -96,38 +126,63 @@ def test_a_missing_field_is_refused(tmp_path, no_model, path):
 
 
 @SETTINGS
-@given(path=st.sampled_from([("groups",), ("groups", 0, "words"), ("templates",), ("subjects",), ("hints",),
-                             ("reference",), ("groups", 0), ("templates", 0), ("hints", 0)]),
-       value=st.one_of(st.text(min_size=1, max_size=20), st.integers(), huge_number, st.booleans(),
-                       st.just([]), st.just({})))
+@given(
+    path=st.sampled_from(
+        [
+            ("groups",),
+            ("groups", 0, "words"),
+            ("templates",),
+            ("subjects",),
+            ("hints",),
+            ("reference",),
+            ("groups", 0),
+            ("templates", 0),
+            ("hints", 0),
+        ]
+    ),
+    value=st.one_of(
+        st.text(min_size=1, max_size=20), st.integers(), huge_number, st.booleans(), st.just([]), st.just({})
+    ),
+)
 def test_a_container_of_the_wrong_shape_is_refused(tmp_path, no_model, path, value):
     assume(not (path == ("hints",) and value == []))  # an axis without hints is well formed
     refused(evaluate_axis_file(tmp_path, yaml_text(put(GOOD, path, value))), tmp_path / "out")
 
 
 @SETTINGS
-@given(value=st.one_of(st.text(max_size=5), st.none(), st.booleans(), huge_number, st.floats(allow_nan=True),
-                       st.floats(max_value=-1e-3)))
+@given(
+    value=st.one_of(
+        st.text(max_size=5),
+        st.none(),
+        st.booleans(),
+        huge_number,
+        st.floats(allow_nan=True),
+        st.floats(max_value=-1e-3),
+    )
+)
 def test_a_bad_reference_value_is_refused(tmp_path, no_model, value):
     refused(evaluate_axis_file(tmp_path, yaml_text(put(GOOD, ("reference", "a"), value))), tmp_path / "out")
 
 
-@pytest.mark.parametrize(("change", "says"), [
-    (lambda d: put(d, ("groups", 0, "words"), "boy"), "not a list"),  # read letter by letter before
-    (lambda d: put(d, ("groups", 0, "words"), "young"), "words: ['young']"),
-    (lambda d: put(d, ("groups", 0, "words"), [42]), "a number 42, not text"),
-    (lambda d: put(d, ("groups", 0, "words"), [None]), "is null, not text"),
-    (lambda d: put(d, ("groups", 0, "words"), ["\u200b"]), "empty word"),
-    (lambda d: put(d, ("groups", 1, "name"), "a"), "group names repeat"),
-    (lambda d: put(d, ("groups", 1, "words"), [" Christian"]), "is in groups 'a' and 'b'"),
-    (lambda d: put(d, ("subjects", 1, "name"), "doctor"), "appears twice"),
-    (lambda d: put(d, ("reference", "a"), "half"), "reference 'a' is a string 'half'"),
-    (lambda d: put(d, ("templates", 0), "The {subject} said"), "must be a mapping"),
-    (lambda d: put(d, ("groups", 0), "a"), "must be a mapping"),
-    (lambda d: put(d, ("refrence",), {"a": 1}), "unknown field(s) ['refrence']"),
-    (lambda d: put(d, ("prompts",), {"bias": 3}), "prompts must map"),
-    (lambda d: put(d, ("hint_templates",), True), "hint_templates must be"),
-])
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda d: put(d, ("groups", 0, "words"), "boy"), "not a list"),  # read letter by letter before
+        (lambda d: put(d, ("groups", 0, "words"), "young"), "words: ['young']"),
+        (lambda d: put(d, ("groups", 0, "words"), [42]), "a number 42, not text"),
+        (lambda d: put(d, ("groups", 0, "words"), [None]), "is null, not text"),
+        (lambda d: put(d, ("groups", 0, "words"), ["\u200b"]), "empty word"),
+        (lambda d: put(d, ("groups", 1, "name"), "a"), "group names repeat"),
+        (lambda d: put(d, ("groups", 1, "words"), [" Christian"]), "is in groups 'a' and 'b'"),
+        (lambda d: put(d, ("subjects", 1, "name"), "doctor"), "appears twice"),
+        (lambda d: put(d, ("reference", "a"), "half"), "reference 'a' is a string 'half'"),
+        (lambda d: put(d, ("templates", 0), "The {subject} said"), "must be a mapping"),
+        (lambda d: put(d, ("groups", 0), "a"), "must be a mapping"),
+        (lambda d: put(d, ("refrence",), {"a": 1}), "unknown field(s) ['refrence']"),
+        (lambda d: put(d, ("prompts",), {"bias": 3}), "prompts must map"),
+        (lambda d: put(d, ("hint_templates",), True), "hint_templates must be"),
+    ],
+)
 def test_named_malformed_axes_say_what_is_wrong(tmp_path, no_model, change, says):
     refused(evaluate_axis_file(tmp_path, yaml_text(change(GOOD))), tmp_path / "out", says)
 
@@ -147,11 +202,17 @@ def _utf8(b: bytes) -> bool:
         return False
 
 
-@pytest.mark.parametrize(("text", "suffix", "says"), [
-    ("", ".yaml", "is empty"), ("name: [", ".yaml", "malformed YAML"), ("{", ".json", "malformed JSON"),
-    ("- 1\n- 2\n", ".yaml", "expected a mapping"), ("just text", ".yaml", "expected a mapping"),
-    ("name: x\ngroups: {a: 1}\n", ".yaml", "must be a list of mappings"),
-])
+@pytest.mark.parametrize(
+    ("text", "suffix", "says"),
+    [
+        ("", ".yaml", "is empty"),
+        ("name: [", ".yaml", "malformed YAML"),
+        ("{", ".json", "malformed JSON"),
+        ("- 1\n- 2\n", ".yaml", "expected a mapping"),
+        ("just text", ".yaml", "expected a mapping"),
+        ("name: x\ngroups: {a: 1}\n", ".yaml", "must be a list of mappings"),
+    ],
+)
 def test_files_that_are_not_axes_are_refused(tmp_path, no_model, text, suffix, says):
     refused(evaluate_axis_file(tmp_path, text, suffix), tmp_path / "out", says)
 
@@ -164,17 +225,31 @@ words = st.text(alphabet="abcdefghijklmnopqrstuvwxyzÄé ", min_size=1, max_size
 @given(data=st.data())
 def test_well_formed_random_axes_always_load(data):
     group_names = data.draw(st.lists(names, min_size=2, max_size=5, unique=True))
-    all_words = data.draw(st.lists(words, min_size=len(group_names), max_size=3 * len(group_names), unique=True))
+    all_words = data.draw(
+        st.lists(words, min_size=len(group_names), max_size=3 * len(group_names), unique=True)
+    )
     groups = [{"name": g, "words": all_words[i :: len(group_names)]} for i, g in enumerate(group_names)]
     subjects = data.draw(st.lists(names, min_size=1, max_size=6, unique=True))
-    splits = data.draw(st.lists(st.sampled_from(["train", "validation", "test"]), min_size=len(subjects),
-                                max_size=len(subjects)))
-    templates = [{"text": f"Template {i} with the {{subject}} and", "split": s}
-                 for i, s in enumerate(data.draw(st.lists(st.sampled_from(["train", "validation", "test"]), min_size=1,
-                                                          max_size=4)))]
+    splits = data.draw(
+        st.lists(
+            st.sampled_from(["train", "validation", "test"]), min_size=len(subjects), max_size=len(subjects)
+        )
+    )
+    templates = [
+        {"text": f"Template {i} with the {{subject}} and", "split": s}
+        for i, s in enumerate(
+            data.draw(st.lists(st.sampled_from(["train", "validation", "test"]), min_size=1, max_size=4))
+        )
+    ]
     hints = [{"kind": "k", "group": g, "text": "The {subject} is " + g + "."} for g in group_names]
-    doc = {"name": data.draw(names), "groups": groups, "subjects": [{"name": n, "split": s} for n, s in zip(subjects, splits, strict=True)],
-           "templates": templates, "hints": hints, "hint_templates": data.draw(st.sampled_from(["all", "one", 1, 2]))}
+    doc = {
+        "name": data.draw(names),
+        "groups": groups,
+        "subjects": [{"name": n, "split": s} for n, s in zip(subjects, splits, strict=True)],
+        "templates": templates,
+        "hints": hints,
+        "hint_templates": data.draw(st.sampled_from(["all", "one", 1, 2])),
+    }
     axis = axis_from_dict(json.loads(json.dumps(doc)))
     assert axis.group_names == group_names and axis.words == [w for g in groups for w in g["words"]]
     for split in ("train", "validation", "test"):
@@ -191,26 +266,43 @@ def test_well_formed_random_axes_always_load(data):
 
 
 @SETTINGS
-@given(row=st.one_of(
-    st.fixed_dictionaries({"prompt": st.one_of(not_text, blank)}),
-    st.fixed_dictionaries({"prompt": st.just("The nurse said that"), "label": st.one_of(st.integers(), st.booleans())}),
-    st.fixed_dictionaries({"prompt": st.just("The nurse said that"), "split": st.one_of(st.integers(), st.just([]))}),
-    st.fixed_dictionaries({"text": st.text(max_size=5)}),
-    st.lists(st.integers(), max_size=2), st.integers()))
+@given(
+    row=st.one_of(
+        st.fixed_dictionaries({"prompt": st.one_of(not_text, blank)}),
+        st.fixed_dictionaries(
+            {"prompt": st.just("The nurse said that"), "label": st.one_of(st.integers(), st.booleans())}
+        ),
+        st.fixed_dictionaries(
+            {"prompt": st.just("The nurse said that"), "split": st.one_of(st.integers(), st.just([]))}
+        ),
+        st.fixed_dictionaries({"text": st.text(max_size=5)}),
+        st.lists(st.integers(), max_size=2),
+        st.integers(),
+    )
+)
 def test_malformed_prompt_files_are_refused(tmp_path, no_model, row):
     p = tmp_path / "prompts.jsonl"
     p.write_text(json.dumps({"prompt": "The doctor said that"}) + "\n" + json.dumps(row) + "\n")
-    res = lftf("evaluate", "--model", "smollm2-135m", "--axis", "gender", "--data", p, "--out", tmp_path / "out")
+    res = lftf(
+        "evaluate", "--model", "smollm2-135m", "--axis", "gender", "--data", p, "--out", tmp_path / "out"
+    )
     refused(res, tmp_path / "out", "prompts.jsonl:2:")
 
 
-@pytest.mark.parametrize(("content", "says"), [
-    (b"", "holds no records"), (b'{"prompt": "x"\n', "malformed JSON"), (b'{"prompt": "\xff"}\n', "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"", "holds no records"),
+        (b'{"prompt": "x"\n', "malformed JSON"),
+        (b'{"prompt": "\xff"}\n', "not UTF-8"),
+    ],
+)
 def test_empty_and_broken_prompt_files_are_refused(tmp_path, no_model, content, says):
     p = tmp_path / "prompts.jsonl"
     p.write_bytes(content)
-    res = lftf("evaluate", "--model", "smollm2-135m", "--axis", "gender", "--data", p, "--out", tmp_path / "out")
+    res = lftf(
+        "evaluate", "--model", "smollm2-135m", "--axis", "gender", "--data", p, "--out", tmp_path / "out"
+    )
     refused(res, tmp_path / "out", says)
 
 
@@ -221,7 +313,9 @@ def test_axis_files_are_read_with_the_c_loader_when_present():
 
 
 def test_a_template_repeated_across_splits_is_loud(tmp_path, caplog):
-    doc = put(GOOD, ("templates",), GOOD["templates"] + [{"text": GOOD["templates"][0]["text"], "split": "test"}])
+    doc = put(
+        GOOD, ("templates",), GOOD["templates"] + [{"text": GOOD["templates"][0]["text"], "split": "test"}]
+    )
     p = tmp_path / "a.yaml"
     p.write_text(yaml_text(doc))
     load_axis(p)
@@ -231,16 +325,24 @@ def test_a_template_repeated_across_splits_is_loud(tmp_path, caplog):
 # ----------------------------------------------------------------------------- placement and export targets
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (["--device-map", "nonsense"], "device_map 'nonsense' is not supported"),
-    (["--max-memory", "0=abc"], "max_memory only applies with device_map"),  # was recorded as used, and ignored
-    (["--device-map", "auto", "--max-memory", "0=abc"], "max_memory entry 0='abc' is not valid"),
-    (["--device-map", "auto", "--max-memory", "gpu0"], "is not a list like"),
-    (["--device", "cuda:x"], "device 'cuda:x' is not supported"),
-    (["--dtype", "float16"], "dtype 'float16' is not supported"),
-])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--device-map", "nonsense"], "device_map 'nonsense' is not supported"),
+        (
+            ["--max-memory", "0=abc"],
+            "max_memory only applies with device_map",
+        ),  # was recorded as used, and ignored
+        (["--device-map", "auto", "--max-memory", "0=abc"], "max_memory entry 0='abc' is not valid"),
+        (["--device-map", "auto", "--max-memory", "gpu0"], "is not a list like"),
+        (["--device", "cuda:x"], "device 'cuda:x' is not supported"),
+        (["--dtype", "float16"], "dtype 'float16' is not supported"),
+    ],
+)
 def test_bad_placement_is_refused_before_loading(tmp_path, no_model, args, says):
-    refused(lftf("evaluate", "--model", "smollm2-135m", *args, "--out", tmp_path / "out"), tmp_path / "out", says)
+    refused(
+        lftf("evaluate", "--model", "smollm2-135m", *args, "--out", tmp_path / "out"), tmp_path / "out", says
+    )
 
 
 def test_ctrl_c_is_one_line_with_status_130(tmp_path, monkeypatch):
@@ -258,25 +360,32 @@ def test_ctrl_c_is_one_line_with_status_130(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "evaluate_to", plain)
     res = lftf("evaluate", "--model", "smollm2-135m", "--out", tmp_path)
-    assert res.exit_code == 130 and len(res.output.strip().splitlines()) == 1 and "rerun the same command" in res.output
+    assert (
+        res.exit_code == 130
+        and len(res.output.strip().splitlines()) == 1
+        and "rerun the same command" in res.output
+    )
     assert "Traceback" not in res.output
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (["sweep", "--blocks", "every0"], "with K >= 1"),
-    (["sweep", "--blocks", "everyx"], "with K >= 1"),
-    (["sweep", "--axis", "nope"], "Unknown axis 'nope'"),
-    (["finetune", "--top-k", "0"], "top_k must be >= 1"),
-    (["finetune", "--axis", "nope"], "Unknown axis 'nope'"),
-    (["finetune", "--hint-weight", "-1"], "got hint_weight=-1.0"),
-    (["finetune", "--steps", "0"], "must be >= 1"),
-    (["locate", "--positions", "middle"], "positions must be 'last' or 'all'"),
-    (["compare", "--retain", "big"], "retain must be 'default' or 'small'"),
-    (["compare", "--axis", "nope"], "Unknown axis 'nope'"),
-    (["demo", "--retain", "big"], "retain must be 'default' or 'small'"),
-    (["demo", "--steps", "0"], "must be >= 1"),
-    (["validity", "--probes", "nope"], "Unknown validity probe"),
-    (["export", "--delta", "/nonexistent"], "is not a delta directory"),
-])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["sweep", "--blocks", "every0"], "with K >= 1"),
+        (["sweep", "--blocks", "everyx"], "with K >= 1"),
+        (["sweep", "--axis", "nope"], "Unknown axis 'nope'"),
+        (["finetune", "--top-k", "0"], "top_k must be >= 1"),
+        (["finetune", "--axis", "nope"], "Unknown axis 'nope'"),
+        (["finetune", "--hint-weight", "-1"], "got hint_weight=-1.0"),
+        (["finetune", "--steps", "0"], "must be >= 1"),
+        (["locate", "--positions", "middle"], "positions must be 'last' or 'all'"),
+        (["compare", "--retain", "big"], "retain must be 'default' or 'small'"),
+        (["compare", "--axis", "nope"], "Unknown axis 'nope'"),
+        (["demo", "--retain", "big"], "retain must be 'default' or 'small'"),
+        (["demo", "--steps", "0"], "must be >= 1"),
+        (["validity", "--probes", "nope"], "Unknown validity probe"),
+        (["export", "--delta", "/nonexistent"], "is not a delta directory"),
+    ],
+)
 def test_bad_options_are_refused_before_loading(tmp_path, no_model, args, says):
     refused(lftf(*args, "--out", tmp_path / "out"), tmp_path / "out", says)

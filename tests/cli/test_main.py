@@ -27,7 +27,9 @@ def test_evaluate_on_a_local_directory(tiny_dir, tmp_path):
     res = lftf("evaluate", "--model", tiny_dir, "--split", "validation", "--out", out, "--n-boot", "50")
     assert res.exit_code == 0, res.output
     m = json.loads((out / "metrics.json").read_text())
-    assert m["n"] == len(load_dataset("genbias", "validation")) and m["n_hint"] == len(load_dataset("genhint", "validation"))
+    assert m["n"] == len(load_dataset("genbias", "validation")) and m["n_hint"] == len(
+        load_dataset("genhint", "validation")
+    )
     assert m["afgb_ci"][0] <= m["afgb"] <= m["afgb_ci"][1]
     assert m["config"]["package_version"] and m["config"]["split"] == "validation"
     assert f"{m['afgb']:.3f}" in res.output
@@ -61,8 +63,14 @@ def test_locate_writes_tables_and_figures(tiny_dir, tmp_path):
     res = lftf("locate", "--model", tiny_dir, "--out", tmp_path / "race", "--n-pairs", "2", "--axis", "race")
     assert res.exit_code == 0, res.output
     meta = json.loads((tmp_path / "race" / "locate.json").read_text())
-    assert meta["axis"] == "race" and meta["pairs"]["n"] == 2 and (tmp_path / "race" / "lens.png").stat().st_size > 0
-    res = lftf("locate", "--model", tiny_dir, "--out", tmp_path / "x", "--axis", "race", "--hint-kind", "name")
+    assert (
+        meta["axis"] == "race"
+        and meta["pairs"]["n"] == 2
+        and (tmp_path / "race" / "lens.png").stat().st_size > 0
+    )
+    res = lftf(
+        "locate", "--model", tiny_dir, "--out", tmp_path / "x", "--axis", "race", "--hint-kind", "name"
+    )
     assert res.exit_code == 2 and "has no hint kind 'name'" in res.output
 
 
@@ -90,8 +98,25 @@ def test_the_cli_and_the_python_api_train_the_same_delta(tiny_dir, tmp_path):
 
 def test_finetune_writes_a_delta_and_export_rebuilds_the_model(tiny_bridge, tiny_dir, tmp_path):
     out = tmp_path / "ft"
-    args = ["finetune", "--model", tiny_dir, "--block", "1", "--steps", "4", "--batch-size", "8", "--n-train", "64",
-            "--lr", "1e-3", "--checkpoint-every", "2", "--out", out]
+    args = [
+        "finetune",
+        "--model",
+        tiny_dir,
+        "--block",
+        "1",
+        "--steps",
+        "4",
+        "--batch-size",
+        "8",
+        "--n-train",
+        "64",
+        "--lr",
+        "1e-3",
+        "--checkpoint-every",
+        "2",
+        "--out",
+        out,
+    ]
     res = lftf(*args)
     assert res.exit_code == 0, res.output
     m = json.loads((out / "metrics.json").read_text())
@@ -117,7 +142,9 @@ def test_finetune_writes_a_delta_and_export_rebuilds_the_model(tiny_bridge, tiny
     tuned = load_model(str(tiny_dir))
     apply_delta(tuned, out / "delta")
     assert p_hf[he].item() == pytest.approx(float(pronoun_probs(tuned, [prompt]).p_he[0]), rel=1e-4)
-    res = lftf("export", "--model", tiny_dir, "--delta", out / "delta", "--out", tmp_path / "hf2")  # same base: fine
+    res = lftf(
+        "export", "--model", tiny_dir, "--delta", out / "delta", "--out", tmp_path / "hf2"
+    )  # same base: fine
     assert res.exit_code == 0
     res = lftf("export", "--model", tmp_path / "hf", "--delta", out / "delta", "--out", tmp_path / "hf3")
     assert res.exit_code == 2 and "fingerprint" in res.output  # a delta on top of itself is refused
@@ -127,12 +154,30 @@ def test_finetune_writes_a_delta_and_export_rebuilds_the_model(tiny_bridge, tiny
 def test_compare_resumes_and_sweep_and_demo(tiny3, tmp_path):
     model_dir = export_hf(tiny3, tmp_path / "tiny")
     out = tmp_path / "cmp"
-    args = ["compare", "--model", model_dir, "--methods", "base,lftf-balanced", "--seeds", "0,1", "--steps", "2",
-            "--retain", "small", "--no-validity", "--out", out]
+    args = [
+        "compare",
+        "--model",
+        model_dir,
+        "--methods",
+        "base,lftf-balanced",
+        "--seeds",
+        "0,1",
+        "--steps",
+        "2",
+        "--retain",
+        "small",
+        "--no-validity",
+        "--out",
+        out,
+    ]
     res = lftf(*args)
     assert res.exit_code == 0, res.output
     rows = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()]
-    assert [(r["method"], r["seed"]) for r in rows] == [("base", 0), ("lftf-balanced", 0), ("lftf-balanced", 1)]
+    assert [(r["method"], r["seed"]) for r in rows] == [
+        ("base", 0),
+        ("lftf-balanced", 0),
+        ("lftf-balanced", 1),
+    ]
     assert "lftf-balanced" in (out / "table.md").read_text() and (out / "summary.csv").is_file()
     res = lftf(*args)  # everything done: nothing is rerun
     assert res.exit_code == 0 and len((out / "rows.jsonl").read_text().splitlines()) == 3
@@ -144,7 +189,10 @@ def test_compare_resumes_and_sweep_and_demo(tiny3, tmp_path):
 
     res = lftf("sweep", "--model", model_dir, "--blocks", "1,2", "--steps", "2", "--out", tmp_path / "sw")
     assert res.exit_code == 0, res.output
-    assert [json.loads(x)["block"] for x in (tmp_path / "sw" / "rows.jsonl").read_text().splitlines()] == [1, 2]
+    assert [json.loads(x)["block"] for x in (tmp_path / "sw" / "rows.jsonl").read_text().splitlines()] == [
+        1,
+        2,
+    ]
 
     res = lftf("demo", "--model", model_dir, "--steps", "2", "--retain", "small", "--out", tmp_path / "demo")
     assert res.exit_code == 0, res.output
@@ -171,16 +219,33 @@ def test_evaluate_on_an_axis_and_on_your_own_prompts(tiny_dir, tmp_path):
         "  - {name: buddhist, words: [' Buddhist', ' Buddhists']}\n"
         "templates:\n  - {text: 'The {subject} said the new neighbour was', split: test}\n"
         "subjects:\n  - {name: doctor, split: test}\n  - {name: baker, split: test}\n"
-        "hints:\n  - {kind: worship, group: muslim, text: 'The {subject} prays at the mosque.'}\n")
+        "hints:\n  - {kind: worship, group: muslim, text: 'The {subject} prays at the mosque.'}\n"
+    )
     res = lftf("evaluate", "--model", tiny_dir, "--axis", axis, "--out", tmp_path / "ax", "--n-boot", "20")
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "ax" / "metrics.json").read_text())
     ref, _, _ = evaluate_axis(load_model(str(tiny_dir)), load_axis(axis), "test", n_boot=20)
     assert m["groups"] == ["christian", "muslim", "buddhist"] and m["n"] == 2 and m["n_hint"] == 2
-    assert m["bias"] == pytest.approx(ref["bias"]) and m["hint_following"] == pytest.approx(ref["hint_following"])
+    assert m["bias"] == pytest.approx(ref["bias"]) and m["hint_following"] == pytest.approx(
+        ref["hint_following"]
+    )
     mine = tmp_path / "mine.jsonl"
-    mine.write_text('{"prompt": "My neighbour is"}\n{"prompt": "She prays at the mosque. My neighbour is", "label": "muslim"}\n')
-    res = lftf("evaluate", "--model", tiny_dir, "--axis", axis, "--data", mine, "--out", tmp_path / "mine", "--n-boot", "20")
+    mine.write_text(
+        '{"prompt": "My neighbour is"}\n{"prompt": "She prays at the mosque. My neighbour is", "label": "muslim"}\n'
+    )
+    res = lftf(
+        "evaluate",
+        "--model",
+        tiny_dir,
+        "--axis",
+        axis,
+        "--data",
+        mine,
+        "--out",
+        tmp_path / "mine",
+        "--n-boot",
+        "20",
+    )
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "mine" / "metrics.json").read_text())
     assert m["n"] == 1 and m["n_hint"] == 1
@@ -198,13 +263,39 @@ def test_every_command_takes_device_and_dtype(tiny_dir, tmp_path):
         opts = {o for p in cmd.params for o in p.opts}
         assert {"--device", "--dtype", "--device-map", "--max-memory"} <= opts, name
     out = tmp_path / "bf16"
-    res = lftf("evaluate", "--model", tiny_dir, "--split", "validation", "--out", out, "--n-boot", "20",
-               "--dtype", "bfloat16")
+    res = lftf(
+        "evaluate",
+        "--model",
+        tiny_dir,
+        "--split",
+        "validation",
+        "--out",
+        out,
+        "--n-boot",
+        "20",
+        "--dtype",
+        "bfloat16",
+    )
     assert res.exit_code == 0, res.output
-    assert lftf("evaluate", "--model", tiny_dir, "--split", "validation", "--out", tmp_path / "f32", "--n-boot",
-                "20").exit_code == 0
+    assert (
+        lftf(
+            "evaluate",
+            "--model",
+            tiny_dir,
+            "--split",
+            "validation",
+            "--out",
+            tmp_path / "f32",
+            "--n-boot",
+            "20",
+        ).exit_code
+        == 0
+    )
     bf16, f32 = (json.loads((d / "metrics.json").read_text()) for d in (out, tmp_path / "f32"))
-    assert bf16["config"]["placement"]["dtype"] == "bfloat16" and f32["config"]["placement"]["dtype"] == "float32"
+    assert (
+        bf16["config"]["placement"]["dtype"] == "bfloat16"
+        and f32["config"]["placement"]["dtype"] == "float32"
+    )
     assert bf16["afgb"] != f32["afgb"] and abs(bf16["afgb"] - f32["afgb"]) < 0.05  # bfloat16 really ran
     bad = lftf("evaluate", "--model", tiny_dir, "--dtype", "float16", "--out", tmp_path / "x")
     assert bad.exit_code == 2 and "dtype 'float16' is not supported" in bad.output

@@ -6,27 +6,37 @@ from lftf_interp.cli.main import app
 
 
 def test_validity_command(tiny3_dir, tmp_path):
-    r = CliRunner().invoke(app, ["validity", "--model", tiny3_dir, "--probes", "math,gendered", "--out", str(tmp_path)])
+    r = CliRunner().invoke(
+        app, ["validity", "--model", tiny3_dir, "--probes", "math,gendered", "--out", str(tmp_path)]
+    )
     assert r.exit_code == 0, r.output
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert {"afgb", "afgb_paper", "math_acc", "gendered_acc"} <= set(m) and "math_acc:" in r.output
 
 
 def test_bad_probe_and_missing_delta_are_one_line_errors(tiny3_dir, tmp_path):
-    r = CliRunner().invoke(app, ["validity", "--model", tiny3_dir, "--probes", "maths", "--out", str(tmp_path)])
+    r = CliRunner().invoke(
+        app, ["validity", "--model", tiny3_dir, "--probes", "maths", "--out", str(tmp_path)]
+    )
     assert r.exit_code == 2 and "Unknown validity probe" in r.output
-    r = CliRunner().invoke(app, ["mechanism", "--model", tiny3_dir, "--delta", str(tmp_path / "nope"), "--out", str(tmp_path)])
+    r = CliRunner().invoke(
+        app, ["mechanism", "--model", tiny3_dir, "--delta", str(tmp_path / "nope"), "--out", str(tmp_path)]
+    )
     assert r.exit_code == 2 and "delta directory" in r.output and "Traceback" not in r.output
 
 
 def test_holdout_command(tiny3_dir, tmp_path):
-    r = CliRunner().invoke(app, ["holdout", "--model", tiny3_dir, "--kinds", "title", "--steps", "1", "--out", str(tmp_path)])
+    r = CliRunner().invoke(
+        app, ["holdout", "--model", tiny3_dir, "--kinds", "title", "--steps", "1", "--out", str(tmp_path)]
+    )
     assert r.exit_code == 0, r.output
     assert "title" in r.output and (tmp_path / "rows.jsonl").is_file()
 
 
 def test_mechanism_command(tiny3_dir, tiny_delta, tmp_path):
-    r = CliRunner().invoke(app, ["mechanism", "--model", tiny3_dir, "--delta", str(tiny_delta), "--out", str(tmp_path)])
+    r = CliRunner().invoke(
+        app, ["mechanism", "--model", tiny3_dir, "--delta", str(tiny_delta), "--out", str(tmp_path)]
+    )
     assert r.exit_code == 0, r.output
     s = json.loads((tmp_path / "mechanism.json").read_text())
     assert f"block {s['block']}" in r.output and "by attribution change" in r.output

@@ -11,12 +11,20 @@ from lftf_interp.errors import DatasetError
 GOOD = {
     "name": "toy",
     "groups": [{"name": "a", "words": [" Christian"]}, {"name": "b", "words": [" Muslim", " Muslims"]}],
-    "templates": [{"text": "The {subject} said the neighbour was", "split": "train"},
-                  {"text": "Everyone knew the {subject} was", "split": "test"},
-                  {"text": "The {subject} told us the guest was", "split": "test"}],
-    "subjects": [{"name": "doctor", "split": "test"}, {"name": "baker", "split": "test"}, {"name": "pilot", "split": "train"}],
-    "hints": [{"kind": "worship", "group": "a", "text": "The {subject} goes to church every Sunday."},
-              {"kind": "worship", "group": "b", "text": "The {subject} goes to the mosque every Friday."}],
+    "templates": [
+        {"text": "The {subject} said the neighbour was", "split": "train"},
+        {"text": "Everyone knew the {subject} was", "split": "test"},
+        {"text": "The {subject} told us the guest was", "split": "test"},
+    ],
+    "subjects": [
+        {"name": "doctor", "split": "test"},
+        {"name": "baker", "split": "test"},
+        {"name": "pilot", "split": "train"},
+    ],
+    "hints": [
+        {"kind": "worship", "group": "a", "text": "The {subject} goes to church every Sunday."},
+        {"kind": "worship", "group": "b", "text": "The {subject} goes to the mosque every Friday."},
+    ],
 }
 
 
@@ -31,8 +39,14 @@ def test_generated_prompts_hold_out_subjects_and_templates(tmp_path):
     assert ax.group_names == ["a", "b"] and ax.words == [" Christian", " Muslim", " Muslims"]
     assert ax.reference == {"a": 0.5, "b": 0.5}
     test = ax.bias_prompts("test")
-    assert sorted(test.prompt) == sorted(["Everyone knew the doctor was", "Everyone knew the baker was",
-                                          "The doctor told us the guest was", "The baker told us the guest was"])
+    assert sorted(test.prompt) == sorted(
+        [
+            "Everyone knew the doctor was",
+            "Everyone knew the baker was",
+            "The doctor told us the guest was",
+            "The baker told us the guest was",
+        ]
+    )
     hint = ax.hint_prompts("test")
     assert len(hint) == 2 * 2 * 2 and set(hint.label) == {"a", "b"}
     assert "The baker goes to the mosque every Friday. Everyone knew the baker was" in set(hint.prompt)
@@ -50,21 +64,28 @@ def test_hint_templates_count_rotates_through_the_split(tmp_path):
 def test_shipped_gender_axis_reads_the_shipped_files():
     assert "gender" in shipped_axes()
     ax = load_axis("gender")
-    assert ax.group_names == ["he", "she"] and len(ax.bias_prompts("test")) == 225 and len(ax.hint_prompts("test")) == 450
+    assert (
+        ax.group_names == ["he", "she"]
+        and len(ax.bias_prompts("test")) == 225
+        and len(ax.hint_prompts("test")) == 450
+    )
 
 
-@pytest.mark.parametrize(("change", "says"), [
-    (lambda d: d["groups"][0].update(words=[]), "has no words"),
-    (lambda d: d["groups"][1]["words"].append(" Christian"), "is in groups 'a' and 'b'"),
-    (lambda d: d["groups"][0].update(words=["  "]), "empty word"),
-    (lambda d: d["groups"].pop(), "at least 2 groups"),
-    (lambda d: d["templates"][0].update(text="The doctor said"), "no {subject} slot"),
-    (lambda d: d["hints"][0].update(group="c"), "names group 'c'"),
-    (lambda d: d["subjects"][0].pop("split"), "give each one a split"),
-    (lambda d: d.update(reference={"a": 0.9, "b": 0.3}), "summing to 1"),
-    (lambda d: d.pop("name"), "missing 'name'"),
-    (lambda d: d.update(hint_templates=0), "hint_templates must be"),
-])
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda d: d["groups"][0].update(words=[]), "has no words"),
+        (lambda d: d["groups"][1]["words"].append(" Christian"), "is in groups 'a' and 'b'"),
+        (lambda d: d["groups"][0].update(words=["  "]), "empty word"),
+        (lambda d: d["groups"].pop(), "at least 2 groups"),
+        (lambda d: d["templates"][0].update(text="The doctor said"), "no {subject} slot"),
+        (lambda d: d["hints"][0].update(group="c"), "names group 'c'"),
+        (lambda d: d["subjects"][0].pop("split"), "give each one a split"),
+        (lambda d: d.update(reference={"a": 0.9, "b": 0.3}), "summing to 1"),
+        (lambda d: d.pop("name"), "missing 'name'"),
+        (lambda d: d.update(hint_templates=0), "hint_templates must be"),
+    ],
+)
 def test_malformed_axes_are_refused_with_the_fix(tmp_path, change, says):
     doc = json.loads(json.dumps(GOOD))
     change(doc)
@@ -81,8 +102,16 @@ def test_bad_files_name_the_line(tmp_path):
         load_axis(write(tmp_path, "name: x\ngroups: [a\n  b: c", "bad.yaml"))
     with pytest.raises(DatasetError, match="Unknown axis 'astrology'"):
         load_axis("astrology")
-    doc = {**GOOD, "templates": [], "subjects": [], "hints": [], "prompts": {"bias": "mine.jsonl", "hint": "mine.jsonl"}}
-    (tmp_path / "mine.jsonl").write_text('{"prompt": "The doctor was", "split": "test", "label": "a"}\n{"prompt": oops}\n')
+    doc = {
+        **GOOD,
+        "templates": [],
+        "subjects": [],
+        "hints": [],
+        "prompts": {"bias": "mine.jsonl", "hint": "mine.jsonl"},
+    }
+    (tmp_path / "mine.jsonl").write_text(
+        '{"prompt": "The doctor was", "split": "test", "label": "a"}\n{"prompt": oops}\n'
+    )
     ax = load_axis(write(tmp_path, doc))
     with pytest.raises(DatasetError, match=r"mine.jsonl:2: malformed JSON"):
         ax.bias_prompts("test")

@@ -16,5 +16,9 @@ def test_records_are_the_lexicon_crossed_with_the_splits():
     occ, tpl = B.split_occupations(), B.split_templates()
     assert all(occ[r["occupation"]] == r["split"] == tpl[r["template_id"]] for r in bias)
     assert all(r["prompt"] == TEMPLATES[r["template_id"]].format(occupation=r["occupation"]) for r in bias)
-    assert all(r["prompt"].endswith(TEMPLATES[r["template_id"]].format(occupation=r["occupation"])) for r in hint)
-    assert len(bias) == sum(len([o for o in occ.values() if o == s]) * n for s, n in B.TEMPLATE_SPLITS.items())
+    assert all(
+        r["prompt"].endswith(TEMPLATES[r["template_id"]].format(occupation=r["occupation"])) for r in hint
+    )
+    assert len(bias) == sum(
+        len([o for o in occ.values() if o == s]) * n for s, n in B.TEMPLATE_SPLITS.items()
+    )

@@ -15,7 +15,9 @@ def test_religion_holds_out_subjects_and_templates_and_is_large_enough():
     test, train = ax.bias_prompts("test"), ax.bias_prompts("train")
     assert len(test) >= 1000  # a 95 % CI a few points wide
     assert not set(test.subject) & set(train.subject) and not set(test.template_id) & set(train.template_id)
-    assert set(test.subject) == {o for o, s in split_occupations().items() if s == "test"}  # GenBiasEval's split
+    assert set(test.subject) == {
+        o for o, s in split_occupations().items() if s == "test"
+    }  # GenBiasEval's split
     hint = ax.hint_prompts("test")
     assert hint.groupby("label").size().nunique() == 1  # every group hinted equally often
     assert {k for k in hint.hint_kind} == {"membership", "worship", "book", "holiday"}

@@ -52,7 +52,10 @@ def test_winobias_pairs_differ_only_in_the_pronoun(external_dir):
     assert set(zip(df.male, df.female, strict=True)) == {("he", "she"), ("him", "her"), ("his", "her")}
     for r in df.itertuples():
         assert r.pro.startswith(r.prefix) and r.anti.startswith(r.prefix)
-        first = {r.pro[len(r.prefix):].split()[0].strip(".,").lower(), r.anti[len(r.prefix):].split()[0].strip(".,").lower()}
+        first = {
+            r.pro[len(r.prefix) :].split()[0].strip(".,").lower(),
+            r.anti[len(r.prefix) :].split()[0].strip(".,").lower(),
+        }
         assert first == {r.male, r.female} and r.pronoun in first
 
 

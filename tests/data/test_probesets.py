@@ -40,7 +40,9 @@ def test_unseen_hints_are_new_kinds_on_test_occupations():
     df = unseen_hint_prompts("test").df
     assert set(df.hint_kind) == {k for k, _, _ in UNSEEN_HINTS}
     assert not set(df.hint_kind) & {k for k, _, _ in HINTS}  # never a training kind
-    phrasings = {m.split("{occupation}")[-1] for _, m, f in HINTS} | {f.split("{occupation}")[-1] for _, m, f in HINTS}
+    phrasings = {m.split("{occupation}")[-1] for _, m, f in HINTS} | {
+        f.split("{occupation}")[-1] for _, m, f in HINTS
+    }
     assert not any(df.prompt.str.contains(p, regex=False).any() for p in phrasings if len(p) > 8)
     assert set(df.label) == {"he", "she"} and (df.groupby(["occupation", "hint_kind"]).size() == 2).all()
     assert df.prompt.str[0].str.isupper().all()

@@ -22,12 +22,26 @@ from lftf_interp.retain import RetainConfig
 
 def test_default_methods_cover_the_issue():
     names = [m.name for m in default_methods(30)]
-    for n in ("base", "prompt", "lftf-balanced", "lftf-paper", "lftf-sum", "block-first", "block-middle", "block-random", "block-last",
-              "top3-bmi", "lora", "fpft"):
+    for n in (
+        "base",
+        "prompt",
+        "lftf-balanced",
+        "lftf-paper",
+        "lftf-sum",
+        "block-first",
+        "block-middle",
+        "block-random",
+        "block-last",
+        "top3-bmi",
+        "lora",
+        "fpft",
+    ):
         assert n in names
     specs = {m.name: m for m in default_methods(30)}
     assert specs["block-middle"].tune["block"] == 15 and specs["block-first"].tune["block"] == 0
-    assert specs["block-random"].tune["block"] == "random"  # drawn at run time, away from the other rows' blocks
+    assert (
+        specs["block-random"].tune["block"] == "random"
+    )  # drawn at run time, away from the other rows' blocks
     with pytest.raises(ValueError, match="either tune overrides or an instruction"):
         MethodSpec("x", "bad", tune={}, instruction="hi")
 
@@ -52,12 +66,22 @@ def test_block_random_is_resolved_away_from_top_bmi_blocks():
 def test_run_compare_on_tiny_model():
     methods = [m for m in default_methods(3) if m.name in ("base", "prompt", "lftf-balanced", "lora")]
     # (the last step kept: with best-step restore a 3-step LoRA may keep step 0, i.e. the base weights)
-    cfg = CompareConfig(seeds=(0, 1), budget=dict(BUDGET, steps=3, eval_every=3, n_val=16, restore_best=False),
-                        retain=RetainConfig.small(asdiv=0, tasks={"piqa": 8}), n_boot=50)
+    cfg = CompareConfig(
+        seeds=(0, 1),
+        budget=dict(BUDGET, steps=3, eval_every=3, n_val=16, restore_best=False),
+        retain=RetainConfig.small(asdiv=0, tasks={"piqa": 8}),
+        n_boot=50,
+    )
     rows = run_compare(methods, cfg, load=lambda: tiny_model(3, seed=1))
     # base/prompt once, every trained method on every seed (issue 12: CIs over seeds for every method)
     assert list(zip(rows.method, rows.seed, strict=True)) == [
-        ("base", 0), ("prompt", 0), ("lftf-balanced", 0), ("lftf-balanced", 1), ("lora", 0), ("lora", 1)]
+        ("base", 0),
+        ("prompt", 0),
+        ("lftf-balanced", 0),
+        ("lftf-balanced", 1),
+        ("lora", 0),
+        ("lora", 1),
+    ]
     assert rows.set_index("method").loc["base", "kl"] == 0
     assert (rows[rows.method == "lora"].kl > 0).all()
     assert rows.set_index("method").loc["prompt", "afgb"] != rows.set_index("method").loc["base", "afgb"]
@@ -70,8 +94,15 @@ def test_run_compare_on_tiny_model():
 
 
 def test_aggregate_t_interval():
-    rows = pd.DataFrame({"method": ["m"] * 3, "blocks": ["1"] * 3, "afgb": [0.1, 0.2, 0.3], "trainable_params": [5] * 3,
-                         "wall_s": [1.0] * 3})
+    rows = pd.DataFrame(
+        {
+            "method": ["m"] * 3,
+            "blocks": ["1"] * 3,
+            "afgb": [0.1, 0.2, 0.3],
+            "trainable_params": [5] * 3,
+            "wall_s": [1.0] * 3,
+        }
+    )
     r = aggregate(rows).iloc[0]
     assert r.afgb == pytest.approx(0.2) and r.afgb_pm == pytest.approx(4.303 * 0.1 / 3**0.5)
 
@@ -79,9 +110,16 @@ def test_aggregate_t_interval():
 def test_default_methods_run_every_seed_unless_told():
     specs = {m.name: m for m in default_methods(30)}
     assert all(m.n_seeds is None for m in specs.values())
-    assert {m.n_seeds for m in default_methods(30, n_seeds_other=1) if m.tune and m.name != "lftf-balanced"} == {1}
-    assert specs["lftf-beyond"].tune["gendered_weight"] > 0 and specs["lftf-beyond"].tune["winobias_weight"] > 0
-    assert specs["lftf-gendered"].tune["gendered_weight"] > 0 and "winobias_weight" not in specs["lftf-gendered"].tune
+    assert {
+        m.n_seeds for m in default_methods(30, n_seeds_other=1) if m.tune and m.name != "lftf-balanced"
+    } == {1}
+    assert (
+        specs["lftf-beyond"].tune["gendered_weight"] > 0 and specs["lftf-beyond"].tune["winobias_weight"] > 0
+    )
+    assert (
+        specs["lftf-gendered"].tune["gendered_weight"] > 0
+        and "winobias_weight" not in specs["lftf-gendered"].tune
+    )
 
 
 def test_compare_row_carries_paper_afgb_and_the_probes():
@@ -92,8 +130,12 @@ def test_compare_row_carries_paper_afgb_and_the_probes():
     assert CompareConfig.from_dict(cfg.to_dict()).validity == cfg.validity
     row, _ = run_method(spec, lambda: tiny_model(2, seed=0), None, cfg)
     assert 0 <= row["afgb_paper"] <= row["afgb"] and "gendered_acc" in row and "math_acc" in row
-    prompt, _ = run_method(MethodSpec("prompt", "p", instruction="Hi.\n"), lambda: tiny_model(2, seed=0), None, cfg)
-    assert "gendered_acc" not in prompt  # the probes carry no instruction: not measured for the prompt baseline
+    prompt, _ = run_method(
+        MethodSpec("prompt", "p", instruction="Hi.\n"), lambda: tiny_model(2, seed=0), None, cfg
+    )
+    assert (
+        "gendered_acc" not in prompt
+    )  # the probes carry no instruction: not measured for the prompt baseline
 
 
 def test_auto_blocks_are_chosen_by_the_locate_stage_and_fixed_blocks_are_derived():

@@ -26,7 +26,10 @@ def test_export_force_replaces_the_folder_whole(tiny3_dir, tmp_path):
     (folder / "config.json").write_text("{}")
     res = lftf("export", "--model", tiny3_dir, "--out", folder, "--force")
     assert res.exit_code == 0, res.output
-    assert not (folder / "notes.txt").exists() and json.loads((folder / "config.json").read_text())["num_hidden_layers"] == 3
+    assert (
+        not (folder / "notes.txt").exists()
+        and json.loads((folder / "config.json").read_text())["num_hidden_layers"] == 3
+    )
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left behind
 
 
@@ -37,7 +40,9 @@ def test_a_damaged_exported_model_is_refused(tiny3_dir, tmp_path, damage):
     assert (tmp_path / "hf" / "lftf_manifest.json").is_file()
     damage(tmp_path / "hf" / "model.safetensors")
     res = lftf("evaluate", "--model", tmp_path / "hf", "--out", tmp_path / "ev")
-    assert res.exit_code == 2 and "model.safetensors" in res.output and "Export it again" in res.output, res.output
+    assert res.exit_code == 2 and "model.safetensors" in res.output and "Export it again" in res.output, (
+        res.output
+    )
     assert not (tmp_path / "ev").exists()
 
 

@@ -28,7 +28,11 @@ def test_finetune_auto_is_the_locate_stage_choice(tiny3_dir, tmp_path):
     run = pipeline.finetune_to(tiny3_dir, cfg, tmp_path, block="auto")
     assert run.result.blocks == choose_blocks(load_model(tiny3_dir)) == run.choice["blocks"]
     m = json.loads((tmp_path / "metrics.json").read_text())
-    assert m["blocks"] == run.result.blocks and m["block_choice"]["how"] == "auto" and m["git_commit"] is not None
+    assert (
+        m["blocks"] == run.result.blocks
+        and m["block_choice"]["how"] == "auto"
+        and m["git_commit"] is not None
+    )
     run = pipeline.finetune_to(tiny3_dir, cfg, tmp_path / "b", block=[0, 2])
     assert run.result.blocks == [0, 2] and run.choice == {"how": "given", "blocks": [0, 2]}
 
@@ -52,11 +56,18 @@ def test_sweep_and_compare_on_another_axis(tiny3_dir, tmp_path):
     assert rows.axis.tolist() == ["religion"] and 0 <= rows.afgb.iloc[0] <= 1
     bmi = compute_bmi(load_model(tiny3_dir), load_axis("religion").bias_prompts("test").prompt.tolist())
     assert pd.read_csv(tmp_path / "sw" / "bmi.csv").bmi.tolist() == pytest.approx(bmi.bmi.tolist())
-    md = pipeline.compare_to(tiny3_dir, tmp_path / "cmp", methods=["base", "prompt"], retain="small", axis="religion")
+    md = pipeline.compare_to(
+        tiny3_dir, tmp_path / "cmp", methods=["base", "prompt"], retain="small", axis="religion"
+    )
     assert "| bias ↓ |" in md and "hint following" in md
-    got = {json.loads(x)["method"]: json.loads(x) for x in (tmp_path / "cmp" / "rows.jsonl").read_text().splitlines()}
+    got = {
+        json.loads(x)["method"]: json.loads(x)
+        for x in (tmp_path / "cmp" / "rows.jsonl").read_text().splitlines()
+    }
     want = score_on(load_model(tiny3_dir), "religion")
-    assert got["base"]["afgb"] == pytest.approx(want["afgb"]) and got["base"]["ub"] == pytest.approx(want["ub"])
+    assert got["base"]["afgb"] == pytest.approx(want["afgb"]) and got["base"]["ub"] == pytest.approx(
+        want["ub"]
+    )
     assert got["prompt"]["afgb"] != got["base"]["afgb"] and got["base"]["axis"] == "religion"
 
 

@@ -26,7 +26,10 @@ def test_validity_to_keeps_no_copy_of_the_external_data(tiny3_dir, tmp_path):
 
     studies.validity_to(tiny3_dir, tmp_path, None, ValidityConfig.quick(probes=("winogender", "slopes")))
     wg, sl = pd.read_csv(tmp_path / "winogender.csv"), pd.read_csv(tmp_path / "slopes.csv")
-    assert not set(studies.EXTERNAL_COLUMNS["winogender"]) & set(wg.columns) and {"occupation", "pro_pref"} <= set(wg.columns)
+    assert not set(studies.EXTERNAL_COLUMNS["winogender"]) & set(wg.columns) and {
+        "occupation",
+        "pro_pref",
+    } <= set(wg.columns)
     assert list(sl.columns) == ["word", "diff"]
 
 
@@ -34,7 +37,9 @@ def test_holdout_trains_without_the_kind_and_resumes(tiny3_dir, tmp_path):
     rows = studies.holdout_to(tiny3_dir, tmp_path, ["name"], steps=1)
     r = rows.iloc[0]
     assert r.held_out == "name" and r.ub_held_out == r.ub_kind_name
-    assert r.ub_other == pytest.approx(sum(r[f"ub_kind_{k}"] for k in ("noun", "family", "title", "pronoun")) / 4)
+    assert r.ub_other == pytest.approx(
+        sum(r[f"ub_kind_{k}"] for k in ("noun", "family", "title", "pronoun")) / 4
+    )
     first = (tmp_path / "rows.jsonl").read_text()
     studies.holdout_to(tiny3_dir, tmp_path, ["name"], steps=1)
     assert (tmp_path / "rows.jsonl").read_text() == first  # done kinds are not rerun
@@ -50,7 +55,11 @@ def test_mechanism_restoring_every_unit_gives_back_the_base(tiny3_dir, tiny_delt
     assert s["block"] == 2 and (tmp_path / "units.csv").is_file()
     assert curve.iloc[0].afgb == pytest.approx(s["tuned"]["afgb"])
     assert s["top_share_of_delta"]["head"][4] == pytest.approx(1.0)
-    assert set(curve.kind) == {"none", "head", "kv_head", "neuron"} and set(curve.order) == {"top", "top-dla", "random"}
+    assert set(curve.kind) == {"none", "head", "kv_head", "neuron"} and set(curve.order) == {
+        "top",
+        "top-dla",
+        "random",
+    }
     # restoring every neuron, whichever ranking, is the same model
     every = curve[(curve.kind == "neuron") & (curve.k == curve[curve.kind == "neuron"].k.max())]
     assert every.afgb.nunique() == 1 and set(every.order) == {"top", "top-dla"}
@@ -67,7 +76,9 @@ def test_mechanism_restoring_every_unit_gives_back_the_base(tiny3_dir, tiny_delt
     mlp2 = paths.set_index("component").loc["mlp2"]
     assert mlp2.direct_after == pytest.approx(a["mlp_direct_after"], abs=1e-4)
     # resumed: rows already measured are kept, not measured again
-    again = studies.mechanism_to(tiny3_dir, tiny_delta, tmp_path, heads=(1, 4), neurons=(8, 10_000), n_random=1)
+    again = studies.mechanism_to(
+        tiny3_dir, tiny_delta, tmp_path, heads=(1, 4), neurons=(8, 10_000), n_random=1
+    )
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "restore.csv"), curve)
     assert again["returned_top_dla"] == s["returned_top_dla"]
 
@@ -77,8 +88,12 @@ def test_paired_changes_pair_items_across_runs(tmp_path):
 
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
-    pd.DataFrame({"type": [1, 1, 2], "line": [1, 2, 1], "pro_pref": [1.0, 1.0, 0.0]}).to_csv(a / "winobias.csv", index=False)
-    pd.DataFrame({"type": [2, 1, 1], "line": [1, 2, 1], "pro_pref": [1.0, 0.0, 1.0]}).to_csv(b / "winobias.csv", index=False)
+    pd.DataFrame({"type": [1, 1, 2], "line": [1, 2, 1], "pro_pref": [1.0, 1.0, 0.0]}).to_csv(
+        a / "winobias.csv", index=False
+    )
+    pd.DataFrame({"type": [2, 1, 1], "line": [1, 2, 1], "pro_pref": [1.0, 0.0, 1.0]}).to_csv(
+        b / "winobias.csv", index=False
+    )
     pd.DataFrame({"pred": [0, 1, 2, 3], "answer": [0, 1, 0, 0]}).to_csv(a / "math.csv", index=False)
     pd.DataFrame({"pred": [0, 0, 0, 3], "answer": [0, 1, 0, 0]}).to_csv(b / "math.csv", index=False)
     got = studies.paired_changes(a, b, n_boot=200).set_index("probe")
@@ -87,7 +102,14 @@ def test_paired_changes_pair_items_across_runs(tmp_path):
     assert (got.loc["math", "base"], got.loc["math", "tuned"]) == pytest.approx((0.5, 0.5))
     assert got.loc["math", "ci_lo"] <= 0 <= got.loc["math", "ci_hi"] and "winogender" not in got.index
     # the WinoBias parts pair by (type, line) too: the pronoun gap 0.4, 0.2 → 0.1, 0.1 falls by 0.2 on average
-    pd.DataFrame({"type": [1, 2], "line": [1, 1], "d_pronoun": [0.4, 0.2], "d_rest": [0.1, 0.0]}).to_csv(a / "winobias_parts.csv", index=False)
-    pd.DataFrame({"type": [2, 1], "line": [1, 1], "d_pronoun": [0.1, 0.1], "d_rest": [0.0, 0.1]}).to_csv(b / "winobias_parts.csv", index=False)
+    pd.DataFrame({"type": [1, 2], "line": [1, 1], "d_pronoun": [0.4, 0.2], "d_rest": [0.1, 0.0]}).to_csv(
+        a / "winobias_parts.csv", index=False
+    )
+    pd.DataFrame({"type": [2, 1], "line": [1, 1], "d_pronoun": [0.1, 0.1], "d_rest": [0.0, 0.1]}).to_csv(
+        b / "winobias_parts.csv", index=False
+    )
     got = studies.paired_changes(a, b, n_boot=200).set_index("probe")
-    assert got.loc["winobias_pronoun_gap", "change"] == pytest.approx(-0.2) and got.loc["winobias_rest_gap", "change"] == 0
+    assert (
+        got.loc["winobias_pronoun_gap", "change"] == pytest.approx(-0.2)
+        and got.loc["winobias_rest_gap", "change"] == 0
+    )

@@ -1,7 +1,6 @@
 import pandas as pd
 
-from lftf_interp.experiments.compare import aggregate
-from lftf_interp.experiments.tables import _blocks, markdown_table, validity_table
+from lftf_interp.experiments.tables import _blocks, aggregate, markdown_table, validity_table
 
 
 def test_blocks_column_formatting():
@@ -10,12 +9,40 @@ def test_blocks_column_formatting():
 
 
 def _rows():
-    base = {"method": "base", "blocks": "", "afgb": 0.3, "afgb_paper": 0.09, "ub": 0.83, "mass": 0.29, "trainable_params": 0,
-            "wall_s": 1.0, "gendered_acc": 0.96, "a_f": 0.30, "a_s": 0.12, "winobias_pro": 0.60, "winobias_t1_pro": 0.55,
-            "winobias_t2_pro": 0.65, "winogender_pro": 0.61, "math_acc": 0.42, "ub_unseen": 0.8, "paperstyle_afgb": 0.28,
-            "paperstyle_afgb_paper": 0.09, "ctx1024_afgb": 0.6}
-    tuned = [{**base, "method": "lftf", "blocks": "24", "afgb": a, "afgb_paper": a / 3, "gendered_acc": g, "a_f": 0.15}
-             for a, g in ((0.10, 0.48), (0.12, 0.50), (0.11, 0.52))]
+    base = {
+        "method": "base",
+        "blocks": "",
+        "afgb": 0.3,
+        "afgb_paper": 0.09,
+        "ub": 0.83,
+        "mass": 0.29,
+        "trainable_params": 0,
+        "wall_s": 1.0,
+        "gendered_acc": 0.96,
+        "a_f": 0.30,
+        "a_s": 0.12,
+        "winobias_pro": 0.60,
+        "winobias_t1_pro": 0.55,
+        "winobias_t2_pro": 0.65,
+        "winogender_pro": 0.61,
+        "math_acc": 0.42,
+        "ub_unseen": 0.8,
+        "paperstyle_afgb": 0.28,
+        "paperstyle_afgb_paper": 0.09,
+        "ctx1024_afgb": 0.6,
+    }
+    tuned = [
+        {
+            **base,
+            "method": "lftf",
+            "blocks": "24",
+            "afgb": a,
+            "afgb_paper": a / 3,
+            "gendered_acc": g,
+            "a_f": 0.15,
+        }
+        for a, g in ((0.10, 0.48), (0.12, 0.50), (0.11, 0.52))
+    ]
     return pd.DataFrame([base, *tuned])
 
 

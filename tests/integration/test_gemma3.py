@@ -53,8 +53,24 @@ def test_block_parameters_include_q_and_k_norms(gemma):
 
 def test_finetune_end_to_end(tmp_path):
     out = tmp_path / "ft"
-    res = CliRunner().invoke(app, ["finetune", "--model", "gemma3-270m", "--block", "17", "--steps", "4",
-                                   "--batch-size", "8", "--n-train", "64", "--out", str(out)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            "--model",
+            "gemma3-270m",
+            "--block",
+            "17",
+            "--steps",
+            "4",
+            "--batch-size",
+            "8",
+            "--n-train",
+            "64",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     m = json.loads((out / "metrics.json").read_text())
     assert m["blocks"] == [17] and m["placement"]["dtype"] == "float32"

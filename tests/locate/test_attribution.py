@@ -20,5 +20,3 @@ def test_attribution_agrees_in_sign_with_exact():
     assert len(big) >= 10
     assert (np.sign(big.value_attr) == np.sign(big.value_exact)).mean() >= 0.9
     assert np.corrcoef(m.value_attr, m.value_exact)[0, 1] > 0.7
-
-

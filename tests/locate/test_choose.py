@@ -24,7 +24,9 @@ def test_choice_is_the_bmi_argmax_past_the_excluded_blocks(tiny3):
     prompts = ["The nurse said that", "The farmer went home because", "The pilot was late because"]
     bmi = compute_bmi(tiny3, prompts).set_index("layer").bmi
     assert choose_blocks(tiny3, exclude=[], prompts=prompts) == [int(bmi.idxmax())]
-    assert choose_blocks(tiny3, exclude=[int(bmi.idxmax())], prompts=prompts) == [int(bmi.drop(bmi.idxmax()).idxmax())]
+    assert choose_blocks(tiny3, exclude=[int(bmi.idxmax())], prompts=prompts) == [
+        int(bmi.drop(bmi.idxmax()).idxmax())
+    ]
     assert choose_blocks(tiny3, top_k=3, exclude=[], prompts=prompts) == [0, 1, 2]
     c = rank_for_tuning(tiny3, exclude="auto", prompts=prompts)
     assert c.excluded == artefact_blocks(c.bmi, c.neutral_bmi)

@@ -35,7 +35,9 @@ def test_lens_values_equal_a_direct_readout(tiny3):
 def test_default_groups_are_the_stereotype_and_hint_subsets():
     g = default_groups("test", n=5, seed=0)
     bias, hint = load_dataset("genbias", "test").df, load_dataset("genhint", "test").df
-    assert set(g["male-leaning"]) <= set(bias[bias.stereotype == "male"].prompt) and len(g["male-leaning"]) == 5
+    assert (
+        set(g["male-leaning"]) <= set(bias[bias.stereotype == "male"].prompt) and len(g["male-leaning"]) == 5
+    )
     assert set(g["hinted she"]) <= set(hint[hint.label == "she"].prompt)
 
 
@@ -54,4 +56,6 @@ def test_group_lens_on_the_gender_axis_equals_the_he_she_lens(tiny3):
         afgb = np.abs(2 * a.share_he - 1)  # per-layer mean over prompts is not |mean|, so check bounds only
         assert (a.bias >= afgb - 1e-9).all() and (a.bias <= 1).all()
     hs = g[g.set == "hinted she"].set_index("layer")
-    assert np.allclose(hs.hint_following, hs.share_she) and "hint_following" not in g[g.set == "neutral"].dropna(axis=1)
+    assert np.allclose(hs.hint_following, hs.share_she) and "hint_following" not in g[
+        g.set == "neutral"
+    ].dropna(axis=1)

@@ -42,7 +42,9 @@ def test_by_block_equals_hooked_runs(tiny3, pairs, site):
     for layer in range(3):
         name = f"blocks.{layer}.{TL_HOOK[site]}"
         with torch.no_grad():
-            logits = tiny3.run_with_hooks(pairs.corrupted, fwd_hooks=[(name, lambda act, hook: cache[hook.name])])
+            logits = tiny3.run_with_hooks(
+                pairs.corrupted, fwd_hooks=[(name, lambda act, hook: cache[hook.name])]
+            )
         assert ours.value[layer] == pytest.approx(float(metric(logits)), abs=1e-4)
 
 
@@ -107,7 +109,10 @@ def test_pairs_of_unequal_length_are_aligned_on_the_prompt(tiny3):
     from lftf_interp.locate import group_logit_diff
     from lftf_interp.models.runner import Runner
 
-    clean = ["Alex uses the pronouns xe/xem/xyr. Alex was tired, so", "Sam uses the pronouns xe/xem/xyr. Sam was tired, so"]
+    clean = [
+        "Alex uses the pronouns xe/xem/xyr. Alex was tired, so",
+        "Sam uses the pronouns xe/xem/xyr. Sam was tired, so",
+    ]
     corr = [c.replace("xe/xem/xyr", "he/him/his") for c in clean]
     with pytest.raises(LftfError, match="tokens but corrupted"):
         make_pairs(tiny3, clean, corr)
@@ -122,11 +127,16 @@ def test_pairs_of_unequal_length_are_aligned_on_the_prompt(tiny3):
         rc, rk = r.embed(p.clean), r.embed(p.corrupted)
         for layer in range(3):
             hc, hk = r.run(rc, stop=layer), r.run(rk, stop=layer)
-            for pos in (p.n_pos - 1, p.n_pos - 3):  # the template: clean position pos + offset, counted from the end
+            for pos in (
+                p.n_pos - 1,
+                p.n_pos - 3,
+            ):  # the template: clean position pos + offset, counted from the end
                 x = hk.clone()
                 x[:, pos] = hc[:, pos + p.offset]
                 want = float(metric(r.unembed(r.run(x, start=layer)[:, -1])))
                 got = df[(df.layer == layer) & (df.pos == pos)].value.iloc[0]
                 assert got == pytest.approx(want, abs=1e-5)
-            base = float(metric(r.unembed(r.run(hk, start=layer)[:, -1])))  # position 2: the shared prefix, a no-op
+            base = float(
+                metric(r.unembed(r.run(hk, start=layer)[:, -1]))
+            )  # position 2: the shared prefix, a no-op
             assert df[(df.layer == layer) & (df.pos == 2)].value.iloc[0] == pytest.approx(base, abs=1e-5)

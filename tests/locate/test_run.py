@@ -16,10 +16,14 @@ def test_locate_tables_and_summary(tiny_bridge, tmp_path):
 
     again = compute_bmi(tiny_bridge, load_dataset("genbias", "test").subset(n=20, seed=0).prompts)
     assert res["bmi"].bmi.tolist() == pytest.approx(again.bmi.tolist())
-    assert set(res["patching"].site) == {"resid_pre", "attn_out", "mlp_out"} and res["patching"].layer.max() == 1
+    assert (
+        set(res["patching"].site) == {"resid_pre", "attn_out", "mlp_out"} and res["patching"].layer.max() == 1
+    )
     paths = save_locate(res, tmp_path, {"seed": 0})
     saved = json.loads((tmp_path / "locate.json").read_text())
-    assert saved["meta"] == {"seed": 0} and saved["top_block"] == res["summary"]["top_block"] and len(paths) == 7
+    assert (
+        saved["meta"] == {"seed": 0} and saved["top_block"] == res["summary"]["top_block"] and len(paths) == 7
+    )
     with pytest.raises(ValueError, match="pair_kind"):
         LocateConfig(pair_kind="swap")
 

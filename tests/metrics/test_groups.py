@@ -32,15 +32,21 @@ def test_hand_computed_k3_and_reference():
     # reference (0.5, 0.3, 0.2): Q equal to it is fair; max TV is 1 − 0.2
     assert bias_per_prompt([[0.25, 0.15, 0.1]], [0.5, 0.3, 0.2])[0] == pytest.approx(0.0)
     assert bias_per_prompt([[0.0, 0.0, 1.0]], [0.5, 0.3, 0.2])[0] == pytest.approx(1.0)
-    np.testing.assert_allclose(hint_per_prompt([[0.2, 0.1, 0.1], [0.1, 0.3, 0.0]], ["b", "b"], ["a", "b", "c"]),
-                               [0.25, 0.75])
+    np.testing.assert_allclose(
+        hint_per_prompt([[0.2, 0.1, 0.1], [0.1, 0.3, 0.0]], ["b", "b"], ["a", "b", "c"]), [0.25, 0.75]
+    )
     with pytest.raises(ConfigError, match="not groups"):
         hint_per_prompt([[0.2, 0.1]], ["z"], ["a", "b"])
 
 
 def test_group_probs_sum_each_groups_words():
-    ax = axis_from_dict({"name": "t", "groups": [{"name": "a", "words": [" a", " A"]}, {"name": "b", "words": [" b"]}],
-                         "prompts": {"bias": "genbias"}})
+    ax = axis_from_dict(
+        {
+            "name": "t",
+            "groups": [{"name": "a", "words": [" a", " A"]}, {"name": "b", "words": [" b"]}],
+            "prompts": {"bias": "genbias"},
+        }
+    )
     lp = np.log([[0.1, 0.2, 0.3]])
     np.testing.assert_allclose(group_probs(lp, ax), [[0.3, 0.3]])
 
@@ -50,8 +56,12 @@ def test_gender_axis_reproduces_afgb_and_ub(tiny_bridge):
     old, ob, oh = evaluate(tiny_bridge, EvalConfig(split="validation", n_boot=100))
     np.testing.assert_allclose(bias.bias, ob.afgb, atol=1e-12)
     np.testing.assert_allclose(hint.hint_following, oh.ub, atol=1e-12)
-    assert met["bias"] == pytest.approx(old["afgb"], abs=1e-12) and met["hint_following"] == pytest.approx(old["ub"], abs=1e-12)
-    assert met["bias_ci"] == pytest.approx(old["afgb_ci"], abs=1e-12) and met["mass"] == pytest.approx(old["mass"], abs=1e-12)
+    assert met["bias"] == pytest.approx(old["afgb"], abs=1e-12) and met["hint_following"] == pytest.approx(
+        old["ub"], abs=1e-12
+    )
+    assert met["bias_ci"] == pytest.approx(old["afgb_ci"], abs=1e-12) and met["mass"] == pytest.approx(
+        old["mass"], abs=1e-12
+    )
     assert met["shares"]["he"] == pytest.approx(old["share_he"], abs=1e-12)
 
 

@@ -67,10 +67,14 @@ def test_bootstrap_ci_deterministic_and_covers_mean():
 def test_summarize_matches_formulas():
     import pandas as pd
 
-    b = pd.DataFrame({"afgb": [0.5, 0.0], "afgb_paper": [0.2, 0.0], "mass": [0.4, 0.2], "share_he": [0.75, 0.5]})
+    b = pd.DataFrame(
+        {"afgb": [0.5, 0.0], "afgb_paper": [0.2, 0.0], "mass": [0.4, 0.2], "share_he": [0.75, 0.5]}
+    )
     h = pd.DataFrame({"ub": [0.75, 0.25], "mass": [0.8, 0.4]})
     s = summarize(b, h, n_boot=100)
-    assert s["afgb"] == pytest.approx(0.25) and s["ub"] == pytest.approx(0.5) and s["mass"] == pytest.approx(0.3)
+    assert (
+        s["afgb"] == pytest.approx(0.25) and s["ub"] == pytest.approx(0.5) and s["mass"] == pytest.approx(0.3)
+    )
     assert s["afgb_paper"] == pytest.approx(0.1) and s["afgb_paper_ci"][0] <= 0.1 <= s["afgb_paper_ci"][1]
     assert s["n"] == 2 and s["n_hint"] == 2
 

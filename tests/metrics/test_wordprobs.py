@@ -9,7 +9,12 @@ from lftf_interp.metrics.wordprobs import word_ids, word_logprobs
 from lftf_interp.models.loading import hf_model
 from lftf_interp.models.tokens import encode
 
-PROMPTS = ["The nurse said that", "The farmer went home because", "The pilot said that", "Alex uses xe/xem pronouns. Later,"]
+PROMPTS = [
+    "The nurse said that",
+    "The farmer went home because",
+    "The pilot said that",
+    "Alex uses xe/xem pronouns. Later,",
+]
 WORDS = [" he", " she", " they", " xe", " Buddhist", " ze"]
 
 

@@ -17,16 +17,26 @@ from lftf_interp.models.tokens import encode, encode_batch
 from lftf_interp.tune import DeltaMismatchError, TuneConfig, apply_delta, block_fingerprint, save_delta, tune
 from lftf_interp.tune.scopes import LORA_TARGETS
 
-LLAMA3_ROPE = dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
-                   original_max_position_embeddings=8)
+LLAMA3_ROPE = dict(
+    rope_type="llama3",
+    factor=8.0,
+    low_freq_factor=1.0,
+    high_freq_factor=4.0,
+    original_max_position_embeddings=8,
+)
 CASES = {  # name -> (family, config overrides): each feature the runner implements appears in one of them
     "llama": ("llama", {}),
-    "llama3-biases": ("llama", dict(attention_bias=True, mlp_bias=True, rope_scaling=LLAMA3_ROPE, rope_theta=500000.0)),
+    "llama3-biases": (
+        "llama",
+        dict(attention_bias=True, mlp_bias=True, rope_scaling=LLAMA3_ROPE, rope_theta=500000.0),
+    ),
     "qwen2": ("qwen2", {}),
     "gemma3": ("gemma3_text", {}),
 }
 PROMPTS = ["The nurse said that she would be back later today", "The farmer went home because"]
-CFG = dict(block=1, loss="balanced", lr=3e-3, steps=6, batch_size=8, eval_every=3, n_val=20, restore_best=False)
+CFG = dict(
+    block=1, loss="balanced", lr=3e-3, steps=6, batch_size=8, eval_every=3, n_val=20, restore_best=False
+)
 
 
 def make(case: str, seed: int = 1, n_layers: int = 3):
@@ -84,11 +94,15 @@ def test_parameters_come_from_the_modules(case):
     plain = set(plain_copy(m).state_dict())
     assert names == plain | {"lm_head.weight"}  # nothing dropped, nothing aliased
     trained = block_param_names(m, 1)
-    assert all(n.startswith("model.layers.1.self_attn.") or n.startswith("model.layers.1.mlp.") for n in trained)
+    assert all(
+        n.startswith("model.layers.1.self_attn.") or n.startswith("model.layers.1.mlp.") for n in trained
+    )
     if name in ("qwen2", "llama3-biases"):
         assert "model.layers.1.self_attn.q_proj.bias" in trained
     if name == "gemma3":
-        assert {"model.layers.1.self_attn.q_norm.weight", "model.layers.1.self_attn.k_norm.weight"} <= set(trained)
+        assert {"model.layers.1.self_attn.q_norm.weight", "model.layers.1.self_attn.k_norm.weight"} <= set(
+            trained
+        )
 
 
 def test_patching_equals_transformer_lens(case):
@@ -175,5 +189,7 @@ def test_unsupported_configs_are_refused():
 
 def test_plain_names_skip_bridge_aliases(tiny_bridge):
     names = [n for n, _ in plain_named_parameters(tiny_bridge.original_model)]
-    assert len(names) == len(set(names)) and not any("_original_component" in n or ".attn.q." in n for n in names)
+    assert len(names) == len(set(names)) and not any(
+        "_original_component" in n or ".attn.q." in n for n in names
+    )
     assert np.isin(["model.layers.0.self_attn.q_proj.weight", "model.norm.weight"], names).all()

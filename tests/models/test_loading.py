@@ -24,7 +24,9 @@ def test_directory_without_config_is_refused(tmp_path):
 def test_bridge_matches_plain_hf_forward(tiny_bridge):
     """The bridge and an unbridged HF model with the same weights agree on the same token ids."""
     hf = LlamaForCausalLM(tiny_bridge.original_model.config).eval()
-    missing = hf.load_state_dict({k: v.detach() for k, v in canonical_state_dict(tiny_bridge).items()}, strict=False)
+    missing = hf.load_state_dict(
+        {k: v.detach() for k, v in canonical_state_dict(tiny_bridge).items()}, strict=False
+    )
     assert not missing.missing_keys
     ids, _ = encode_batch(tiny_bridge, ["The nurse said that"])
     with torch.no_grad():
@@ -58,7 +60,9 @@ def test_exported_tokenizer_encodes_as_the_suite_does(tiny_bridge, tmp_path):
     tok = AutoTokenizer.from_pretrained(out)
     for p in ("The nurse said that", "The X is a woman. The X went home because"):
         assert tok(p).input_ids == encode(tiny_bridge, p)  # no <|im_start|> in front
-    assert tiny_bridge.tokenizer(p).input_ids[0] == tiny_bridge.tokenizer.bos_token_id  # the bridge's own would add it
+    assert (
+        tiny_bridge.tokenizer(p).input_ids[0] == tiny_bridge.tokenizer.bos_token_id
+    )  # the bridge's own would add it
 
 
 def test_bfloat16_load(tiny3_dir):

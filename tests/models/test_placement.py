@@ -15,8 +15,13 @@ def test_placement_block_by_block_device_map(tiny3_dir):
     from lftf_interp.models.runner import Runner
 
     n = 3
-    dm = {"model.embed_tokens": "cpu", "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu",
-          **{f"model.layers.{i}": "cpu" for i in range(n)}}
+    dm = {
+        "model.embed_tokens": "cpu",
+        "model.norm": "cpu",
+        "model.rotary_emb": "cpu",
+        "lm_head": "cpu",
+        **{f"model.layers.{i}": "cpu" for i in range(n)},
+    }
     mapped = load_model(tiny3_dir, Placement(device_map=dm, max_memory={"cpu": "1GiB"}))
     plain = load_model(tiny3_dir)
     ids, lengths = encode_batch(plain, ["The nurse said that", "The farmer went home because"])
@@ -58,4 +63,3 @@ def test_the_residual_follows_each_blocks_device():
         steps = list(runner.walk(runner.embed(ids)))
     assert [pre.device.type for _, pre, _ in steps] == ["cpu", "cpu", "meta"]
     assert steps[-1][2].device.type == "meta" and steps[-1][2].shape == (1, ids.shape[1], 64)
-

@@ -24,15 +24,17 @@ def test_walk_is_the_block_loop_of_run_and_its_parts_add_up(tiny3):
     x = runner.embed(ids)
     with torch.no_grad():
         steps = list(runner.walk(x, parts=True))
-        assert [layer for layer, _, _ in steps] == [0, 1, 2]
-        for _, resid_pre, (out, attn_out, mlp_out, (k, v)) in steps:
-            torch.testing.assert_close(out, resid_pre + attn_out + mlp_out)
+        assert [s.layer for s in steps] == [0, 1, 2]
+        for s in steps:
+            torch.testing.assert_close(s.resid_post, s.resid_pre + s.attn_out + s.mlp_out)
+            k, v = s.kv
             assert k.shape[2] == ids.shape[1] and v.shape == k.shape
-        torch.testing.assert_close(steps[-1][2][0], runner.run(x))
-        torch.testing.assert_close(runner.run(steps[1][1], start=1), runner.run(x))  # resid_pre of block 1 onwards
+        torch.testing.assert_close(steps[-1].resid_post, runner.run(x))
+        assert all(s.attn_out is None and s.kv is None for s in runner.walk(x))  # parts only when asked
+        torch.testing.assert_close(runner.run(steps[1].resid_pre, start=1), runner.run(x))  # block 1 onwards
         mid = runner.run(x, stop=2)
         torch.testing.assert_close(runner.run(mid, start=2), runner.run(x))
         # incremental decoding: the last token alone, on the keys/values of the others, gives the same output
-        kvs = [kv for _, _, (_, _, _, kv) in runner.walk(x[:, :-1], parts=True)]
-        last = list(runner.walk(x[:, -1:], parts=True, past_kv=kvs))[-1][2][0]
+        kvs = [s.kv for s in runner.walk(x[:, :-1], parts=True)]
+        last, _ = runner.walk_to_end(x[:, -1:], past_kv=kvs)
         torch.testing.assert_close(last[:, 0], runner.run(x)[:, -1], atol=1e-5, rtol=1e-5)

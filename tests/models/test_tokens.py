@@ -24,7 +24,9 @@ def test_multi_token_word_is_refused_with_fix(tok):
 
 
 def test_no_bos_is_prepended(tok):
-    assert encode(tok, "The nurse said that") == tok.convert_tokens_to_ids(["The", "Ġnurse", "Ġsaid", "Ġthat"])
+    assert encode(tok, "The nurse said that") == tok.convert_tokens_to_ids(
+        ["The", "Ġnurse", "Ġsaid", "Ġthat"]
+    )
     assert tok.bos_token_id not in encode(tok, "The nurse said that")
 
 

@@ -12,8 +12,25 @@ def _rows():
     rows = []
     for s in ("base", "gender"):
         for t, b in (("gender", 0.3), ("religion", 0.6)):
-            rows.append({"source": s, "kind": "axis", "target": t, "bias": b / (2 if s == t else 1), "hint_following": 0.8})
-        rows.append({"source": s, "kind": "stereoset", "target": "race", "ss": 60.0, "ss_ci": [55.0, 65.0], "icat": 70.0})
+            rows.append(
+                {
+                    "source": s,
+                    "kind": "axis",
+                    "target": t,
+                    "bias": b / (2 if s == t else 1),
+                    "hint_following": 0.8,
+                }
+            )
+        rows.append(
+            {
+                "source": s,
+                "kind": "stereoset",
+                "target": "race",
+                "ss": 60.0,
+                "ss_ci": [55.0, 65.0],
+                "icat": 70.0,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -25,7 +42,9 @@ def test_transfer_heatmap_shows_the_matrix():
 
 
 def test_profiles_and_stereoset_figures():
-    prof = pd.DataFrame({"axis": ["a"] * 3 + ["b"] * 3, "layer": [0, 1, 2] * 2, "bmi": [0.9, 0.1, 0.2, 0.9, 0.2, 0.1]})
+    prof = pd.DataFrame(
+        {"axis": ["a"] * 3 + ["b"] * 3, "layer": [0, 1, 2] * 2, "bmi": [0.9, 0.1, 0.2, 0.9, 0.2, 0.1]}
+    )
     fig = plot_bmi_profiles(prof, excluded=[0])
     assert len(fig.axes[0].lines) == 2 and fig.axes[0].get_ylim()[1] == 0.2 * 1.25
     fig = plot_stereoset(_rows())

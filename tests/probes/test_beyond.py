@@ -50,7 +50,9 @@ def test_long_context_prompts_keep_the_template_at_the_end(tiny_bridge):
     bias = load_dataset("genbias", "test")
     pre = [f"Some neutral text number {i}.\n\n" for i in range(len(bias.df))]
     ctx = probes.with_context(bias, pre)
-    assert all(p.endswith(q) and p.startswith(x) for p, q, x in zip(ctx.df.prompt, bias.df.prompt, pre, strict=True))
+    assert all(
+        p.endswith(q) and p.startswith(x) for p, q, x in zip(ctx.df.prompt, bias.df.prompt, pre, strict=True)
+    )
     assert ctx.df.drop(columns="prompt").equals(bias.df.drop(columns="prompt"))
 
 
@@ -67,13 +69,19 @@ def test_context_prefixes_are_nested_and_of_the_asked_length(tiny_bridge):
 def test_gendered_knowledge_counts_the_right_pronoun(tiny_bridge):
     out, df = probes.gendered_knowledge(tiny_bridge, n_boot=20)
     right = np.where(df.label == "he", df.p_he, df.p_she)
-    assert out["gendered_acc"] == pytest.approx((right > np.where(df.label == "he", df.p_she, df.p_he)).mean())
+    assert out["gendered_acc"] == pytest.approx(
+        (right > np.where(df.label == "he", df.p_she, df.p_he)).mean()
+    )
     assert out["gendered_share"] == pytest.approx((right / df.mass).mean())
 
 
 def test_gender_slopes_on_the_bolukbasi_words(tiny_bridge, external_dir):
-    out, per = probes.gender_slopes(tiny_bridge, external_dir / "professions_bolukbasi", n_templates=1, n_boot=20)
-    assert (out["a_s"], out["a_f"]) == pytest.approx(probes.fit_slopes(per["diff"], per.stereotypical, per.definitional)[:2])
+    out, per = probes.gender_slopes(
+        tiny_bridge, external_dir / "professions_bolukbasi", n_templates=1, n_boot=20
+    )
+    assert (out["a_s"], out["a_f"]) == pytest.approx(
+        probes.fit_slopes(per["diff"], per.stereotypical, per.definitional)[:2]
+    )
     words = set(probes.slope_words(external_dir / "professions_bolukbasi").word)
     assert "nurse" not in words and len(words) == out["slope_n_words"]  # GenBiasEval occupations are left out
 

@@ -13,8 +13,8 @@ def _perturbed(model, block):
     d_head = p[_slices(model, block)["head"][0][0]].shape[0] // model.cfg.n_heads
     pre = f"model.layers.{block}."
     with torch.no_grad():
-        p[pre + "self_attn.q_proj.weight"][d_head: 2 * d_head] += 0.5
-        p[pre + "self_attn.o_proj.weight"][:, d_head: 2 * d_head] += 0.5
+        p[pre + "self_attn.q_proj.weight"][d_head : 2 * d_head] += 0.5
+        p[pre + "self_attn.o_proj.weight"][:, d_head : 2 * d_head] += 0.5
         p[pre + "mlp.gate_proj.weight"][3] += 0.2
         p[pre + "mlp.down_proj.weight"][:, 5] += 0.1
     return base, d_head
@@ -48,8 +48,14 @@ def test_restore_units_is_exact_and_temporary(tiny3):
                 assert torch.equal(p, base[n]), n
         for n, p in canonical_state_dict(tiny3).items():
             assert torch.equal(p, tuned[n]), n
-        curve = restore_curve(tiny3, base, 1, lambda: {"x": float(sum(p.sum() for p in canonical_state_dict(tiny3).values()))},
-                              {"head": [1], "neuron": [1, 2]}, n_random=2)
+        curve = restore_curve(
+            tiny3,
+            base,
+            1,
+            lambda: {"x": float(sum(p.sum() for p in canonical_state_dict(tiny3).values()))},
+            {"head": [1], "neuron": [1, 2]},
+            n_random=2,
+        )
         assert len(curve) == 1 + (1 + 2) + 2 * (1 + 2)
         full = float(sum(p.sum() for p in base.values()))
         top = curve[(curve.order == "top") & (curve.kind == "neuron") & (curve.k == 2)].x.iloc[0]
@@ -70,8 +76,10 @@ def _hf_last(hf, ids, block):
     post-norm) and ``resid`` (the final norm's input)."""
     layer, seen = hf.model.layers[block], {}
     post = getattr(layer, "post_feedforward_layernorm", None)
-    hooks = [(post or layer.mlp).register_forward_hook(lambda m, a, o: seen.__setitem__("mlp", o)),
-             hf.model.norm.register_forward_hook(lambda m, a, o: seen.__setitem__("resid", a[0]))]
+    hooks = [
+        (post or layer.mlp).register_forward_hook(lambda m, a, o: seen.__setitem__("mlp", o)),
+        hf.model.norm.register_forward_hook(lambda m, a, o: seen.__setitem__("resid", a[0])),
+    ]
     try:
         logits = hf(torch.tensor([ids])).logits[0, -1]
     finally:
@@ -80,8 +88,10 @@ def _hf_last(hf, ids, block):
     return logits, seen
 
 
-@pytest.mark.parametrize("arch,overrides", [("llama", {}), ("llama", {"attention_bias": True, "mlp_bias": True}),
-                                            ("gemma3_text", {})])
+@pytest.mark.parametrize(
+    "arch,overrides",
+    [("llama", {}), ("llama", {"attention_bias": True, "mlp_bias": True}), ("gemma3_text", {})],
+)
 def test_unit_dla_adds_up_to_hugging_face_activations_and_logits(arch, overrides):
     from lftf_interp.models.loading import hf_model, tiny_model
     from lftf_interp.models.tokens import encode, target_ids
@@ -100,8 +110,14 @@ def test_unit_dla_adds_up_to_hugging_face_activations_and_logits(arch, overrides
         # … and the MLP's direct effect: its output (after any post-norm) through the frozen final norm
         r = seen["resid"][0, -1].float()
         w = norm.weight.float() + (1.0 if arch == "gemma3_text" else 0.0)
-        d_fin = (hf.lm_head.weight[he[0]] - hf.lm_head.weight[she[0]]).float() * w * torch.rsqrt(r.pow(2).mean() + hf.config.rms_norm_eps)
-        assert d["mlp"][i].item() == pytest.approx((d_fin * seen["mlp"][0, -1].float()).sum().item(), abs=1e-4)
+        d_fin = (
+            (hf.lm_head.weight[he[0]] - hf.lm_head.weight[she[0]]).float()
+            * w
+            * torch.rsqrt(r.pow(2).mean() + hf.config.rms_norm_eps)
+        )
+        assert d["mlp"][i].item() == pytest.approx(
+            (d_fin * seen["mlp"][0, -1].float()).sum().item(), abs=1e-4
+        )
     # units add up exactly to their sub-layer (plus its bias term, zero without one)
     torch.testing.assert_close(d["neuron"].sum(-1) + d["mlp_bias"], d["mlp"], atol=1e-4, rtol=0)
     torch.testing.assert_close(d["head"].sum(-1) + d["attn_bias"], d["attn"], atol=1e-4, rtol=0)
@@ -117,8 +133,15 @@ def test_attribution_change_on_hand_computed_numbers():
 
     def dla(ld, neuron, head, acts):
         neuron, head = torch.tensor(neuron), torch.tensor(head)
-        return {"logit_diff": torch.tensor(ld), "neuron": neuron, "head": head, "mlp": neuron.sum(-1),
-                "attn": head.sum(-1), "acts": torch.tensor(acts), "z": torch.zeros(len(ld), 1, 2)}
+        return {
+            "logit_diff": torch.tensor(ld),
+            "neuron": neuron,
+            "head": head,
+            "mlp": neuron.sum(-1),
+            "attn": head.sum(-1),
+            "acts": torch.tensor(acts),
+            "z": torch.zeros(len(ld), 1, 2),
+        }
 
     # prompt 0 prefers he (+2), prompt 1 prefers she (−1): the sign turns every effect towards that preference
     before = dla([2.0, -1.0], [[1.0, 0.0], [-1.0, 0.5]], [[0.0], [0.0]], [[1.0, 2.0], [3.0, 4.0]])
@@ -131,7 +154,9 @@ def test_attribution_change_on_hand_computed_numbers():
     assert n.loc[0, "rank"] == 1
     assert s["logit_diff_before"] == pytest.approx(1.5) and s["logit_diff_after"] == pytest.approx(0.75)
     assert s["mlp_direct_before"] == pytest.approx(0.75) and s["mlp_direct_after"] == pytest.approx(0.0)
-    assert s["mlp_direct_share_of_change"] == pytest.approx(1.0)  # the whole change is the MLP's direct effect
+    assert s["mlp_direct_share_of_change"] == pytest.approx(
+        1.0
+    )  # the whole change is the MLP's direct effect
     assert s["neuron_top_share_of_change"] == {1: pytest.approx(1.0), 2: pytest.approx(1.0)}
     with pytest.raises(Exception, match="same prompts"):
         attribution_change(before, dla([1.0], [[0.0, 0.0]], [[0.0]], [[0.0, 0.0]]))
@@ -151,16 +176,33 @@ def test_attribution_finds_the_changed_neuron_and_ranks_a_restore(tiny3):
         n = units[units.kind == "neuron"].set_index("unit")
         assert n.loc[7, "rank"] == 1 and n.loc[7, "act_change"] > 0
         assert (n.drop(7)["act_change"] == 0).all() and (units[units.kind == "head"].act_change == 0).all()
+
         # restore by attribution rank, beside the weight-change ranking; skip what a resumed run already has
-        measure = lambda: {"x": float(canonical_state_dict(tiny3)[f"model.layers.{last}.mlp.up_proj.weight"].sum())}  # noqa: E731
-        curve = restore_curve(tiny3, base, last, measure, {"neuron": [1]}, n_random=1,
-                              rankings={"top": delta_units(tiny3, base, last), "top-dla": units})
+        def measure():
+            return {"x": float(canonical_state_dict(tiny3)[f"model.layers.{last}.mlp.up_proj.weight"].sum())}  # noqa: E731
+
+        curve = restore_curve(
+            tiny3,
+            base,
+            last,
+            measure,
+            {"neuron": [1]},
+            n_random=1,
+            rankings={"top": delta_units(tiny3, base, last), "top-dla": units},
+        )
         assert set(curve.order) == {"top", "random", "top-dla"} and len(curve) == 4
         full = float(base[f"model.layers.{last}.mlp.up_proj.weight"].sum())
         assert curve[curve.order == "top-dla"].x.iloc[0] == pytest.approx(full, rel=1e-5)
-        again = restore_curve(tiny3, base, last, measure, {"neuron": [1]}, n_random=1,
-                              rankings={"top": delta_units(tiny3, base, last), "top-dla": units},
-                              skip={("neuron", 1, "top"), ("neuron", 1, "random")})
+        again = restore_curve(
+            tiny3,
+            base,
+            last,
+            measure,
+            {"neuron": [1]},
+            n_random=1,
+            rankings={"top": delta_units(tiny3, base, last), "top-dla": units},
+            skip={("neuron", 1, "top"), ("neuron", 1, "random")},
+        )
         assert list(again.order) == ["top", "top-dla"] and list(again.k) == [0, 1]
     finally:
         with torch.no_grad():
@@ -193,10 +235,16 @@ def test_path_change_on_hand_computed_numbers_and_a_perturbed_block(tiny3):
     from lftf_interp.probes import path_change, sublayer_dla
 
     # two prompts, two components, d_model 2: prompt 0 prefers he, prompt 1 she (the sign flips its terms)
-    before = {"components": ["embed", "attn0"], "d": torch.tensor([[1.0, 0.0], [1.0, 0.0]]),
-              "out": torch.tensor([[[2.0, 0.0], [1.0, 0.0]], [[-1.0, 0.0], [-1.0, 0.0]]])}
-    after = {"components": ["embed", "attn0"], "d": torch.tensor([[0.5, 0.0], [1.0, 0.0]]),
-             "out": torch.tensor([[[2.0, 0.0], [0.0, 0.0]], [[-1.0, 0.0], [0.0, 0.0]]])}
+    before = {
+        "components": ["embed", "attn0"],
+        "d": torch.tensor([[1.0, 0.0], [1.0, 0.0]]),
+        "out": torch.tensor([[[2.0, 0.0], [1.0, 0.0]], [[-1.0, 0.0], [-1.0, 0.0]]]),
+    }
+    after = {
+        "components": ["embed", "attn0"],
+        "d": torch.tensor([[0.5, 0.0], [1.0, 0.0]]),
+        "out": torch.tensor([[[2.0, 0.0], [0.0, 0.0]], [[-1.0, 0.0], [0.0, 0.0]]]),
+    }
     for x in (before, after):
         x["effect"] = (x["d"][:, None] * x["out"]).sum(-1)
         x["logit_diff"] = x["effect"].sum(-1)
@@ -205,8 +253,12 @@ def test_path_change_on_hand_computed_numbers_and_a_perturbed_block(tiny3):
     f = frame.set_index("component")
     # embed: own 0; scale (0.5 − 1)·2 on prompt 0 → −0.5 mean. attn0: own 0.5·(−1) and −1·(+1) signed → −1.0
     assert f.loc["embed", "own"] == 0 and f.loc["embed", "scale"] == pytest.approx(-0.5)
-    assert f.loc["attn0", "own"] == pytest.approx((-0.5 + -1.0) / 2) and f.loc["attn0", "scale"] == pytest.approx(-0.25)
-    assert frame["change"].sum() == pytest.approx(-1.5) and frame["own_share"].sum() + s["scale_share"] == pytest.approx(1.0)
+    assert f.loc["attn0", "own"] == pytest.approx((-0.5 + -1.0) / 2) and f.loc[
+        "attn0", "scale"
+    ] == pytest.approx(-0.25)
+    assert frame["change"].sum() == pytest.approx(-1.5) and frame["own_share"].sum() + s[
+        "scale_share"
+    ] == pytest.approx(1.0)
     with pytest.raises(Exception, match="same model and prompts"):
         path_change(before, {**after, "components": ["embed", "mlp0"]})
 

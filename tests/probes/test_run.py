@@ -17,8 +17,19 @@ def test_config_round_trip_and_validation():
 
 
 def test_report_runs_the_configured_probes(tiny_bridge):
-    flat, frames = validity_report(tiny_bridge, ValidityConfig.quick(probes=("gendered", "math", "hints", "paperstyle")))
+    flat, frames = validity_report(
+        tiny_bridge, ValidityConfig.quick(probes=("gendered", "math", "hints", "paperstyle"))
+    )
     assert set(frames) == {"gendered", "math", "hints", "paperstyle"}
-    for k in ("gendered_acc", "math_acc", "ub_unseen", "ub_kind_noun", "paperstyle_afgb", "paperstyle_afgb_paper"):
+    for k in (
+        "gendered_acc",
+        "math_acc",
+        "ub_unseen",
+        "ub_kind_noun",
+        "paperstyle_afgb",
+        "paperstyle_afgb_paper",
+    ):
         assert 0 <= flat[k] <= 1, k
-    assert flat["paperstyle_afgb_paper"] <= flat["paperstyle_afgb"]  # |a - b| <= |a - b| / (a + b) when a + b <= 1
+    assert (
+        flat["paperstyle_afgb_paper"] <= flat["paperstyle_afgb"]
+    )  # |a - b| <= |a - b| / (a + b) when a + b <= 1

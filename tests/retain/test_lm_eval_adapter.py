@@ -47,11 +47,23 @@ def test_simple_evaluate_on_a_local_task(tmp_path):
         "metric_list:\n  - metric: acc\n"
     )
     m = tiny_model(2, seed=0)
-    out = lm_eval.simple_evaluate(model=LftfLM(m), tasks=["lftf_tiny_mc"], task_manager=TaskManager(include_path=str(tmp_path)),
-                                  bootstrap_iters=0, log_samples=False)
+    out = lm_eval.simple_evaluate(
+        model=LftfLM(m),
+        tasks=["lftf_tiny_mc"],
+        task_manager=TaskManager(include_path=str(tmp_path)),
+        bootstrap_iters=0,
+        log_samples=False,
+    )
     acc = out["results"]["lftf_tiny_mc"]["acc,none"]
-    expect = np.mean([int(np.argmax([brute_ll(m, f"Question: {d['question']}\nAnswer:", " " + c) for c in d["choices"]]))
-                      == d["label"] for d in DOCS])
+    expect = np.mean(
+        [
+            int(
+                np.argmax([brute_ll(m, f"Question: {d['question']}\nAnswer:", " " + c) for c in d["choices"]])
+            )
+            == d["label"]
+            for d in DOCS
+        ]
+    )
     assert acc == pytest.approx(expect)
 
 
@@ -60,8 +72,10 @@ def test_requests_match_direct_computation():
 
     m = tiny_model(2, seed=1)
     lm = LftfLM(m, max_gen_toks=3)
-    reqs = [Instance("loglikelihood", {}, ("The nurse said that", " she"), 0),
-            Instance("loglikelihood", {}, ("The nurse said that ", "he"), 1)]  # trailing space moves to the continuation
+    reqs = [
+        Instance("loglikelihood", {}, ("The nurse said that", " she"), 0),
+        Instance("loglikelihood", {}, ("The nurse said that ", "he"), 1),
+    ]  # trailing space moves to the continuation
     (a, _), (b, _) = lm.loglikelihood(reqs)
     assert a == pytest.approx(brute_ll(m, "The nurse said that", " she"), abs=1e-4)
     assert b == pytest.approx(brute_ll(m, "The nurse said that", " he"), abs=1e-4)
@@ -70,6 +84,10 @@ def test_requests_match_direct_computation():
     with torch.no_grad():
         lp = Runner(m).logits(torch.tensor([ids]))[0].log_softmax(-1)
     direct = sum(lp[i - 1, ids[i]].item() for i in range(1, len(ids)))
-    assert lm.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, (text,), 0)])[0] == pytest.approx(direct, abs=1e-3)
-    gen = lm.generate_until([Instance("generate_until", {}, ("The nurse said", {"until": ["\n"], "max_gen_toks": 3}), 0)])
+    assert lm.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, (text,), 0)])[0] == pytest.approx(
+        direct, abs=1e-3
+    )
+    gen = lm.generate_until(
+        [Instance("generate_until", {}, ("The nurse said", {"until": ["\n"], "max_gen_toks": 3}), 0)]
+    )
     assert isinstance(gen[0], str) and "\n" not in gen[0]

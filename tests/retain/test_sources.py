@@ -31,7 +31,10 @@ def test_fetch_caches_and_reads_members_in_order(fake_source):
     p = fetch("fake")
     assert p.parent.name == "sources" and hashlib.sha256(p.read_bytes()).hexdigest() == src.sha256
     assert list_members("fake", "package/data/") == ["package/data/a.txt", "package/data/b.txt"]
-    assert list(read_members("fake", ["package/data/b.txt", "package/data/a.txt"]).values()) == ["beta", "alpha"]
+    assert list(read_members("fake", ["package/data/b.txt", "package/data/a.txt"]).values()) == [
+        "beta",
+        "alpha",
+    ]
     with pytest.raises(DatasetError, match="has no"):
         read_member("fake", "package/data/c.txt")
 
@@ -55,8 +58,13 @@ def test_download_with_wrong_hash_is_not_kept(fake_source, monkeypatch):
     monkeypatch.setitem(sources.SOURCES, "fake", Source(**{**src.__dict__, "sha256": "0" * 64}))
     with pytest.raises(DatasetError, match="not using it"):
         fetch("fake")
-    assert not list((fetch.__globals__["cache_dir"]() if False else __import__("pathlib").Path(
-        __import__("os").environ["LFTF_CACHE"]) / "sources").glob("pkg-1.0.0.tgz"))
+    assert not list(
+        (
+            fetch.__globals__["cache_dir"]()
+            if False
+            else __import__("pathlib").Path(__import__("os").environ["LFTF_CACHE"]) / "sources"
+        ).glob("pkg-1.0.0.tgz")
+    )
 
 
 def test_unknown_source():

@@ -10,7 +10,9 @@ from lftf_interp.retain.stereoset import load_stereoset, sentence_scores, ss_lms
 
 def test_formulas_average_per_target_term():
     rows = [  # target a: stereotype wins 2 of 2; target b: 0 of 1 -> SS = (100 + 0) / 2 = 50
-        ("a", 3.0, 1.0, 0.0), ("a", 2.0, 1.0, 5.0), ("b", 0.0, 1.0, -1.0),
+        ("a", 3.0, 1.0, 0.0),
+        ("a", 2.0, 1.0, 5.0),
+        ("b", 0.0, 1.0, -1.0),
     ]
     d = pd.DataFrame(rows, columns=["target", "score_stereotype", "score_anti-stereotype", "score_unrelated"])
     d["bias_type"] = "race"
@@ -26,7 +28,11 @@ def test_formulas_average_per_target_term():
 def test_the_wheel_ships_every_bias_type():
     df = load_stereoset()
     assert len(df) == 2106 and df.groupby("bias_type").size().to_dict() == {
-        "gender": 255, "profession": 810, "race": 962, "religion": 79}
+        "gender": 255,
+        "profession": 810,
+        "race": 962,
+        "religion": 79,
+    }
     assert (df.context.str.contains("BLANK")).all()
 
 

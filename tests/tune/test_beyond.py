@@ -22,8 +22,11 @@ def test_balanced_pair_loss_by_hand():
     # row 0: a = 0.6, b = 0.2 → Q = 0.75 / 0.25; row 1: a = 0.6 (id 2), b = 0.3 → Q = 2/3, 1/3
     want = (-math.log(0.75) - math.log(0.25) - math.log(2 / 3) - math.log(1 / 3)) / 2
     assert balanced_pair_loss(logits, male, female).item() == pytest.approx(want, rel=1e-6)
-    assert balanced_pair_loss(torch.log(torch.tensor([[0.1, 0.1, 0.8]])), torch.tensor([0]), torch.tensor([1])).item() \
-        == pytest.approx(2 * math.log(2), rel=1e-6)  # equal probabilities: the minimum, whatever their mass
+    assert balanced_pair_loss(
+        torch.log(torch.tensor([[0.1, 0.1, 0.8]])), torch.tensor([0]), torch.tensor([1])
+    ).item() == pytest.approx(
+        2 * math.log(2), rel=1e-6
+    )  # equal probabilities: the minimum, whatever their mass
 
 
 def test_leave_one_hint_kind_out_is_disjoint():
@@ -49,8 +52,19 @@ def test_gendered_term_moves_the_gendered_share():
     m = tiny_model(2, seed=0)
     train = gendered_prompts("train")
     before = score_dataset(m, train)["ub"].mean()
-    res = tune(m, TuneConfig(block=(0, 1), steps=25, lr=3e-3, batch_size=16, gendered_weight=5.0, n_val=16, eval_every=25,
-                             restore_best=False))
+    res = tune(
+        m,
+        TuneConfig(
+            block=(0, 1),
+            steps=25,
+            lr=3e-3,
+            batch_size=16,
+            gendered_weight=5.0,
+            n_val=16,
+            eval_every=25,
+            restore_best=False,
+        ),
+    )
     after = score_dataset(m, train)["ub"].mean()
     assert "loss_gendered" in res.history and after > before + 0.05
     assert np.isfinite(res.history.loss_gendered.dropna()).all()
@@ -58,8 +72,18 @@ def test_gendered_term_moves_the_gendered_share():
 
 def test_winobias_term_reads_dev_prefixes(external_dir):
     m = tiny_model(2, seed=0)
-    res = tune(m, TuneConfig(block=1, steps=2, batch_size=8, winobias_weight=1.0, n_val=8, eval_every=2,
-                             external=str(external_dir)))
+    res = tune(
+        m,
+        TuneConfig(
+            block=1,
+            steps=2,
+            batch_size=8,
+            winobias_weight=1.0,
+            n_val=8,
+            eval_every=2,
+            external=str(external_dir),
+        ),
+    )
     assert res.history.loss_winobias.dropna().gt(0).all()
 
 
@@ -81,8 +105,20 @@ def test_sentence_term_scores_whole_dev_pairs_and_training_balances_them(externa
     assert len(ref) == len(pairs)
     np.testing.assert_allclose((lp_pro - lp_anti).numpy(), ref["d_sentence"].to_numpy()[:48], atol=2e-4)
     before = sentence_pair_loss(lp_pro, lp_anti).item()
-    res = tune(m, TuneConfig(block=(0, 1), steps=20, lr=3e-3, batch_size=16, winobias_sentence_weight=5.0, n_val=8,
-                             eval_every=20, restore_best=False, external=str(external_dir)))
+    res = tune(
+        m,
+        TuneConfig(
+            block=(0, 1),
+            steps=20,
+            lr=3e-3,
+            batch_size=16,
+            winobias_sentence_weight=5.0,
+            n_val=8,
+            eval_every=20,
+            restore_best=False,
+            external=str(external_dir),
+        ),
+    )
     with torch.no_grad():
         after = sentence_pair_loss(*pairs.logprobs(BlockScope(m, [1]), idx)).item()
     assert "loss_winobias_sentence" in res.history and after < before - 0.01

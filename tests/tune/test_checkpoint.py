@@ -16,14 +16,37 @@ from lftf_interp.experiments import pipeline
 
 
 def _finetune(model_dir, out, *extra):
-    return [sys.executable, "-m", "lftf_interp.cli.main", "finetune", "--model", str(model_dir), "--block", "2", "--steps", "60",
-            "--batch-size", "4", "--n-train", "32", "--lr", "1e-3", "--checkpoint-every", "5", "--out", str(out), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "lftf_interp.cli.main",
+        "finetune",
+        "--model",
+        str(model_dir),
+        "--block",
+        "2",
+        "--steps",
+        "60",
+        "--batch-size",
+        "4",
+        "--n-train",
+        "32",
+        "--lr",
+        "1e-3",
+        "--checkpoint-every",
+        "5",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def test_sigkill_then_resume_gives_the_same_delta_bytes(tiny3_dir, tmp_path):
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_finetune(tiny3_dir, killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _finetune(tiny3_dir, killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     latest = killed / "checkpoint" / "latest"
     deadline = time.monotonic() + 600
     while not latest.is_file() and proc.poll() is None and time.monotonic() < deadline:
@@ -32,7 +55,9 @@ def test_sigkill_then_resume_gives_the_same_delta_bytes(tiny3_dir, tmp_path):
     assert proc.wait() == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
     step = int(latest.read_text().split("-")[1])
     assert 5 <= step < 60 and not (killed / "delta").exists()
-    resumed = subprocess.run(_finetune(tiny3_dir, killed, "--resume"), env=env, capture_output=True, text=True)
+    resumed = subprocess.run(
+        _finetune(tiny3_dir, killed, "--resume"), env=env, capture_output=True, text=True
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     whole = tmp_path / "whole"
     done = lftf(*_finetune(tiny3_dir, whole)[3:])  # the same command, uninterrupted (in this process)
@@ -60,7 +85,9 @@ def test_resume_refuses_another_config_and_auto_reuses_the_chosen_block(tiny3_di
         pipeline.finetune_to(tiny3_dir, cfg, tmp_path, block="auto", progress=ctrl_c)
     chosen = json.loads((tmp_path / "block_choice.json").read_text())
     with pytest.raises(LftfError, match=r"different config \(loss: checkpoint 'balanced', now 'paper'\)"):
-        pipeline.finetune_to(tiny3_dir, {**cfg.to_dict(), "loss": "paper"}, tmp_path, block="auto", resume=True)
+        pipeline.finetune_to(
+            tiny3_dir, {**cfg.to_dict(), "loss": "paper"}, tmp_path, block="auto", resume=True
+        )
     with pytest.raises(LftfError, match=r"different config \(block: checkpoint \[\d\], now \[\d\]\)"):
         other = 1 if chosen["blocks"] != [1] else 2
         pipeline.finetune_to(tiny3_dir, cfg, tmp_path, block=[other], resume=True)

@@ -21,7 +21,9 @@ from lftf_interp.tune import (
     tune,
 )
 
-CFG = dict(block=1, loss="balanced", lr=1e-3, steps=6, batch_size=8, eval_every=3, n_val=20, restore_best=False)
+CFG = dict(
+    block=1, loss="balanced", lr=1e-3, steps=6, batch_size=8, eval_every=3, n_val=20, restore_best=False
+)
 
 
 def snapshot(model):
@@ -57,11 +59,15 @@ def delta_copy(tiny_delta, tmp_path):
 @pytest.mark.parametrize("damage", [flip, truncate], ids=["flipped-byte", "truncated"])
 def test_a_damaged_delta_is_refused_by_every_reader_before_loading(delta_copy, tmp_path, no_model, damage):
     damage(delta_copy / "delta.safetensors")
-    for args in (["export", "--delta", delta_copy, "--out", tmp_path / "hf"],
-                 ["validity", "--delta", delta_copy, "--probes", "math", "--out", tmp_path / "v"],
-                 ["mechanism", "--delta", delta_copy, "--out", tmp_path / "m"]):
+    for args in (
+        ["export", "--delta", delta_copy, "--out", tmp_path / "hf"],
+        ["validity", "--delta", delta_copy, "--probes", "math", "--out", tmp_path / "v"],
+        ["mechanism", "--delta", delta_copy, "--out", tmp_path / "m"],
+    ):
         res = lftf(*args, "--model", "smollm2-135m")
-        assert res.exit_code == 2 and "does not match its" in res.output and "sha256" in res.output, res.output
+        assert res.exit_code == 2 and "does not match its" in res.output and "sha256" in res.output, (
+            res.output
+        )
         assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "hf").exists()
 
 

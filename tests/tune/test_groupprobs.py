@@ -10,9 +10,15 @@ from lftf_interp.tune.groupprobs import GroupReader
 from lftf_interp.tune.losses import LogMasses, group_loss, log_group_mass
 from lftf_interp.tune.scopes import make_scope
 
-AXIS = {"name": "p", "groups": [{"name": "he", "words": [" he"]}, {"name": "xe", "words": [" xe", " ze"]},
-                                {"name": "they", "words": [" they", " they all"]}],
-        "prompts": {"bias": "genbias"}}
+AXIS = {
+    "name": "p",
+    "groups": [
+        {"name": "he", "words": [" he"]},
+        {"name": "xe", "words": [" xe", " ze"]},
+        {"name": "they", "words": [" they", " they all"]},
+    ],
+    "prompts": {"bias": "genbias"},
+}
 PROMPTS = ["Alex uses xe/xem pronouns. Later", "The nurse said that", "Sam went home because"]
 
 
@@ -37,5 +43,9 @@ def test_single_token_words_give_the_logits_themselves(tiny3):
     cached = reader.cache(PROMPTS)
     out = reader.log_masses(cached, torch.arange(3))
     assert reader.single and torch.equal(out, scope.last_logits(cached[0], torch.arange(3)))
-    assert torch.equal(log_group_mass(out, reader.groups), log_group_mass(LogMasses([
-        out.float().log_softmax(-1)[:, g[0]] for g in reader.groups]), reader.groups))
+    assert torch.equal(
+        log_group_mass(out, reader.groups),
+        log_group_mass(
+            LogMasses([out.float().log_softmax(-1)[:, g[0]] for g in reader.groups]), reader.groups
+        ),
+    )

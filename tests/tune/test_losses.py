@@ -15,19 +15,27 @@ def logits_for(probs):
 
 def test_losses_on_a_toy_distribution():
     lg = logits_for([[0.3, 0.1, 0.6]])  # P(he) = 0.3, P(she) = 0.1
-    assert pronoun_loss(lg, HE, SHE, "paper").item() == pytest.approx(-math.log(0.3) - math.log(0.1), rel=1e-6)
+    assert pronoun_loss(lg, HE, SHE, "paper").item() == pytest.approx(
+        -math.log(0.3) - math.log(0.1), rel=1e-6
+    )
     assert pronoun_loss(lg, HE, SHE, "sum").item() == pytest.approx(0.4, rel=1e-6)
-    assert pronoun_loss(lg, HE, SHE, "balanced").item() == pytest.approx(-math.log(0.75) - math.log(0.25), rel=1e-6)
+    assert pronoun_loss(lg, HE, SHE, "balanced").item() == pytest.approx(
+        -math.log(0.75) - math.log(0.25), rel=1e-6
+    )
 
 
 def test_minima_are_where_the_docs_say():
     # paper: minimal at 0.5 / 0.5 (value 2 log 2); balanced: 2 log 2 whenever P(he) = P(she), whatever the mass
-    assert pronoun_loss(logits_for([[0.5, 0.5, 1e-12]]), HE, SHE, "paper").item() == pytest.approx(2 * math.log(2), rel=1e-6)
+    assert pronoun_loss(logits_for([[0.5, 0.5, 1e-12]]), HE, SHE, "paper").item() == pytest.approx(
+        2 * math.log(2), rel=1e-6
+    )
     for mass in (0.02, 0.4, 0.9):
         lg = logits_for([[mass / 2, mass / 2, 1 - mass]])
         assert pronoun_loss(lg, HE, SHE, "balanced").item() == pytest.approx(2 * math.log(2), rel=1e-6)
     # sum prefers shrinking the mass over balancing it
-    assert pronoun_loss(logits_for([[0.01, 0.0, 0.99]]), HE, SHE, "sum") < pronoun_loss(logits_for([[0.2, 0.2, 0.6]]), HE, SHE, "sum")
+    assert pronoun_loss(logits_for([[0.01, 0.0, 0.99]]), HE, SHE, "sum") < pronoun_loss(
+        logits_for([[0.2, 0.2, 0.6]]), HE, SHE, "sum"
+    )
     with pytest.raises(ValueError, match="Unknown loss"):
         pronoun_loss(logits_for([[0.5, 0.5]]), HE, SHE, "l2")
 
@@ -40,7 +48,9 @@ def test_word_lists_are_summed():
 def test_hint_loss_and_kl():
     lg = logits_for([[0.6, 0.2, 0.2], [0.1, 0.7, 0.2]])
     assert hint_loss(lg, [HE, SHE], torch.tensor([0, 1])).item()  # labels: the hinted group's index
-    assert hint_loss(lg, [HE, SHE], torch.tensor([0, 1])).item() == pytest.approx(-(math.log(0.6 / 0.8) + math.log(0.7 / 0.8)) / 2, rel=1e-6)
+    assert hint_loss(lg, [HE, SHE], torch.tensor([0, 1])).item() == pytest.approx(
+        -(math.log(0.6 / 0.8) + math.log(0.7 / 0.8)) / 2, rel=1e-6
+    )
     assert kl_to_base(lg, lg).item() == pytest.approx(0.0, abs=1e-9)
     p, q = [0.5, 0.5], [0.9, 0.1]
     expect = 0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1)  # KL(base=p || tuned=q)
@@ -50,9 +60,13 @@ def test_hint_loss_and_kl():
 def test_mass_anchor():
     lg = logits_for([[0.3, 0.1, 0.6], [0.05, 0.05, 0.9]])  # masses 0.4 and 0.1
     base = torch.tensor([math.log(0.2), math.log(0.1)])
-    assert mass_anchor(lg, [HE, SHE], base).item() == pytest.approx((math.log(0.4 / 0.2) ** 2 + 0.0) / 2, rel=1e-6)
+    assert mass_anchor(lg, [HE, SHE], base).item() == pytest.approx(
+        (math.log(0.4 / 0.2) ** 2 + 0.0) / 2, rel=1e-6
+    )
     # blind to the he/she split: the same mass, any balance, gives the same value
-    assert mass_anchor(logits_for([[0.2, 0.2, 0.6]]), [HE, SHE], torch.tensor([math.log(0.4)])).item() == pytest.approx(0, abs=1e-9)
+    assert mass_anchor(
+        logits_for([[0.2, 0.2, 0.6]]), [HE, SHE], torch.tensor([math.log(0.4)])
+    ).item() == pytest.approx(0, abs=1e-9)
 
 
 def test_k_groups_hand_computed():
@@ -61,8 +75,12 @@ def test_k_groups_hand_computed():
     assert group_loss(lg, g, "paper").item() == pytest.approx(-math.log(0.2) - 2 * math.log(0.1), rel=1e-6)
     assert group_loss(lg, g, "sum").item() == pytest.approx(0.4, rel=1e-6)
     # balanced: −K Σ r_k log Q_k, uniform r: −(log 0.5 + 2 log 0.25); minimal (K log K) where Q = r
-    assert group_loss(lg, g, "balanced").item() == pytest.approx(-(math.log(0.5) + 2 * math.log(0.25)), rel=1e-6)
-    assert group_loss(logits_for([[0.1, 0.1, 0.1, 0.7]]), g, "balanced").item() == pytest.approx(3 * math.log(3), rel=1e-6)
+    assert group_loss(lg, g, "balanced").item() == pytest.approx(
+        -(math.log(0.5) + 2 * math.log(0.25)), rel=1e-6
+    )
+    assert group_loss(logits_for([[0.1, 0.1, 0.1, 0.7]]), g, "balanced").item() == pytest.approx(
+        3 * math.log(3), rel=1e-6
+    )
     # a non-uniform reference moves the minimum to Q = r
     r = [0.5, 0.25, 0.25]
     at_r = group_loss(lg, g, "balanced", r).item()
