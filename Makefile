@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.lftf-installed
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv demo test unit integration notebooks lint bench experiments axes families validity scale data clean
+.PHONY: venv demo test unit integration notebooks lint docs pages bench experiments axes families validity scale data clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -82,19 +82,38 @@ axes: venv
 		$(BIN)/lftf locate --model smollm2-135m --axis $$a --out results/axes/$$a/locate || exit 1; done
 	$(BIN)/lftf transfer --model smollm2-135m --out results/axes/transfer
 
-## Unit + integration tests and the notebooks (the README's test command; CI runs it).
+## The README's test command (CI runs it): lint and types, then the unit tier (stops here on a failure), then
+## integration tests, the notebooks and the wheel install, then the docs (strict, results pages current).
 test: venv lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration and not notebook" tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "integration or notebook" tests
+	$(MAKE) docs
 
+## Tiny models only, no real weights (~5 min on 2 cores).
 unit: venv
-	$(BIN)/python -m pytest -q -m "not integration and not notebook" tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration and not notebook" tests
+
+integration: venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "integration or notebook" tests
 
 ## Execute the notebooks in place, with their outputs, and redraw figures/ (what is committed; ~15 min on 2 cores).
 notebooks: venv
 	$(BIN)/python notebooks/execute.py
 
+PYFILES := lftf_interp tests benchmarks scripts notebooks/execute.py
 lint: venv
-	$(BIN)/ruff check lftf_interp tests benchmarks notebooks/execute.py
+	$(BIN)/ruff check $(PYFILES)
+	$(BIN)/ruff format --check $(PYFILES)
+	$(BIN)/mypy
+
+## The documentation site (mkdocs, strict) into site/; fails if a results page is not what results/ renders.
+docs: venv
+	$(BIN)/python scripts/results_pages.py --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q
+
+## Rewrite docs/results/*.md, docs/index.md and the README's table from results/ (after rerunning a study).
+pages: venv
+	$(BIN)/python scripts/results_pages.py
 
 bench: venv
 	$(BIN)/python -m benchmarks.run
@@ -104,4 +123,4 @@ data: venv
 	$(BIN)/python -m lftf_interp.data.build_axes
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out .pytest_cache site
