@@ -45,8 +45,10 @@ def _page(title: str, intro: str, *sections: tuple[str, str]) -> str:
 
 
 def _config_line(cfg: dict) -> str:
-    return (f"Model `{cfg.get('model')}`, seeds {', '.join(map(str, cfg.get('seeds', [])))}, split `{cfg.get('split', 'test')}`, "
-            f"package {cfg.get('package_version')} at commit `{str(cfg.get('git_commit'))[:10]}`.")
+    return (
+        f"Model `{cfg.get('model')}`, seeds {', '.join(map(str, cfg.get('seeds', [])))}, split `{cfg.get('split', 'test')}`, "
+        f"package {cfg.get('package_version')} at commit `{str(cfg.get('git_commit'))[:10]}`."
+    )
 
 
 def compare_page() -> str:
@@ -66,16 +68,38 @@ def validity_page() -> str:
     d = RESULTS / "validity"
     cfg = _json(d / "compare" / "config.json")
     base, lftf = _json(d / "base" / "metrics.json"), _json(d / "lftf" / "metrics.json")
-    keys = [k for k in base if isinstance(base[k], int | float) and not isinstance(base[k], bool) and k in lftf
-            and isinstance(lftf[k], int | float)]
-    probes = _table(["probe", "base", "LFTF (block 24, seed 0)"], [[f"`{k}`", f"{base[k]:.4g}", f"{lftf[k]:.4g}"] for k in keys])
+    keys = [
+        k
+        for k in base
+        if isinstance(base[k], int | float)
+        and not isinstance(base[k], bool)
+        and k in lftf
+        and isinstance(lftf[k], int | float)
+    ]
+    probes = _table(
+        ["probe", "base", "LFTF (block 24, seed 0)"],
+        [[f"`{k}`", f"{base[k]:.4g}", f"{lftf[k]:.4g}"] for k in keys],
+    )
     hold = _rows(d / "holdout" / "rows.jsonl")
-    holdout = _table(["held-out kind", "UB on it", "UB on the other kinds", "UB on unseen kinds", "AFGB"],
-                     [[r["held_out"], f"{r['ub_held_out']:.3f}", f"{r['ub_other']:.3f}", f"{r['ub_unseen']:.3f}",
-                       f"{r['afgb']:.3f}"] for r in hold])
+    holdout = _table(
+        ["held-out kind", "UB on it", "UB on the other kinds", "UB on unseen kinds", "AFGB"],
+        [
+            [
+                r["held_out"],
+                f"{r['ub_held_out']:.3f}",
+                f"{r['ub_other']:.3f}",
+                f"{r['ub_unseen']:.3f}",
+                f"{r['afgb']:.3f}",
+            ]
+            for r in hold
+        ],
+    )
     mech = _json(d / "mechanism" / "mechanism.json")
-    mech_rows = [[f"`{k}`", json.dumps(v) if isinstance(v, dict | list) else v] for k, v in mech.items()
-                 if k != "config" and not isinstance(v, dict | list) or k.endswith("share_of_change")]
+    mech_rows = [
+        [f"`{k}`", json.dumps(v) if isinstance(v, dict | list) else v]
+        for k, v in mech.items()
+        if k != "config" and not isinstance(v, dict | list) or k.endswith("share_of_change")
+    ]
     sweep = _rows(d / "block_sweep" / "rows.jsonl")
     cols = [c for c in ("afgb", "math_acc", "gendered_acc", "winobias_pro", "kl") if c in sweep[0]]
     sweep_t = _table(["block", *cols], [[r["block"], *(f"{r[c]:.3f}" for c in cols)] for r in sweep])
@@ -83,8 +107,10 @@ def validity_page() -> str:
         "What the fine-tune changes beyond its template (`make validity`)",
         f"{_config_line(cfg)} Probes: both AFGB variants, gendered-noun accuracy, a_s / a_f, WinoBias / Winogender "
         "pro-preference, UB per hint kind and on unseen kinds, arithmetic, paper-style prompts, long context.",
-        ("Every method on the template and beyond it", (d / "compare" / "table.md").read_text() + "\n\n"
-         + (d / "compare" / "validity.md").read_text()),
+        (
+            "Every method on the template and beyond it",
+            (d / "compare" / "table.md").read_text() + "\n\n" + (d / "compare" / "validity.md").read_text(),
+        ),
         ("The base model and LFTF, probe by probe (`lftf validity`)", probes),
         ("Hints never seen in training (`lftf holdout`)", holdout),
         ("Inside the tuned block (`lftf mechanism`)", _table(["quantity", "value"], mech_rows)),
@@ -96,8 +122,14 @@ def _as_axis(m: dict) -> dict:
     """A gender run's AFGB / UB under the K-group names (bias score, hint following) that every axis uses."""
     if "afgb" not in m:
         return m
-    return {**m, "groups": ["he", "she"], "bias": m["afgb"], "bias_ci": m["afgb_ci"], "hint_following": m["ub"],
-            "hint_following_ci": m["ub_ci"]}
+    return {
+        **m,
+        "groups": ["he", "she"],
+        "bias": m["afgb"],
+        "bias_ci": m["afgb_ci"],
+        "hint_following": m["ub"],
+        "hint_following_ci": m["ub_ci"],
+    }
 
 
 def axes_page() -> str:
@@ -106,23 +138,54 @@ def axes_page() -> str:
     for axis in sorted(p.name for p in d.iterdir() if (p / "finetune" / "metrics.json").is_file()):
         ft = _json(d / axis / "finetune" / "metrics.json")
         b, a = _as_axis(ft["before"]), _as_axis(ft["after"])
-        rows.append([f"`{axis}`", ", ".join(b["groups"]), f"{b['n']:,} / {b.get('n_hint', 0):,}", _ci(b["bias"], b["bias_ci"]),
-                     _ci(b["hint_following"], b["hint_following_ci"]), " ".join(map(str, ft["blocks"])),
-                     f"{_ci(a['bias'], a['bias_ci'])} ({100 * (a['bias'] / b['bias'] - 1):+.0f} %)",
-                     _ci(a["hint_following"], a["hint_following_ci"])])
-    per_axis = _table(["axis", "groups", "test prompts (bias / hint)", "base bias ↓", "base hint following ↑", "LFTF block",
-                       "bias after", "hint following after"], rows)
+        rows.append(
+            [
+                f"`{axis}`",
+                ", ".join(b["groups"]),
+                f"{b['n']:,} / {b.get('n_hint', 0):,}",
+                _ci(b["bias"], b["bias_ci"]),
+                _ci(b["hint_following"], b["hint_following_ci"]),
+                " ".join(map(str, ft["blocks"])),
+                f"{_ci(a['bias'], a['bias_ci'])} ({100 * (a['bias'] / b['bias'] - 1):+.0f} %)",
+                _ci(a["hint_following"], a["hint_following_ci"]),
+            ]
+        )
+    per_axis = _table(
+        [
+            "axis",
+            "groups",
+            "test prompts (bias / hint)",
+            "base bias ↓",
+            "base hint following ↑",
+            "LFTF block",
+            "bias after",
+            "hint following after",
+        ],
+        rows,
+    )
     tr = _rows(d / "transfer" / "rows.jsonl")
     targets = sorted({r["target"] for r in tr if r.get("kind", "axis") == "axis"})
     sources = list(dict.fromkeys(r["source"] for r in tr))
     cell = {(r["source"], r["target"]): r for r in tr if r.get("kind", "axis") == "axis"}
-    transfer = _table(["model ↓ / scored on →", *targets],
-                      [[s, *(f"{cell[(s, t)]['bias']:.3f}" if (s, t) in cell else "—" for t in targets)] for s in sources])
+    transfer = _table(
+        ["model ↓ / scored on →", *targets],
+        [[s, *(f"{cell[(s, t)]['bias']:.3f}" if (s, t) in cell else "—" for t in targets)] for s in sources],
+    )
     stereo = {(r["source"], r["target"]): r for r in tr if r.get("kind") == "stereoset"}
     domains = sorted({t for _, t in stereo})
-    stereoset = _table(["model ↓ / StereoSet domain →", *domains],
-                       [[s, *(f"{stereo[(s, t)]['ss']:.1f}" if (s, t) in stereo and "ss" in stereo[(s, t)] else "—"
-                              for t in domains)] for s in sources])
+    stereoset = _table(
+        ["model ↓ / StereoSet domain →", *domains],
+        [
+            [
+                s,
+                *(
+                    f"{stereo[(s, t)]['ss']:.1f}" if (s, t) in stereo and "ss" in stereo[(s, t)] else "—"
+                    for t in domains
+                ),
+            ]
+            for s in sources
+        ],
+    )
     return _page(
         "Bias axes (`make axes`)",
         "Each shipped axis evaluated on its test split, LFTF on its top-BMI block with the gender budget unchanged "
@@ -146,9 +209,20 @@ def families_page() -> str:
 def sweep_page() -> str:
     d = RESULTS / "block_sweep"
     cfg, rows = _json(d / "config.json"), _rows(d / "rows.jsonl")
-    t = _table(["block", "AFGB after", "UB after", "KL nats/tok", "ppl Δ %", "best step"],
-               [[r["block"], _ci(r["afgb"], r["afgb_ci"]), f"{r['ub']:.3f}", f"{r['kl']:.4f}", f"{r['ppl_change_pct']:+.2f}",
-                 r["best_step"]] for r in sorted(rows, key=lambda r: r["block"])])
+    t = _table(
+        ["block", "AFGB after", "UB after", "KL nats/tok", "ppl Δ %", "best step"],
+        [
+            [
+                r["block"],
+                _ci(r["afgb"], r["afgb_ci"]),
+                f"{r['ub']:.3f}",
+                f"{r['kl']:.4f}",
+                f"{r['ppl_change_pct']:+.2f}",
+                r["best_step"],
+            ]
+            for r in sorted(rows, key=lambda r: r["block"])
+        ],
+    )
     return _page(
         "One block at a time (`lftf sweep`)",
         f"Model `{cfg.get('model')}`, {cfg.get('steps')} steps per block, seed {cfg.get('seed', 0)}: each block "
@@ -157,8 +231,13 @@ def sweep_page() -> str:
     )
 
 
-PAGES = {"compare.md": compare_page, "validity.md": validity_page, "axes.md": axes_page, "families.md": families_page,
-         "block_sweep.md": sweep_page}
+PAGES = {
+    "compare.md": compare_page,
+    "validity.md": validity_page,
+    "axes.md": axes_page,
+    "families.md": families_page,
+    "block_sweep.md": sweep_page,
+}
 
 
 def readme_with_table(readme: str) -> str:
@@ -176,7 +255,9 @@ def index_from_readme(readme: str) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--check", action="store_true", help="fail if a committed page is not what results/ renders")
+    ap.add_argument(
+        "--check", action="store_true", help="fail if a committed page is not what results/ renders"
+    )
     args = ap.parse_args()
     wanted = {DOCS / name: fn() for name, fn in PAGES.items()}
     readme = ROOT / "README.md"
@@ -185,7 +266,9 @@ def main() -> int:
     stale = [p for p, text in wanted.items() if not p.is_file() or p.read_text() != text]
     if args.check:
         for p in stale:
-            print(f"{p.relative_to(ROOT)} is not what results/ renders: run `python scripts/results_pages.py`")
+            print(
+                f"{p.relative_to(ROOT)} is not what results/ renders: run `python scripts/results_pages.py`"
+            )
         return 1 if stale else 0
     DOCS.mkdir(parents=True, exist_ok=True)
     for p in stale:

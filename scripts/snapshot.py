@@ -66,7 +66,9 @@ def main(out: str) -> None:
     ref = compute_reference(model, RetainConfig.small())
     res = tune(
         model,
-        TuneConfig(block=24, lr=1e-4, steps=6, eval_every=3, n_val=40, n_train=64, hint_weight=0.5, mass_weight=1.0),
+        TuneConfig(
+            block=24, lr=1e-4, steps=6, eval_every=3, n_val=40, n_train=64, hint_weight=0.5, mass_weight=1.0
+        ),
     )
     snap["tune"] = {
         "history": digest(
