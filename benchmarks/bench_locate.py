@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lftf_interp.data import load_dataset
-from lftf_interp.locate import compute_bmi, hint_swap_pairs, pair_metric, patch_sweep, tl_patch
+from lftf_interp.locate import PatchOptions, compute_bmi, hint_swap_pairs, pair_metric, patch_sweep, tl_patch
 from lftf_interp.models.loading import cached_model_dir, load_model
 
 from .common import timeit, write_result
@@ -49,7 +49,9 @@ def bench_patching(name: str = "patching", model_name: str = "smollm2-135m", n_p
     metric, _, _ = pair_metric(model, pairs)
     ours_s = timeit(lambda: patch_sweep(model, pairs, metric, "resid_pre"), repeat=3)
     no_skip_s = timeit(
-        lambda: patch_sweep(model, pairs, metric, "resid_pre", skip_noops=False), repeat=1, warmup=0
+        lambda: patch_sweep(model, pairs, metric, "resid_pre", options=PatchOptions(skip_noops=False)),
+        repeat=1,
+        warmup=0,
     )
     t0 = time.perf_counter()
     ref = tl_patch(model, pairs, metric, "resid_pre")

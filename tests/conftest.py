@@ -43,9 +43,18 @@ def tiny_delta(tiny3_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("ft")
     pipeline.finetune_to(
         tiny3_dir,
-        TuneConfig(steps=4, batch_size=8, n_train=32, n_val=16, eval_every=4, lr=3e-3),
+        TuneConfig(
+            block=[2],
+            steps=4,
+            batch_size=8,
+            n_train=32,
+            n_val=16,
+            eval_every=4,
+            lr=3e-3,
+            hint_weight=0,
+            mass_weight=0,
+        ),
         out,
-        block=[2],
     )
     return out / "delta"
 

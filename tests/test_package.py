@@ -172,3 +172,18 @@ def test_committed_notebooks_carry_no_environment_noise():
                 if "site-packages" in text or str(ROOT) in text or o.get("output_type") == "error":
                     noisy.append(f"{nb.name} cell {i}")
     assert not noisy, f"outputs with environment noise: {noisy}"
+
+
+def test_public_functions_take_at_most_eight_parameters():
+    """More than eight belong in a config object (the CLI's commands, whose parameters are its options, aside)."""
+    wide = []
+    for name, path in modules().items():
+        if name.startswith("cli."):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+                params = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+                n = len([p for p in params if p.arg not in ("self", "cls")])
+                if n > 8:
+                    wide.append(f"{name}.{node.name} ({n})")
+    assert not wide, f"functions with more than 8 parameters: {wide}"

@@ -18,6 +18,7 @@ from rich.table import Table
 from lftf_interp.cli.base import MODEL, app, command, console, option, progress_bar  # noqa: F401  (app: the entry point)
 from lftf_interp.errors import LftfError
 from lftf_interp.experiments import pipeline
+from lftf_interp.experiments.compare import BUDGET, CompareConfig, SweepConfig, retain_config
 from lftf_interp.options import ints, items
 from lftf_interp.plots import report
 from lftf_interp.tune.train import TuneConfig
@@ -92,9 +93,8 @@ def evaluate(
     with progress_bar() as prog:
         tick = _Ticker(prog, f"evaluating {model} on {split}")
         if axis is not None:
-            m = pipeline.evaluate_axis_to(
-                model, axis, split, out, data, batch_size, n_boot, seed, progress=tick
-            )
+            cfg = EvalConfig(split=split, batch_size=batch_size, n_boot=n_boot, seed=seed)
+            m = pipeline.evaluate_axis_to(model, axis, out, cfg, data, progress=tick)
         else:
             m = pipeline.evaluate_to(
                 model,
@@ -266,14 +266,13 @@ def finetune(
         winobias_weight=winobias_weight,
         winobias_sentence_weight=winobias_sentence_weight,
         hint_exclude=items(hint_exclude),
+        block=None if block == "auto" else ints(block),
     )
-    chosen = block if block == "auto" else ints(block)
     with progress_bar() as prog:
         res = pipeline.finetune_to(
             model,
             cfg,
             out,
-            block=chosen,
             top_k=top_k,
             exclude=exclude if exclude == "auto" else ints(exclude),
             resume=resume,
@@ -345,20 +344,15 @@ def compare(
         )
 
     want = None if methods == "all" else list(items(methods))
-    console.print(
-        pipeline.compare_to(
-            model,
-            out,
-            ints(seeds),
-            want,
-            steps,
-            retain,
-            reference,
-            on_row=show,
-            axis=axis,
-            validity=pipeline.COMPARE_VALIDITY if validity else None,
-        )
+    cfg = CompareConfig(
+        model=model,
+        seeds=ints(seeds),
+        budget=dict(BUDGET, **({"steps": steps} if steps else {})),
+        retain=retain_config(retain),
+        axis=axis,
+        validity=pipeline.COMPARE_VALIDITY if validity else None,
     )
+    console.print(pipeline.compare_to(model, out, cfg, want, reference, on_row=show))
 
 
 @command
@@ -400,9 +394,12 @@ def sweep(
     blocks: str = typer.Option(
         "every3", help="Comma-separated blocks, 'all', or 'everyK' (0, K, 2K, ... and the last)."
     ),
-    steps: int = typer.Option(40, help="Steps per block (the same budget for every block)."),
+    steps: int = typer.Option(
+        SweepConfig().budget["steps"], help="Steps per block (the same budget for every block)."
+    ),
     mass_weight: float = typer.Option(
-        0.0, help="Mass-anchor weight (results/block_sweep was run without it)."
+        SweepConfig().budget["mass_weight"],
+        help="Mass-anchor weight (results/block_sweep was run without it).",
     ),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("out/sweep")),
@@ -421,9 +418,14 @@ def sweep(
             f"ppl {row['ppl_change_pct']:+.2f}% ({row['wall_s']:.0f} s)"
         )
 
-    rows = pipeline.sweep_to(
-        model, out, blocks, steps, mass_weight, seed, on_row=show, axis=axis, probes=items(probes)
+    cfg = SweepConfig(
+        blocks=blocks,
+        budget={"steps": steps, "mass_weight": mass_weight},
+        seed=seed,
+        axis=axis,
+        probes=items(probes),
     )
+    rows = pipeline.sweep_to(model, out, cfg, on_row=show)
     console.print(f"{len(rows)} blocks in {out / 'rows.jsonl'}")
 
 

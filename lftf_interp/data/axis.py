@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from lftf_interp.data.datasets import DATASETS, SPLITS, load_frame, read_jsonl
+from lftf_interp.data.datasets import DATASETS, SPLITS, load_frame, read_jsonl, visible
 from lftf_interp.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,6 @@ _KEYS = {
     "hint_templates",
     "prompts",
 }
-_INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"}
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's C loader when installed (~50x faster)
 
 
@@ -220,14 +219,10 @@ def _parse(path: Path) -> dict:
 
 def _text(value, what: str, where: str, example: str) -> str:
     """A string with visible text, else the error naming what it is and an example of what it should be."""
-    if isinstance(value, str) and _visible(value):
+    if isinstance(value, str) and visible(value):
         return value
     got = f"{_show(value)}, which has no visible text" if isinstance(value, str) else _show(value)
     raise DatasetError(f"{where}: {what} is {got}; give text, e.g. {example}.")
-
-
-def _visible(s: str) -> bool:
-    return any(not (c.isspace() or c in _INVISIBLE) for c in s)
 
 
 def _items(doc: dict, key: str, where: str, example: str) -> list[dict]:
@@ -276,7 +271,7 @@ def _groups(doc: dict, where: str) -> list[Group]:
                     f"{where}: group {name!r} word {j} is {_show(w)}, not text; write every word as a "
                     "quoted string, e.g. ' Christian'."
                 )
-            if not _visible(w):
+            if not visible(w):
                 raise DatasetError(
                     f"{where}: group {name!r} word {j} ({w!r}) is an empty word: only whitespace or "
                     "invisible characters; every word needs text."
@@ -328,7 +323,7 @@ def axis_from_dict(doc: dict, where: str = "axis") -> BiasAxis:
     if (
         not isinstance(prompts, dict)
         or set(prompts) - {"bias", "hint"}
-        or not all(isinstance(v, str) and _visible(v) for v in prompts.values())
+        or not all(isinstance(v, str) and visible(v) for v in prompts.values())
     ):
         raise DatasetError(
             f"{where}: prompts must map 'bias' (and optionally 'hint') to a JSONL file or a shipped "

@@ -148,10 +148,22 @@ def read_jsonl(path: str | Path, required: tuple[str, ...] = ("prompt",)) -> pd.
     return pd.DataFrame(rows)
 
 
+INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"}  # zero-width and soft-hyphen marks
+
+
+def visible(text: str) -> bool:
+    """Whether ``text`` has a character one can see (not only spaces and zero-width marks)."""
+    return any(not (c.isspace() or c in INVISIBLE) for c in text)
+
+
 def _check_fields(row: dict, path: Path, lineno: int) -> None:
     prompt = row.get("prompt")
-    if "prompt" in row and not (isinstance(prompt, str) and prompt.strip()):
-        got = "empty text" if isinstance(prompt, str) else f"{type(prompt).__name__} {str(prompt)[:40]!r}"
+    if "prompt" in row and not (isinstance(prompt, str) and visible(prompt)):
+        got = (
+            "text with nothing visible"
+            if isinstance(prompt, str)
+            else f"{type(prompt).__name__} {str(prompt)[:40]!r}"
+        )
         raise DatasetError(f"{path}:{lineno}: 'prompt' is {got}; every prompt is non-empty text.")
     for key in ("split", "label"):
         if key in row and row[key] is not None and not (isinstance(row[key], str) and row[key].strip()):

@@ -358,21 +358,38 @@ def run_compare(
     return pd.DataFrame(rows)
 
 
+@dataclass
+class SweepConfig:
+    """A per-block sweep (``lftf sweep``): each block tuned alone on one budget."""
+
+    blocks: str = "every3"  # comma-separated indices, "all" or "everyK" (0, K, 2K, ... and the last block)
+    budget: dict = field(default_factory=lambda: {"steps": 40, "mass_weight": 0.0})  # TuneConfig overrides
+    seed: int = 0
+    axis: str = "gender"
+    probes: tuple[str, ...] = ()  # validity probes measured per block (e.g. math, gendered, winobias)
+    split: str = "test"
+
+    def __post_init__(self) -> None:
+        self.probes = tuple(self.probes)
+        parse_blocks(self.blocks, None)  # the form, before any model loads
+        TuneConfig.from_dict({**BUDGET, **self.budget})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 def block_sweep(
     load: Callable[[], object],
     blocks: Sequence[int],
-    budget: dict | None = None,
+    cfg: SweepConfig | None = None,
     retain: RetainConfig | None = None,
-    split: str = "test",
-    seed: int = 0,
     on_row: Callable[[dict], None] | None = None,
-    axis: str = "gender",
-    probes: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Fine-tune each block alone with the same budget; per block: AFGB, UB, mass after, the capability
-    cost (KL to the base, perplexity change) and the given validity ``probes`` (e.g. math, gendered, winobias). Together with BMI (``locate.compute_bmi``) this answers
-    "does BMI predict the best block?" (notebook 04)."""
-    budget = dict(BUDGET, **(budget or {}))
+    """Fine-tune each of ``blocks`` alone with ``cfg``'s budget; per block: AFGB, UB, mass after, the capability
+    cost (KL to the base, perplexity change) and ``cfg.probes``. Together with BMI (``locate.compute_bmi``)
+    this answers "does BMI predict the best block?" (notebook 04)."""
+    cfg = cfg or SweepConfig()
+    budget, seed, axis, split, probes = dict(BUDGET, **cfg.budget), cfg.seed, cfg.axis, cfg.split, cfg.probes
     retain = retain or RetainConfig(tasks={}, asdiv=0, n_windows=4, window=128)
     base = load()
     ref = compute_reference(base, retain)
@@ -435,6 +452,7 @@ def parse_blocks(spec: str, n_layers: int | None) -> list[int]:
 
 __all__ = [
     "BUDGET",
+    "SweepConfig",
     "DEBIAS_INSTRUCTION",
     "CompareConfig",
     "MethodSpec",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +22,7 @@ from lftf_interp.errors import LftfError
 from lftf_interp.experiments.compare import (
     BUDGET,
     CompareConfig,
+    SweepConfig,
     aggregate,
     block_sweep,
     default_methods,
@@ -76,17 +77,17 @@ def evaluate_to(
 def evaluate_axis_to(
     model: str,
     axis: str,
-    split: str,
     out: Path,
+    cfg: EvalConfig | None = None,
     data: Path | None = None,
-    batch_size: int = 64,
-    n_boot: int = 1000,
-    seed: int = 0,
     progress: Callable[[int], None] | None = None,
 ) -> dict:
     """Bias score, hint following, mass and per-group shares on a bias axis (shipped name or file), or on your
     own prompts (``data``: JSONL with ``prompt``, optional ``split`` and, for hint prompts, ``label``)
-    → OUT/metrics.json and per-prompt CSVs; returns the metrics record."""
+    → OUT/metrics.json and per-prompt CSVs; returns the metrics record. ``cfg``: split, batch size, bootstrap
+    resamples and seed (its pronoun targets are the gender axis's words, unused here)."""
+    cfg = cfg or EvalConfig()
+    split, batch_size, n_boot, seed = cfg.split, cfg.batch_size, cfg.n_boot, cfg.seed
     ax = load_axis(axis)
     frame = None
     if data is not None:
@@ -180,18 +181,19 @@ def finetune_to(
     model: str,
     cfg: TuneConfig | dict,
     out: Path,
-    block: str | int | Sequence[int] = AUTO,
     top_k: int = 1,
     exclude: str | Sequence[int] = AUTO,
     resume: bool = False,
     export: bool = False,
     progress: Progress | None = None,
 ) -> FinetuneRun:
-    """Evaluate, choose the block (method "block"), fine-tune, evaluate again → OUT/delta, OUT/history.csv,
-    OUT/metrics.json (and with ``export`` a Hugging Face directory OUT/model)."""
+    """Evaluate, choose the block, fine-tune, evaluate again → OUT/delta, OUT/history.csv, OUT/metrics.json (and
+    with ``export`` a Hugging Face directory OUT/model). ``cfg.block`` None (method "block"): BMI chooses the
+    ``top_k`` top blocks past ``exclude`` (:func:`~lftf_interp.locate.rank_for_tuning`)."""
     cfg = (
         TuneConfig.from_dict(cfg).to_dict() if isinstance(cfg, dict) else cfg.to_dict()
     )  # checked before loading
+    block = AUTO if cfg.get("block") is None else cfg["block"]
     if export:
         check_out(out / "model", force=True)
     by_block = cfg.get("method", "block") == "block"
@@ -251,35 +253,28 @@ def finetune_to(
 def compare_to(
     model: str,
     out: Path,
-    seeds: Sequence[int] = (0,),
+    cfg: CompareConfig | None = None,
     methods: Sequence[str] | None = None,
-    steps: int = 0,
-    retain: str = "default",
     reference: Path | None = None,
     on_row: Callable[[dict], None] | None = None,
-    axis: str = "gender",
-    validity: ValidityConfig | None = COMPARE_VALIDITY,
 ) -> str:
     """Every method × seed → OUT/rows.jsonl (one line per finished run), OUT/config.json, OUT/summary.csv,
     OUT/table.md and (gender, ``validity`` not None: the probes beyond the template per row) OUT/validity.md. Resumable: rows already in OUT/rows.jsonl are not rerun; a later run with a subset of
     ``methods`` keeps the specs of the methods already on disk. ``reference``: a saved retention reference of
     the base model, read if present, else computed and written there. Returns the markdown table."""
-    rcfg = retain_config(retain)  # every option checked before the model loads
-    load_axis(axis)
+    cfg = replace(
+        cfg or CompareConfig(validity=COMPARE_VALIDITY), model=model
+    )  # checked before the model loads
+    if cfg.axis != "gender":
+        cfg.validity = None  # the probes beyond the template are gender probes
+    rcfg = cfg.retain
+    load_axis(cfg.axis)
     specs = default_methods(load_model(model).cfg.n_layers)
     if methods is not None:
         by_name = {s.name: s for s in specs}
         if unknown := sorted(set(methods) - set(by_name)):
             raise LftfError(f"Unknown method(s) {unknown}; choose from {list(by_name)}.")
         specs = [by_name[n] for n in methods]  # in the order given
-    cfg = CompareConfig(
-        model=model,
-        seeds=tuple(seeds),
-        budget=dict(BUDGET, **({"steps": steps} if steps else {})),
-        retain=rcfg,
-        axis=axis,
-        validity=validity if axis == "gender" else None,
-    )
     out.mkdir(parents=True, exist_ok=True)
     rows_path, config_path = out / "rows.jsonl", out / "config.json"
     done = {(r["method"], r["seed"]) for r in read_rows(rows_path)}
@@ -333,20 +328,15 @@ def write_compare_summary(out: Path) -> str:
 
 
 def sweep_to(
-    model: str,
-    out: Path,
-    blocks: str = "every3",
-    steps: int = 40,
-    mass_weight: float = 0.0,
-    seed: int = 0,
-    on_row: Callable[[dict], None] | None = None,
-    axis: str = "gender",
-    probes: Sequence[str] = (),
+    model: str, out: Path, cfg: SweepConfig | None = None, on_row: Callable[[dict], None] | None = None
 ) -> pd.DataFrame:
-    """Fine-tune each block alone with the same budget → OUT/rows.jsonl (resumable: blocks already there are
-    not rerun), OUT/bmi.csv (BMI on the axis's test prompts) and OUT/config.json (with the base model's values
-    of the validity ``probes``, also measured per block). Returns every row on disk."""
-    parse_blocks(blocks, None)
+    """Fine-tune each block of ``cfg.blocks`` alone with the same budget → OUT/rows.jsonl (resumable: blocks
+    already there are not rerun), OUT/bmi.csv (BMI on the axis's test prompts) and OUT/config.json (with the
+    base model's values of the validity probes, also measured per block). Returns every row on disk."""
+    cfg = cfg or SweepConfig()
+    blocks, seed, axis, probes = cfg.blocks, cfg.seed, cfg.axis, cfg.probes
+    budget = {**BUDGET, **cfg.budget}
+    steps = budget["steps"]
     if axis != "gender":
         load_axis(axis)
     bridge = load_model(model)
@@ -369,15 +359,11 @@ def sweep_to(
     rows_path = out / "rows.jsonl"
     done = {r["block"] for r in read_rows(rows_path)}
 
-    budget = {**BUDGET, "steps": steps, "mass_weight": mass_weight}
     block_sweep(
         lambda: load_model(model),
         [b for b in chosen if b not in done],
-        budget=budget,
-        seed=seed,
+        cfg,
         on_row=recorder(rows_path, on_row),
-        axis=axis,
-        probes=probes,
     )
     write_json(
         out / "config.json",

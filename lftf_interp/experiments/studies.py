@@ -25,7 +25,7 @@ from lftf_interp.experiments.rundir import describe_run, read_rows, recorder, wr
 from lftf_interp.metrics.pronoun import EvalConfig, evaluate
 from lftf_interp.models.loading import load_model
 from lftf_interp.models.runner import canonical_state_dict
-from lftf_interp.probes import ValidityConfig, delta_units, restore_curve, validity_report
+from lftf_interp.probes import RestorePlan, ValidityConfig, delta_units, restore_curve, validity_report
 from lftf_interp.probes.beyond import hint_kinds
 from lftf_interp.probes.mechanism import attribution_change, path_change, sublayer_dla, unit_dla
 from lftf_interp.store import write_atomic
@@ -233,9 +233,7 @@ def mechanism_to(
         base,
         block,
         measure,
-        {"head": heads, "kv_head": (1, 3), "neuron": neurons},
-        seed,
-        n_random,
+        RestorePlan({"head": heads, "kv_head": (1, 3), "neuron": neurons}, n_random, seed),
         rankings={"top": units, "top-dla": attr},
         skip=done,
     )

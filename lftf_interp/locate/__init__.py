@@ -26,6 +26,7 @@ from lftf_interp.locate.pairs import (
 )
 from lftf_interp.locate.patching import (
     SITES,
+    PatchOptions,
     as_grid,
     block_activations,
     check_hook_name,
@@ -42,6 +43,7 @@ from lftf_interp.locate.reference import tl_patch
 
 __all__ = [
     "SITES",
+    "PatchOptions",
     "BlockChoice",
     "PatchPairs",
     "artefact_blocks",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 
 import pandas as pd
@@ -132,25 +133,38 @@ def _wavefront(runner: Runner, site: str, layers: set[int], clean: dict, corr: d
 
 
 @torch.no_grad()
+@dataclass(frozen=True)
+class PatchOptions:
+    """Which patches :func:`patch_sweep` runs, and how.
+
+    ``layers`` / ``positions``: the blocks and token positions to patch (None: all; negative positions count
+    from the end). ``batch_size``: pairs run together. ``skip_noops``: a patch whose clean and corrupted values
+    are bit-identical in every pair (a shared prompt prefix) is not rerun; its value is the corrupted run's,
+    which is what rerunning gives."""
+
+    layers: Sequence[int] | None = None
+    positions: Sequence[int] | None = None
+    batch_size: int = 16
+    skip_noops: bool = True
+
+
 def patch_sweep(
     model,
     pairs: PatchPairs,
     metric: Metric,
     site: str = "resid_pre",
     per_position: bool = True,
-    layers: Sequence[int] | None = None,
-    positions: Sequence[int] | None = None,
-    batch_size: int = 16,
-    skip_noops: bool = True,
+    options: PatchOptions = PatchOptions(),
     progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
-    """Patch clean ``site`` activations into corrupted runs, per block × position (or per block).
-
-    ``batch_size`` is the number of pairs run together. ``skip_noops``: a patch whose clean and corrupted
-    values are bit-identical in every pair (a shared prompt prefix) is not rerun; its value is the
-    corrupted run's, which is what rerunning gives. Returns a tidy DataFrame: site, layer,
-    pos (-1 = all positions), token, value.
-    """
+    """Patch clean ``site`` activations into corrupted runs, per block × position (or per block). Returns a
+    tidy DataFrame: site, layer, pos (-1 = all positions), token, value."""
+    layers, positions, batch_size, skip_noops = (
+        options.layers,
+        options.positions,
+        options.batch_size,
+        options.skip_noops,
+    )
     check_site(site)
     runner = Runner(model)
     n_layers, n_pos = runner.n_layers, pairs.n_pos
@@ -211,10 +225,16 @@ patch_attn_out_by_block = partial(patch_sweep, site="attn_out", per_position=Fal
 patch_mlp_out_by_block = partial(patch_sweep, site="mlp_out", per_position=False)
 
 
-def patch_every(model, pairs: PatchPairs, metric: Metric, per_position: bool = True, **kw) -> pd.DataFrame:
+def patch_every(
+    model,
+    pairs: PatchPairs,
+    metric: Metric,
+    per_position: bool = True,
+    options: PatchOptions = PatchOptions(),
+) -> pd.DataFrame:
     """All three sites in one tidy frame."""
     return pd.concat(
-        [patch_sweep(model, pairs, metric, s, per_position, **kw) for s in SITES], ignore_index=True
+        [patch_sweep(model, pairs, metric, s, per_position, options) for s in SITES], ignore_index=True
     )
 
 

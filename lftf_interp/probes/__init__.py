@@ -4,6 +4,7 @@ the tuned block (:mod:`.mechanism`)."""
 
 from lftf_interp.probes.beyond import fit_slopes
 from lftf_interp.probes.mechanism import (
+    RestorePlan,
     attribution_change,
     delta_units,
     path_change,
@@ -23,6 +24,7 @@ __all__ = [
     "delta_units",
     "fit_slopes",
     "path_change",
+    "RestorePlan",
     "restore_curve",
     "restore_units",
     "sublayer_dla",

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -132,25 +133,34 @@ def restore_units(
                 view.copy_(old)
 
 
+@dataclass(frozen=True)
+class RestorePlan:
+    """Which restores :func:`restore_curve` measures: for each unit kind the k values, ``n_random`` random draws
+    of k units per (kind, k) as the control, from generators seeded by (``seed``, kind, k)."""
+
+    ks: Mapping[str, Sequence[int]]
+    n_random: int = 3
+    seed: int = 0
+
+
 def restore_curve(
     model,
     base: dict[str, torch.Tensor],
     block: int,
     measure: Callable[[], dict],
-    ks: dict[str, Sequence[int]],
-    seed: int = 0,
-    n_random: int = 3,
+    plan: RestorePlan,
     rankings: Mapping[str, pd.DataFrame] | None = None,
     skip: Collection[tuple] = (),
 ) -> pd.DataFrame:
-    """For each kind and k: ``measure()`` (e.g. AFGB on the test split) with the top-k changed units restored,
-    and with k random units restored (``n_random`` draws; the control). Rows: kind, k, order, draw and the
-    measured values; the k = 0 row is the tuned model itself.
+    """For each kind and k of ``plan``: ``measure()`` (e.g. AFGB on the test split) with the top-k changed units
+    restored, and with k random units restored (the control). Rows: kind, k, order, draw and the measured
+    values; the k = 0 row is the tuned model itself.
 
     ``rankings``: order name → frame (kind, unit, rank; 1 = restored first); default ``{"top": delta_units(...)}``
     (rank by weight change). Random draws go with the first ranking, each from its own generator seeded by (seed,
     kind, k), so they do not depend on which other rows are measured. ``skip``: (kind, k, order) already measured
     (a resumed run); their rows are not produced again."""
+    ks, seed, n_random = plan.ks, plan.seed, plan.n_random
     rankings = dict(rankings) if rankings is not None else {"top": delta_units(model, base, block)}
     rows = [{"kind": "none", "k": 0, "order": "top", "draw": 0, **measure()}]
     for kind, k_list in ks.items():

@@ -7,6 +7,7 @@ import pytest
 
 from lftf_interp.errors import LftfError
 from lftf_interp.experiments import pipeline
+from lftf_interp.experiments.compare import CompareConfig, SweepConfig, retain_config
 from lftf_interp.locate import choose_blocks
 from lftf_interp.models.loading import load_model
 from lftf_interp.tune import TuneConfig
@@ -25,7 +26,7 @@ def test_parse_blocks():
 
 def test_finetune_auto_is_the_locate_stage_choice(tiny3_dir, tmp_path):
     cfg = TuneConfig(steps=2, batch_size=8, n_train=32, n_val=16, eval_every=2, lr=1e-3)
-    run = pipeline.finetune_to(tiny3_dir, cfg, tmp_path, block="auto")
+    run = pipeline.finetune_to(tiny3_dir, cfg, tmp_path)  # block None: BMI chooses
     assert run.result.blocks == choose_blocks(load_model(tiny3_dir)) == run.choice["blocks"]
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert (
@@ -33,16 +34,20 @@ def test_finetune_auto_is_the_locate_stage_choice(tiny3_dir, tmp_path):
         and m["block_choice"]["how"] == "auto"
         and m["git_commit"] is not None
     )
-    run = pipeline.finetune_to(tiny3_dir, cfg, tmp_path / "b", block=[0, 2])
+    run = pipeline.finetune_to(tiny3_dir, {**cfg.to_dict(), "block": [0, 2]}, tmp_path / "b")
     assert run.result.blocks == [0, 2] and run.choice == {"how": "given", "blocks": [0, 2]}
 
 
 @pytest.mark.downloads
 def test_sweep_resumes_without_rerunning(tiny3_dir, tmp_path):
-    rows = pipeline.sweep_to(tiny3_dir, tmp_path, blocks="2", steps=1)
+    rows = pipeline.sweep_to(
+        tiny3_dir, tmp_path, SweepConfig(blocks="2", budget={"steps": 1, "mass_weight": 0.0})
+    )
     assert rows.block.tolist() == [2]
     first = (tmp_path / "rows.jsonl").read_text()
-    rows = pipeline.sweep_to(tiny3_dir, tmp_path, blocks="1,2", steps=1)
+    rows = pipeline.sweep_to(
+        tiny3_dir, tmp_path, SweepConfig(blocks="1,2", budget={"steps": 1, "mass_weight": 0.0})
+    )
     assert rows.block.tolist() == [2, 1] and (tmp_path / "rows.jsonl").read_text().startswith(first)
     assert json.loads((tmp_path / "config.json").read_text())["blocks"] == [1, 2]
 
@@ -52,12 +57,19 @@ def test_sweep_and_compare_on_another_axis(tiny3_dir, tmp_path):
     from lftf_interp.experiments.compare import score_on
     from lftf_interp.locate import compute_bmi
 
-    rows = pipeline.sweep_to(tiny3_dir, tmp_path / "sw", blocks="2", steps=1, axis="religion")
+    rows = pipeline.sweep_to(
+        tiny3_dir,
+        tmp_path / "sw",
+        SweepConfig(blocks="2", budget={"steps": 1, "mass_weight": 0.0}, axis="religion"),
+    )
     assert rows.axis.tolist() == ["religion"] and 0 <= rows.afgb.iloc[0] <= 1
     bmi = compute_bmi(load_model(tiny3_dir), load_axis("religion").bias_prompts("test").prompt.tolist())
     assert pd.read_csv(tmp_path / "sw" / "bmi.csv").bmi.tolist() == pytest.approx(bmi.bmi.tolist())
     md = pipeline.compare_to(
-        tiny3_dir, tmp_path / "cmp", methods=["base", "prompt"], retain="small", axis="religion"
+        tiny3_dir,
+        tmp_path / "cmp",
+        CompareConfig(retain=retain_config("small"), axis="religion"),
+        methods=["base", "prompt"],
     )
     assert "| bias ↓ |" in md and "hint following" in md
     got = {
@@ -73,10 +85,14 @@ def test_sweep_and_compare_on_another_axis(tiny3_dir, tmp_path):
 
 @pytest.mark.downloads
 def test_a_sweep_with_a_torn_last_row_reruns_that_row(tiny3_dir, tmp_path):
-    whole = pipeline.sweep_to(tiny3_dir, tmp_path / "a", blocks="2", steps=1)
+    whole = pipeline.sweep_to(
+        tiny3_dir, tmp_path / "a", SweepConfig(blocks="2", budget={"steps": 1, "mass_weight": 0.0})
+    )
     line = (tmp_path / "a" / "rows.jsonl").read_text()
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "rows.jsonl").write_text(line[: len(line) // 2])  # killed while the row was written
-    again = pipeline.sweep_to(tiny3_dir, tmp_path / "b", blocks="2", steps=1)
+    again = pipeline.sweep_to(
+        tiny3_dir, tmp_path / "b", SweepConfig(blocks="2", budget={"steps": 1, "mass_weight": 0.0})
+    )
     drop = ["wall_s"]
     pd.testing.assert_frame_equal(again.drop(columns=drop), whole.drop(columns=drop))

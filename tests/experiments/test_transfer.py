@@ -1,6 +1,7 @@
 """Cross-bias transfer: the matrix rows against direct evaluations, resuming, and the BMI-profile overlap."""
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -37,9 +38,9 @@ def test_transfer_rows_equal_direct_evaluations_and_resume(tiny3_dir, tmp_path):
     with pytest.raises(LftfError, match="No LFTF delta for axis"):
         transfer_to(tiny3_dir, tmp_path / "t", ("gender", "religion"), tuned, stereoset=False)
     cfg = TuneConfig(steps=2, eval_every=2, n_val=8, batch_size=4, axis="religion", hint_weight=0.5)
-    pipeline.finetune_to(tiny3_dir, cfg, tuned / "religion" / "finetune", block=2)
+    pipeline.finetune_to(tiny3_dir, replace(cfg, block=2), tuned / "religion" / "finetune")
     cfg = TuneConfig(steps=2, eval_every=2, n_val=8, batch_size=4, axis="gender")
-    pipeline.finetune_to(tiny3_dir, cfg, tuned / "gender" / "finetune", block=1)
+    pipeline.finetune_to(tiny3_dir, replace(cfg, block=1), tuned / "gender" / "finetune")
     rows = transfer_to(tiny3_dir, tmp_path / "t", ("gender", "religion"), tuned, stereoset=False)
     bias = matrix(rows, "bias")
     assert list(bias.index) == ["base", "gender", "religion"] and list(bias.columns) == ["gender", "religion"]

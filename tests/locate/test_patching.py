@@ -5,6 +5,7 @@ import torch
 from lftf_interp.errors import LftfError
 from lftf_interp.locate import (
     SITES,
+    PatchOptions,
     as_grid,
     check_hook_name,
     hint_swap_pairs,
@@ -61,7 +62,7 @@ def test_clean_into_clean_is_one_and_corrupt_into_corrupt_is_zero(tiny3, pairs):
 def test_skipping_noops_changes_nothing(tiny3, pairs):
     metric, _, _ = pair_metric(tiny3, pairs)
     a = patch_resid_pre(tiny3, pairs, metric)
-    b = patch_resid_pre(tiny3, pairs, metric, skip_noops=False, batch_size=1)
+    b = patch_resid_pre(tiny3, pairs, metric, options=PatchOptions(skip_noops=False, batch_size=1))
     np.testing.assert_allclose(a.value, b.value, atol=1e-4)
     # positions before the hint word are a shared prefix: patching them is the corrupted run (value 0)
     assert (a[a.pos < 3].value.abs() < 1e-6).all()
@@ -72,9 +73,9 @@ def test_bad_inputs_are_named(tiny3, pairs):
     with pytest.raises(LftfError, match="Unknown patching site 'resid_mid'"):
         patch_sweep(tiny3, pairs, metric, site="resid_mid")
     with pytest.raises(LftfError, match="Position"):
-        patch_sweep(tiny3, pairs, metric, positions=[pairs.n_pos])
+        patch_sweep(tiny3, pairs, metric, options=PatchOptions(positions=[pairs.n_pos]))
     with pytest.raises(LftfError, match="Layer"):
-        patch_sweep(tiny3, pairs, metric, layers=[3])
+        patch_sweep(tiny3, pairs, metric, options=PatchOptions(layers=[3]))
     with pytest.raises(LftfError, match="does not exist"):
         check_hook_name(tiny3, "blocks.0.hook_resid_middle")
     assert check_hook_name(tiny3, "blocks.0.hook_resid_pre")
@@ -122,7 +123,7 @@ def test_pairs_of_unequal_length_are_aligned_on_the_prompt(tiny3):
     xe, he = tok.encode(" xe", add_special_tokens=False)[0], tok.encode(" he", add_special_tokens=False)[0]
     metric = group_logit_diff([[xe], [he]], [0, 0], [1, 1])
     r = Runner(tiny3)
-    df = patch_sweep(tiny3, p, metric, "resid_pre", positions=[-1, -3, 2])
+    df = patch_sweep(tiny3, p, metric, "resid_pre", options=PatchOptions(positions=[-1, -3, 2]))
     with torch.no_grad():
         rc, rk = r.embed(p.clean), r.embed(p.corrupted)
         for layer in range(3):

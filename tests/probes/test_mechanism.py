@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from lftf_interp.models.runner import canonical_state_dict
-from lftf_interp.probes import delta_units, restore_curve, restore_units
+from lftf_interp.probes import RestorePlan, delta_units, restore_curve, restore_units
 from lftf_interp.probes.mechanism import _slices
 
 
@@ -53,8 +53,7 @@ def test_restore_units_is_exact_and_temporary(tiny3):
             base,
             1,
             lambda: {"x": float(sum(p.sum() for p in canonical_state_dict(tiny3).values()))},
-            {"head": [1], "neuron": [1, 2]},
-            n_random=2,
+            RestorePlan({"head": [1], "neuron": [1, 2]}, n_random=2),
         )
         assert len(curve) == 1 + (1 + 2) + 2 * (1 + 2)
         full = float(sum(p.sum() for p in base.values()))
@@ -186,8 +185,7 @@ def test_attribution_finds_the_changed_neuron_and_ranks_a_restore(tiny3):
             base,
             last,
             measure,
-            {"neuron": [1]},
-            n_random=1,
+            RestorePlan({"neuron": [1]}, n_random=1),
             rankings={"top": delta_units(tiny3, base, last), "top-dla": units},
         )
         assert set(curve.order) == {"top", "random", "top-dla"} and len(curve) == 4
@@ -198,8 +196,7 @@ def test_attribution_finds_the_changed_neuron_and_ranks_a_restore(tiny3):
             base,
             last,
             measure,
-            {"neuron": [1]},
-            n_random=1,
+            RestorePlan({"neuron": [1]}, n_random=1),
             rankings={"top": delta_units(tiny3, base, last), "top-dla": units},
             skip={("neuron", 1, "top"), ("neuron", 1, "random")},
         )

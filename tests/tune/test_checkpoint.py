@@ -82,14 +82,12 @@ def test_resume_refuses_another_config_and_auto_reuses_the_chosen_block(tiny3_di
             raise KeyboardInterrupt
 
     with pytest.raises(Interrupted, match="step 3"):
-        pipeline.finetune_to(tiny3_dir, cfg, tmp_path, block="auto", progress=ctrl_c)
+        pipeline.finetune_to(tiny3_dir, cfg, tmp_path, progress=ctrl_c)
     chosen = json.loads((tmp_path / "block_choice.json").read_text())
     with pytest.raises(LftfError, match=r"different config \(loss: checkpoint 'balanced', now 'paper'\)"):
-        pipeline.finetune_to(
-            tiny3_dir, {**cfg.to_dict(), "loss": "paper"}, tmp_path, block="auto", resume=True
-        )
+        pipeline.finetune_to(tiny3_dir, {**cfg.to_dict(), "loss": "paper"}, tmp_path, resume=True)
     with pytest.raises(LftfError, match=r"different config \(block: checkpoint \[\d\], now \[\d\]\)"):
         other = 1 if chosen["blocks"] != [1] else 2
-        pipeline.finetune_to(tiny3_dir, cfg, tmp_path, block=[other], resume=True)
-    run = pipeline.finetune_to(tiny3_dir, cfg, tmp_path, block="auto", resume=True)
+        pipeline.finetune_to(tiny3_dir, {**cfg.to_dict(), "block": [other]}, tmp_path, resume=True)
+    run = pipeline.finetune_to(tiny3_dir, cfg, tmp_path, resume=True)
     assert run.result.blocks == chosen["blocks"] and run.choice == chosen
