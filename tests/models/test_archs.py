@@ -35,7 +35,16 @@ CASES = {  # name -> (family, config overrides): each feature the runner impleme
 }
 PROMPTS = ["The nurse said that she would be back later today", "The farmer went home because"]
 CFG = dict(
-    block=1, loss="balanced", lr=3e-3, steps=6, batch_size=8, eval_every=3, n_val=20, restore_best=False
+    block=1,
+    loss="balanced",
+    lr=3e-3,
+    steps=6,
+    batch_size=8,
+    eval_every=3,
+    n_val=20,
+    restore_best=False,
+    hint_weight=0.0,
+    mass_weight=0.0,  # the bare loss (TuneConfig's defaults add the hint and mass terms)
 )
 
 
@@ -81,8 +90,8 @@ def test_incremental_decoding_and_sliding_window(case):
     ids, _ = encode_batch(m, PROMPTS[:1])
     x = runner.embed(ids)
     with torch.no_grad():
-        kvs = [kv for _, _, (_, _, _, kv) in runner.walk(x[:, :-3], parts=True)]
-        tail = list(runner.walk(x[:, -3:], parts=True, past_kv=kvs))[-1][2][0]
+        kvs = [s.kv for s in runner.walk(x[:, :-3], parts=True)]
+        tail, _ = runner.walk_to_end(x[:, -3:], past_kv=kvs)
         torch.testing.assert_close(tail, runner.run(x)[:, -3:], atol=1e-5, rtol=1e-5)
     if name == "gemma3":  # window 4 on a 10-token prompt: the sliding layers must not see further back
         assert runner.window[:3] == [4, None, 4] and ids.shape[1] > 4

@@ -61,5 +61,5 @@ def test_the_residual_follows_each_blocks_device():
     ids, _ = encode_batch(m, ["The nurse said that"])
     with torch.no_grad():
         steps = list(runner.walk(runner.embed(ids)))
-    assert [pre.device.type for _, pre, _ in steps] == ["cpu", "cpu", "meta"]
-    assert steps[-1][2].device.type == "meta" and steps[-1][2].shape == (1, ids.shape[1], 64)
+    assert [s.resid_pre.device.type for s in steps] == ["cpu", "cpu", "meta"]
+    assert steps[-1].resid_post.device.type == "meta" and steps[-1].resid_post.shape == (1, ids.shape[1], 64)

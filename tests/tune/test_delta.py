@@ -22,7 +22,16 @@ from lftf_interp.tune import (
 )
 
 CFG = dict(
-    block=1, loss="balanced", lr=1e-3, steps=6, batch_size=8, eval_every=3, n_val=20, restore_best=False
+    block=1,
+    loss="balanced",
+    lr=1e-3,
+    steps=6,
+    batch_size=8,
+    eval_every=3,
+    n_val=20,
+    restore_best=False,
+    hint_weight=0.0,
+    mass_weight=0.0,  # the bare loss (TuneConfig's defaults add the hint and mass terms)
 )
 
 

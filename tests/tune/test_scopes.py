@@ -9,7 +9,17 @@ from lftf_interp.models.tokens import encode_batch
 from lftf_interp.tune import TuneConfig, tune
 from lftf_interp.tune.scopes import LORA_TARGETS, LoraScope
 
-CFG = dict(loss="balanced", lr=3e-3, steps=8, batch_size=8, eval_every=4, n_val=20, restore_best=False)
+CFG = dict(
+    loss="balanced",
+    lr=3e-3,
+    steps=8,
+    batch_size=8,
+    eval_every=4,
+    n_val=20,
+    restore_best=False,
+    hint_weight=0.0,
+    mass_weight=0.0,
+)
 
 
 def snapshot(model):

@@ -9,7 +9,16 @@ from lftf_interp.tune import losses as L
 from lftf_interp.tune.checkpoint import read_checkpoint
 
 CFG = dict(
-    block=1, loss="balanced", lr=1e-3, steps=6, batch_size=8, eval_every=3, n_val=20, restore_best=False
+    block=1,
+    loss="balanced",
+    lr=1e-3,
+    steps=6,
+    batch_size=8,
+    eval_every=3,
+    n_val=20,
+    restore_best=False,
+    hint_weight=0.0,
+    mass_weight=0.0,  # the bare loss (TuneConfig's defaults add the hint and mass terms)
 )
 
 
@@ -141,11 +150,11 @@ def test_mass_anchor_holds_the_mass():
     free, anchored = tiny_model(2, seed=8), tiny_model(2, seed=8)
     cfg = {**CFG, "steps": 15, "lr": 3e-3, "loss": "paper"}  # `paper` inflates the mass when left alone
     h_free = tune(free, TuneConfig(**cfg)).history.dropna(subset=["val_mass"])
-    h_anch = tune(anchored, TuneConfig(**cfg, mass_weight=50.0)).history.dropna(subset=["val_mass"])
+    h_anch = tune(anchored, TuneConfig(**{**cfg, "mass_weight": 50.0})).history.dropna(subset=["val_mass"])
     base = h_free.val_mass.iloc[0]
     assert abs(h_anch.val_mass.iloc[-1] / base - 1) < abs(h_free.val_mass.iloc[-1] / base - 1)
     assert (
-        "loss_mass" in tune(tiny_model(2, seed=8), TuneConfig(**{**cfg, "steps": 2}, mass_weight=1.0)).history
+        "loss_mass" in tune(tiny_model(2, seed=8), TuneConfig(**{**cfg, "steps": 2, "mass_weight": 1.0})).history
     )
 
 
