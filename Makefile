@@ -85,13 +85,13 @@ axes: venv
 ## The README's test command (CI runs it): lint and types, then the unit tier (stops here on a failure), then
 ## integration tests, the notebooks and the wheel install, then the docs (strict, results pages current).
 test: venv lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration and not notebook" tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 -m "not integration and not notebook" tests
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "integration or notebook" tests
 	$(MAKE) docs
 
-## Tiny models only, no real weights (~5 min on 2 cores).
+## Tiny models only, no real weights; two worker processes, one thread each (~4 min on 2 cores).
 unit: venv
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration and not notebook" tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 -m "not integration and not notebook" tests
 
 integration: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "integration or notebook" tests

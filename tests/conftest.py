@@ -10,6 +10,20 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # lm-eval adapter test: local
 
 from helpers import EXTERNAL, tiny  # noqa: E402
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `-n 2`: one thread per worker process, not two workers x two threads
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def pytest_sessionstart(session):
+    """Before workers start (`-n 2`), build the cached tokenizer every tiny model uses, so that workers never
+    build it at the same time on a cold cache."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        from lftf_interp.models.loading import load_tokenizer
+
+        load_tokenizer("smollm2-135m")
+
 if (
     EXTERNAL.is_dir()
 ):  # the external bias sets (WinoBias, Winogender, Bolukbasi) are read from here, never downloaded
