@@ -10,7 +10,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # lm-eval adapter test: local
 
 from helpers import EXTERNAL, tiny  # noqa: E402
 
-if os.environ.get("PYTEST_XDIST_WORKER"):  # `-n 2`: one thread per worker process, not two workers x two threads
+# `-n 2`: one thread per worker process, not two workers of two threads each
+if os.environ.get("PYTEST_XDIST_WORKER"):
     import torch
 
     torch.set_num_threads(1)
@@ -23,6 +24,7 @@ def pytest_sessionstart(session):
         from lftf_interp.models.loading import load_tokenizer
 
         load_tokenizer("smollm2-135m")
+
 
 if (
     EXTERNAL.is_dir()

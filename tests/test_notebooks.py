@@ -23,7 +23,8 @@ def _digest(folder: Path, pattern: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_and_draws_its_figures(path, tmp_path, monkeypatch):
-    monkeypatch.setenv("LFTF_QUICK", "1")  # the kernel inherits it: shorter fine-tunes, same cells and figures
+    # the kernel inherits it: shorter fine-tunes, the same cells and figures
+    monkeypatch.setenv("LFTF_QUICK", "1")
     figures, notebooks = _digest(ROOT / "figures", "*.png"), _digest(path.parent, "*.ipynb")
     out = execute(
         path, tmp_path / "nb", figures=tmp_path / "fig"

@@ -154,7 +154,8 @@ def test_mass_anchor_holds_the_mass():
     base = h_free.val_mass.iloc[0]
     assert abs(h_anch.val_mass.iloc[-1] / base - 1) < abs(h_free.val_mass.iloc[-1] / base - 1)
     assert (
-        "loss_mass" in tune(tiny_model(2, seed=8), TuneConfig(**{**cfg, "steps": 2, "mass_weight": 1.0})).history
+        "loss_mass"
+        in tune(tiny_model(2, seed=8), TuneConfig(**{**cfg, "steps": 2, "mass_weight": 1.0})).history
     )
 
 
