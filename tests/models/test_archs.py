@@ -92,7 +92,8 @@ def test_incremental_decoding_and_sliding_window(case):
     with torch.no_grad():
         kvs = [s.kv for s in runner.walk(x[:, :-3], parts=True)]
         tail, _ = runner.walk_to_end(x[:, -3:], past_kv=kvs)
-        torch.testing.assert_close(tail, runner.run(x)[:, -3:], atol=1e-5, rtol=1e-5)
+        # float32 sums in another order (cached keys, thread count): agreement to 1e-4 of values of order 1
+        torch.testing.assert_close(tail, runner.run(x)[:, -3:], atol=1e-4, rtol=1e-4)
     if name == "gemma3":  # window 4 on a 10-token prompt: the sliding layers must not see further back
         assert runner.window[:3] == [4, None, 4] and ids.shape[1] > 4
 
