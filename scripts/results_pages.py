@@ -95,11 +95,27 @@ def validity_page() -> str:
         ],
     )
     mech = _json(d / "mechanism" / "mechanism.json")
-    mech_rows = [
-        [f"`{k}`", json.dumps(v) if isinstance(v, dict | list) else v]
-        for k, v in mech.items()
-        if k != "config" and not isinstance(v, dict | list) or k.endswith("share_of_change")
-    ]
+    kinds = sorted({k.split("@")[0] for k in mech["returned_top"]})
+    returned = []
+    for kind in kinds:
+        for key in (k for k in mech["returned_top"] if k.split("@")[0] == kind):
+            returned.append(
+                [
+                    kind,
+                    key.split("@")[1],
+                    *(
+                        f"{mech[o].get(key, float('nan')):.3f}"
+                        for o in ("returned_top", "returned_top_dla", "returned_random")
+                    ),
+                ]
+            )
+    mech_t = (
+        f"Block {mech['block']}: AFGB {mech['base']['afgb']:.3f} before, {mech['tuned']['afgb']:.3f} after. Share of "
+        "the removed bias that returns ((AFGB restored − AFGB tuned) / (AFGB base − AFGB tuned)) when the top-k "
+        "units by weight change, by direct-logit attribution, or k random units (mean of the draws) go back "
+        "to the base weights:\n\n"
+        + _table(["unit kind", "k", "top by weight change", "top by attribution", "random"], returned)
+    )
     sweep = _rows(d / "block_sweep" / "rows.jsonl")
     cols = [c for c in ("afgb", "math_acc", "gendered_acc", "winobias_pro", "kl") if c in sweep[0]]
     sweep_t = _table(["block", *cols], [[r["block"], *(f"{r[c]:.3f}" for c in cols)] for r in sweep])
@@ -113,7 +129,7 @@ def validity_page() -> str:
         ),
         ("The base model and LFTF, probe by probe (`lftf validity`)", probes),
         ("Hints never seen in training (`lftf holdout`)", holdout),
-        ("Inside the tuned block (`lftf mechanism`)", _table(["quantity", "value"], mech_rows)),
+        ("Inside the tuned block (`lftf mechanism`)", mech_t),
         ("One block at a time, with the probes (`lftf sweep --probes ...`)", sweep_t),
     )
 
