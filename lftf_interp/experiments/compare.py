@@ -372,7 +372,12 @@ class SweepConfig:
     def __post_init__(self) -> None:
         self.probes = tuple(self.probes)
         parse_blocks(self.blocks, None)  # the form, before any model loads
-        TuneConfig.from_dict({**BUDGET, **self.budget})
+        TuneConfig.from_dict(self.tune_budget)
+
+    @property
+    def tune_budget(self) -> dict:
+        """The shared budget with this sweep's overrides: what every block trains with."""
+        return {**BUDGET, **self.budget}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -389,7 +394,7 @@ def block_sweep(
     cost (KL to the base, perplexity change) and ``cfg.probes``. Together with BMI (``locate.compute_bmi``)
     this answers "does BMI predict the best block?" (notebook 04)."""
     cfg = cfg or SweepConfig()
-    budget, seed, axis, split, probes = dict(BUDGET, **cfg.budget), cfg.seed, cfg.axis, cfg.split, cfg.probes
+    budget, seed, axis, split, probes = cfg.tune_budget, cfg.seed, cfg.axis, cfg.split, cfg.probes
     retain = retain or RetainConfig(tasks={}, asdiv=0, n_windows=4, window=128)
     base = load()
     ref = compute_reference(base, retain)

@@ -335,7 +335,7 @@ def sweep_to(
     base model's values of the validity probes, also measured per block). Returns every row on disk."""
     cfg = cfg or SweepConfig()
     blocks, seed, axis, probes = cfg.blocks, cfg.seed, cfg.axis, cfg.probes
-    budget = {**BUDGET, **cfg.budget}
+    budget = cfg.tune_budget
     steps = budget["steps"]
     if axis != "gender":
         load_axis(axis)
