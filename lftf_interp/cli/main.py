@@ -19,6 +19,7 @@ from lftf_interp.cli.base import MODEL, app, command, console, option, progress_
 from lftf_interp.errors import LftfError
 from lftf_interp.experiments import pipeline
 from lftf_interp.experiments.compare import BUDGET, CompareConfig, SweepConfig, retain_config
+from lftf_interp.experiments.jobs import ExecutorConfig
 from lftf_interp.options import ints, items
 from lftf_interp.plots import report
 from lftf_interp.tune.train import TuneConfig
@@ -332,6 +333,12 @@ def compare(
         help="Gender: also every probe beyond the template per row (`lftf validity`; "
         "long context at 0 and 1,024 tokens).",
     ),
+    executor: str = option(ExecutorConfig, "kind", "--executor"),
+    max_jobs: int = option(ExecutorConfig, "max_jobs"),
+    cpus_per_job: int = option(ExecutorConfig, "cpus"),
+    gpus_per_job: int = option(ExecutorConfig, "gpus"),
+    partition: str = option(ExecutorConfig, "partition"),
+    time_min: int = option(ExecutorConfig, "time_min"),
 ) -> None:
     """LFTF vs baselines (FPFT, LoRA, other blocks, top-k, prompt): AFGB, UB, mass, KL, perplexity, MC accuracy,
     trainable parameters, wall time. Resumable: rows already in OUT/rows.jsonl are not rerun."""
@@ -352,7 +359,8 @@ def compare(
         axis=axis,
         validity=pipeline.COMPARE_VALIDITY if validity else None,
     )
-    console.print(pipeline.compare_to(model, out, cfg, want, reference, on_row=show))
+    ex = ExecutorConfig(executor, max_jobs, cpus_per_job, gpus_per_job, partition, time_min)
+    console.print(pipeline.compare_to(model, out, cfg, want, reference, on_row=show, executor=ex))
 
 
 @command
@@ -409,6 +417,12 @@ def sweep(
     probes: str = typer.Option(
         "", help="Validity probes per block too, e.g. math,gendered,winobias (gender only)."
     ),
+    executor: str = option(ExecutorConfig, "kind", "--executor"),
+    max_jobs: int = option(ExecutorConfig, "max_jobs"),
+    cpus_per_job: int = option(ExecutorConfig, "cpus"),
+    gpus_per_job: int = option(ExecutorConfig, "gpus"),
+    partition: str = option(ExecutorConfig, "partition"),
+    time_min: int = option(ExecutorConfig, "time_min"),
 ) -> None:
     """Fine-tune each block alone with the same budget and record debiasing vs capability cost, next to its BMI."""
 
@@ -425,7 +439,8 @@ def sweep(
         axis=axis,
         probes=items(probes),
     )
-    rows = pipeline.sweep_to(model, out, cfg, on_row=show)
+    ex = ExecutorConfig(executor, max_jobs, cpus_per_job, gpus_per_job, partition, time_min)
+    rows = pipeline.sweep_to(model, out, cfg, on_row=show, executor=ex)
     console.print(f"{len(rows)} blocks in {out / 'rows.jsonl'}")
 
 

@@ -23,6 +23,7 @@ from lftf_interp.locate import choose_blocks, rank_for_tuning
 from lftf_interp.locate.choose import AUTO
 from lftf_interp.metrics.groups import evaluate_axis
 from lftf_interp.metrics.pronoun import EvalConfig, evaluate
+from lftf_interp.models.prefix import reuse_prefix
 from lftf_interp.options import items
 from lftf_interp.probes import ValidityConfig, validity_report
 from lftf_interp.retain import (
@@ -165,6 +166,7 @@ class CompareConfig:
             self.validity = ValidityConfig.from_dict(self.validity)
         if not self.seeds:
             raise ConfigError("seeds is empty: give at least one seed.")
+        TuneConfig.from_dict(self.budget)  # the shared budget, checked before any model loads
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -308,25 +310,27 @@ def run_method(
     instruction = spec.instruction
     if instruction is not None and cfg.axis != "gender":
         instruction = axis_instruction(load_axis(cfg.axis).name)
-    row.update(score_on(model, cfg.axis, cfg.split, instruction, cfg.n_boot, seed))
-    if (
-        cfg.validity is not None and cfg.axis == "gender" and instruction is None
-    ):  # (the probes carry no instruction)
-        row.update(validity_report(model, cfg.validity)[0])
-    if ref is not None:
-        if spec.tune is None:  # weights untouched: retention is the base model's by construction
-            row.update(
-                kl=0.0,
-                ppl_change_pct=0.0,
-                mc_acc_change=0.0,
-                mc_acc_norm_change=0.0,
-                asdiv_change=0.0,
-                mc_acc=float(ref.base["mc"]["acc"].mean() * 100),
-            )
-        else:
+    with reuse_prefix(model, start or 0):  # blocks before the first tuned one are the base model's
+        row.update(score_on(model, cfg.axis, cfg.split, instruction, cfg.n_boot, seed))
+        if (
+            cfg.validity is not None and cfg.axis == "gender" and instruction is None
+        ):  # (the probes carry no instruction)
+            row.update(validity_report(model, cfg.validity)[0])
+        if ref is not None and spec.tune is not None:
             table = compare_retention(ref, compute_retention(model, ref, start=start))
             row.update(_retention_summary(table))
             row["retention_table"] = table.to_dict(orient="records")
+    if (
+        ref is not None and spec.tune is None
+    ):  # weights untouched: retention is the base model's by construction
+        row.update(
+            kl=0.0,
+            ppl_change_pct=0.0,
+            mc_acc_change=0.0,
+            mc_acc_norm_change=0.0,
+            asdiv_change=0.0,
+            mc_acc=float(ref.base["mc"]["acc"].mean() * 100),
+        )
     row["wall_s"] = time.perf_counter() - t0
     return row, model
 
@@ -404,7 +408,12 @@ def block_sweep(
         model = load()
         t0 = time.perf_counter()
         res = tune(model, TuneConfig(**{**budget, "block": int(b), "seed": seed, "axis": axis}))
-        metrics = score_on(model, axis, split, n_boot=200, seed=seed)
+        with reuse_prefix(model, int(b)):
+            metrics = score_on(model, axis, split, n_boot=200, seed=seed)
+            if probes:
+                probed = validity_report(model, ValidityConfig(probes=tuple(probes), n_boot=200, seed=seed))[
+                    0
+                ]
         table = compare_retention(ref, compute_retention(model, ref))
         row = {
             "block": int(b),
@@ -415,7 +424,7 @@ def block_sweep(
             "best_step": res.best_step,
         }
         if probes:
-            row.update(validity_report(model, ValidityConfig(probes=tuple(probes), n_boot=200, seed=seed))[0])
+            row.update(probed)
         row["wall_s"] = time.perf_counter() - t0
         rows.append(row)
         if on_row:

@@ -24,15 +24,15 @@ from lftf_interp.experiments.compare import (
     CompareConfig,
     SweepConfig,
     aggregate,
-    block_sweep,
     default_methods,
     markdown_table,
     parse_blocks,
     retain_config,
-    run_compare,
     validity_table,
 )
 from lftf_interp.experiments.exports import check_out, export_dir, export_to
+from lftf_interp.experiments.grid import cache_of, compare_row, sweep_row
+from lftf_interp.experiments.jobs import ExecutorConfig, RowJob, run_rows
 from lftf_interp.experiments.rundir import announce_total, describe_run, read_rows, recorder, write_json
 from lftf_interp.locate import compute_bmi, rank_for_tuning
 from lftf_interp.locate.choose import AUTO
@@ -46,12 +46,12 @@ from lftf_interp.retain import (
     compare_retention,
     compute_reference,
     compute_retention,
-    load_reference,
     retention_summary,
     save_reference,
 )
 from lftf_interp.tune import TuneConfig, TuneResult, save_delta, tune
 from lftf_interp.tune.checkpoint import check_resume
+from lftf_interp.tune.parallel import is_main
 
 Progress = Callable[[int, dict], None]
 
@@ -224,6 +224,8 @@ def finetune_to(
     before, bias_before = _evaluate_on(bridge, axis)
     res = tune(bridge, tcfg, out_dir=out, resume=resume, progress=progress)
     after, bias_after = _evaluate_on(bridge, axis)
+    if not is_main():  # data-parallel: the first process writes
+        return FinetuneRun(before, after, res, choice, bias_before, bias_after)
     out.mkdir(parents=True, exist_ok=True)
     meta = {
         "loss": tcfg.loss,
@@ -257,11 +259,14 @@ def compare_to(
     methods: Sequence[str] | None = None,
     reference: Path | None = None,
     on_row: Callable[[dict], None] | None = None,
+    executor: ExecutorConfig | None = None,
 ) -> str:
     """Every method × seed → OUT/rows.jsonl (one line per finished run), OUT/config.json, OUT/summary.csv,
     OUT/table.md and (gender, ``validity`` not None: the probes beyond the template per row) OUT/validity.md. Resumable: rows already in OUT/rows.jsonl are not rerun; a later run with a subset of
     ``methods`` keeps the specs of the methods already on disk. ``reference``: a saved retention reference of
-    the base model, read if present, else computed and written there. Returns the markdown table."""
+    the base model, read if present, else computed and written there (default OUT/.cache/reference).
+    ``executor``: where the rows run (default: one after another in this process; see
+    :mod:`lftf_interp.experiments.jobs`). Returns the markdown table."""
     cfg = replace(
         cfg or CompareConfig(validity=COMPARE_VALIDITY), model=model
     )  # checked before the model loads
@@ -281,22 +286,30 @@ def compare_to(
     known = json.loads(config_path.read_text()).get("methods", []) if config_path.is_file() else []
     merged = {m["name"]: m for m in known} | {s.name: s.to_dict() for s in specs}
     write_json(config_path, {**cfg.to_dict(), "methods": list(merged.values()), **run_meta(model=model)})
-    ref = None
-    if reference is not None:
-        if (reference / "reference.json").is_file():
-            ref = load_reference(reference, rcfg)
-        else:
-            ref = compute_reference(load_model(model), rcfg)
-            save_reference(ref, reference)
-
-    run_compare(
-        specs,
-        cfg,
-        load=lambda: load_model(model),
-        ref=ref,
-        on_row=recorder(rows_path, on_row),
-        skip=lambda n, s: (n, s) in done,
-    )
+    ref_dir = reference or cache_of(out) / "reference"  # computed once, read by every row and job
+    if not (ref_dir / "reference.json").is_file():
+        save_reference(compute_reference(load_model(model), rcfg), ref_dir)
+    todo = [
+        (s.name, seed)
+        for s in specs
+        for seed in (cfg.seeds[: s.n_seeds] if s.tune is not None else cfg.seeds[:1])
+        if (s.name, seed) not in done
+    ]
+    jobs = [
+        RowJob(
+            f"{n}-s{seed}",
+            compare_row,
+            dict(model=model, out=str(out), method=n, seed=seed, reference=str(ref_dir)),
+        )
+        for n, seed in todo
+    ]
+    failures = run_rows(jobs, out / "jobs", executor or ExecutorConfig(), recorder(rows_path, on_row))
+    if failures:
+        write_compare_summary(out)
+        raise LftfError(
+            f"{len(failures)} row(s) failed; the others are in {rows_path}; rerun to retry them:\n"
+            + "\n".join(failures)
+        )
     return write_compare_summary(out)
 
 
@@ -328,7 +341,11 @@ def write_compare_summary(out: Path) -> str:
 
 
 def sweep_to(
-    model: str, out: Path, cfg: SweepConfig | None = None, on_row: Callable[[dict], None] | None = None
+    model: str,
+    out: Path,
+    cfg: SweepConfig | None = None,
+    on_row: Callable[[dict], None] | None = None,
+    executor: ExecutorConfig | None = None,
 ) -> pd.DataFrame:
     """Fine-tune each block of ``cfg.blocks`` alone with the same budget → OUT/rows.jsonl (resumable: blocks
     already there are not rerun), OUT/bmi.csv (BMI on the axis's test prompts) and OUT/config.json (with the
@@ -359,12 +376,12 @@ def sweep_to(
     rows_path = out / "rows.jsonl"
     done = {r["block"] for r in read_rows(rows_path)}
 
-    block_sweep(
-        lambda: load_model(model),
-        [b for b in chosen if b not in done],
-        cfg,
-        on_row=recorder(rows_path, on_row),
-    )
+    jobs = [
+        RowJob(f"block-{b}", sweep_row, dict(model=model, out=str(out), block=b, cfg=cfg.to_dict()))
+        for b in chosen
+        if b not in done
+    ]
+    failures = run_rows(jobs, out / "jobs", executor or ExecutorConfig(), recorder(rows_path, on_row))
     write_json(
         out / "config.json",
         run_meta(
@@ -379,6 +396,8 @@ def sweep_to(
             base=base,
         ),
     )
+    if failures:
+        raise LftfError(f"{len(failures)} block(s) failed; rerun to retry them:\n" + "\n".join(failures))
     return pd.DataFrame(read_rows(rows_path))
 
 

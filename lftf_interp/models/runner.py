@@ -30,6 +30,7 @@ from torch import Tensor
 from transformers.activations import ACT2FN
 
 from lftf_interp.models.archs import ArchSpec, check_config, plain_named_parameters, submodule
+from lftf_interp.models.prefix import active_prefix
 
 
 def hf_of(model):
@@ -130,6 +131,7 @@ class Runner:
             for i in range(self.n_layers)
         ]
         self.embed_scale = self.d_model**0.5 if a.embed_scale else None
+        self.prefix = active_prefix(model)  # a reuse_prefix block's store: forwards start at its block
 
     # -- pieces -----------------------------------------------------------------------------------------
     def _w(self, name: str) -> Tensor | None:
@@ -307,9 +309,18 @@ class Runner:
         self, tokens: Int[Tensor, "batch pos"], lengths: Int[Tensor, " batch"] | None = None
     ) -> Float[Tensor, "batch d_vocab"]:
         """Logits at each row's last real token (right-padded batches; causal attention ignores the pads)."""
-        resid = self.run(self.embed(tokens))
+        resid = self.run_tokens(tokens, lengths)
         idx = (lengths - 1) if lengths is not None else torch.full((tokens.shape[0],), tokens.shape[1] - 1)
         return self.unembed(resid[torch.arange(tokens.shape[0]), idx.to(resid.device)])
+
+    def run_tokens(
+        self, tokens: Int[Tensor, "batch pos"], lengths: Int[Tensor, " batch"] | None = None
+    ) -> Float[Tensor, "batch pos d_model"]:
+        """The last block's output for right-padded token ids; inside :func:`~lftf_interp.models.prefix.reuse_prefix`
+        it starts at the store's block from the residuals stored there."""
+        if self.prefix is None:
+            return self.run(self.embed(tokens))
+        return self.run(self.prefix.resid(self, tokens, lengths), start=self.prefix.start)
 
     def logits(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_vocab"]:
         return self.unembed(self.run(self.embed(tokens)))

@@ -38,6 +38,15 @@ def batches(seqs: Sequence[Seq], budget: int):
         yield batch
 
 
+def padded(seqs: Sequence[Seq], idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded token ids of ``seqs[idx]`` and their lengths."""
+    lengths = torch.tensor([len(seqs[i].ids) for i in idx])
+    ids = torch.zeros(len(idx), int(lengths.max()), dtype=torch.long)
+    for r, i in enumerate(idx):
+        ids[r, : len(seqs[i].ids)] = torch.tensor(seqs[i].ids)
+    return ids, lengths
+
+
 @torch.no_grad()
 def hidden(runner: Runner, seqs: Sequence[Seq], idx: list[int], start: int = 0, cached=None):
     width = max(len(seqs[i].ids) for i in idx)
@@ -45,11 +54,10 @@ def hidden(runner: Runner, seqs: Sequence[Seq], idx: list[int], start: int = 0, 
         x = torch.zeros(len(idx), width, runner.d_model)
         for r, i in enumerate(idx):
             x[r, : cached[i].shape[0]] = cached[i]
+    elif start and runner.prefix is not None and runner.prefix.start == start:  # inside reuse_prefix
+        x = runner.prefix.resid(runner, *padded(seqs, idx))
     else:
-        ids = torch.zeros(len(idx), width, dtype=torch.long)
-        for r, i in enumerate(idx):
-            ids[r, : len(seqs[i].ids)] = torch.tensor(seqs[i].ids)
-        x = runner.embed(ids)
+        x = runner.embed(padded(seqs, idx)[0])
         if start:
             x = runner.run(x, stop=start)
     return x
@@ -65,8 +73,11 @@ def score(
     choice_lp: list[np.ndarray | None] = [None] * len(seqs)
     kl_logp: list[torch.Tensor | None] = [None] * len(seqs)
     for idx in batches(seqs, token_budget):
-        x = hidden(runner, seqs, idx, start, cached)
-        out = runner.run(x, start=start)
+        if cached is None and not start and runner.prefix is not None:  # inside reuse_prefix
+            ids, lengths = padded(seqs, idx)
+            out = runner.run_tokens(ids, lengths)
+        else:
+            out = runner.run(hidden(runner, seqs, idx, start, cached), start=start)
         for r, i in enumerate(idx):
             s = seqs[i]
             n = len(s.ids)
@@ -106,4 +117,4 @@ def greedy(runner: Runner, ids: list[int], n_new: int, stop=None) -> list[int]:
     return out
 
 
-__all__ = ["Seq", "batches", "greedy", "hidden", "score"]
+__all__ = ["Seq", "batches", "greedy", "hidden", "padded", "score"]

@@ -13,44 +13,25 @@ All three expose the same small interface (``params``, ``cache``, ``last_logits`
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
+from lftf_interp.models.prefix import store_for
 from lftf_interp.models.runner import Runner, block_param_names, canonical_state_dict
 from lftf_interp.models.tokens import encode_batch
-from lftf_interp.store import tensor_bytes
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-_MEMO: dict[
-    tuple, torch.Tensor
-] = {}  # (weights before the block, block, prompts) -> residual entering the block
-_MEMO_MAX = 8
-
-
-def _prefix_key(runner: Runner, start: int, prompts: Sequence[str], suffix: Sequence[int] = ()) -> tuple:
-    """Identifies the residual entering ``start``: a hash of the embedding and blocks 0..start-1 and the prompts."""
-    h = hashlib.sha256()
-    layers = runner.arch.layers + "."
-    for name, p in runner.p.items():
-        layer = name.removeprefix(layers).split(".")[0] if name.startswith(layers) else None
-        if name == f"{runner.arch.embed}.weight" or (layer is not None and int(layer) < start):
-            h.update(name.encode())
-            h.update(tensor_bytes(p))
-    h.update("\x00".join(prompts).encode())
-    return (start, h.hexdigest(), tuple(suffix))
 
 
 class BlockInputCache:
     """Right-padded token ids → the residual stream entering block ``start`` (no grad), computed once.
     With ``start=None`` it keeps the token ids themselves (for scopes that train the embeddings).
 
-    The residual is also kept in a small process-wide memo keyed by a hash of the weights before ``start``
-    and the prompts, so several fine-tunes of fresh copies of one base model (``lftf compare``, seeds) reuse
-    it; a model whose earlier blocks differ hashes differently and is recomputed."""
+    The residuals come from the process's :class:`~lftf_interp.models.prefix.PrefixStore` for the weights before
+    ``start`` (on disk under ``persist_prefixes``), so fine-tunes of fresh copies of one base model (``lftf
+    compare`` rows, seeds, jobs) compute them once; a model whose earlier blocks differ gets another store."""
 
     def __init__(
         self,
@@ -66,19 +47,16 @@ class BlockInputCache:
         if start is None:
             self.x = ids
             return
-        key = _prefix_key(runner, start, prompts, suffix)
-        if key not in _MEMO:
-            with torch.no_grad():
-                x = torch.cat(
-                    [
-                        runner.run(runner.embed(ids[s : s + chunk]), stop=start)
-                        for s in range(0, len(ids), chunk)
-                    ]
-                )
-            if len(_MEMO) >= _MEMO_MAX:
-                _MEMO.pop(next(iter(_MEMO)))
-            _MEMO[key] = x
-        self.x = _MEMO[key]
+        store = store_for(runner, start)
+        order = torch.argsort(self.lengths, stable=True)  # similar lengths together: little padding
+        parts = []
+        for s in range(0, len(ids), chunk):
+            rows = order[s : s + chunk]
+            width = int(self.lengths[rows].max())
+            parts.append((rows, store.resid(runner, ids[rows, :width], self.lengths[rows])))
+        self.x = parts[0][1].new_zeros(len(ids), ids.shape[1], runner.d_model)
+        for rows, r in parts:
+            self.x[rows, : r.shape[1]] = r
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -194,9 +172,20 @@ class LoraScope(BlockScope):
         mask = (torch.arange(x.shape[1])[None] < lengths[:, None]).long()
         return self.peft(input_ids=x, attention_mask=mask).logits
 
+    def _logits_at(self, x: torch.Tensor, lengths: torch.Tensor, rows, pos) -> torch.Tensor:
+        """Logits at (rows[i], pos[i]) only: the decoder body, then the unembedding of those positions."""
+        hf: Any = self.peft.get_base_model()
+        mask = (torch.arange(x.shape[1])[None] < lengths[:, None]).long()
+        body, head = hf.get_decoder(), hf.get_output_embeddings()
+        h = body(input_ids=x, attention_mask=mask).last_hidden_state
+        logits = head(h[rows, pos])
+        if cap := getattr(hf.config, "final_logit_softcapping", None):
+            logits = torch.tanh(logits / cap) * cap
+        return logits
+
     def last_logits(self, cache: BlockInputCache, idx) -> torch.Tensor:
         x, lengths = cache.batch(idx)
-        return self._logits(x, lengths)[torch.arange(len(lengths)), lengths - 1]
+        return self._logits_at(x, lengths, torch.arange(len(lengths)), lengths - 1)
 
     def all_logits(self, cache: BlockInputCache) -> torch.Tensor:
         x, lengths = cache.batch(torch.arange(len(cache)))
@@ -205,7 +194,7 @@ class LoraScope(BlockScope):
 
     def logits_at(self, cache: BlockInputCache, idx, rows: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         x, lengths = cache.batch(idx)
-        return self._logits(x, lengths)[rows, pos]
+        return self._logits_at(x, lengths, rows, pos)
 
     def finish(self) -> None:
         """Merge the adapters and copy the merged weights into the bridge (in place)."""

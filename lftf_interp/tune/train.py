@@ -29,6 +29,7 @@ from lftf_interp.data.datasets import sample_rows
 from lftf_interp.errors import ConfigError, Interrupted, LftfError
 from lftf_interp.metrics.groups import bias_per_prompt, hint_per_prompt
 from lftf_interp.metrics.wordprobs import word_ids
+from lftf_interp.tune import parallel
 from lftf_interp.tune.beyond import BeyondTemplate
 from lftf_interp.tune.checkpoint import TrainingError, check_resume, load_checkpoint, save_checkpoint
 from lftf_interp.tune.delta import block_fingerprint
@@ -245,7 +246,7 @@ class Objective:
 
     def __call__(self, step: int) -> tuple[torch.Tensor, dict]:
         cfg = self.cfg
-        idx = _batch_indices(self.n_train, cfg.batch_size, cfg.seed, step)
+        idx = parallel.shard(_batch_indices(self.n_train, cfg.batch_size, cfg.seed, step))
         logits = self.reader.log_masses(
             self.train, idx
         )  # logits, or the groups' log-probabilities (multi-token words)
@@ -257,7 +258,9 @@ class Objective:
             parts["loss_mass"] = lmass.item()
         if self.hint is not None:
             assert self.hint_labels is not None
-            hidx = _batch_indices(len(self.hint_labels), cfg.batch_size, cfg.seed + 7919, step)
+            hidx = parallel.shard(
+                _batch_indices(len(self.hint_labels), cfg.batch_size, cfg.seed + 7919, step)
+            )
             lh = hint_loss(self.reader.log_masses(self.hint, hidx), self.groups, self.hint_labels[hidx])
             loss = loss + cfg.hint_weight * lh
             parts["loss_hint"] = lh.item()
@@ -330,6 +333,8 @@ def tune(
             "method 'block' needs block=<index> (or a list); lftf_interp.locate.choose_blocks picks one."
         )
     axis = load_axis(cfg.axis)
+    parallel.join()
+    parallel.check_batch(cfg.batch_size)
     torch.manual_seed(cfg.seed)
     blocks = cfg.blocks if cfg.method == "block" else list(range(model.cfg.n_layers))
     if bad := [b for b in blocks if not 0 <= b < model.cfg.n_layers]:
@@ -385,8 +390,9 @@ def tune(
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            parallel.average_grads(params.values())
             opt.step()
-            row = {"step": step, "loss": loss.item(), **parts}
+            row = {"step": step, "loss": parallel.mean(loss.item()), **parts}
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 row.update(validate(step))
                 if best["val"] is None or row["val_afgb"] < best["val"]["val_afgb"]:
@@ -401,7 +407,7 @@ def tune(
             history.append(row)
             if progress:
                 progress(step, row)
-            if ckpt and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+            if ckpt and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and parallel.is_main():
                 save_checkpoint(ckpt, step, params, opt, history, best, cfg.to_dict(), bad_evals)
                 saved_step = step
             if cfg.patience is not None and bad_evals > cfg.patience:

@@ -1,0 +1,45 @@
+"""One row of a grid, as a job runs it: everything it needs is read from the grid's folder (its config, the
+saved retention reference), so the row is the same in this process, in another one or on another machine."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+from lftf_interp.experiments.compare import (
+    CompareConfig,
+    MethodSpec,
+    SweepConfig,
+    block_sweep,
+    run_method,
+)
+from lftf_interp.models.loading import load_model
+from lftf_interp.models.prefix import persist_prefixes
+from lftf_interp.retain import load_reference
+
+
+def cache_of(out: str | Path) -> Path:
+    """The grid's shared cache: the retention reference and the prefix stores (not results: never committed)."""
+    return Path(out) / ".cache"
+
+
+def compare_row(model: str, out: str, method: str, seed: int, reference: str) -> dict:
+    """Row (``method``, ``seed``) of the compare grid in OUT (its config.json says the rest)."""
+    saved = json.loads((Path(out) / "config.json").read_text())
+    cfg = CompareConfig.from_dict({f.name: saved[f.name] for f in fields(CompareConfig) if f.name in saved})
+    spec = MethodSpec.from_dict(next(m for m in saved["methods"] if m["name"] == method))
+    ref = load_reference(Path(reference), cfg.retain)
+    with persist_prefixes(cache_of(out) / "prefix"):
+        row, _ = run_method(spec, lambda: load_model(model), ref, cfg, seed)
+    return row
+
+
+def sweep_row(model: str, out: str, block: int, cfg: dict) -> dict:
+    """Block ``block`` of the sweep in OUT, tuned alone with ``cfg`` (a :class:`SweepConfig` as a dict)."""
+    with persist_prefixes(cache_of(out) / "prefix"):
+        rows = block_sweep(lambda: load_model(model), [block], SweepConfig(**cfg))
+    return rows.iloc[0].to_dict()
+
+
+__all__ = ["cache_of", "compare_row", "sweep_row"]
