@@ -23,7 +23,7 @@ from lftf_interp.locate import choose_blocks, rank_for_tuning
 from lftf_interp.locate.choose import AUTO
 from lftf_interp.metrics.groups import evaluate_axis
 from lftf_interp.metrics.pronoun import EvalConfig, evaluate
-from lftf_interp.models.prefix import reuse_prefix
+from lftf_interp.models.runner import reuse_prefix
 from lftf_interp.options import items
 from lftf_interp.probes import ValidityConfig, validity_report
 from lftf_interp.retain import (

@@ -5,7 +5,7 @@ the base model's up to that block. A :class:`PrefixStore` keeps, per token seque
 block ``start`` (``[len, d_model]``), keyed by a hash of the embedding and blocks ``0..start-1``, the forward
 code and the model config: a model whose earlier weights differ gets another store, never these residuals.
 
-* :func:`reuse_prefix` makes every :class:`~lftf_interp.models.runner.Runner` built on a model start its
+* :func:`~lftf_interp.models.runner.reuse_prefix` makes every :class:`~lftf_interp.models.runner.Runner` built on a model start its
   forwards there (``Runner.run_tokens``: the probes, the bias scores, the retention probe), so probing a
   block-24 fine-tune of a 30-block model runs 6 blocks per text, not 30.
 * :class:`~lftf_interp.tune.scopes.BlockInputCache` reads the training prompts' residuals from the same store,
@@ -32,7 +32,6 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from lftf_interp.errors import LftfError
 from lftf_interp.store import sha256_file, tensor_bytes, write_atomic
 
 log = logging.getLogger(__name__)
@@ -72,7 +71,7 @@ def weights_key(runner, start: int) -> str:
     return h.hexdigest()
 
 
-def _versions(runner, start: int) -> tuple[int, ...]:
+def versions(runner, start: int) -> tuple[int, ...]:
     return tuple(p._version for _, p in prefix_params(runner, start))
 
 
@@ -165,35 +164,11 @@ def store_for(runner, start: int) -> PrefixStore:
 
 
 def active_prefix(model) -> PrefixStore | None:
-    """The store a :func:`reuse_prefix` block set for ``model`` (None outside one)."""
+    """The store a ``reuse_prefix`` block set for ``model`` (None outside one)."""
     try:
         return _ACTIVE.get(model)
     except TypeError:  # not weak-referenceable: never registered
         return None
-
-
-@contextmanager
-def reuse_prefix(model, start: int) -> Iterator[PrefixStore | None]:
-    """Within the block, every Runner on ``model`` starts its forwards at block ``start`` from stored
-    residuals (``start`` 0: a plain forward). Refuses to go on if the weights before ``start`` change inside."""
-    from lftf_interp.models.runner import Runner
-
-    if start <= 0:
-        yield None
-        return
-    runner = Runner(model)
-    store, before = store_for(runner, start), _versions(runner, start)
-    _ACTIVE[model] = store
-    try:
-        yield store
-    finally:
-        _ACTIVE.pop(model, None)
-        store.save()
-    if _versions(runner, start) != before:
-        raise LftfError(
-            f"The weights before block {start} changed inside reuse_prefix: its residuals no longer apply. "
-            "Train outside the block."
-        )
 
 
 @contextmanager
@@ -215,11 +190,20 @@ def clear_prefixes() -> None:
 
 __all__ = [
     "PrefixStore",
+    "activate",
+    "versions",
     "active_prefix",
     "clear_prefixes",
     "persist_prefixes",
     "prefix_params",
-    "reuse_prefix",
     "store_for",
     "weights_key",
 ]
+
+
+def activate(model, store: PrefixStore | None) -> None:
+    """Register (``store``) or drop (None) the store every Runner on ``model`` starts from."""
+    if store is None:
+        _ACTIVE.pop(model, None)
+    else:
+        _ACTIVE[model] = store

@@ -21,6 +21,7 @@ live and the residual stream moves with it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
@@ -29,8 +30,9 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformers.activations import ACT2FN
 
+from lftf_interp.errors import LftfError
 from lftf_interp.models.archs import ArchSpec, check_config, plain_named_parameters, submodule
-from lftf_interp.models.prefix import active_prefix
+from lftf_interp.models.prefix import PrefixStore, activate, active_prefix, store_for, versions
 
 
 def hf_of(model):
@@ -324,3 +326,26 @@ class Runner:
 
     def logits(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_vocab"]:
         return self.unembed(self.run(self.embed(tokens)))
+
+
+@contextmanager
+def reuse_prefix(model, start: int) -> Iterator[PrefixStore | None]:
+    """Within the block, every Runner on ``model`` starts its forwards at block ``start`` from stored
+    residuals (:mod:`lftf_interp.models.prefix`; ``start`` 0: a plain forward). Refuses to go on if the weights
+    before ``start`` change inside."""
+    if start <= 0:
+        yield None
+        return
+    runner = Runner(model)
+    store, before = store_for(runner, start), versions(runner, start)
+    activate(model, store)
+    try:
+        yield store
+    finally:
+        activate(model, None)
+        store.save()
+    if versions(runner, start) != before:
+        raise LftfError(
+            f"The weights before block {start} changed inside reuse_prefix: its residuals no longer apply. "
+            "Train outside the block."
+        )

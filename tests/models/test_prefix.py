@@ -8,8 +8,8 @@ from helpers import flip
 from lftf_interp.errors import LftfError
 from lftf_interp.metrics.pronoun import pronoun_probs
 from lftf_interp.models.loading import tiny_model
-from lftf_interp.models.prefix import clear_prefixes, persist_prefixes, reuse_prefix, store_for
-from lftf_interp.models.runner import Runner, canonical_state_dict
+from lftf_interp.models.prefix import clear_prefixes, persist_prefixes, store_for
+from lftf_interp.models.runner import Runner, canonical_state_dict, reuse_prefix
 from lftf_interp.retain.scoring import Seq, score
 
 PROMPTS = [

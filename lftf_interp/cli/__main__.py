@@ -1,0 +1,5 @@
+"""``python -m lftf_interp.cli`` (and ``torchrun -m lftf_interp.cli``): the lftf command."""
+
+from lftf_interp.cli import main
+
+main()
