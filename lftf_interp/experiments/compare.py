@@ -335,6 +335,11 @@ def run_method(
     return row, model
 
 
+def seeds_of(spec: MethodSpec, seeds: Sequence[int]) -> Sequence[int]:
+    """The seeds a method runs on: its first ``n_seeds`` of ``seeds`` (an untrained method: the first only)."""
+    return seeds[: spec.n_seeds] if spec.tune is not None else seeds[:1]
+
+
 def run_compare(
     methods: Sequence[MethodSpec],
     cfg: CompareConfig,
@@ -351,8 +356,7 @@ def run_compare(
         ref = compute_reference(load(), cfg.retain, cache_at=fixed_blocks(methods))
     rows = []
     for spec in methods:
-        seeds = cfg.seeds[: spec.n_seeds] if spec.tune is not None else cfg.seeds[:1]
-        for seed in seeds:
+        for seed in seeds_of(spec, cfg.seeds):
             if skip and skip(spec.name, seed):
                 continue
             row, _ = run_method(spec, load, ref, cfg, seed)
@@ -360,6 +364,11 @@ def run_compare(
             if on_row:
                 on_row(row)
     return pd.DataFrame(rows)
+
+
+SWEEP_RETAIN = RetainConfig(
+    tasks={}, asdiv=0, n_windows=4, window=128
+)  # a sweep's capability cost: KL, perplexity
 
 
 @dataclass
@@ -393,16 +402,14 @@ def block_sweep(
     cfg: SweepConfig | None = None,
     retain: RetainConfig | None = None,
     on_row: Callable[[dict], None] | None = None,
+    ref: RetentionReference | None = None,
 ) -> pd.DataFrame:
     """Fine-tune each of ``blocks`` alone with ``cfg``'s budget; per block: AFGB, UB, mass after, the capability
     cost (KL to the base, perplexity change) and ``cfg.probes``. Together with BMI (``locate.compute_bmi``)
     this answers "does BMI predict the best block?" (notebook 04)."""
     cfg = cfg or SweepConfig()
     budget, seed, axis, split, probes = cfg.tune_budget, cfg.seed, cfg.axis, cfg.split, cfg.probes
-    retain = retain or RetainConfig(tasks={}, asdiv=0, n_windows=4, window=128)
-    base = load()
-    ref = compute_reference(base, retain)
-    del base
+    ref = ref or compute_reference(load(), retain or SWEEP_RETAIN)
     rows = []
     for b in blocks:
         model = load()
@@ -484,4 +491,5 @@ __all__ = [
     "resolve_tune",
     "run_method",
     "score_on",
+    "seeds_of",
 ]

@@ -8,6 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from lftf_interp.experiments.compare import (
+    SWEEP_RETAIN,
     CompareConfig,
     MethodSpec,
     SweepConfig,
@@ -35,10 +36,11 @@ def compare_row(model: str, out: str, method: str, seed: int, reference: str) ->
     return row
 
 
-def sweep_row(model: str, out: str, block: int, cfg: dict) -> dict:
+def sweep_row(model: str, out: str, block: int, cfg: dict, reference: str) -> dict:
     """Block ``block`` of the sweep in OUT, tuned alone with ``cfg`` (a :class:`SweepConfig` as a dict)."""
+    ref = load_reference(Path(reference), SWEEP_RETAIN)
     with persist_prefixes(cache_of(out) / "prefix"):
-        rows = block_sweep(lambda: load_model(model), [block], SweepConfig(**cfg))
+        rows = block_sweep(lambda: load_model(model), [block], SweepConfig(**cfg), ref=ref)
     return rows.iloc[0].to_dict()
 
 

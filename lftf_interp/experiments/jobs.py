@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lftf_interp.errors import ConfigError
+from lftf_interp.errors import ConfigError, LftfError
 from lftf_interp.store import write_atomic, write_json
 
 EXECUTORS = ("inline", "local", "slurm")
@@ -152,4 +152,13 @@ def run_rows(
     return failures
 
 
-__all__ = ["EXECUTORS", "ExecutorConfig", "RowJob", "finished_row", "run_rows"]
+def raise_failures(failures: Sequence[str], rows_path: Path) -> None:
+    """One error listing the failed rows (after the others were recorded in ``rows_path``), if any failed."""
+    if failures:
+        raise LftfError(
+            f"{len(failures)} row(s) failed; the others are in {rows_path}; rerun to retry them:\n"
+            + "\n".join(failures)
+        )
+
+
+__all__ = ["EXECUTORS", "ExecutorConfig", "RowJob", "finished_row", "raise_failures", "run_rows"]

@@ -21,6 +21,7 @@ from lftf_interp.data import DATASET_VERSION, load_axis, load_dataset, read_json
 from lftf_interp.errors import LftfError
 from lftf_interp.experiments.compare import (
     BUDGET,
+    SWEEP_RETAIN,
     CompareConfig,
     SweepConfig,
     aggregate,
@@ -28,11 +29,12 @@ from lftf_interp.experiments.compare import (
     markdown_table,
     parse_blocks,
     retain_config,
+    seeds_of,
     validity_table,
 )
 from lftf_interp.experiments.exports import check_out, export_dir, export_to
 from lftf_interp.experiments.grid import cache_of, compare_row, sweep_row
-from lftf_interp.experiments.jobs import ExecutorConfig, RowJob, run_rows
+from lftf_interp.experiments.jobs import ExecutorConfig, RowJob, raise_failures, run_rows
 from lftf_interp.experiments.rundir import announce_total, describe_run, read_rows, recorder, write_json
 from lftf_interp.locate import compute_bmi, rank_for_tuning
 from lftf_interp.locate.choose import AUTO
@@ -289,12 +291,7 @@ def compare_to(
     ref_dir = reference or cache_of(out) / "reference"  # computed once, read by every row and job
     if not (ref_dir / "reference.json").is_file():
         save_reference(compute_reference(load_model(model), rcfg), ref_dir)
-    todo = [
-        (s.name, seed)
-        for s in specs
-        for seed in (cfg.seeds[: s.n_seeds] if s.tune is not None else cfg.seeds[:1])
-        if (s.name, seed) not in done
-    ]
+    todo = [(s.name, seed) for s in specs for seed in seeds_of(s, cfg.seeds) if (s.name, seed) not in done]
     jobs = [
         RowJob(
             f"{n}-s{seed}",
@@ -304,13 +301,9 @@ def compare_to(
         for n, seed in todo
     ]
     failures = run_rows(jobs, out / "jobs", executor or ExecutorConfig(), recorder(rows_path, on_row))
-    if failures:
-        write_compare_summary(out)
-        raise LftfError(
-            f"{len(failures)} row(s) failed; the others are in {rows_path}; rerun to retry them:\n"
-            + "\n".join(failures)
-        )
-    return write_compare_summary(out)
+    md = write_compare_summary(out)
+    raise_failures(failures, rows_path)
+    return md
 
 
 def write_compare_summary(out: Path) -> str:
@@ -376,8 +369,15 @@ def sweep_to(
     rows_path = out / "rows.jsonl"
     done = {r["block"] for r in read_rows(rows_path)}
 
+    ref_dir = cache_of(out) / "reference"  # the base model's, once for every block
+    if not (ref_dir / "reference.json").is_file():
+        save_reference(compute_reference(load_model(model), SWEEP_RETAIN), ref_dir)
     jobs = [
-        RowJob(f"block-{b}", sweep_row, dict(model=model, out=str(out), block=b, cfg=cfg.to_dict()))
+        RowJob(
+            f"block-{b}",
+            sweep_row,
+            dict(model=model, out=str(out), block=b, cfg=cfg.to_dict(), reference=str(ref_dir)),
+        )
         for b in chosen
         if b not in done
     ]
@@ -396,8 +396,7 @@ def sweep_to(
             base=base,
         ),
     )
-    if failures:
-        raise LftfError(f"{len(failures)} block(s) failed; rerun to retry them:\n" + "\n".join(failures))
+    raise_failures(failures, rows_path)
     return pd.DataFrame(read_rows(rows_path))
 
 

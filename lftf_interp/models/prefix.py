@@ -72,6 +72,7 @@ def weights_key(runner, start: int) -> str:
 
 
 def versions(runner, start: int) -> tuple[int, ...]:
+    """In-place update counters of the parameters before ``start`` (they move when those weights change)."""
     return tuple(p._version for _, p in prefix_params(runner, start))
 
 
@@ -82,9 +83,18 @@ class PrefixStore:
         self.key, self.start = key, start
         self.entries: dict[tuple[int, ...], torch.Tensor] = {}
         self.new = 0
-        self.path = folder / f"{key[:40]}-b{start}.safetensors" if folder else None
-        if self.path is not None and self.path.is_file():
+        self.path: Path | None = None
+        if folder is not None:
+            self.attach(folder)
+
+    def attach(self, folder: Path) -> None:
+        """Keep the store in ``folder``: what the file there holds joins the entries (which count as new)."""
+        self.path = folder / f"{self.key[:40]}-b{self.start}.safetensors"
+        mine, self.entries = self.entries, {}
+        if self.path.is_file():
             self._load()
+        self.entries.update(mine)
+        self.new = len(mine)
 
     def _load(self) -> None:
         assert self.path is not None
@@ -151,14 +161,8 @@ def store_for(runner, start: int) -> PrefixStore:
         _STORES[key] = PrefixStore(key[0], start, folder)
         while len(_STORES) > _MAX_STORES:
             _STORES.popitem(last=False)
-    elif folder is not None and _STORES[key].path is None:  # now persisted: merge what the disk holds
-        store = _STORES[key]
-        store.path = folder / f"{key[0][:40]}-b{start}.safetensors"
-        mine, store.entries = store.entries, {}
-        if store.path.is_file():
-            store._load()
-        store.entries.update(mine)
-        store.new = len(mine)
+    elif folder is not None and _STORES[key].path is None:  # made in memory, now persisted
+        _STORES[key].attach(folder)
     _STORES.move_to_end(key)
     return _STORES[key]
 
@@ -188,22 +192,22 @@ def clear_prefixes() -> None:
     _STORES.clear()
 
 
-__all__ = [
-    "PrefixStore",
-    "activate",
-    "versions",
-    "active_prefix",
-    "clear_prefixes",
-    "persist_prefixes",
-    "prefix_params",
-    "store_for",
-    "weights_key",
-]
-
-
 def activate(model, store: PrefixStore | None) -> None:
     """Register (``store``) or drop (None) the store every Runner on ``model`` starts from."""
     if store is None:
         _ACTIVE.pop(model, None)
     else:
         _ACTIVE[model] = store
+
+
+__all__ = [
+    "PrefixStore",
+    "activate",
+    "active_prefix",
+    "clear_prefixes",
+    "persist_prefixes",
+    "prefix_params",
+    "store_for",
+    "versions",
+    "weights_key",
+]

@@ -315,14 +315,21 @@ class Runner:
         idx = (lengths - 1) if lengths is not None else torch.full((tokens.shape[0],), tokens.shape[1] - 1)
         return self.unembed(resid[torch.arange(tokens.shape[0]), idx.to(resid.device)])
 
+    def enter(
+        self, tokens: Int[Tensor, "batch pos"], lengths: Int[Tensor, " batch"] | None = None
+    ) -> tuple[Float[Tensor, "batch pos d_model"], int]:
+        """Where a forward on right-padded ``tokens`` starts: (the embedding, block 0), or inside
+        :func:`reuse_prefix` (the stored residual entering its block, that block)."""
+        if self.prefix is None:
+            return self.embed(tokens), 0
+        return self.prefix.resid(self, tokens, lengths), self.prefix.start
+
     def run_tokens(
         self, tokens: Int[Tensor, "batch pos"], lengths: Int[Tensor, " batch"] | None = None
     ) -> Float[Tensor, "batch pos d_model"]:
-        """The last block's output for right-padded token ids; inside :func:`~lftf_interp.models.prefix.reuse_prefix`
-        it starts at the store's block from the residuals stored there."""
-        if self.prefix is None:
-            return self.run(self.embed(tokens))
-        return self.run(self.prefix.resid(self, tokens, lengths), start=self.prefix.start)
+        """The last block's output for right-padded token ids (from :meth:`enter`)."""
+        resid, start = self.enter(tokens, lengths)
+        return self.run(resid, start=start)
 
     def logits(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_vocab"]:
         return self.unembed(self.run(self.embed(tokens)))

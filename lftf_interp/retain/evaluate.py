@@ -196,7 +196,7 @@ def compute_reference(
         for idx in batches(
             seqs, cfg.token_budget
         ):  # one forward per batch, keeping each requested block's input
-            x, done = hidden(runner, seqs, idx), 0
+            x, done = hidden(runner, seqs, idx)
             with torch.no_grad():
                 for b in blocks:
                     x = runner.run(x, start=done, stop=b)

@@ -48,19 +48,20 @@ def padded(seqs: Sequence[Seq], idx: list[int]) -> tuple[torch.Tensor, torch.Ten
 
 
 @torch.no_grad()
-def hidden(runner: Runner, seqs: Sequence[Seq], idx: list[int], start: int = 0, cached=None):
-    width = max(len(seqs[i].ids) for i in idx)
+def hidden(
+    runner: Runner, seqs: Sequence[Seq], idx: list[int], start: int = 0, cached=None
+) -> tuple[torch.Tensor, int]:
+    """The residual of batch ``idx`` entering block ``start`` or later, and that block: ``cached`` residuals
+    (entering ``start``), else from :meth:`Runner.enter` (inside ``reuse_prefix``: its block) run on to ``start``."""
     if cached is not None:
-        x = torch.zeros(len(idx), width, runner.d_model)
+        x = torch.zeros(len(idx), max(len(seqs[i].ids) for i in idx), runner.d_model)
         for r, i in enumerate(idx):
             x[r, : cached[i].shape[0]] = cached[i]
-    elif start and runner.prefix is not None and runner.prefix.start == start:  # inside reuse_prefix
-        x = runner.prefix.resid(runner, *padded(seqs, idx))
-    else:
-        x = runner.embed(padded(seqs, idx)[0])
-        if start:
-            x = runner.run(x, stop=start)
-    return x
+        return x, start
+    x, at = runner.enter(*padded(seqs, idx))
+    if at < start:
+        x, at = runner.run(x, start=at, stop=start), start
+    return x, at
 
 
 @torch.no_grad()
@@ -73,11 +74,8 @@ def score(
     choice_lp: list[np.ndarray | None] = [None] * len(seqs)
     kl_logp: list[torch.Tensor | None] = [None] * len(seqs)
     for idx in batches(seqs, token_budget):
-        if cached is None and not start and runner.prefix is not None:  # inside reuse_prefix
-            ids, lengths = padded(seqs, idx)
-            out = runner.run_tokens(ids, lengths)
-        else:
-            out = runner.run(hidden(runner, seqs, idx, start, cached), start=start)
+        x, at = hidden(runner, seqs, idx, start, cached)
+        out = runner.run(x, start=at)
         for r, i in enumerate(idx):
             s = seqs[i]
             n = len(s.ids)
