@@ -39,7 +39,9 @@ TOL = {"afgb": 0.02, "ub": 0.02, "bmi": 0.02, "patching": 0.05, "tuned_afgb": 0.
 PROBES = ("gendered", "winobias", "math", "hints", "paperstyle", "long_context")
 
 
-def stages(name: str, where: Placement, block: int, steps: int, n: int) -> dict:
+def stages(
+    name: str, where: Placement, block: int, steps: int, n: int, probes: tuple[str, ...] = PROBES
+) -> dict:
     """Every stage's numbers on one placement (the check runs it twice: CPU float32 and the device)."""
     out, t = {}, {}
     model = load_model(name, where)
@@ -59,7 +61,8 @@ def stages(name: str, where: Placement, block: int, steps: int, n: int) -> dict:
     out["patching"] = sweep["value"].tolist()
     t["patching"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    probes = PROBES if os.environ.get("LFTF_EXTERNAL") else tuple(p for p in PROBES if p != "winobias")
+    if not os.environ.get("LFTF_EXTERNAL"):  # WinoBias is read from the external data folder
+        probes = tuple(p for p in probes if p != "winobias")
     vcfg = ValidityConfig(
         probes=probes, math_n=n, context_lengths=(0, 256), context_n=max(2, n // 8), n_boot=20
     )
@@ -99,6 +102,7 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="tiny random models instead (the CPU test)")
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--n", type=int, default=64, help="prompts per set")
+    ap.add_argument("--probes", default=",".join(PROBES), help="comma-separated validity probes")
     ap.add_argument("--scale", action="store_true", help="also benchmarks.scale on the device")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
@@ -113,8 +117,9 @@ def main() -> None:
     if args.device.startswith("cuda"):
         report["gpu"] = torch.cuda.get_device_name(0)
     for name, block in models:
-        cpu = stages(name, Placement("cpu", "float32"), block, args.steps, args.n)
-        dev = stages(name, Placement(args.device, args.dtype), block, args.steps, args.n)
+        probes = tuple(args.probes.split(","))
+        cpu = stages(name, Placement("cpu", "float32"), block, args.steps, args.n, probes)
+        dev = stages(name, Placement(args.device, args.dtype), block, args.steps, args.n, probes)
         report["models"][Path(name).name] = {
             "block": block,
             "cpu_float32": cpu,

@@ -12,7 +12,10 @@ def test_gpu_check_runs_on_cpu_with_a_tiny_model(tmp_path):
     out = tmp_path / "check.json"
     cmd = [sys.executable, "scripts/gpu_check.py", "--device", "cpu", "--dtype", "bfloat16", "--tiny"]
     done = subprocess.run(
-        cmd + ["--steps", "2", "--n", "8", "--out", str(out)], cwd=REPO, capture_output=True, text=True
+        cmd + ["--steps", "2", "--n", "8", "--probes", "gendered,math", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     report = json.loads(out.read_text())
     (model,) = report["models"].values()

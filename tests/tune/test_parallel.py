@@ -1,5 +1,5 @@
-"""Data-parallel fine-tunes: two gloo processes under torchrun make the update one process makes on the whole
-batch (LFTF, LoRA, FPFT), to float tolerance."""
+"""Data-parallel fine-tunes: two gloo processes under torchrun make the update one process (this one) makes on
+the whole batch (LFTF, LoRA, FPFT), to float tolerance."""
 
 import os
 import subprocess
@@ -34,7 +34,14 @@ def run(out: Path, n: int) -> None:
 
 
 def test_two_processes_equal_one_on_the_same_global_batch(tmp_path):
-    run(tmp_path / "one", 1)
+    import ddp_worker
+
+    (tmp_path / "one").mkdir()
+    threads = torch.get_num_threads()
+    try:
+        ddp_worker.main(str(tmp_path / "one"))  # the single-process run, here
+    finally:
+        torch.set_num_threads(threads)
     run(tmp_path / "two", 2)
     for name in ("block", "lora", "full"):
         a, b = (
