@@ -143,9 +143,9 @@ def measure(shape: str, depth: int, kind: str, device: str) -> dict:
         else:
             from peft import LoraConfig, get_peft_model
 
-            from lftf_interp.tune.scopes import LORA_TARGETS
+            from lftf_interp.tune.scopes import lora_targets
 
-            peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=list(LORA_TARGETS)))
+            peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=lora_targets(model)))
             train = [p for p in peft.parameters() if p.requires_grad]
 
             def fwd():

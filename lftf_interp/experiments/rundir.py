@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from lftf_interp.errors import LftfError
+from lftf_interp.models.loading import forward_path
 from lftf_interp.models.placement import current_placement
 from lftf_interp.provenance import run_meta
 from lftf_interp.store import append_row, append_rows, read_rows, write_json, write_rows
@@ -16,8 +18,15 @@ ROWS = "rows.jsonl"
 
 def describe_run(**config) -> dict:
     """:func:`~lftf_interp.provenance.run_meta` (package version, git commit, time, ``config``) plus where and in
-    what precision the model ran (``--device`` / ``--dtype``)."""
-    return run_meta(placement=current_placement().to_dict(), **config)
+    what precision the model ran (``--device`` / ``--dtype``) and on which forward (fast row or generic path)."""
+    model = config.get("model")
+    path = {}
+    if isinstance(model, str):
+        try:
+            path = forward_path(model)
+        except LftfError:  # a name only a test registers: nothing to say about its forward
+            pass
+    return run_meta(placement=current_placement().to_dict(), **path, **config)
 
 
 def recorder(path: Path, on_row: Callable[[dict], None] | None = None) -> Callable[[dict], None]:

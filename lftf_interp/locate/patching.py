@@ -132,7 +132,24 @@ def _wavefront(runner: Runner, site: str, layers: set[int], clean: dict, corr: d
     return logits.view(n_var, -1, logits.shape[-1])
 
 
-@torch.no_grad()
+def _per_layer(runner: Runner, site: str, layers: set[int], clean: dict, corr: dict, p: int | None) -> Tensor:
+    """:func:`_wavefront`'s logits for a runner without cached keys/values (the generic path): each patched run
+    recomputes the whole sequence from its block, the attention / MLP output overwritten inside the block."""
+    out = []
+    for layer in sorted(layers):
+        new = clean[site][layer]
+        if p is not None:
+            new = corr[site][layer].clone()
+            new[:, p] = clean[site][layer][:, p]
+        if site == "resid_pre":
+            x = runner.run(new, start=layer)
+        else:
+            x = runner.block(layer, corr["resid_pre"][layer], **{site.removesuffix("_out"): new})
+            x = runner.run(x, start=layer + 1)
+        out.append(runner.unembed(x[:, -1]))
+    return torch.stack(out)
+
+
 @dataclass(frozen=True)
 class PatchOptions:
     """Which patches :func:`patch_sweep` runs, and how.
@@ -148,6 +165,7 @@ class PatchOptions:
     skip_noops: bool = True
 
 
+@torch.no_grad()
 def patch_sweep(
     model,
     pairs: PatchPairs,
@@ -197,7 +215,8 @@ def patch_sweep(
         ]
         out = {L: corrupted_logits for L in layers}
         if todo:
-            logits = torch.cat([_wavefront(runner, site, set(todo), cl, co, p) for cl, co in acts], dim=1)
+            sweep = _wavefront if runner.supports_past_kv else _per_layer
+            logits = torch.cat([sweep(runner, site, set(todo), cl, co, p) for cl, co in acts], dim=1)
             out.update(zip(todo, logits, strict=True))
         for layer in layers:
             lg = out[layer]

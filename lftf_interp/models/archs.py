@@ -6,7 +6,9 @@ config field names its activation and its attention scale, and whether prompts s
 :class:`~lftf_interp.models.runner.Runner` reads nothing else, so a fourth family whose block is built from the same
 pieces is one entry in :data:`ARCHS` plus its parity test (``tests/test_archs.py``).
 
-Config fields the runner does not implement are refused by :func:`check_config` with the reason, never ignored.
+A family without a row, or a config asking for something the fast forward does not implement, runs on the
+generic path (:mod:`lftf_interp.models.generic`): :func:`why_generic` gives the reason and :func:`arch_spec`
+reads the same facts from the TransformerLens bridge's component mapping instead of this table.
 
 Parameter names never come from a name pattern: :func:`plain_named_parameters` walks the module tree (under a
 TransformerLens bridge it follows each component's ``_original_component`` and skips the bridge's aliases), so
@@ -32,12 +34,12 @@ class ArchSpec:
     hf_class: str  # the ...ForCausalLM class (written into exported configs' ``architectures``)
     layers: str = "model.layers"  # the blocks' ModuleList
     embed: str = "model.embed_tokens"
-    final_norm: str = "model.norm"
+    final_norm: str | None = "model.norm"
     attn: str = "self_attn"
     mlp: str = "mlp"
-    attn_in: str = "input_layernorm"  # norm before attention
+    attn_in: str | None = "input_layernorm"  # norm before attention
     attn_out: str | None = None  # norm on the attention output, before the residual add (Gemma's "sandwich")
-    mlp_in: str = "post_attention_layernorm"  # norm before the MLP
+    mlp_in: str | None = "post_attention_layernorm"  # norm before the MLP
     mlp_out: str | None = None  # norm on the MLP output, before the residual add
     qk_norm: bool = False  # RMSNorm over each head's queries and keys before RoPE
     norm_offset: float = 0.0  # RMSNorm multiplies by (norm_offset + weight); Gemma stores weight - 1
@@ -45,6 +47,9 @@ class ArchSpec:
     act: str = "hidden_act"  # config field naming the MLP's gate activation
     attn_scale: str | None = None  # config field s: softmax scale is s ** -0.5 (default: head_dim ** -0.5)
     bos: bool = False  # prepend the tokenizer's BOS to every prompt
+    window_all: bool = False  # config.sliding_window applies to every layer (Mistral), not per layer type
+    head: str = "lm_head"  # the unembedding module
+    fast: bool = True  # False: read from the bridge, run by the generic path
 
     @property
     def trainable(self) -> tuple[str, str]:
@@ -58,6 +63,8 @@ class ArchSpec:
 ARCHS: dict[str, ArchSpec] = {
     "llama": ArchSpec("llama", "LlamaForCausalLM"),
     "qwen2": ArchSpec("qwen2", "Qwen2ForCausalLM"),
+    "mistral": ArchSpec("mistral", "MistralForCausalLM", window_all=True, bos=True),
+    "qwen3": ArchSpec("qwen3", "Qwen3ForCausalLM", qk_norm=True),
     "gemma3_text": ArchSpec(
         "gemma3_text",
         "Gemma3ForCausalLM",
@@ -84,13 +91,11 @@ _MUST_BE = {
 
 
 def arch_of(config) -> ArchSpec:
-    """The :class:`ArchSpec` of a Hugging Face config; unknown families are refused with what to do."""
+    """The fast row of a Hugging Face config; a family without one is refused here (see :func:`arch_spec`)."""
     mt = getattr(config, "model_type", None)
     if mt not in ARCHS:
         raise UnknownModelError(
-            f"Architecture {mt!r} is not supported: lftf runs {', '.join(sorted(ARCHS))}. A family whose block is "
-            "built from RMSNorms, rotary attention and a gated MLP is one ArchSpec entry in lftf_interp/archs.py "
-            "(plus a parity test against Hugging Face in tests/test_archs.py)."
+            f"Architecture {mt!r} has no fast row (rows: {', '.join(sorted(ARCHS))}); it runs on the generic path."
         )
     return ARCHS[mt]
 
@@ -102,28 +107,73 @@ def _rope_dicts(config) -> list[dict]:
     return [rp]
 
 
-def check_config(config) -> ArchSpec:
-    """Refuse config fields the runner does not implement (a clear error, never a silent mismatch)."""
-    arch = arch_of(config)
+def why_generic(config) -> str | None:
+    """Why a config runs on the generic path, or None when its fast row implements all of it."""
+    mt = getattr(config, "model_type", None)
+    if mt not in ARCHS:
+        return f"no fast row for model_type {mt!r}"
     for key, ok in _MUST_BE.items():
         val = getattr(config, key, None)
         if val not in ok:
-            raise ConfigError(
-                f"{arch.model_type} config has {key}={val!r}, which lftf's runner does not implement "
-                f"(it supports {ok}). Please open an issue with the model's name."
-            )
+            return f"{key}={val!r} is not implemented by the fast forward (it supports {ok})"
     for rp in _rope_dicts(config):
         if rp.get("partial_rotary_factor", 1.0) != 1.0:
-            raise ConfigError(
-                f"partial_rotary_factor={rp['partial_rotary_factor']} is not implemented by lftf's runner."
+            return (
+                f"partial_rotary_factor={rp['partial_rotary_factor']} is not implemented by the fast forward"
             )
         rt = rp.get("rope_type", "default")
         if rt not in _ROPE_TYPES:
-            raise ConfigError(
-                f"rope_type={rt!r} is not implemented by lftf's runner (it supports {sorted(_ROPE_TYPES)}; "
-                "types whose frequencies depend on the sequence length, such as 'dynamic' or 'longrope', are not)."
+            return (
+                f"rope_type={rt!r} is not implemented by the fast forward (it supports {sorted(_ROPE_TYPES)}; "
+                "types whose frequencies depend on the sequence length are not)"
             )
-    return arch
+    return None
+
+
+def check_config(config) -> ArchSpec:
+    """The fast row of a config the fast forward implements entirely; otherwise ConfigError with the reason."""
+    if (why := why_generic(config)) is not None:
+        raise ConfigError(f"{getattr(config, 'model_type', None)}: {why}.")
+    return ARCHS[config.model_type]
+
+
+def arch_spec(model) -> ArchSpec:
+    """The block layout of ``model`` (a bridge or a Hugging Face model): its fast row, or for the generic path
+    the names the TransformerLens bridge maps (blocks, attention, MLP, norms, head), with ``fast=False``."""
+    hf = getattr(model, "original_model", model)
+    cfg = hf.config
+    if why_generic(cfg) is None:
+        return ARCHS[cfg.model_type]
+    adapter = getattr(model, "adapter", None)
+    if adapter is None:
+        raise ConfigError(
+            f"{cfg.model_type} runs on the generic path, which reads the block layout from a TransformerLens "
+            "bridge: load it with lftf_interp.load_model (or wrap it with models.loading.bridge_from_hf)."
+        )
+    cm = adapter.component_mapping
+    sub = cm["blocks"].submodules
+
+    def name(key: str) -> str | None:
+        return sub[key].name if key in sub else None
+
+    attn, mlp = name("attn"), name("mlp")
+    if attn is None or mlp is None:
+        raise ConfigError(f"{cfg.model_type}: the bridge maps no attention or MLP module in its blocks.")
+    return ArchSpec(
+        model_type=cfg.model_type,
+        hf_class=(getattr(cfg, "architectures", None) or [type(hf).__name__])[0],
+        layers=cm["blocks"].name,
+        embed=cm["embed"].name,
+        final_norm=cm["ln_final"].name if "ln_final" in cm else None,
+        attn=attn,
+        mlp=mlp,
+        attn_in=name("ln1"),
+        attn_out=name("ln1_post"),
+        mlp_in=name("ln2"),
+        mlp_out=name("ln2_post"),
+        head=cm["unembed"].name if "unembed" in cm else "lm_head",
+        fast=False,
+    )
 
 
 def unwrap(module: Any) -> Any:
@@ -147,6 +197,15 @@ def plain_named_parameters(
         yield from plain_named_parameters(child, f"{prefix}{name}.")
 
 
+def plain_named_modules(module: Any, prefix: str = "") -> Iterator[tuple[str, torch.nn.Module]]:
+    """``(name, module)`` of the Hugging Face module tree under ``module`` (bridge components unwrapped)."""
+    module = unwrap(module)
+    yield prefix.removesuffix("."), module
+    for name, child in module.named_children():
+        if name != "_original_component":
+            yield from plain_named_modules(child, f"{prefix}{name}.")
+
+
 def submodule(root: Any, dotted: str) -> Any:
     """``root.a.b`` for ``"a.b"``, following bridge components to their Hugging Face modules."""
     mod = unwrap(root)
@@ -155,4 +214,15 @@ def submodule(root: Any, dotted: str) -> Any:
     return mod
 
 
-__all__ = ["ARCHS", "ArchSpec", "arch_of", "check_config", "plain_named_parameters", "submodule", "unwrap"]
+__all__ = [
+    "ARCHS",
+    "ArchSpec",
+    "arch_of",
+    "arch_spec",
+    "check_config",
+    "plain_named_modules",
+    "plain_named_parameters",
+    "submodule",
+    "unwrap",
+    "why_generic",
+]

@@ -17,6 +17,7 @@ prepend ``<|im_start|>`` and give another P(he), 0.018 vs 0.024 on "The nurse sa
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import logging
 import time
@@ -30,7 +31,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from lftf_interp.errors import CacheError, ConfigError, UnknownModelError
-from lftf_interp.models.archs import ARCHS, arch_of
+from lftf_interp.models.archs import ARCHS, why_generic
 from lftf_interp.models.placement import DTYPES, Placement, current_placement
 from lftf_interp.models.registry import MODEL_REGISTRY, ModelSpec
 from lftf_interp.store import (
@@ -108,17 +109,20 @@ def _config_for(config):
 
 def plain_copy(model: torch.nn.Module, state_dict: dict | None = None) -> PreTrainedModel:
     """A plain Hugging Face model of ``model``'s family holding a copy of its weights (or ``state_dict``)."""
+    from lftf_interp.models.archs import arch_spec
     from lftf_interp.models.runner import canonical_state_dict, hf_of
 
     cfg = _config_for(hf_of(model).config)
     cfg.architectures = [ARCHS[cfg.model_type].hf_class] if cfg.model_type in ARCHS else cfg.architectures
-    plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    # SDPA cannot soft-cap attention logits: a family that does (Gemma-2) needs the eager attention
+    attn = "eager" if getattr(cfg, "attn_logit_softcapping", None) else None
+    plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32, attn_implementation=attn)
     sd = state_dict if state_dict is not None else canonical_state_dict(model)
     res = plain.load_state_dict(
         {k: v.detach().to("cpu", torch.float32).clone() for k, v in sd.items()}, strict=False
     )
     if missing := [
-        k for k in res.missing_keys if k != "lm_head.weight"
+        k for k in res.missing_keys if k != f"{arch_spec(model).head}.weight"
     ]:  # a tied head is filled by tie_weights
         raise CacheError(f"Copying {cfg.model_type} weights left {missing[:5]} unset; please report this.")
     plain.tie_weights()
@@ -220,20 +224,46 @@ def load_hf(name_or_path: str = "smollm2-135m", where: Placement | None = None):
     return model.eval(), tok
 
 
+def tokenizer_adds_bos(tokenizer) -> bool:
+    """Whether the tokenizer's own default encoding starts with its BOS token."""
+    bos = tokenizer.bos_token_id
+    return bos is not None and tokenizer("a").input_ids[:1] == [bos]
+
+
+def forward_path(name_or_path: str) -> dict:
+    """Which forward a model runs on, from its config alone: ``{"forward": "fast"}``, or ``"generic"`` with
+    ``forward_reason`` (see :func:`lftf_interp.models.archs.why_generic`)."""
+    path, _ = resolve_model_dir(name_or_path)
+    why = why_generic(AutoConfig.from_pretrained(path))
+    return {"forward": "fast"} if why is None else {"forward": "generic", "forward_reason": why}
+
+
 def set_bos_policy(tokenizer, model_type: str | None, bos: bool | None = None) -> None:
-    """Record on the tokenizer whether :func:`lftf_interp.models.tokens.encode` prepends BOS (the family's policy)."""
-    bos = ARCHS[model_type].bos if bos is None and model_type in ARCHS else bool(bos)
+    """Record on the tokenizer whether :func:`lftf_interp.models.tokens.encode` prepends BOS: the family's policy
+    for a fast row, else what the tokenizer itself does by default."""
+    if bos is None:
+        bos = ARCHS[model_type].bos if model_type in ARCHS else tokenizer_adds_bos(tokenizer)
     if bos and tokenizer.bos_token_id is None:
         raise ConfigError(f"{model_type} prompts start with BOS, but this tokenizer has no bos_token.")
     tokenizer.lftf_bos_id = tokenizer.bos_token_id if bos else None
 
 
 def bridge_from_hf(model, tokenizer, name: str) -> TransformerBridge:
-    arch_of(model.config)  # unknown families are refused here, with what to do
-    bridge = TransformerBridge.boot_transformers(name, hf_model=model, tokenizer=tokenizer)
+    """A TransformerBridge over a Hugging Face model; a family without a fast row says, in one log line, that
+    it runs on the generic path and why."""
+    mt = model.config.model_type
+    bos = ARCHS[mt].bos if mt in ARCHS else tokenizer_adds_bos(tokenizer)  # before the bridge adapts it
+    try:
+        bridge = TransformerBridge.boot_transformers(name, hf_model=model, tokenizer=tokenizer)
+    except (ValueError, KeyError, NotImplementedError) as e:
+        raise UnknownModelError(
+            f"TransformerLens cannot bridge {model.config.model_type!r} ({type(model).__name__}): {e}"
+        ) from e
     bridge.eval()
     bridge.lftf_name = name
-    set_bos_policy(bridge.tokenizer, model.config.model_type)
+    set_bos_policy(bridge.tokenizer, mt, bos)
+    if (why := why_generic(model.config)) is not None:
+        log.warning("%s (%s) runs on the generic path: %s (exact, slower than a fast row)", name, mt, why)
     return bridge
 
 
@@ -278,6 +308,13 @@ TINY_EXTRAS: dict[
         "sliding_window": 4,
         "layer_types": ["sliding_attention", "full_attention"] * 4,
     },
+    "mistral": {"rope_theta": 100000.0, "sliding_window": 4},  # the window applies to every layer
+    "qwen3": {"head_dim": 16},  # q/k RMSNorm per head
+    "gemma2": {"head_dim": 16, "query_pre_attn_scalar": 24, "sliding_window": 4},  # soft-capped logits
+    "olmo2": {},  # post-norms only, q/k RMSNorm over all heads
+    "phi3": {"rope_theta": 10000.0},  # fused qkv_proj and gate_up_proj
+    "gpt2": {"n_inner": 128, "activation_function": "gelu_new"},  # LayerNorm, learned positions, Conv1D
+    "gpt_neox": {"rotary_pct": 0.25, "use_parallel_residual": True},  # parallel block, partial rotary
 }
 
 
@@ -307,11 +344,16 @@ def tiny_config(
         eos_token_id=2,
         pad_token_id=2,
     )
+    cls_cfg = type(AutoConfig.for_model(arch))
+    if "num_key_value_heads" not in inspect.signature(cls_cfg.__init__).parameters:
+        base.pop("num_key_value_heads")  # no grouped-query attention in this family
     extra = dict(TINY_EXTRAS[arch])
     if "layer_types" in extra:
         extra["layer_types"] = extra["layer_types"][:n_layers]
     cfg = AutoConfig.for_model(arch, **{**base, **extra, **overrides})
-    cfg.architectures = [ARCHS[arch].hf_class]
+    mapping: Any = AutoModelForCausalLM._model_mapping  # config class -> ...ForCausalLM class
+    cls = ARCHS[arch].hf_class if arch in ARCHS else mapping[type(cfg)].__name__
+    cfg.architectures = [cls]
     return cfg
 
 

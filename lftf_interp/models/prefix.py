@@ -19,6 +19,7 @@ float32 rounding (~1e-6), never more.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -35,14 +36,16 @@ from safetensors.torch import load_file, save_file
 from lftf_interp.store import sha256_file, tensor_bytes, write_atomic
 
 log = logging.getLogger(__name__)
-_CODE = ("runner.py", "archs.py")  # the forward's source: a change to it changes every key
+_CODE = ("runner.py", "archs.py", "generic.py")  # the forward's source: a change to it changes every key
 _STORES: OrderedDict[tuple[str, int], PrefixStore] = OrderedDict()
 _MAX_STORES = 3
 _ACTIVE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> PrefixStore
 _FOLDER: list[Path] = []  # where stores persist (innermost persist_prefixes), none: memory only
 
 
+@functools.cache
 def _code_hash() -> str:
+    """sha256 of the forward's source as this process imported it."""
     h = hashlib.sha256()
     for name in _CODE:
         h.update((Path(__file__).parent / name).read_bytes())
@@ -50,12 +53,15 @@ def _code_hash() -> str:
 
 
 def prefix_params(runner, start: int) -> list[tuple[str, torch.Tensor]]:
-    """The parameters the residual entering ``start`` depends on: the embedding and blocks 0..start-1."""
-    layers = runner.arch.layers + "."
+    """The parameters the residual entering ``start`` may depend on: all but blocks start.. and what follows the
+    last block (final norm, head); the embeddings (token and position) and blocks 0..start-1 among them."""
+    a = runner.arch
+    after = tuple(f"{n}." for n in (a.final_norm, a.head) if n)
+    layers = a.layers + "."
     out = []
     for name, p in runner.p.items():
         layer = name.removeprefix(layers).split(".")[0] if name.startswith(layers) else None
-        if name == f"{runner.arch.embed}.weight" or (layer is not None and int(layer) < start):
+        if (layer is not None and int(layer) < start) or (layer is None and not name.startswith(after)):
             out.append((name, p))
     return out
 

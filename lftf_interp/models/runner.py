@@ -31,7 +31,14 @@ from torch import Tensor
 from transformers.activations import ACT2FN
 
 from lftf_interp.errors import LftfError
-from lftf_interp.models.archs import ArchSpec, check_config, plain_named_parameters, submodule
+from lftf_interp.models.archs import (
+    ArchSpec,
+    arch_spec,
+    check_config,
+    plain_named_parameters,
+    submodule,
+    unwrap,
+)
 from lftf_interp.models.prefix import PrefixStore, activate, active_prefix, store_for, versions
 
 
@@ -42,17 +49,18 @@ def hf_of(model):
 def canonical_state_dict(model) -> dict[str, torch.nn.Parameter]:
     """Parameters under their plain Hugging Face names (``model.layers.3.mlp.up_proj.weight``), shared, read from
     the module tree (biases, q/k norms and extra norms included; the bridge's aliases left out)."""
-    params = dict(plain_named_parameters(hf_of(model)))
-    arch = check_config(hf_of(model).config)
-    if "lm_head.weight" not in params:  # tied and not registered twice
-        params["lm_head.weight"] = params[f"{arch.embed}.weight"]
+    hf = hf_of(model)
+    params = dict(plain_named_parameters(hf))
+    head = f"{arch_spec(model).head}.weight"
+    if head not in params:  # tied and not registered twice
+        params[head] = unwrap(hf.get_output_embeddings()).weight
     return params
 
 
 def block_param_names(model, layer: int) -> list[str]:
     """Names of the attention + MLP parameters of one block (what LFTF trains), read from the block module."""
     hf = hf_of(model)
-    arch = check_config(hf.config)
+    arch = arch_spec(model)
     block = submodule(hf, f"{arch.layers}.{layer}")
     pre = f"{arch.layers}.{layer}."
     return [pre + n for n, _ in plain_named_parameters(block) if n.split(".")[0] in arch.trainable]
@@ -88,8 +96,30 @@ class BlockStep(NamedTuple):
     kv: tuple[Tensor, Tensor] = None  # type: ignore[assignment]  # None unless walk(parts=True)
 
 
+PATHS: dict[str, type[Runner]] = {}  # forward path name -> the Runner subclass that registered for it
+
+
+def register_path(cls: type[Runner]) -> type[Runner]:
+    """Class decorator: ``cls`` runs the models whose :func:`~lftf_interp.models.archs.arch_spec` is not fast
+    (``cls.path``); :mod:`lftf_interp.models.generic` registers itself when the package is imported."""
+    PATHS[cls.path] = cls
+    return cls
+
+
 class Runner:
-    """Block-by-block forward. Residual tensors are ``[batch, pos, d_model]``."""
+    """Block-by-block forward. Residual tensors are ``[batch, pos, d_model]``.
+
+    ``Runner(model)`` gives this fast forward for a family with a row in
+    :data:`~lftf_interp.models.archs.ARCHS`, and a :class:`~lftf_interp.models.generic.GenericRunner` (the same
+    interface over the model's own modules) for any other architecture the bridge boots."""
+
+    path = "fast"
+    supports_past_kv = True  # attention takes cached keys/values of earlier positions
+
+    def __new__(cls, model):
+        if cls is Runner and (getattr(model, "lftf_forward", None) == "generic" or not arch_spec(model).fast):
+            return super().__new__(PATHS["generic"])
+        return super().__new__(cls)
 
     def __init__(self, model):
         hf = hf_of(model)
@@ -112,7 +142,9 @@ class Runner:
         per_type = bool(rp) and all(isinstance(v, dict) for v in rp.values())
         self.rope_key = [t if per_type else None for t in types]
         window = getattr(cfg, "sliding_window", None)
-        self.window = [window if t == "sliding_attention" and window else None for t in types]
+        self.window = [
+            window if window and (self.arch.window_all or t == "sliding_attention") else None for t in types
+        ]
         self.p = canonical_state_dict(model)
         self._freqs = {k: _inv_freq(cfg, k, self.d_head) for k in set(self.rope_key)}
         self._rope_cache: dict[tuple, tuple[Tensor, Tensor]] = {}

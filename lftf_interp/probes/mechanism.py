@@ -39,10 +39,20 @@ from lftf_interp.models.tokens import encode_batch, target_ids
 KINDS = ("head", "kv_head", "neuron")
 
 
+def _fast_arch(config):
+    try:
+        return check_config(config)
+    except ConfigError as e:
+        raise ConfigError(
+            f"The unit-level mechanism probe slices separate q/k/v/o and gate/up/down projections, which only a "
+            f"fast row names ({e}). Block-level attribution (`lftf locate`) runs on every model."
+        ) from e
+
+
 def _slices(model, block: int) -> dict[str, list[tuple[str, int, int]]]:
     """Per unit kind: (parameter name, dim, width) of the slices one unit owns (unit i: [i·width, (i+1)·width))."""
     hf = hf_of(model)
-    arch = check_config(hf.config)
+    arch = _fast_arch(hf.config)
     c = hf.config
     d_head = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
     a, m = f"{arch.layers}.{block}.{arch.attn}.", f"{arch.layers}.{block}.{arch.mlp}."
@@ -237,6 +247,7 @@ def unit_dla(
     * ``acts`` [prompt, d_mlp]: neuron activations act(gate)·up; ``z`` [prompt, n_heads, d_head]: head outputs."""
     if not prompts:
         raise ConfigError("unit_dla needs at least one prompt.")
+    _fast_arch(hf_of(model).config)
     runner = Runner(model)
     names = runner._names[block]
     u, u_b = _readout(runner, model, male, female)
@@ -291,6 +302,7 @@ def sublayer_dla(
     (the model's own logit difference). ``components``: names ``embed``, ``attn0``, ``mlp0``, …"""
     if not prompts:
         raise ConfigError("sublayer_dla needs at least one prompt.")
+    _fast_arch(hf_of(model).config)
     runner = Runner(model)
     u, u_b = _readout(runner, model, male, female)
     outs, ds = [], []

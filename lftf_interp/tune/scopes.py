@@ -18,11 +18,31 @@ from typing import Any
 
 import torch
 
+from lftf_interp.models.archs import arch_spec, plain_named_modules, submodule
+from lftf_interp.models.generic import last_block_output
 from lftf_interp.models.prefix import store_for
-from lftf_interp.models.runner import Runner, block_param_names, canonical_state_dict
+from lftf_interp.models.runner import Runner, block_param_names, canonical_state_dict, hf_of
 from lftf_interp.models.tokens import encode_batch
 
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+def lora_targets(model) -> list[str]:
+    """Full names of the linear layers inside every block's attention and MLP (what LoRA adapts): the seven
+    q/k/v/o and gate/up/down projections of a Llama-style block, fused ``qkv_proj`` / ``gate_up_proj`` (Phi-3),
+    ``c_attn`` / ``c_proj`` / ``c_fc`` (GPT-2's Conv1D), ``query_key_value`` / ``dense*`` (GPT-NeoX)."""
+    from transformers.pytorch_utils import Conv1D
+
+    arch = arch_spec(model)
+    hf = hf_of(model)
+    out = []
+    for i in range(len(submodule(hf, arch.layers))):
+        for part in arch.trainable:
+            root = f"{arch.layers}.{i}.{part}"
+            out += [
+                f"{root}.{n}" if n else root
+                for n, m in plain_named_modules(submodule(hf, root))
+                if isinstance(m, torch.nn.Linear | Conv1D)
+            ]
+    return out
 
 
 class BlockInputCache:
@@ -158,10 +178,9 @@ class LoraScope(BlockScope):
         for p in base.values():
             p.requires_grad_(False)
         plain = plain_copy(model, base)  # a plain Hugging Face model of the same family, for peft
+        self.targets = lora_targets(model)
         torch.manual_seed(seed)
-        lcfg = LoraConfig(
-            r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(LORA_TARGETS), bias="none"
-        )
+        lcfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=self.targets, bias="none")
         self.peft = get_peft_model(plain, lcfg)
         self.params = {n: p for n, p in self.peft.named_parameters() if p.requires_grad}
 
@@ -173,9 +192,13 @@ class LoraScope(BlockScope):
         return self.peft(input_ids=x, attention_mask=mask).logits
 
     def _logits_at(self, x: torch.Tensor, lengths: torch.Tensor, rows, pos) -> torch.Tensor:
-        """Logits at (rows[i], pos[i]) only: the decoder body, then the unembedding of those positions."""
+        """Logits at (rows[i], pos[i]) only: the decoder body, then the unembedding of those positions (on the
+        generic path: the blocks, then the bridge's own head, which LoRA leaves as it is)."""
         hf: Any = self.peft.get_base_model()
         mask = (torch.arange(x.shape[1])[None] < lengths[:, None]).long()
+        if not self.runner.arch.fast:
+            h = last_block_output(hf, self.runner.arch, input_ids=x, attention_mask=mask)
+            return self.runner.unembed(h[rows, pos])
         body, head = hf.get_decoder(), hf.get_output_embeddings()
         h = body(input_ids=x, attention_mask=mask).last_hidden_state
         logits = head(h[rows, pos])
@@ -200,9 +223,10 @@ class LoraScope(BlockScope):
         """Merge the adapters and copy the merged weights into the bridge (in place)."""
         merged = self.peft.merge_and_unload()
         target = canonical_state_dict(self.model)
+        targets = set(self.targets)
         with torch.no_grad():
             for n, p in merged.named_parameters():
-                if n in target and any(t in n for t in LORA_TARGETS):
+                if n in target and n.rsplit(".", 1)[0] in targets:
                     target[n].copy_(p)
         for p in self.params.values():
             p.requires_grad_(False)
@@ -218,12 +242,12 @@ def make_scope(
 
 
 __all__ = [
-    "LORA_TARGETS",
     "BlockInputCache",
     "BlockScope",
     "FullScope",
     "LoraScope",
     "freeze_all_but",
     "last_logits_from",
+    "lora_targets",
     "make_scope",
 ]

@@ -7,7 +7,7 @@ from lftf_interp.models.loading import tiny_model
 from lftf_interp.models.runner import Runner, canonical_state_dict
 from lftf_interp.models.tokens import encode_batch
 from lftf_interp.tune import TuneConfig, tune
-from lftf_interp.tune.scopes import LORA_TARGETS, LoraScope
+from lftf_interp.tune.scopes import LoraScope, lora_targets
 
 CFG = dict(
     loss="balanced",
@@ -43,9 +43,19 @@ def test_lora_merges_into_the_bridge_and_only_projections_change():
     res = tune(m, TuneConfig(**CFG, method="lora", lora_r=4))
     after = snapshot(m)
     changed = {k for k in before if not torch.equal(before[k], after[k])}
-    assert changed == {k for k in before if any(t in k for t in LORA_TARGETS)}
+    targets = lora_targets(m)
+    assert {t.rsplit(".", 1)[1] for t in targets} == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
+    assert changed == {f"{t}.weight" for t in targets}
     c = canonical_state_dict(m)  # LoRA rank r adds r * (in + out) parameters per adapted matrix
-    expect = sum(4 * sum(c[k].shape) for k in c if any(t in k for t in LORA_TARGETS))
+    expect = sum(4 * sum(c[f"{t}.weight"].shape) for t in targets)
     assert res.trainable_params == expect
 
 

@@ -1,0 +1,63 @@
+"""``lftf evaluate / locate / finetune / export`` on a tiny random model of every family, each written as a
+Hugging Face directory: the fast rows and the generic path, recorded in ``metrics.json``."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+from typer.testing import CliRunner
+
+from lftf_interp.cli.main import app
+from lftf_interp.models.loading import export_hf, load_model, tiny_model
+from lftf_interp.models.runner import Runner
+from lftf_interp.models.tokens import encode_batch
+from lftf_interp.tune import apply_delta
+
+pytestmark = pytest.mark.integration
+
+FAMILIES = {  # family -> the forward it runs on
+    "llama": "fast",
+    "qwen2": "fast",
+    "gemma3_text": "fast",
+    "mistral": "fast",
+    "qwen3": "fast",
+    "gemma2": "generic",
+    "gpt2": "generic",
+    "gpt_neox": "generic",
+    "phi3": "generic",
+    "olmo2": "generic",
+}
+
+
+def lftf(*args):
+    res = CliRunner().invoke(app, [str(a) for a in args])
+    assert res.exit_code == 0, res.output
+    return res
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_command_on_every_family(family, tmp_path):
+    model = export_hf(tiny_model(2, seed=2, arch=family), tmp_path / "base")
+    ev = lftf("evaluate", "--model", model, "--split", "test", "--n-boot", "20", "--out", tmp_path / "ev")
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["config"]["forward"] == FAMILIES[family] and 0 <= m["afgb"] <= 1
+    assert ("generic path" in ev.output) == (FAMILIES[family] == "generic")
+    lftf("locate", "--model", model, "--n-pairs", "2", "--out", tmp_path / "loc")
+    top = json.loads((tmp_path / "loc" / "locate.json").read_text())["top5_bmi"]
+    assert sorted(t["layer"] for t in top) == [0, 1]
+    ft = tmp_path / "ft"
+    lftf(
+        *("finetune", "--model", model, "--block", "1", "--steps", "3", "--batch-size", "4"),
+        *("--n-train", "8", "--n-val", "8", "--eval-every", "3", "--lr", "1e-2", "--out", ft),
+    )
+    assert json.loads((ft / "metrics.json").read_text())["blocks"] == [1]
+    lftf("export", "--model", model, "--delta", ft / "delta", "--out", tmp_path / "hf")
+    tuned = load_model(str(model))
+    apply_delta(tuned, ft / "delta")
+    plain = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    ids, _ = encode_batch(tuned, ["The nurse said that she", "The farmer said that"])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            plain(input_ids=ids).logits[0], Runner(tuned).logits(ids)[0], atol=1e-4, rtol=1e-4
+        )
