@@ -13,38 +13,132 @@ from lftf_interp.models.loading import cached_model_dir, load_model
 
 from .common import timeit, write_result
 
-# Qwen2.5-0.5B's shape (its config.json); random weights: the timing depends on the shape, not on the values
-QWEN25_05B = dict(
-    hidden_size=896,
-    intermediate_size=4864,
-    num_hidden_layers=24,
-    num_attention_heads=14,
-    num_key_value_heads=2,
-    vocab_size=151936,
-    rope_theta=1000000.0,
-    rms_norm_eps=1e-6,
-    max_position_embeddings=32768,
-    tie_word_embeddings=True,
-)
+# Real models' shapes (from their config.json), random weights: the timing depends on the shape, not on the
+# values. name -> (model_type, config fields). The largest keep 4 of their blocks (the block and vocabulary shapes
+# are the real ones; a full-depth transformer_lens sweep would take hours on 2 cores).
+SHAPES: dict[str, tuple[str, dict]] = {
+    "qwen2.5-0.5b-shape": (
+        "qwen2",
+        dict(
+            hidden_size=896,
+            intermediate_size=4864,
+            num_hidden_layers=24,
+            num_attention_heads=14,
+            num_key_value_heads=2,
+            vocab_size=151936,
+            rope_theta=1000000.0,
+            rms_norm_eps=1e-6,
+            tie_word_embeddings=True,
+        ),
+    ),
+    "gpt2-shape": ("gpt2", dict(n_layer=12, n_embd=768, n_head=12, vocab_size=50257, n_positions=1024)),
+    "pythia-160m-shape": (
+        "gpt_neox",
+        dict(
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            vocab_size=50304,
+            rotary_pct=0.25,
+            use_parallel_residual=True,
+            tie_word_embeddings=False,
+        ),
+    ),
+    "qwen3-0.6b-shape": (
+        "qwen3",
+        dict(
+            hidden_size=1024,
+            intermediate_size=3072,
+            num_hidden_layers=28,
+            num_attention_heads=16,
+            num_key_value_heads=8,
+            head_dim=128,
+            vocab_size=151936,
+            rope_theta=1000000.0,
+            rms_norm_eps=1e-6,
+            tie_word_embeddings=True,
+        ),
+    ),
+    "olmo2-1b-shape-4-blocks": (
+        "olmo2",
+        dict(
+            hidden_size=2048,
+            intermediate_size=8192,
+            num_hidden_layers=4,
+            num_attention_heads=16,
+            num_key_value_heads=16,
+            vocab_size=100352,
+            rope_theta=500000.0,
+            rms_norm_eps=1e-6,
+        ),
+    ),
+    "gemma2-2b-shape-4-blocks": (
+        "gemma2",
+        dict(
+            hidden_size=2304,
+            intermediate_size=9216,
+            num_hidden_layers=4,
+            num_attention_heads=8,
+            num_key_value_heads=4,
+            head_dim=256,
+            vocab_size=256000,
+            query_pre_attn_scalar=256,
+            sliding_window=4096,
+            attn_logit_softcapping=50.0,
+            final_logit_softcapping=30.0,
+        ),
+    ),
+    "phi3-mini-shape-4-blocks": (
+        "phi3",
+        dict(
+            hidden_size=3072,
+            intermediate_size=8192,
+            num_hidden_layers=4,
+            num_attention_heads=32,
+            num_key_value_heads=32,
+            vocab_size=32064,
+            rms_norm_eps=1e-5,
+            tie_word_embeddings=False,
+        ),
+    ),
+    "mistral-7b-shape-4-blocks": (
+        "mistral",
+        dict(
+            hidden_size=4096,
+            intermediate_size=14336,
+            num_hidden_layers=4,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            vocab_size=32768,
+            rope_theta=1000000.0,
+            rms_norm_eps=1e-5,
+            sliding_window=None,
+            tie_word_embeddings=False,
+        ),
+    ),
+}
 
 
-def qwen2_shaped():
-    """A random-init Qwen2 with Qwen2.5-0.5B's shape (no Qwen2 checkpoint with a declared licence ships in a
-    registry package), on SmolLM2's tokenizer: the patching benchmark's Qwen2 row."""
-    from transformers import AutoModelForCausalLM, Qwen2Config
+def shaped(name: str):
+    """A random-init model of one of :data:`SHAPES` (no checkpoint with a declared licence ships in a registry
+    package), on SmolLM2's tokenizer."""
+    from transformers import AutoConfig
 
+    from lftf_interp.models.archs import ARCHS
     from lftf_interp.models.loading import bridge_from_hf, load_tokenizer
 
+    model_type, fields = SHAPES[name]
     torch.manual_seed(0)
-    cfg = Qwen2Config(**QWEN25_05B, bos_token_id=1, eos_token_id=2, pad_token_id=2)
-    cfg.architectures = ["Qwen2ForCausalLM"]
-    return bridge_from_hf(
-        AutoModelForCausalLM.from_config(cfg).eval(), load_tokenizer("smollm2-135m"), "qwen2.5-0.5b-shape"
-    )
+    cfg = AutoConfig.for_model(model_type, **fields, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    cfg.architectures = [ARCHS[model_type].hf_class]
+    eager = {"attn_implementation": "eager"} if model_type == "gemma2" else {}  # soft-capped attention scores
+    hf = AutoModelForCausalLM.from_config(cfg, **eager).eval()
+    return bridge_from_hf(hf, load_tokenizer("smollm2-135m"), name)
 
 
 def bench_patching(name: str = "patching", model_name: str = "smollm2-135m", n_pairs: int = 8) -> dict:
-    model = qwen2_shaped() if model_name == "qwen2.5-0.5b-shape" else load_model(model_name)
+    model = shaped(model_name) if model_name in SHAPES else load_model(model_name)
     pairs = hint_swap_pairs(model, split="test", hint_kind="noun", n=n_pairs, seed=0)
     metric, _, _ = pair_metric(model, pairs)
     ours_s = timeit(lambda: patch_sweep(model, pairs, metric, "resid_pre"), repeat=3)

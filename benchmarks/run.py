@@ -13,9 +13,19 @@ BENCHMARKS = {
     "load": bench_foundation.bench_load,
     "patching": bench_locate.bench_patching,  # Llama (SmolLM2-135M)
     "patching_gemma3": functools.partial(bench_locate.bench_patching, "patching_gemma3", "gemma3-270m", 4),
-    "patching_qwen2": functools.partial(
-        bench_locate.bench_patching, "patching_qwen2", "qwen2.5-0.5b-shape", 4
-    ),
+    **{
+        f"patching_{family}": functools.partial(bench_locate.bench_patching, f"patching_{family}", shape, 4)
+        for family, shape in (
+            ("qwen2", "qwen2.5-0.5b-shape"),
+            ("gpt2", "gpt2-shape"),
+            ("gpt_neox", "pythia-160m-shape"),
+            ("qwen3", "qwen3-0.6b-shape"),
+            ("olmo2", "olmo2-1b-shape-4-blocks"),
+            ("gemma2", "gemma2-2b-shape-4-blocks"),
+            ("phi3", "phi3-mini-shape-4-blocks"),
+            ("mistral", "mistral-7b-shape-4-blocks"),
+        )
+    },
     "bmi": bench_locate.bench_bmi,
     "tune_step": bench_tune.bench_tune_step,
     "multitoken": bench_axis.bench_multitoken,

@@ -10,20 +10,28 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # lm-eval adapter test: local
 
 from helpers import EXTERNAL, tiny  # noqa: E402
 
-# `-n 2`: one thread per worker process, not two workers of two threads each
+# `-n 2`: one thread per worker process, not two workers of two threads each; the notebook kernels and the
+# `lftf` subprocesses a worker starts inherit the same limit
 if os.environ.get("PYTEST_XDIST_WORKER"):
     import torch
 
     torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def pytest_sessionstart(session):
-    """Before workers start (`-n 2`), build the cached tokenizer every tiny model uses, so that workers never
-    build it at the same time on a cold cache."""
+    """Before workers start (`-n 2`), build the cached tokenizer every tiny model uses and, when the integration
+    tier runs, the registry models' safetensors copies, so that two workers never build one at the same time on
+    a cold cache."""
     if os.environ.get("PYTEST_XDIST_WORKER") is None:
-        from lftf_interp.models.loading import load_tokenizer
+        from lftf_interp.models.loading import cached_model_dir, load_tokenizer
 
         load_tokenizer("smollm2-135m")
+        if session.config.getoption("numprocesses", None) and "not integration" not in (
+            session.config.option.markexpr or ""
+        ):
+            for name in ("smollm2-135m", "gemma3-270m"):
+                cached_model_dir(name)
 
 
 if (

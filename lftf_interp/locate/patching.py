@@ -122,7 +122,8 @@ def _wavefront(runner: Runner, site: str, layers: set[int], clean: dict, corr: d
                 past = tuple(t[:, :, :start].repeat(n_var, 1, 1, 1) for t in corr["kv"][layer])
             x = runner.block(layer, x, past_kv=past)
         if site == "attn_out" and layer in layers:
-            new = runner.mlp_half(layer, _variant(site, layer, clean, corr, p))
+            pre = corr["resid_pre"][layer] if p is None else corr["resid_pre"][layer][:, p:]
+            new = runner.mlp_half(layer, _variant(site, layer, clean, corr, p), pre)  # pre: parallel blocks
             x, n_var = (new if x is None else torch.cat([x, new])), n_var + 1
         if site == "mlp_out" and layer in layers:
             new = _variant(site, layer, clean, corr, p)

@@ -84,7 +84,7 @@ def _multi_token(runner, tok, prompts, wids: list[list[int]], batch_size, progre
             past = [
                 (k.repeat_interleave(m, 0), v.repeat_interleave(m, 0)) for k, v in kvs
             ]  # rows: (prompt, word)
-            h = runner.embed(conts.repeat(b, 1))
+            h = runner.embed(conts.repeat(b, 1), start=x.shape[1])
             h, _ = runner.walk_to_end(h, past_kv=past)
             logp = runner.unembed(h).double().log_softmax(-1).view(b, m, conts.shape[1], -1)
             for r, j in enumerate(multi):

@@ -1,10 +1,12 @@
 """Per-architecture facts as data, and the plain parameter names read from the modules themselves.
 
-A decoder-only model family is one :class:`ArchSpec` row: where its blocks live, which norms sit around each
-sub-layer, how its RMSNorm scales, whether queries and keys are normed, whether embeddings are scaled, which
-config field names its activation and its attention scale, and whether prompts start with BOS. The functional
-:class:`~lftf_interp.models.runner.Runner` reads nothing else, so a fourth family whose block is built from the same
-pieces is one entry in :data:`ARCHS` plus its parity test (``tests/test_archs.py``).
+A decoder-only model family is one :class:`ArchSpec` row: where its blocks live, which norms (RMSNorm or
+LayerNorm) sit around each sub-layer, how its projections are split or fused, whether attention and MLP run in
+parallel, how positions enter (rotary, partial rotary or learned), whether queries and keys are normed, whether
+embeddings are scaled, which config fields name its activation and attention scale, and whether prompts start
+with BOS. The functional :class:`~lftf_interp.models.runner.Runner` reads nothing else, so a family whose block
+is built from the same pieces is one entry in :data:`ARCHS` plus its parity case
+(``tests/models/test_archs.py``).
 
 A family without a row, or a config asking for something the fast forward does not implement, runs on the
 generic path (:mod:`lftf_interp.models.generic`): :func:`why_generic` gives the reason and :func:`arch_spec`
@@ -34,6 +36,7 @@ class ArchSpec:
     hf_class: str  # the ...ForCausalLM class (written into exported configs' ``architectures``)
     layers: str = "model.layers"  # the blocks' ModuleList
     embed: str = "model.embed_tokens"
+    pos_embed: str | None = None  # learned absolute position embeddings (GPT-2), added to the token embedding
     final_norm: str | None = "model.norm"
     attn: str = "self_attn"
     mlp: str = "mlp"
@@ -41,12 +44,23 @@ class ArchSpec:
     attn_out: str | None = None  # norm on the attention output, before the residual add (Gemma's "sandwich")
     mlp_in: str | None = "post_attention_layernorm"  # norm before the MLP
     mlp_out: str | None = None  # norm on the MLP output, before the residual add
-    qk_norm: bool = False  # RMSNorm over each head's queries and keys before RoPE
+    norm: str = "rms"  # "rms": RMSNorm; "layer": LayerNorm with a bias
+    eps: str = "rms_norm_eps"  # config field of the norms' epsilon
+    qkv: tuple[str, ...] = ("q_proj", "k_proj", "v_proj")  # one fused module: [q | k | v] on its output
+    qkv_per_head: bool = False  # the fused output is [q_h | k_h | v_h] per head (GPT-NeoX)
+    o: str = "o_proj"
+    mlp_in_proj: tuple[str, ...] = ("gate_proj", "up_proj")  # gated: act(gate) · up; one module: act(up)
+    gate_up: bool = False  # the one input projection is gated, fused [gate | up] on its output (Phi-3)
+    down: str = "down_proj"
+    conv1d: bool = False  # weights stored [in, out] (GPT-2's Conv1D)
+    parallel: str | None = None  # config field: attention and MLP both read the block input (GPT-NeoX)
+    rope: bool = True  # rotary positions (partial_rotary_factor from the config)
+    qk_norm: str | None = None  # RMSNorm on queries and keys before RoPE: per "head", or over "all" heads
     norm_offset: float = 0.0  # RMSNorm multiplies by (norm_offset + weight); Gemma stores weight - 1
     embed_scale: bool = False  # embeddings multiplied by sqrt(d_model)
-    act: str = "hidden_act"  # config field naming the MLP's gate activation
+    act: str = "hidden_act"  # config field naming the MLP's activation
     attn_scale: str | None = None  # config field s: softmax scale is s ** -0.5 (default: head_dim ** -0.5)
-    bos: bool = False  # prepend the tokenizer's BOS to every prompt
+    bos: bool | None = False  # prepend the tokenizer's BOS to every prompt (None: as the tokenizer does)
     window_all: bool = False  # config.sliding_window applies to every layer (Mistral), not per layer type
     head: str = "lm_head"  # the unembedding module
     fast: bool = True  # False: read from the bridge, run by the generic path
@@ -56,37 +70,107 @@ class ArchSpec:
         """The sub-modules of a block that LFTF trains: attention and MLP (q/k norms and biases included)."""
         return (self.attn, self.mlp)
 
+    @property
+    def separate_units(self) -> bool:
+        """Separate q/k/v/o and gate/up/down projections around RMSNorms: heads and neurons are weight slices
+        (what :mod:`lftf_interp.probes.mechanism` needs)."""
+        return (
+            self.fast
+            and len(self.qkv) == 3
+            and len(self.mlp_in_proj) == 2
+            and not self.conv1d
+            and self.norm == "rms"
+            and self.parallel is None
+            and self.qk_norm != "all"
+        )
+
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+_GEMMA = dict(
+    attn_out="post_attention_layernorm",
+    mlp_in="pre_feedforward_layernorm",
+    mlp_out="post_feedforward_layernorm",
+    norm_offset=1.0,
+    embed_scale=True,
+    act="hidden_activation",
+    attn_scale="query_pre_attn_scalar",
+    bos=True,
+)
 ARCHS: dict[str, ArchSpec] = {
     "llama": ArchSpec("llama", "LlamaForCausalLM"),
     "qwen2": ArchSpec("qwen2", "Qwen2ForCausalLM"),
     "mistral": ArchSpec("mistral", "MistralForCausalLM", window_all=True, bos=True),
-    "qwen3": ArchSpec("qwen3", "Qwen3ForCausalLM", qk_norm=True),
-    "gemma3_text": ArchSpec(
-        "gemma3_text",
-        "Gemma3ForCausalLM",
+    "qwen3": ArchSpec("qwen3", "Qwen3ForCausalLM", qk_norm="head"),
+    "gemma3_text": ArchSpec("gemma3_text", "Gemma3ForCausalLM", qk_norm="head", **_GEMMA),  # type: ignore[arg-type]
+    "gemma2": ArchSpec("gemma2", "Gemma2ForCausalLM", **_GEMMA),  # type: ignore[arg-type]
+    "olmo2": ArchSpec(
+        "olmo2",
+        "Olmo2ForCausalLM",
+        attn_in=None,
         attn_out="post_attention_layernorm",
-        mlp_in="pre_feedforward_layernorm",
+        mlp_in=None,
         mlp_out="post_feedforward_layernorm",
-        qk_norm=True,
-        norm_offset=1.0,
-        embed_scale=True,
-        act="hidden_activation",
-        attn_scale="query_pre_attn_scalar",
-        bos=True,
+        qk_norm="all",
+        bos=None,
+    ),
+    "phi3": ArchSpec(
+        "phi3",
+        "Phi3ForCausalLM",
+        qkv=("qkv_proj",),
+        mlp_in_proj=("gate_up_proj",),
+        gate_up=True,
+        window_all=True,
+        bos=None,
+    ),
+    "gpt2": ArchSpec(
+        "gpt2",
+        "GPT2LMHeadModel",
+        layers="transformer.h",
+        embed="transformer.wte",
+        pos_embed="transformer.wpe",
+        final_norm="transformer.ln_f",
+        attn="attn",
+        attn_in="ln_1",
+        mlp_in="ln_2",
+        norm="layer",
+        eps="layer_norm_epsilon",
+        qkv=("c_attn",),
+        o="c_proj",
+        mlp_in_proj=("c_fc",),
+        down="c_proj",
+        conv1d=True,
+        rope=False,
+        act="activation_function",
+        bos=None,
+    ),
+    "gpt_neox": ArchSpec(
+        "gpt_neox",
+        "GPTNeoXForCausalLM",
+        layers="gpt_neox.layers",
+        embed="gpt_neox.embed_in",
+        final_norm="gpt_neox.final_layer_norm",
+        attn="attention",
+        norm="layer",
+        eps="layer_norm_eps",
+        qkv=("query_key_value",),
+        qkv_per_head=True,
+        o="dense",
+        mlp_in_proj=("dense_h_to_4h",),
+        down="dense_4h_to_h",
+        parallel="use_parallel_residual",
+        head="embed_out",
+        bos=None,
     ),
 }
 
-# config field -> values the runner implements (anything else is refused, with the reason)
+# config field -> values the fast forward implements (anything else runs on the generic path, with the reason)
 _ROPE_TYPES = {"default", "linear", "llama3", "yarn"}  # position-independent inverse frequencies
 _MUST_BE = {
-    "attn_logit_softcapping": (None,),
-    "final_logit_softcapping": (None,),
     "use_bidirectional_attention": (None, False),
-    "partial_rotary_factor": (None, 1.0),
+    "reorder_and_upcast_attn": (None, False),  # GPT-2: attention scores upcast in a half-precision model
+    "add_cross_attention": (None, False),
 }
 
 
@@ -116,11 +200,9 @@ def why_generic(config) -> str | None:
         val = getattr(config, key, None)
         if val not in ok:
             return f"{key}={val!r} is not implemented by the fast forward (it supports {ok})"
+    if not ARCHS[mt].rope:
+        return None
     for rp in _rope_dicts(config):
-        if rp.get("partial_rotary_factor", 1.0) != 1.0:
-            return (
-                f"partial_rotary_factor={rp['partial_rotary_factor']} is not implemented by the fast forward"
-            )
         rt = rp.get("rope_type", "default")
         if rt not in _ROPE_TYPES:
             return (

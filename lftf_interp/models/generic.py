@@ -157,8 +157,11 @@ class GenericRunner(Runner):
     def device_of(self, layer: int) -> torch.device:
         return next(self.layers[layer].parameters()).device
 
-    def embed(self, tokens: Tensor) -> Tensor:
-        """The residual entering block 0, as the model's forward computes it."""
+    def embed(self, tokens: Tensor, start: int = 0) -> Tensor:
+        """The residual entering block 0, as the model's forward computes it (from position 0: this path keeps no
+        keys/values to continue from)."""
+        if start:
+            raise ConfigError("The generic path recomputes whole sequences: embed from position 0.")
 
         def grab(mod, args, kwargs):
             raise _Stop(_hidden_arg(args, kwargs))
@@ -207,7 +210,7 @@ class GenericRunner(Runner):
             res = (*res, None)
         return res if len(res) > 1 else res[0]
 
-    def mlp_half(self, layer: int, mid: Tensor) -> Tensor:
+    def mlp_half(self, layer: int, mid: Tensor, resid_pre: Tensor | None = None) -> Tensor:
         raise ConfigError("The generic path patches attention outputs through block(attn=...), not mlp_half.")
 
     def unembed(self, resid: Tensor) -> Tensor:

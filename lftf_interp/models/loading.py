@@ -238,11 +238,18 @@ def forward_path(name_or_path: str) -> dict:
     return {"forward": "fast"} if why is None else {"forward": "generic", "forward_reason": why}
 
 
+def family_bos(tokenizer, model_type: str | None) -> bool:
+    """Whether prompts start with BOS: the family's policy where its fast row sets one (Gemma, Mistral: yes;
+    Llama, Qwen: no), else what the tokenizer itself does by default."""
+    row = ARCHS.get(model_type or "")
+    return row.bos if row is not None and row.bos is not None else tokenizer_adds_bos(tokenizer)
+
+
 def set_bos_policy(tokenizer, model_type: str | None, bos: bool | None = None) -> None:
-    """Record on the tokenizer whether :func:`lftf_interp.models.tokens.encode` prepends BOS: the family's policy
-    for a fast row, else what the tokenizer itself does by default."""
+    """Record on the tokenizer whether :func:`lftf_interp.models.tokens.encode` prepends BOS (default:
+    :func:`family_bos`)."""
     if bos is None:
-        bos = ARCHS[model_type].bos if model_type in ARCHS else tokenizer_adds_bos(tokenizer)
+        bos = family_bos(tokenizer, model_type)
     if bos and tokenizer.bos_token_id is None:
         raise ConfigError(f"{model_type} prompts start with BOS, but this tokenizer has no bos_token.")
     tokenizer.lftf_bos_id = tokenizer.bos_token_id if bos else None
@@ -252,7 +259,7 @@ def bridge_from_hf(model, tokenizer, name: str) -> TransformerBridge:
     """A TransformerBridge over a Hugging Face model; a family without a fast row says, in one log line, that
     it runs on the generic path and why."""
     mt = model.config.model_type
-    bos = ARCHS[mt].bos if mt in ARCHS else tokenizer_adds_bos(tokenizer)  # before the bridge adapts it
+    bos = family_bos(tokenizer, mt)  # before the bridge adapts the tokenizer
     try:
         bridge = TransformerBridge.boot_transformers(name, hf_model=model, tokenizer=tokenizer)
     except (ValueError, KeyError, NotImplementedError) as e:

@@ -1,12 +1,15 @@
 """A small functional forward over a model's own weights (shared, not copied), for every family in
-:data:`lftf_interp.models.archs.ARCHS` (Llama, Qwen2, Gemma-3).
+:data:`lftf_interp.models.archs.ARCHS` (Llama, Qwen2, Qwen3, Mistral, Gemma-2, Gemma-3, OLMo-2, Phi-3, GPT-2,
+GPT-NeoX).
 
 TransformerLens hooks cost a Python call per hook point per forward. The analyses here need something
 else: start a forward at block L from a cached residual, stop early, unembed only the last position,
 batch many patched runs and recompute only a suffix on cached keys/values. :class:`Runner` does that in
-plain torch, reading each family's block layout from its :class:`~lftf_interp.models.archs.ArchSpec` (norms around
-each sub-layer, (1 + w) RMSNorm, q/k norms, scaled embeddings, sliding-window layers, biases, RoPE variants).
-It is tested to match Hugging Face and the bridge on every family (tests/test_archs.py). It reads the
+plain torch, reading each family's block layout from its :class:`~lftf_interp.models.archs.ArchSpec` (RMSNorm or
+LayerNorm around each sub-layer, (1 + w) RMSNorm, fused or Conv1D projections, parallel blocks, q/k norms,
+scaled embeddings, learned positions, sliding-window layers, soft-capping, biases, RoPE variants and partial
+rotary).
+It is tested to match Hugging Face and the bridge on every family (tests/models/test_archs.py). It reads the
 parameters of the model it wraps, so a fine-tune of the bridge is seen by the runner at once.
 
 Why a functional forward rather than driving Hugging Face's decoder-layer modules: those take a cache object,
@@ -125,30 +128,34 @@ class Runner:
         hf = hf_of(model)
         cfg = hf.config
         self.arch: ArchSpec = check_config(cfg)
+        a = self.arch
         self.cfg = cfg
         self.n_layers = cfg.num_hidden_layers
         self.d_model = cfg.hidden_size
         self.n_heads = cfg.num_attention_heads
-        self.n_kv = cfg.num_key_value_heads
+        self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
         self.d_head = getattr(cfg, "head_dim", None) or self.d_model // self.n_heads
-        self.eps = cfg.rms_norm_eps
-        self.act = ACT2FN[getattr(cfg, self.arch.act)]
-        scalar = getattr(cfg, self.arch.attn_scale) if self.arch.attn_scale else self.d_head
-        self.scale = (
-            None if scalar == self.d_head else float(scalar) ** -0.5
-        )  # None: SDPA's default 1/sqrt(d_head)
+        self.eps = getattr(cfg, a.eps)
+        self.act = ACT2FN[getattr(cfg, a.act)]
+        self.parallel = bool(getattr(cfg, a.parallel)) if a.parallel else False
+        self.softcap = getattr(cfg, "attn_logit_softcapping", None)  # tanh-capped attention scores (Gemma-2)
+        self.final_softcap = getattr(cfg, "final_logit_softcapping", None)
+        self.scale = [self._scale(i) for i in range(self.n_layers)]
         rp = getattr(cfg, "rope_parameters", None) or {}
         types = getattr(cfg, "layer_types", None) or ["full_attention"] * self.n_layers
         per_type = bool(rp) and all(isinstance(v, dict) for v in rp.values())
         self.rope_key = [t if per_type else None for t in types]
         window = getattr(cfg, "sliding_window", None)
         self.window = [
-            window if window and (self.arch.window_all or t == "sliding_attention") else None for t in types
+            window if window and (a.window_all or t == "sliding_attention") else None for t in types
         ]
         self.p = canonical_state_dict(model)
-        self._freqs = {k: _inv_freq(cfg, k, self.d_head) for k in set(self.rope_key)}
+        self.d_rot = 0  # rotary dimensions of each head (the first d_rot; GPT-NeoX rotates a quarter)
+        if a.rope:
+            prf = (rp if not per_type else next(iter(rp.values()))).get("partial_rotary_factor", 1.0)
+            self.d_rot = int(self.d_head * (prf or 1.0))
+        self._freqs = {k: _inv_freq(cfg, k, self.d_rot) for k in set(self.rope_key)} if a.rope else {}
         self._rope_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
-        a = self.arch
         self._names = [
             {
                 k: f"{a.layers}.{i}.{v}"
@@ -164,8 +171,23 @@ class Runner:
             }
             for i in range(self.n_layers)
         ]
+        self._first = {}  # block -> the name of one of its parameters (where the block lives)
+        for name in self.p:
+            if name.startswith(a.layers + "."):
+                self._first.setdefault(int(name[len(a.layers) + 1 :].split(".")[0]), name)
         self.embed_scale = self.d_model**0.5 if a.embed_scale else None
         self.prefix = active_prefix(model)  # a reuse_prefix block's store: forwards start at its block
+
+    def _scale(self, layer: int) -> float | None:
+        """The softmax scale of a layer (None: SDPA's default 1/sqrt(d_head))."""
+        a, cfg = self.arch, self.cfg
+        scalar = getattr(cfg, a.attn_scale) if a.attn_scale else self.d_head
+        scale = None if scalar == self.d_head else float(scalar) ** -0.5
+        if not getattr(cfg, "scale_attn_weights", True):  # GPT-2's switches
+            scale = 1.0
+        if getattr(cfg, "scale_attn_by_inverse_layer_idx", False):
+            scale = (self.d_head**-0.5 if scale is None else scale) / (layer + 1)
+        return scale
 
     # -- pieces -----------------------------------------------------------------------------------------
     def _w(self, name: str) -> Tensor | None:
@@ -173,7 +195,7 @@ class Runner:
 
     def device_of(self, layer: int) -> torch.device:
         """Where block ``layer``'s weights live (``device_map`` may spread blocks over devices)."""
-        return self.p[f"{self._names[layer]['attn']}.q_proj.weight"].device
+        return self.p[self._first[layer]].device
 
     def rms(self, x: Tensor, w: Tensor) -> Tensor:
         xf = x.float()
@@ -181,6 +203,13 @@ class Runner:
         if self.arch.norm_offset:  # Gemma: (1 + w), in float32, then cast (as Hugging Face does)
             return (normed * (self.arch.norm_offset + w.float())).to(x.dtype)
         return w * normed.to(x.dtype)
+
+    def norm(self, x: Tensor, name: str) -> Tensor:
+        """The family's norm (RMSNorm, or LayerNorm with its bias) with the weights of module ``name``."""
+        w = self.p[name + ".weight"]
+        if self.arch.norm == "layer":
+            return F.layer_norm(x, (x.shape[-1],), w, self._w(name + ".bias"), self.eps)
+        return self.rms(x, w)
 
     def rope(self, layer: int, n_pos: int, device) -> tuple[Tensor, Tensor]:
         key = (self.rope_key[layer], n_pos, str(device))
@@ -192,13 +221,21 @@ class Runner:
             self._rope_cache[key] = (cos * scale, sin * scale) if scale != 1.0 else (cos, sin)
         return self._rope_cache[key]
 
-    def embed(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
+    def embed(self, tokens: Int[Tensor, "batch pos"], start: int = 0) -> Float[Tensor, "batch pos d_model"]:
+        """Token (and, for learned positions, position) embeddings; ``start``: the first token's position
+        (a continuation after cached keys/values)."""
         w = self.p[f"{self.arch.embed}.weight"]
         x = F.embedding(tokens.to(w.device), w)
-        return x * torch.tensor(self.embed_scale, dtype=w.dtype) if self.embed_scale else x
+        if self.embed_scale:
+            x = x * torch.tensor(self.embed_scale, dtype=w.dtype)
+        if self.arch.pos_embed:
+            wpe = self.p[f"{self.arch.pos_embed}.weight"]
+            x = x + F.embedding(torch.arange(start, start + tokens.shape[1], device=wpe.device), wpe)
+        return x
 
     def _linear(self, x: Tensor, name: str) -> Tensor:
-        return F.linear(x, self.p[name + ".weight"], self._w(name + ".bias"))
+        w = self.p[name + ".weight"]
+        return F.linear(x, w.t() if self.arch.conv1d else w, self._w(name + ".bias"))
 
     def attn(
         self,
@@ -210,57 +247,105 @@ class Runner:
         """Self-attention of one block (on its normed input). ``past_kv`` (keys after RoPE, values) of earlier
         positions lets a run recompute only a suffix of the sequence; ``return_kv`` also returns this call's (k, v)."""
         z, kv = self.attn_z(layer, x, past_kv)
-        out = self._linear(z, self._names[layer]["attn"] + ".o_proj")
+        out = self._linear(z, f"{self._names[layer]['attn']}.{self.arch.o}")
         return (out, kv) if return_kv else out
+
+    def qkv(self, layer: int, x: Float[Tensor, "batch pos d_model"]) -> tuple[Tensor, Tensor, Tensor]:
+        """Queries, keys and values of one block, ``[batch, heads, pos, d_head]``, before RoPE."""
+        a, pre = self.arch, self._names[layer]["attn"] + "."
+        b, s, _ = x.shape
+        nq, nk = self.n_heads * self.d_head, self.n_kv * self.d_head
+        if len(a.qkv) == 3:
+            q, k, v = (self._linear(x, pre + n) for n in a.qkv)
+        elif a.qkv_per_head:  # [q_h | k_h | v_h] for each head h
+            q, k, v = (
+                t.reshape(b, s, nq)
+                for t in self._linear(x, pre + a.qkv[0]).view(b, s, self.n_heads, -1).chunk(3, -1)
+            )
+        else:
+            q, k, v = self._linear(x, pre + a.qkv[0]).split([nq, nk, nk], -1)
+        if a.qk_norm == "all":  # OLMo-2: one RMSNorm over every head's queries (keys)
+            q, k = self.rms(q, self.p[pre + "q_norm.weight"]), self.rms(k, self.p[pre + "k_norm.weight"])
+        q = q.view(b, s, self.n_heads, self.d_head).transpose(1, 2)
+        k = k.view(b, s, self.n_kv, self.d_head).transpose(1, 2)
+        v = v.view(b, s, self.n_kv, self.d_head).transpose(1, 2)
+        if a.qk_norm == "head":
+            q, k = self.rms(q, self.p[pre + "q_norm.weight"]), self.rms(k, self.p[pre + "k_norm.weight"])
+        return q, k, v
+
+    def _rotate(self, t: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        if self.d_rot == self.d_head:
+            return t * cos + _rotate_half(t) * sin
+        r, rest = t[..., : self.d_rot], t[..., self.d_rot :]  # partial rotary: the rest passes unrotated
+        return torch.cat([r * cos + _rotate_half(r) * sin, rest], dim=-1)
 
     def attn_z(
         self, layer: int, x: Float[Tensor, "batch pos d_model"], past_kv: tuple[Tensor, Tensor] | None = None
     ) -> tuple[Float[Tensor, "batch pos n_heads*d_head"], tuple[Tensor, Tensor]]:
-        """The heads' outputs before o_proj (head h: columns h·d_head …), and this call's (k, v)."""
-        pre = self._names[layer]["attn"] + "."
+        """The heads' outputs before the output projection (head h: columns h·d_head …), and this call's (k, v)."""
         b, s, _ = x.shape
         off = 0 if past_kv is None else past_kv[0].shape[2]
-        q = self._linear(x, pre + "q_proj").view(b, s, self.n_heads, self.d_head).transpose(1, 2)
-        k = self._linear(x, pre + "k_proj").view(b, s, self.n_kv, self.d_head).transpose(1, 2)
-        v = self._linear(x, pre + "v_proj").view(b, s, self.n_kv, self.d_head).transpose(1, 2)
-        if self.arch.qk_norm:
-            q, k = self.rms(q, self.p[pre + "q_norm.weight"]), self.rms(k, self.p[pre + "k_norm.weight"])
-        cos, sin = self.rope(layer, off + s, x.device)
-        cos, sin = cos[off:].to(q.dtype), sin[off:].to(q.dtype)
-        q = q * cos + _rotate_half(q) * sin
-        k = k * cos + _rotate_half(k) * sin
+        q, k, v = self.qkv(layer, x)
+        if self.d_rot:
+            cos, sin = self.rope(layer, off + s, x.device)
+            cos, sin = cos[off:].to(q.dtype), sin[off:].to(q.dtype)
+            q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
         kv = (k, v)
         gqa = self.n_kv != self.n_heads
+        scale = self.scale[layer]
         window = self.window[layer] if self.window[layer] and self.window[layer] < off + s else None
-        if past_kv is None and window is None:
-            z = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa, scale=self.scale)
-        else:
-            if past_kv is not None:
-                k, v = torch.cat([past_kv[0], k], 2), torch.cat([past_kv[1], v], 2)
-            qpos = (off + torch.arange(s, device=x.device))[:, None]
-            kpos = torch.arange(off + s, device=x.device)[None]
-            mask = kpos <= qpos
-            if window is not None:  # a sliding-window layer sees the last `window` positions only
-                mask &= kpos > qpos - window
-            z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa, scale=self.scale)
+        if past_kv is not None:
+            k, v = torch.cat([past_kv[0], k], 2), torch.cat([past_kv[1], v], 2)
+        if past_kv is None and window is None and self.softcap is None:
+            z = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa, scale=scale)
+            return z.transpose(1, 2).reshape(b, s, -1), kv
+        qpos = (off + torch.arange(s, device=x.device))[:, None]
+        kpos = torch.arange(off + s, device=x.device)[None]
+        mask = kpos <= qpos
+        if window is not None:  # a sliding-window layer sees the last `window` positions only
+            mask &= kpos > qpos - window
+        if self.softcap is None:
+            z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa, scale=scale)
+        else:  # scores capped by cap·tanh(scores / cap) before the mask (Gemma-2), as Hugging Face's eager path
+            if gqa:
+                k, v = (t.repeat_interleave(self.n_heads // self.n_kv, 1) for t in (k, v))
+            w = q @ k.transpose(2, 3) * (self.d_head**-0.5 if scale is None else scale)
+            w = torch.tanh(w / self.softcap) * self.softcap
+            w = w.masked_fill(~mask, torch.finfo(w.dtype).min)
+            z = w.softmax(-1, dtype=torch.float32).to(q.dtype) @ v
         return z.transpose(1, 2).reshape(b, s, -1), kv
 
     def mlp(self, layer: int, x: Tensor) -> Tensor:
-        return self._linear(self.mlp_acts(layer, x), self._names[layer]["mlp"] + ".down_proj")
+        return self._linear(self.mlp_acts(layer, x), f"{self._names[layer]['mlp']}.{self.arch.down}")
 
     def mlp_acts(self, layer: int, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_mlp"]:
-        """The MLP neurons' activations act(gate) · up, the input of down_proj (neuron j: its column j)."""
-        pre = self._names[layer]["mlp"] + "."
-        return self.act(self._linear(x, pre + "gate_proj")) * self._linear(x, pre + "up_proj")
+        """The MLP neurons' activations, the input of the down projection (neuron j: its column j): act(gate) ·
+        up for a gated MLP (separate or fused [gate | up]), else act(up)."""
+        proj, pre = self.arch.mlp_in_proj, self._names[layer]["mlp"] + "."
+        if len(proj) == 2:
+            return self.act(self._linear(x, pre + proj[0])) * self._linear(x, pre + proj[1])
+        h = self._linear(x, pre + proj[0])
+        if self.arch.gate_up:
+            gate, up = h.chunk(2, -1)
+            return up * self.act(gate)
+        return self.act(h)
 
     def _norm(self, layer: int, which: str, x: Tensor) -> Tensor:
         name = self._names[layer].get(which)
-        return x if name is None else self.rms(x, self.p[name + ".weight"])
+        return x if name is None else self.norm(x, name)
 
     def mlp_half(
-        self, layer: int, mid: Float[Tensor, "batch pos d_model"]
+        self,
+        layer: int,
+        mid: Float[Tensor, "batch pos d_model"],
+        resid_pre: Float[Tensor, "batch pos d_model"] | None = None,
     ) -> Float[Tensor, "batch pos d_model"]:
-        """resid_mid -> resid_post: the second half of a block."""
+        """resid_mid -> resid_post: the second half of a block. A parallel block's MLP reads the block input
+        ``resid_pre`` instead of ``mid``."""
+        if self.parallel:
+            if resid_pre is None:
+                raise ValueError("a parallel block's MLP reads resid_pre: pass it to mlp_half")
+            return mid + self._norm(layer, "mlp_out", self.mlp(layer, self._norm(layer, "mlp_in", resid_pre)))
         return mid + self._norm(layer, "mlp_out", self.mlp(layer, self._norm(layer, "mlp_in", mid)))
 
     def block(
@@ -275,19 +360,30 @@ class Runner:
         residual, ``return_kv`` the block's (k, v); ``past_kv`` holds keys/values of earlier positions."""
         attn_out, kv = self.attn(layer, self._norm(layer, "attn_in", resid), past_kv, True)
         attn_out = self._norm(layer, "attn_out", attn_out)
-        mid = resid + attn_out
-        mlp_out = self._norm(layer, "mlp_out", self.mlp(layer, self._norm(layer, "mlp_in", mid)))
-        out = mid + mlp_out
+        if self.parallel:  # both read the block input; summed in Hugging Face's order
+            mlp_out = self._norm(layer, "mlp_out", self.mlp(layer, self._norm(layer, "mlp_in", resid)))
+            out = mlp_out + attn_out + resid
+        else:
+            mid = resid + attn_out
+            mlp_out = self._norm(layer, "mlp_out", self.mlp(layer, self._norm(layer, "mlp_in", mid)))
+            out = mid + mlp_out
         res = (out, attn_out, mlp_out) if return_parts else (out,)
         if return_kv:
             res = (*res, kv)
         return res if len(res) > 1 else res[0]
 
     def unembed(self, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_vocab"]:
-        """Final RMSNorm + unembedding (the logit lens on any residual)."""
-        w = self.p["lm_head.weight"]
-        x = self.rms(resid.to(w.device), self.p[f"{self.arch.final_norm}.weight"])
-        return F.linear(x, w, self._w("lm_head.bias"))
+        """Final norm + unembedding (+ the final soft-cap where the family has one): the logit lens on any
+        residual."""
+        head = self.arch.head
+        w = self.p[f"{head}.weight"]
+        x = resid.to(w.device)
+        if self.arch.final_norm:
+            x = self.norm(x, self.arch.final_norm)
+        logits = F.linear(x, w, self._w(f"{head}.bias"))
+        if self.final_softcap:
+            logits = torch.tanh(logits / self.final_softcap) * self.final_softcap
+        return logits
 
     # -- whole runs ---------------------------------------------------------------------------------------
     def walk(

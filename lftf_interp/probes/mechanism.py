@@ -41,12 +41,26 @@ KINDS = ("head", "kv_head", "neuron")
 
 def _fast_arch(config):
     try:
-        return check_config(config)
+        arch = check_config(config)
     except ConfigError as e:
         raise ConfigError(
             f"The unit-level mechanism probe slices separate q/k/v/o and gate/up/down projections, which only a "
             f"fast row names ({e}). Block-level attribution (`lftf locate`) runs on every model."
         ) from e
+    if not arch.separate_units:
+        raise ConfigError(
+            f"The unit-level mechanism probe slices separate q/k/v/o and gate/up/down projections around RMSNorms, "
+            f"in sequence; {arch.model_type}'s blocks are built otherwise (fused or Conv1D projections, LayerNorm, "
+            "a parallel block or one norm over all heads). Block-level attribution (`lftf locate`) runs on every "
+            "model."
+        )
+    if cap := getattr(config, "final_logit_softcapping", None):
+        raise ConfigError(
+            f"The unit-level mechanism probe reads logit differences linearly; this model soft-caps its logits "
+            f"(final_logit_softcapping={cap}), so they are not a sum of unit contributions. Block-level "
+            "attribution (`lftf locate`) runs on every model."
+        )
+    return arch
 
 
 def _slices(model, block: int) -> dict[str, list[tuple[str, int, int]]]:
@@ -222,8 +236,8 @@ def _readout(runner: Runner, model, male: Sequence[str], female: Sequence[str]) 
     """The unembedding direction of logit(male) − logit(female) (means over each list's words) [d_model], and its
     bias term (0 without an unembedding bias)."""
     he, she = target_ids(model, male), target_ids(model, female)
-    w_u = runner.p["lm_head.weight"].float()
-    lm_b = runner._w("lm_head.bias")
+    w_u = runner.p[f"{runner.arch.head}.weight"].float()
+    lm_b = runner._w(f"{runner.arch.head}.bias")
     u_b = float(lm_b[he].float().mean() - lm_b[she].float().mean()) if lm_b is not None else 0.0
     return w_u[he].mean(0) - w_u[she].mean(0), u_b
 

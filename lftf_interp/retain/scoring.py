@@ -111,7 +111,7 @@ def greedy(runner: Runner, ids: list[int], n_new: int, stop=None) -> list[int]:
         out.append(int(runner.unembed(h[0, -1]).argmax()))
         if stop is not None and stop(out):
             break
-        x = runner.embed(torch.tensor([[out[-1]]]))
+        x = runner.embed(torch.tensor([[out[-1]]]), start=len(ids) + len(out) - 1)
     return out
 
 

@@ -96,7 +96,9 @@ def test_a_compare_grid_as_jobs_equals_the_grid_in_this_process(tiny3_dir, tmp_p
     )
     assert len(a) == 4 and len(list((tmp_path / "jobs" / "jobs").iterdir())) == 4
     drop = ["wall_s", "train_s", "retention_table"]
-    pd.testing.assert_frame_equal(a.drop(columns=drop), b.drop(columns=drop), rtol=1e-5)
+    # atol: a KL of order 1e-5 is a difference of nearly equal float32 logs (3.5e-8 apart between runs whose
+    # base reference was computed by another job)
+    pd.testing.assert_frame_equal(a.drop(columns=drop), b.drop(columns=drop), rtol=1e-5, atol=1e-6)
     assert (tmp_path / "jobs" / "summary.csv").read_text() != "" and (
         tmp_path / "jobs" / "table.md"
     ).is_file()

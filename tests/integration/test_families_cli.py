@@ -1,5 +1,6 @@
 """``lftf evaluate / locate / finetune / export`` on a tiny random model of each family added beside Llama, Qwen2
-and Gemma-3, written as a Hugging Face directory: fast rows and the generic path, recorded in ``metrics.json``."""
+and Gemma-3, written as a Hugging Face directory: on its fast row, and for GPT-2, GPT-NeoX and Phi-3 also on the
+generic path (a config their rows do not implement), the path recorded in ``metrics.json``."""
 
 import json
 
@@ -16,14 +17,25 @@ from lftf_interp.tune import apply_delta
 
 pytestmark = pytest.mark.integration
 
-FAMILIES = {  # family -> the forward it runs on (Llama, Qwen2 and Gemma-3: tests/cli/test_main.py, test_gemma3.py)
-    "mistral": "fast",
-    "qwen3": "fast",
-    "gemma2": "generic",
-    "gpt2": "generic",
-    "gpt_neox": "generic",
-    "phi3": "generic",
-    "olmo2": "generic",
+CASES = {  # name -> (family, config overrides, the forward it runs on); Llama, Qwen2 and Gemma-3: test_main.py
+    "mistral": ("mistral", {"sliding_window": 64}, "fast"),  # a hint 8 tokens back must reach the end
+    "qwen3": ("qwen3", {}, "fast"),
+    "gemma2": ("gemma2", {}, "fast"),
+    "gpt2": ("gpt2", {}, "fast"),
+    "gpt_neox": ("gpt_neox", {}, "fast"),
+    "phi3": ("phi3", {}, "fast"),
+    "olmo2": ("olmo2", {}, "fast"),
+    # configs no fast row implements: the same families on the generic path
+    "gpt2-generic": ("gpt2", {"reorder_and_upcast_attn": True}, "generic"),
+    "gpt_neox-generic": ("gpt_neox", {"rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}, "generic"),
+    "phi3-generic": (
+        "phi3",
+        {
+            "rope_scaling": {"rope_type": "longrope", "short_factor": [1.0] * 8, "long_factor": [2.0] * 8},
+            "original_max_position_embeddings": 128,
+        },
+        "generic",
+    ),
 }
 
 
@@ -33,15 +45,15 @@ def lftf(*args):
     return res
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_every_command_on_every_family(family, tmp_path, caplog):
-    extra = {"sliding_window": 64} if family == "mistral" else {}  # a hint 8 tokens back must reach the end
+@pytest.mark.parametrize("case", CASES)
+def test_every_command_on_every_family(case, tmp_path, caplog):
+    family, extra, forward = CASES[case]
     model = export_hf(tiny_model(2, seed=2, arch=family, **extra), tmp_path / "base")
     with caplog.at_level("WARNING", logger="lftf_interp.models.loading"):
         lftf("evaluate", "--model", model, "--split", "test", "--n-boot", "20", "--out", tmp_path / "ev")
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert m["config"]["forward"] == FAMILIES[family] and 0 <= m["afgb"] <= 1
-    assert ("runs on the generic path" in caplog.text) == (FAMILIES[family] == "generic")
+    assert m["config"]["forward"] == forward and 0 <= m["afgb"] <= 1
+    assert ("runs on the generic path" in caplog.text) == (forward == "generic")
     lftf("locate", "--model", model, "--n-pairs", "2", "--out", tmp_path / "loc")
     top = json.loads((tmp_path / "loc" / "locate.json").read_text())["top5_bmi"]
     assert sorted(t["layer"] for t in top) == [0, 1]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import hooked_bmi
+from transformers import GPTJConfig
 
 from lftf_interp.errors import ConfigError
 from lftf_interp.locate import as_grid, hint_swap_pairs, pair_metric, patch_sweep, tl_patch
@@ -35,15 +36,23 @@ CASES = {  # name -> (family, config overrides): each feature the runner impleme
     "gemma3": ("gemma3_text", {}),
     "mistral": ("mistral", {}),
     "qwen3": ("qwen3", {}),
-    # the generic path (no fast row, or a config the fast forward does not implement)
-    "gpt2": ("gpt2", {}),
-    "gpt-neox": ("gpt_neox", {}),
-    "phi3": ("phi3", {}),
-    "gemma2": ("gemma2", {}),
-    "olmo2": ("olmo2", {}),
-    "gemma3-softcap": ("gemma3_text", dict(final_logit_softcapping=5.0)),
+    "gpt2": ("gpt2", {}),  # LayerNorm, learned positions, Conv1D, fused qkv
+    "gpt-neox": ("gpt_neox", {}),  # parallel block, a quarter of each head rotated, per-head fused qkv
+    "phi3": ("phi3", dict(sliding_window=4)),  # fused qkv and gate-up, a window on every layer
+    "gemma2": ("gemma2", {}),  # soft-capped attention scores and logits, sandwich norms
+    "olmo2": ("olmo2", {}),  # post-norms only, q/k RMSNorm over all heads
+    # the generic path: configs the fast forward does not implement
+    "gpt2-upcast": ("gpt2", dict(reorder_and_upcast_attn=True, scale_attn_by_inverse_layer_idx=True)),
+    "gpt-neox-dynamic": ("gpt_neox", dict(rope_scaling=dict(rope_type="dynamic", factor=2.0))),
+    "phi3-longrope": (
+        "phi3",
+        dict(
+            rope_scaling=dict(rope_type="longrope", short_factor=[1.0] * 8, long_factor=[2.0] * 8),
+            original_max_position_embeddings=128,
+        ),
+    ),
 }
-GENERIC = {"gpt2", "gpt-neox", "phi3", "gemma2", "olmo2", "gemma3-softcap"}
+GENERIC = {"gpt2-upcast", "gpt-neox-dynamic", "phi3-longrope"}
 PROMPTS = ["The nurse said that she would be back later today", "The farmer went home because"]
 CFG = dict(
     block=1,
@@ -181,8 +190,11 @@ def test_tune_delta_and_lora(case, tmp_path):
     assert moved == {f"{t}.weight" for t in lora_targets(lora)}
 
 
-def test_bfloat16_runner_follows_hugging_face():
-    m = make("gemma3")
+@pytest.mark.parametrize(
+    "name", ["gemma3", "mistral", "qwen3", "gpt2", "gpt-neox", "phi3", "gemma2", "olmo2"]
+)
+def test_bfloat16_runner_follows_hugging_face(name):
+    m = make(name)
     ids, _ = encode_batch(m, PROMPTS[:1])
     plain = plain_copy(m).to(torch.bfloat16)
     m.original_model.to(torch.bfloat16)
@@ -195,13 +207,17 @@ def test_bfloat16_runner_follows_hugging_face():
     assert (ours.argmax(-1) == ref.argmax(-1)).float().mean() > 0.9
 
 
-@pytest.mark.parametrize("name", ["gemma3", "gpt2"])
+@pytest.mark.parametrize(
+    "name", ["gemma3", "mistral", "qwen3", "gpt2", "gpt-neox", "phi3", "gemma2", "olmo2"]
+)
 def test_export_keeps_the_family_and_its_bos(tmp_path, name):
     m = make(name)
     path = export_hf(m, tmp_path / "g")
     back = load_model(str(path))
     assert back.original_model.config.model_type == CASES[name][0]
-    assert (encode(back, "The nurse said that")[0] == 1) == (name == "gemma3")  # <bos>: Gemma's policy
+    assert isinstance(Runner(back), GenericRunner) == (name in GENERIC)
+    # <bos>: Gemma's and Mistral's policy; the other rows follow the tokenizer (SmolLM2's adds none)
+    assert (encode(back, "The nurse said that")[0] == 1) == (name in ("gemma3", "gemma2", "mistral"))
     ids, _ = encode_batch(m, PROMPTS)
     with torch.no_grad():
         torch.testing.assert_close(Runner(back).logits(ids), Runner(m).logits(ids), atol=1e-5, rtol=1e-5)
@@ -212,10 +228,11 @@ def test_configs_beyond_a_fast_row_take_the_generic_path_with_the_reason(caplog)
     assert "rope_type='dynamic'" in why_generic(cfg)
     with pytest.raises(ConfigError, match="rope_type='dynamic'"):
         check_config(cfg)
-    assert "attn_logit_softcapping" in why_generic(
-        tiny_config(2, arch="gemma3_text", attn_logit_softcapping=50.0)
+    assert "reorder_and_upcast_attn=True" in why_generic(
+        tiny_config(2, arch="gpt2", reorder_and_upcast_attn=True)
     )
-    assert "no fast row for model_type 'gpt2'" in why_generic(tiny_config(2, arch="gpt2"))
+    assert why_generic(tiny_config(2, arch="gemma3_text", attn_logit_softcapping=50.0)) is None  # implemented
+    assert "no fast row for model_type 'gptj'" in why_generic(GPTJConfig())
     with caplog.at_level("INFO", logger="lftf_interp.models.loading"):
         m = tiny_model(2, arch="llama", rope_scaling=dict(rope_type="dynamic", factor=2.0))
     assert "runs on the generic path: rope_type='dynamic'" in caplog.text
@@ -227,7 +244,7 @@ def test_configs_beyond_a_fast_row_take_the_generic_path_with_the_reason(caplog)
 
 
 def test_the_generic_path_refuses_a_model_it_cannot_drive():
-    m = make("gpt2")
+    m = make("gpt2-upcast")
 
     def between(mod, args, kwargs):  # the model's forward changes the stream between blocks 0 and 1
         return (2 * args[0], *args[1:]), kwargs
