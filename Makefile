@@ -54,6 +54,8 @@ validity: venv
 		--delta results/axes/gender/finetune/delta --against $(VDIR)/base --out $(VDIR)/lftf
 	test -f $(VDIR)/mechanism/paths.csv || $(BIN)/lftf mechanism --model smollm2-135m \
 		--delta results/axes/gender/finetune/delta --out $(VDIR)/mechanism
+	test -f $(VDIR)/mechanism/path_patching.csv || $(BIN)/lftf paths --model smollm2-135m \
+		--delta results/axes/gender/finetune/delta --out $(VDIR)/mechanism
 	test -f $(VDIR)/sum_demo/metrics.json || $(BIN)/lftf finetune --model smollm2-135m --block 24 --loss sum \
 		--hint-weight 0 --mass-weight 0 --steps 60 --no-restore-best --out $(VDIR)/sum_demo
 	test -f $(VDIR)/winobias_parts/base/metrics.json || $(BIN)/lftf validity --model smollm2-135m --probes winobias_parts \

@@ -124,6 +124,29 @@ def mechanism(
 
 
 @command
+def paths(
+    model: str = MODEL,
+    delta: Path = typer.Option(..., help="A one-block delta (`lftf finetune`'s OUT/delta)."),
+    out: Path = typer.Option(Path("out/mechanism")),
+) -> None:
+    """Path patching: through which later heads and MLPs, and from which tokens, the tuned block's change
+    reaches the pronoun logits (also written by `lftf mechanism`)."""
+    s = studies.paths_to(model, delta, out)
+    console.print(
+        f"block {s['block']}: signed logit difference {s['logit_diff_base']:.3f} → {s['logit_diff_tuned']:.3f}; "
+        f"single receivers add up to {s['sum_of_single_receivers']['all']:.3f} of {s['total_change']:.3f}"
+    )
+    for r in s["top_receivers"][:5]:
+        name = (
+            "readout"
+            if r["receiver"] == "direct"
+            else f"{r['receiver']} {r['layer']}" + (f".{r['unit']}" if r["receiver"] == "head" else "")
+        )
+        console.print(f"  {name}: {100 * r['share']:.0f} % of the change")
+    console.print(f"wrote {out}/path_patching.csv, path_patching.json")
+
+
+@command
 def transfer(
     model: str = MODEL,
     axes: str = typer.Option(

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from lftf_interp.models.runner import canonical_state_dict
 from lftf_interp.probes import RestorePlan, ValidityConfig, delta_units, restore_curve, validity_report
 from lftf_interp.probes.beyond import hint_kinds
 from lftf_interp.probes.mechanism import attribution_change, path_change, sublayer_dla, unit_dla
+from lftf_interp.probes.paths import path_patching
 from lftf_interp.store import write_atomic
 from lftf_interp.tune import TuneConfig, apply_delta, read_delta, tune
 
@@ -281,6 +283,33 @@ def mechanism_to(
         ),
     }
     write_json(out / "mechanism.json", summary)
+    paths_to(model, delta, out)
+    return summary
+
+
+def paths_to(model: str, delta: Path, out: Path, batch_size: int = 32) -> dict:
+    """Path patching from the delta's block to every head and MLP of the later blocks and the readout, the
+    tuned block's output change restricted to all / the last / the earlier tokens, on the *validation* bias
+    prompts (:func:`~lftf_interp.probes.paths.path_patching`) → OUT/path_patching.csv and path_patching.json
+    (the total change, the single receivers' sum per position set, and the receivers with the largest shares)."""
+    blocks = read_delta(delta)["blocks"]  # a bad delta is refused before the model loads
+    if len(blocks) != 1:
+        raise LftfError(f"paths_to reads one tuned block; the delta at {delta} tunes {blocks}.")
+    bridge = load_model(model)
+    base = {n: p.detach().clone() for n, p in canonical_state_dict(bridge).items()}
+    apply_delta(bridge, delta)
+    prompts = load_dataset("genbias", "validation").df["prompt"].tolist()
+    frame, summary = path_patching(bridge, base, blocks[0], prompts, batch_size=batch_size)
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "path_patching.csv", frame.to_csv(index=False))
+    top = frame[frame.positions == "all"].reindex(
+        frame[frame.positions == "all"]["share"].abs().sort_values(ascending=False).index
+    )
+    summary["top_receivers"] = json.loads(top.head(10).to_json(orient="records"))
+    by = frame.groupby(["positions", "receiver"])["share"].sum()
+    summary["share_by_kind"] = {p: {k: float(v) for k, v in by[p].items()} for p in frame.positions.unique()}
+    summary["config"] = describe_run(model=model, delta=str(delta), n_prompts=len(prompts))
+    write_json(out / "path_patching.json", summary)
     return summary
 
 

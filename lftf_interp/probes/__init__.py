@@ -1,6 +1,6 @@
 """What the fine-tune changes beyond its template: probes of knowledge that must stay, bias beyond
 the template, unseen hints, arithmetic and long context (:mod:`.probes`, :mod:`.run`), and the mechanism inside
-the tuned block (:mod:`.mechanism`)."""
+the tuned block (:mod:`.mechanism`) and the paths its change takes to the logits (:mod:`.paths`)."""
 
 from lftf_interp.probes.beyond import fit_slopes
 from lftf_interp.probes.mechanism import (
@@ -13,6 +13,7 @@ from lftf_interp.probes.mechanism import (
     sublayer_dla,
     unit_dla,
 )
+from lftf_interp.probes.paths import path_patching
 from lftf_interp.probes.run import COMPARE_VALIDITY, EXTRA_PROBES, PROBES, ValidityConfig, validity_report
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "delta_units",
     "fit_slopes",
     "path_change",
+    "path_patching",
     "RestorePlan",
     "restore_curve",
     "restore_units",

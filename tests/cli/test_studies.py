@@ -1,5 +1,7 @@
 import json
 
+import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from lftf_interp.cli.main import app
@@ -45,3 +47,11 @@ def test_mechanism_command(tiny3_dir, tiny_delta, tmp_path):
     assert (tmp_path / "attribution.csv").is_file() and (tmp_path / "paths.csv").is_file()
     own = 100 * sum(s["paths"]["tuned_block_own_share"].values())
     assert f"the tuned block's own direct effect {own:.0f} %" in r.output
+    pp = json.loads((tmp_path / "path_patching.json").read_text())
+    frame = pd.read_csv(tmp_path / "path_patching.csv")
+    assert pp["block"] == s["block"] and set(frame.positions) == {"all", "last", "context"}
+    assert pp["total_change"] == pytest.approx(pp["logit_diff_tuned"] - pp["logit_diff_base"]) and pp[
+        "total_change"
+    ] == pytest.approx(
+        s["attribution"]["logit_diff_after"] - s["attribution"]["logit_diff_before"], abs=1e-4
+    )  # the same change, on the same validation prompts, measured by the decomposition
