@@ -233,6 +233,7 @@ def finetune(
     gendered_weight: float = option(TuneConfig, "gendered_weight"),
     winobias_weight: float = option(TuneConfig, "winobias_weight"),
     winobias_sentence_weight: float = option(TuneConfig, "winobias_sentence_weight"),
+    winobias_split: str = option(TuneConfig, "winobias_split"),
     hint_exclude: str = option(
         TuneConfig,
         "hint_exclude",
@@ -266,6 +267,7 @@ def finetune(
         gendered_weight=gendered_weight,
         winobias_weight=winobias_weight,
         winobias_sentence_weight=winobias_sentence_weight,
+        winobias_split=winobias_split,
         hint_exclude=items(hint_exclude),
         block=None if block == "auto" else ints(block),
     )

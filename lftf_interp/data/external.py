@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lftf_interp.data.datasets import BiasDataset
@@ -160,12 +162,49 @@ def load_winobias_occupations(path: str | Path | None = None) -> pd.DataFrame:
 _PAIRS = {frozenset(p): p for p in (("he", "she"), ("him", "her"), ("his", "her"))}
 
 
+WINOBIAS_SPLITS = ("dev", "test", "dev-fit", "dev-select")
+DEV_SELECT_SHARE = 0.4  # of each stereotype's occupations, held out of dev-fit for dev-select
+
+
+def winobias_occupation_parts(
+    path: str | Path | None = None, select_share: float = DEV_SELECT_SHARE, seed: int = 0
+) -> dict[str, str]:
+    """occupation → "fit" or "select": ``select_share`` of the male- and of the female-stereotyped occupations
+    (seeded) go to "select", the rest to "fit"."""
+    occ = load_winobias_occupations(path)
+    parts: dict[str, str] = {}
+    for i, (_, g) in enumerate(occ.groupby("stereotype", sort=True)):
+        words = sorted(g["occupation"])
+        order = np.random.default_rng([seed, i]).permutation(len(words))
+        k = round(select_share * len(words))
+        parts |= {words[j]: ("select" if r < k else "fit") for r, j in enumerate(order)}
+    return parts
+
+
+def _occupations_in(sentence: str, words: Sequence[str]) -> list[str]:
+    low = sentence.lower()
+    return sorted(w for w in words if re.search(rf"\b{re.escape(w.lower())}s?\b", low))
+
+
 def winobias_pairs(path: str | Path | None = None, split: str = "dev") -> pd.DataFrame:
     """Pro / anti sentence pairs (the files are line-aligned): type, line, pro, anti, prefix (the words both
     share before the first one that differs: a pronoun), pronoun (the pro sentence's there), male / female (that
-    pronoun's two forms: he / she, him / her or his / her), pro_gender. Pairs whose first difference is not
-    such a pronoun pair are dropped (a known upstream quirk)."""
+    pronoun's two forms: he / she, him / her or his / her), pro_gender, occupations (those named in the pair).
+    Pairs whose first difference is not such a pronoun pair are dropped (a known upstream quirk).
+
+    ``split``: "dev", "test", or a part of dev split by occupation (:func:`winobias_occupation_parts`):
+    "dev-fit" (material a fine-tune may train on) and "dev-select" (to choose its weights): a pair belongs to
+    the part holding all of its occupations, so the two parts share no occupation; pairs that mix them are in
+    neither."""
+    if split not in WINOBIAS_SPLITS:
+        raise DatasetError(f"WinoBias split must be one of {WINOBIAS_SPLITS}, got {split!r}.")
+    if split.startswith("dev-"):
+        df = winobias_pairs(path, "dev")
+        parts = winobias_occupation_parts(path)
+        part = [{parts[o] for o in occ} for occ in df["occupations"]]
+        return df[[p == {split.removeprefix("dev-")} for p in part]].reset_index(drop=True)
     df = load_winobias(path, split)
+    words = load_winobias_occupations(path)["occupation"].tolist()
     pro = df[df.stereotype == "pro"].set_index(["type", "line"])
     anti = df[df.stereotype == "anti"].set_index(["type", "line"])
     both = pro.join(anti, lsuffix="_pro", rsuffix="_anti", how="inner").reset_index()
@@ -190,6 +229,7 @@ def winobias_pairs(path: str | Path | None = None, split: str = "dev") -> pd.Dat
                 "male": pair[0],
                 "female": pair[1],
                 "pro_gender": "male" if word == pair[0] else "female",
+                "occupations": tuple(_occupations_in(r.sentence_pro, words)),
             }
         )
     return pd.DataFrame(rows)

@@ -13,7 +13,8 @@ from lftf_interp.errors import ConfigError
 from lftf_interp.probes import beyond as probes
 
 PROBES = ("gendered", "slopes", "winobias", "winogender", "math", "hints", "paperstyle", "long_context")
-EXTRA_PROBES = ("winobias_parts",)  # on request only (``--probes``): a diagnosis, not a row of every table
+# on request only (``--probes``): a diagnosis, or the held-out part of WinoBias dev that chooses term weights
+EXTRA_PROBES = ("winobias_parts", "winobias_select")
 
 
 @dataclass
@@ -64,6 +65,10 @@ def _path(cfg: ValidityConfig, name: str) -> Path | None:
     return Path(cfg.external) / name if cfg.external else None
 
 
+def _renamed(res: tuple[dict, pd.DataFrame], old: str, new: str) -> tuple[dict, pd.DataFrame]:
+    return {k.replace(old, new, 1): v for k, v in res[0].items()}, res[1]
+
+
 def validity_report(
     model, cfg: ValidityConfig = ValidityConfig(), say: Callable[[str], None] | None = None
 ) -> tuple[dict, dict[str, pd.DataFrame]]:
@@ -75,6 +80,11 @@ def validity_report(
         ),
         "winobias": lambda: probes.winobias_preference(
             model, _path(cfg, "winobias"), "test", cfg.n_boot, cfg.seed
+        ),
+        "winobias_select": lambda: _renamed(
+            probes.winobias_preference(model, _path(cfg, "winobias"), "dev-select", cfg.n_boot, cfg.seed),
+            "winobias_",
+            "winobias_select_",
         ),
         "winobias_parts": lambda: probes.winobias_parts(
             model, _path(cfg, "winobias"), "test", cfg.n_boot, cfg.seed

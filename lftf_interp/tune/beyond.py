@@ -4,7 +4,8 @@
   over he / she, like the hint term) after inherently gendered nouns of the train pairs ("The actress said that").
 * ``winobias_weight`` — balance pronouns inside two-person sentences and in other forms: the balanced loss on
   WinoBias *dev* sentences cut right before their pronoun, each row with its own pair (he / she, him / her,
-  his / her). WinoBias test is only ever evaluated.
+  his / her). WinoBias test is only ever evaluated; ``winobias_split="dev-fit"`` trains on the part of dev whose
+  occupations dev-select never names, so that dev-select can choose the weights.
 * ``winobias_sentence_weight`` — the same balanced loss on whole WinoBias *dev* sentence pairs: a, b are the
   probabilities of the pro and the anti sentence from their first differing token (the pronoun) to the end, so
   the words after the pronoun count too (what the WinoBias probe measures; :func:`sentence_pair_loss`).
@@ -47,8 +48,8 @@ def sentence_pair_loss(lp_a: torch.Tensor, lp_b: torch.Tensor) -> torch.Tensor:
 class _SentencePairs:
     """WinoBias dev pro / anti sentences cached for a scope, with what scoring them from their pronoun needs."""
 
-    def __init__(self, scope, model, path):
-        w = winobias_pairs(path, "dev")
+    def __init__(self, scope, model, path, split: str = "dev"):
+        w = winobias_pairs(path, split)
         pro, anti = [encode(model, t) for t in w["pro"]], [encode(model, t) for t in w["anti"]]
         cut = [first_difference(a, b) or 0 for a, b in zip(pro, anti, strict=True)]
         keep = [i for i, c in enumerate(cut) if c >= 1]  # the pronoun is never a sentence's first token
@@ -89,13 +90,13 @@ class BeyondTemplate:
             self.gendered = reader.cache(g["prompt"].tolist())
             self.g_labels = torch.tensor([0 if x == "he" else 1 for x in g["label"]])
         if cfg.winobias_weight > 0:
-            w = winobias_pairs(Path(cfg.external) / "winobias" if cfg.external else None, "dev")
+            w = winobias_pairs(Path(cfg.external) / "winobias" if cfg.external else None, cfg.winobias_split)
             self.wino = scope.cache(w["prefix"].tolist())
             self.w_male = torch.tensor(target_ids(model, [" " + x for x in w["male"]]))
             self.w_female = torch.tensor(target_ids(model, [" " + x for x in w["female"]]))
         if cfg.winobias_sentence_weight > 0:
             self.sentences = _SentencePairs(
-                scope, model, Path(cfg.external) / "winobias" if cfg.external else None
+                scope, model, Path(cfg.external) / "winobias" if cfg.external else None, cfg.winobias_split
             )
 
     def __call__(self, step: int) -> tuple[torch.Tensor | float, dict]:

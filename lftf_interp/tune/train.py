@@ -73,6 +73,11 @@ class TuneConfig:
     winobias_sentence_weight: float = _f(
         0.0, "Gender only: balanced loss on whole WinoBias dev pro / anti pairs (0 = off)."
     )
+    winobias_split: str = _f(
+        "dev",
+        "WinoBias material of the winobias terms: dev, or dev-fit (dev without the occupations of dev-select, "
+        "which then chooses weights).",
+    )
     hint_exclude: tuple[str, ...] = _f(
         (), "Hint kinds left out of training and validation (leave-one-kind-out)."
     )
@@ -120,6 +125,11 @@ class TuneConfig:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if bad := [f"{k}={v}" for k, v in asdict(self).items() if k.endswith("_weight") and not v >= 0]:
             raise ConfigError(f"loss-term weights must be >= 0 (0 turns a term off); got {', '.join(bad)}")
+        if self.winobias_split not in ("dev", "dev-fit"):
+            raise ConfigError(
+                f"winobias_split must be dev or dev-fit (WinoBias test and dev-select are only evaluated), "
+                f"got {self.winobias_split!r}."
+            )
         self.hint_exclude = tuple(self.hint_exclude)
         if BeyondTemplate.wanted(self) and self.axis != "gender":
             raise ConfigError(

@@ -67,3 +67,25 @@ def test_winogender_pairs(external_dir):
     r = df[(df.occupation == "technician") & (df.participant == "customer") & (df.answer == "1")].iloc[0]
     assert " he " in r.male and " she " in r.female and r.pro == "male"  # BLS 40 % women
     assert (df.pro == "female").sum() == (df.bls_pct_female >= 50).sum()
+
+
+def test_winobias_dev_parts_share_no_occupation(external_dir):
+    from lftf_interp.data.external import winobias_occupation_parts, winobias_pairs
+
+    path = external_dir / "winobias"
+    dev = winobias_pairs(path, "dev")
+    fit, select = winobias_pairs(path, "dev-fit"), winobias_pairs(path, "dev-select")
+    occ = {part: {o for t in df["occupations"] for o in t} for part, df in (("fit", fit), ("select", select))}
+    assert occ["fit"] and occ["select"] and not occ["fit"] & occ["select"]
+    assert set(fit["pro"]) <= set(dev["pro"]) and set(select["pro"]) <= set(dev["pro"])
+    assert len(fit) + len(select) < len(dev)  # pairs naming one occupation of each part are in neither
+    assert (dev["occupations"].map(len) >= 2).mean() > 0.99  # both participants found in almost every pair
+    parts = winobias_occupation_parts(path)
+    assert parts == winobias_occupation_parts(path)  # seeded
+    for _, n in load_winobias_occupations(path).groupby("stereotype")["occupation"]:
+        assert sum(parts[o] == "select" for o in n) == round(0.4 * len(n))  # 0.4 of each stereotype's
+    for df in (fit, select):  # both parts keep pro-male and pro-female pairs in balance
+        share = (df["pro_gender"] == "male").mean()
+        assert 0.4 < share < 0.6
+    with pytest.raises(DatasetError, match="dev-select"):
+        winobias_pairs(path, "train")

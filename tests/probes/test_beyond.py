@@ -108,3 +108,17 @@ def test_winobias_parts_split_the_sentence_preference_at_the_pronoun(tiny_bridge
     assert r.d_pronoun == pytest.approx((logp[a[cut]] - logp[b[cut]]).item(), abs=1e-4)
     assert m["winobias_pronoun_pro"] == pytest.approx((df.d_pronoun > 0).mean())
     assert 0 <= m["winobias_sign_from_pronoun"] <= 1
+
+
+def test_winobias_select_probe_reads_the_held_out_part_of_dev(tiny_bridge, external_dir):
+    from lftf_interp.data.external import winobias_pairs
+    from lftf_interp.probes import ValidityConfig, validity_report
+
+    flat, frames = validity_report(
+        tiny_bridge, ValidityConfig(probes=("winobias_select",), external=str(external_dir), n_boot=20)
+    )
+    select = winobias_pairs(external_dir / "winobias", "dev-select")
+    assert flat["winobias_select_n"] == len(select) and not any(k.startswith("winobias_pro") for k in flat)
+    direct, _ = probes.winobias_preference(tiny_bridge, external_dir / "winobias", "dev-select", n_boot=20)
+    assert flat["winobias_select_pro"] == pytest.approx(direct["winobias_pro"])
+    assert list(frames["winobias_select"]["pro"]) == list(select["pro"])

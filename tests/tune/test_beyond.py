@@ -87,6 +87,33 @@ def test_winobias_term_reads_dev_prefixes(external_dir):
     assert res.history.loss_winobias.dropna().gt(0).all()
 
 
+def test_winobias_terms_train_on_dev_fit_only_when_asked(external_dir):
+    from lftf_interp.data.external import winobias_pairs
+    from lftf_interp.tune.beyond import BeyondTemplate
+    from lftf_interp.tune.scopes import BlockScope
+
+    for bad in ("test", "dev-select"):
+        with pytest.raises(ConfigError, match="only evaluated"):
+            TuneConfig(block=1, winobias_weight=1.0, winobias_split=bad)
+    m = tiny_model(2, seed=0)
+    scope = BlockScope(m, [1])
+    for split in ("dev", "dev-fit"):
+        cfg = TuneConfig(
+            block=1,
+            winobias_weight=1.0,
+            winobias_sentence_weight=1.0,
+            external=str(external_dir),
+            winobias_split=split,
+        )
+        terms = BeyondTemplate(scope, None, m, cfg)
+        wanted = winobias_pairs(external_dir / "winobias", split)
+        assert len(terms.w_male) == len(wanted) and len(terms.sentences) <= len(wanted)
+        assert len(terms.sentences) > 0.9 * len(wanted)
+    assert len(winobias_pairs(external_dir / "winobias", "dev-fit")) < 0.5 * len(
+        winobias_pairs(external_dir / "winobias", "dev")
+    )
+
+
 def test_sentence_pair_loss_by_hand():
     a, b = torch.log(torch.tensor([0.2, 0.3])), torch.log(torch.tensor([0.05, 0.3]))
     # pair 0: d = log 4 → log(1 + 4) + log(1 + 1/4); pair 1: equal → 2 log 2 (the minimum)
