@@ -230,6 +230,11 @@ class Runner:
             x = x * torch.tensor(self.embed_scale, dtype=w.dtype)
         if self.arch.pos_embed:
             wpe = self.p[f"{self.arch.pos_embed}.weight"]
+            if start + tokens.shape[1] > wpe.shape[0]:
+                raise LftfError(
+                    f"{self.cfg.model_type} has learned positions for {wpe.shape[0]} tokens; this input reaches "
+                    f"{start + tokens.shape[1]}. Shorten it (e.g. a shorter context length)."
+                )
             x = x + F.embedding(torch.arange(start, start + tokens.shape[1], device=wpe.device), wpe)
         return x
 

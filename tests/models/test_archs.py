@@ -8,7 +8,7 @@ import torch
 from helpers import hooked_bmi
 from transformers import GPTJConfig
 
-from lftf_interp.errors import ConfigError
+from lftf_interp.errors import ConfigError, LftfError
 from lftf_interp.locate import as_grid, hint_swap_pairs, pair_metric, patch_sweep, tl_patch
 from lftf_interp.locate.bmi import block_cosines
 from lftf_interp.models.archs import ARCHS, arch_spec, check_config, plain_named_parameters, why_generic
@@ -260,3 +260,9 @@ def test_plain_names_skip_bridge_aliases(tiny_bridge):
         "_original_component" in n or ".attn.q." in n for n in names
     )
     assert np.isin(["model.layers.0.self_attn.q_proj.weight", "model.norm.weight"], names).all()
+
+
+def test_learned_positions_refuse_an_input_longer_than_they_reach():
+    m = tiny_model(2, arch="gpt2", max_position_embeddings=16)
+    with pytest.raises(LftfError, match="learned positions for 16 tokens; this input reaches 20"):
+        Runner(m).embed(torch.zeros(1, 4, dtype=torch.long), start=16)
