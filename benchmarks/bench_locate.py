@@ -14,8 +14,8 @@ from lftf_interp.models.loading import cached_model_dir, load_model
 from .common import timeit, write_result
 
 # Real models' shapes (from their config.json), random weights: the timing depends on the shape, not on the
-# values. name -> (model_type, config fields). The largest keep 4 of their blocks (the block and vocabulary shapes
-# are the real ones; a full-depth transformer_lens sweep would take hours on 2 cores).
+# values. name -> (model_type, config fields). The largest keep 4 of their blocks (the block shapes are the real
+# ones; a full-depth transformer_lens sweep would take hours on 2 cores); see shaped() for the vocabulary.
 SHAPES: dict[str, tuple[str, dict]] = {
     "qwen2.5-0.5b-shape": (
         "qwen2",
@@ -129,12 +129,15 @@ def shaped(name: str):
     from lftf_interp.models.loading import bridge_from_hf, load_tokenizer
 
     model_type, fields = SHAPES[name]
+    tok = load_tokenizer("smollm2-135m")
+    # SmolLM2's token ids reach 49,151: a smaller vocabulary (Phi-3 32,064, Mistral 32,768) is raised to it
+    fields = {**fields, "vocab_size": max(fields["vocab_size"], len(tok))}
     torch.manual_seed(0)
     cfg = AutoConfig.for_model(model_type, **fields, bos_token_id=1, eos_token_id=2, pad_token_id=2)
     cfg.architectures = [ARCHS[model_type].hf_class]
     eager = {"attn_implementation": "eager"} if model_type == "gemma2" else {}  # soft-capped attention scores
     hf = AutoModelForCausalLM.from_config(cfg, **eager).eval()
-    return bridge_from_hf(hf, load_tokenizer("smollm2-135m"), name)
+    return bridge_from_hf(hf, tok, name)
 
 
 def bench_patching(name: str = "patching", model_name: str = "smollm2-135m", n_pairs: int = 8) -> dict:
