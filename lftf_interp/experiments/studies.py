@@ -283,7 +283,9 @@ def mechanism_to(
         ),
     }
     write_json(out / "mechanism.json", summary)
-    paths_to(model, delta, out)
+    _write_paths(
+        bridge, base, block, out, dict(model=model, delta=str(delta))
+    )  # the tuned bridge, loaded once
     return summary
 
 
@@ -298,17 +300,21 @@ def paths_to(model: str, delta: Path, out: Path, batch_size: int = 32) -> dict:
     bridge = load_model(model)
     base = {n: p.detach().clone() for n, p in canonical_state_dict(bridge).items()}
     apply_delta(bridge, delta)
+    return _write_paths(bridge, base, blocks[0], out, dict(model=model, delta=str(delta)), batch_size)
+
+
+def _write_paths(bridge, base: dict, block: int, out: Path, run: dict, batch_size: int = 32) -> dict:
+    """:func:`paths_to`'s measurement and files, on a tuned bridge and its block's base weights."""
     prompts = load_dataset("genbias", "validation").df["prompt"].tolist()
-    frame, summary = path_patching(bridge, base, blocks[0], prompts, batch_size=batch_size)
+    frame, summary = path_patching(bridge, base, block, prompts, batch_size=batch_size)
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "path_patching.csv", frame.to_csv(index=False))
-    top = frame[frame.positions == "all"].reindex(
-        frame[frame.positions == "all"]["share"].abs().sort_values(ascending=False).index
-    )
+    every = frame[frame.positions == "all"]
+    top = every.loc[every["share"].abs().sort_values(ascending=False).index]
     summary["top_receivers"] = json.loads(top.head(10).to_json(orient="records"))
     by = frame.groupby(["positions", "receiver"])["share"].sum()
     summary["share_by_kind"] = {p: {k: float(v) for k, v in by[p].items()} for p in frame.positions.unique()}
-    summary["config"] = describe_run(model=model, delta=str(delta), n_prompts=len(prompts))
+    summary["config"] = describe_run(**run, n_prompts=len(prompts))
     write_json(out / "path_patching.json", summary)
     return summary
 
