@@ -125,7 +125,7 @@ def path_patching(
         return logits[:, he].double().mean(-1) - logits[:, she].double().mean(-1)
 
     eff: dict[tuple[int, str], list[Tensor]] = {(i, p): [] for i in range(len(receivers)) for p in positions}
-    ld_base, ld_tuned, signs = [], [], []
+    ld_base, ld_tuned = [], []
     for s in range(0, len(prompts), batch_size):
         ids, lengths = encode_batch(model, list(prompts[s : s + batch_size]))
         last = lengths - 1
@@ -133,7 +133,10 @@ def path_patching(
         try:
             resid = runner.run(runner.embed(ids), 0, block)  # resid_pre of the block (unchanged by tuning)
             post_b = runner.block(block, resid)
-            final_b = runner.run(post_b, block + 1)
+            # the base residual entering each later block; under n_layers, the last block's output
+            steps = list(runner.walk(post_b, block + 1))
+            entering = {st.layer: st.resid_pre for st in steps}
+            entering[runner.n_layers] = final_b = steps[-1].resid_post if steps else post_b
         finally:
             _swap(params, tuned)
         post_t = runner.block(block, resid)
@@ -142,7 +145,6 @@ def path_patching(
         sign = torch.where(b >= 0, 1.0, -1.0)
         ld_base.append(sign * b)
         ld_tuned.append(sign * t)
-        signs.append(sign)
         rows = torch.arange(ids.shape[0])
         for p in positions:
             mask = torch.zeros(ids.shape, dtype=delta.dtype)
@@ -155,7 +157,11 @@ def path_patching(
                 mask[rows, last] = 0.0
             d = delta * mask[..., None].to(delta.device)
             for i, r in enumerate(receivers):
-                eff[(i, p)].append(sign * (ld(patched_resid(runner, block, post_b, d, {r}), last) - b))
+                first = (
+                    runner.n_layers if r[0] == "direct" else r[1]
+                )  # blocks before it run as in the base model
+                x = patched_resid(runner, first - 1, entering[first], d, {r})
+                eff[(i, p)].append(sign * (ld(x, last) - b))
     base_ld, tuned_ld = float(torch.cat(ld_base).mean()), float(torch.cat(ld_tuned).mean())
     total = tuned_ld - base_ld
     out = []
