@@ -92,8 +92,7 @@ def path_patching(
     prompts: Sequence[str],
     receivers: Sequence[Receiver] | None = None,
     positions: Sequence[str] = POSITIONS,
-    male: Sequence[str] = (" he",),
-    female: Sequence[str] = (" she",),
+    words: tuple[Sequence[str], Sequence[str]] = ((" he",), (" she",)),
     batch_size: int = 32,
 ) -> tuple[pd.DataFrame, dict]:
     """Path patching from tuned ``block`` to each receiver (default :func:`receivers_after`) at each of
@@ -118,7 +117,9 @@ def path_patching(
     if not base_block:
         raise ConfigError(f"base holds no weights of block {block} ({pre}*).")
     receivers = list(receivers) if receivers is not None else receivers_after(runner, block)
-    he, she = torch.tensor(target_ids(model, male)), torch.tensor(target_ids(model, female))
+    he, she = (
+        torch.tensor(target_ids(model, list(w))) for w in words
+    )  # the logit difference: mean of each list
 
     def ld(x: Tensor, last: Tensor) -> Tensor:  # signed later; [batch]
         logits = runner.unembed(x[torch.arange(x.shape[0]), last])
