@@ -25,7 +25,7 @@ from lftf_interp.metrics.groups import evaluate_axis
 from lftf_interp.metrics.pronoun import EvalConfig, evaluate
 from lftf_interp.models.runner import reuse_prefix
 from lftf_interp.options import items
-from lftf_interp.probes import ValidityConfig, validity_report
+from lftf_interp.probes import ValidityConfig, neutral_documents, validity_report
 from lftf_interp.retain import (
     RetainConfig,
     RetentionReference,
@@ -70,8 +70,8 @@ def default_methods(
     n_layers: int, seed: int = 0, exclude: str | Sequence[int] = AUTO, n_seeds_other: int | None = None
 ) -> list[MethodSpec]:
     """The comparison: three LFTF losses on the top-BMI block, other blocks, FPFT, LoRA, prompt, and
-    LFTF with the gendered-noun retention term, with it plus the WinoBias-dev pronoun term, and with it
-    plus the WinoBias-dev whole-sentence term.
+    LFTF with the gendered-noun retention term, with it plus the WinoBias-dev pronoun term, with it
+    plus the WinoBias-dev whole-sentence term, and with the long-context term.
     ``lftf-balanced`` runs on every seed; the others on ``n_seeds_other`` (None: every seed too).
     ``exclude``: the blocks BMI's choice sets aside (``"auto"``: the embedding-artefact blocks of the model,
     :func:`lftf_interp.locate.artefact_blocks`)."""
@@ -117,6 +117,12 @@ def default_methods(
             "lftf-sentence",
             "lftf-gendered + the balanced loss on whole WinoBias-dev sentence pairs",
             {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0, "winobias_sentence_weight": 1.0},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec(
+            "lftf-context",
+            "lftf-balanced + the balanced loss on training prompts after 0-1,024 tokens of neutral text",
+            {"block": "auto", "bmi_exclude": ex, "context_weight": 1.0},
             n_seeds=n_seeds_other,
         ),
         MethodSpec(
@@ -263,6 +269,14 @@ def resolve_tune(model, overrides: dict, seed: int) -> dict:
     return overrides
 
 
+def tune_documents(
+    model, cfg: TuneConfig, validity: ValidityConfig | None = None, retain: RetainConfig | None = None
+) -> list[str] | None:
+    """The neutral text ``tune(documents=...)`` needs when ``cfg`` turns the context term on (corpus documents
+    that neither the long-context probe at ``cfg.seed`` nor the retention windows read); else None."""
+    return neutral_documents(model, cfg.seed, validity, retain) if cfg.context_weight > 0 else None
+
+
 def fixed_blocks(methods: Sequence[MethodSpec]) -> list[int]:
     """Blocks the methods name by index (a retention reference caches the residual entering them)."""
     out = set()
@@ -298,7 +312,8 @@ def run_method(
         tcfg = TuneConfig(
             **resolve_tune(model, {**cfg.budget, **spec.tune, "seed": seed, "axis": cfg.axis}, seed)
         )
-        res = tune(model, tcfg, out_dir=out_dir, progress=progress)
+        docs = tune_documents(model, tcfg, cfg.validity, cfg.retain)
+        res = tune(model, tcfg, out_dir=out_dir, progress=progress, documents=docs)
         row.update(
             trainable_params=res.trainable_params,
             blocks=" ".join(map(str, res.blocks)),
@@ -414,7 +429,8 @@ def block_sweep(
     for b in blocks:
         model = load()
         t0 = time.perf_counter()
-        res = tune(model, TuneConfig(**{**budget, "block": int(b), "seed": seed, "axis": axis}))
+        tcfg = TuneConfig(**{**budget, "block": int(b), "seed": seed, "axis": axis})
+        res = tune(model, tcfg, documents=tune_documents(model, tcfg, retain=retain or SWEEP_RETAIN))
         with reuse_prefix(model, int(b)):
             metrics = score_on(model, axis, split, n_boot=200, seed=seed)
             if probes:
@@ -491,5 +507,6 @@ __all__ = [
     "resolve_tune",
     "run_method",
     "score_on",
+    "tune_documents",
     "seeds_of",
 ]

@@ -30,6 +30,7 @@ from lftf_interp.experiments.compare import (
     parse_blocks,
     retain_config,
     seeds_of,
+    tune_documents,
     validity_table,
 )
 from lftf_interp.experiments.exports import check_out, export_dir, export_to
@@ -224,7 +225,9 @@ def finetune_to(
         write_json(out / "block_choice.json", choice)
     tcfg = TuneConfig(**cfg)
     before, bias_before = _evaluate_on(bridge, axis)
-    res = tune(bridge, tcfg, out_dir=out, resume=resume, progress=progress)
+    res = tune(
+        bridge, tcfg, out_dir=out, resume=resume, progress=progress, documents=tune_documents(bridge, tcfg)
+    )
     after, bias_after = _evaluate_on(bridge, axis)
     if not is_main():  # data-parallel: the first process writes
         return FinetuneRun(before, after, res, choice, bias_before, bias_after)
@@ -448,7 +451,13 @@ def demo(
         f"{choice['excluded']})"
     )
     cfg = TuneConfig(**{**cfg.to_dict(), "block": top})
-    res = tune(bridge, cfg, out_dir=out / "finetune", progress=progress)
+    res = tune(
+        bridge,
+        cfg,
+        out_dir=out / "finetune",
+        progress=progress,
+        documents=tune_documents(bridge, cfg, retain=rcfg),
+    )
     say("4 · evaluate the tuned model")
     after, after_bias, _ = evaluate(bridge, EvalConfig(split="test", seed=seed))
     say("5 · capability retention")

@@ -236,7 +236,7 @@ class GenericRunner(Runner):
         start: int = 0,
         stop: int | None = None,
         parts: bool = False,
-        past_kv: Sequence[tuple[Tensor, Tensor]] | None = None,
+        past_kv: Sequence[tuple[Tensor, Tensor] | None] | None = None,
     ) -> Iterator[BlockStep]:
         if past_kv is not None:
             raise ConfigError(

@@ -397,13 +397,13 @@ class Runner:
         start: int = 0,
         stop: int | None = None,
         parts: bool = False,
-        past_kv: Sequence[tuple[Tensor, Tensor]] | None = None,
+        past_kv: Sequence[tuple[Tensor, Tensor] | None] | None = None,
     ) -> Iterator[BlockStep]:
         """The one block-by-block loop: a :class:`BlockStep` for each block ``start .. stop-1``.
 
         With ``parts=True`` each step also carries the block's attention and MLP outputs and its (k, v).
-        ``past_kv[layer]`` holds keys/values of earlier positions (incremental decoding). The residual moves to
-        each block's device (models spread over devices by ``device_map``)."""
+        ``past_kv[layer]`` holds keys/values of earlier positions (incremental decoding; None: none for that
+        layer). The residual moves to each block's device (models spread over devices by ``device_map``)."""
         for layer in range(start, self.n_layers if stop is None else stop):
             pk = None if past_kv is None else past_kv[layer]
             dev = self.device_of(layer)

@@ -14,7 +14,14 @@ from lftf_interp.probes.mechanism import (
     unit_dla,
 )
 from lftf_interp.probes.paths import path_patching
-from lftf_interp.probes.run import COMPARE_VALIDITY, EXTRA_PROBES, PROBES, ValidityConfig, validity_report
+from lftf_interp.probes.run import (
+    COMPARE_VALIDITY,
+    EXTRA_PROBES,
+    PROBES,
+    ValidityConfig,
+    neutral_documents,
+    validity_report,
+)
 
 __all__ = [
     "COMPARE_VALIDITY",
@@ -31,5 +38,6 @@ __all__ = [
     "restore_units",
     "sublayer_dla",
     "unit_dla",
+    "neutral_documents",
     "validity_report",
 ]

@@ -15,7 +15,7 @@ bootstrap 95 % CIs over items) and its per-item frame.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,8 @@ from lftf_interp.models.runner import Runner
 from lftf_interp.models.tokens import encode, first_difference
 from lftf_interp.retain.scoring import Seq, score
 from lftf_interp.retain.tasks import corpus_documents
+
+CONTEXT_CORPORA = ("sotu", "brown")  # where the long-context probe's text comes from
 
 
 def _ci(values, n_boot: int, seed: int) -> list[float]:
@@ -262,12 +264,29 @@ def paper_style(model, n_boot: int = 1000, seed: int = 0) -> tuple[dict, pd.Data
     return out, df
 
 
+def context_draws(
+    model, n: int, seed: int, corpora: Sequence[str], max_length: int
+) -> Iterator[tuple[str, int, list[int], int]]:
+    """The long-context probe's ``n`` seeded draws: (corpus, document index, its ids, window offset)."""
+    docs = {c: corpus_documents(c) for c in corpora}
+    rng = np.random.default_rng(seed)
+    found = 0
+    while found < n:
+        c = corpora[found % len(corpora)]
+        d = int(rng.integers(len(docs[c])))
+        ids = encode(model, docs[c][d], start=False)
+        if len(ids) < max_length + 1:
+            continue
+        found += 1
+        yield c, d, ids, int(rng.integers(0, len(ids) - max_length))
+
+
 def context_prefixes(
     model,
     n: int,
     length: int,
     seed: int = 0,
-    corpora: Sequence[str] = ("sotu", "brown"),
+    corpora: Sequence[str] = CONTEXT_CORPORA,
     max_length: int | None = None,
 ) -> list[str]:
     """``n`` stretches of neutral text (seeded documents and offsets, corpora in turn), each the last ``length``
@@ -276,17 +295,10 @@ def context_prefixes(
     max_length = max(max_length or length, length)
     if length == 0:
         return [""] * n
-    docs = {c: corpus_documents(c) for c in corpora}
-    rng = np.random.default_rng(seed)
-    out: list[str] = []
-    while len(out) < n:
-        c = corpora[len(out) % len(corpora)]
-        ids = encode(model, docs[c][int(rng.integers(len(docs[c])))], start=False)
-        if len(ids) < max_length + 1:
-            continue
-        at = int(rng.integers(0, len(ids) - max_length))
-        out.append(model.tokenizer.decode(ids[at + max_length - length : at + max_length]).strip() + "\n\n")
-    return out
+    return [
+        model.tokenizer.decode(ids[at + max_length - length : at + max_length]).strip() + "\n\n"
+        for _, _, ids, at in context_draws(model, n, seed, corpora, max_length)
+    ]
 
 
 def with_context(ds: BiasDataset, prefixes: Sequence[str]) -> BiasDataset:
@@ -321,6 +333,8 @@ def long_context(
 
 __all__ = [
     "GENDERED_PAIRS",
+    "CONTEXT_CORPORA",
+    "context_draws",
     "context_prefixes",
     "fit_slopes",
     "gender_slopes",

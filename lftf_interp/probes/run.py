@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from lftf_interp.data import load_dataset
 from lftf_interp.errors import ConfigError
 from lftf_interp.probes import beyond as probes
+from lftf_interp.retain import CORPORA, RetainConfig, corpus_documents, window_documents
 
 PROBES = ("gendered", "slopes", "winobias", "winogender", "math", "hints", "paperstyle", "long_context")
 # on request only (``--probes``): a diagnosis, or the held-out part of WinoBias dev that chooses term weights
@@ -109,4 +111,28 @@ def validity_report(
     return flat, frames
 
 
-__all__ = ["COMPARE_VALIDITY", "EXTRA_PROBES", "PROBES", "ValidityConfig", "validity_report"]
+def neutral_documents(
+    model, seed: int = 0, validity: ValidityConfig | None = None, retain: RetainConfig | None = None
+) -> list[str]:
+    """Corpus documents (every corpus of the retention suite, in a fixed order) that neither the long-context
+    probe (with ``validity``'s prompts and lengths, at ``seed``) nor the retention windows (``retain``) read: the
+    neutral text of the fine-tune's context term (``tune(documents=...)``)."""
+    validity, retain = validity or ValidityConfig(), retain or RetainConfig()
+    used = {(c, d) for c, d, _ in window_documents(model, retain)}
+    if max(validity.context_lengths, default=0) > 0:  # as probes.long_context draws them
+        n = sum(
+            min(validity.context_n, len(load_dataset(name, "test").df)) for name in ("genbias", "genhint")
+        )
+        draws = probes.context_draws(model, n, seed, probes.CONTEXT_CORPORA, max(validity.context_lengths))
+        used |= {(c, d) for c, d, _, _ in draws}
+    return [t for c in CORPORA for d, t in enumerate(corpus_documents(c)) if (c, d) not in used]
+
+
+__all__ = [
+    "COMPARE_VALIDITY",
+    "EXTRA_PROBES",
+    "PROBES",
+    "ValidityConfig",
+    "neutral_documents",
+    "validity_report",
+]

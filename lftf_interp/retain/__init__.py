@@ -11,6 +11,7 @@ from lftf_interp.retain.evaluate import (
     load_reference,
     retention_summary,
     save_reference,
+    window_documents,
 )
 from lftf_interp.retain.sources import SOURCES, fetch
 from lftf_interp.retain.tasks import CORPORA, MC_TASKS, corpus_documents, load_asdiv, load_mc
@@ -32,4 +33,5 @@ __all__ = [
     "load_reference",
     "retention_summary",
     "save_reference",
+    "window_documents",
 ]

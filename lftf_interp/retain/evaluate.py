@@ -87,20 +87,27 @@ class RetentionReference:
     )  # block -> residual entering it
 
 
-def _windows(model, cfg: RetainConfig) -> tuple[list[Seq], list[str]]:
-    seqs: list[Seq] = []
-    names: list[str] = []
+def window_documents(model, cfg: RetainConfig) -> list[tuple[str, int, list[int]]]:
+    """The documents the perplexity / KL windows come from: (corpus, document index, the window's ids), the
+    first ``cfg.n_windows`` of a seeded order per corpus that hold a whole window."""
+    out: list[tuple[str, int, list[int]]] = []
     rng = np.random.default_rng(cfg.seed)
     for c in cfg.corpora:
         docs = corpus_documents(c)
+        found = 0
         for d in rng.permutation(len(docs)):
-            if sum(n == c for n in names) >= cfg.n_windows:
+            if found >= cfg.n_windows:
                 break
             ids = encode(model, docs[d])
             if len(ids) >= cfg.window:
-                seqs.append(Seq(ids[: cfg.window], score_from=1, kl=True))
-                names.append(c)
-    return seqs, names
+                out.append((c, int(d), ids[: cfg.window]))
+                found += 1
+    return out
+
+
+def _windows(model, cfg: RetainConfig) -> tuple[list[Seq], list[str]]:
+    found = window_documents(model, cfg)
+    return [Seq(ids, score_from=1, kl=True) for _, _, ids in found], [c for c, _, _ in found]
 
 
 def _mc_seqs(model, cfg: RetainConfig) -> tuple[list[Seq], pd.DataFrame]:
@@ -400,4 +407,5 @@ __all__ = [
     "load_reference",
     "retention_summary",
     "save_reference",
+    "window_documents",
 ]

@@ -85,10 +85,14 @@ class BlockInputCache:
         lengths = self.lengths[idx]
         return self.x[idx, : int(lengths.max())], lengths
 
+    def run(self, runner: Runner, x: torch.Tensor, idx) -> torch.Tensor:
+        """The last block's output for the batch ``x`` of rows ``idx`` (from ``start``, or from the token ids)."""
+        return runner.run(x, start=self.start) if self.start is not None else runner.run(runner.embed(x))
+
 
 def last_logits_from(runner: Runner, cache: BlockInputCache, idx) -> torch.Tensor:
     x, lengths = cache.batch(idx)
-    out = runner.run(x, start=cache.start) if cache.start is not None else runner.run(runner.embed(x))
+    out = cache.run(runner, x, idx)
     return runner.unembed(out[torch.arange(len(lengths)), lengths - 1])
 
 

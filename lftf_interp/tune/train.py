@@ -32,6 +32,7 @@ from lftf_interp.metrics.wordprobs import word_ids
 from lftf_interp.tune import parallel
 from lftf_interp.tune.beyond import BeyondTemplate
 from lftf_interp.tune.checkpoint import TrainingError, check_resume, load_checkpoint, save_checkpoint
+from lftf_interp.tune.context import ContextPrompts, stretches
 from lftf_interp.tune.delta import block_fingerprint
 from lftf_interp.tune.groupprobs import GroupReader
 from lftf_interp.tune.losses import LOSSES, group_loss, hint_loss, kl_to_base, log_group_mass, mass_anchor
@@ -78,6 +79,14 @@ class TuneConfig:
         "WinoBias material of the winobias terms: dev, or dev-fit (dev without the occupations of dev-select, "
         "which then chooses weights).",
     )
+    context_weight: float = _f(
+        0.0,
+        "Weight of the loss on training prompts after 0..context_max tokens of neutral text (method block; "
+        "0 = off). The text: tune(documents=...), which the CLI and lftf compare draw from corpus documents no "
+        "probe reads.",
+    )
+    context_max: int = _f(1024, "Longest stretch of neutral text before a prompt (tokens; context term).")
+    context_n: int = _f(16, "Stretches of text the training prompts are spread over (context term).")
     hint_exclude: tuple[str, ...] = _f(
         (), "Hint kinds left out of training and validation (leave-one-kind-out)."
     )
@@ -129,6 +138,15 @@ class TuneConfig:
             raise ConfigError(
                 f"winobias_split must be dev or dev-fit (WinoBias test and dev-select are only evaluated), "
                 f"got {self.winobias_split!r}."
+            )
+        if self.context_max < 1 or self.context_n < 1:
+            raise ConfigError(
+                f"context_max and context_n must be >= 1, got {self.context_max} and {self.context_n}."
+            )
+        if self.context_weight > 0 and self.method != "block":
+            raise ConfigError(
+                f"the context term trains blocks (method 'block'), not method {self.method!r}; set "
+                "context_weight to 0."
             )
         self.hint_exclude = tuple(self.hint_exclude)
         if BeyondTemplate.wanted(self) and self.axis != "gender":
@@ -227,6 +245,7 @@ class Objective:
         train: pd.DataFrame,
         hint_train: pd.DataFrame | None,
         beyond: BeyondTemplate | None = None,
+        context: ContextPrompts | None = None,
     ):
         self.scope, self.cfg, self.reader, self.groups, self.beyond = (
             scope,
@@ -235,6 +254,8 @@ class Objective:
             reader.groups,
             beyond,
         )
+        self.context = context
+        self.context_cache = context.cache(reader.prefixes) if context is not None else None
         self.reference = [axis.reference[g] for g in axis.group_names]
         self.train = reader.cache(train["prompt"].tolist())
         self.n_train = len(train)
@@ -279,6 +300,13 @@ class Objective:
             lk = kl_to_base(self.scope.all_logits(self.neutral), self.base_neutral)
             loss = loss + cfg.kl_weight * lk
             parts["loss_kl"] = lk.item()
+        if self.context is not None:
+            cidx = self.context.batch(cfg.batch_size, cfg.seed + 180181, step)
+            lc = group_loss(
+                self.reader.log_masses(self.context_cache, cidx), self.groups, cfg.loss, self.reference
+            )
+            loss = loss + cfg.context_weight * lc
+            parts["loss_context"] = lc.item()
         if self.beyond is not None:
             lb, more = self.beyond(step)
             loss, parts = loss + lb, {**parts, **more}
@@ -289,19 +317,28 @@ class Validator:
     """Validation bias score (AFGB for gender), group mass and hint following (UB for gender) from cached
     validation prompts: what early stopping and best-step restore read (history columns val_afgb, val_mass, val_ub)."""
 
-    def __init__(self, scope, axis: BiasAxis, reader: GroupReader, val: pd.DataFrame, val_hint: pd.DataFrame):
+    def __init__(
+        self,
+        scope,
+        axis: BiasAxis,
+        reader: GroupReader,
+        val: pd.DataFrame,
+        val_hint: pd.DataFrame,
+        context: ContextPrompts | None = None,
+    ):
         self.scope, self.axis, self.reader, self.groups = scope, axis, reader, reader.groups
         self.val, self.val_hint = (
             reader.cache(val["prompt"].tolist()),
             reader.cache(val_hint["prompt"].tolist()),
         )
         self.labels = val_hint["label"].tolist()
+        self.context = context
+        self.context_cache = context.cache(reader.prefixes) if context is not None else None
 
     @torch.no_grad()
-    def _probs(self, cache) -> np.ndarray:
+    def _probs(self, cache, batches: Sequence[torch.Tensor] | None = None) -> np.ndarray:
         out, n = [], len(cache[0])
-        for s in range(0, n, 128):
-            idx = torch.arange(s, min(s + 128, n))
+        for idx in batches or [torch.arange(s, min(s + 128, n)) for s in range(0, n, 128)]:
             if not self.reader.single:
                 out.append(torch.stack(list(self.reader.log_masses(cache, idx)), -1).double().exp())
                 continue
@@ -312,12 +349,44 @@ class Validator:
     def __call__(self, step: int) -> dict:
         p, h = self._probs(self.val), self._probs(self.val_hint)
         ref = [self.axis.reference[g] for g in self.axis.group_names]
-        return {
+        out = {
             "step": step,
             "val_afgb": float(bias_per_prompt(p, ref).mean()),
             "val_mass": float(p.sum(1).mean()),
             "val_ub": float(hint_per_prompt(h, self.labels, self.axis.group_names).mean()),
         }
+        if self.context is not None:
+            pc = self._probs(self.context_cache, [r for r in self.context.rows if len(r)])
+            out["val_context_afgb"] = float(bias_per_prompt(pc, ref).mean())
+        return out
+
+
+def selection_score(val: dict) -> float:
+    """What the best step minimises: the validation bias score, averaged with its value after text when the
+    context term is on."""
+    scores = [val[k] for k in ("val_afgb", "val_context_afgb") if k in val]
+    return float(sum(scores) / len(scores))
+
+
+VAL_KEYS = ("val_afgb", "val_mass", "val_ub", "val_context_afgb")
+
+
+def _contexts(scope, model, reader, cfg: TuneConfig, documents: list[str], frames) -> tuple:
+    """The training and validation prompts after stretches of ``documents`` (a seeded fifth of the documents,
+    at least one, gives the validation stretches: a quarter as many, at least two)."""
+    order = np.random.default_rng(cfg.seed).permutation(len(documents))
+    n_val = max(1, len(documents) // 5)
+    docs = {"val": [documents[i] for i in order[:n_val]], "train": [documents[i] for i in order[n_val:]]}
+    sizes = {"train": cfg.context_n, "val": max(2, cfg.context_n // 4)}
+    out = []
+    for part, df in zip(("train", "val"), frames, strict=True):
+        texts = stretches(model, docs[part], sizes[part], cfg.context_max, cfg.seed + (part == "val"))
+        if len(df) < len(texts):
+            raise ConfigError(
+                f"{len(df)} {part} prompts cannot cover {len(texts)} stretches of text; lower context_n."
+            )
+        out.append(ContextPrompts(scope, model, texts, df["prompt"].tolist(), reader.prefixes, cfg.seed))
+    return tuple(out)
 
 
 def _snapshot(params: dict) -> dict:
@@ -332,12 +401,20 @@ def tune(
     progress: Callable[[int, dict], None] | None = None,
     train: pd.DataFrame | None = None,
     hint_train: pd.DataFrame | None = None,
+    documents: Sequence[str] | None = None,
 ) -> TuneResult:
     """LFTF fine-tune of ``model`` in place. Returns the training history and the best validation metrics.
 
     ``train`` / ``hint_train``: the training prompts (frames with ``prompt``, and ``label`` for hint prompts;
     default: the axis's train split, GenBiasEval / GenHintEval for gender), of which ``cfg.n_train`` are used
-    (seeded; default all). The hint prompts are read only if ``cfg.hint_weight > 0``."""
+    (seeded; default all). The hint prompts are read only if ``cfg.hint_weight > 0``. ``documents``: neutral
+    text the context term draws its stretches from (needed when ``cfg.context_weight > 0``; a seeded fifth of
+    them gives the validation stretches)."""
+    if cfg.context_weight > 0 and (documents is None or len(documents) < 2):
+        raise ConfigError(
+            "context_weight > 0 needs neutral text: pass tune(documents=[...]) with at least two documents, e.g. "
+            "lftf_interp.probes.neutral_documents(model)."
+        )
     if cfg.method == "block" and cfg.block is None:
         raise ConfigError(
             "method 'block' needs block=<index> (or a list); lftf_interp.locate.choose_blocks picks one."
@@ -361,16 +438,30 @@ def tune(
             cfg.n_train,
             cfg.seed,
         )
+    val = _subset(axis.bias_prompts("validation"), cfg.n_val, cfg.seed)
+    contexts = (
+        _contexts(scope, model, reader, cfg, list(documents or ()), (train, val))
+        if cfg.context_weight > 0
+        else None
+    )
     validate = Validator(
         scope,
         axis,
         reader,
-        _subset(axis.bias_prompts("validation"), cfg.n_val, cfg.seed),
+        val,
         _subset(_kinds(axis.hint_prompts("validation"), cfg.hint_exclude), cfg.n_val, cfg.seed),
+        contexts[1] if contexts else None,
     )
     beyond = BeyondTemplate(scope, reader, model, cfg) if BeyondTemplate.wanted(cfg) else None
     objective = Objective(
-        scope, cfg, axis, reader, train, hint_train if cfg.hint_weight > 0 else None, beyond
+        scope,
+        cfg,
+        axis,
+        reader,
+        train,
+        hint_train if cfg.hint_weight > 0 else None,
+        beyond,
+        contexts[0] if contexts else None,
     )
 
     opt = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=0.0)
@@ -405,10 +496,10 @@ def tune(
             row = {"step": step, "loss": parallel.mean(loss.item()), **parts}
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 row.update(validate(step))
-                if best["val"] is None or row["val_afgb"] < best["val"]["val_afgb"]:
+                if best["val"] is None or selection_score(row) < selection_score(best["val"]):
                     best = {
                         "step": step,
-                        "val": {k: row[k] for k in ("step", "val_afgb", "val_mass", "val_ub")},
+                        "val": {k: row[k] for k in ("step", *VAL_KEYS) if k in row},
                         "params": _snapshot(params),
                     }
                     bad_evals = 0
@@ -457,5 +548,6 @@ __all__ = [
     "TuneResult",
     "Validator",
     "axis_groups",
+    "selection_score",
     "tune",
 ]

@@ -33,3 +33,20 @@ def test_report_runs_the_configured_probes(tiny_bridge):
     assert (
         flat["paperstyle_afgb_paper"] <= flat["paperstyle_afgb"]
     )  # |a - b| <= |a - b| / (a + b) when a + b <= 1
+
+
+def test_neutral_documents_leave_out_what_the_probes_read(tiny_bridge):
+    from lftf_interp.probes import beyond, neutral_documents
+    from lftf_interp.retain import CORPORA, RetainConfig, corpus_documents, window_documents
+
+    vcfg, rcfg = ValidityConfig.quick(), RetainConfig.small()
+    docs = neutral_documents(tiny_bridge, 1, vcfg, rcfg)
+    every = {c: corpus_documents(c) for c in CORPORA}
+    windows = {(c, d) for c, d, _ in window_documents(tiny_bridge, rcfg)}
+    draws = {(c, d) for c, d, _, _ in beyond.context_draws(tiny_bridge, 32, 1, beyond.CONTEXT_CORPORA, 256)}
+    assert len(windows) == 3 * rcfg.n_windows and len(draws) > 10
+    left = [t for c in CORPORA for d, t in enumerate(every[c]) if (c, d) not in windows | draws]
+    assert docs == left and len(docs) == sum(map(len, every.values())) - len(windows | draws)
+    # the probe reads the documents it was drawn from: every prefix of seed 1 lies in a document left out
+    for p in beyond.context_prefixes(tiny_bridge, 32, 256, seed=1)[:4]:
+        assert not any(p.strip()[:200] in t for t in docs)
