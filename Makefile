@@ -92,16 +92,16 @@ axes: venv
 ## The README's test command (CI runs it): lint and types, then the unit tier (stops here on a failure), then
 ## integration tests, the notebooks and the wheel install, then the docs (strict, results pages current).
 test: venv lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 -m "not integration and not notebook" tests
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 -m "integration or notebook" tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --maxschedchunk 1 -m "not integration and not notebook" tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --maxschedchunk 1 -m "integration or notebook" tests
 	$(MAKE) docs
 
 ## Tiny models only, no real weights; two worker processes, one thread each (~4 min on 2 cores).
 unit: venv
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 -m "not integration and not notebook" tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --maxschedchunk 1 -m "not integration and not notebook" tests
 
 integration: venv
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 -m "integration or notebook" tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --maxschedchunk 1 -m "integration or notebook" tests
 
 ## Execute the notebooks in place, with their outputs, and redraw figures/ (what is committed; ~15 min on 2 cores).
 notebooks: venv

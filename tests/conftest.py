@@ -34,6 +34,33 @@ def pytest_sessionstart(session):
                 cached_model_dir(name)
 
 
+# The longest tests first (seconds on 2 cores, one thread per worker): `-n 2` hands each worker the next test as it
+# finishes one, so the long ones run side by side instead of one worker ending on them alone.
+LONGEST_FIRST = {
+    "04_why_last_block": 360,
+    "03_lftf_finetune": 285,
+    "02_locate_blocks": 180,
+    "01_bias_baseline": 70,
+    "test_finetune_end_to_end": 125,
+    "test_patching_equals_transformer_lens_on_smollm2": 105,
+    "05_other_biases": 50,
+    "test_the_wheel_installs_and_runs_without_the_repository": 45,
+    "test_a_compare_grid_as_jobs_equals_the_grid_in_this_process": 45,
+    "test_compare_resumes_and_sweep_and_demo": 37,
+    "test_sigkill_then_resume_gives_the_same_delta_bytes": 35,
+    "06_model_families": 34,
+    "test_mechanism_command": 32,
+}
+
+
+def _expected_s(item) -> int:
+    return max((s for name, s in LONGEST_FIRST.items() if name in item.nodeid), default=0)
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=_expected_s, reverse=True)  # stable: the rest keep their order
+
+
 if (
     EXTERNAL.is_dir()
 ):  # the external bias sets (WinoBias, Winogender, Bolukbasi) are read from here, never downloaded

@@ -24,7 +24,7 @@ import torch
 
 from lftf_interp.errors import ConfigError
 from lftf_interp.models.runner import Runner
-from lftf_interp.models.tokens import bos_id, encode
+from lftf_interp.models.tokens import bos_id, encode, first_difference
 
 KV = tuple[torch.Tensor, torch.Tensor]
 
@@ -61,6 +61,20 @@ def stretches(model, documents: Sequence[str], n: int, max_tokens: int, seed: in
                 f"documents or a smaller context_max (now {max_tokens})."
             )
     return out
+
+
+def split_tokens(model, text: str, prompts: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+    """The token ids of ``text + prompt`` for each prompt, as (the ids they all share at the start, each one's
+    rest): exactly what one encoding of the joined string gives (a blank line before a word is two newline
+    tokens in SmolLM2's tokenizer, but one at the end of a text), and never an empty rest."""
+    if not text:
+        bos = bos_id(model)
+        return ([bos] if bos is not None else []), [encode(model, p, start=False) for p in prompts]
+    alone = encode(model, text)
+    joined = [encode(model, text + p) for p in prompts]
+    shared = [first_difference(alone, j) for j in joined]
+    n = min(min(len(alone) if d is None else d, len(j) - 1) for d, j in zip(shared, joined, strict=True))
+    return joined[0][:n], [j[n:] for j in joined]
 
 
 class ContextCache:
@@ -123,13 +137,12 @@ class ContextPrompts:
         self._memo: tuple | None = None
         variants = [(), *[tuple(s) for s in suffixes]]
         parts: dict[tuple, list] = {v: [] for v in variants}
-        bos = bos_id(model)
         for k, text in enumerate(self.texts):
-            ids = encode(model, text) if text else ([bos] if bos is not None else [])
             rows = self.rows[k].tolist()
+            ids, tails = split_tokens(model, text, [prompts[r] for r in rows])
             prefix_kv = self._enter(runner, ids)
             for v in variants:
-                toks = [encode(model, prompts[r], start=not ids) + list(v) for r in rows]
+                toks = [t + list(v) for t in tails]
                 parts[v].append((rows, self._prompts(runner, toks, len(ids), prefix_kv)))
         width = {v: max(t.shape[1] for _, (t, _) in parts[v]) for v in variants}
         self.caches = {}
@@ -192,4 +205,4 @@ class ContextPrompts:
         return rows[torch.randperm(len(rows), generator=g)[: min(size, len(rows))]]
 
 
-__all__ = ["ContextCache", "ContextPrompts", "stretch_lengths", "stretches"]
+__all__ = ["ContextCache", "ContextPrompts", "split_tokens", "stretch_lengths", "stretches"]

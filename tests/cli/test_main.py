@@ -151,6 +151,7 @@ def test_finetune_writes_a_delta_and_export_rebuilds_the_model(tiny_bridge, tiny
 
 
 @pytest.mark.downloads
+@pytest.mark.integration  # every command end to end
 def test_compare_resumes_and_sweep_and_demo(tiny3, tmp_path):
     model_dir = export_hf(tiny3, tmp_path / "tiny")
     out = tmp_path / "cmp"

@@ -35,6 +35,7 @@ def test_holdout_command(tiny3_dir, tmp_path):
     assert "title" in r.output and (tmp_path / "rows.jsonl").is_file()
 
 
+@pytest.mark.integration  # every command end to end
 def test_mechanism_command(tiny3_dir, tiny_delta, tmp_path):
     r = CliRunner().invoke(
         app, ["mechanism", "--model", tiny3_dir, "--delta", str(tiny_delta), "--out", str(tmp_path)]

@@ -38,6 +38,7 @@ def runs(marks, i):
     return len(list(Path(marks).glob(f"ran-{i}-*")))
 
 
+@pytest.mark.integration  # several processes
 def test_a_killed_job_runs_again_and_a_failing_one_leaves_the_others_finished(tmp_path, jobs_env):
     marks = tmp_path / "marks"
     marks.mkdir()
@@ -81,6 +82,7 @@ def test_executor_config_is_checked():
         ExecutorConfig("local", max_jobs=0)
 
 
+@pytest.mark.integration  # several processes
 def test_a_compare_grid_as_jobs_equals_the_grid_in_this_process(tiny3_dir, tmp_path, jobs_env):
     small = RetainConfig(tasks={"piqa": 4}, asdiv=0, n_windows=2, window=32, n_boot=20)
     cfg = CompareConfig(seeds=(0, 1), budget={"steps": 2, "n_val": 20}, retain=small, n_boot=50)

@@ -7,7 +7,7 @@ from lftf_interp.models.loading import tiny_model
 from lftf_interp.models.runner import Runner
 from lftf_interp.models.tokens import encode
 from lftf_interp.tune import TuneConfig, tune
-from lftf_interp.tune.context import ContextPrompts, stretch_lengths, stretches
+from lftf_interp.tune.context import ContextPrompts, split_tokens, stretch_lengths, stretches
 from lftf_interp.tune.scopes import BlockScope
 from lftf_interp.tune.train import selection_score
 
@@ -46,7 +46,7 @@ def test_prompts_after_a_stretch_equal_the_whole_sequence(block):
         rows = ctx.rows[k]
         out = []
         for r in rows.tolist():
-            ids = (encode(m, texts[k]) if texts[k] else []) + encode(m, prompts[r], start=not texts[k])
+            ids = encode(m, texts[k] + prompts[r])  # one encoding of the joined text
             out.append(runner.last_logits(torch.tensor([ids + suffix]))[0])
         return rows, torch.stack(out)
 
@@ -89,6 +89,17 @@ def test_context_term_trains_and_is_refused_without_text():
     val = h["val_context_afgb"].dropna()
     assert val.iloc[-1] < val.iloc[0]
     assert res.best_val["val_context_afgb"] == pytest.approx(val.loc[h["step"] == res.best_step].item())
+
+
+def test_split_tokens_give_the_joined_encoding():
+    m = tiny_model(2, seed=0)
+    text, prompts = "Rain fell on the town all day.\n\n", ["The nurse said that", "A cook told me that"]
+    shared, tails = split_tokens(m, text, prompts)
+    for p, t in zip(prompts, tails, strict=True):
+        assert shared + t == encode(m, text + p) and t
+    assert shared != encode(m, text)  # the blank line before a word is not the blank line that ends a text
+    empty, tails = split_tokens(m, "", prompts)
+    assert [empty + t for t in tails] == [encode(m, p) for p in prompts]
 
 
 def test_selection_score_averages_the_template_and_the_context_scores():

@@ -33,6 +33,7 @@ def run(out: Path, n: int) -> None:
     subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=600)
 
 
+@pytest.mark.integration  # several processes
 def test_two_processes_equal_one_on_the_same_global_batch(tmp_path):
     import ddp_worker
 
