@@ -71,7 +71,8 @@ def default_methods(
 ) -> list[MethodSpec]:
     """The comparison: three LFTF losses on the top-BMI block, other blocks, FPFT, LoRA, prompt, and
     LFTF with the gendered-noun retention term, with it plus the WinoBias-dev pronoun term, with it
-    plus the WinoBias-dev whole-sentence term, and with the long-context term.
+    plus the WinoBias-dev whole-sentence term, with the long-context term, and all of them on the three top-BMI
+    blocks (``lftf-general``).
     ``lftf-balanced`` runs on every seed; the others on ``n_seeds_other`` (None: every seed too).
     ``exclude``: the blocks BMI's choice sets aside (``"auto"``: the embedding-artefact blocks of the model,
     :func:`lftf_interp.locate.artefact_blocks`)."""
@@ -123,6 +124,20 @@ def default_methods(
             "lftf-context",
             "lftf-balanced + the balanced loss on training prompts after 0-1,024 tokens of neutral text",
             {"block": "auto", "bmi_exclude": ex, "context_weight": 1.0},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec(
+            "lftf-general",
+            "top-3 BMI blocks: lftf-context + gendered-noun retention + WinoBias dev-fit pronoun term",
+            {
+                "block": "auto",
+                "top_k": 3,
+                "bmi_exclude": ex,
+                "context_weight": 1.0,
+                "gendered_weight": 1.0,
+                "winobias_weight": 1.0,
+                "winobias_split": "dev-fit",
+            },
             n_seeds=n_seeds_other,
         ),
         MethodSpec(
