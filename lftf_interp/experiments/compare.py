@@ -167,6 +167,20 @@ def default_methods(
             n_seeds=n_seeds_other,
         ),
         MethodSpec("fpft", "full-parameter fine-tune", {"method": "full", "lr": 1e-5}, n_seeds=n_seeds_other),
+        MethodSpec(
+            "cda",
+            "counterfactual data augmentation: every parameter, the balanced loss on gender-swapped corpus "
+            "sentence pairs only (no template prompts)",
+            {
+                "method": "full",
+                "lr": 1e-5,
+                "template_weight": 0.0,
+                "hint_weight": 0.0,
+                "mass_weight": 0.0,
+                "cda_weight": 1.0,
+            },
+            n_seeds=n_seeds_other,
+        ),
     ]
 
 
@@ -287,9 +301,11 @@ def resolve_tune(model, overrides: dict, seed: int) -> dict:
 def tune_documents(
     model, cfg: TuneConfig, validity: ValidityConfig | None = None, retain: RetainConfig | None = None
 ) -> list[str] | None:
-    """The neutral text ``tune(documents=...)`` needs when ``cfg`` turns the context term on (corpus documents
-    that neither the long-context probe at ``cfg.seed`` nor the retention windows read); else None."""
-    return neutral_documents(model, cfg.seed, validity, retain) if cfg.context_weight > 0 else None
+    """The neutral text ``tune(documents=...)`` needs when ``cfg`` turns the context or the counterfactual term
+    on (corpus documents that neither the long-context probe at ``cfg.seed`` nor the retention windows read);
+    else None."""
+    wanted = cfg.context_weight > 0 or cfg.cda_weight > 0
+    return neutral_documents(model, cfg.seed, validity, retain) if wanted else None
 
 
 def fixed_blocks(methods: Sequence[MethodSpec]) -> list[int]:

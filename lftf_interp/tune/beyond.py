@@ -9,16 +9,22 @@
 * ``winobias_sentence_weight`` — the same balanced loss on whole WinoBias *dev* sentence pairs: a, b are the
   probabilities of the pro and the anti sentence from their first differing token (the pronoun) to the end, so
   the words after the pronoun count too (what the WinoBias probe measures; :func:`sentence_pair_loss`).
+* ``cda_weight`` — the same loss on counterfactual pairs: sentences of the neutral text given to ``tune``
+  (``documents``) that name a train occupation and a gendered word, beside their gender-swapped twins
+  (:func:`~lftf_interp.data.counterfactual.counterfactual_pairs`; at most ``cda_n`` of them).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from lftf_interp.data.counterfactual import counterfactual_pairs
 from lftf_interp.data.external import winobias_pairs
 from lftf_interp.data.probesets import gendered_prompts
+from lftf_interp.errors import ConfigError
 from lftf_interp.models.tokens import encode, first_difference, target_ids
 from lftf_interp.tune.losses import hint_loss
 
@@ -46,19 +52,16 @@ def sentence_pair_loss(lp_a: torch.Tensor, lp_b: torch.Tensor) -> torch.Tensor:
 
 
 class _SentencePairs:
-    """WinoBias dev pro / anti sentences cached for a scope, with what scoring them from their pronoun needs."""
+    """Sentence pairs (WinoBias dev pro / anti, or a corpus sentence and its gender-swapped twin) cached for a
+    scope, with what scoring them from their first differing token needs."""
 
-    def __init__(self, scope, model, path, split: str = "dev"):
-        w = winobias_pairs(path, split)
-        pro, anti = [encode(model, t) for t in w["pro"]], [encode(model, t) for t in w["anti"]]
+    def __init__(self, scope, model, first: Sequence[str], second: Sequence[str]):
+        pro, anti = [encode(model, t) for t in first], [encode(model, t) for t in second]
         cut = [first_difference(a, b) or 0 for a, b in zip(pro, anti, strict=True)]
-        keep = [i for i, c in enumerate(cut) if c >= 1]  # the pronoun is never a sentence's first token
+        keep = [i for i, c in enumerate(cut) if c >= 1]  # a pair differing at its first token is left out
         self.ids = ([pro[i] for i in keep], [anti[i] for i in keep])
         self.cut = [cut[i] for i in keep]
-        self.caches = (
-            scope.cache([w["pro"].iloc[i] for i in keep]),
-            scope.cache([w["anti"].iloc[i] for i in keep]),
-        )
+        self.caches = (scope.cache([first[i] for i in keep]), scope.cache([second[i] for i in keep]))
 
     def __len__(self) -> int:
         return len(self.cut)
@@ -82,9 +85,9 @@ class _SentencePairs:
 class BeyondTemplate:
     """The configured terms on their own cached prompts; ``__call__(step)`` → (weighted loss, {term: value})."""
 
-    def __init__(self, scope, reader, model, cfg):
+    def __init__(self, scope, reader, model, cfg, documents: Sequence[str] | None = None):
         self.scope, self.reader, self.cfg = scope, reader, cfg
-        self.gendered = self.wino = self.sentences = None
+        self.gendered = self.wino = self.sentences = self.cda = None
         if cfg.gendered_weight > 0:
             g = gendered_prompts("train").df
             self.gendered = reader.cache(g["prompt"].tolist())
@@ -95,9 +98,16 @@ class BeyondTemplate:
             self.w_male = torch.tensor(target_ids(model, [" " + x for x in w["male"]]))
             self.w_female = torch.tensor(target_ids(model, [" " + x for x in w["female"]]))
         if cfg.winobias_sentence_weight > 0:
-            self.sentences = _SentencePairs(
-                scope, model, Path(cfg.external) / "winobias" if cfg.external else None, cfg.winobias_split
-            )
+            w = winobias_pairs(Path(cfg.external) / "winobias" if cfg.external else None, cfg.winobias_split)
+            self.sentences = _SentencePairs(scope, model, w["pro"].tolist(), w["anti"].tolist())
+        if cfg.cda_weight > 0:
+            pairs = counterfactual_pairs(documents or (), cfg.cda_n, cfg.seed)
+            if not pairs:
+                raise ConfigError(
+                    "the documents given hold no sentence that names a train occupation and a gendered word; "
+                    "give more text or set cda_weight to 0."
+                )
+            self.cda = _SentencePairs(scope, model, [a for a, _ in pairs], [b for _, b in pairs])
 
     def __call__(self, step: int) -> tuple[torch.Tensor | float, dict]:
         cfg, loss, parts = self.cfg, 0.0, {}
@@ -115,12 +125,21 @@ class BeyondTemplate:
             idx = _batch(len(self.sentences), cfg.batch_size, cfg.seed + 155921, step)
             ls = sentence_pair_loss(*self.sentences.logprobs(self.scope, idx))
             loss, parts["loss_winobias_sentence"] = loss + cfg.winobias_sentence_weight * ls, ls.item()
+        if self.cda is not None:
+            idx = _batch(len(self.cda), cfg.batch_size, cfg.seed + 196613, step)
+            lc = sentence_pair_loss(*self.cda.logprobs(self.scope, idx))
+            loss, parts["loss_cda"] = loss + cfg.cda_weight * lc, lc.item()
         return loss, parts
 
     @staticmethod
     def wanted(cfg) -> bool:
         """Whether ``cfg`` turns on any of these terms."""
-        return cfg.gendered_weight > 0 or cfg.winobias_weight > 0 or cfg.winobias_sentence_weight > 0
+        return (
+            cfg.gendered_weight > 0
+            or cfg.winobias_weight > 0
+            or cfg.winobias_sentence_weight > 0
+            or cfg.cda_weight > 0
+        )
 
 
 __all__ = ["BeyondTemplate", "balanced_pair_loss", "sentence_pair_loss"]

@@ -79,6 +79,15 @@ class TuneConfig:
         "WinoBias material of the winobias terms: dev, or dev-fit (dev without the occupations of dev-select, "
         "which then chooses weights).",
     )
+    cda_weight: float = _f(
+        0.0,
+        "Gender only: balanced loss on corpus sentences naming a train occupation vs their gender-swapped twins "
+        "(counterfactual pairs from tune(documents=...); 0 = off).",
+    )
+    cda_n: int | None = _f(None, "Counterfactual pairs used (seeded; None: every pair the documents give).")
+    template_weight: float = _f(
+        1.0, "Weight of the LFTF loss on the template prompts (0 = off: e.g. the CDA-only baseline)."
+    )
     context_weight: float = _f(
         0.0,
         "Weight of the loss on training prompts after 0..context_max tokens of neutral text (method block; "
@@ -128,6 +137,8 @@ class TuneConfig:
             )
         if self.steps < 1 or self.batch_size < 1 or self.eval_every < 1:
             raise ConfigError("steps, batch_size and eval_every must be >= 1")
+        if self.cda_n is not None and self.cda_n < 1:
+            raise ConfigError(f"cda_n must be >= 1 (or None for every pair), got {self.cda_n}")
         if self.n_train is not None and self.n_train < 1:
             raise ConfigError(f"n_train must be >= 1 (or None for every training prompt), got {self.n_train}")
         if not self.lr > 0:
@@ -151,8 +162,8 @@ class TuneConfig:
         self.hint_exclude = tuple(self.hint_exclude)
         if BeyondTemplate.wanted(self) and self.axis != "gender":
             raise ConfigError(
-                "gendered_weight, winobias_weight and winobias_sentence_weight are gender terms; set "
-                f"them to 0 on axis {self.axis!r}."
+                "gendered_weight, winobias_weight, winobias_sentence_weight and cda_weight are gender terms; "
+                f"set them to 0 on axis {self.axis!r}."
             )
 
     @property
@@ -281,8 +292,8 @@ class Objective:
         logits = self.reader.log_masses(
             self.train, idx
         )  # logits, or the groups' log-probabilities (multi-token words)
-        loss = group_loss(logits, self.groups, cfg.loss, self.reference)
-        parts = {"loss_pronoun": loss.item()}
+        lp = group_loss(logits, self.groups, cfg.loss, self.reference)
+        loss, parts = cfg.template_weight * lp, {"loss_pronoun": lp.item()}
         if self.base_log_mass is not None:
             lmass = mass_anchor(logits, self.groups, self.base_log_mass[idx])
             loss = loss + cfg.mass_weight * lmass
@@ -410,10 +421,10 @@ def tune(
     (seeded; default all). The hint prompts are read only if ``cfg.hint_weight > 0``. ``documents``: neutral
     text the context term draws its stretches from (needed when ``cfg.context_weight > 0``; a seeded fifth of
     them gives the validation stretches)."""
-    if cfg.context_weight > 0 and (documents is None or len(documents) < 2):
+    if (cfg.context_weight > 0 or cfg.cda_weight > 0) and (documents is None or len(documents) < 2):
         raise ConfigError(
-            "context_weight > 0 needs neutral text: pass tune(documents=[...]) with at least two documents, e.g. "
-            "lftf_interp.probes.neutral_documents(model)."
+            "context_weight > 0 or cda_weight > 0 needs neutral text: pass tune(documents=[...]) with at least two "
+            "documents, e.g. lftf_interp.probes.neutral_documents(model)."
         )
     if cfg.method == "block" and cfg.block is None:
         raise ConfigError(
@@ -452,7 +463,7 @@ def tune(
         _subset(_kinds(axis.hint_prompts("validation"), cfg.hint_exclude), cfg.n_val, cfg.seed),
         contexts[1] if contexts else None,
     )
-    beyond = BeyondTemplate(scope, reader, model, cfg) if BeyondTemplate.wanted(cfg) else None
+    beyond = BeyondTemplate(scope, reader, model, cfg, documents) if BeyondTemplate.wanted(cfg) else None
     objective = Objective(
         scope,
         cfg,

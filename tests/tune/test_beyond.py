@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lftf_interp.data import load_dataset
+from lftf_interp.data.external import winobias_pairs
 from lftf_interp.data.probesets import gendered_prompts
 from lftf_interp.errors import ConfigError
 from lftf_interp.metrics.pronoun import score_dataset
@@ -123,7 +124,8 @@ def test_sentence_pair_loss_by_hand():
 
 def test_sentence_term_scores_whole_dev_pairs_and_training_balances_them(external_dir):
     m = tiny_model(2, seed=0)
-    pairs = _SentencePairs(BlockScope(m, [1]), m, external_dir / "winobias")
+    w = winobias_pairs(external_dir / "winobias", "dev")
+    pairs = _SentencePairs(BlockScope(m, [1]), m, w["pro"].tolist(), w["anti"].tolist())
     idx = torch.arange(48)
     with torch.no_grad():
         lp_pro, lp_anti = pairs.logprobs(BlockScope(m, [1]), idx)
@@ -149,3 +151,60 @@ def test_sentence_term_scores_whole_dev_pairs_and_training_balances_them(externa
     with torch.no_grad():
         after = sentence_pair_loss(*pairs.logprobs(BlockScope(m, [1]), idx)).item()
     assert "loss_winobias_sentence" in res.history and after < before - 0.01
+
+
+CDA_DOCS = [
+    "The clerk said that he would call. The detective told him that his car was ready. The barista thanked her "
+    "for the tip. A biologist said that he was late. Nothing here names anyone at all today.",
+    "The poet lost his notes at the station. The conductor waved to the men on the platform before he left.",
+]
+
+
+def test_cda_term_balances_swapped_sentences_without_the_template():
+    from lftf_interp.data.counterfactual import counterfactual_pairs
+    from lftf_interp.models.runner import Runner
+    from lftf_interp.models.tokens import encode, first_difference
+
+    m = tiny_model(2, seed=0)
+    pairs = counterfactual_pairs(CDA_DOCS, seed=0)
+    assert len(pairs) == 5 and not any("biologist" in a for a, _ in pairs)  # a test occupation: never trained
+    sp = _SentencePairs(BlockScope(m, [1]), m, [a for a, _ in pairs], [b for _, b in pairs])
+    with torch.no_grad():
+        got = sp.logprobs(BlockScope(m, [1]), torch.arange(len(sp)))
+        runner = Runner(m)
+        for i, (a, b) in enumerate(
+            pairs
+        ):  # log P(sentence from its first differing token), one plain forward
+            for k, text in enumerate((a, b)):
+                ids = encode(m, text)
+                cut = first_difference(encode(m, a), encode(m, b))
+                logp = runner.logits(torch.tensor([ids]))[0].log_softmax(-1)
+                want = sum(logp[t - 1, ids[t]].item() for t in range(cut, len(ids)))
+                assert got[k][i].item() == pytest.approx(want, abs=1e-4)
+    before = sentence_pair_loss(*got).item()
+    cfg = TuneConfig(
+        block=(0, 1),
+        steps=20,
+        lr=3e-3,
+        batch_size=8,
+        cda_weight=5.0,
+        template_weight=0.0,
+        hint_weight=0.0,
+        mass_weight=0.0,
+        n_val=8,
+        eval_every=20,
+        restore_best=False,
+    )
+    res = tune(m, cfg, documents=CDA_DOCS)
+    with torch.no_grad():
+        after = sentence_pair_loss(*sp.logprobs(BlockScope(m, [1]), torch.arange(len(sp)))).item()
+    assert after < before - 0.01 and res.history["loss_cda"].iloc[1:].notna().all()
+    h = res.history.iloc[
+        1:
+    ]  # the template loss is computed but weighted 0: the step's loss is the CDA term's
+    assert (h["loss_pronoun"] > 0).all()
+    np.testing.assert_allclose(h["loss"], 5.0 * h["loss_cda"], rtol=1e-5)
+    with pytest.raises(ConfigError, match="needs neutral text"):
+        tune(tiny_model(2, seed=0), cfg)
+    with pytest.raises(ConfigError, match="gender terms"):
+        TuneConfig(block=0, cda_weight=1.0, axis="religion")
