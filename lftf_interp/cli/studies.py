@@ -147,6 +147,25 @@ def paths(
 
 
 @command
+def block_material(
+    model: str = MODEL,
+    n: int = typer.Option(64, help="Prompts per material."),
+    context: int = typer.Option(1024, help="Tokens of neutral text before the template prompts."),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("out/block_material")),
+) -> None:
+    """Does BMI's block change with the material: the template, the template after a long stretch of text, and
+    WinoBias sentences?"""
+    s = studies.block_material_to(model, out, n, context, seed)
+    for name, m in s["materials"].items():
+        console.print(
+            f"{name}: top-3 BMI blocks {m['top3']} (set aside {m['excluded']}); Spearman vs the template "
+            f"{m['spearman_vs_template']:.2f}"
+        )
+    console.print(f"wrote {out}/bmi.csv, block_material.json")
+
+
+@command
 def transfer(
     model: str = MODEL,
     axes: str = typer.Option(

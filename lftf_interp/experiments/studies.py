@@ -7,6 +7,8 @@
   their direct effect on the pronoun logits before and after), and how much bias returns when the top-k of them
   are restored to the base weights (vs k random ones), and through which later sub-layers the rest of the change
   reaches the logits.
+* :func:`block_material_to` — does the block BMI picks change when the bias prompts follow 1,024 tokens of text,
+  or are WinoBias sentences instead of the template?
 """
 
 from __future__ import annotations
@@ -16,22 +18,34 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
+from scipy.stats import spearmanr
 
-from lftf_interp.data import HINTS
-from lftf_interp.data.datasets import load_dataset
+from lftf_interp.data import HINTS, NEUTRAL_PROMPTS, load_axis
+from lftf_interp.data.datasets import load_dataset, sample_rows
+from lftf_interp.data.external import winobias_pairs
 from lftf_interp.errors import LftfError
 from lftf_interp.experiments.compare import BUDGET
 from lftf_interp.experiments.pipeline import resolve_block
 from lftf_interp.experiments.rundir import describe_run, read_rows, recorder, write_json
+from lftf_interp.locate import compute_bmi
+from lftf_interp.locate.choose import BlockChoice, artefact_blocks
 from lftf_interp.metrics.pronoun import EvalConfig, evaluate
 from lftf_interp.models.loading import load_model
 from lftf_interp.models.runner import canonical_state_dict
-from lftf_interp.probes import RestorePlan, ValidityConfig, delta_units, restore_curve, validity_report
+from lftf_interp.probes import (
+    RestorePlan,
+    ValidityConfig,
+    delta_units,
+    neutral_documents,
+    restore_curve,
+    validity_report,
+)
 from lftf_interp.probes.beyond import hint_kinds
 from lftf_interp.probes.mechanism import attribution_change, path_change, sublayer_dla, unit_dla
 from lftf_interp.probes.paths import path_patching
 from lftf_interp.store import write_atomic
 from lftf_interp.tune import TuneConfig, apply_delta, read_delta, tune
+from lftf_interp.tune.context import stretches
 
 # columns of the per-item CSVs that copy the external datasets (WinoBias / Winogender sentences, Winogender's BLS
 # shares, the Bolukbasi scores); results keep their keys and our values only, never the data itself
@@ -340,3 +354,36 @@ def _share(units: pd.DataFrame, ks: Sequence[int]) -> dict:
 
 
 __all__ = ["PAIRED", "holdout_to", "mechanism_to", "paired_changes", "validity_to"]
+
+
+def block_material_to(model: str, out: Path, n: int = 64, context: int = 1024, seed: int = 0) -> dict:
+    """BMI per block on three kinds of material: ``n`` of the template's training prompts, the same prompts after
+    ``context`` tokens of neutral text (the context term's documents), and ``n`` WinoBias dev-fit sentences cut
+    before their pronoun; on each, the embedding-artefact blocks set aside as ``--block auto`` does, and the
+    three top blocks. → OUT/bmi.csv (material, layer, bmi, sem, rank), OUT/block_material.json."""
+    bridge = load_model(model)
+    template = sample_rows(load_axis("gender").bias_prompts("train"), n, seed).prompt.tolist()
+    texts = stretches(bridge, neutral_documents(bridge, seed), [context] * n, seed)
+    wino = winobias_pairs(None, "dev-fit").sample(n=n, random_state=seed)["prefix"].tolist()
+    material = {
+        "template": template,
+        f"template after {context} tokens": [t + p for t, p in zip(texts, template, strict=True)],
+        "winobias dev-fit": wino,
+    }
+    neutral = compute_bmi(bridge, NEUTRAL_PROMPTS)
+    frames, summary = [], {}
+    for name, prompts in material.items():
+        bmi = compute_bmi(bridge, prompts, batch_size=8)
+        choice = BlockChoice([], artefact_blocks(bmi, neutral), bmi, neutral)
+        frames.append(bmi.assign(material=name))
+        summary[name] = {"excluded": choice.excluded, "top3": choice.ranked[:3], "n": len(prompts)}
+    table = pd.concat(frames, ignore_index=True)
+    base = table[table.material == "template"].set_index("layer").bmi
+    for name in material:
+        other = table[table.material == name].set_index("layer").bmi
+        summary[name]["spearman_vs_template"] = float(spearmanr(base, other.loc[base.index]).statistic)
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "bmi.csv", table[["material", "layer", "bmi", "sem", "rank"]].to_csv(index=False))
+    result = {"materials": summary, "run": describe_run(model=model, n=n, context=context, seed=seed)}
+    write_json(out / "block_material.json", result)
+    return result

@@ -1,8 +1,8 @@
 """The long-context term: the LFTF loss on training prompts that follow 0 … ``context_max`` tokens of neutral text.
 
-Text. :func:`stretches` draws ``n`` stretches from the documents given to :func:`~lftf_interp.tune.tune` (the
+Text. :func:`stretches` draws ``context_n`` stretches from the documents given to :func:`~lftf_interp.tune.tune` (the
 experiments layer passes corpus documents that neither the long-context probe nor the retention windows read):
-stretch i holds ``round(i · context_max / (n − 1))`` tokens (0 … ``context_max``, evenly spaced), the end of a
+stretch i holds ``round(i · context_max / (context_n − 1))`` tokens (0 … ``context_max``, evenly spaced), the end of a
 seeded window of a seeded document, decoded and ended with a blank line — the form the long-context probe
 uses. Every training prompt belongs to one stretch (prompt j of a seeded order to stretch j mod n), so a step
 draws one stretch and a batch of its prompts.
@@ -36,13 +36,13 @@ def stretch_lengths(n: int, max_tokens: int) -> list[int]:
     return [round(i * max_tokens / (n - 1)) for i in range(n)]
 
 
-def stretches(model, documents: Sequence[str], n: int, max_tokens: int, seed: int = 0) -> list[str]:
-    """``n`` stretches of ``documents`` of :func:`stretch_lengths` tokens: a seeded document long enough and a
-    seeded offset, decoded, stripped and ended with a blank line ("" for length 0)."""
+def stretches(model, documents: Sequence[str], lengths: Sequence[int], seed: int = 0) -> list[str]:
+    """A stretch of ``documents`` of each of ``lengths`` tokens: a seeded document long enough and a seeded
+    offset, decoded, stripped and ended with a blank line ("" for length 0)."""
     rng = np.random.default_rng(seed)
     encoded: dict[int, list[int]] = {}
     out = []
-    for length in stretch_lengths(n, max_tokens):
+    for length in lengths:
         if length == 0:
             out.append("")
             continue
@@ -58,7 +58,7 @@ def stretches(model, documents: Sequence[str], n: int, max_tokens: int, seed: in
         else:
             raise ConfigError(
                 f"No document of the {len(documents)} given holds more than {length} tokens; give longer "
-                f"documents or a smaller context_max (now {max_tokens})."
+                "documents or shorter stretches (context_max)."
             )
     return out
 

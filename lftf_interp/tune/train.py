@@ -32,7 +32,7 @@ from lftf_interp.metrics.wordprobs import word_ids
 from lftf_interp.tune import parallel
 from lftf_interp.tune.beyond import BeyondTemplate
 from lftf_interp.tune.checkpoint import TrainingError, check_resume, load_checkpoint, save_checkpoint
-from lftf_interp.tune.context import ContextPrompts, stretches
+from lftf_interp.tune.context import ContextPrompts, stretch_lengths, stretches
 from lftf_interp.tune.delta import block_fingerprint
 from lftf_interp.tune.groupprobs import GroupReader
 from lftf_interp.tune.losses import LOSSES, group_loss, hint_loss, kl_to_base, log_group_mass, mass_anchor
@@ -391,7 +391,8 @@ def _contexts(scope, model, reader, cfg: TuneConfig, documents: list[str], frame
     sizes = {"train": cfg.context_n, "val": max(2, cfg.context_n // 4)}
     out = []
     for part, df in zip(("train", "val"), frames, strict=True):
-        texts = stretches(model, docs[part], sizes[part], cfg.context_max, cfg.seed + (part == "val"))
+        lengths = stretch_lengths(sizes[part], cfg.context_max)
+        texts = stretches(model, docs[part], lengths, cfg.seed + (part == "val"))
         if len(df) < len(texts):
             raise ConfigError(
                 f"{len(df)} {part} prompts cannot cover {len(texts)} stretches of text; lower context_n."

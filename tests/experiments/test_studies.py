@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from lftf_interp.errors import LftfError
@@ -113,3 +115,23 @@ def test_paired_changes_pair_items_across_runs(tmp_path):
         got.loc["winobias_pronoun_gap", "change"] == pytest.approx(-0.2)
         and got.loc["winobias_rest_gap", "change"] == 0
     )
+
+
+def test_block_material_ranks_blocks_on_each_material(tiny3_dir, tmp_path):
+    from lftf_interp.data import load_axis
+    from lftf_interp.data.datasets import sample_rows
+    from lftf_interp.experiments.studies import block_material_to
+    from lftf_interp.locate import compute_bmi
+    from lftf_interp.models.loading import load_model
+
+    s = block_material_to(tiny3_dir, tmp_path, n=4, context=32, seed=0)
+    table = pd.read_csv(tmp_path / "bmi.csv")
+    assert list(s["materials"]) == ["template", "template after 32 tokens", "winobias dev-fit"]
+    assert len(table) == 3 * 3 and s["materials"]["template"]["spearman_vs_template"] == pytest.approx(1.0)
+    prompts = sample_rows(load_axis("gender").bias_prompts("train"), 4, 0).prompt.tolist()
+    direct = compute_bmi(load_model(tiny3_dir), prompts).set_index("layer").bmi
+    got = table[table.material == "template"].set_index("layer").bmi
+    np.testing.assert_allclose(got.loc[direct.index], direct, rtol=1e-5)
+    for name, m in s["materials"].items():  # the top blocks are the highest-BMI blocks not set aside
+        t = table[(table.material == name) & ~table.layer.isin(m["excluded"])].sort_values(["rank", "layer"])
+        assert m["top3"] == t.layer.tolist()[:3]

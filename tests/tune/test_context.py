@@ -21,13 +21,16 @@ def test_stretch_lengths_are_evenly_spaced_and_stretches_have_them():
     assert stretch_lengths(5, 1024) == [0, 256, 512, 768, 1024]
     assert stretch_lengths(1, 64) == [64]
     m = tiny_model(2, seed=0)
-    texts = stretches(m, DOCS, 4, 60, seed=3)
+    texts = stretches(m, DOCS, stretch_lengths(4, 60), seed=3)
     assert texts[0] == "" and all(t.endswith("\n\n") for t in texts[1:])
     n = [len(encode(m, t.strip(), start=False)) for t in texts[1:]]
     assert all(abs(a - b) <= 2 for a, b in zip(n, [20, 40, 60], strict=True)), n  # decoding may merge a token
-    assert stretches(m, DOCS, 4, 60, seed=3) == texts and stretches(m, DOCS, 4, 60, seed=4) != texts
-    with pytest.raises(ConfigError, match="smaller context_max"):
-        stretches(m, ["short text"], 2, 500)
+    assert (
+        stretches(m, DOCS, stretch_lengths(4, 60), seed=3) == texts
+        and stretches(m, DOCS, stretch_lengths(4, 60), seed=4) != texts
+    )
+    with pytest.raises(ConfigError, match="shorter stretches"):
+        stretches(m, ["short text"], [0, 500])
 
 
 @pytest.mark.parametrize("block", [0, 1])
@@ -37,7 +40,7 @@ def test_prompts_after_a_stretch_equal_the_whole_sequence(block):
     m = tiny_model(2, seed=0)
     scope = BlockScope(m, [block])
     prompts = load_dataset("genbias", "train").df["prompt"].tolist()[:6]
-    texts = ["", "Rain fell on the town all day.\n\n", stretches(m, DOCS, 2, 40, seed=1)[1]]
+    texts = ["", "Rain fell on the town all day.\n\n", stretches(m, DOCS, [40], seed=1)[0]]
     ctx = ContextPrompts(scope, m, texts, prompts, suffixes=[(42, 7)], seed=0)
     runner = Runner(m)
     cache, more = ctx.cache([(42, 7)])
