@@ -13,10 +13,11 @@ from lftf_interp.data import load_dataset
 from lftf_interp.errors import ConfigError
 from lftf_interp.probes import beyond as probes
 from lftf_interp.retain import CORPORA, RetainConfig, corpus_documents, window_documents
+from lftf_interp.retain.stereoset import evaluate_stereoset
 
 PROBES = ("gendered", "slopes", "winobias", "winogender", "math", "hints", "paperstyle", "long_context")
 # on request only (``--probes``): a diagnosis, or the held-out part of WinoBias dev that chooses term weights
-EXTRA_PROBES = ("winobias_parts", "winobias_select")
+EXTRA_PROBES = ("winobias_parts", "winobias_select", "stereoset")
 
 
 @dataclass
@@ -83,6 +84,7 @@ def validity_report(
         "winobias": lambda: probes.winobias_preference(
             model, _path(cfg, "winobias"), "test", cfg.n_boot, cfg.seed
         ),
+        "stereoset": lambda: stereoset_probe(model, cfg.n_boot, cfg.seed),
         "winobias_select": lambda: _renamed(
             probes.winobias_preference(model, _path(cfg, "winobias"), "dev-select", cfg.n_boot, cfg.seed),
             "winobias_",
@@ -111,6 +113,18 @@ def validity_report(
     return flat, frames
 
 
+def stereoset_probe(model, n_boot: int = 1000, seed: int = 0) -> tuple[dict, pd.DataFrame]:
+    """StereoSet intrasentence per bias type (:func:`~lftf_interp.retain.stereoset.evaluate_stereoset`) as flat
+    keys: ``ss_<type>`` (with ``_ci`` over target terms), ``lms_<type>``, ``icat_<type>``; types gender, race,
+    religion, profession and overall."""
+    table, _ = evaluate_stereoset(model, n_boot=n_boot, seed=seed)
+    flat: dict = {}
+    for _, r in table.iterrows():
+        b = r["bias_type"]
+        flat |= {f"ss_{b}": r["ss"], f"ss_{b}_ci": r["ss_ci"], f"lms_{b}": r["lms"], f"icat_{b}": r["icat"]}
+    return flat, table
+
+
 def neutral_documents(
     model, seed: int = 0, validity: ValidityConfig | None = None, retain: RetainConfig | None = None
 ) -> list[str]:
@@ -134,5 +148,6 @@ __all__ = [
     "PROBES",
     "ValidityConfig",
     "neutral_documents",
+    "stereoset_probe",
     "validity_report",
 ]

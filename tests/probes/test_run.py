@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 
 from lftf_interp.errors import ConfigError
@@ -50,3 +51,20 @@ def test_neutral_documents_leave_out_what_the_probes_read(tiny_bridge):
     # the probe reads the documents it was drawn from: every prefix of seed 1 lies in a document left out
     for p in beyond.context_prefixes(tiny_bridge, 32, 256, seed=1)[:4]:
         assert not any(p.strip()[:200] in t for t in docs)
+
+
+def test_the_stereoset_probe_flattens_the_per_type_table(tiny_bridge, monkeypatch):
+    from lftf_interp.retain import stereoset
+
+    items = (
+        stereoset.load_stereoset().groupby("bias_type").head(12)
+    )  # 12 items per type: the flattening, quickly
+    monkeypatch.setattr(stereoset, "load_stereoset", lambda *a, **k: items)
+    flat, frames = validity_report(tiny_bridge, ValidityConfig.quick(probes=("stereoset",)))
+    table = stereoset.ss_lms_icat(stereoset.score_items(tiny_bridge, items), 200, 0)
+    assert set(table.bias_type) == {"gender", "race", "religion", "profession", "overall"}
+    for _, r in table.iterrows():
+        b = r["bias_type"]
+        assert flat[f"ss_{b}"] == pytest.approx(r["ss"]) and flat[f"lms_{b}"] == pytest.approx(r["lms"])
+        assert flat[f"ss_{b}_ci"][0] <= flat[f"ss_{b}"] <= flat[f"ss_{b}_ci"][1]
+    pd.testing.assert_frame_equal(frames["stereoset"], table)
