@@ -127,6 +127,11 @@ def validity_page() -> str:
             "Every method on the template and beyond it",
             (d / "compare" / "table.md").read_text() + "\n\n" + (d / "compare" / "validity.md").read_text(),
         ),
+        *(
+            [("Against the goals of a debiasing that holds beyond its template", goals.read_text())]
+            if (goals := d / "compare" / "goals.md").is_file()
+            else []
+        ),
         ("The base model and LFTF, probe by probe (`lftf validity`)", probes),
         ("Hints never seen in training (`lftf holdout`)", holdout),
         ("Inside the tuned block (`lftf mechanism`)", mech_t),

@@ -37,6 +37,7 @@ from lftf_interp.experiments.exports import check_out, export_dir, export_to
 from lftf_interp.experiments.grid import cache_of, compare_row, sweep_row
 from lftf_interp.experiments.jobs import ExecutorConfig, RowJob, raise_failures, run_rows
 from lftf_interp.experiments.rundir import announce_total, describe_run, read_rows, recorder, write_json
+from lftf_interp.experiments.tables import goal_table
 from lftf_interp.locate import compute_bmi, rank_for_tuning
 from lftf_interp.locate.choose import AUTO
 from lftf_interp.locate.run import LocateConfig, locate, save_locate
@@ -333,6 +334,8 @@ def write_compare_summary(out: Path) -> str:
     (out / "table.md").write_text(md + "\n")
     if vt := validity_table(agg):
         (out / "validity.md").write_text(vt + "\n")
+    if gt := goal_table(agg):
+        (out / "goals.md").write_text(gt + "\n")
     return md
 
 

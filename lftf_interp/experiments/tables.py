@@ -91,7 +91,70 @@ def validity_table(agg: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["markdown_table", "validity_table"]
+# The goals of a debiasing that holds beyond its template: (column, key, test on the value, format). "% base" goals
+# compare the value with the base row's.
+GOALS: list[tuple[str, str, str, float, str]] = [
+    ("template AFGB ≤ 0.11", "afgb", "<=", 0.11, ".3f"),
+    ("AFGB @1,024 ctx ≤ 0.32", "ctx1024_afgb", "<=", 0.32, ".3f"),
+    ("UB ≥ 0.95", "ub", ">=", 0.95, ".3f"),
+    ("UB unseen hints ≥ 0.9", "ub_unseen", ">=", 0.90, ".3f"),
+    ("WinoBias pro ≤ 0.53", "winobias_pro", "<=", 0.53, ".3f"),
+    ("a_f ≥ 90 % base", "a_f", "% base >=", 90.0, ".3f"),
+    ("gendered-noun acc ≥ 95 % base", "gendered_acc", "% base >=", 95.0, ".3f"),
+    ("KL ≤ 0.02", "kl", "<=", 0.02, ".4f"),
+    ("ppl Δ ≤ +3 %", "ppl_change_pct", "<=", 3.0, "+.2f"),
+    ("StereoSet gender SS 50 ± 3", "ss_gender", "50 ±", 3.0, ".1f"),
+]
+
+
+def goal_met(value: float, test: str, goal: float, base: float | None = None) -> bool | None:
+    """Whether ``value`` meets one of :data:`GOALS` (None when it cannot be told: no base for a "% base" goal)."""
+    if test == "<=":
+        return value <= goal
+    if test == ">=":
+        return value >= goal
+    if test == "50 ±":
+        return abs(value - 50) <= goal
+    if test == "% base >=":
+        return None if not base else 100 * value / base >= goal
+    raise ValueError(f"unknown goal test {test!r}")
+
+
+def goal_table(agg: pd.DataFrame) -> str:
+    """Every trained method against :data:`GOALS` (mean ± the seed interval; ✓ where the mean meets the goal) and
+    how many of the goals it has values for it meets; the arithmetic change beside them (its goal: within the
+    probe's CI, ±0.055)."""
+    if "ctx1024_afgb" not in agg:
+        return ""
+    base = agg[agg.method == "base"].iloc[0] if (agg.method == "base").any() else None
+    head = "| method | seeds | " + " | ".join(g[0] for g in GOALS) + " | arithmetic Δ | goals met |"
+    lines = [head, "|" + "---|" * (len(GOALS) + 4)]
+    for _, r in agg.iterrows():
+        if pd.isna(r.get("ctx1024_afgb", float("nan"))):
+            continue
+        cells, met, known = [], 0, 0
+        for _, key, test, goal, fmt in GOALS:
+            if key not in r or pd.isna(r[key]):
+                cells.append("—")
+                continue
+            pm = r.get(key + "_pm", float("nan"))
+            text = format(r[key], fmt) + ("" if pd.isna(pm) else " ± " + format(pm, fmt.replace("+", "")))
+            if test.startswith("% base") and base is not None and base.get(key):
+                text += f" ({100 * r[key] / base[key]:.0f} %)"
+            ok = goal_met(float(r[key]), test, goal, None if base is None else base.get(key))
+            if ok is not None and r["method"] != "base":
+                known, met = known + 1, met + ok
+                text += " ✓" if ok else ""
+            cells.append(text)
+        math = "—"
+        if base is not None and "math_acc" in r and not pd.isna(r["math_acc"]):
+            math = f"{r['math_acc'] - base['math_acc']:+.3f}"
+        goals = "—" if r["method"] == "base" else f"{met} / {known}"
+        lines.append(f"| {r['method']} | {r['n_seeds']} | " + " | ".join(cells) + f" | {math} | {goals} |")
+    return "\n".join(lines)
+
+
+__all__ = ["GOALS", "goal_met", "goal_table", "markdown_table", "validity_table"]
 
 
 VALIDITY_COLS = [
@@ -111,6 +174,10 @@ VALIDITY_COLS = [
     "ctx1024_afgb",
     "ctx1024_afgb_paper",
     "ctx1024_ub",
+    "ss_gender",
+    "lms_gender",
+    "ss_race",
+    "ss_religion",
 ]
 
 

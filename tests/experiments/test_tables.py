@@ -57,3 +57,48 @@ def test_tables_show_both_afgb_variants_and_the_probes():
     assert "(50 %)" in vt[3]  # a_f 0.15 = 50 % of 0.30
     assert validity_table(agg.drop(columns=[c for c in agg if c.startswith("gendered")])) == ""
     assert "paper's AFGB" not in markdown_table(agg, axis="religion")
+
+
+def test_goal_table_marks_each_goal_met_and_counts_them():
+    from lftf_interp.experiments.tables import goal_met, goal_table
+
+    assert goal_met(0.10, "<=", 0.11) and not goal_met(0.12, "<=", 0.11) and goal_met(52.9, "50 ±", 3.0)
+    assert goal_met(0.29, "% base >=", 90.0, base=0.313) and not goal_met(0.2, "% base >=", 90.0, base=0.313)
+    assert goal_met(0.3, "% base >=", 90.0, base=None) is None
+    base = dict(
+        method="base",
+        n_seeds=1,
+        afgb=0.306,
+        ctx1024_afgb=0.645,
+        ub=0.833,
+        ub_unseen=0.806,
+        winobias_pro=0.596,
+        a_f=0.313,
+        gendered_acc=0.971,
+        kl=0.0,
+        ppl_change_pct=0.0,
+        math_acc=0.417,
+    )
+    good = dict(
+        base,
+        method="good",
+        n_seeds=3,
+        afgb=0.1,
+        afgb_pm=0.01,
+        ctx1024_afgb=0.3,
+        ub=0.99,
+        ub_unseen=0.91,
+        winobias_pro=0.52,
+        a_f=0.3,
+        gendered_acc=0.97,
+        kl=0.01,
+        ppl_change_pct=1.0,
+        math_acc=0.407,
+    )
+    bad = dict(good, method="bad", n_seeds=1, afgb=0.2, afgb_pm=float("nan"), ss_gender=55.0)
+    md = goal_table(pd.DataFrame([base, good, bad]))
+    rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines()[2:]}
+    assert rows["good"].endswith("| -0.010 | 9 / 9 |") and "0.100 ± 0.010 ✓" in rows["good"]
+    assert "(96 %) ✓" in rows["good"]  # a_f 0.3 of 0.313
+    assert rows["bad"].endswith("| 8 / 10 |") and "| 0.200 |" in rows["bad"] and "55.0 |" in rows["bad"]
+    assert rows["base"].endswith("| +0.000 | — |") and "✓" not in rows["base"]
