@@ -24,20 +24,17 @@ from lftf_interp.experiments.compare import (
     SWEEP_RETAIN,
     CompareConfig,
     SweepConfig,
-    aggregate,
     default_methods,
-    markdown_table,
     parse_blocks,
     retain_config,
     seeds_of,
     tune_documents,
-    validity_table,
 )
 from lftf_interp.experiments.exports import check_out, export_dir, export_to
 from lftf_interp.experiments.grid import cache_of, compare_row, sweep_row
 from lftf_interp.experiments.jobs import ExecutorConfig, RowJob, raise_failures, run_rows
 from lftf_interp.experiments.rundir import announce_total, describe_run, read_rows, recorder, write_json
-from lftf_interp.experiments.tables import goal_table
+from lftf_interp.experiments.tables import write_compare_summary
 from lftf_interp.locate import compute_bmi, rank_for_tuning
 from lftf_interp.locate.choose import AUTO
 from lftf_interp.locate.run import LocateConfig, locate, save_locate
@@ -307,35 +304,6 @@ def compare_to(
     failures = run_rows(jobs, out / "jobs", executor or ExecutorConfig(), recorder(rows_path, on_row))
     md = write_compare_summary(out)
     raise_failures(failures, rows_path)
-    return md
-
-
-def write_compare_summary(out: Path) -> str:
-    """OUT/rows.jsonl → OUT/summary.csv (per method, pooled over seeds) and OUT/table.md; returns the table."""
-    rows = pd.DataFrame(read_rows(out / "rows.jsonl"))
-    config_path = out / "config.json"  # list methods in the configured order, not the order they were run in
-    order = (
-        [m["name"] for m in json.loads(config_path.read_text()).get("methods", [])]
-        if config_path.is_file()
-        else []
-    )
-    rank = {n: i for i, n in enumerate(order)}
-    rows = rows.sort_values("method", key=lambda c: c.map(lambda n: rank.get(n, len(rank))), kind="stable")
-    base = rows[rows.method == "base"]
-    agg = aggregate(
-        rows,
-        base_mass=float(base.mass.iloc[0]) if len(base) else None,
-        base_afgb=float(base.afgb.iloc[0]) if len(base) else None,
-    )
-    agg.to_csv(out / "summary.csv", index=False)
-    md = markdown_table(
-        agg, json.loads(config_path.read_text()).get("axis", "gender") if config_path.is_file() else "gender"
-    )
-    (out / "table.md").write_text(md + "\n")
-    if vt := validity_table(agg):
-        (out / "validity.md").write_text(vt + "\n")
-    if gt := goal_table(agg):
-        (out / "goals.md").write_text(gt + "\n")
     return md
 
 

@@ -4,10 +4,14 @@ frame."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from lftf_interp.experiments.rundir import read_rows
 
 
 def _blocks(b) -> str:
@@ -154,7 +158,7 @@ def goal_table(agg: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["GOALS", "goal_met", "goal_table", "markdown_table", "validity_table"]
+__all__ = ["GOALS", "goal_met", "goal_table", "markdown_table", "validity_table", "write_compare_summary"]
 
 
 VALIDITY_COLS = [
@@ -221,3 +225,32 @@ def aggregate(
 
 
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
+
+
+def write_compare_summary(out: Path) -> str:
+    """OUT/rows.jsonl → OUT/summary.csv (per method, pooled over seeds) and OUT/table.md; returns the table."""
+    rows = pd.DataFrame(read_rows(out / "rows.jsonl"))
+    config_path = out / "config.json"  # list methods in the configured order, not the order they were run in
+    order = (
+        [m["name"] for m in json.loads(config_path.read_text()).get("methods", [])]
+        if config_path.is_file()
+        else []
+    )
+    rank = {n: i for i, n in enumerate(order)}
+    rows = rows.sort_values("method", key=lambda c: c.map(lambda n: rank.get(n, len(rank))), kind="stable")
+    base = rows[rows.method == "base"]
+    agg = aggregate(
+        rows,
+        base_mass=float(base.mass.iloc[0]) if len(base) else None,
+        base_afgb=float(base.afgb.iloc[0]) if len(base) else None,
+    )
+    agg.to_csv(out / "summary.csv", index=False)
+    md = markdown_table(
+        agg, json.loads(config_path.read_text()).get("axis", "gender") if config_path.is_file() else "gender"
+    )
+    (out / "table.md").write_text(md + "\n")
+    if vt := validity_table(agg):
+        (out / "validity.md").write_text(vt + "\n")
+    if gt := goal_table(agg):
+        (out / "goals.md").write_text(gt + "\n")
+    return md

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,161 +32,12 @@ from lftf_interp.metrics.wordprobs import word_ids
 from lftf_interp.tune import parallel
 from lftf_interp.tune.beyond import BeyondTemplate
 from lftf_interp.tune.checkpoint import TrainingError, check_resume, load_checkpoint, save_checkpoint
+from lftf_interp.tune.config import METHODS, TuneConfig
 from lftf_interp.tune.context import ContextPrompts, stretch_lengths, stretches
 from lftf_interp.tune.delta import block_fingerprint
 from lftf_interp.tune.groupprobs import GroupReader
-from lftf_interp.tune.losses import LOSSES, group_loss, hint_loss, kl_to_base, log_group_mass, mass_anchor
+from lftf_interp.tune.losses import group_loss, hint_loss, kl_to_base, log_group_mass, mass_anchor
 from lftf_interp.tune.scopes import make_scope
-
-METHODS = ("block", "full", "lora")
-BUDGET_FIELDS = ("loss", "hint_weight", "mass_weight", "lr", "steps", "batch_size", "eval_every", "n_val")
-
-
-def _f(default, help: str):
-    """A config field with its ``--help`` text (the CLI reads both from here: one source for every default)."""
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass
-class TuneConfig:
-    """How LFTF (or a baseline) trains. The defaults are the budget behind the README's numbers; the CLI's
-    ``lftf finetune`` options take their defaults and help from these fields."""
-
-    block: int | tuple[int, ...] | None = _f(
-        None, "The block(s) LFTF trains (method 'block'); see locate.choose_blocks."
-    )
-    loss: str = _f("balanced", "paper, sum or balanced.")
-    lr: float = _f(3e-4, "AdamW learning rate.")
-    steps: int = _f(150, "Optimizer steps.")
-    batch_size: int = _f(32, "Prompts per step.")
-    n_train: int | None = _f(None, "Train on a seeded subset of this many prompts (default: all of them).")
-    hint_weight: float = _f(
-        0.5, "Weight of the cross-entropy toward the hinted group on hint prompts (0 = off)."
-    )
-    kl_weight: float = _f(0.0, "Weight of KL(base || tuned) on neutral text (0 = off).")
-    mass_weight: float = _f(1.0, "Weight of the (log group mass - base log mass)^2 anchor (0 = off).")
-    gendered_weight: float = _f(
-        0.0, "Gender only: cross-entropy toward the right pronoun after gendered nouns (0 = off)."
-    )
-    winobias_weight: float = _f(
-        0.0, "Gender only: balanced loss on WinoBias dev sentences cut before the pronoun (0 = off)."
-    )
-    winobias_sentence_weight: float = _f(
-        0.0, "Gender only: balanced loss on whole WinoBias dev pro / anti pairs (0 = off)."
-    )
-    winobias_split: str = _f(
-        "dev",
-        "WinoBias material of the winobias terms: dev, or dev-fit (dev without the occupations of dev-select, "
-        "which then chooses weights).",
-    )
-    cda_weight: float = _f(
-        0.0,
-        "Gender only: balanced loss on corpus sentences naming a train occupation vs their gender-swapped twins "
-        "(counterfactual pairs from tune(documents=...); 0 = off).",
-    )
-    cda_n: int | None = _f(None, "Counterfactual pairs used (seeded; None: every pair the documents give).")
-    template_weight: float = _f(
-        1.0, "Weight of the LFTF loss on the template prompts (0 = off: e.g. the CDA-only baseline)."
-    )
-    context_weight: float = _f(
-        0.0,
-        "Weight of the loss on training prompts after 0..context_max tokens of neutral text (method block; "
-        "0 = off). The text: tune(documents=...), which the CLI and lftf compare draw from corpus documents no "
-        "probe reads.",
-    )
-    context_max: int = _f(1024, "Longest stretch of neutral text before a prompt (tokens; context term).")
-    context_n: int = _f(16, "Stretches of text the training prompts are spread over (context term).")
-    hint_exclude: tuple[str, ...] = _f(
-        (), "Hint kinds left out of training and validation (leave-one-kind-out)."
-    )
-    external: str | None = _f(
-        None, "Folder holding winobias/ (default: $LFTF_EXTERNAL, else the pinned download)."
-    )
-    eval_every: int = _f(10, "Validate every k steps.")
-    n_val: int | None = _f(200, "Validation prompts (seeded subset of the validation split; None: all).")
-    patience: int | None = _f(
-        None, "Evaluations without a better validation score before stopping (None: never)."
-    )
-    restore_best: bool = _f(True, "Keep the evaluation with the best validation score (else the last step).")
-    checkpoint_every: int = _f(10, "Checkpoint every k steps when writing to a folder (0 = never).")
-    seed: int = _f(0, "Seed of batches, subsets and initialisation.")
-    axis: str = _f(
-        "gender",
-        "The bias axis to remove: a shipped name (gender, religion, race, gender3, pronouns) or an axis file.",
-    )
-    method: str = _f("block", "block (LFTF), full (FPFT baseline) or lora (peft LoRA on all blocks).")
-    lora_r: int = _f(8, "LoRA rank (method 'lora').")
-    lora_alpha: int = _f(16, "LoRA alpha (method 'lora').")
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.loss not in LOSSES:
-            raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if isinstance(self.block, Sequence) and not isinstance(self.block, str):
-            self.block = tuple(self.block)
-        ok = (
-            self.block is None
-            or isinstance(self.block, int)
-            or (isinstance(self.block, tuple) and self.block and all(isinstance(b, int) for b in self.block))
-        )
-        if not ok:
-            raise ConfigError(
-                f"block must be a block index or a list of them, got {self.block!r}. To let BMI choose, call "
-                "lftf_interp.locate.choose_blocks(model) (the CLI's --block auto) and pass its result."
-            )
-        if self.steps < 1 or self.batch_size < 1 or self.eval_every < 1:
-            raise ConfigError("steps, batch_size and eval_every must be >= 1")
-        if self.cda_n is not None and self.cda_n < 1:
-            raise ConfigError(f"cda_n must be >= 1 (or None for every pair), got {self.cda_n}")
-        if self.n_train is not None and self.n_train < 1:
-            raise ConfigError(f"n_train must be >= 1 (or None for every training prompt), got {self.n_train}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if bad := [f"{k}={v}" for k, v in asdict(self).items() if k.endswith("_weight") and not v >= 0]:
-            raise ConfigError(f"loss-term weights must be >= 0 (0 turns a term off); got {', '.join(bad)}")
-        if self.winobias_split not in ("dev", "dev-fit"):
-            raise ConfigError(
-                f"winobias_split must be dev or dev-fit (WinoBias test and dev-select are only evaluated), "
-                f"got {self.winobias_split!r}."
-            )
-        if self.context_max < 1 or self.context_n < 1:
-            raise ConfigError(
-                f"context_max and context_n must be >= 1, got {self.context_max} and {self.context_n}."
-            )
-        if self.context_weight > 0 and self.method != "block":
-            raise ConfigError(
-                f"the context term trains blocks (method 'block'), not method {self.method!r}; set "
-                "context_weight to 0."
-            )
-        self.hint_exclude = tuple(self.hint_exclude)
-        if BeyondTemplate.wanted(self) and self.axis != "gender":
-            raise ConfigError(
-                "gendered_weight, winobias_weight, winobias_sentence_weight and cda_weight are gender terms; "
-                f"set them to 0 on axis {self.axis!r}."
-            )
-
-    @property
-    def blocks(self) -> list[int]:
-        """The tuned blocks, sorted (method "block")."""
-        return sorted({self.block} if isinstance(self.block, int) else set(self.block or ()))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def budget(cls) -> dict:
-        """The training budget every method of a comparison shares: these fields' defaults."""
-        defaults = {f.name: f.default for f in fields(cls)}
-        return {name: defaults[name] for name in BUDGET_FIELDS}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TuneConfig:
-        if unknown := sorted(set(d) - {f.name for f in fields(cls)}):
-            raise ConfigError(
-                f"TuneConfig has no field(s) {unknown}; fields: {[f.name for f in fields(cls)]}."
-            )
-        return cls(**d)
 
 
 @dataclass

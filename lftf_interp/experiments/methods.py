@@ -1,0 +1,162 @@
+"""The methods of a comparison as data: :class:`MethodSpec` (which parameters train, with which TuneConfig
+overrides, or which instruction is prepended) and :func:`default_methods`, the rows of ``lftf compare``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from lftf_interp.errors import ConfigError
+from lftf_interp.locate.choose import AUTO
+
+RANDOM_BLOCK = (
+    "random"  # MethodSpec.tune["block"] placeholder, drawn by :func:`draw_random_block` at run time
+)
+
+DEBIAS_INSTRUCTION = (
+    "The following text is about a person whose gender is unknown. Refer to them with 'he' and 'she' equally often, "
+    "never assuming a gender from their job.\n"
+)
+
+
+@dataclass
+class MethodSpec:
+    name: str
+    description: str
+    tune: dict | None = None  # TuneConfig overrides on top of BUDGET; None = no training
+    instruction: str | None = None  # prepended to every bias/hint prompt (prompt baseline)
+    n_seeds: int | None = None  # run only the first n of the configured seeds (None = all)
+
+    def __post_init__(self) -> None:
+        if self.tune is not None and self.instruction is not None:
+            raise ConfigError(
+                f"Method {self.name!r}: give either tune overrides or an instruction, not both."
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MethodSpec:
+        return cls(**d)
+
+
+def default_methods(
+    n_layers: int, seed: int = 0, exclude: str | Sequence[int] = AUTO, n_seeds_other: int | None = None
+) -> list[MethodSpec]:
+    """The comparison: three LFTF losses on the top-BMI block, other blocks, FPFT, LoRA, prompt, and
+    LFTF with the gendered-noun retention term, with it plus the WinoBias-dev pronoun term, with it
+    plus the WinoBias-dev whole-sentence term, with the long-context term, and all of them on the three top-BMI
+    blocks (``lftf-general``).
+    ``lftf-balanced`` runs on every seed; the others on ``n_seeds_other`` (None: every seed too).
+    ``exclude``: the blocks BMI's choice sets aside (``"auto"``: the embedding-artefact blocks of the model,
+    :func:`lftf_interp.locate.artefact_blocks`)."""
+    middle = n_layers // 2
+    ex = exclude if isinstance(exclude, str) else tuple(exclude)
+    return [
+        MethodSpec("base", "the untouched model"),
+        MethodSpec("prompt", "debiasing instruction prepended, no training", instruction=DEBIAS_INSTRUCTION),
+        MethodSpec(
+            "lftf-balanced", "top-BMI block, balanced loss + hint term", {"block": "auto", "bmi_exclude": ex}
+        ),
+        MethodSpec(
+            "lftf-balanced-nomass",
+            "top-BMI block, balanced loss + hint term, no mass anchor",
+            {"block": "auto", "bmi_exclude": ex, "mass_weight": 0.0},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec(
+            "lftf-paper",
+            "top-BMI block, paper loss + hint term",
+            {"block": "auto", "bmi_exclude": ex, "loss": "paper"},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec(
+            "lftf-sum",
+            "top-BMI block, sum loss + hint term",
+            {"block": "auto", "bmi_exclude": ex, "loss": "sum"},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec(
+            "lftf-gendered",
+            "lftf-balanced + gendered-noun retention term",
+            {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec(
+            "lftf-beyond",
+            "lftf-balanced + gendered-noun retention + WinoBias-dev term",
+            {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0, "winobias_weight": 1.0},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec(
+            "lftf-sentence",
+            "lftf-gendered + the balanced loss on whole WinoBias-dev sentence pairs",
+            {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0, "winobias_sentence_weight": 1.0},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec(
+            "lftf-context",
+            "lftf-balanced + the balanced loss on training prompts after 0-1,024 tokens of neutral text",
+            {"block": "auto", "bmi_exclude": ex, "context_weight": 1.0},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec(
+            "lftf-general",
+            "top-3 BMI blocks: lftf-context + gendered-noun retention + WinoBias dev-fit pronoun term",
+            {
+                "block": "auto",
+                "top_k": 3,
+                "bmi_exclude": ex,
+                "context_weight": 1.0,
+                "gendered_weight": 1.0,
+                "winobias_weight": 1.0,
+                "winobias_split": "dev-fit",
+            },
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec(
+            "block-last",
+            f"block {n_layers - 1}, the last (the paper's BMI pick)",
+            {"block": n_layers - 1},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec(
+            "top3-bmi",
+            "the 3 top-BMI blocks",
+            {"block": "auto", "top_k": 3, "bmi_exclude": ex},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec("block-middle", f"block {middle}", {"block": middle}, n_seeds=n_seeds_other),
+        MethodSpec(
+            "block-random",
+            "a seeded random block other than the first, middle, last and top-3 BMI blocks",
+            {"block": RANDOM_BLOCK, "bmi_exclude": ex, "draw_seed": seed},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec("block-first", "block 0", {"block": 0}, n_seeds=n_seeds_other),
+        MethodSpec(
+            "lora",
+            "peft LoRA r=8 on all blocks' attention + MLP",
+            {"method": "lora", "lr": 1e-3},
+            n_seeds=n_seeds_other,
+        ),
+        MethodSpec("fpft", "full-parameter fine-tune", {"method": "full", "lr": 1e-5}, n_seeds=n_seeds_other),
+        MethodSpec(
+            "cda",
+            "counterfactual data augmentation: every parameter, the balanced loss on gender-swapped corpus "
+            "sentence pairs only (no template prompts)",
+            {
+                "method": "full",
+                "lr": 1e-5,
+                "template_weight": 0.0,
+                "hint_weight": 0.0,
+                "mass_weight": 0.0,
+                "cda_weight": 1.0,
+            },
+            n_seeds=n_seeds_other,
+        ),
+    ]
+
+
+__all__ = ["DEBIAS_INSTRUCTION", "RANDOM_BLOCK", "MethodSpec", "default_methods"]
