@@ -41,7 +41,6 @@ def _finetune(model_dir, out, *extra):
     ]
 
 
-@pytest.mark.integration  # several processes
 def test_sigkill_then_resume_gives_the_same_delta_bytes(tiny3_dir, tmp_path):
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     killed = tmp_path / "killed"
