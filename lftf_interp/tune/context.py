@@ -25,6 +25,7 @@ import torch
 from lftf_interp.errors import ConfigError
 from lftf_interp.models.runner import Runner
 from lftf_interp.models.tokens import bos_id, encode, first_difference
+from lftf_interp.tune.scopes import BlockInputCache
 
 KV = tuple[torch.Tensor, torch.Tensor]
 
@@ -77,37 +78,36 @@ def split_tokens(model, text: str, prompts: Sequence[str]) -> tuple[list[int], l
     return joined[0][:n], [j[n:] for j in joined]
 
 
-class ContextCache:
+def _walk_after(
+    runner: Runner, x: torch.Tensor, start: int, stop: int | None, past: Sequence
+) -> torch.Tensor:
+    """Blocks ``start .. stop-1`` on ``x`` attending to one sequence's keys / values ``past`` (per layer, batch 1,
+    None for a layer without them), shared by every row of the batch."""
+    b = x.shape[0]
+    past_b = [None if p is None else (p[0].expand(b, -1, -1, -1), p[1].expand(b, -1, -1, -1)) for p in past]
+    out = x
+    for step in runner.walk(x, start, stop, past_kv=past_b):
+        out = step.resid_post
+    return out
+
+
+class ContextCache(BlockInputCache):
     """Prompts (each followed by the token ids ``suffix``) after their stretches, as the residual entering block
-    ``start`` at the prompt positions: the interface of :class:`~lftf_interp.tune.scopes.BlockInputCache`, whose
-    forward (:meth:`run`) attends to its stretch's keys / values."""
+    ``start`` at the prompt positions: a :class:`~lftf_interp.tune.scopes.BlockInputCache` whose forward
+    (:meth:`run`) attends to its stretch's keys / values."""
 
     def __init__(self, owner: ContextPrompts, x: torch.Tensor, lengths: torch.Tensor):
         self.owner, self.x, self.lengths, self.start = owner, x, lengths, owner.start
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def batch(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
-        lengths = self.lengths[idx]
-        return self.x[idx, : int(lengths.max())], lengths
 
     def run(self, runner: Runner, x: torch.Tensor, idx) -> torch.Tensor:
         """The last block's output at the prompt positions of rows ``idx`` (all of one stretch)."""
         which = self.owner.which[idx].unique()
         if len(which) != 1:
             raise ValueError(f"a batch of context prompts spans stretches {which.tolist()}; draw one stretch")
-        past = self.owner.kv(runner, int(which))
+        past, start = self.owner.kv(runner, int(which)), self.owner.start
         if past is None:
-            return runner.run(x, start=self.start)
-        b = x.shape[0]
-        past_b = [
-            None if p is None else (p[0].expand(b, -1, -1, -1), p[1].expand(b, -1, -1, -1)) for p in past
-        ]
-        out = x
-        for step in runner.walk(x, self.start, past_kv=past_b):
-            out = step.resid_post
-        return out
+            return runner.run(x, start=start)
+        return _walk_after(runner, x, start, None, past)
 
 
 class ContextPrompts:
@@ -173,12 +173,7 @@ class ContextPrompts:
         x = runner.embed(ids, start=offset)
         if prefix_kv is None or not self.start:
             return runner.run(x, stop=self.start), lengths
-        b = len(toks)
-        past = [(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in prefix_kv]
-        out = x
-        for step in runner.walk(x, 0, self.start, past_kv=past):
-            out = step.resid_post
-        return out, lengths
+        return _walk_after(runner, x, 0, self.start, prefix_kv), lengths
 
     def cache(self, prefixes: Sequence[tuple[int, ...]] = ()) -> tuple[ContextCache, dict]:
         """What :meth:`GroupReader.log_masses` reads: the prompts, and the prompts + each word prefix."""
