@@ -89,8 +89,8 @@ axes: venv
 		$(BIN)/lftf locate --model smollm2-135m --axis $$a --out results/axes/$$a/locate || exit 1; done
 	$(BIN)/lftf transfer --model smollm2-135m --out results/axes/transfer
 
-## The README's test command (CI runs it): lint and types, then the unit tier (stops here on a failure), then
-## integration tests, the notebooks and the wheel install, then the docs (strict, results pages current).
+## The README's test command (CI runs it): lint, types and current results pages, then the unit tier (stops here
+## on a failure), then integration tests, the notebooks and the wheel install, then the docs site (strict).
 test: venv lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --maxschedchunk 1 -m "not integration and not notebook" tests
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --maxschedchunk 1 -m "integration or notebook" tests
@@ -112,10 +112,10 @@ lint: venv
 	$(BIN)/ruff check $(PYFILES)
 	$(BIN)/ruff format --check $(PYFILES)
 	$(BIN)/mypy
-
-## The documentation site (mkdocs, strict) into site/; fails if a results page is not what results/ renders.
-docs: venv
 	$(BIN)/python scripts/results_pages.py --check
+
+## The documentation site (mkdocs, strict) into site/. `lint` fails first if a results page is not what results/ renders.
+docs: venv
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q
 
 ## Rewrite docs/results/*.md, docs/index.md and the README's table from results/ (after rerunning a study).
