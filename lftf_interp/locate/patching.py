@@ -104,7 +104,8 @@ def _is_noop(site: str, layer: int, clean: dict, corr: dict, p: int | None) -> b
 
 
 def _wavefront(runner: Runner, site: str, layers: set[int], clean: dict, corr: dict, p: int | None) -> Tensor:
-    """Logits [n_variants, batch, vocab] of the runs patched at position p of each layer in ``layers``.
+    """Final residuals at the last position [n_variants, batch, d_model] of the runs patched at position p of each
+    layer in ``layers`` (unembedded later, many at once).
 
     One pass over the blocks: the variant patched at layer L joins the batch when the pass reaches L, so
     no block before L is recomputed for it; positions before p reuse the corrupted run's keys/values.
@@ -129,12 +130,11 @@ def _wavefront(runner: Runner, site: str, layers: set[int], clean: dict, corr: d
             new = _variant(site, layer, clean, corr, p)
             x, n_var = (new if x is None else torch.cat([x, new])), n_var + 1
     assert x is not None, "no site of this wavefront changes anything"
-    logits = runner.unembed(x[:, -1])
-    return logits.view(n_var, -1, logits.shape[-1])
+    return x[:, -1].reshape(n_var, -1, x.shape[-1])
 
 
 def _per_layer(runner: Runner, site: str, layers: set[int], clean: dict, corr: dict, p: int | None) -> Tensor:
-    """:func:`_wavefront`'s logits for a runner without cached keys/values (the generic path): each patched run
+    """:func:`_wavefront`'s residuals for a runner without cached keys/values (the generic path): each patched run
     recomputes the whole sequence from its block, the attention / MLP output overwritten inside the block."""
     out = []
     for layer in sorted(layers):
@@ -147,8 +147,25 @@ def _per_layer(runner: Runner, site: str, layers: set[int], clean: dict, corr: d
         else:
             x = runner.block(layer, corr["resid_pre"][layer], **{site.removesuffix("_out"): new})
             x = runner.run(x, start=layer + 1)
-        out.append(runner.unembed(x[:, -1]))
+        out.append(x[:, -1])
     return torch.stack(out)
+
+
+def _unembed_values(runner: Runner, metric: Metric, finals: list[Tensor], max_rows: int = 512) -> list[float]:
+    """The metric of each patched run from its final residuals [n_pairs, d_model]. The unembedding runs on up to
+    ``max_rows`` residuals at once: on a large vocabulary its weight read, not its arithmetic, is the cost."""
+    values: list[float] = []
+    start = 0
+    while start < len(finals):
+        stop, rows = start, 0
+        while stop < len(finals) and (stop == start or rows + len(finals[stop]) <= max_rows):
+            rows += len(finals[stop])
+            stop += 1
+        logits = runner.unembed(torch.cat(finals[start:stop]))
+        sizes = [len(f) for f in finals[start:stop]]
+        values += [float(metric(lg[:, None])) for lg in logits.split(sizes)]
+        start = stop
+    return values
 
 
 @dataclass(frozen=True)
@@ -207,33 +224,35 @@ def patch_sweep(
         for c in chunks
     ]
     acts = [(aligned(pairs, cl, co, c), co) for (cl, co), c in zip(acts, chunks, strict=True)]
-    corrupted_logits = torch.cat([runner.unembed(co["resid_post"][-1][:, -1]) for _, co in acts])
-    rows = []
+    corrupted = [co["resid_post"][-1][:, -1] for _, co in acts]
+    # index 0: the corrupted run, the value of every no-op patch
+    finals: list[Tensor] = [torch.cat(corrupted)]
+    index: dict[tuple[int | None, int], int] = {}
     for p in positions:
         # skip patches that change nothing in every pair: their value is the corrupted run's (exact, not approx.)
         todo = [
             L for L in layers if not (skip_noops and all(_is_noop(site, L, cl, co, p) for cl, co in acts))
         ]
-        out = {L: corrupted_logits for L in layers}
         if todo:
             sweep = _wavefront if runner.supports_past_kv else _per_layer
-            logits = torch.cat([sweep(runner, site, set(todo), cl, co, p) for cl, co in acts], dim=1)
-            out.update(zip(todo, logits, strict=True))
-        for layer in layers:
-            lg = out[layer]
-            pos = -1 if p is None else p
-            token = "*" if p is None else pairs.str_tokens[p]
-            rows.append(
-                {
-                    "site": site,
-                    "layer": layer,
-                    "pos": pos,
-                    "token": token,
-                    "value": float(metric(lg[:, None])),
-                }
-            )
+            resid = torch.cat([sweep(runner, site, set(todo), cl, co, p) for cl, co in acts], dim=1)
+            for layer, r in zip(todo, resid, strict=True):
+                index[p, layer] = len(finals)
+                finals.append(r)
         if progress:
             progress(1)
+    values = _unembed_values(runner, metric, finals)
+    rows = [
+        {
+            "site": site,
+            "layer": layer,
+            "pos": -1 if p is None else p,
+            "token": "*" if p is None else pairs.str_tokens[p],
+            "value": values[index.get((p, layer), 0)],
+        }
+        for p in positions
+        for layer in layers
+    ]
     return pd.DataFrame(rows).sort_values(["layer", "pos"], ignore_index=True)
 
 
