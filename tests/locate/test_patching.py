@@ -141,3 +141,17 @@ def test_pairs_of_unequal_length_are_aligned_on_the_prompt(tiny3):
                 metric(r.unembed(r.run(hk, start=layer)[:, -1]))
             )  # position 2: the shared prefix, a no-op
             assert df[(df.layer == layer) & (df.pos == 2)].value.iloc[0] == pytest.approx(base, abs=1e-5)
+
+
+@pytest.mark.parametrize("max_rows", [1, 6, 9])
+def test_unembedding_in_groups_gives_each_runs_value(tiny3, pairs, max_rows):
+    from lftf_interp.locate.patching import _unembed_values
+    from lftf_interp.models.runner import Runner
+
+    runner = Runner(tiny3)
+    metric, _, _ = pair_metric(tiny3, pairs)
+    torch.manual_seed(0)
+    finals = [torch.randn(len(pairs), tiny3.cfg.d_model) for _ in range(4)]  # one run per item, 2 or 3 a call
+    one_by_one = [float(metric(runner.unembed(f)[:, None])) for f in finals]
+    assert _unembed_values(runner, metric, finals, max_rows=max_rows) == pytest.approx(one_by_one, abs=1e-5)
+    assert len(set(one_by_one)) == 4
