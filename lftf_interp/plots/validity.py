@@ -15,6 +15,7 @@ from lftf_interp.plots.style import themed
 PANELS = [
     ("afgb", "AFGB (ours) ↓", 0.0),
     ("afgb_paper", "AFGB (paper's) ↓", 0.0),
+    ("ctx1024_afgb", "AFGB after 1,024 tokens ↓", 0.0),
     ("gendered_acc", "gendered-noun acc ↑", None),
     ("a_f", "a_f (definitional) — keep", None),
     ("a_s", "a_s (stereotypical) → 0", 0.0),
@@ -22,6 +23,8 @@ PANELS = [
     ("winogender_pro", "Winogender pro-pref → 0.5", 0.5),
     ("ub_unseen", "UB, unseen hint kinds ↑", None),
     ("math_acc", "arithmetic acc ↑", 0.25),
+    ("ub", "UB, seen hint kinds ↑", None),
+    ("kl", "KL to base (retention text) ↓", 0.0),
 ]
 
 
@@ -47,7 +50,7 @@ def plot_methods(summary: pd.DataFrame, panels=PANELS) -> plt.Figure:
             color=["0.6" if m == "base" else "C0" for m in rows.method],
             capsize=3,
         )
-        if base is not None:
+        if base is not None and not pd.isna(base[c]):
             ax.axhline(base[c], ls="--", color="0.4", lw=1)
         if target is not None:
             ax.axhline(target, ls=":", color="C3", lw=1)
