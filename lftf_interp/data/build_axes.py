@@ -14,6 +14,13 @@ the groups are five of the world's many religions, adjectives only (no "Christia
 English phrasings written by the developers, not drawn from a corpus; "a family that was Hindu" and the like
 are plausible continuations, but no template makes one group the only natural one.
 
+``religion-identity``: the religion axis's groups, subjects, occupation split and hints, with 56 other
+templates (split 24 / 8 / 24): each asks for a religious identity or presupposes one ("Asked which religion
+they followed, the nurse said they were", "The nurse is a devout"), so that the five adjectives carry real
+probability mass after the prompt, where after ``religion``'s neutral sentences they carry almost none. Limits:
+"devout", "practising" and "prays" are words of some traditions more than others (Christian and Muslim above
+all), so a template's own wording is part of what the model's preference answers.
+
 ``race``: four groups (Black, White, Asian, Hispanic; the last scored as " Hispanic" or " Latino", the sum of
 the two words' probabilities), one token each for SmolLM2's tokenizer. Same occupations and occupation split
 as GenBiasEval; 56 neutral templates cut right before a race adjective, split 24 / 8 / 24. Hints are explicit
@@ -55,6 +62,7 @@ from lftf_interp.data.axis_lexicon import (
     RACE_HINTS,
     RACE_TEMPLATES,
     RACES,
+    RELIGION_IDENTITY_TEMPLATES,
     RELIGION_TEMPLATES,
     RELIGIONS,
     UNISEX_NAMES,
@@ -94,6 +102,15 @@ def religion(seed: int = SEED) -> dict:
         "hints": [
             {"kind": k, "group": g, "text": text} for g, (_, hs) in RELIGIONS.items() for k, text in hs
         ],
+    }
+
+
+def religion_identity(seed: int = SEED) -> dict:
+    return {
+        **religion(seed),
+        "name": "religion-identity",
+        "description": _about("religion-identity"),
+        "templates": _templates(RELIGION_IDENTITY_TEMPLATES, seed, 53),
     }
 
 
@@ -159,7 +176,13 @@ def pronouns(seed: int = SEED) -> dict:
     }
 
 
-BUILDERS = {"religion": religion, "race": race, "gender3": gender3, "pronouns": pronouns}
+BUILDERS = {
+    "religion": religion,
+    "religion-identity": religion_identity,
+    "race": race,
+    "gender3": gender3,
+    "pronouns": pronouns,
+}
 
 
 def dump(doc: dict) -> str:

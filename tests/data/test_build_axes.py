@@ -52,3 +52,14 @@ def test_gender3_and_pronoun_axes_hold_out_and_declare_every_pronoun():
     assert row.prompt.startswith(f"{row.subject}") and "xe/xem/xyr" in row.prompt
     assert len(hint.groupby(["subject", "label", "hint_kind"]).template_id.nunique().unique()) == 1  # 3 each
     assert set(hint.groupby(["subject", "label", "hint_kind"]).template_id.nunique()) == {3}
+
+
+def test_religion_identity_changes_only_the_templates():
+    base, ident = load_axis("religion"), load_axis("religion-identity")
+    assert ident.group_names == base.group_names and ident.hints == base.hints
+    assert [s["name"] for s in ident.subjects] == [s["name"] for s in base.subjects]
+    texts = [t["text"] for t in ident.templates]
+    assert len(texts) == len(set(texts)) == 56 and not set(texts) & {t["text"] for t in base.templates}
+    assert sorted(t["split"] for t in ident.templates).count("train") == 24
+    test, train = ident.bias_prompts("test"), ident.bias_prompts("train")
+    assert not set(test.subject) & set(train.subject) and not set(test.template_id) & set(train.template_id)
