@@ -81,12 +81,14 @@ scale: venv
 ## The bias-axis study (~1.5 h on 2 cores; resumable): every axis evaluated, religion and pronouns located, LFTF on each axis,
 ## then the cross-bias transfer matrix with StereoSet (results/axes/, README "Bias axes").
 axes: venv
-	for a in religion race gender3 pronouns; do test -f results/axes/$$a/base/metrics.json || \
+	for a in religion religion-identity race gender3 pronouns; do test -f results/axes/$$a/base/metrics.json || \
 		$(BIN)/lftf evaluate --model smollm2-135m --axis $$a --out results/axes/$$a/base || exit 1; done
-	for a in gender religion race gender3 pronouns; do test -f results/axes/$$a/finetune/metrics.json || \
+	for a in gender religion religion-identity race gender3 pronouns; do test -f results/axes/$$a/finetune/metrics.json || \
 		$(BIN)/lftf finetune --model smollm2-135m --axis $$a --out results/axes/$$a/finetune || exit 1; done
 	for a in religion pronouns; do test -f results/axes/$$a/locate/locate.json || \
 		$(BIN)/lftf locate --model smollm2-135m --axis $$a --out results/axes/$$a/locate || exit 1; done
+	test -f results/axes/religion-identity/stereoset/metrics.json || $(BIN)/lftf validity --model smollm2-135m \
+		--probes stereoset --delta results/axes/religion-identity/finetune/delta --out results/axes/religion-identity/stereoset
 	$(BIN)/lftf transfer --model smollm2-135m --out results/axes/transfer
 
 ## The README's test command (CI runs it): lint, types and current results pages, then the unit tier (stops here
