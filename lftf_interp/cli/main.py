@@ -158,7 +158,7 @@ def locate(
     positions: str = typer.Option("last", help="BMI over the last position or all positions."),
     axis: str = typer.Option(
         "gender",
-        help="A bias axis: a shipped name (gender, religion, race, gender3, pronouns) or "
+        help="A bias axis: a shipped name (gender, religion, religion-identity, race, gender3, pronouns) or "
         "an axis file; BMI on its neutral prompts, patching on its hint-swap pairs.",
     ),
     hint_kind: str = typer.Option(
