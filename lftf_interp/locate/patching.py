@@ -113,22 +113,26 @@ def _wavefront(runner: Runner, site: str, layers: set[int], clean: dict, corr: d
     start = 0 if p is None else p
     x: Tensor | None = None
     n_var = 0
+
+    def join(x: Tensor | None, new: Tensor) -> Tensor:  # after the last block, x holds the last position only
+        return new if x is None else torch.cat([x, new[:, -x.shape[1] :]])
+
     for layer in range(runner.n_layers):
         if site == "resid_pre" and layer in layers:
-            new = _variant(site, layer, clean, corr, p)
-            x, n_var = (new if x is None else torch.cat([x, new])), n_var + 1
+            x, n_var = join(x, _variant(site, layer, clean, corr, p)), n_var + 1
         if x is not None:
             past = None
             if start > 0:
                 past = tuple(t[:, :, :start].repeat(n_var, 1, 1, 1) for t in corr["kv"][layer])
-            x = runner.block(layer, x, past_kv=past)
+            # only the last position's logits are read: the last block runs the others as keys / values only
+            last = runner.block_last if layer == runner.n_layers - 1 else runner.block
+            x = last(layer, x, past_kv=past)
         if site == "attn_out" and layer in layers:
             pre = corr["resid_pre"][layer] if p is None else corr["resid_pre"][layer][:, p:]
             new = runner.mlp_half(layer, _variant(site, layer, clean, corr, p), pre)  # pre: parallel blocks
-            x, n_var = (new if x is None else torch.cat([x, new])), n_var + 1
+            x, n_var = join(x, new), n_var + 1
         if site == "mlp_out" and layer in layers:
-            new = _variant(site, layer, clean, corr, p)
-            x, n_var = (new if x is None else torch.cat([x, new])), n_var + 1
+            x, n_var = join(x, _variant(site, layer, clean, corr, p)), n_var + 1
     assert x is not None, "no site of this wavefront changes anything"
     return x[:, -1].reshape(n_var, -1, x.shape[-1])
 

@@ -284,17 +284,40 @@ class Runner:
         r, rest = t[..., : self.d_rot], t[..., self.d_rot :]  # partial rotary: the rest passes unrotated
         return torch.cat([r * cos + _rotate_half(r) * sin, rest], dim=-1)
 
+    def _qkv_at(self, layer: int, x: Tensor, off: int) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`qkv` after RoPE, for positions ``off`` … ``off + pos - 1``."""
+        q, k, v = self.qkv(layer, x)
+        if self.d_rot:
+            cos, sin = self.rope(layer, off + x.shape[1], x.device)
+            cos, sin = cos[off:].to(q.dtype), sin[off:].to(q.dtype)
+            q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
+        return q, k, v
+
+    def block_last(
+        self,
+        layer: int,
+        resid: Float[Tensor, "batch pos d_model"],
+        past_kv: tuple[Tensor, Tensor] | None = None,
+    ) -> Float[Tensor, "batch 1 d_model"]:
+        """:meth:`block`'s output at the last position only. The other positions enter as keys and values
+        (their normed input's k / v projections), which is all the last position reads of them: a run that
+        needs only the final position's logits skips the attention output and MLP of every other position in
+        its last block."""
+        if resid.shape[1] > 1:
+            off = 0 if past_kv is None else past_kv[0].shape[2]
+            _, k, v = self._qkv_at(layer, self._norm(layer, "attn_in", resid[:, :-1]), off)
+            past_kv = (
+                (k, v) if past_kv is None else (torch.cat([past_kv[0], k], 2), torch.cat([past_kv[1], v], 2))
+            )
+        return self.block(layer, resid[:, -1:], past_kv=past_kv)
+
     def attn_z(
         self, layer: int, x: Float[Tensor, "batch pos d_model"], past_kv: tuple[Tensor, Tensor] | None = None
     ) -> tuple[Float[Tensor, "batch pos n_heads*d_head"], tuple[Tensor, Tensor]]:
         """The heads' outputs before the output projection (head h: columns h·d_head …), and this call's (k, v)."""
         b, s, _ = x.shape
         off = 0 if past_kv is None else past_kv[0].shape[2]
-        q, k, v = self.qkv(layer, x)
-        if self.d_rot:
-            cos, sin = self.rope(layer, off + s, x.device)
-            cos, sin = cos[off:].to(q.dtype), sin[off:].to(q.dtype)
-            q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
+        q, k, v = self._qkv_at(layer, x, off)
         kv = (k, v)
         gqa = self.n_kv != self.n_heads
         scale = self.scale[layer]

@@ -126,6 +126,26 @@ def test_incremental_decoding_and_sliding_window(case):
         assert runner.window == [4, 4, 4] and ids.shape[1] > 4
 
 
+def test_the_last_position_alone_equals_the_whole_block(case):
+    name, m = case
+    runner = Runner(m)
+    if not runner.supports_past_kv:
+        pytest.skip("the generic path recomputes whole sequences")
+    ids, _ = encode_batch(m, PROMPTS[:1])
+    x = runner.embed(ids)
+    with torch.no_grad():
+        for layer in range(
+            runner.n_layers
+        ):  # every kind of layer (sliding and global, soft-capped, parallel)
+            whole = runner.block(layer, x)
+            torch.testing.assert_close(runner.block_last(layer, x), whole[:, -1:], atol=1e-5, rtol=1e-5)
+            _, kv = runner.block(layer, x[:, :4], return_kv=True)  # the first 4 positions as keys / values
+            torch.testing.assert_close(
+                runner.block_last(layer, x[:, 4:], kv), whole[:, -1:], atol=1e-5, rtol=1e-5
+            )
+            x = whole
+
+
 def test_parameters_come_from_the_modules(case):
     name, m = case
     a = arch_spec(m)
