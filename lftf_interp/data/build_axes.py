@@ -16,7 +16,7 @@ are plausible continuations, but no template makes one group the only natural on
 
 ``religion-identity``: the religion axis's groups, subjects, occupation split and hints, with 56 other
 templates (split 24 / 8 / 24): each asks for a religious identity or presupposes one ("Asked which religion
-they followed, the nurse said they were", "The nurse is a devout"), so that the five adjectives carry real
+they followed, the nurse said they were", "The nurse is a practising"), so that the five adjectives carry real
 probability mass after the prompt, where after ``religion``'s neutral sentences they carry almost none. Limits:
 "devout", "practising" and "prays" are words of some traditions more than others (Christian and Muslim above
 all), so a template's own wording is part of what the model's preference answers.
