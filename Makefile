@@ -87,6 +87,8 @@ axes: venv
 		$(BIN)/lftf finetune --model smollm2-135m --axis $$a --out results/axes/$$a/finetune || exit 1; done
 	for a in religion pronouns; do test -f results/axes/$$a/locate/locate.json || \
 		$(BIN)/lftf locate --model smollm2-135m --axis $$a --out results/axes/$$a/locate || exit 1; done
+	$(BIN)/lftf compare --model smollm2-135m --axis religion-identity --seeds 0,1,2 --methods base,lftf-balanced \
+		--retain small --no-validity --out results/axes/religion-identity/compare
 	test -f results/axes/religion-identity/stereoset/metrics.json || $(BIN)/lftf validity --model smollm2-135m \
 		--probes stereoset --delta results/axes/religion-identity/finetune/delta --out results/axes/religion-identity/stereoset
 	$(BIN)/lftf transfer --model smollm2-135m --out results/axes/transfer
