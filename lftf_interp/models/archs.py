@@ -296,12 +296,39 @@ def submodule(root: Any, dotted: str) -> Any:
     return mod
 
 
+def hf_of(model):
+    return getattr(model, "original_model", model)
+
+
+def canonical_state_dict(model) -> dict[str, torch.nn.Parameter]:
+    """Parameters under their plain Hugging Face names (``model.layers.3.mlp.up_proj.weight``), shared, read from
+    the module tree (biases, q/k norms and extra norms included; the bridge's aliases left out)."""
+    hf = hf_of(model)
+    params = dict(plain_named_parameters(hf))
+    head = f"{arch_spec(model).head}.weight"
+    if head not in params:  # tied and not registered twice
+        params[head] = unwrap(hf.get_output_embeddings()).weight
+    return params
+
+
+def block_param_names(model, layer: int) -> list[str]:
+    """Names of the attention + MLP parameters of one block (what LFTF trains), read from the block module."""
+    hf = hf_of(model)
+    arch = arch_spec(model)
+    block = submodule(hf, f"{arch.layers}.{layer}")
+    pre = f"{arch.layers}.{layer}."
+    return [pre + n for n, _ in plain_named_parameters(block) if n.split(".")[0] in arch.trainable]
+
+
 __all__ = [
     "ARCHS",
     "ArchSpec",
     "arch_of",
     "arch_spec",
+    "block_param_names",
+    "canonical_state_dict",
     "check_config",
+    "hf_of",
     "plain_named_modules",
     "plain_named_parameters",
     "submodule",

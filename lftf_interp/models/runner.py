@@ -34,39 +34,9 @@ from torch import Tensor
 from transformers.activations import ACT2FN
 
 from lftf_interp.errors import LftfError
-from lftf_interp.models.archs import (
-    ArchSpec,
-    arch_spec,
-    check_config,
-    plain_named_parameters,
-    submodule,
-    unwrap,
-)
+from lftf_interp.models.archs import ArchSpec, arch_spec, canonical_state_dict, check_config, hf_of
+from lftf_interp.models.archs import block_param_names as block_param_names  # re-exported
 from lftf_interp.models.prefix import PrefixStore, activate, active_prefix, store_for, versions
-
-
-def hf_of(model):
-    return getattr(model, "original_model", model)
-
-
-def canonical_state_dict(model) -> dict[str, torch.nn.Parameter]:
-    """Parameters under their plain Hugging Face names (``model.layers.3.mlp.up_proj.weight``), shared, read from
-    the module tree (biases, q/k norms and extra norms included; the bridge's aliases left out)."""
-    hf = hf_of(model)
-    params = dict(plain_named_parameters(hf))
-    head = f"{arch_spec(model).head}.weight"
-    if head not in params:  # tied and not registered twice
-        params[head] = unwrap(hf.get_output_embeddings()).weight
-    return params
-
-
-def block_param_names(model, layer: int) -> list[str]:
-    """Names of the attention + MLP parameters of one block (what LFTF trains), read from the block module."""
-    hf = hf_of(model)
-    arch = arch_spec(model)
-    block = submodule(hf, f"{arch.layers}.{layer}")
-    pre = f"{arch.layers}.{layer}."
-    return [pre + n for n, _ in plain_named_parameters(block) if n.split(".")[0] in arch.trainable]
 
 
 def _rotate_half(x: Tensor) -> Tensor:
