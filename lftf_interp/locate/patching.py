@@ -156,19 +156,14 @@ def _per_layer(runner: Runner, site: str, layers: set[int], clean: dict, corr: d
 
 
 def _unembed_values(runner: Runner, metric: Metric, finals: list[Tensor], max_rows: int = 512) -> list[float]:
-    """The metric of each patched run from its final residuals [n_pairs, d_model]. The unembedding runs on up to
-    ``max_rows`` residuals at once: on a large vocabulary its weight read, not its arithmetic, is the cost."""
+    """The metric of each patched run from its final residuals (each [n_pairs, d_model]). The unembedding runs on
+    up to ``max_rows`` residuals at once: on a large vocabulary its weight read, not its arithmetic, is the cost."""
+    n = len(finals[0])
+    per = max(1, max_rows // n)  # runs per unembedding call
     values: list[float] = []
-    start = 0
-    while start < len(finals):
-        stop, rows = start, 0
-        while stop < len(finals) and (stop == start or rows + len(finals[stop]) <= max_rows):
-            rows += len(finals[stop])
-            stop += 1
-        logits = runner.unembed(torch.cat(finals[start:stop]))
-        sizes = [len(f) for f in finals[start:stop]]
-        values += [float(metric(lg[:, None])) for lg in logits.split(sizes)]
-        start = stop
+    for i in range(0, len(finals), per):
+        logits = runner.unembed(torch.cat(finals[i : i + per]))
+        values += [float(metric(lg[:, None])) for lg in logits.split(n)]
     return values
 
 

@@ -108,13 +108,18 @@ def test_runner_equals_hugging_face_and_the_bridge(case):
     torch.testing.assert_close(ours, bridge, atol=1e-4, rtol=1e-4)
 
 
-def test_incremental_decoding_and_sliding_window(case):
-    name, m = case
+def fast_runner(m):
+    """The runner of a fast-row model and its embedded first prompt (the generic path keeps no keys / values)."""
     runner = Runner(m)
     if not runner.supports_past_kv:
         pytest.skip("the generic path recomputes whole sequences")
     ids, _ = encode_batch(m, PROMPTS[:1])
-    x = runner.embed(ids)
+    return runner, ids, runner.embed(ids)
+
+
+def test_incremental_decoding_and_sliding_window(case):
+    name, m = case
+    runner, ids, x = fast_runner(m)
     with torch.no_grad():
         kvs = [s.kv for s in runner.walk(x[:, :-3], parts=True)]
         tail, _ = runner.walk_to_end(x[:, -3:], past_kv=kvs)
@@ -127,12 +132,8 @@ def test_incremental_decoding_and_sliding_window(case):
 
 
 def test_the_last_position_alone_equals_the_whole_block(case):
-    name, m = case
-    runner = Runner(m)
-    if not runner.supports_past_kv:
-        pytest.skip("the generic path recomputes whole sequences")
-    ids, _ = encode_batch(m, PROMPTS[:1])
-    x = runner.embed(ids)
+    _, m = case
+    runner, _, x = fast_runner(m)
     with torch.no_grad():
         for layer in range(
             runner.n_layers
