@@ -45,7 +45,8 @@ families: venv
 ## resumable; README "What the fine-tune changes"):
 ## the probes on the base model, the sum-loss demonstration, the mechanism in the tuned block (needs `make axes`'s
 ## gender delta), the compare of LFTF variants and baselines with every probe, leave-one-hint-kind-out, and a
-## sweep with the arithmetic / gendered-noun / WinoBias probes per block.
+## sweep with the arithmetic / gendered-noun / WinoBias probes per block, BMI on each training
+## material, and StereoSet for rows written before it joined the comparison (`--fill`).
 export LFTF_EXTERNAL ?= $(if $(wildcard ../shared/external),$(abspath ../shared/external),)
 VDIR := results/validity
 validity: venv
@@ -62,12 +63,15 @@ validity: venv
 		--out $(VDIR)/winobias_parts/base
 	test -f $(VDIR)/winobias_parts/lftf/metrics.json || $(BIN)/lftf validity --model smollm2-135m --probes winobias_parts \
 		--delta results/axes/gender/finetune/delta --against $(VDIR)/winobias_parts/base --out $(VDIR)/winobias_parts/lftf
+	test -f $(VDIR)/block_material/block_material.json || $(BIN)/lftf block-material --model smollm2-135m \
+		--out $(VDIR)/block_material
 	$(BIN)/lftf compare --model smollm2-135m --seeds 0 --retain small --out $(VDIR)/compare
 	$(BIN)/lftf holdout --model smollm2-135m --out $(VDIR)/holdout
 	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --methods lftf-balanced,lftf-beyond --retain small --out $(VDIR)/compare
 	$(BIN)/lftf sweep --model smollm2-135m --blocks 2,8,24,29 --steps 40 --probes math,gendered,winobias \
 		--out $(VDIR)/block_sweep
 	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --retain small --out $(VDIR)/compare
+	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --retain small --fill --out $(VDIR)/compare
 
 ## On a CUDA machine (<= 10 min on one H200): every stage in bfloat16 against float32 on the CPU, SmolLM2 and
 ## Gemma-3-270M, then the paper-size timings; JSON in results/gpu_check/.
@@ -81,16 +85,16 @@ scale: venv
 ## The bias-axis study (~1.5 h on 2 cores; resumable): every axis evaluated, religion and pronouns located, LFTF on each axis,
 ## then the cross-bias transfer matrix with StereoSet (results/axes/, README "Bias axes").
 axes: venv
-	for a in religion religion-identity race gender3 pronouns; do test -f results/axes/$$a/base/metrics.json || \
+	for a in religion religion-identity race race-choice gender3 pronouns; do test -f results/axes/$$a/base/metrics.json || \
 		$(BIN)/lftf evaluate --model smollm2-135m --axis $$a --out results/axes/$$a/base || exit 1; done
-	for a in gender religion religion-identity race gender3 pronouns; do test -f results/axes/$$a/finetune/metrics.json || \
+	for a in gender religion religion-identity race race-choice gender3 pronouns; do test -f results/axes/$$a/finetune/metrics.json || \
 		$(BIN)/lftf finetune --model smollm2-135m --axis $$a --out results/axes/$$a/finetune || exit 1; done
 	for a in religion pronouns; do test -f results/axes/$$a/locate/locate.json || \
 		$(BIN)/lftf locate --model smollm2-135m --axis $$a --out results/axes/$$a/locate || exit 1; done
-	$(BIN)/lftf compare --model smollm2-135m --axis religion-identity --seeds 0,1,2 --methods base,lftf-balanced \
-		--retain small --no-validity --out results/axes/religion-identity/compare
-	test -f results/axes/religion-identity/stereoset/metrics.json || $(BIN)/lftf validity --model smollm2-135m \
-		--probes stereoset --delta results/axes/religion-identity/finetune/delta --out results/axes/religion-identity/stereoset
+	for a in religion-identity race-choice; do $(BIN)/lftf compare --model smollm2-135m --axis $$a --seeds 0,1,2 \
+		--methods base,lftf-balanced --retain small --no-validity --out results/axes/$$a/compare || exit 1; \
+		test -f results/axes/$$a/stereoset/metrics.json || $(BIN)/lftf validity --model smollm2-135m \
+		--probes stereoset --delta results/axes/$$a/finetune/delta --out results/axes/$$a/stereoset || exit 1; done
 	$(BIN)/lftf transfer --model smollm2-135m --out results/axes/transfer
 
 ## The README's test command (CI runs it): lint, types and current results pages, then the unit tier (stops here

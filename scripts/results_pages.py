@@ -44,10 +44,11 @@ def _page(title: str, intro: str, *sections: tuple[str, str]) -> str:
     return "\n".join(body)
 
 
-def _config_line(cfg: dict) -> str:
+def _config_line(cfg: dict, rows: list[dict]) -> str:
+    seeds = sorted({r["seed"] for r in rows}) or cfg.get("seeds", [])
     return (
-        f"Model `{cfg.get('model')}`, seeds {', '.join(map(str, cfg.get('seeds', [])))}, split `{cfg.get('split', 'test')}`, "
-        f"package {cfg.get('package_version')} at commit `{str(cfg.get('git_commit'))[:10]}`."
+        f"Model `{cfg.get('model')}`, seeds {', '.join(map(str, seeds))}, split `{cfg.get('split', 'test')}`; "
+        f"last run: package {cfg.get('package_version')} at commit `{str(cfg.get('git_commit'))[:10]}`."
     )
 
 
@@ -57,7 +58,7 @@ def compare_page() -> str:
     budget = ", ".join(f"{k} {v}" for k, v in cfg["budget"].items())
     return _page(
         "Every method, one budget (`lftf compare`)",
-        f"{_config_line(cfg)} Training budget: {budget}. Retention probe: `{cfg.get('retain')}`. Mean ± 95 % "
+        f"{_config_line(cfg, _rows(d / 'rows.jsonl'))} Training budget: {budget}. Retention probe: `{cfg.get('retain')}`. Mean ± 95 % "
         "t-interval over seeds where a row has several; AFGB, UB and mass on the test split. Run: "
         "`lftf compare --seeds 0,1,2 --out results/compare` (`make experiments`).",
         ("Table", (d / "table.md").read_text()),
@@ -121,7 +122,7 @@ def validity_page() -> str:
     sweep_t = _table(["block", *cols], [[r["block"], *(f"{r[c]:.3f}" for c in cols)] for r in sweep])
     return _page(
         "What the fine-tune changes beyond its template (`make validity`)",
-        f"{_config_line(cfg)} Probes: both AFGB variants, gendered-noun accuracy, a_s / a_f, WinoBias / Winogender "
+        f"{_config_line(cfg, _rows(d / 'compare' / 'rows.jsonl'))} Probes: both AFGB variants, gendered-noun accuracy, a_s / a_f, WinoBias / Winogender "
         "pro-preference, UB per hint kind and on unseen kinds, arithmetic, paper-style prompts, long context.",
         (
             "Every method on the template and beyond it",
@@ -164,6 +165,7 @@ def axes_page() -> str:
                 f"`{axis}`",
                 ", ".join(b["groups"]),
                 f"{b['n']:,} / {b.get('n_hint', 0):,}",
+                _ci(b["mass"], b["mass_ci"]),
                 _ci(b["bias"], b["bias_ci"]),
                 _ci(b["hint_following"], b["hint_following_ci"]),
                 " ".join(map(str, ft["blocks"])),
@@ -176,6 +178,7 @@ def axes_page() -> str:
             "axis",
             "groups",
             "test prompts (bias / hint)",
+            "base group mass",
             "base bias ↓",
             "base hint following ↑",
             "LFTF block",

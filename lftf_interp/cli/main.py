@@ -158,7 +158,7 @@ def locate(
     positions: str = typer.Option("last", help="BMI over the last position or all positions."),
     axis: str = typer.Option(
         "gender",
-        help="A bias axis: a shipped name (gender, religion, religion-identity, race, gender3, pronouns) or "
+        help="A bias axis: a shipped name (gender, religion, religion-identity, race, race-choice, gender3, pronouns) or "
         "an axis file; BMI on its neutral prompts, patching on its hint-swap pairs.",
     ),
     hint_kind: str = typer.Option(
@@ -332,8 +332,13 @@ def compare(
     ),
     validity: bool = typer.Option(
         True,
-        help="Gender: also every probe beyond the template per row (`lftf validity`; "
+        help="Gender: also every probe beyond the template per row (`lftf validity`'s probes and StereoSet; "
         "long context at 0 and 1,024 tokens).",
+    ),
+    fill: bool = typer.Option(
+        False,
+        help="Rows already in OUT that lack a probe of the comparison (written before it joined) get it: the "
+        "method is trained again with the row's seed and only the missing probes run.",
     ),
     executor: str = option(ExecutorConfig, "kind", "--executor"),
     max_jobs: int = option(ExecutorConfig, "max_jobs"),
@@ -346,6 +351,11 @@ def compare(
     trainable parameters, wall time. Resumable: rows already in OUT/rows.jsonl are not rerun."""
 
     def show(row: dict) -> None:
+        if "fill" in row:
+            console.print(
+                f"{row['method']} seed {row['seed']}: filled {', '.join(row['fill'])} ({row['wall_s']:.0f} s)"
+            )
+            return
         console.print(
             f"{row['method']} seed {row['seed']}: AFGB {row['afgb']:.3f} UB {row['ub']:.3f} mass {row['mass']:.3f} "
             f"KL {row.get('kl', float('nan')):.4f} ppl {row.get('ppl_change_pct', float('nan')):+.2f}% "
@@ -362,7 +372,7 @@ def compare(
         validity=pipeline.COMPARE_VALIDITY if validity else None,
     )
     ex = ExecutorConfig(executor, max_jobs, cpus_per_job, gpus_per_job, partition, time_min)
-    console.print(pipeline.compare_to(model, out, cfg, want, reference, on_row=show, executor=ex))
+    console.print(pipeline.compare_to(model, out, cfg, want, reference, on_row=show, executor=ex, fill=fill))
 
 
 @command
@@ -429,6 +439,11 @@ def sweep(
     """Fine-tune each block alone with the same budget and record debiasing vs capability cost, next to its BMI."""
 
     def show(row: dict) -> None:
+        if "fill" in row:
+            console.print(
+                f"{row['method']} seed {row['seed']}: filled {', '.join(row['fill'])} ({row['wall_s']:.0f} s)"
+            )
+            return
         console.print(
             f"block {row['block']}: AFGB {row['afgb']:.3f} UB {row['ub']:.3f} KL {row['kl']:.4f} "
             f"ppl {row['ppl_change_pct']:+.2f}% ({row['wall_s']:.0f} s)"

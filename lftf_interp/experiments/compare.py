@@ -214,6 +214,7 @@ def run_method(
             cfg.validity is not None and cfg.axis == "gender" and instruction is None
         ):  # (the probes carry no instruction)
             row.update(validity_report(model, cfg.validity)[0])
+            row["probes"] = list(cfg.validity.probes)
         if ref is not None and spec.tune is not None:
             table = compare_retention(ref, compute_retention(model, ref, start=start))
             row.update(_retention_summary(table))

@@ -4,7 +4,8 @@ saved retention reference), so the row is the same in this process, in another o
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from collections.abc import Sequence
+from dataclasses import fields, replace
 from pathlib import Path
 
 from lftf_interp.experiments.compare import (
@@ -36,6 +37,22 @@ def compare_row(model: str, out: str, method: str, seed: int, reference: str) ->
     return row
 
 
+def fill_row(model: str, out: str, method: str, seed: int, probes: Sequence[str]) -> dict:
+    """A fill record of row (``method``, ``seed``) of the compare grid in OUT: the method trained again with the
+    row's seed and only ``probes`` measured (no retention); its template AFGB lets the reader check it is the same
+    model (:func:`~lftf_interp.experiments.rundir.merged_rows`)."""
+    saved = json.loads((Path(out) / "config.json").read_text())
+    cfg = CompareConfig.from_dict({f.name: saved[f.name] for f in fields(CompareConfig) if f.name in saved})
+    assert cfg.validity is not None, "fill rows measure validity probes"
+    cfg.validity = replace(
+        cfg.validity, probes=tuple(probes)
+    )  # the same context draws: the same training text
+    spec = MethodSpec.from_dict(next(m for m in saved["methods"] if m["name"] == method))
+    with persist_prefixes(cache_of(out) / "prefix"):
+        row, _ = run_method(spec, lambda: load_model(model), None, cfg, seed)
+    return {**row, "fill": list(probes)}
+
+
 def sweep_row(model: str, out: str, block: int, cfg: dict, reference: str) -> dict:
     """Block ``block`` of the sweep in OUT, tuned alone with ``cfg`` (a :class:`SweepConfig` as a dict)."""
     ref = load_reference(Path(reference), SWEEP_RETAIN)
@@ -44,4 +61,4 @@ def sweep_row(model: str, out: str, block: int, cfg: dict, reference: str) -> di
     return rows.iloc[0].to_dict()
 
 
-__all__ = ["cache_of", "compare_row", "sweep_row"]
+__all__ = ["cache_of", "compare_row", "fill_row", "sweep_row"]

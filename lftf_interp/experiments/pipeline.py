@@ -31,9 +31,16 @@ from lftf_interp.experiments.compare import (
     tune_documents,
 )
 from lftf_interp.experiments.exports import check_out, export_dir, export_to
-from lftf_interp.experiments.grid import cache_of, compare_row, sweep_row
+from lftf_interp.experiments.grid import cache_of, compare_row, fill_row, sweep_row
 from lftf_interp.experiments.jobs import ExecutorConfig, RowJob, raise_failures, run_rows
-from lftf_interp.experiments.rundir import announce_total, describe_run, read_rows, recorder, write_json
+from lftf_interp.experiments.rundir import (
+    announce_total,
+    describe_run,
+    merged_rows,
+    read_rows,
+    recorder,
+    write_json,
+)
 from lftf_interp.experiments.tables import write_compare_summary
 from lftf_interp.locate import compute_bmi, rank_for_tuning
 from lftf_interp.locate.choose import AUTO
@@ -263,13 +270,17 @@ def compare_to(
     reference: Path | None = None,
     on_row: Callable[[dict], None] | None = None,
     executor: ExecutorConfig | None = None,
+    fill: bool = False,
 ) -> str:
     """Every method × seed → OUT/rows.jsonl (one line per finished run), OUT/config.json, OUT/summary.csv,
     OUT/table.md and (gender, ``validity`` not None: the probes beyond the template per row) OUT/validity.md. Resumable: rows already in OUT/rows.jsonl are not rerun; a later run with a subset of
     ``methods`` keeps the specs of the methods already on disk. ``reference``: a saved retention reference of
     the base model, read if present, else computed and written there (default OUT/.cache/reference).
     ``executor``: where the rows run (default: one after another in this process; see
-    :mod:`lftf_interp.experiments.jobs`). Returns the markdown table."""
+    :mod:`lftf_interp.experiments.jobs`). ``fill``: rows already on disk that lack some of ``cfg.validity``'s
+    probes (rows written before a probe joined the comparison) get those probes: the method is trained again
+    with the row's seed and a fill record is appended, merged into the row when read. Returns the markdown
+    table."""
     cfg = replace(
         cfg or CompareConfig(validity=COMPARE_VALIDITY), model=model
     )  # checked before the model loads
@@ -285,7 +296,8 @@ def compare_to(
         specs = [by_name[n] for n in methods]  # in the order given
     out.mkdir(parents=True, exist_ok=True)
     rows_path, config_path = out / "rows.jsonl", out / "config.json"
-    done = {(r["method"], r["seed"]) for r in read_rows(rows_path)}
+    stored = {(r["method"], r["seed"]): r for r in merged_rows(read_rows(rows_path))}
+    done = set(stored)
     known = json.loads(config_path.read_text()).get("methods", []) if config_path.is_file() else []
     merged = {m["name"]: m for m in known} | {s.name: s.to_dict() for s in specs}
     write_json(config_path, {**cfg.to_dict(), "methods": list(merged.values()), **run_meta(model=model)})
@@ -301,6 +313,16 @@ def compare_to(
         )
         for n, seed in todo
     ]
+    if fill and cfg.validity is not None:
+        for s in specs:
+            for seed in seeds_of(s, cfg.seeds):
+                row = stored.get((s.name, seed))
+                lacks = [
+                    p for p in cfg.validity.probes if p not in (row or {}).get("probes", cfg.validity.probes)
+                ]
+                if row is not None and s.instruction is None and lacks:
+                    job = dict(model=model, out=str(out), method=s.name, seed=seed, probes=lacks)
+                    jobs.append(RowJob(f"{s.name}-s{seed}-fill", fill_row, job))
     failures = run_rows(jobs, out / "jobs", executor or ExecutorConfig(), recorder(rows_path, on_row))
     md = write_compare_summary(out)
     raise_failures(failures, rows_path)

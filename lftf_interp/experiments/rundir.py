@@ -40,6 +40,35 @@ def recorder(path: Path, on_row: Callable[[dict], None] | None = None) -> Callab
     return record
 
 
+# A fill record adds the values of probes a stored row lacks (the same method and seed trained again); its
+# template AFGB must equal the row's, so that the added values are of the same model.
+FILL_TOLERANCE = 1e-6
+
+
+def merged_rows(rows: list[dict], keys: tuple[str, ...] = ("method", "seed")) -> list[dict]:
+    """``rows`` with each fill record (a row with a ``fill`` list of probe names) merged into the row of the same
+    ``keys``: the fill adds the values the row lacks and its probe names to the row's ``probes``. Refused when a
+    fill has no row, or its template AFGB differs from the row's by more than :data:`FILL_TOLERANCE` (the rerun
+    did not give the same model)."""
+    plain = [dict(r) for r in rows if "fill" not in r]
+    index = {tuple(r[k] for k in keys): r for r in plain}
+    for f in (r for r in rows if "fill" in r):
+        key = tuple(f[k] for k in keys)
+        if (row := index.get(key)) is None:
+            raise LftfError(f"A fill record for {key} has no row of its own in rows.jsonl; delete that line.")
+        if abs(f["afgb"] - row["afgb"]) > FILL_TOLERANCE:
+            raise LftfError(
+                f"The fill of {key} (probes {f['fill']}) gave template AFGB {f['afgb']:.6f}, the stored row "
+                f"{row['afgb']:.6f}: the rerun is not the same model. Delete that fill line and rerun it where the "
+                "row ran (same package version, device and dtype)."
+            )
+        for k, v in f.items():
+            if k not in ("fill", "probes"):
+                row.setdefault(k, v)
+        row["probes"] = sorted(set(row.get("probes", [])) | set(f["fill"]))
+    return plain
+
+
 def announce_total(progress, n: int) -> None:
     """Tell a progress callback how many items are coming, if it can show a total (``progress.set_total``)."""
     if (set_total := getattr(progress, "set_total", None)) is not None:
@@ -47,10 +76,12 @@ def announce_total(progress, n: int) -> None:
 
 
 __all__ = [
+    "FILL_TOLERANCE",
     "ROWS",
     "announce_total",
     "append_rows",
     "describe_run",
+    "merged_rows",
     "read_rows",
     "recorder",
     "write_json",

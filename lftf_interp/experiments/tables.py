@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lftf_interp.experiments.rundir import read_rows
+from lftf_interp.experiments.rundir import merged_rows, read_rows
 
 
 def _blocks(b) -> str:
@@ -229,7 +229,7 @@ _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
 
 def write_compare_summary(out: Path) -> str:
     """OUT/rows.jsonl → OUT/summary.csv (per method, pooled over seeds) and OUT/table.md; returns the table."""
-    rows = pd.DataFrame(read_rows(out / "rows.jsonl"))
+    rows = pd.DataFrame(merged_rows(read_rows(out / "rows.jsonl")))
     config_path = out / "config.json"  # list methods in the configured order, not the order they were run in
     order = (
         [m["name"] for m in json.loads(config_path.read_text()).get("methods", [])]

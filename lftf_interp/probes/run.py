@@ -61,7 +61,9 @@ class ValidityConfig:
 
 
 # The probes of every compare row (long context shortened: 0 and 1,024 tokens, 32 + 32 prompts).
-COMPARE_VALIDITY = ValidityConfig(context_lengths=(0, 1024), context_n=32)
+# The comparison's probes: every default probe and StereoSet (SS / LMS per bias type), long context at 0 and
+# 1,024 tokens.
+COMPARE_VALIDITY = ValidityConfig(probes=(*PROBES, "stereoset"), context_lengths=(0, 1024), context_n=32)
 
 
 def _path(cfg: ValidityConfig, name: str) -> Path | None:

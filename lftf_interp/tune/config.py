@@ -84,7 +84,7 @@ class TuneConfig:
     seed: int = _f(0, "Seed of batches, subsets and initialisation.")
     axis: str = _f(
         "gender",
-        "The bias axis to remove: a shipped name (gender, religion, religion-identity, race, gender3, pronouns) or an axis file.",
+        "The bias axis to remove: a shipped name (gender, religion, religion-identity, race, race-choice, gender3, pronouns) or an axis file.",
     )
     method: str = _f("block", "block (LFTF), full (FPFT baseline) or lora (peft LoRA on all blocks).")
     lora_r: int = _f(8, "LoRA rank (method 'lora').")

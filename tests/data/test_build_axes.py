@@ -63,3 +63,28 @@ def test_religion_identity_changes_only_the_templates():
     assert sorted(t["split"] for t in ident.templates).count("train") == 24
     test, train = ident.bias_prompts("test"), ident.bias_prompts("train")
     assert not set(test.subject) & set(train.subject) and not set(test.template_id) & set(train.template_id)
+
+
+def test_race_choice_names_every_group_in_every_order_and_splits_by_sentence():
+    base, choice = load_axis("race"), load_axis("race-choice")
+    assert choice.group_names == base.group_names and choice.hints == base.hints
+    texts = [t["text"] for t in choice.templates]
+    assert len(texts) == len(set(texts)) == 56
+    first = texts[0].split(". ")[0]
+    assert first.endswith("a Black person, a White person, an Asian person and a Hispanic person")
+    assert (
+        texts[1]
+        .split(". ")[0]
+        .endswith("a White person, an Asian person, a Hispanic person and a Black person")
+    )
+    for t in texts:  # every group named once, the prompt cut right before the group word
+        assert all(
+            t.count(f" {w} person") == 1 for w in ("Black", "White", "Asian", "Hispanic")
+        ) and t.endswith("the")
+    for i in range(0, 56, 4):  # a sentence's four orders share a split
+        assert len({t["split"] for t in choice.templates[i : i + 4]}) == 1
+    assert [t["split"] for t in choice.templates].count("train") == 24
+    test, train = choice.bias_prompts("test"), choice.bias_prompts("train")
+    assert not set(test.subject) & set(train.subject)
+    sentence = lambda df: {i // 4 for i in df.template_id}  # noqa: E731
+    assert not sentence(test) & sentence(train) and len(sentence(test)) == 6

@@ -83,6 +83,45 @@ def test_sweep_and_compare_on_another_axis(tiny3_dir, tmp_path):
     assert got["prompt"]["afgb"] != got["base"]["afgb"] and got["base"]["axis"] == "religion"
 
 
+def test_fill_gives_stored_rows_a_new_probe_from_the_same_model(tiny3_dir, tmp_path):
+    from dataclasses import replace
+
+    from lftf_interp.experiments.rundir import merged_rows, read_rows
+    from lftf_interp.probes import ValidityConfig
+
+    budget = {"steps": 2, "batch_size": 8, "n_train": 32, "n_val": 16, "eval_every": 2, "mass_weight": 0.0}
+    cfg = CompareConfig(
+        split="validation",
+        n_boot=10,
+        retain=retain_config("small"),
+        budget=budget,
+        validity=ValidityConfig.quick(probes=("math",), math_n=10),
+    )
+    methods = ["base", "block-last"]
+    pipeline.compare_to(tiny3_dir, tmp_path, cfg, methods)
+    both = replace(cfg, validity=replace(cfg.validity, probes=("math", "gendered")))
+    pipeline.compare_to(tiny3_dir, tmp_path, both, methods)  # without fill: nothing runs
+    stored = read_rows(tmp_path / "rows.jsonl")
+    assert len(stored) == 2 and all(r["probes"] == ["math"] for r in stored)
+    pipeline.compare_to(tiny3_dir, tmp_path, both, methods, fill=True)
+    lines = read_rows(tmp_path / "rows.jsonl")
+    fills = [r for r in lines if "fill" in r]
+    assert [(r["method"], r["fill"]) for r in fills] == [("base", ["gendered"]), ("block-last", ["gendered"])]
+    assert all("math_acc" not in r and "kl" not in r for r in fills)  # only the missing probe, no retention
+    rows = {r["method"]: r for r in merged_rows(lines)}
+    for m, r in rows.items():  # the same model: template AFGB and the stored values unchanged
+        old = next(x for x in stored if x["method"] == m)
+        assert r["afgb"] == old["afgb"] and r["math_acc"] == old["math_acc"] and r["kl"] == old["kl"]
+        assert r["probes"] == ["gendered", "math"] and 0 <= r["gendered_acc"] <= 1
+    assert (
+        rows["block-last"]["gendered_acc"] != rows["base"]["gendered_acc"]
+        or rows["block-last"]["afgb"] != rows["base"]["afgb"]
+    )
+    pipeline.compare_to(tiny3_dir, tmp_path, both, methods, fill=True)  # filled rows are not filled again
+    assert len(read_rows(tmp_path / "rows.jsonl")) == 4
+    assert "gendered_acc" in pd.read_csv(tmp_path / "summary.csv")
+
+
 @pytest.mark.downloads
 def test_a_sweep_with_a_torn_last_row_reruns_that_row(tiny3_dir, tmp_path):
     whole = pipeline.sweep_to(
