@@ -41,12 +41,13 @@ families: venv
 	$(BIN)/lftf sweep --model $(GEMMA) --blocks $(GEMMA_SWEEP) --steps 40 --out $(GDIR)/block_sweep
 	$(BIN)/lftf families --out results/models
 
-## What the fine-tune changes beyond its template (~5 h on 2 cores to the seed-0 compare, ~10 h more for seeds 1 and 2;
-## resumable; README "What the fine-tune changes"):
+## What the fine-tune changes beyond its template (SmolLM2's grid ~22 h on 2 cores, measured from its rows, see
+## docs/scale-out.md; resumable, and spread with --executor; README "What the fine-tune changes"):
 ## the probes on the base model, the sum-loss demonstration, the mechanism in the tuned block (needs `make axes`'s
 ## gender delta), the compare of LFTF variants and baselines with every probe, leave-one-hint-kind-out, and a
 ## sweep with the arithmetic / gendered-noun / WinoBias probes per block, BMI on each training
-## material, and StereoSet for rows written before it joined the comparison (`--fill`).
+## material, StereoSet for rows written before it joined the comparison (`--fill`), then Gemma-3-270M's table
+## (base, LFTF, lftf-general, LoRA; 3 seeds).
 export LFTF_EXTERNAL ?= $(if $(wildcard ../shared/external),$(abspath ../shared/external),)
 VDIR := results/validity
 validity: venv
@@ -72,6 +73,8 @@ validity: venv
 		--out $(VDIR)/block_sweep
 	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --retain small --out $(VDIR)/compare
 	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --retain small --fill --out $(VDIR)/compare
+	$(BIN)/lftf compare --model $(GEMMA) --seeds 0,1,2 --methods base,lftf-balanced,lftf-general,lora --retain small \
+		--out $(GDIR)/compare
 
 ## On a CUDA machine (<= 10 min on one H200): every stage in bfloat16 against float32 on the CPU, SmolLM2 and
 ## Gemma-3-270M, then the paper-size timings; JSON in results/gpu_check/.
