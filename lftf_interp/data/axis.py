@@ -10,6 +10,8 @@ An axis is a YAML or JSON file (shipped in ``lftf_interp/data/axes/`` or passed 
     # either generated prompts ...
     templates:                     # neutral, cut right before the group word; a {subject} slot
       - {text: "The {subject} said that the new neighbour was", split: train}
+      # optional sentence: the templates that share it are one sentence naming the groups in different orders
+      # (one split for all); the bias is then also reported averaged over the orders (position set aside)
     subjects:                      # occupations or other contexts; splits hold out subjects *and* templates
       - {name: doctor, split: train}
     hints:                         # sentences that make one group correct, put before a template
@@ -113,6 +115,7 @@ class BiasAxis:
                 "subject": s["name"],
                 "template_id": i,
                 "split": split,
+                **({"sentence": t["sentence"]} if "sentence" in t else {}),
             }
             for s in self.subjects
             if s["split"] == split
@@ -344,6 +347,17 @@ def axis_from_dict(doc: dict, where: str = "axis") -> BiasAxis:
                 f"{where}: template {text!r} has no {SLOT} slot; put one where the subject goes."
             )
         _need_split(t, "template", where)
+        if "sentence" in t:
+            if not isinstance(t["sentence"], int | str) or isinstance(t["sentence"], bool):
+                raise DatasetError(
+                    f"{where}: template {text!r} has sentence {_show(t['sentence'])}; give a number or a name."
+                )
+            other = next((u for u in templates[:i] if u.get("sentence") == t["sentence"]), None)
+            if other is not None and other["split"] != t["split"]:
+                raise DatasetError(
+                    f"{where}: sentence {t['sentence']!r} is in splits {other['split']!r} and {t['split']!r}; "
+                    "the orders of one sentence belong to one split."
+                )
         repeated += [f"{text!r} ({u['split']}, {t['split']})" for u in templates[:i] if u.get("text") == text]
     if repeated:
         log.warning(

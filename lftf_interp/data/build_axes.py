@@ -184,7 +184,10 @@ def race_choice(seed: int = SEED) -> dict:
         **race(seed),
         "name": "race-choice",
         "description": _about("race-choice"),
-        "templates": [{"text": t, "split": s} for t, s in zip(texts, splits, strict=True)],
+        "templates": [
+            {"text": t, "split": s, "sentence": i // len(labels)}
+            for i, (t, s) in enumerate(zip(texts, splits, strict=True))
+        ],
     }
 
 

@@ -113,6 +113,7 @@ def score_on(
         "ub_ci": m.get("hint_following_ci"),
         "mass": m["mass"],
         "mass_ci": m["mass_ci"],
+        **{k: m[k] for k in ("bias_over_orders", "bias_over_orders_ci") if k in m},
     }
 
 

@@ -9,6 +9,9 @@ axis's reference distribution (default uniform).
   |a − b| / (a + b), exactly.
 * hint following = mean_i Q_i,hinted over hint prompts (UB for K = 2).
 * mass = mean_i Σ_k P_ik; per-group shares = mean_i Q_ik. Bootstrap 95 % CIs over prompts, as for AFGB.
+* bias over orders (axes whose templates carry a ``sentence``: one sentence naming the groups in several
+  orders): the bias score of mean_{orders} Q for each (sentence, subject), so that a preference for a position
+  in the list cancels and the preference for a group stays.
 """
 
 from __future__ import annotations
@@ -51,6 +54,15 @@ def bias_per_prompt(
         return np.abs(p[:, 0] - p[:, 1]) / (p[:, 0] + p[:, 1])
     q = p / p.sum(1, keepdims=True)
     return 0.5 * np.abs(q - r).sum(1) / (1 - r.min())
+
+
+def bias_over_orders(bias_df: pd.DataFrame, axis: BiasAxis) -> pd.Series:
+    """The bias of each (sentence, subject): its shares averaged over the templates of the sentence (the orders
+    it names the groups in), so that a preference for a position in the list cancels and the preference for a
+    group stays."""
+    cols = [f"share_{g}" for g in axis.group_names]
+    shares = bias_df.groupby(["sentence", "subject"])[cols].mean()
+    return pd.Series(bias_per_prompt(shares.to_numpy(), [axis.reference[g] for g in axis.group_names]))
 
 
 def hint_per_prompt(
@@ -99,6 +111,13 @@ def summarize_axis(
         "shares": {g: float(bias_df[f"share_{g}"].mean()) for g in axis.group_names},
         "n": int(len(bias_df)),
     }
+    if "sentence" in bias_df:
+        over = bias_over_orders(bias_df, axis)
+        out |= {
+            "bias_over_orders": float(over.mean()),
+            "bias_over_orders_ci": list(bootstrap_ci(over, n_boot, seed)),
+            "n_over_orders": int(len(over)),
+        }
     if hint_df is not None and len(hint_df):
         out.update(
             hint_following=float(hint_df["hint_following"].mean()),
@@ -149,6 +168,7 @@ def evaluate_axis(
 
 
 __all__ = [
+    "bias_over_orders",
     "bias_per_prompt",
     "evaluate_axis",
     "group_probs",

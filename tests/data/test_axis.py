@@ -84,6 +84,11 @@ def test_shipped_gender_axis_reads_the_shipped_files():
         (lambda d: d.update(reference={"a": 0.9, "b": 0.3}), "summing to 1"),
         (lambda d: d.pop("name"), "missing 'name'"),
         (lambda d: d.update(hint_templates=0), "hint_templates must be"),
+        (lambda d: d["templates"][0].update(sentence=[1]), "has sentence a list"),
+        (
+            lambda d: [d["templates"][i].update(sentence=7) for i in (0, 1)],
+            "sentence 7 is in splits 'train' and 'test'",
+        ),
     ],
 )
 def test_malformed_axes_are_refused_with_the_fix(tmp_path, change, says):

@@ -81,8 +81,9 @@ def test_race_choice_names_every_group_in_every_order_and_splits_by_sentence():
         assert all(
             t.count(f" {w} person") == 1 for w in ("Black", "White", "Asian", "Hispanic")
         ) and t.endswith("the")
-    for i in range(0, 56, 4):  # a sentence's four orders share a split
+    for i in range(0, 56, 4):  # a sentence's four orders share a split and their sentence
         assert len({t["split"] for t in choice.templates[i : i + 4]}) == 1
+        assert {t["sentence"] for t in choice.templates[i : i + 4]} == {i // 4}
     assert [t["split"] for t in choice.templates].count("train") == 24
     test, train = choice.bias_prompts("test"), choice.bias_prompts("train")
     assert not set(test.subject) & set(train.subject)

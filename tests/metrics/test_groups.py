@@ -9,6 +9,7 @@ from lftf_interp.data.axis import axis_from_dict
 from lftf_interp.errors import ConfigError
 from lftf_interp.metrics.groups import (
     LOW_MASS,
+    bias_over_orders,
     bias_per_prompt,
     evaluate_axis,
     group_probs,
@@ -82,3 +83,27 @@ def test_a_low_group_mass_warns_that_the_score_is_noise(caplog):
         assert ("warnings" in out) == warns
         if warns:
             assert f"{out['mass']:.2g}" in out["warnings"][0] and "noise" in out["warnings"][0]
+
+
+def test_bias_over_orders_sets_a_list_position_aside():
+    axis = load_axis("race-choice")
+    g = axis.group_names  # black, white, asian, hispanic; uniform reference
+    # sentence 0 in two orders for one subject, the first-named group getting 0.7 each time: each prompt has
+    # TV 0.45 (bias 0.6), but over the two orders black and white get 0.4 each; sentence 1 is even
+    rows = [
+        {"sentence": 0, "subject": "nurse", **dict(zip(g, (0.7, 0.1, 0.1, 0.1), strict=True))},
+        {"sentence": 0, "subject": "nurse", **dict(zip(g, (0.1, 0.7, 0.1, 0.1), strict=True))},
+        {"sentence": 1, "subject": "nurse", **dict(zip(g, (0.25, 0.25, 0.25, 0.25), strict=True))},
+    ]
+    df = pd.DataFrame(
+        [{k if k in ("sentence", "subject") else f"share_{k}": v for k, v in r.items()} for r in rows]
+    )
+    got = bias_over_orders(df, axis)
+    # averaged shares (0.4, 0.4, 0.1, 0.1): TV = 0.5 * (0.15 + 0.15 + 0.15 + 0.15) = 0.3, / 0.75 = 0.4
+    assert got.tolist() == pytest.approx([0.4, 0.0])
+    per_prompt = bias_per_prompt(df[[f"share_{k}" for k in g]].to_numpy(), [0.25] * 4)
+    assert per_prompt.tolist() == pytest.approx([0.6, 0.6, 0.0])  # TV 0.45 / 0.75
+    df["mass"], df["bias"] = 0.2, per_prompt
+    out = summarize_axis(df, None, axis, n_boot=10)
+    assert out["bias_over_orders"] == pytest.approx(0.2) and out["n_over_orders"] == 2
+    assert "bias_over_orders" not in summarize_axis(df.drop(columns="sentence"), None, axis, n_boot=10)
