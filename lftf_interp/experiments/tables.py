@@ -95,8 +95,8 @@ def validity_table(agg: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-# The goals of a debiasing that holds beyond its template: (column, key, test on the value, format). "% base" goals
-# compare the value with the base row's.
+# The goals of a debiasing that holds beyond its template: (column, key, test on the value, format). "% base" and
+# "Δ base" goals compare the value with the base row's (as a share, as a difference).
 GOALS: list[tuple[str, str, str, float, str]] = [
     ("template AFGB ≤ 0.11", "afgb", "<=", 0.11, ".3f"),
     ("AFGB @1,024 ctx ≤ 0.32", "ctx1024_afgb", "<=", 0.32, ".3f"),
@@ -108,6 +108,7 @@ GOALS: list[tuple[str, str, str, float, str]] = [
     ("KL ≤ 0.02", "kl", "<=", 0.02, ".4f"),
     ("ppl Δ ≤ +3 %", "ppl_change_pct", "<=", 3.0, "+.2f"),
     ("StereoSet gender SS 50 ± 3", "ss_gender", "50 ±", 3.0, ".1f"),
+    ("StereoSet gender LMS Δ ≥ −2", "lms_gender", "Δ base >=", -2.0, ".1f"),
 ]
 
 
@@ -121,6 +122,8 @@ def goal_met(value: float, test: str, goal: float, base: float | None = None) ->
         return abs(value - 50) <= goal
     if test == "% base >=":
         return None if not base else 100 * value / base >= goal
+    if test == "Δ base >=":
+        return None if base is None else value - base >= goal
     raise ValueError(f"unknown goal test {test!r}")
 
 
@@ -145,6 +148,8 @@ def goal_table(agg: pd.DataFrame) -> str:
             text = format(r[key], fmt) + ("" if pd.isna(pm) else " ± " + format(pm, fmt.replace("+", "")))
             if test.startswith("% base") and base is not None and base.get(key):
                 text += f" ({100 * r[key] / base[key]:.0f} %)"
+            if test.startswith("Δ base") and base is not None and not pd.isna(base.get(key)):
+                text += f" ({format(r[key] - base[key], '+' + fmt.lstrip('+'))})"
             ok = goal_met(float(r[key]), test, goal, None if base is None else base.get(key))
             if ok is not None and r["method"] != "base":
                 known, met = known + 1, met + ok

@@ -65,6 +65,8 @@ def test_goal_table_marks_each_goal_met_and_counts_them():
     assert goal_met(0.10, "<=", 0.11) and not goal_met(0.12, "<=", 0.11) and goal_met(52.9, "50 ±", 3.0)
     assert goal_met(0.29, "% base >=", 90.0, base=0.313) and not goal_met(0.2, "% base >=", 90.0, base=0.313)
     assert goal_met(0.3, "% base >=", 90.0, base=None) is None
+    assert goal_met(90.5, "Δ base >=", -2.0, base=92.0) and not goal_met(89.9, "Δ base >=", -2.0, base=92.0)
+    assert goal_met(90.0, "Δ base >=", -2.0, base=None) is None
     base = dict(
         method="base",
         n_seeds=1,
@@ -95,10 +97,12 @@ def test_goal_table_marks_each_goal_met_and_counts_them():
         ppl_change_pct=1.0,
         math_acc=0.407,
     )
-    bad = dict(good, method="bad", n_seeds=1, afgb=0.2, afgb_pm=float("nan"), ss_gender=55.0)
+    base["lms_gender"] = 92.0
+    bad = dict(good, method="bad", n_seeds=1, afgb=0.2, afgb_pm=float("nan"), ss_gender=55.0, lms_gender=89.5)
     md = goal_table(pd.DataFrame([base, good, bad]))
     rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines()[2:]}
     assert rows["good"].endswith("| -0.010 | 9 / 9 |") and "0.100 ± 0.010 ✓" in rows["good"]
     assert "(96 %) ✓" in rows["good"]  # a_f 0.3 of 0.313
-    assert rows["bad"].endswith("| 8 / 10 |") and "| 0.200 |" in rows["bad"] and "55.0 |" in rows["bad"]
+    assert rows["bad"].endswith("| 8 / 11 |") and "| 0.200 |" in rows["bad"] and "55.0 |" in rows["bad"]
+    assert "| 89.5 (-2.5) |" in rows["bad"]  # LMS 2.5 points under base: not met
     assert rows["base"].endswith("| +0.000 | — |") and "✓" not in rows["base"]
