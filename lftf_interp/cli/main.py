@@ -439,11 +439,6 @@ def sweep(
     """Fine-tune each block alone with the same budget and record debiasing vs capability cost, next to its BMI."""
 
     def show(row: dict) -> None:
-        if "fill" in row:
-            console.print(
-                f"{row['method']} seed {row['seed']}: filled {', '.join(row['fill'])} ({row['wall_s']:.0f} s)"
-            )
-            return
         console.print(
             f"block {row['block']}: AFGB {row['afgb']:.3f} UB {row['ub']:.3f} KL {row['kl']:.4f} "
             f"ppl {row['ppl_change_pct']:+.2f}% ({row['wall_s']:.0f} s)"
