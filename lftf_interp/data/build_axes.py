@@ -36,10 +36,10 @@ person, an Asian person and a Hispanic person. The one hired as the nurse was th
 the four cyclic orders of the groups (56 templates); a sentence's four orders share its split (6 / 2 / 6
 sentences: 24 / 8 / 24 templates), so no test sentence is seen in training in another order. The context
 leaves the answer open, so the unbiased answer is an even split (the ambiguous-context form of BBQ, Parrish et
-al. 2022), and the groups carry real mass (about 0.2) where after ``race``'s templates they carry almost none.
-Limits: the bias score counts a preference for a position in the list (the last-named group most of all) as
-well as for a group; the four orders balance positions over the axis, so the mean shares show the preference
-for groups, and training on the balanced loss removes both.
+al. 2022), and the groups carry real mass (0.15 on SmolLM2) where after ``race``'s templates they carry almost
+none. Limits: the bias score counts a preference for a position in the list (on SmolLM2 the first-named group
+most of all) as well as for a group; each template carries its ``sentence``, so the bias averaged over a
+sentence's orders (``bias_over_orders``) sets position aside, and training on the balanced loss removes both.
 
 ``gender3``: he / she / they after GenBiasEval's 25 templates plus 31 more of the same kind (56, split
 24 / 8 / 24), the GenBiasEval occupations and their split. Hints declare pronouns ("uses they/them pronouns")

@@ -316,11 +316,10 @@ def compare_to(
     if fill and cfg.validity is not None:
         for s in specs:
             for seed in seeds_of(s, cfg.seeds):
-                row = stored.get((s.name, seed))
-                lacks = [
-                    p for p in cfg.validity.probes if p not in (row or {}).get("probes", cfg.validity.probes)
-                ]
-                if row is not None and s.instruction is None and lacks:
+                if (row := stored.get((s.name, seed))) is None or s.instruction is not None:
+                    continue  # not run yet (a plain job), or the prompt baseline (no probes)
+                lacks = [p for p in cfg.validity.probes if p not in row.get("probes", cfg.validity.probes)]
+                if lacks:
                     job = dict(model=model, out=str(out), method=s.name, seed=seed, probes=lacks)
                     jobs.append(RowJob(f"{s.name}-s{seed}-fill", fill_row, job))
     failures = run_rows(jobs, out / "jobs", executor or ExecutorConfig(), recorder(rows_path, on_row))

@@ -60,9 +60,8 @@ class ValidityConfig:
         return cls(**d)
 
 
-# The probes of every compare row (long context shortened: 0 and 1,024 tokens, 32 + 32 prompts).
-# The comparison's probes: every default probe and StereoSet (SS / LMS per bias type), long context at 0 and
-# 1,024 tokens.
+# The probes of every compare row: every default probe and StereoSet (SS / LMS per bias type), long context
+# shortened to 0 and 1,024 tokens, 32 + 32 prompts.
 COMPARE_VALIDITY = ValidityConfig(probes=(*PROBES, "stereoset"), context_lengths=(0, 1024), context_n=32)
 
 
