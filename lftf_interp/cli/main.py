@@ -332,8 +332,8 @@ def compare(
     ),
     validity: bool = typer.Option(
         True,
-        help="Gender: also every probe beyond the template per row (`lftf validity`'s probes and StereoSet; "
-        "long context at 0 and 1,024 tokens).",
+        help="Also the probes beyond the template per row: on gender `lftf validity`'s probes and StereoSet, on "
+        "another axis long context (its prompts) and StereoSet; long context at 0 and 1,024 tokens.",
     ),
     fill: bool = typer.Option(
         False,

@@ -11,7 +11,7 @@ from lftf_interp.cli.base import MODEL, command, console
 from lftf_interp.errors import LftfError
 from lftf_interp.experiments import studies
 from lftf_interp.options import ints, items
-from lftf_interp.probes import EXTRA_PROBES, PROBES, ValidityConfig
+from lftf_interp.probes import AXIS_PROBES, EXTRA_PROBES, PROBES, ValidityConfig
 
 
 @command
@@ -21,8 +21,14 @@ def validity(
         None, help="A delta directory (`lftf finetune`'s OUT/delta) applied to the base first."
     ),
     probes: str = typer.Option(
-        ",".join(PROBES),
-        help=f"Comma-separated probes: {', '.join(PROBES)}; on request also {', '.join(EXTRA_PROBES)}.",
+        None,
+        help=f"Comma-separated probes (default: all of {', '.join(PROBES)}; off gender: "
+        f"{', '.join(AXIS_PROBES)}); on request also {', '.join(EXTRA_PROBES)}.",
+    ),
+    axis: str = typer.Option(
+        "gender",
+        help="The bias axis long_context scores (shipped name or file); off gender only "
+        f"{', '.join(AXIS_PROBES)} run.",
     ),
     external: Path = typer.Option(
         None,
@@ -43,7 +49,8 @@ def validity(
     """Beyond the template: both AFGB variants, gendered-noun accuracy, a_s / a_f, WinoBias / Winogender
     pro-preference, UB per hint kind and on unseen hint kinds, arithmetic, paper-style prompts, long context."""
     cfg = ValidityConfig(
-        probes=items(probes),
+        probes=items(probes) if probes else (PROBES if axis == "gender" else AXIS_PROBES),
+        axis=axis,
         external=str(external) if external else None,
         context_lengths=ints(context),
         seed=seed,

@@ -50,12 +50,14 @@ class CompareConfig:
     retain: RetainConfig = field(default_factory=RetainConfig)
     n_boot: int = 1000
     axis: str = "gender"  # a shipped axis or an axis file; not gender: "afgb" / "ub" hold its bias score / hint following
-    validity: ValidityConfig | None = None  # gender only: the probes beyond the template per row
+    validity: ValidityConfig | None = None  # the probes beyond the template per row (off gender: AXIS_PROBES)
 
     def __post_init__(self) -> None:
         self.seeds = tuple(int(s) for s in self.seeds)
         if isinstance(self.validity, dict):
             self.validity = ValidityConfig.from_dict(self.validity)
+        if self.validity is not None:  # the probes as they run on this axis
+            self.validity = self.validity.for_axis(self.axis)
         if not self.seeds:
             raise ConfigError("seeds is empty: give at least one seed.")
         TuneConfig.from_dict(self.budget)  # the shared budget, checked before any model loads
@@ -211,9 +213,7 @@ def run_method(
         instruction = axis_instruction(load_axis(cfg.axis).name)
     with reuse_prefix(model, start or 0):  # blocks before the first tuned one are the base model's
         row.update(score_on(model, cfg.axis, cfg.split, instruction, cfg.n_boot, seed))
-        if (
-            cfg.validity is not None and cfg.axis == "gender" and instruction is None
-        ):  # (the probes carry no instruction)
+        if cfg.validity is not None and instruction is None:  # (the probes carry no instruction)
             row.update(validity_report(model, cfg.validity)[0])
             row["probes"] = list(cfg.validity.probes)
         if ref is not None and spec.tune is not None:

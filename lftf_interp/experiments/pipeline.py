@@ -273,7 +273,8 @@ def compare_to(
     fill: bool = False,
 ) -> str:
     """Every method × seed → OUT/rows.jsonl (one line per finished run), OUT/config.json, OUT/summary.csv,
-    OUT/table.md and (gender, ``validity`` not None: the probes beyond the template per row) OUT/validity.md. Resumable: rows already in OUT/rows.jsonl are not rerun; a later run with a subset of
+    OUT/table.md and (``validity`` not None: the probes beyond the template per row; off gender, long context
+    and StereoSet) OUT/validity.md or OUT/beyond.md. Resumable: rows already in OUT/rows.jsonl are not rerun; a later run with a subset of
     ``methods`` keeps the specs of the methods already on disk. ``reference``: a saved retention reference of
     the base model, read if present, else computed and written there (default OUT/.cache/reference).
     ``executor``: where the rows run (default: one after another in this process; see
@@ -284,8 +285,6 @@ def compare_to(
     cfg = replace(
         cfg or CompareConfig(validity=COMPARE_VALIDITY), model=model
     )  # checked before the model loads
-    if cfg.axis != "gender":
-        cfg.validity = None  # the probes beyond the template are gender probes
     rcfg = cfg.retain
     load_axis(cfg.axis)
     specs = default_methods(load_model(model).cfg.n_layers)
@@ -318,7 +317,7 @@ def compare_to(
             for seed in seeds_of(s, cfg.seeds):
                 if (row := stored.get((s.name, seed))) is None or s.instruction is not None:
                     continue  # not run yet (a plain job), or the prompt baseline (no probes)
-                lacks = [p for p in cfg.validity.probes if p not in row.get("probes", cfg.validity.probes)]
+                lacks = [p for p in cfg.validity.probes if p not in row.get("probes", ())]
                 if lacks:
                     job = dict(model=model, out=str(out), method=s.name, seed=seed, probes=lacks)
                     jobs.append(RowJob(f"{s.name}-s{seed}-fill", fill_row, job))

@@ -29,6 +29,7 @@ from lftf_interp.experiments.pipeline import resolve_block
 from lftf_interp.experiments.rundir import describe_run, read_rows, recorder, write_json
 from lftf_interp.locate import compute_bmi
 from lftf_interp.locate.choose import BlockChoice, artefact_blocks
+from lftf_interp.metrics.groups import evaluate_axis
 from lftf_interp.metrics.pronoun import EvalConfig, evaluate
 from lftf_interp.models.loading import load_model
 from lftf_interp.models.runner import canonical_state_dict
@@ -65,13 +66,16 @@ def validity_to(
     say: Callable[[str], None] | None = None,
 ) -> dict:
     """The probes on the base model (or base + ``delta``) → OUT/metrics.json (with the test-split AFGB / paper's
-    AFGB / UB / mass beside them) and OUT/<probe>.csv (without the external datasets' own text and scores,
+    AFGB / UB / mass beside them; off gender the axis's bias score, hint following and mass) and OUT/<probe>.csv (without the external datasets' own text and scores,
     :data:`EXTERNAL_COLUMNS`); returns the metrics record."""
     if delta is not None:
         read_delta(delta)  # a bad delta is refused before the model loads
     bridge = load_model(model)
     info = apply_delta(bridge, delta) if delta is not None else None
-    main, _, _ = evaluate(bridge, EvalConfig(split="test", n_boot=cfg.n_boot, seed=cfg.seed))
+    if cfg.axis == "gender":
+        main, _, _ = evaluate(bridge, EvalConfig(split="test", n_boot=cfg.n_boot, seed=cfg.seed))
+    else:
+        main, _, _ = evaluate_axis(bridge, load_axis(cfg.axis), "test", n_boot=cfg.n_boot, seed=cfg.seed)
     flat, frames = validity_report(bridge, cfg, say)
     out.mkdir(parents=True, exist_ok=True)
     for name, df in frames.items():

@@ -127,6 +127,45 @@ def goal_met(value: float, test: str, goal: float, base: float | None = None) ->
     raise ValueError(f"unknown goal test {test!r}")
 
 
+def stereoset_type(axis: str) -> str:
+    """The StereoSet bias type an axis is read against: the type its name starts with (``race-choice`` → race),
+    else ``overall``."""
+    return next((t for t in ("gender", "race", "religion", "profession") if axis.startswith(t)), "overall")
+
+
+def beyond_table(agg: pd.DataFrame, axis: str) -> str:
+    """Off gender, what holds beyond the axis's template per method: its bias score on the template and after
+    1,024 tokens of neutral text (with the change from the base row), hint following and group mass after the
+    text, and StereoSet SS / LMS on the axis's bias type (:func:`stereoset_type`)."""
+    if axis == "gender" or "ctx1024_afgb" not in agg:
+        return ""
+    base = agg[agg.method == "base"].iloc[0] if (agg.method == "base").any() else None
+    kind = stereoset_type(axis)
+
+    def f(r, c, fmt=".3f", change=False):
+        if c not in r or pd.isna(r[c]):
+            return "—"
+        pm = r.get(c + "_pm", float("nan"))
+        s = format(r[c], fmt) + ("" if pd.isna(pm) else " ± " + format(pm, fmt))
+        if change and base is not None and base.get(c) and r["method"] != "base":
+            s += f" ({100 * (r[c] / base[c] - 1):+.0f} %)"
+        return s
+
+    lines = [
+        f"| method | seeds | bias | bias @1,024 ctx | hint following @1,024 ctx | group mass @1,024 ctx | "
+        f"StereoSet {kind} SS | StereoSet {kind} LMS |",
+        "|" + "---|" * 8,
+    ]
+    for _, r in agg.iterrows():
+        if pd.isna(r.get("ctx1024_afgb", float("nan"))):
+            continue
+        lines.append(
+            f"| {r['method']} | {r['n_seeds']} | {f(r, 'afgb', change=True)} | {f(r, 'ctx1024_afgb', change=True)} | "
+            f"{f(r, 'ctx1024_ub')} | {f(r, 'ctx1024_mass')} | {f(r, f'ss_{kind}', '.1f')} | {f(r, f'lms_{kind}', '.1f')} |"
+        )
+    return "\n".join(lines)
+
+
 def goal_table(agg: pd.DataFrame) -> str:
     """Every trained method against :data:`GOALS` (mean ± the seed interval; ✓ where the mean meets the goal) and
     how many of the goals it has values for it meets; the arithmetic change beside them (its goal: within the
@@ -163,7 +202,16 @@ def goal_table(agg: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["GOALS", "goal_met", "goal_table", "markdown_table", "validity_table", "write_compare_summary"]
+__all__ = [
+    "GOALS",
+    "beyond_table",
+    "goal_met",
+    "goal_table",
+    "markdown_table",
+    "stereoset_type",
+    "validity_table",
+    "write_compare_summary",
+]
 
 
 VALIDITY_COLS = [
@@ -185,8 +233,14 @@ VALIDITY_COLS = [
     "ctx1024_ub",
     "ss_gender",
     "lms_gender",
+    "ctx1024_mass",
     "ss_race",
     "ss_religion",
+    "lms_race",
+    "lms_religion",
+    "ss_overall",
+    "lms_overall",
+    "bias_over_orders",
 ]
 
 
@@ -250,12 +304,13 @@ def write_compare_summary(out: Path) -> str:
         base_afgb=float(base.afgb.iloc[0]) if len(base) else None,
     )
     agg.to_csv(out / "summary.csv", index=False)
-    md = markdown_table(
-        agg, json.loads(config_path.read_text()).get("axis", "gender") if config_path.is_file() else "gender"
-    )
+    axis = json.loads(config_path.read_text()).get("axis", "gender") if config_path.is_file() else "gender"
+    md = markdown_table(agg, axis)
     (out / "table.md").write_text(md + "\n")
     if vt := validity_table(agg):
         (out / "validity.md").write_text(vt + "\n")
-    if gt := goal_table(agg):
+    if axis == "gender" and (gt := goal_table(agg)):
         (out / "goals.md").write_text(gt + "\n")
+    if bt := beyond_table(agg, axis):
+        (out / "beyond.md").write_text(bt + "\n")
     return md

@@ -15,6 +15,7 @@ from lftf_interp.probes.mechanism import (
 )
 from lftf_interp.probes.paths import path_patching
 from lftf_interp.probes.run import (
+    AXIS_PROBES,
     COMPARE_VALIDITY,
     EXTRA_PROBES,
     PROBES,
@@ -24,6 +25,7 @@ from lftf_interp.probes.run import (
 )
 
 __all__ = [
+    "AXIS_PROBES",
     "COMPARE_VALIDITY",
     "EXTRA_PROBES",
     "PROBES",

@@ -10,7 +10,8 @@ bootstrap 95 % CIs over items) and its per-item frame.
 * :func:`math_probe` — generated arithmetic, four candidates, scored by log-likelihood (chance 0.25).
 * :func:`hint_kinds` — UB per hint kind on GenHintEval test and on hint phrasings never used in training.
 * :func:`paper_style` — both AFGB variants on the paper's "The {occupation} {action} because" prompts.
-* :func:`long_context` — AFGB / UB with 0 … 1,024 tokens of neutral text (SOTU, Brown) before each prompt.
+* :func:`long_context` — AFGB / UB with 0 … 1,024 tokens of neutral text (SOTU, Brown) before each prompt;
+  :func:`axis_long_context` the same on any bias axis.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from lftf_interp.data import OCCUPATIONS, TEMPLATES, load_bolukbasi, load_dataset
+from lftf_interp.data import OCCUPATIONS, TEMPLATES, load_axis, load_bolukbasi, load_dataset
 from lftf_interp.data.datasets import BiasDataset
 from lftf_interp.data.external import winobias_pairs, winogender_pairs
 from lftf_interp.data.probesets import (
@@ -32,6 +33,7 @@ from lftf_interp.data.probesets import (
     unseen_hint_prompts,
 )
 from lftf_interp.errors import ConfigError
+from lftf_interp.metrics.groups import evaluate_axis
 from lftf_interp.metrics.pronoun import bootstrap_ci, score_dataset, summarize
 from lftf_interp.models.runner import Runner
 from lftf_interp.models.tokens import encode, first_difference
@@ -308,10 +310,18 @@ def with_context(ds: BiasDataset, prefixes: Sequence[str]) -> BiasDataset:
 
 
 def long_context(
-    model, lengths: Sequence[int] = (0, 64, 256, 1024), n: int = 64, seed: int = 0, n_boot: int = 1000
+    model,
+    lengths: Sequence[int] = (0, 64, 256, 1024),
+    n: int = 64,
+    seed: int = 0,
+    n_boot: int = 1000,
+    axis: str = "gender",
 ) -> tuple[dict, pd.DataFrame]:
     """AFGB (both variants), UB and mass on ``n`` test bias and ``n`` test hint prompts after each context
-    length (the same prompts and, per prompt, nested stretches of text at every length)."""
+    length (the same prompts and, per prompt, nested stretches of text at every length). On another ``axis``:
+    its bias score, hint following and group mass (:func:`axis_long_context`), under the same keys."""
+    if axis != "gender":
+        return axis_long_context(model, axis, lengths, n, seed, n_boot)
     bias = load_dataset("genbias", "test")
     hint = load_dataset("genhint", "test")
     bias = BiasDataset(bias.name, "test", bias.df.sample(n=min(n, len(bias.df)), random_state=seed), "bias")
@@ -331,9 +341,44 @@ def long_context(
     return out, pd.DataFrame(rows)
 
 
+def axis_long_context(
+    model, axis: str, lengths: Sequence[int] = (0, 1024), n: int = 64, seed: int = 0, n_boot: int = 1000
+) -> tuple[dict, pd.DataFrame]:
+    """:func:`long_context` on a bias axis (shipped name or file): ``n`` seeded test bias prompts and ``n`` test
+    hint prompts (where the axis has hints), each after nested stretches of text drawn as for gender (the first
+    draws of the same sequence, so :func:`~lftf_interp.probes.run.neutral_documents` keeps them out of training
+    text). ``ctx<L>_afgb``: the axis's bias score (:func:`~lftf_interp.metrics.groups.summarize_axis`),
+    ``ctx<L>_ub``: hint following, ``ctx<L>_mass``: group mass."""
+    ax = load_axis(axis)
+    bias = ax.bias_prompts("test")
+    bias = bias.sample(n=min(n, len(bias)), random_state=seed)
+    hint = ax.hint_prompts("test") if ax.hints or "hint" in ax.prompts else bias.iloc[:0]
+    hint = hint.sample(n=min(n, len(hint)), random_state=seed)
+    data = pd.concat([bias, hint], ignore_index=True)
+    rows, out = [], {}
+    for length in lengths:
+        pre = context_prefixes(model, len(data), length, seed, max_length=max(lengths))
+        m, _, _ = evaluate_axis(
+            model,
+            ax,
+            "test",
+            data.assign(prompt=[p + q for p, q in zip(pre, data["prompt"], strict=True)]),
+            batch_size=8,
+            n_boot=n_boot,
+            seed=seed,
+        )
+        ub = m.get("hint_following", float("nan"))
+        rows.append(
+            {"context": length, "afgb": m["bias"], "afgb_ci": m["bias_ci"], "ub": ub, "mass": m["mass"]}
+        )
+        out[f"ctx{length}_afgb"], out[f"ctx{length}_ub"], out[f"ctx{length}_mass"] = m["bias"], ub, m["mass"]
+    return out, pd.DataFrame(rows)
+
+
 __all__ = [
     "GENDERED_PAIRS",
     "CONTEXT_CORPORA",
+    "axis_long_context",
     "context_draws",
     "context_prefixes",
     "fit_slopes",

@@ -4,12 +4,12 @@ hold) and the per-item frames (what the notebook plots)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import pandas as pd
 
-from lftf_interp.data import load_dataset
+from lftf_interp.data import load_axis, load_dataset
 from lftf_interp.errors import ConfigError
 from lftf_interp.probes import beyond as probes
 from lftf_interp.retain import CORPORA, RetainConfig, corpus_documents, window_documents
@@ -18,12 +18,15 @@ from lftf_interp.retain.stereoset import evaluate_stereoset
 PROBES = ("gendered", "slopes", "winobias", "winogender", "math", "hints", "paperstyle", "long_context")
 # on request only (``--probes``): a diagnosis, or the held-out part of WinoBias dev that chooses term weights
 EXTRA_PROBES = ("winobias_parts", "winobias_select", "stereoset")
+# the probes that run on any bias axis (the others are gender probes)
+AXIS_PROBES = ("long_context", "stereoset")
 
 
 @dataclass
 class ValidityConfig:
     """Which probes run, and their sizes. ``external``: a folder holding winobias/, winogender/ and
-    professions_bolukbasi/ (None: ``$LFTF_EXTERNAL``, else the pinned upstream download)."""
+    professions_bolukbasi/ (None: ``$LFTF_EXTERNAL``, else the pinned upstream download). ``axis``: the bias
+    axis ``long_context`` scores; on an axis other than gender only :data:`AXIS_PROBES` run."""
 
     probes: tuple[str, ...] = PROBES
     external: str | None = None
@@ -32,6 +35,7 @@ class ValidityConfig:
     context_n: int = 64
     n_boot: int = 1000
     seed: int = 0
+    axis: str = "gender"
 
     def __post_init__(self) -> None:
         self.probes = tuple(self.probes)
@@ -44,6 +48,19 @@ class ValidityConfig:
             raise ConfigError(f"context_lengths must be >= 0 tokens, got {self.context_lengths}.")
         if self.math_n < 1 or self.context_n < 1:
             raise ConfigError("math_n and context_n must be >= 1.")
+        if self.axis != "gender":
+            load_axis(self.axis)  # an unknown axis or a bad axis file is refused here
+        if self.axis != "gender" and (gender := [p for p in self.probes if p not in AXIS_PROBES]):
+            raise ConfigError(
+                f"Probes {gender} are gender probes; on axis {self.axis!r} choose from {list(AXIS_PROBES)}."
+            )
+
+    def for_axis(self, axis: str) -> ValidityConfig | None:
+        """These probes as they run on ``axis``: the gender probes dropped off gender (None if none is left)."""
+        if axis == "gender":
+            return replace(self, axis=axis)
+        kept = tuple(p for p in self.probes if p in AXIS_PROBES)
+        return replace(self, probes=kept, axis=axis) if kept else None
 
     @classmethod
     def quick(cls, **kw) -> ValidityConfig:
@@ -101,7 +118,7 @@ def validity_report(
         "hints": lambda: probes.hint_kinds(model, cfg.n_boot, cfg.seed),
         "paperstyle": lambda: probes.paper_style(model, cfg.n_boot, cfg.seed),
         "long_context": lambda: probes.long_context(
-            model, cfg.context_lengths, cfg.context_n, cfg.seed, cfg.n_boot
+            model, cfg.context_lengths, cfg.context_n, cfg.seed, cfg.n_boot, cfg.axis
         ),
     }
     flat, frames = {}, {}
@@ -130,7 +147,7 @@ def neutral_documents(
     model, seed: int = 0, validity: ValidityConfig | None = None, retain: RetainConfig | None = None
 ) -> list[str]:
     """Corpus documents (every corpus of the retention suite, in a fixed order) that neither the long-context
-    probe (with ``validity``'s prompts and lengths, at ``seed``) nor the retention windows (``retain``) read: the
+    probe (with ``validity``'s prompts, lengths and axis, at ``seed``) nor the retention windows (``retain``) read: the
     neutral text of the fine-tune's context term (``tune(documents=...)``)."""
     validity, retain = validity or ValidityConfig(), retain or RetainConfig()
     used = {(c, d) for c, d, _ in window_documents(model, retain)}
@@ -138,12 +155,17 @@ def neutral_documents(
         n = sum(
             min(validity.context_n, len(load_dataset(name, "test").df)) for name in ("genbias", "genhint")
         )
+        if validity.axis != "gender":  # another axis draws the first draws of the same sequence
+            ax = load_axis(validity.axis)
+            hints = len(ax.hint_prompts("test")) if ax.hints or "hint" in ax.prompts else 0
+            n = max(n, min(validity.context_n, len(ax.bias_prompts("test"))) + min(validity.context_n, hints))
         draws = probes.context_draws(model, n, seed, probes.CONTEXT_CORPORA, max(validity.context_lengths))
         used |= {(c, d) for c, d, _, _ in draws}
     return [t for c in CORPORA for d, t in enumerate(corpus_documents(c)) if (c, d) not in used]
 
 
 __all__ = [
+    "AXIS_PROBES",
     "COMPARE_VALIDITY",
     "EXTRA_PROBES",
     "PROBES",

@@ -384,6 +384,8 @@ def test_ctrl_c_is_one_line_with_status_130(tmp_path, monkeypatch):
         (["demo", "--retain", "big"], "retain must be 'default' or 'small'"),
         (["demo", "--steps", "0"], "must be >= 1"),
         (["validity", "--probes", "nope"], "Unknown validity probe"),
+        (["validity", "--axis", "race", "--probes", "math"], "['math'] are gender probes"),
+        (["validity", "--axis", "nope"], "Unknown axis 'nope'"),
         (["export", "--delta", "/nonexistent"], "is not a delta directory"),
     ],
 )

@@ -138,6 +138,23 @@ def test_compare_row_carries_paper_afgb_and_the_probes():
     )  # the probes carry no instruction: not measured for the prompt baseline
 
 
+@pytest.mark.downloads
+def test_an_axis_row_carries_the_axis_probes():
+    from lftf_interp.probes import AXIS_PROBES, COMPARE_VALIDITY, ValidityConfig
+
+    assert CompareConfig(axis="race-choice", validity=COMPARE_VALIDITY).validity.probes == AXIS_PROBES
+    assert CompareConfig(axis="race", validity=ValidityConfig(probes=("math",))).validity is None
+    cfg = CompareConfig(
+        axis="race-choice",
+        n_boot=10,
+        validity=ValidityConfig(probes=("long_context",), context_lengths=(0,), context_n=4, n_boot=10),
+    )
+    assert cfg.validity.axis == "race-choice" and CompareConfig.from_dict(cfg.to_dict()) == cfg
+    row, _ = run_method(MethodSpec("base", "untouched"), lambda: tiny_model(2, seed=0), None, cfg)
+    assert row["probes"] == ["long_context"] and set(row) >= {"ctx0_afgb", "ctx0_ub", "ctx0_mass"}
+    assert 0 <= row["ctx0_afgb"] <= 1 and row["ctx0_mass"] > 0
+
+
 def test_auto_blocks_are_chosen_by_the_locate_stage_and_fixed_blocks_are_derived():
     from lftf_interp.locate import choose_blocks
 

@@ -106,3 +106,26 @@ def test_goal_table_marks_each_goal_met_and_counts_them():
     assert rows["bad"].endswith("| 8 / 11 |") and "| 0.200 |" in rows["bad"] and "55.0 |" in rows["bad"]
     assert "| 89.5 (-2.5) |" in rows["bad"]  # LMS 2.5 points under base: not met
     assert rows["base"].endswith("| +0.000 | — |") and "✓" not in rows["base"]
+
+
+def test_beyond_table_reads_an_axis_against_its_stereoset_type():
+    from lftf_interp.experiments.tables import beyond_table, stereoset_type
+
+    assert [stereoset_type(a) for a in ("race-choice", "religion-identity", "gender3", "pronouns")] == [
+        "race",
+        "religion",
+        "gender",
+        "overall",
+    ]
+    base = dict(method="base", n_seeds=1, afgb=0.40, ctx1024_afgb=0.50, ctx1024_ub=0.6, ctx1024_mass=0.1)
+    tuned = [
+        dict(method="lftf", seed=s, afgb=a, ctx1024_afgb=c, ctx1024_ub=0.9, ctx1024_mass=0.12, ss_race=64.0)
+        for s, a, c in ((0, 0.2, 0.30), (1, 0.2, 0.40), (2, 0.2, 0.35))
+    ]
+    agg = aggregate(pd.DataFrame([dict(base, seed=0, blocks=""), *[dict(t, blocks="24") for t in tuned]]))
+    md = beyond_table(agg, "race-choice").splitlines()
+    assert "StereoSet race SS" in md[0] and md[0].count("|") == md[1].count("|") == md[3].count("|")
+    assert "| 0.200 ± 0.000 (-50 %) |" in md[3]  # template bias 0.2 against the base row's 0.4
+    assert "0.350 ± 0.124 (-30 %)" in md[3]  # 0.30 / 0.40 / 0.35: 4.303 * 0.05 / sqrt(3)
+    assert md[3].endswith("| 64.0 ± 0.0 | — |") and "(" not in md[2]
+    assert beyond_table(agg, "gender") == "" and beyond_table(agg.drop(columns="ctx1024_afgb"), "race") == ""

@@ -122,3 +122,37 @@ def test_winobias_select_probe_reads_the_held_out_part_of_dev(tiny_bridge, exter
     frame = frames["winobias_select"]
     assert list(frame["pro"]) == list(select["pro"])
     assert flat["winobias_select_pro"] == pytest.approx(frame["pro_pref"].mean())
+
+
+@pytest.mark.downloads
+def test_axis_long_context_scores_the_axis_prompts_after_the_text(tiny_bridge):
+    from lftf_interp.data import load_axis
+    from lftf_interp.metrics.groups import score_prompts
+
+    out, df = probes.axis_long_context(tiny_bridge, "race-choice", (0, 32), n=6, seed=3, n_boot=20)
+    ax = load_axis("race-choice")
+    bias = ax.bias_prompts("test").sample(n=6, random_state=3)
+    hint = ax.hint_prompts("test").sample(n=6, random_state=3)
+    pre = probes.context_prefixes(tiny_bridge, 12, 32, seed=3, max_length=32)
+    for length, prefixes in ((0, [""] * 12), (32, pre)):
+        b = score_prompts(
+            tiny_bridge,
+            bias.assign(prompt=[p + q for p, q in zip(prefixes[:6], bias.prompt, strict=True)]),
+            ax,
+        )
+        h = score_prompts(
+            tiny_bridge,
+            hint.assign(prompt=[p + q for p, q in zip(prefixes[6:], hint.prompt, strict=True)]),
+            ax,
+        )
+        assert out[f"ctx{length}_afgb"] == pytest.approx(b["bias"].mean(), abs=1e-6)
+        assert out[f"ctx{length}_mass"] == pytest.approx(b["mass"].mean(), abs=1e-6)
+        assert out[f"ctx{length}_ub"] == pytest.approx(h["hint_following"].mean(), abs=1e-6)
+    assert out["ctx0_afgb"] != pytest.approx(out["ctx32_afgb"])  # the text is read
+    assert list(df.context) == [0, 32]
+    # the gender probe's keys, so compare rows and tables read either
+    assert probes.long_context(tiny_bridge, (0,), n=4, seed=3, n_boot=20, axis="race-choice")[0].keys() == {
+        "ctx0_afgb",
+        "ctx0_ub",
+        "ctx0_mass",
+    }

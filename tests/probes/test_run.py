@@ -68,3 +68,27 @@ def test_the_stereoset_probe_flattens_the_per_type_table(tiny_bridge, monkeypatc
         assert flat[f"ss_{b}"] == pytest.approx(r["ss"]) and flat[f"lms_{b}"] == pytest.approx(r["lms"])
         assert flat[f"ss_{b}_ci"][0] <= flat[f"ss_{b}"] <= flat[f"ss_{b}_ci"][1]
     pd.testing.assert_frame_equal(frames["stereoset"], table)
+
+
+def test_off_gender_only_the_axis_probes_run():
+    from lftf_interp.probes import AXIS_PROBES, COMPARE_VALIDITY
+
+    with pytest.raises(ConfigError, match=r"\['math'\] are gender probes; on axis 'race-choice'"):
+        ValidityConfig(probes=("long_context", "math"), axis="race-choice")
+    assert COMPARE_VALIDITY.for_axis("religion-identity").probes == AXIS_PROBES
+    assert COMPARE_VALIDITY.for_axis("religion-identity").context_n == COMPARE_VALIDITY.context_n
+    assert ValidityConfig(probes=("math", "gendered")).for_axis("race") is None
+    assert COMPARE_VALIDITY.for_axis("gender") == COMPARE_VALIDITY
+    cfg = ValidityConfig.quick(probes=AXIS_PROBES, axis="race")
+    assert ValidityConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.downloads
+def test_neutral_documents_leave_out_the_axis_probe_text(tiny_bridge):
+    from lftf_interp.probes import beyond, neutral_documents
+    from lftf_interp.retain import RetainConfig, corpus_documents
+
+    vcfg = ValidityConfig(probes=("long_context",), axis="race-choice", context_lengths=(0, 64), context_n=6)
+    docs = set(neutral_documents(tiny_bridge, 0, vcfg, RetainConfig.small()))
+    draws = list(beyond.context_draws(tiny_bridge, 12, 0, beyond.CONTEXT_CORPORA, 64))  # 6 bias + 6 hint
+    assert len(draws) == 12 and not any(corpus_documents(c)[d] in docs for c, d, _, _ in draws)
