@@ -4,7 +4,8 @@ saved retention reference), so the row is the same in this process, in another o
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -19,11 +20,26 @@ from lftf_interp.experiments.compare import (
 from lftf_interp.models.loading import load_model
 from lftf_interp.models.prefix import persist_prefixes
 from lftf_interp.retain import load_reference
+from lftf_interp.tune import TuneConfig
 
 
 def cache_of(out: str | Path) -> Path:
     """The grid's shared cache: the retention reference and the prefix stores (not results: never committed)."""
     return Path(out) / ".cache"
+
+
+def step_log(name: str, steps: int) -> Callable[[int, dict], None]:
+    """A training-progress callback for a row's job: one line per validation step on stdout (the job's log),
+    so a long row shows how far it is."""
+
+    def log(step: int, row: dict) -> None:
+        if "val_afgb" in row:
+            sys.stdout.write(
+                f"{name}: step {step}/{steps}, loss {row['loss']:.4f}, val AFGB {row['val_afgb']:.4f}\n"
+            )
+            sys.stdout.flush()
+
+    return log
 
 
 def compare_row(model: str, out: str, method: str, seed: int, reference: str) -> dict:
@@ -33,8 +49,19 @@ def compare_row(model: str, out: str, method: str, seed: int, reference: str) ->
     spec = MethodSpec.from_dict(next(m for m in saved["methods"] if m["name"] == method))
     ref = load_reference(Path(reference), cfg.retain)
     with persist_prefixes(cache_of(out) / "prefix"):
-        row, _ = run_method(spec, lambda: load_model(model), ref, cfg, seed)
+        row, _ = run_method(
+            spec,
+            lambda: load_model(model),
+            ref,
+            cfg,
+            seed,
+            progress=step_log(f"{method} seed {seed}", _steps(cfg, spec)),
+        )
     return row
+
+
+def _steps(cfg: CompareConfig, spec: MethodSpec) -> int:
+    return int({**cfg.budget, **(spec.tune or {})}.get("steps", TuneConfig().steps))
 
 
 def fill_row(model: str, out: str, method: str, seed: int, probes: Sequence[str]) -> dict:
@@ -49,7 +76,14 @@ def fill_row(model: str, out: str, method: str, seed: int, probes: Sequence[str]
     )  # the same context draws: the same training text
     spec = MethodSpec.from_dict(next(m for m in saved["methods"] if m["name"] == method))
     with persist_prefixes(cache_of(out) / "prefix"):
-        row, _ = run_method(spec, lambda: load_model(model), None, cfg, seed)
+        row, _ = run_method(
+            spec,
+            lambda: load_model(model),
+            None,
+            cfg,
+            seed,
+            progress=step_log(f"{method} seed {seed}", _steps(cfg, spec)),
+        )
     return {**row, "fill": list(probes)}
 
 
@@ -61,4 +95,4 @@ def sweep_row(model: str, out: str, block: int, cfg: dict, reference: str) -> di
     return rows.iloc[0].to_dict()
 
 
-__all__ = ["cache_of", "compare_row", "fill_row", "sweep_row"]
+__all__ = ["cache_of", "compare_row", "fill_row", "step_log", "sweep_row"]
