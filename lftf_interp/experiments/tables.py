@@ -31,13 +31,7 @@ def markdown_table(agg: pd.DataFrame, axis: str = "gender") -> str:
     """The README's comparison table (on another axis the AFGB / UB / mass columns are its bias score, hint
     following and group mass)."""
 
-    def f(r, c, fmt):
-        if c not in r or pd.isna(r[c]):
-            return "—"
-        s = format(r[c], fmt)
-        if c + "_pm" in r and not pd.isna(r.get(c + "_pm")):
-            s += " ± " + format(r[c + "_pm"], fmt.replace("+", ""))
-        return s
+    f = _mean_pm
 
     bias, hint, mass = (
         ("AFGB", "UB", "he+she mass") if axis == "gender" else ("bias", "hint following", "group mass")
@@ -60,6 +54,14 @@ def markdown_table(agg: pd.DataFrame, axis: str = "gender") -> str:
     return "\n".join(lines)
 
 
+def _mean_pm(r, c: str, fmt: str) -> str:
+    """Column ``c`` of an aggregated row as "mean ± seed interval" (just the mean with one seed; "—" if absent)."""
+    if c not in r or pd.isna(r[c]):
+        return "—"
+    pm = r.get(c + "_pm", float("nan"))
+    return format(r[c], fmt) + ("" if pd.isna(pm) else " ± " + format(pm, fmt.replace("+", "")))
+
+
 def validity_table(agg: pd.DataFrame) -> str:
     """What the fine-tune changes beyond its template, per method (README "What the fine-tune changes"):
     gendered-noun accuracy and a_f in % of the base row's, a_s, WinoBias / Winogender pro-preference, UB on
@@ -69,12 +71,8 @@ def validity_table(agg: pd.DataFrame) -> str:
     base = agg[agg.method == "base"].iloc[0] if (agg.method == "base").any() else None
 
     def f(r, c, fmt=".3f", pct=False):
-        if c not in r or pd.isna(r[c]):
-            return "—"
-        s = format(r[c], fmt) + (
-            " ± " + format(r[c + "_pm"], fmt) if not pd.isna(r.get(c + "_pm", float("nan"))) else ""
-        )
-        if pct and base is not None and base.get(c):
+        s = _mean_pm(r, c, fmt)
+        if s != "—" and pct and base is not None and base.get(c):
             s += f" ({100 * r[c] / base[c]:.0f} %)"
         return s
 
@@ -143,11 +141,8 @@ def beyond_table(agg: pd.DataFrame, axis: str) -> str:
     kind = stereoset_type(axis)
 
     def f(r, c, fmt=".3f", change=False):
-        if c not in r or pd.isna(r[c]):
-            return "—"
-        pm = r.get(c + "_pm", float("nan"))
-        s = format(r[c], fmt) + ("" if pd.isna(pm) else " ± " + format(pm, fmt))
-        if change and base is not None and base.get(c) and r["method"] != "base":
+        s = _mean_pm(r, c, fmt)
+        if s != "—" and change and base is not None and base.get(c) and r["method"] != "base":
             s += f" ({100 * (r[c] / base[c] - 1):+.0f} %)"
         return s
 
