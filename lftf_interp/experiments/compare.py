@@ -181,8 +181,11 @@ def run_method(
     seed: int = 0,
     out_dir=None,
     progress=None,
+    resume: bool = False,
 ) -> tuple[dict, object]:
-    """Train (or prompt) one method on a fresh model from ``load()``; return (row, tuned model)."""
+    """Train (or prompt) one method on a fresh model from ``load()``; return (row, tuned model).
+
+    ``out_dir``: where the fine-tune writes its checkpoints; ``resume``: continue from the one there."""
     model = load()
     t0 = time.perf_counter()
     row: dict = {
@@ -199,7 +202,7 @@ def run_method(
             **resolve_tune(model, {**cfg.budget, **spec.tune, "seed": seed, "axis": cfg.axis}, seed)
         )
         docs = tune_documents(model, tcfg, cfg.validity, cfg.retain)
-        res = tune(model, tcfg, out_dir=out_dir, progress=progress, documents=docs)
+        res = tune(model, tcfg, out_dir=out_dir, resume=resume, progress=progress, documents=docs)
         row.update(
             trainable_params=res.trainable_params,
             blocks=" ".join(map(str, res.blocks)),

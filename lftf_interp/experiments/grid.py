@@ -4,6 +4,7 @@ saved retention reference), so the row is the same in this process, in another o
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
@@ -21,11 +22,35 @@ from lftf_interp.models.loading import load_model
 from lftf_interp.models.prefix import persist_prefixes
 from lftf_interp.retain import load_reference
 from lftf_interp.tune import TuneConfig
+from lftf_interp.tune.checkpoint import read_checkpoint
 
 
 def cache_of(out: str | Path) -> Path:
     """The grid's shared cache: the retention reference and the prefix stores (not results: never committed)."""
     return Path(out) / ".cache"
+
+
+def _trained(
+    spec: MethodSpec, cfg: CompareConfig, model: str, out: str, key: str, seed: int, ref=None
+) -> dict:
+    """Run row ``key`` with its fine-tune checkpointed under ``OUT/.cache/train/<key>``: a row stopped during
+    training (a session's end, a kill) continues from its last checkpoint when rerun, to the same bytes. The
+    checkpoints go once the row is made."""
+    ckpt = cache_of(out) / "train" / key
+    saved = read_checkpoint(ckpt) if spec.tune is not None else None
+    with persist_prefixes(cache_of(out) / "prefix"):
+        row, _ = run_method(
+            spec,
+            lambda: load_model(model),
+            ref,
+            cfg,
+            seed,
+            out_dir=ckpt if spec.tune is not None else None,
+            resume=saved is not None,
+            progress=step_log(key, _steps(cfg, spec)),
+        )
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return {**row, "resumed_at_step": saved["step"]} if saved else row
 
 
 def step_log(name: str, steps: int) -> Callable[[int, dict], None]:
@@ -48,16 +73,7 @@ def compare_row(model: str, out: str, method: str, seed: int, reference: str) ->
     cfg = CompareConfig.from_dict({f.name: saved[f.name] for f in fields(CompareConfig) if f.name in saved})
     spec = MethodSpec.from_dict(next(m for m in saved["methods"] if m["name"] == method))
     ref = load_reference(Path(reference), cfg.retain)
-    with persist_prefixes(cache_of(out) / "prefix"):
-        row, _ = run_method(
-            spec,
-            lambda: load_model(model),
-            ref,
-            cfg,
-            seed,
-            progress=step_log(f"{method} seed {seed}", _steps(cfg, spec)),
-        )
-    return row
+    return _trained(spec, cfg, model, out, f"{method}-s{seed}", seed, ref)
 
 
 def _steps(cfg: CompareConfig, spec: MethodSpec) -> int:
@@ -75,15 +91,7 @@ def fill_row(model: str, out: str, method: str, seed: int, probes: Sequence[str]
         cfg.validity, probes=tuple(probes)
     )  # the same context draws: the same training text
     spec = MethodSpec.from_dict(next(m for m in saved["methods"] if m["name"] == method))
-    with persist_prefixes(cache_of(out) / "prefix"):
-        row, _ = run_method(
-            spec,
-            lambda: load_model(model),
-            None,
-            cfg,
-            seed,
-            progress=step_log(f"{method} seed {seed}", _steps(cfg, spec)),
-        )
+    row = _trained(spec, cfg, model, out, f"{method}-s{seed}-fill", seed)
     return {**row, "fill": list(probes)}
 
 

@@ -284,18 +284,23 @@ def load_model(name_or_path: str = "smollm2-135m", where: Placement | None = Non
 
 
 def load_tokenizer(name: str = "smollm2-135m"):
-    """A registry model's tokenizer alone (cached as tokenizer.json; reads the GGUF once), with its BOS policy."""
+    """A registry model's tokenizer alone, with its BOS policy.
+
+    Cached on its own (a few MB, checked against its manifest on every load) rather than read from the model's
+    cached directory, whose check hashes the weights too; built once from that directory or the GGUF."""
     spec = MODEL_REGISTRY[name]
     model_type = next((a.model_type for a in ARCHS.values() if a.hf_class == spec.architecture), None)
     final = cache_dir() / "tokenizers" / name
-    model_dir = cache_dir() / "models" / name
-    if not (final.exists() and validate_dir(final)[0]):
-        final = model_dir if model_dir.exists() and validate_dir(model_dir)[0] else final
     if not (final.exists() and validate_dir(final)[0]):
 
         def build(tmp: Path) -> None:
-            path = assembled_gguf(spec) if spec.chunks else gguf_path(spec)
-            AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name).save_pretrained(tmp)
+            model_dir = cache_dir() / "models" / name
+            if model_dir.exists() and validate_dir(model_dir)[0]:
+                tok = AutoTokenizer.from_pretrained(model_dir)
+            else:
+                path = assembled_gguf(spec) if spec.chunks else gguf_path(spec)
+                tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+            tok.save_pretrained(tmp)
             write_manifest(tmp, {"tokenizer": name})
 
         atomic_build(final, build)

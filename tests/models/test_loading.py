@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import LlamaForCausalLM
@@ -40,6 +42,19 @@ def test_tokenizer_cache_recovers_from_corruption(tmp_path, monkeypatch):
     f.write_text(f.read_text()[:1000])
     tok2 = models.load_tokenizer()
     assert tok2.encode(" she") == tok.encode(" she") and len(tok.encode(" she")) == 1
+
+
+def test_a_tokenizer_load_hashes_the_tokenizer_files_alone(monkeypatch):
+    """With the model's weights cached beside it, loading the tokenizer checks a few MB, not the weights."""
+    from lftf_interp import store
+
+    models.load_tokenizer()
+    hashed = []
+    real = store.sha256_file
+    monkeypatch.setattr(store, "sha256_file", lambda p, *a: hashed.append(Path(p)) or real(p, *a))
+    models.load_tokenizer()
+    assert hashed and all(p.parent.parent.name == "tokenizers" for p in hashed)
+    assert sum(p.stat().st_size for p in hashed) < 20e6
 
 
 def test_export_and_reload_local_dir(tiny_bridge, tmp_path):
