@@ -50,6 +50,10 @@ LONGEST_FIRST = {
     "test_sigkill_then_resume_gives_the_same_delta_bytes": 35,
     "06_model_families": 34,
     "test_mechanism_command": 32,
+    "test_transfer_rows_equal_direct_evaluations_and_resume": 27,
+    "test_winobias_parts_split_the_sentence_preference_at_the_pronoun": 24,
+    "test_sweep_and_compare_on_another_axis": 23,
+    "test_run_compare_on_tiny_model": 21,
 }
 
 

@@ -52,6 +52,7 @@ def test_sweep_resumes_without_rerunning(tiny3_dir, tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["blocks"] == [1, 2]
 
 
+@pytest.mark.integration  # end to end, over 15 s
 def test_sweep_and_compare_on_another_axis(tiny3_dir, tmp_path):
     from lftf_interp.data import load_axis
     from lftf_interp.experiments.compare import score_on
@@ -83,6 +84,7 @@ def test_sweep_and_compare_on_another_axis(tiny3_dir, tmp_path):
     assert got["prompt"]["afgb"] != got["base"]["afgb"] and got["base"]["axis"] == "religion"
 
 
+@pytest.mark.integration  # end to end, over 15 s
 def test_fill_gives_stored_rows_a_new_probe_from_the_same_model(tiny3_dir, tmp_path):
     from dataclasses import replace
 
