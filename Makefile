@@ -46,8 +46,8 @@ families: venv
 ## the probes on the base model, the sum-loss demonstration, the mechanism in the tuned block (needs `make axes`'s
 ## gender delta), the compare of LFTF variants and baselines with every probe, leave-one-hint-kind-out, and a
 ## sweep with the arithmetic / gendered-noun / WinoBias probes per block, BMI on each training
-## material, StereoSet for rows written before it joined the comparison (`--fill`), then Gemma-3-270M's table
-## (base, LFTF, lftf-general, LoRA; 3 seeds).
+## material, StereoSet for rows written before it joined the comparison (`--fill`), the sentence-term weight chosen
+## on WinoBias dev-select, then Gemma-3-270M's table (base, LFTF, lftf-general, LoRA; 3 seeds).
 export LFTF_EXTERNAL ?= $(if $(wildcard ../shared/external),$(abspath ../shared/external),)
 VDIR := results/validity
 validity: venv
@@ -73,6 +73,7 @@ validity: venv
 		--out $(VDIR)/block_sweep
 	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --retain small --out $(VDIR)/compare
 	$(BIN)/lftf compare --model smollm2-135m --seeds 0,1,2 --retain small --fill --out $(VDIR)/compare
+	$(BIN)/lftf weight-search --model smollm2-135m --weights 1,2,4 --out $(VDIR)/weight_search
 	$(BIN)/lftf compare --model $(GEMMA) --seeds 0,1,2 --methods base,lftf-balanced,lftf-general,lora --retain small \
 		--out $(GDIR)/compare
 
@@ -85,8 +86,9 @@ gpu-check: venv
 scale: venv
 	$(BIN)/python -m benchmarks.scale
 
-## The bias-axis study (~1.5 h on 2 cores; resumable): every axis evaluated, religion and pronouns located, LFTF on each axis,
-## then the cross-bias transfer matrix with StereoSet (results/axes/, README "Bias axes").
+## The bias-axis study (about 7 h on 2 cores; resumable: each call continues where the last stopped): every axis
+## evaluated, religion and pronouns located, LFTF on each axis, compare rows with the probes beyond the template on
+## the two axes whose groups carry mass, then the cross-bias transfer matrix (results/axes/, docs/findings/axes.md).
 axes: venv
 	for a in religion religion-identity race race-choice gender3 pronouns; do test -f results/axes/$$a/base/metrics.json || \
 		$(BIN)/lftf evaluate --model smollm2-135m --axis $$a --out results/axes/$$a/base || exit 1; done
@@ -95,7 +97,7 @@ axes: venv
 	for a in religion pronouns; do test -f results/axes/$$a/locate/locate.json || \
 		$(BIN)/lftf locate --model smollm2-135m --axis $$a --out results/axes/$$a/locate || exit 1; done
 	for a in religion-identity race-choice; do $(BIN)/lftf compare --model smollm2-135m --axis $$a --seeds 0,1,2 \
-		--methods base,lftf-balanced --retain small --no-validity --out results/axes/$$a/compare || exit 1; \
+		--methods base,lftf-balanced,lftf-context --retain small --fill --out results/axes/$$a/compare || exit 1; \
 		test -f results/axes/$$a/stereoset/metrics.json || $(BIN)/lftf validity --model smollm2-135m \
 		--probes stereoset --delta results/axes/$$a/finetune/delta --out results/axes/$$a/stereoset || exit 1; done
 	$(BIN)/lftf transfer --model smollm2-135m --out results/axes/transfer

@@ -18,4 +18,12 @@ def ints(text: str | None, what: str = "a comma-separated list of integers") -> 
         raise LftfError(f"{text!r} is not {what}.") from e
 
 
-__all__ = ["items", "ints"]
+def floats(text: str | None, what: str = "a comma-separated list of numbers") -> tuple[float, ...]:
+    """``"0.5, 2"`` → ``(0.5, 2.0)``; anything else a one-line :class:`~lftf_interp.errors.LftfError`."""
+    try:
+        return tuple(float(x) for x in items(text))
+    except ValueError as e:
+        raise LftfError(f"{text!r} is not {what}.") from e
+
+
+__all__ = ["floats", "items", "ints"]

@@ -1,16 +1,19 @@
-"""``lftf validity``, ``lftf holdout`` and ``lftf mechanism``: what the fine-tune changes beyond its template.
+"""``lftf validity``, ``lftf holdout``, ``lftf mechanism`` and ``lftf weight-search``: what the fine-tune changes
+beyond its template, and a term's weight chosen on held-out material.
 Registered on :mod:`lftf_interp.cli.base`'s app (``lftf_interp.cli.main`` imports this module); thin like it."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import typer
 
-from lftf_interp.cli.base import MODEL, command, console
+from lftf_interp.cli.base import MODEL, command, console, option
 from lftf_interp.errors import LftfError
-from lftf_interp.experiments import studies
-from lftf_interp.options import ints, items
+from lftf_interp.experiments import studies, weights
+from lftf_interp.experiments.jobs import ExecutorConfig
+from lftf_interp.options import floats, ints, items
 from lftf_interp.probes import AXIS_PROBES, EXTRA_PROBES, PROBES, ValidityConfig
 
 
@@ -237,3 +240,64 @@ def families(
     fig.savefig(out / "families.png", dpi=130)
     console.print((out / "families.md").read_text())
     console.print(f"wrote {out}/families.json, families.md, families.png")
+
+
+W = weights.WeightSearch
+_W: dict = {f.name: f.default for f in fields(W)}  # the tuple fields, as the CLI's comma-separated lists
+
+
+@command
+def weight_search(
+    model: str = MODEL,
+    term: str = option(W, "term"),
+    values: str = option(
+        W,
+        "weights",
+        "--weights",
+        default=",".join(f"{w:g}" for w in _W["weights"]),
+        help="Comma-separated weights.",
+    ),
+    base: str = option(W, "base"),
+    seeds: str = option(
+        W, "seeds", default=",".join(map(str, _W["seeds"])), help="Comma-separated seeds per weight."
+    ),
+    steps: int = typer.Option(0, help="Override the shared step budget (0 = keep BUDGET's)."),
+    retain: str = option(W, "retain"),
+    ub_min: float = option(W, "ub_min"),
+    kl_max: float = option(W, "kl_max"),
+    afgb_slack: float = option(W, "afgb_slack"),
+    out: Path = typer.Option(Path("out/weight_search")),
+    executor: str = option(ExecutorConfig, "kind", "--executor"),
+    max_jobs: int = option(ExecutorConfig, "max_jobs"),
+    cpus_per_job: int = option(ExecutorConfig, "cpus"),
+    gpus_per_job: int = option(ExecutorConfig, "gpus"),
+    partition: str = option(ExecutorConfig, "partition"),
+    time_min: int = option(ExecutorConfig, "time_min"),
+) -> None:
+    """Choose a term's weight on held-out material: BASE trained with each weight, scored on the validation prompts
+    and WinoBias dev-select (the WinoBias terms train on dev-fit); the eligible weight with the lowest dev-select
+    preference is chosen. Writes OUT/search.md and OUT/choice.json. Resumable (OUT/rows.jsonl)."""
+    search = W(
+        term,
+        floats(values, "a comma-separated list of weights (e.g. 1,2,4)"),
+        base,
+        ints(seeds),
+        retain,
+        {"steps": steps} if steps else None,
+        ub_min,
+        kl_max,
+        afgb_slack,
+    )
+    by = weights.weight_search_to(
+        model,
+        out,
+        search,
+        ExecutorConfig(executor, max_jobs, cpus_per_job, gpus_per_job, partition, time_min),
+        on_row=lambda r: console.print(
+            f"{r['method']} seed {r['seed']}: bias {r['afgb']:.3f} UB {r['ub']:.3f} "
+            f"dev-select {r.get('winobias_select_pro', float('nan')):.3f} ({r['wall_s']:.0f} s)"
+        ),
+    )
+    console.print((out / "search.md").read_text())
+    chosen = by[by.chosen]
+    console.print(f"chosen: {term} = {chosen.weight.iloc[0]:g}" if len(chosen) else "no weight is eligible")

@@ -23,6 +23,7 @@ from lftf_interp.experiments.compare import (
     BUDGET,
     SWEEP_RETAIN,
     CompareConfig,
+    MethodSpec,
     SweepConfig,
     default_methods,
     parse_blocks,
@@ -266,7 +267,7 @@ def compare_to(
     model: str,
     out: Path,
     cfg: CompareConfig | None = None,
-    methods: Sequence[str] | None = None,
+    methods: Sequence[str | MethodSpec] | None = None,
     reference: Path | None = None,
     on_row: Callable[[dict], None] | None = None,
     executor: ExecutorConfig | None = None,
@@ -275,7 +276,8 @@ def compare_to(
     """Every method × seed → OUT/rows.jsonl (one line per finished run), OUT/config.json, OUT/summary.csv,
     OUT/table.md and (``validity`` not None: the probes beyond the template per row; off gender, long context
     and StereoSet) OUT/validity.md or OUT/beyond.md. Resumable: rows already in OUT/rows.jsonl are not rerun; a later run with a subset of
-    ``methods`` keeps the specs of the methods already on disk. ``reference``: a saved retention reference of
+    ``methods`` keeps the specs of the methods already on disk. ``methods`` names rows of
+    :func:`default_methods` or gives a :class:`MethodSpec` of its own. ``reference``: a saved retention reference of
     the base model, read if present, else computed and written there (default OUT/.cache/reference).
     ``executor``: where the rows run (default: one after another in this process; see
     :mod:`lftf_interp.experiments.jobs`). ``fill``: rows already on disk that lack some of ``cfg.validity``'s
@@ -290,9 +292,10 @@ def compare_to(
     specs = default_methods(load_model(model).cfg.n_layers)
     if methods is not None:
         by_name = {s.name: s for s in specs}
-        if unknown := sorted(set(methods) - set(by_name)):
+        names = [m for m in methods if isinstance(m, str)]
+        if unknown := sorted(set(names) - set(by_name)):
             raise LftfError(f"Unknown method(s) {unknown}; choose from {list(by_name)}.")
-        specs = [by_name[n] for n in methods]  # in the order given
+        specs = [by_name[m] if isinstance(m, str) else m for m in methods]  # in the order given
     out.mkdir(parents=True, exist_ok=True)
     rows_path, config_path = out / "rows.jsonl", out / "config.json"
     stored = {(r["method"], r["seed"]): r for r in merged_rows(read_rows(rows_path))}

@@ -387,6 +387,12 @@ def test_ctrl_c_is_one_line_with_status_130(tmp_path, monkeypatch):
         (["validity", "--axis", "race", "--probes", "math"], "['math'] are gender probes"),
         (["validity", "--axis", "nope"], "Unknown axis 'nope'"),
         (["export", "--delta", "/nonexistent"], "is not a delta directory"),
+        (["weight-search", "--weights", "1,x"], "is not a comma-separated list of weights"),
+        (["weight-search", "--weights", "1,1"], "distinct finite numbers"),
+        (["weight-search", "--term", "lr"], "Unknown weight 'lr'"),
+        (["weight-search", "--base", "nope"], "Unknown base method 'nope'"),
+        (["weight-search", "--retain", "big"], "retain must be 'default' or 'small'"),
+        (["weight-search", "--steps", "-3"], "must be >= 1"),
     ],
 )
 def test_bad_options_are_refused_before_loading(tmp_path, no_model, args, says):
