@@ -275,10 +275,11 @@ def compare_to(
 ) -> str:
     """Every method × seed → OUT/rows.jsonl (one line per finished run), OUT/config.json, OUT/summary.csv,
     OUT/table.md and (``validity`` not None: the probes beyond the template per row; off gender, long context
-    and StereoSet) OUT/validity.md or OUT/beyond.md. Resumable: rows already in OUT/rows.jsonl are not rerun; a later run with a subset of
-    ``methods`` keeps the specs of the methods already on disk. ``methods`` names rows of
-    :func:`default_methods` or gives a :class:`MethodSpec` of its own. ``reference``: a saved retention reference of
-    the base model, read if present, else computed and written there (default OUT/.cache/reference).
+    and StereoSet) OUT/validity.md or OUT/beyond.md. Resumable: rows already in OUT/rows.jsonl are not rerun, and
+    a row stopped during its fine-tune continues from its checkpoint; a later run with a subset of ``methods``
+    keeps the specs of the methods already on disk. ``methods`` names rows of :func:`default_methods` or gives a
+    :class:`MethodSpec` of its own. ``reference``: a saved retention reference of the base model, read if
+    present, else computed and written there (default OUT/.cache/reference).
     ``executor``: where the rows run (default: one after another in this process; see
     :mod:`lftf_interp.experiments.jobs`). ``fill``: rows already on disk that lack some of ``cfg.validity``'s
     probes (rows written before a probe joined the comparison) get those probes: the method is trained again
