@@ -9,7 +9,7 @@ import pytest
 from helpers import REPO
 
 
-@pytest.mark.integration  # end to end, over 15 s
+@pytest.mark.integration  # a whole pipeline, over 12 s
 def test_gpu_check_runs_on_cpu_with_a_tiny_model(tmp_path):
     out = tmp_path / "check.json"
     cmd = [sys.executable, "scripts/gpu_check.py", "--device", "cpu", "--dtype", "bfloat16", "--tiny"]

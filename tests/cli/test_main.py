@@ -51,6 +51,7 @@ def test_errors_are_one_clear_line(tiny_dir, tmp_path):
         assert "Traceback" not in res.output
 
 
+@pytest.mark.integration  # a whole pipeline, over 12 s
 def test_locate_writes_tables_and_figures(tiny_dir, tmp_path):
     out = tmp_path / "loc"
     res = lftf("locate", "--model", tiny_dir, "--out", out, "--n-pairs", "2")
@@ -74,6 +75,7 @@ def test_locate_writes_tables_and_figures(tiny_dir, tmp_path):
     assert res.exit_code == 2 and "has no hint kind 'name'" in res.output
 
 
+@pytest.mark.integration  # a whole pipeline, over 12 s
 def test_the_cli_and_the_python_api_train_the_same_delta(tiny_dir, tmp_path):
     """``lftf finetune --block 1 --steps 30`` and ``tune(model, TuneConfig(block=1, steps=30))``: every other option
     left at its default; the deltas are bit-identical and the recorded configs equal."""

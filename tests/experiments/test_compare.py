@@ -63,7 +63,7 @@ def test_block_random_is_resolved_away_from_top_bmi_blocks():
 
 
 @pytest.mark.downloads
-@pytest.mark.integration  # end to end, over 15 s
+@pytest.mark.integration  # a whole pipeline, over 12 s
 def test_run_compare_on_tiny_model():
     methods = [m for m in default_methods(3) if m.name in ("base", "prompt", "lftf-balanced", "lora")]
     # (the last step kept: with best-step restore a 3-step LoRA may keep step 0, i.e. the base weights)

@@ -39,5 +39,6 @@ def test_a_row_stopped_during_training_resumes_to_the_same_row(tiny3_dir, tmp_pa
     resumed = grid._trained(spec, cfg, tiny3_dir, str(tmp_path / "b"), "lftf-s0", 0)
     assert steps == [1, 2, 3, 3, 4]  # steps 1 and 2 not trained again
     assert resumed["resumed_at_step"] == 2 and not ckpt.exists()
-    for k in ("afgb", "afgb_paper", "ub", "mass", "best_step"):
-        assert resumed[k] == whole[k], k
+    assert resumed["best_step"] == whole["best_step"]
+    for k in ("afgb", "afgb_paper", "ub", "mass"):  # scored from prefix residuals batched differently: 1e-8
+        assert resumed[k] == pytest.approx(whole[k], abs=1e-6), k

@@ -39,6 +39,7 @@ def test_finetune_auto_is_the_locate_stage_choice(tiny3_dir, tmp_path):
 
 
 @pytest.mark.downloads
+@pytest.mark.integration  # a whole pipeline, over 12 s
 def test_sweep_resumes_without_rerunning(tiny3_dir, tmp_path):
     rows = pipeline.sweep_to(
         tiny3_dir, tmp_path, SweepConfig(blocks="2", budget={"steps": 1, "mass_weight": 0.0})
@@ -52,7 +53,7 @@ def test_sweep_resumes_without_rerunning(tiny3_dir, tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["blocks"] == [1, 2]
 
 
-@pytest.mark.integration  # end to end, over 15 s
+@pytest.mark.integration  # a whole pipeline, over 12 s
 def test_sweep_and_compare_on_another_axis(tiny3_dir, tmp_path):
     from lftf_interp.data import load_axis
     from lftf_interp.experiments.compare import score_on
@@ -84,7 +85,7 @@ def test_sweep_and_compare_on_another_axis(tiny3_dir, tmp_path):
     assert got["prompt"]["afgb"] != got["base"]["afgb"] and got["base"]["axis"] == "religion"
 
 
-@pytest.mark.integration  # end to end, over 15 s
+@pytest.mark.integration  # a whole pipeline, over 12 s
 def test_fill_gives_stored_rows_a_new_probe_from_the_same_model(tiny3_dir, tmp_path):
     from dataclasses import replace
 
@@ -125,6 +126,7 @@ def test_fill_gives_stored_rows_a_new_probe_from_the_same_model(tiny3_dir, tmp_p
 
 
 @pytest.mark.downloads
+@pytest.mark.integration  # a whole pipeline, over 12 s
 def test_a_sweep_with_a_torn_last_row_reruns_that_row(tiny3_dir, tmp_path):
     whole = pipeline.sweep_to(
         tiny3_dir, tmp_path / "a", SweepConfig(blocks="2", budget={"steps": 1, "mass_weight": 0.0})

@@ -49,6 +49,7 @@ def test_holdout_trains_without_the_kind_and_resumes(tiny3_dir, tmp_path):
         studies.holdout_to(tiny3_dir, tmp_path, ["accent"])
 
 
+@pytest.mark.integration  # a whole pipeline, over 12 s
 def test_mechanism_restoring_every_unit_gives_back_the_base(tiny3_dir, tiny_delta, tmp_path):
     s = studies.mechanism_to(tiny3_dir, tiny_delta, tmp_path, heads=(1, 4), neurons=(8, 10_000), n_random=1)
     import pandas as pd
@@ -117,6 +118,7 @@ def test_paired_changes_pair_items_across_runs(tmp_path):
     )
 
 
+@pytest.mark.integration  # a whole pipeline, over 12 s
 def test_block_material_ranks_blocks_on_each_material(tiny3_dir, tmp_path):
     from lftf_interp.data import load_axis
     from lftf_interp.data.datasets import sample_rows

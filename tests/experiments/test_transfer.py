@@ -33,7 +33,7 @@ def test_profile_overlap_on_hand_built_profiles():
     assert o.shared_top == [0]
 
 
-@pytest.mark.integration  # end to end, over 15 s
+@pytest.mark.integration  # a whole pipeline, over 12 s
 def test_transfer_rows_equal_direct_evaluations_and_resume(tiny3_dir, tmp_path):
     tuned = tmp_path / "axes"
     with pytest.raises(LftfError, match="No LFTF delta for axis"):

@@ -75,7 +75,7 @@ def test_the_rule_takes_the_lowest_dev_select_preference_among_eligible_weights(
 
 
 @pytest.mark.downloads
-@pytest.mark.integration  # end to end, over 15 s
+@pytest.mark.integration  # a whole pipeline, over 12 s
 def test_a_search_on_a_tiny_model_scores_validation_and_dev_select(tiny3_dir, tmp_path):
     with pytest.raises(ConfigError, match="Unknown base method 'nope'"):
         WeightSearch(base="nope")

@@ -35,6 +35,7 @@ def test_bridge_matches_plain_hf_forward(tiny_bridge):
         torch.testing.assert_close(tiny_bridge(ids), hf(ids).logits, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.integration  # a whole pipeline, over 12 s
 def test_tokenizer_cache_recovers_from_corruption(tmp_path, monkeypatch):
     monkeypatch.setenv("LFTF_CACHE", str(tmp_path))
     tok = models.load_tokenizer()

@@ -93,7 +93,7 @@ def test_winobias_preference_per_type(tiny_bridge, external_dir):
     assert isinstance(df, pd.DataFrame) and out["winobias_n"] == len(df)
 
 
-@pytest.mark.integration  # end to end, over 15 s
+@pytest.mark.integration  # a whole pipeline, over 12 s
 def test_winobias_parts_split_the_sentence_preference_at_the_pronoun(tiny_bridge, external_dir):
     m, df = probes.winobias_parts(tiny_bridge, external_dir / "winobias", "test", n_boot=20)
     whole, ref = probes.winobias_preference(tiny_bridge, external_dir / "winobias", "test", n_boot=20)

@@ -36,7 +36,7 @@ def test_report_runs_the_configured_probes(tiny_bridge):
     )  # |a - b| <= |a - b| / (a + b) when a + b <= 1
 
 
-@pytest.mark.integration  # end to end, over 15 s
+@pytest.mark.integration  # a whole pipeline, over 12 s
 def test_neutral_documents_leave_out_what_the_probes_read(tiny_bridge):
     from lftf_interp.probes import beyond, neutral_documents
     from lftf_interp.retain import CORPORA, RetainConfig, corpus_documents, window_documents
@@ -85,7 +85,7 @@ def test_off_gender_only_the_axis_probes_run():
 
 
 @pytest.mark.downloads
-@pytest.mark.integration  # end to end, over 15 s
+@pytest.mark.integration  # a whole pipeline, over 12 s
 def test_neutral_documents_leave_out_the_axis_probe_text(tiny_bridge):
     from lftf_interp.probes import beyond, neutral_documents
     from lftf_interp.retain import RetainConfig, corpus_documents

@@ -30,6 +30,7 @@ def brute_ll(model, ctx: str, cont: str) -> float:
     return sum(lp[len(c) - 1 + j, x].item() for j, x in enumerate(t))
 
 
+@pytest.mark.integration  # a whole pipeline, over 12 s
 def test_simple_evaluate_on_a_local_task(tmp_path):
     from lm_eval.tasks import TaskManager
 

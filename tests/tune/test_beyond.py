@@ -122,6 +122,7 @@ def test_sentence_pair_loss_by_hand():
     assert sentence_pair_loss(a, b).item() == pytest.approx(want, rel=1e-6)
 
 
+@pytest.mark.integration  # a whole pipeline, over 12 s
 def test_sentence_term_scores_whole_dev_pairs_and_training_balances_them(external_dir):
     m = tiny_model(2, seed=0)
     w = winobias_pairs(external_dir / "winobias", "dev")

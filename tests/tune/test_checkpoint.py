@@ -41,7 +41,7 @@ def _finetune(model_dir, out, *extra):
     ]
 
 
-@pytest.mark.integration  # end to end, over 15 s
+@pytest.mark.integration  # a whole pipeline, over 12 s
 def test_sigkill_then_resume_gives_the_same_delta_bytes(tiny3_dir, tmp_path):
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     killed = tmp_path / "killed"
