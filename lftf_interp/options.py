@@ -10,20 +10,21 @@ def items(text: str | None) -> tuple[str, ...]:
     return tuple(x.strip() for x in (text or "").split(",") if x.strip())
 
 
-def ints(text: str | None, what: str = "a comma-separated list of integers") -> tuple[int, ...]:
-    """``"3, 7"`` → ``(3, 7)``; anything else a one-line :class:`~lftf_interp.errors.LftfError` naming ``what``."""
+def _numbers(text: str | None, kind: type, what: str) -> tuple:
     try:
-        return tuple(int(x) for x in items(text))
+        return tuple(kind(x) for x in items(text))
     except ValueError as e:
         raise LftfError(f"{text!r} is not {what}.") from e
+
+
+def ints(text: str | None, what: str = "a comma-separated list of integers") -> tuple[int, ...]:
+    """``"3, 7"`` → ``(3, 7)``; anything else a one-line :class:`~lftf_interp.errors.LftfError` naming ``what``."""
+    return _numbers(text, int, what)
 
 
 def floats(text: str | None, what: str = "a comma-separated list of numbers") -> tuple[float, ...]:
     """``"0.5, 2"`` → ``(0.5, 2.0)``; anything else a one-line :class:`~lftf_interp.errors.LftfError`."""
-    try:
-        return tuple(float(x) for x in items(text))
-    except ValueError as e:
-        raise LftfError(f"{text!r} is not {what}.") from e
+    return _numbers(text, float, what)
 
 
 __all__ = ["floats", "items", "ints"]

@@ -122,6 +122,41 @@ def option(config: type, name: str, *decls: str, **kw):
     return typer.Option(kw.pop("default", default), *decls, help=kw.pop("help", f.metadata.get("help")), **kw)
 
 
+def executor_options(fn):
+    """Give a grid command the options of :class:`~lftf_interp.experiments.jobs.ExecutorConfig` (``--executor``,
+    ``--max-jobs``, ``--cpus-per-job``, ``--gpus-per-job``, ``--partition``, ``--time-min``; defaults and help
+    from its fields) and pass them to ``fn`` as one ``executor: ExecutorConfig``. Apply under :func:`command`."""
+    from lftf_interp.experiments.jobs import ExecutorConfig
+
+    spelled = (  # (parameter, ExecutorConfig field, annotation, declarations)
+        ("executor", "kind", str, ("--executor",)),
+        ("max_jobs", "max_jobs", int, ()),
+        ("cpus_per_job", "cpus", int, ()),
+        ("gpus_per_job", "gpus", int, ()),
+        ("partition", "partition", str, ()),
+        ("time_min", "time_min", int, ()),
+    )
+
+    @functools.wraps(fn)
+    def run(*args, **kw):
+        given = {f: kw.pop(p) for p, f, _, _ in spelled}
+        return fn(*args, executor=ExecutorConfig(**given), **kw)
+
+    sig = inspect.signature(fn)
+    own = [p for n, p in sig.parameters.items() if n != "executor"]
+    extra = [
+        inspect.Parameter(
+            p, inspect.Parameter.KEYWORD_ONLY, default=option(ExecutorConfig, f, *d), annotation=a
+        )
+        for p, f, a, d in spelled
+    ]
+    run.__signature__ = sig.replace(parameters=[*own, *extra])
+    run.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k != "executor"} | {
+        p.name: p.annotation for p in extra
+    }
+    return run
+
+
 def progress_bar() -> Progress:
     """A rich progress bar with elapsed time and ETA that disappears when done."""
     return Progress(
@@ -136,4 +171,4 @@ def progress_bar() -> Progress:
     )
 
 
-__all__ = ["MODEL", "app", "command", "console", "option", "progress_bar"]
+__all__ = ["MODEL", "app", "command", "console", "executor_options", "option", "progress_bar"]

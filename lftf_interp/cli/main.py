@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from lftf_interp.cli.base import MODEL, app, command, console, option, progress_bar  # noqa: F401  (app: the entry point)
+from lftf_interp.cli.base import MODEL, app, command, console, executor_options, option, progress_bar  # noqa: F401  (app: the entry point)
 from lftf_interp.errors import LftfError
 from lftf_interp.experiments import pipeline
 from lftf_interp.experiments.compare import BUDGET, CompareConfig, SweepConfig, retain_config
@@ -311,6 +311,7 @@ def export(
 
 
 @command
+@executor_options
 def compare(
     model: str = MODEL,
     seeds: str = typer.Option("0", help="Comma-separated seeds for every trained method."),
@@ -340,12 +341,7 @@ def compare(
         help="Rows already in OUT that lack a probe of the comparison (written before it joined) get it: the "
         "method is trained again with the row's seed and only the missing probes run.",
     ),
-    executor: str = option(ExecutorConfig, "kind", "--executor"),
-    max_jobs: int = option(ExecutorConfig, "max_jobs"),
-    cpus_per_job: int = option(ExecutorConfig, "cpus"),
-    gpus_per_job: int = option(ExecutorConfig, "gpus"),
-    partition: str = option(ExecutorConfig, "partition"),
-    time_min: int = option(ExecutorConfig, "time_min"),
+    executor: ExecutorConfig | None = None,  # the grid options (executor_options)
 ) -> None:
     """LFTF vs baselines (FPFT, LoRA, other blocks, top-k, prompt): AFGB, UB, mass, KL, perplexity, MC accuracy,
     trainable parameters, wall time. Resumable: rows already in OUT/rows.jsonl are not rerun."""
@@ -371,8 +367,9 @@ def compare(
         axis=axis,
         validity=pipeline.COMPARE_VALIDITY if validity else None,
     )
-    ex = ExecutorConfig(executor, max_jobs, cpus_per_job, gpus_per_job, partition, time_min)
-    console.print(pipeline.compare_to(model, out, cfg, want, reference, on_row=show, executor=ex, fill=fill))
+    console.print(
+        pipeline.compare_to(model, out, cfg, want, reference, on_row=show, executor=executor, fill=fill)
+    )
 
 
 @command
@@ -409,6 +406,7 @@ def demo(
 
 
 @command
+@executor_options
 def sweep(
     model: str = MODEL,
     blocks: str = typer.Option(
@@ -429,12 +427,7 @@ def sweep(
     probes: str = typer.Option(
         "", help="Validity probes per block too, e.g. math,gendered,winobias (gender only)."
     ),
-    executor: str = option(ExecutorConfig, "kind", "--executor"),
-    max_jobs: int = option(ExecutorConfig, "max_jobs"),
-    cpus_per_job: int = option(ExecutorConfig, "cpus"),
-    gpus_per_job: int = option(ExecutorConfig, "gpus"),
-    partition: str = option(ExecutorConfig, "partition"),
-    time_min: int = option(ExecutorConfig, "time_min"),
+    executor: ExecutorConfig | None = None,  # the grid options (executor_options)
 ) -> None:
     """Fine-tune each block alone with the same budget and record debiasing vs capability cost, next to its BMI."""
 
@@ -451,8 +444,7 @@ def sweep(
         axis=axis,
         probes=items(probes),
     )
-    ex = ExecutorConfig(executor, max_jobs, cpus_per_job, gpus_per_job, partition, time_min)
-    rows = pipeline.sweep_to(model, out, cfg, on_row=show, executor=ex)
+    rows = pipeline.sweep_to(model, out, cfg, on_row=show, executor=executor)
     console.print(f"{len(rows)} blocks in {out / 'rows.jsonl'}")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from lftf_interp.cli.base import MODEL, command, console, option
+from lftf_interp.cli.base import MODEL, command, console, executor_options, option
 from lftf_interp.errors import LftfError
 from lftf_interp.experiments import studies, weights
 from lftf_interp.experiments.jobs import ExecutorConfig
@@ -247,6 +247,7 @@ _W: dict = {f.name: f.default for f in fields(W)}  # the tuple fields, as the CL
 
 
 @command
+@executor_options
 def weight_search(
     model: str = MODEL,
     term: str = option(W, "term"),
@@ -267,12 +268,7 @@ def weight_search(
     kl_max: float = option(W, "kl_max"),
     afgb_slack: float = option(W, "afgb_slack"),
     out: Path = typer.Option(Path("out/weight_search")),
-    executor: str = option(ExecutorConfig, "kind", "--executor"),
-    max_jobs: int = option(ExecutorConfig, "max_jobs"),
-    cpus_per_job: int = option(ExecutorConfig, "cpus"),
-    gpus_per_job: int = option(ExecutorConfig, "gpus"),
-    partition: str = option(ExecutorConfig, "partition"),
-    time_min: int = option(ExecutorConfig, "time_min"),
+    executor: ExecutorConfig | None = None,  # the grid options (executor_options)
 ) -> None:
     """Choose a term's weight on held-out material: BASE trained with each weight, scored on the validation prompts
     and WinoBias dev-select (the WinoBias terms train on dev-fit); the eligible weight with the lowest dev-select
@@ -292,7 +288,7 @@ def weight_search(
         model,
         out,
         search,
-        ExecutorConfig(executor, max_jobs, cpus_per_job, gpus_per_job, partition, time_min),
+        executor,
         on_row=lambda r: console.print(
             f"{r['method']} seed {r['seed']}: bias {r['afgb']:.3f} UB {r['ub']:.3f} "
             f"dev-select {r.get('winobias_select_pro', float('nan')):.3f} ({r['wall_s']:.0f} s)"

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from lftf_interp.data import load_axis
 from lftf_interp.data.axis import _LOADER, axis_from_dict
-from lftf_interp.errors import DatasetError, Interrupted
-from lftf_interp.experiments import pipeline
+from lftf_interp.errors import DatasetError, Interrupted, LftfError
+from lftf_interp.experiments import pipeline, weights
+from lftf_interp.experiments.jobs import ExecutorConfig
 
 SETTINGS = settings(
     max_examples=60,
@@ -393,7 +394,31 @@ def test_ctrl_c_is_one_line_with_status_130(tmp_path, monkeypatch):
         (["weight-search", "--base", "nope"], "Unknown base method 'nope'"),
         (["weight-search", "--retain", "big"], "retain must be 'default' or 'small'"),
         (["weight-search", "--steps", "-3"], "must be >= 1"),
+        (["compare", "--executor", "mpi"], "executor 'mpi': choose one of"),
+        (["sweep", "--max-jobs", "0"], "max_jobs, cpus and time_min must be >= 1"),
+        (["weight-search", "--gpus-per-job", "-1"], "gpus >= 0"),
     ],
 )
 def test_bad_options_are_refused_before_loading(tmp_path, no_model, args, says):
     refused(lftf(*args, "--out", tmp_path / "out"), tmp_path / "out", says)
+
+
+@pytest.mark.parametrize(
+    ("command", "runner"),
+    [
+        ("compare", (pipeline, "compare_to")),
+        ("sweep", (pipeline, "sweep_to")),
+        ("weight-search", (weights, "weight_search_to")),
+    ],
+)
+def test_grid_commands_pass_their_executor_options_as_one_config(tmp_path, monkeypatch, command, runner):
+    def seen(*args, **kw):
+        raise LftfError(f"ran with {(kw['executor'] if 'executor' in kw else args[3])!r}")
+
+    monkeypatch.setattr(*runner, seen)
+    res = lftf(command, "--out", tmp_path / "out")
+    assert f"ran with {ExecutorConfig()!r}" in res.output, res.output
+    given = ["--executor", "inline", "--max-jobs", "3", "--cpus-per-job", "2", "--gpus-per-job", "1"]
+    res = lftf(command, *given, "--partition", "gpu", "--time-min", "30", "--out", tmp_path / "out")
+    want = ExecutorConfig("inline", max_jobs=3, cpus=2, gpus=1, partition="gpu", time_min=30)
+    assert f"ran with {want!r}" in res.output, res.output
