@@ -65,6 +65,12 @@ def choose_weight(
         .sort_values("weight")
     )
     by["seeds"] = rows.groupby("weight").size().reindex(by.weight).to_numpy()
+    if "winobias_select_pro_ci" in rows:  # the pairs' 95 % interval, its bounds averaged over seeds
+        bounds = pd.DataFrame(rows.winobias_select_pro_ci.tolist(), columns=["lo", "hi"]).assign(
+            weight=rows.weight
+        )
+        mean = bounds.groupby("weight")[["lo", "hi"]].mean().reindex(by.weight)
+        by["select_lo"], by["select_hi"] = mean.lo.to_numpy(), mean.hi.to_numpy()
     by["eligible"] = (
         (by.ub >= ub_min) & (by.kl.fillna(0.0) <= kl_max) & (by.afgb <= by.afgb.min() + afgb_slack)
     )
@@ -83,9 +89,15 @@ def search_table(by: pd.DataFrame, term: str) -> str:
     ]
     for r in by.itertuples():
         mark = " **chosen**" if r.chosen else ""
+        ci = f" [{r.select_lo:.3f}, {r.select_hi:.3f}]" if "select_lo" in by else ""
         lines.append(
             f"| {r.weight:g}{mark} | {r.seeds} | {r.afgb:.3f} | {r.ub:.3f} | {r.kl:.4f} | "
-            f"{r.winobias_select_pro:.3f} | {'yes' if r.eligible else 'no'} |"
+            f"{r.winobias_select_pro:.3f}{ci} | {'yes' if r.eligible else 'no'} |"
+        )
+    if "select_lo" in by:
+        lines.append(
+            "\nThe dev-select interval is over its pairs (95 %, bounds averaged over seeds): weights whose intervals"
+            " overlap are not told apart by it, and the rule then still takes the lower mean."
         )
     return "\n".join(lines) + "\n"
 

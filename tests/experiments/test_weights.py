@@ -72,6 +72,13 @@ def test_the_rule_takes_the_lowest_dev_select_preference_among_eligible_weights(
     assert choose_weight(tie).chosen.tolist() == [True, False]  # the smaller weight
     md = search_table(by, "winobias_sentence_weight")
     assert "| 2 **chosen** | 2 | 0.130 | 0.970 | 0.0140 | 0.540 | yes |" in md
+    rows["winobias_select_pro_ci"] = [[p - 0.1, p + 0.2] for p in rows.winobias_select_pro]
+    by = choose_weight(rows)
+    assert by.select_lo.tolist() == pytest.approx([0.47, 0.44, 0.40, 0.39])
+    assert by.select_hi.tolist() == pytest.approx([0.77, 0.74, 0.70, 0.69])
+    assert "| 2 **chosen** | 2 | 0.130 | 0.970 | 0.0140 | 0.540 [0.440, 0.740] | yes |" in search_table(
+        by, "w"
+    )
 
 
 @pytest.mark.downloads
