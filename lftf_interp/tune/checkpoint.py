@@ -1,11 +1,12 @@
 """Checkpoints of a fine-tune that resume to the same bytes: each one a folder ``checkpoint/step-NNNNNN`` (the
-tuned weights, the AdamW state, the best weights so far, and state.json with the history, the config and every
-file's sha256), made current by one rename of ``checkpoint/latest``; read back only whole and unchanged, and only
+tuned weights, the AdamW state, the best weights so far, and state.json with the history, the config, the CPU thread count and
+every file's sha256), made current by one rename of ``checkpoint/latest``; read back only whole and unchanged, and only
 by a run with the same config."""
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,8 @@ from safetensors.torch import load_file, save_file
 
 from lftf_interp.errors import LftfError
 from lftf_interp.store import sha256_file, write_atomic, write_json
+
+log = logging.getLogger(__name__)
 
 
 class TrainingError(LftfError):
@@ -39,7 +42,7 @@ def save_checkpoint(
     bad_evals: int = 0,
 ) -> None:
     """Write step ``step`` as ``ckpt/step-NNNNNN`` (tuned weights, AdamW state, the best weights so far, and
-    state.json with the history, the config and every file's sha256), then point ``ckpt/latest`` at it in one
+    state.json with the history, the config, the CPU thread count and every file's sha256), then point ``ckpt/latest`` at it in one
     rename: a kill at any moment leaves the previous checkpoint or this one, whole."""
     folder = ckpt / f"step-{step:06d}"
     if folder.exists():
@@ -64,6 +67,7 @@ def save_checkpoint(
             "best": {"step": best["step"], "val": best["val"]},
             "bad_evals": bad_evals,
             "config": config,
+            "threads": torch.get_num_threads(),  # CPU matmuls sum in another order under another count
             "files": files,
         },
     )
@@ -100,7 +104,7 @@ def _jsonable(value):
 def check_resume(out_dir: str | Path | None, config: dict, ignore: Sequence[str] = ()) -> dict:
     """The checkpoint a run with ``config`` may resume from (:func:`read_checkpoint`); refuses none, and one made
     with a different config, naming the fields that differ (``ignore``: fields not compared, e.g. a block
-    still to be chosen)."""
+    still to be chosen); warns when this process runs another CPU thread count than the one that wrote it."""
     state = read_checkpoint(out_dir) if out_dir is not None else None
     where = Path(out_dir) / "checkpoint" if out_dir is not None else "(no output directory)"
     if state is None:
@@ -115,6 +119,15 @@ def check_resume(out_dir: str | Path | None, config: dict, ignore: Sequence[str]
         raise TrainingError(
             f"The checkpoint under {where} was made with a different config ({'; '.join(diff)}). "
             "Resume with the same options, or use a new --out."
+        )
+    if (saved_threads := state.get("threads")) is not None and saved_threads != torch.get_num_threads():
+        log.warning(
+            "resuming with %d CPU threads where the checkpoint under %s was written with %d: the result will differ "
+            "in the last bits from an uninterrupted run (set OMP_NUM_THREADS=%d to match it)",
+            torch.get_num_threads(),
+            where,
+            saved_threads,
+            saved_threads,
         )
     return state
 

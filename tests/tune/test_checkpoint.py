@@ -43,7 +43,8 @@ def _finetune(model_dir, out, *extra):
 
 @pytest.mark.integration  # a whole pipeline, over 12 s
 def test_sigkill_then_resume_gives_the_same_delta_bytes(tiny3_dir, tmp_path):
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    # every run in its own process with one thread: CPU matmuls sum in another order under another thread count
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
         _finetune(tiny3_dir, killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -56,16 +57,39 @@ def test_sigkill_then_resume_gives_the_same_delta_bytes(tiny3_dir, tmp_path):
     assert proc.wait() == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
     step = int(latest.read_text().split("-")[1])
     assert 5 <= step < 60 and not (killed / "delta").exists()
+    assert json.loads((killed / "checkpoint" / latest.read_text() / "state.json").read_text())["threads"] == 1
     resumed = subprocess.run(
         _finetune(tiny3_dir, killed, "--resume"), env=env, capture_output=True, text=True
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     whole = tmp_path / "whole"
-    done = lftf(*_finetune(tiny3_dir, whole)[3:])  # the same command, uninterrupted (in this process)
-    assert done.exit_code == 0, done.output
+    done = subprocess.run(
+        _finetune(tiny3_dir, whole), env=env, capture_output=True, text=True
+    )  # uninterrupted
+    assert done.returncode == 0, done.stderr[-2000:]
     for f in ("delta.safetensors", "delta.json"):
         assert (killed / "delta" / f).read_bytes() == (whole / "delta" / f).read_bytes(), f
     assert (killed / "history.csv").read_bytes() == (whole / "history.csv").read_bytes()
+
+
+def test_resume_under_another_thread_count_warns(tmp_path, monkeypatch, caplog):
+    import torch
+
+    from lftf_interp.tune.checkpoint import check_resume, save_checkpoint
+
+    w = torch.nn.Parameter(torch.ones(2))
+    opt = torch.optim.AdamW([w])
+    save_checkpoint(
+        tmp_path / "checkpoint", 5, {"w": w}, opt, [], {"step": 0, "val": None, "params": None}, {"a": 1}
+    )
+    threads = torch.get_num_threads()
+    with caplog.at_level("WARNING"):
+        assert check_resume(tmp_path, {"a": 1})["threads"] == threads
+    assert not caplog.records
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads + 1)
+    with caplog.at_level("WARNING"):
+        check_resume(tmp_path, {"a": 1})
+    assert f"OMP_NUM_THREADS={threads}" in caplog.text and f"with {threads + 1} CPU threads" in caplog.text
 
 
 def test_resume_is_checked_before_anything_loads(tmp_path, no_model):
