@@ -1,7 +1,7 @@
 """Checkpoints of a fine-tune that resume to the same bytes: each one a folder ``checkpoint/step-NNNNNN`` (the
-tuned weights, the AdamW state, the best weights so far, and state.json with the history, the config, the CPU thread count and
-every file's sha256), made current by one rename of ``checkpoint/latest``; read back only whole and unchanged, and only
-by a run with the same config."""
+tuned weights, the AdamW state, the best weights so far, and state.json with the history, the config, the CPU
+thread count and every file's sha256), made current by one rename of ``checkpoint/latest``; read back only whole
+and unchanged, and only by a run with the same config."""
 
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ def save_checkpoint(
     bad_evals: int = 0,
 ) -> None:
     """Write step ``step`` as ``ckpt/step-NNNNNN`` (tuned weights, AdamW state, the best weights so far, and
-    state.json with the history, the config, the CPU thread count and every file's sha256), then point ``ckpt/latest`` at it in one
-    rename: a kill at any moment leaves the previous checkpoint or this one, whole."""
+    state.json with the history, the config, the CPU thread count and every file's sha256), then point
+    ``ckpt/latest`` at it in one rename: a kill at any moment leaves the previous checkpoint or this one, whole."""
     folder = ckpt / f"step-{step:06d}"
     if folder.exists():
         shutil.rmtree(folder)
