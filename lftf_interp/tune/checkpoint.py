@@ -120,11 +120,12 @@ def check_resume(out_dir: str | Path | None, config: dict, ignore: Sequence[str]
             f"The checkpoint under {where} was made with a different config ({'; '.join(diff)}). "
             "Resume with the same options, or use a new --out."
         )
-    if (saved_threads := state.get("threads")) is not None and saved_threads != torch.get_num_threads():
+    threads = torch.get_num_threads()
+    if (saved_threads := state.get("threads")) is not None and saved_threads != threads:
         log.warning(
             "resuming with %d CPU threads where the checkpoint under %s was written with %d: the result will differ "
             "in the last bits from an uninterrupted run (set OMP_NUM_THREADS=%d to match it)",
-            torch.get_num_threads(),
+            threads,
             where,
             saved_threads,
             saved_threads,
