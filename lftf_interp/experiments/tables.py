@@ -110,19 +110,26 @@ GOALS: list[tuple[str, str, str, float, str]] = [
 ]
 
 
+def goal_gap(value: float, test: str, goal: float, base: float | None = None) -> float | None:
+    """How far ``value`` is from one of :data:`GOALS`, in the goal's own unit: ≤ 0 where it meets it, else the
+    amount still missing (None when it cannot be told: no base for a "% base" or "Δ base" goal)."""
+    if test == "<=":
+        return value - goal
+    if test == ">=":
+        return goal - value
+    if test == "50 ±":
+        return abs(value - 50) - goal
+    if test == "% base >=":
+        return None if not base else goal - 100 * value / base
+    if test == "Δ base >=":
+        return None if base is None or base != base else goal - (value - base)
+    raise ValueError(f"unknown goal test {test!r}")
+
+
 def goal_met(value: float, test: str, goal: float, base: float | None = None) -> bool | None:
     """Whether ``value`` meets one of :data:`GOALS` (None when it cannot be told: no base for a "% base" goal)."""
-    if test == "<=":
-        return value <= goal
-    if test == ">=":
-        return value >= goal
-    if test == "50 ±":
-        return abs(value - 50) <= goal
-    if test == "% base >=":
-        return None if not base else 100 * value / base >= goal
-    if test == "Δ base >=":
-        return None if base is None else value - base >= goal
-    raise ValueError(f"unknown goal test {test!r}")
+    gap = goal_gap(value, test, goal, base)
+    return None if gap is None else gap <= 0
 
 
 def stereoset_type(axis: str) -> str:
@@ -197,9 +204,58 @@ def goal_table(agg: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _goal_cell(pick: tuple, spec: tuple, base, with_seeds: bool) -> str:
+    """One row's value against one goal of :data:`GOALS`, and by how much it misses (``pick``: (gap, row))."""
+    gap, r = pick
+    _, key, test, _, fmt = spec
+    text = f"{r['method']}" + (f" ({r['n_seeds']})" if with_seeds else "") + f": {format(r[key], fmt)}"
+    if test.startswith("% base") and base is not None:
+        text += f" ({100 * r[key] / base[key]:.0f} %)"
+    if gap > 0:
+        text += f", {format(gap, '.0f' if test.startswith('% base') else fmt.lstrip('+'))} short"
+    return text
+
+
+def closest_table(agg: pd.DataFrame) -> str:
+    """Per goal of :data:`GOALS`: how many trained rows meet it (their mean), the row closest to it or furthest
+    past it, and the same among the rows with the most seeds; where a row misses, by how much (in the goal's
+    unit; points of the base value for a "% base" goal)."""
+    if "ctx1024_afgb" not in agg:
+        return ""
+    base = agg[agg.method == "base"].iloc[0] if (agg.method == "base").any() else None
+    rows = agg[(agg.method != "base") & agg.ctx1024_afgb.notna()]
+    most = int(rows.n_seeds.max()) if len(rows) else 0
+    lines = [
+        f"| goal | rows that meet it | best row (seeds) | best row with {most} seeds |",
+        "|---|---|---|---|",
+    ]
+    for goal_spec in GOALS:
+        name, key, test, goal, _ = goal_spec
+        if key not in rows:
+            continue
+        gaps = []
+        for _, r in rows.iterrows():
+            gap = (
+                None
+                if pd.isna(r[key])
+                else goal_gap(float(r[key]), test, goal, None if base is None else base.get(key))
+            )
+            if gap is not None:
+                gaps.append((gap, r))
+        if not gaps:
+            continue
+        full = [g for g in gaps if int(g[1]["n_seeds"]) == most]
+        best = _goal_cell(min(gaps, key=lambda g: g[0]), goal_spec, base, True)
+        best_full = _goal_cell(min(full, key=lambda g: g[0]), goal_spec, base, False) if full else "—"
+        lines.append(f"| {name} | {sum(g <= 0 for g, _ in gaps)} of {len(gaps)} | {best} | {best_full} |")
+    return "\n".join(lines)
+
+
 __all__ = [
     "GOALS",
     "beyond_table",
+    "closest_table",
+    "goal_gap",
     "goal_met",
     "goal_table",
     "markdown_table",
@@ -305,7 +361,9 @@ def write_compare_summary(out: Path) -> str:
     if vt := validity_table(agg):
         (out / "validity.md").write_text(vt + "\n")
     if axis == "gender" and (gt := goal_table(agg)):
-        (out / "goals.md").write_text(gt + "\n")
+        (out / "goals.md").write_text(
+            gt + "\n\nPer goal, the row that comes closest:\n\n" + closest_table(agg) + "\n"
+        )
     if bt := beyond_table(agg, axis):
         (out / "beyond.md").write_text(bt + "\n")
     return md

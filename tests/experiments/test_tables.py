@@ -1,4 +1,5 @@
 import pandas as pd
+import pytest
 
 from lftf_interp.experiments.tables import _blocks, aggregate, markdown_table, validity_table
 
@@ -106,6 +107,40 @@ def test_goal_table_marks_each_goal_met_and_counts_them():
     assert rows["bad"].endswith("| 8 / 11 |") and "| 0.200 |" in rows["bad"] and "55.0 |" in rows["bad"]
     assert "| 89.5 (-2.5) |" in rows["bad"]  # LMS 2.5 points under base: not met
     assert rows["base"].endswith("| +0.000 | — |") and "✓" not in rows["base"]
+
+
+def test_goal_gap_and_the_closest_row_per_goal():
+    from lftf_interp.experiments.tables import closest_table, goal_gap
+
+    assert goal_gap(0.539, "<=", 0.53) == pytest.approx(0.009) and goal_gap(0.5, "<=", 0.53) < 0
+    assert goal_gap(0.85, ">=", 0.9) == pytest.approx(0.05) and goal_gap(55.0, "50 ±", 3.0) == pytest.approx(
+        2.0
+    )
+    assert goal_gap(0.25, "% base >=", 90.0, base=0.313) == pytest.approx(90 - 100 * 0.25 / 0.313)
+    assert goal_gap(89.5, "Δ base >=", -2.0, base=92.0) == pytest.approx(0.5)
+    assert goal_gap(0.3, "% base >=", 90.0, base=None) is None
+    base = dict(method="base", n_seeds=1, afgb=0.306, ctx1024_afgb=0.645, a_f=0.313, ss_gender=60.9)
+    good = dict(base, method="good", n_seeds=3, afgb=0.1, a_f=0.2, ss_gender=float("nan"))
+    bad = dict(base, method="bad", n_seeds=1, afgb=0.2, a_f=0.25, ss_gender=55.0)
+    rows = {
+        line.split(" | ")[0].strip("| "): line
+        for line in closest_table(pd.DataFrame([base, good, bad])).splitlines()[2:]
+    }
+    assert set(rows) == {
+        "template AFGB ≤ 0.11",
+        "AFGB @1,024 ctx ≤ 0.32",
+        "a_f ≥ 90 % base",
+        "StereoSet gender SS 50 ± 3",
+    }
+    assert rows["template AFGB ≤ 0.11"] == "| template AFGB ≤ 0.11 | 1 of 2 | good (3): 0.100 | good: 0.100 |"
+    assert rows["AFGB @1,024 ctx ≤ 0.32"].endswith(
+        "| 0 of 2 | good (3): 0.645, 0.325 short | good: 0.645, 0.325 short |"
+    )
+    # a_f: bad keeps 80 % of base (10 points short), good 64 % (26 short); only good has 3 seeds
+    assert rows["a_f ≥ 90 % base"].endswith(
+        "| bad (1): 0.250 (80 %), 10 short | good: 0.200 (64 %), 26 short |"
+    )
+    assert rows["StereoSet gender SS 50 ± 3"].endswith("| 0 of 1 | bad (1): 55.0, 2.0 short | — |")
 
 
 def test_beyond_table_reads_an_axis_against_its_stereoset_type():
