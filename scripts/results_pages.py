@@ -222,11 +222,22 @@ def axes_page() -> str:
 
 def families_page() -> str:
     d = RESULTS / "models"
+    compares = []
+    for c in sorted(d.glob("*/compare")):
+        if not (c / "table.md").is_file():
+            continue
+        cfg = _json(c / "config.json")
+        parts = [_config_line(cfg, _rows(c / "rows.jsonl")), (c / "table.md").read_text()]
+        parts += [(c / f).read_text() for f in ("validity.md", "goals.md") if (c / f).is_file()]
+        compares.append(
+            (f"`{c.parent.name}`: the compare rows beyond the template (`make validity`)", "\n\n".join(parts))
+        )
     return _page(
         "Which block, and why, across model families (`make families`)",
         "SmolLM2-135M (Llama) beside Gemma-3-270M: base bias, BMI's top blocks, the block LFTF picks, each block "
         "tuned alone for 40 steps, and whether BMI predicts the sweep (Spearman ρ with a bootstrap CI over blocks).",
         ("Table", (d / "families.md").read_text()),
+        *compares,
     )
 
 
