@@ -224,7 +224,9 @@ def closest_table(agg: pd.DataFrame) -> str:
         return ""
     base = agg[agg.method == "base"].iloc[0] if (agg.method == "base").any() else None
     rows = agg[(agg.method != "base") & agg.ctx1024_afgb.notna()]
-    most = int(rows.n_seeds.max()) if len(rows) else 0
+    if rows.empty:
+        return ""
+    most = int(rows.n_seeds.max())
     lines = [
         f"| goal | rows that meet it | best row (seeds) | best row with {most} seeds |",
         "|---|---|---|---|",
@@ -361,8 +363,9 @@ def write_compare_summary(out: Path) -> str:
     if vt := validity_table(agg):
         (out / "validity.md").write_text(vt + "\n")
     if axis == "gender" and (gt := goal_table(agg)):
+        near = closest_table(agg)
         (out / "goals.md").write_text(
-            gt + "\n\nPer goal, the row that comes closest:\n\n" + closest_table(agg) + "\n"
+            gt + ("\n\nPer goal, the row that comes closest:\n\n" + near if near else "") + "\n"
         )
     if bt := beyond_table(agg, axis):
         (out / "beyond.md").write_text(bt + "\n")
