@@ -228,7 +228,7 @@ def closest_table(agg: pd.DataFrame) -> str:
         return ""
     most = int(rows.n_seeds.max())
     lines = [
-        f"| goal | rows that meet it | best row (seeds) | best row with {most} seeds |",
+        f"| goal | rows that meet it | best row (seeds) | best row with {most} seed{'s' if most != 1 else ''} |",
         "|---|---|---|---|",
     ]
     for goal_spec in GOALS:

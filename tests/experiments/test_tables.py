@@ -141,6 +141,8 @@ def test_goal_gap_and_the_closest_row_per_goal():
         "| bad (1): 0.250 (80 %), 10 short | good: 0.200 (64 %), 26 short |"
     )
     assert rows["StereoSet gender SS 50 ± 3"].endswith("| 0 of 1 | bad (1): 55.0, 2.0 short | — |")
+    assert closest_table(pd.DataFrame([base, good])).splitlines()[0].endswith("| best row with 3 seeds |")
+    assert closest_table(pd.DataFrame([base, bad])).splitlines()[0].endswith("| best row with 1 seed |")
     assert closest_table(pd.DataFrame([base])) == ""  # no trained row: no table
 
 
