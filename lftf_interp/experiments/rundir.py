@@ -40,27 +40,30 @@ def recorder(path: Path, on_row: Callable[[dict], None] | None = None) -> Callab
     return record
 
 
-# A fill record adds the values of probes a stored row lacks (the same method and seed trained again); its
-# template AFGB must equal the row's, so that the added values are of the same model.
-FILL_TOLERANCE = 1e-6
+# A fill record adds the values of probes a stored row lacks (the same method and seed trained again); its best
+# step and template AFGB must equal the row's, so that the added values are of the same model. The AFGB bound
+# allows float32 reduction order (a different thread count over 150 optimiser steps moves it by up to ~1.4e-6);
+# two seeds of one method differ by ~1e-3, and tables round to 3 decimals.
+FILL_TOLERANCE = 1e-5
 
 
 def merged_rows(rows: list[dict], keys: tuple[str, ...] = ("method", "seed")) -> list[dict]:
     """``rows`` with each fill record (a row with a ``fill`` list of probe names) merged into the row of the same
     ``keys``: the fill adds the values the row lacks and its probe names to the row's ``probes``. Refused when a
-    fill has no row, or its template AFGB differs from the row's by more than :data:`FILL_TOLERANCE` (the rerun
-    did not give the same model)."""
+    fill has no row, or its best step differs from the row's or its template AFGB by more than
+    :data:`FILL_TOLERANCE` (the rerun did not give the same model)."""
     plain = [dict(r) for r in rows if "fill" not in r]
     index = {tuple(r[k] for k in keys): r for r in plain}
     for f in (r for r in rows if "fill" in r):
         key = tuple(f[k] for k in keys)
         if (row := index.get(key)) is None:
             raise LftfError(f"A fill record for {key} has no row of its own in rows.jsonl; delete that line.")
-        if abs(f["afgb"] - row["afgb"]) > FILL_TOLERANCE:
+        if abs(f["afgb"] - row["afgb"]) > FILL_TOLERANCE or f.get("best_step") != row.get("best_step"):
             raise LftfError(
-                f"The fill of {key} (probes {f['fill']}) gave template AFGB {f['afgb']:.6f}, the stored row "
-                f"{row['afgb']:.6f}: the rerun is not the same model. Delete that fill line and rerun it where the "
-                "row ran (same package version, device and dtype)."
+                f"The fill of {key} (probes {f['fill']}) gave template AFGB {f['afgb']:.7f} at best step "
+                f"{f.get('best_step')}, the stored row {row['afgb']:.7f} at step {row.get('best_step')}: the rerun "
+                "is not the same model. Delete that fill line and rerun it where the row ran (same package "
+                "version, device and dtype)."
             )
         for k, v in f.items():
             if k not in ("fill", "probes"):
