@@ -42,7 +42,7 @@ def recorder(path: Path, on_row: Callable[[dict], None] | None = None) -> Callab
 
 # A fill record adds the values of probes a stored row lacks (the same method and seed trained again); its best
 # step and template AFGB must equal the row's, so that the added values are of the same model. The AFGB bound
-# allows float32 reduction order (a different thread count over 150 optimiser steps moves it by up to ~1.4e-6);
+# allows float32 reduction order (a different thread count over 150 optimiser steps moves it by up to ~2.5e-6);
 # two seeds of one method differ by ~1e-3, and tables round to 3 decimals.
 FILL_TOLERANCE = 1e-5
 
