@@ -1,4 +1,5 @@
-"""Comma-separated options (``--blocks 3,7``, ``--probes math,winobias``), parsed one way everywhere."""
+"""Comma-separated options (``--blocks 3,7``, ``--probes math,winobias``), parsed one way everywhere; a list of
+numbers that repeats one is refused (``--seeds 0,0`` would count one run twice)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,14 @@ def items(text: str | None) -> tuple[str, ...]:
 
 def _numbers(text: str | None, kind: type, what: str) -> tuple:
     try:
-        return tuple(kind(x) for x in items(text))
+        values = tuple(kind(x) for x in items(text))
     except ValueError as e:
         raise LftfError(f"{text!r} is not {what}.") from e
+    if repeated := sorted({v for v in values if values.count(v) > 1}):
+        raise LftfError(
+            f"{text!r} gives {', '.join(map(str, repeated))} more than once; give each value once."
+        )
+    return values
 
 
 def ints(text: str | None, what: str = "a comma-separated list of integers") -> tuple[int, ...]:

@@ -4,9 +4,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import signal
+from collections.abc import Callable
 from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -21,6 +26,7 @@ from rich.progress import (
 )
 
 from lftf_interp.errors import Interrupted, LftfError
+from lftf_interp.options import ints, items
 
 app = typer.Typer(
     add_completion=False, help="Locate where a causal LM stores gender bias, then fix it there."
@@ -56,12 +62,32 @@ def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 
 
-def command(fn):
-    """An ``lftf`` sub-command whose library errors print as one clear line (exit status 2) and whose Ctrl-C
-    prints one line (exit status 130; how to resume where a checkpoint exists), never a traceback. Every command
-    also takes ``--device``, ``--dtype``, ``--device-map`` and ``--max-memory``: they set where the models it
-    loads go, and are checked before anything loads."""
+FORCE = typer.Option(
+    False, "--force", help="Write to an --out that holds another command's results (they may be overwritten)."
+)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a cluster's time limit, ``kill``), raised where Ctrl-C would be so the run ends the same way."""
+
+
+def command(fn=None, *, claim: bool = True, shares: tuple[str, ...] = ()):
+    """An ``lftf`` sub-command whose library errors print as one clear line (exit status 2) and whose Ctrl-C or
+    SIGTERM prints one line (exit status 130 or 143; how to resume where a checkpoint exists), never a traceback.
+    Every command also takes ``--device``, ``--dtype``, ``--device-map`` and ``--max-memory``: they set where the
+    models it loads go, and are checked before anything loads. A command with an ``out`` folder holds it while it
+    runs (:func:`~lftf_interp.experiments.rundir.claim_out`: created, locked, refused when another command's
+    results are there unless ``--force``; ``shares``: commands whose results may share it); ``claim=False``
+    leaves that to the command."""
+    if fn is None:
+        return lambda f: command(f, claim=claim, shares=shares)
+    from lftf_interp.experiments.rundir import claim_out
     from lftf_interp.models.placement import Placement, placement
+
+    name = fn.__name__.replace("_", "-")
+    sig = inspect.signature(fn)
+    claims = claim and "out" in sig.parameters
+    own_force = "force" in sig.parameters
 
     @functools.wraps(fn)
     def run(
@@ -72,11 +98,22 @@ def command(fn):
         max_memory: str | None = None,
         **kw,
     ):
+        terminated = []
+
+        def on_term(signum, frame):
+            terminated.append(signum)
+            raise _Terminated()
+
+        old = signal.signal(signal.SIGTERM, on_term)
         try:
             where = Placement(
                 device=device, dtype=dtype, device_map=device_map, max_memory=_max_memory(max_memory)
             )
-            with placement(where):
+            force = kw.get("force", False) if own_force else kw.pop("force", False)
+            with contextlib.ExitStack() as stack:
+                if claims:
+                    stack.enter_context(claim_out(Path(kw["out"]), name, force, shares))
+                stack.enter_context(placement(where))
                 return fn(*args, **kw)
         except LftfError as e:
             console.print(
@@ -87,20 +124,22 @@ def command(fn):
             )
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt as e:
+            said = (
+                str(e)
+                if isinstance(e, Interrupted)
+                else "interrupted; nothing was left half-written: rerun the same command to continue (finished "
+                "rows are kept; a fine-tune resumes with --resume)"
+            )
             console.print(
-                _one_line(
-                    str(e)
-                    if isinstance(e, Interrupted)
-                    else "interrupted; nothing was left half-written: rerun "
-                    "the same command to continue (finished rows are kept; a fine-tune resumes with --resume)"
-                ),
+                _one_line(("terminated (SIGTERM): " if terminated else "") + said),
                 soft_wrap=True,
                 highlight=False,
                 markup=False,
             )
-            raise typer.Exit(code=130) from None
+            raise typer.Exit(code=143 if terminated else 130) from None
+        finally:
+            signal.signal(signal.SIGTERM, old)
 
-    sig = inspect.signature(fn)
     extra = [
         inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
         for n, d, a in (
@@ -108,9 +147,10 @@ def command(fn):
             ("dtype", DTYPE, str),
             ("device_map", DEVICE_MAP, str),
             ("max_memory", MAX_MEMORY, str),
+            *((("force", FORCE, bool),) if claims and not own_force else ()),
         )
     ]
-    run.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])
+    run.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])  # type: ignore[attr-defined]
     return app.command()(run)
 
 
@@ -120,6 +160,65 @@ def option(config: type, name: str, *decls: str, **kw):
     f = {f.name: f for f in fields(config)}[name]
     default = f.default if f.default_factory is MISSING else f.default_factory()
     return typer.Option(kw.pop("default", default), *decls, help=kw.pop("help", f.metadata.get("help")), **kw)
+
+
+# A config field's annotation (a string under ``from __future__ import annotations``) → (the option's type, how
+# its text becomes the field's value). A field of another type cannot be an option: config_options says so.
+_OPTION_TYPES: dict[str, tuple[Any, Callable[[Any], Any]]] = {
+    "int": (int, lambda v: v),
+    "float": (float, lambda v: v),
+    "str": (str, lambda v: v),
+    "bool": (bool, lambda v: v),
+    "int | None": (Optional[int], lambda v: v),  # noqa: UP045  (typer reads the annotation)
+    "float | None": (Optional[float], lambda v: v),  # noqa: UP045
+    "str | None": (Optional[str], lambda v: v),  # noqa: UP045
+    "tuple[str, ...]": (str, items),  # comma-separated on the command line
+    "tuple[int, ...]": (str, ints),
+}
+
+
+def config_options(config: type, into: str, skip: tuple[str, ...] = ()):
+    """Give a command one option per field of the dataclass ``config`` (``--lora-r`` for ``lora_r``; type,
+    default and help from the field, so a new field is a new option with no second edit) and pass their values
+    to ``fn`` as one dict, the parameter ``into``. ``skip``: fields the command spells itself (or that only the
+    Python API sets). Apply under :func:`command`."""
+    spelled = []
+    for f in fields(config):
+        if f.name in skip:
+            continue
+        if str(f.type) not in _OPTION_TYPES:
+            raise TypeError(
+                f"{config.__name__}.{f.name}: type {f.type} has no command-line spelling; add one to "
+                "_OPTION_TYPES or pass the field in skip."
+            )
+        kind, parse = _OPTION_TYPES[str(f.type)]
+        default = f.default if f.default_factory is MISSING else f.default_factory()
+        if isinstance(default, tuple):  # a list field: its comma-separated spelling
+            default = ",".join(str(x) for x in default)
+        spelled.append((f.name, kind, parse, typer.Option(default, help=f.metadata.get("help"))))
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(*args, **kw):
+            given = {name: parse(kw.pop(name)) for name, _, parse, _ in spelled}
+            return fn(*args, **{into: given}, **kw)
+
+        sig = inspect.signature(fn)
+        own = [p for n, p in sig.parameters.items() if n != into]
+        taken = {p.name for p in own}
+        if clash := sorted(taken & {name for name, *_ in spelled}):
+            raise TypeError(f"{fn.__name__} spells {clash} itself: pass them to config_options in skip.")
+        extra = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=kind)
+            for name, kind, _, opt in spelled
+        ]
+        run.__signature__ = sig.replace(parameters=[*own, *extra])
+        run.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k != into} | {
+            p.name: p.annotation for p in extra
+        }
+        return run
+
+    return wrap
 
 
 def executor_options(fn):
@@ -171,4 +270,13 @@ def progress_bar() -> Progress:
     )
 
 
-__all__ = ["MODEL", "app", "command", "console", "executor_options", "option", "progress_bar"]
+__all__ = [
+    "MODEL",
+    "app",
+    "command",
+    "config_options",
+    "console",
+    "executor_options",
+    "option",
+    "progress_bar",
+]

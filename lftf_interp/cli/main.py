@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from lftf_interp.cli.base import MODEL, app, command, console, executor_options, option, progress_bar  # noqa: F401  (app: the entry point)
+from lftf_interp.cli.base import (  # noqa: F401  (app: the entry point)
+    MODEL,
+    app,
+    command,
+    config_options,
+    console,
+    executor_options,
+    progress_bar,
+)
 from lftf_interp.errors import LftfError
 from lftf_interp.experiments import pipeline
 from lftf_interp.experiments.compare import BUDGET, CompareConfig, SweepConfig, retain_config
@@ -206,6 +213,7 @@ def locate(
 
 
 @command
+@config_options(TuneConfig, into="tune", skip=("block",))
 def finetune(
     model: str = MODEL,
     block: str = typer.Option(
@@ -218,59 +226,14 @@ def finetune(
         "found from the model, see lftf_interp.locate.artefact_blocks), comma-separated "
         "indices, or '' for none.",
     ),
-    loss: str = option(TuneConfig, "loss"),
-    axis: str = option(TuneConfig, "axis"),
-    method: str = option(TuneConfig, "method"),
-    lr: float = option(TuneConfig, "lr"),
-    steps: int = option(TuneConfig, "steps"),
-    batch_size: int = option(TuneConfig, "batch_size"),
-    n_train: Optional[int] = option(TuneConfig, "n_train"),  # noqa: UP045  (typer reads the annotation)
-    n_val: Optional[int] = option(TuneConfig, "n_val"),  # noqa: UP045
-    eval_every: int = option(TuneConfig, "eval_every"),
-    hint_weight: float = option(TuneConfig, "hint_weight"),
-    mass_weight: float = option(TuneConfig, "mass_weight"),
-    kl_weight: float = option(TuneConfig, "kl_weight"),
-    gendered_weight: float = option(TuneConfig, "gendered_weight"),
-    winobias_weight: float = option(TuneConfig, "winobias_weight"),
-    winobias_sentence_weight: float = option(TuneConfig, "winobias_sentence_weight"),
-    winobias_split: str = option(TuneConfig, "winobias_split"),
-    hint_exclude: str = option(
-        TuneConfig,
-        "hint_exclude",
-        default="",
-        help="Comma-separated hint kinds left out of training and validation.",
-    ),
-    checkpoint_every: int = option(TuneConfig, "checkpoint_every"),
-    restore_best: bool = option(TuneConfig, "restore_best"),
     resume: bool = typer.Option(False, help="Continue an interrupted run from OUT/checkpoint."),
-    seed: int = option(TuneConfig, "seed"),
     out: Path = typer.Option(Path("out/finetune")),
     export: bool = typer.Option(False, help="Also write a full Hugging Face directory to OUT/model."),
+    tune: dict | None = None,  # every other TuneConfig field, one option each (config_options)
 ) -> None:
-    """LFTF: fine-tune only the located block, then evaluate on the test split; writes a safetensors delta."""
-    cfg = TuneConfig(
-        loss=loss,
-        lr=lr,
-        steps=steps,
-        batch_size=batch_size,
-        n_train=n_train,
-        n_val=n_val,
-        eval_every=eval_every,
-        hint_weight=hint_weight,
-        mass_weight=mass_weight,
-        kl_weight=kl_weight,
-        checkpoint_every=checkpoint_every,
-        seed=seed,
-        method=method,
-        axis=axis,
-        restore_best=restore_best,
-        gendered_weight=gendered_weight,
-        winobias_weight=winobias_weight,
-        winobias_sentence_weight=winobias_sentence_weight,
-        winobias_split=winobias_split,
-        hint_exclude=items(hint_exclude),
-        block=None if block == "auto" else ints(block),
-    )
+    """LFTF: fine-tune only the located block, then evaluate on the test split; writes a safetensors delta.
+    Every field of TuneConfig is an option (its default and help are the field's)."""
+    cfg = TuneConfig(**(tune or {}), block=None if block == "auto" else ints(block))
     with progress_bar() as prog:
         res = pipeline.finetune_to(
             model,
@@ -280,11 +243,13 @@ def finetune(
             exclude=exclude if exclude == "auto" else ints(exclude),
             resume=resume,
             export=export,
-            progress=_training_bar(prog, steps),
+            progress=_training_bar(prog, cfg.steps),
         )
     console.print(
         _before_after(
-            f"{model} · {axis} · LFTF on block(s) {res.result.blocks} · loss {loss}", res.before, res.after
+            f"{model} · {cfg.axis} · LFTF on block(s) {res.result.blocks} · loss {cfg.loss}",
+            res.before,
+            res.after,
         )
     )
     console.print(
@@ -292,7 +257,7 @@ def finetune(
     )
 
 
-@command
+@command(claim=False)  # its folder is a Hugging Face directory, checked by export_to
 def export(
     model: str = MODEL,
     delta: Path = typer.Option(

@@ -36,7 +36,8 @@ def validity(
     external: Path = typer.Option(
         None,
         help="Folder holding winobias/, winogender/, professions_bolukbasi/ (default: "
-        "$LFTF_EXTERNAL, else the pinned upstream files).",
+        "$LFTF_EXTERNAL, else a shared/external folder above the working directory or the checkout, else the "
+        "pinned upstream files).",
     ),
     context: str = typer.Option(
         "0,64,256,1024", help="Context lengths (tokens of neutral text) for long_context."
@@ -99,7 +100,7 @@ def holdout(
     )
 
 
-@command
+@command(shares=("paths",))  # the two write their own files to one folder
 def mechanism(
     model: str = MODEL,
     delta: Path = typer.Option(..., help="A one-block delta (`lftf finetune`'s OUT/delta)."),
@@ -133,7 +134,7 @@ def mechanism(
     console.print(f"wrote {out}/units.csv, attribution.csv, restore.csv, paths.csv, mechanism.json")
 
 
-@command
+@command(shares=("mechanism",))
 def paths(
     model: str = MODEL,
     delta: Path = typer.Option(..., help="A one-block delta (`lftf finetune`'s OUT/delta)."),

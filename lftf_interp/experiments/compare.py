@@ -60,6 +60,10 @@ class CompareConfig:
             self.validity = self.validity.for_axis(self.axis)
         if not self.seeds:
             raise ConfigError("seeds is empty: give at least one seed.")
+        if len(set(self.seeds)) < len(self.seeds):
+            raise ConfigError(
+                f"seeds {list(self.seeds)} repeat a seed: one seed's run would count as two; give each seed once."
+            )
         TuneConfig.from_dict(self.budget)  # the shared budget, checked before any model loads
 
     def to_dict(self) -> dict:
@@ -353,21 +357,25 @@ def retain_config(kind: str, seed: int = 0) -> RetainConfig:
 def parse_blocks(spec: str, n_layers: int | None) -> list[int]:
     """``"3,7"``, ``"all"`` or ``"everyK"`` (0, K, 2K, … and the last block, K >= 1) → block indices, range-checked
     (``n_layers`` None: only the form is checked, before a model is loaded)."""
+    whole = spec == "all" or spec.startswith("every")
     try:
         if spec.startswith("every") and int(spec[5:]) < 1:
             raise ValueError(spec)
-        if n_layers is None:
-            return [] if spec == "all" or spec.startswith("every") else [int(b) for b in items(spec)]
-        if spec == "all":
-            chosen = list(range(n_layers))
-        elif spec.startswith("every"):
-            chosen = sorted(set(range(0, n_layers, int(spec[5:]))) | {n_layers - 1})
-        else:
-            chosen = [int(b) for b in items(spec)]
+        listed = [] if whole else [int(b) for b in items(spec)]
     except ValueError as e:
         raise LftfError(
             f"blocks {spec!r}: give comma-separated indices, 'all' or 'everyK' with K >= 1 (e.g. every3)."
         ) from e
+    if repeated := sorted({b for b in listed if listed.count(b) > 1}):
+        raise LftfError(f"blocks {spec!r} name {repeated} more than once; give each block once.")
+    if n_layers is None:
+        return listed
+    if spec == "all":
+        chosen = list(range(n_layers))
+    elif spec.startswith("every"):
+        chosen = sorted(set(range(0, n_layers, int(spec[5:]))) | {n_layers - 1})
+    else:
+        chosen = listed
     if bad := [b for b in chosen if not 0 <= b < n_layers]:
         raise LftfError(f"blocks {bad} out of range: this model has blocks 0..{n_layers - 1}.")
     if not chosen:

@@ -3,6 +3,7 @@ finetune`` options take their defaults and help from its fields)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 
@@ -72,7 +73,7 @@ class TuneConfig:
         (), "Hint kinds left out of training and validation (leave-one-kind-out)."
     )
     external: str | None = _f(
-        None, "Folder holding winobias/ (default: $LFTF_EXTERNAL, else the pinned download)."
+        None, "Folder holding winobias/ (default: data.external.external_root(), else the pinned download)."
     )
     eval_every: int = _f(10, "Validate every k steps.")
     n_val: int | None = _f(200, "Validation prompts (seeded subset of the validation split; None: all).")
@@ -113,10 +114,13 @@ class TuneConfig:
             raise ConfigError(f"cda_n must be >= 1 (or None for every pair), got {self.cda_n}")
         if self.n_train is not None and self.n_train < 1:
             raise ConfigError(f"n_train must be >= 1 (or None for every training prompt), got {self.n_train}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if bad := [f"{k}={v}" for k, v in asdict(self).items() if k.endswith("_weight") and not v >= 0]:
-            raise ConfigError(f"loss-term weights must be >= 0 (0 turns a term off); got {', '.join(bad)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr must be a finite number > 0 (e.g. 3e-4), got {self.lr}")
+        weights = {k: v for k, v in asdict(self).items() if k.endswith("_weight")}
+        if bad := [f"{k}={v}" for k, v in weights.items() if not (v >= 0 and math.isfinite(v))]:
+            raise ConfigError(
+                f"loss-term weights must be finite numbers >= 0 (0 turns a term off); got {', '.join(bad)}"
+            )
         if self.winobias_split not in ("dev", "dev-fit"):
             raise ConfigError(
                 f"winobias_split must be dev or dev-fit (WinoBias test and dev-select are only evaluated), "

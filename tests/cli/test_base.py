@@ -379,6 +379,11 @@ def test_ctrl_c_is_one_line_with_status_130(tmp_path, monkeypatch):
         (["finetune", "--axis", "nope"], "Unknown axis 'nope'"),
         (["finetune", "--hint-weight", "-1"], "got hint_weight=-1.0"),
         (["finetune", "--steps", "0"], "must be >= 1"),
+        (["finetune", "--lr", "inf"], "lr must be a finite number > 0"),
+        (["finetune", "--lr", "nan"], "lr must be a finite number > 0"),
+        (["finetune", "--context-weight", "inf"], "got context_weight=inf"),
+        (["compare", "--seeds", "0,0"], "gives 0 more than once"),
+        (["sweep", "--blocks", "2,3,2"], "name [2] more than once"),
         (["locate", "--positions", "middle"], "positions must be 'last' or 'all'"),
         (["compare", "--retain", "big"], "retain must be 'default' or 'small'"),
         (["compare", "--axis", "nope"], "Unknown axis 'nope'"),
@@ -389,7 +394,7 @@ def test_ctrl_c_is_one_line_with_status_130(tmp_path, monkeypatch):
         (["validity", "--axis", "nope"], "Unknown axis 'nope'"),
         (["export", "--delta", "/nonexistent"], "is not a delta directory"),
         (["weight-search", "--weights", "1,x"], "is not a comma-separated list of weights"),
-        (["weight-search", "--weights", "1,1"], "distinct finite numbers"),
+        (["weight-search", "--weights", "1,1"], "gives 1.0 more than once"),
         (["weight-search", "--term", "lr"], "Unknown weight 'lr'"),
         (["weight-search", "--base", "nope"], "Unknown base method 'nope'"),
         (["weight-search", "--retain", "big"], "retain must be 'default' or 'small'"),
@@ -422,3 +427,83 @@ def test_grid_commands_pass_their_executor_options_as_one_config(tmp_path, monke
     res = lftf(command, *given, "--partition", "gpu", "--time-min", "30", "--out", tmp_path / "out")
     want = ExecutorConfig("inline", max_jobs=3, cpus=2, gpus=1, partition="gpu", time_min=30)
     assert f"ran with {want!r}" in res.output, res.output
+
+
+def test_a_block_past_the_last_is_refused_from_the_config_before_loading(tmp_path, no_model, tiny3_dir):
+    refused(
+        lftf("finetune", "--model", tiny3_dir, "--block", "99", "--out", tmp_path / "out"),
+        tmp_path / "out",
+        "block(s) [99] out of range",
+    )
+
+
+def test_a_command_never_writes_over_another_commands_results(tmp_path, monkeypatch):
+    """``lftf evaluate --out`` on a fine-tune's folder would replace its metrics.json: refused unless --force."""
+
+    def ran(*a, **k):
+        raise LftfError("evaluate ran")
+
+    monkeypatch.setattr(pipeline, "evaluate_to", ran)
+    ft = tmp_path / "ft"
+    (ft / "delta").mkdir(parents=True)
+    (ft / "metrics.json").write_text("{}")
+    res = lftf("evaluate", "--model", "smollm2-135m", "--out", ft)
+    assert res.exit_code == 2 and "holds the results of `lftf finetune`" in res.output, res.output
+    assert (ft / "metrics.json").read_text() == "{}"
+    res = lftf("evaluate", "--model", "smollm2-135m", "--out", ft, "--force")
+    assert "evaluate ran" in res.output, res.output
+
+
+def test_ctrl_c_while_the_commands_import_is_one_line(monkeypatch, capsys):
+    import builtins
+    import sys
+
+    from lftf_interp import cli
+
+    real = builtins.__import__
+
+    def slow_import(name, *a, **k):
+        if name == "lftf_interp.cli.main":
+            raise KeyboardInterrupt
+        return real(name, *a, **k)
+
+    monkeypatch.delitem(sys.modules, "lftf_interp.cli.main")
+    monkeypatch.setattr(builtins, "__import__", slow_import)
+    with pytest.raises(SystemExit) as e:
+        cli.launch()
+    assert e.value.code == 130
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "interrupted while starting; nothing was written."
+    ]
+
+
+def test_every_tune_config_field_is_an_option_of_finetune_with_the_same_default(tmp_path, monkeypatch):
+    """The options are made from TuneConfig: a new field is a new option, its default the field's."""
+    import dataclasses
+
+    import typer.main
+
+    from lftf_interp.cli.main import app
+    from lftf_interp.tune import TuneConfig
+
+    cmd = typer.main.get_command(app).commands["finetune"]
+    names = {p.name for p in cmd.params}
+    fields = {f.name for f in dataclasses.fields(TuneConfig)}
+    assert fields <= names  # block is spelled by the command itself (a list, or auto)
+    seen = {}
+
+    def capture(model, cfg, out, **kw):
+        seen["cfg"] = cfg
+        raise LftfError("captured")
+
+    monkeypatch.setattr(pipeline, "finetune_to", capture)
+    res = lftf("finetune", "--model", "smollm2-135m", "--block", "3", "--out", tmp_path / "o")
+    assert "captured" in res.output, res.output
+    assert seen["cfg"] == TuneConfig(block=(3,))
+    res = lftf(
+        "finetune", "--block", "3", "--context-weight", "1", "--winobias-split", "dev-fit", "--hint-exclude",
+        "name,role", "--out", tmp_path / "o",
+    )  # fmt: skip
+    assert seen["cfg"] == TuneConfig(
+        block=(3,), context_weight=1.0, winobias_split="dev-fit", hint_exclude=("name", "role")
+    )

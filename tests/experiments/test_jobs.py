@@ -107,5 +107,5 @@ def test_a_compare_grid_as_jobs_equals_the_grid_in_this_process(tiny3_dir, tmp_p
 
 
 def test_a_bad_budget_is_refused_before_any_row_runs():
-    with pytest.raises(ConfigError, match="lr must be > 0"):
+    with pytest.raises(ConfigError, match="lr must be a finite number > 0"):
         CompareConfig(budget={"steps": 1, "lr": -1.0})
