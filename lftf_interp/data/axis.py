@@ -32,6 +32,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,10 @@ from lftf_interp.errors import DatasetError
 log = logging.getLogger(__name__)
 AXES = Path(__file__).parent / "axes"
 SLOT = "{subject}"
+MAX_AXIS_BYTES = 4 * 2**20  # an axis file's size limit, checked before it is read
+MAX_NODES = 1_000_000  # values an axis file may hold once its YAML aliases are expanded
+MAX_PROMPTS = 2_000_000  # prompts an axis may generate in one split
+PLACEHOLDER = re.compile(r"\{[^{}\s]*\}")  # {subject}, {occupation}, {}
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,10 @@ _KEYS = {
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's C loader when installed (~50x faster)
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 6, 6, 200, 200
+
+
 def _show(value, limit: int = 60) -> str:
     """``value`` as a short phrase for an error message: its kind and (cut) repr, on one line."""
     kind = {
@@ -189,12 +199,45 @@ def _show(value, limit: int = 60) -> str:
         list: "a list",
         dict: "a mapping",
     }.get(type(value), type(value).__name__)
-    text = repr(value).replace("\n", " ")
+    text = _REPR.repr(value).replace("\n", " ")  # bounded: never the whole of a large (or aliased) value
     return kind if value is None else f"{kind} {text if len(text) <= limit else text[: limit - 1] + '…'}"
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes ``root`` holds once every alias is expanded, counted without expanding: an alias is the
+    node it names, so each distinct node is sized once (a 9-level alias bomb is 9 small sums, not 9^9 nodes)."""
+    size: dict[int, int] = {}
+    order: list[yaml.Node] = []
+    stack, seen = [root], set()
+    while stack:  # children before parents, without recursion (a deep file must not overflow the stack)
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        order.append(node)
+        if isinstance(node, yaml.SequenceNode):
+            stack += node.value
+        elif isinstance(node, yaml.MappingNode):
+            stack += [n for kv in node.value for n in kv]
+    for node in reversed(order):
+        kids = (
+            node.value
+            if isinstance(node, yaml.SequenceNode)
+            else [n for kv in node.value for n in kv]
+            if isinstance(node, yaml.MappingNode)
+            else []
+        )
+        size[id(node)] = min(MAX_NODES + 1, 1 + sum(size.get(id(k), 1) for k in kids))
+    return size[id(root)]
 
 
 def _parse(path: Path) -> dict:
     try:
+        if (n_bytes := path.stat().st_size) > MAX_AXIS_BYTES:
+            raise DatasetError(
+                f"{path} is {n_bytes / 2**20:.1f} MiB; an axis file is at most {MAX_AXIS_BYTES // 2**20} MiB "
+                "(the shipped ones are under 25 KiB). Give large prompt sets as prompts: {bias: FILE.jsonl}."
+            )
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
         raise DatasetError(
@@ -205,7 +248,9 @@ def _parse(path: Path) -> dict:
     if not text.strip():
         raise DatasetError(f"{path} is empty: an axis file needs at least 'name' and 'groups'.")
     try:
-        doc = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_LOADER)  # noqa: S506 (safe loader)
+        node = None if path.suffix == ".json" else yaml.compose(text, Loader=_LOADER)
+        big = node is not None and _expanded_size(node) > MAX_NODES
+        doc = None if big else json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_LOADER)  # noqa: S506 (safe loader)
     except json.JSONDecodeError as e:
         raise DatasetError(
             f"{path}:{e.lineno}: malformed JSON ({e.msg} at column {e.colno}). Fix that line."
@@ -215,6 +260,11 @@ def _parse(path: Path) -> dict:
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = str(getattr(e, "problem", None) or e).replace("\n", " ")
         raise DatasetError(f"{path}{where}: malformed YAML ({problem}). Fix that line.") from None
+    if big:
+        raise DatasetError(
+            f"{path}: its aliases (*name) expand to over {MAX_NODES:,} values (an alias bomb?); write the values "
+            "out, or nest fewer aliases."
+        )
     if not isinstance(doc, dict):
         raise DatasetError(f"{path}: expected a mapping with 'name' and 'groups', got {_show(doc)}.")
     return doc
@@ -239,6 +289,15 @@ def _items(doc: dict, key: str, where: str, example: str) -> list[dict]:
         if not isinstance(item, dict):
             raise DatasetError(f"{where}: {key}[{i}] must be a mapping like {example}, got {_show(item)}.")
     return value
+
+
+def _only_the_slot(text: str, what: str, where: str) -> None:
+    """Refuse a placeholder other than the subject slot (``{occupaton}``): it would be scored as literal text."""
+    if other := sorted(set(PLACEHOLDER.findall(text)) - {SLOT}):
+        raise DatasetError(
+            f"{where}: {what} {text!r} has placeholder(s) {', '.join(other)}; the only slot is {SLOT} (write the "
+            "word itself, or fix the spelling of the slot)."
+        )
 
 
 def _need_split(item: dict, what: str, where: str) -> None:
@@ -340,25 +399,29 @@ def axis_from_dict(doc: dict, where: str = "axis") -> BiasAxis:
             f"{where}: give templates and subjects (generated prompts) or prompts: {{bias: FILE}}."
         )
     repeated = []
+    first: dict[str, dict] = {}  # template text -> its first template
+    sentences: dict[int | str, dict] = {}  # sentence -> its first template
     for i, t in enumerate(templates):
         text = _text(t.get("text"), f"templates[{i}].text", where, "'The {subject} said that'")
         if SLOT not in text:
             raise DatasetError(
                 f"{where}: template {text!r} has no {SLOT} slot; put one where the subject goes."
             )
+        _only_the_slot(text, "template", where)
         _need_split(t, "template", where)
         if "sentence" in t:
             if not isinstance(t["sentence"], int | str) or isinstance(t["sentence"], bool):
                 raise DatasetError(
                     f"{where}: template {text!r} has sentence {_show(t['sentence'])}; give a number or a name."
                 )
-            other = next((u for u in templates[:i] if u.get("sentence") == t["sentence"]), None)
+            other = sentences.setdefault(t["sentence"], t)
             if other is not None and other["split"] != t["split"]:
                 raise DatasetError(
                     f"{where}: sentence {t['sentence']!r} is in splits {other['split']!r} and {t['split']!r}; "
                     "the orders of one sentence belong to one split."
                 )
-        repeated += [f"{text!r} ({u['split']}, {t['split']})" for u in templates[:i] if u.get("text") == text]
+        if (u := first.setdefault(text, t)) is not t:
+            repeated.append(f"{text!r} ({u['split']}, {t['split']})")
     if repeated:
         log.warning(
             "%s: %d template(s) repeat, so their prompts count more than once (and a repeat across splits is "
@@ -385,6 +448,7 @@ def axis_from_dict(doc: dict, where: str = "axis") -> BiasAxis:
             )
         if SLOT not in text:
             raise DatasetError(f"{where}: hint {text!r} has no {SLOT} slot.")
+        _only_the_slot(text, "hint", where)
         if not isinstance(h.get("kind", ""), str):
             raise DatasetError(
                 f"{where}: hint {text!r} has kind {_show(h.get('kind'))}; a kind is text, e.g. worship."
@@ -394,6 +458,15 @@ def axis_from_dict(doc: dict, where: str = "axis") -> BiasAxis:
         raise DatasetError(f"{where}: hint_templates must be 'all', 'one' or a count >= 1, got {_show(ht)}.")
     if templates and not subjects:
         raise DatasetError(f"{where}: templates need subjects to fill their {SLOT} slot.")
+    per_split = {
+        sp: sum(t["split"] == sp for t in templates) * sum(u["split"] == sp for u in subjects)
+        for sp in SPLITS
+    }
+    if (n := max(per_split.values(), default=0) * (1 + (len(hints) if ht == "all" else 1))) > MAX_PROMPTS:
+        raise DatasetError(
+            f"{where}: its templates x subjects (x hints) make {n:,} prompts in one split; at most {MAX_PROMPTS:,}. "
+            "Give fewer templates or subjects, or hint_templates: one."
+        )
     return BiasAxis(name, groups, ref, templates, subjects, hints, dict(prompts), ht, description)
 
 

@@ -1,9 +1,11 @@
 """Loaders for public bias datasets (Winogender, WinoBias, Bolukbasi professions; all MIT).
 
 Never committed here. Each loader takes ``path`` (a folder holding the upstream files, e.g.
-``../shared/external/winogender``); without it the files are fetched from the upstream repository at a
-pinned commit into ``$LFTF_CACHE/external/<name>`` and checked against the sha256 below. ``$LFTF_EXTERNAL``
-names a folder of such folders (``<it>/winobias`` …) used when no ``path`` is given.
+``../shared/external/winogender``). Without it, one rule (:func:`external_root`) finds a folder of such folders
+(``<root>/winobias`` …): ``$LFTF_EXTERNAL``, else the first ``shared/external`` folder in the working directory,
+the checkout holding this package, or a folder above either. Where none holds the dataset, the files are fetched
+from the upstream repository at a pinned commit into ``$LFTF_CACHE/external/<name>``. Every file is checked
+against the sha256 below.
 """
 
 from __future__ import annotations
@@ -58,6 +60,19 @@ EXTERNAL: dict[str, dict[str, tuple[str, str, str, str]]] = {
 RAW_URL = "https://raw.githubusercontent.com/{repo}/{commit}/{path}"
 
 
+def external_root() -> Path | None:
+    """The folder of external datasets (``<it>/winobias`` …) every loader, the CLI and the Python API use when
+    no ``path`` is given: ``$LFTF_EXTERNAL`` if set, else the first ``shared/external`` folder in the working
+    directory, the checkout holding this package, or a folder above either; None when there is none."""
+    if given := os.environ.get("LFTF_EXTERNAL"):
+        return Path(given).expanduser()
+    for start in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        for folder in (start, *start.parents):
+            if (candidate := folder / "shared" / "external").is_dir():
+                return candidate
+    return None
+
+
 def external_file(dataset: str, filename: str, path: str | Path | None = None) -> Path:
     """Path of one verified upstream file: from ``path`` if given, else from the cache (fetched if needed)."""
     if dataset not in EXTERNAL:
@@ -66,8 +81,9 @@ def external_file(dataset: str, filename: str, path: str | Path | None = None) -
         raise DatasetError(f"{dataset} has no file {filename!r}; files: {sorted(EXTERNAL[dataset])}.")
     repo, commit, upstream, sha = EXTERNAL[dataset][filename]
     what = f"{repo}@{commit[:8]}:{upstream}"
-    if path is None and os.environ.get("LFTF_EXTERNAL"):
-        path = Path(os.environ["LFTF_EXTERNAL"]) / dataset
+    if path is None and (root := external_root()) is not None:
+        if os.environ.get("LFTF_EXTERNAL") or (root / dataset).is_dir():
+            path = root / dataset
     if path is not None:
         return verified(
             Path(path) / filename,
@@ -80,7 +96,8 @@ def external_file(dataset: str, filename: str, path: str | Path | None = None) -
         RAW_URL.format(repo=repo, commit=commit, path=upstream),
         cache_dir() / "external" / dataset / filename,
         sha,
-        "pass path= a folder holding the upstream files (e.g. ../shared/external/<dataset>).",
+        f"pass path= a folder holding the upstream {dataset} files, or set $LFTF_EXTERNAL to a folder holding "
+        f"{dataset}/ (e.g. ../shared/external).",
         timeout=60,
         error=DatasetError,
     )

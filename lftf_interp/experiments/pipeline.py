@@ -48,7 +48,7 @@ from lftf_interp.locate.choose import AUTO
 from lftf_interp.locate.run import LocateConfig, locate, save_locate
 from lftf_interp.metrics.groups import evaluate_axis
 from lftf_interp.metrics.pronoun import EvalConfig, evaluate
-from lftf_interp.models.loading import load_model
+from lftf_interp.models.loading import check_blocks, load_model
 from lftf_interp.probes import COMPARE_VALIDITY, ValidityConfig, validity_report
 from lftf_interp.provenance import run_meta
 from lftf_interp.retain import (
@@ -59,6 +59,7 @@ from lftf_interp.retain import (
     save_reference,
 )
 from lftf_interp.tune import TuneConfig, TuneResult, save_delta, tune
+from lftf_interp.tune.beyond import winobias_material
 from lftf_interp.tune.checkpoint import check_resume
 from lftf_interp.tune.parallel import is_main
 
@@ -199,9 +200,8 @@ def finetune_to(
     """Evaluate, choose the block, fine-tune, evaluate again → OUT/delta, OUT/history.csv, OUT/metrics.json (and
     with ``export`` a Hugging Face directory OUT/model). ``cfg.block`` None (method "block"): BMI chooses the
     ``top_k`` top blocks past ``exclude`` (:func:`~lftf_interp.locate.rank_for_tuning`)."""
-    cfg = (
-        TuneConfig.from_dict(cfg).to_dict() if isinstance(cfg, dict) else cfg.to_dict()
-    )  # checked before loading
+    cfg = (TuneConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg).to_dict()  # checked before loading
+    winobias_material(TuneConfig(**cfg))  # its files found and checked
     block = AUTO if cfg.get("block") is None else cfg["block"]
     if export:
         check_out(out / "model", force=True)
@@ -213,6 +213,8 @@ def finetune_to(
     if top_k < 1:
         raise LftfError(f"top_k must be >= 1 (how many top-BMI blocks --block auto tunes), got {top_k}.")
     load_axis(cfg.get("axis", "gender"))
+    if by_block and block != AUTO:
+        check_blocks(model, cfg["block"])
     if resume:  # before anything loads: the checkpoint exists, is whole and was made with this config
         state = check_resume(out, cfg, ignore=("block",) if by_block and block == AUTO else ())
         if by_block and block == AUTO:

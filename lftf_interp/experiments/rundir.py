@@ -4,7 +4,12 @@ atomically. Every experiment writes through these."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import errno
+import fcntl
+import json
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from lftf_interp.errors import LftfError
@@ -14,6 +19,108 @@ from lftf_interp.provenance import run_meta
 from lftf_interp.store import append_row, append_rows, read_rows, write_json, write_rows
 
 ROWS = "rows.jsonl"
+OWNER = ".lftf-command.json"  # which command's results a folder holds
+LOCK = ".lftf.lock"  # held (flock) while a command writes to the folder
+# folders written before OWNER existed: the file that says which command wrote them
+OWNED_BY = (
+    ("delta", "finetune"),
+    ("checkpoint", "finetune"),
+    ("locate.json", "locate"),
+    ("summary.json", "demo"),
+)
+
+
+def _owner(out: Path) -> str | None:
+    try:
+        return json.loads((out / OWNER).read_text())["command"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return next((cmd for name, cmd in OWNED_BY if (out / name).exists()), None)
+
+
+def _writable_folder(out: Path) -> Path | None:
+    """Create ``out`` (and its parents), or say in one line why it cannot be a results folder. Returns the
+    topmost folder it created (None if ``out`` existed)."""
+    created = None
+    for folder in (out, *out.parents):
+        if not folder.exists():
+            created = folder
+        if folder.exists() and not folder.is_dir():
+            what = "is a file" if folder == out else f"is under {folder}, which is a file"
+            raise LftfError(f"--out {out} {what}; give a folder path (it is created).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LftfError(
+            f"--out {out} cannot be created ({e.strerror or e}); give a folder you can write."
+        ) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise LftfError(
+            f"--out {out} is not writable by you; give a folder you can write, or fix its permissions."
+        )
+    return created
+
+
+def _undo_unused(out: Path, created: Path | None, marked: bool) -> None:
+    """When the command wrote nothing into ``out`` (a refused input), take back what :func:`claim_out` did: its
+    owner mark (``marked``) and the folders it ``created``."""
+    if {p.name for p in out.iterdir()} - {LOCK, OWNER}:
+        return
+    if marked:
+        (out / OWNER).unlink(missing_ok=True)
+    if created is None:
+        return
+    (out / LOCK).unlink(missing_ok=True)
+    (out / OWNER).unlink(missing_ok=True)
+    for folder in (out, *out.parents):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        if folder == created:
+            break
+
+
+@contextlib.contextmanager
+def claim_out(out: Path, command: str, force: bool = False, shares: tuple[str, ...] = ()) -> Iterator[None]:
+    """Hold ``out`` for one ``command`` while it runs, checked before any model loads: the folder is created (or
+    refused in one line: a file, under a file, not writable); a folder holding another command's results is
+    refused unless ``force`` (``shares``: commands whose files may sit beside this one's); a second command on
+    the same folder while this one runs is refused (an advisory lock the system drops when the process ends,
+    however it ends). Ranks after the first of a data-parallel run share the first one's claim."""
+    if os.environ.get("RANK", "0") != "0":
+        yield
+        return
+    created = _writable_folder(out)
+    try:
+        fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise LftfError(
+            f"--out {out} cannot be written ({e.strerror or e}); give a folder you can write."
+        ) from None
+    locked = marked = False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise LftfError(
+                f"--out {out} is in use by another lftf command still running; wait for it to end, or give "
+                "another --out."
+            ) from None
+        locked = True
+        owner = _owner(out)
+        if owner not in (None, command, *shares) and not force:
+            raise LftfError(
+                f"--out {out} holds the results of `lftf {owner}`; `lftf {command}` would overwrite them. Give "
+                "another --out, or pass --force to write there anyway."
+            )
+        if owner != command:
+            write_json(out / OWNER, {"command": command})
+            marked = owner is None
+        yield
+    finally:
+        if locked:
+            _undo_unused(out, created, marked)
+        os.close(fd)  # releases the lock
 
 
 def describe_run(**config) -> dict:
@@ -82,6 +189,7 @@ __all__ = [
     "FILL_TOLERANCE",
     "ROWS",
     "announce_total",
+    "claim_out",
     "append_rows",
     "describe_run",
     "merged_rows",

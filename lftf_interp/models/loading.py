@@ -172,6 +172,33 @@ def cached_model_dir(name: str, rebuild: bool = False) -> Path:
     return final
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+
+def check_model_dir(p: Path) -> None:
+    """Refuse, in one line and before anything loads, a model directory that cannot load: config.json that is
+    not a JSON object or names a model type transformers does not know, no safetensors weights (pickled
+    ``*.bin`` weights are never read), or no tokenizer files."""
+    from transformers import CONFIG_MAPPING
+
+    fix = "pass a Hugging Face model directory (config.json + *.safetensors + tokenizer files), e.g. one written "
+    fix += "by `lftf export`."
+    try:
+        cfg = json.loads((p / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise UnknownModelError(f"{p}/config.json cannot be read as JSON ({e}); {fix}") from None
+    mt = cfg.get("model_type") if isinstance(cfg, dict) else None
+    if not isinstance(mt, str) or mt not in CONFIG_MAPPING:
+        raise UnknownModelError(
+            f"{p}/config.json names model_type {mt!r}, which this transformers version does not know; {fix}"
+        )
+    if not any(p.glob("*.safetensors")):
+        pickled = " (its *.bin weights are pickles, which lftf never reads)" if any(p.glob("*.bin")) else ""
+        raise UnknownModelError(f"{p} has no *.safetensors weights{pickled}; {fix}")
+    if not any((p / f).is_file() for f in TOKENIZER_FILES):
+        raise UnknownModelError(f"{p} has no tokenizer files (one of {', '.join(TOKENIZER_FILES)}); {fix}")
+
+
 def resolve_model_dir(name_or_path: str) -> tuple[Path | str, str]:
     """Where to read a model from: (path or HF id, display name). Raises UnknownModelError with the fix."""
     if name_or_path in MODEL_REGISTRY:
@@ -183,6 +210,7 @@ def resolve_model_dir(name_or_path: str) -> tuple[Path | str, str]:
                 f"{str(p)!r} is a directory but has no config.json: pass a Hugging Face model directory "
                 "(config.json + *.safetensors + tokenizer files), e.g. one written by `lftf export`."
             )
+        check_model_dir(p)
         if (p / MANIFEST).is_file():  # written by `lftf export`: every file is checked on every load
             ok, why = validate_dir(p)
             if not ok:
@@ -214,14 +242,35 @@ def load_hf(name_or_path: str = "smollm2-135m", where: Placement | None = None):
     :func:`placement`, float32 on cpu); the same weights :func:`load_model` wraps."""
     where = where or current_placement()
     path, _ = resolve_model_dir(name_or_path)
-    tok = AutoTokenizer.from_pretrained(path)
-    kw: dict[str, Any] = {"dtype": DTYPES[where.dtype]}
+    kw: dict[str, Any] = {"dtype": DTYPES[where.dtype], "use_safetensors": True}
     if where.device_map is not None:  # accelerate's big-model placement: blocks spread over devices
         kw.update(device_map=where.device_map, max_memory=where.max_memory)
-    model = AutoModelForCausalLM.from_pretrained(path, **kw)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, **kw)
+    except (ValueError, KeyError, OSError) as e:
+        raise UnknownModelError(
+            f"{name_or_path}: transformers cannot load it ({type(e).__name__}: {e})."
+        ) from None
     if where.device_map is None:
         model = model.to(where.resolved_device())  # type: ignore[arg-type]  # transformers types .to() loosely
     return model.eval(), tok
+
+
+def n_blocks(name_or_path: str) -> int:
+    """How many transformer blocks a model has, from its config.json alone (nothing loads)."""
+    path, _ = resolve_model_dir(name_or_path)
+    cfg = AutoConfig.from_pretrained(path)
+    return int(cfg.get_text_config().num_hidden_layers)
+
+
+def check_blocks(name_or_path: str, blocks) -> None:
+    """Refuse block indices the model does not have, from its config.json, before it loads."""
+    n = n_blocks(name_or_path)
+    if bad := [b for b in blocks if not 0 <= b < n]:
+        raise ConfigError(
+            f"block(s) {bad} out of range: {name_or_path} has blocks 0..{n - 1} (from its config.json)."
+        )
 
 
 def tokenizer_adds_bos(tokenizer) -> bool:

@@ -25,7 +25,7 @@ AXIS_PROBES = ("long_context", "stereoset")
 @dataclass
 class ValidityConfig:
     """Which probes run, and their sizes. ``external``: a folder holding winobias/, winogender/ and
-    professions_bolukbasi/ (None: ``$LFTF_EXTERNAL``, else the pinned upstream download). ``axis``: the bias
+    professions_bolukbasi/ (None: :func:`~lftf_interp.data.external.external_root`, else the pinned upstream download). ``axis``: the bias
     axis ``long_context`` scores; on an axis other than gender only :data:`AXIS_PROBES` run."""
 
     probes: tuple[str, ...] = PROBES

@@ -82,6 +82,14 @@ class _SentencePairs:
         return out[0], out[1]
 
 
+def winobias_material(cfg):
+    """The WinoBias pairs the winobias terms of ``cfg`` train on (None when both are off), found and checked
+    against their sha256; cheap, so a run calls it before its model loads to refuse a missing file early."""
+    if cfg.winobias_weight <= 0 and cfg.winobias_sentence_weight <= 0:
+        return None
+    return winobias_pairs(Path(cfg.external) / "winobias" if cfg.external else None, cfg.winobias_split)
+
+
 class BeyondTemplate:
     """The configured terms on their own cached prompts; ``__call__(step)`` → (weighted loss, {term: value})."""
 
@@ -92,13 +100,12 @@ class BeyondTemplate:
             g = gendered_prompts("train").df
             self.gendered = reader.cache(g["prompt"].tolist())
             self.g_labels = torch.tensor([0 if x == "he" else 1 for x in g["label"]])
+        w = winobias_material(cfg)
         if cfg.winobias_weight > 0:
-            w = winobias_pairs(Path(cfg.external) / "winobias" if cfg.external else None, cfg.winobias_split)
             self.wino = scope.cache(w["prefix"].tolist())
             self.w_male = torch.tensor(target_ids(model, [" " + x for x in w["male"]]))
             self.w_female = torch.tensor(target_ids(model, [" " + x for x in w["female"]]))
         if cfg.winobias_sentence_weight > 0:
-            w = winobias_pairs(Path(cfg.external) / "winobias" if cfg.external else None, cfg.winobias_split)
             self.sentences = _SentencePairs(scope, model, w["pro"].tolist(), w["anti"].tolist())
         if cfg.cda_weight > 0:
             pairs = counterfactual_pairs(documents or (), cfg.cda_n, cfg.seed)

@@ -28,6 +28,15 @@ class DeltaCorruptError(LftfError):
     """The delta's files are not what its fine-tune wrote (truncated, corrupted or changed)."""
 
 
+RECORD = "record_sha256"  # sha256 of delta.json's other fields: the recorded metrics are covered too
+
+
+def _record_sha256(info: dict) -> str:
+    """sha256 of ``info`` without :data:`RECORD`, as canonical JSON (sorted keys)."""
+    rest = {k: v for k, v in info.items() if k != RECORD}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
+
+
 def _fingerprint(names, tensors) -> str:
     h = hashlib.sha256()
     for name in names:
@@ -50,8 +59,8 @@ def block_fingerprint(model, blocks: Sequence[int]) -> str:
 def save_delta(
     model, blocks: Sequence[int], base_fingerprint: str, out: str | Path, meta: dict | None = None
 ) -> Path:
-    """Write ``delta.safetensors`` (the tuned weights) and ``delta.json`` (provenance, the weights' fingerprint
-    and the file's sha256) as the directory ``out``, in one rename: a reader never sees half a delta."""
+    """Write ``delta.safetensors`` (the tuned weights) and ``delta.json`` (provenance, metrics, the weights'
+    fingerprint, the file's sha256 and the record's own sha256) as the directory ``out``, in one rename: a reader never sees half a delta."""
     out = Path(out)
     params = canonical_state_dict(model)
     names = _names(model, blocks)
@@ -72,7 +81,9 @@ def save_delta(
     def build(tmp: Path) -> None:
         save_file({n: params[n].detach().contiguous() for n in names}, tmp / "delta.safetensors")
         info["files"] = {"delta.safetensors": sha256_file(tmp / "delta.safetensors")}
-        (tmp / "delta.json").write_text(json.dumps(info, indent=2, default=str))
+        record = json.loads(json.dumps(info, default=str))
+        record[RECORD] = _record_sha256(record)
+        (tmp / "delta.json").write_text(json.dumps(record, indent=2))
 
     atomic_build(out, build)
     return out
@@ -80,8 +91,8 @@ def save_delta(
 
 def read_delta(path: str | Path) -> dict:
     """A delta directory's ``delta.json``, after checking the directory is whole: both files present, the JSON
-    readable and ``delta.safetensors`` matching its recorded sha256 (deltas that record none: a readable
-    safetensors header). Needs no model, so a bad delta is refused before anything loads."""
+    readable and matching its own recorded sha256 (its metrics and provenance unchanged) and ``delta.safetensors``
+    matching its recorded sha256 (deltas that record none: a readable safetensors header). Needs no model, so a bad delta is refused before anything loads."""
     path = Path(path)
     fix = "Rerun the fine-tune that wrote it (`lftf finetune ... --out DIR` writes DIR/delta)."
     if not (path / "delta.json").is_file() or not (path / "delta.safetensors").is_file():
@@ -93,6 +104,11 @@ def read_delta(path: str | Path) -> dict:
     if not isinstance(info, dict) or (missing := [k for k in _NEEDED if k not in info]):
         raise DeltaCorruptError(
             f"{path / 'delta.json'} lacks {missing if isinstance(info, dict) else list(_NEEDED)}. {fix}"
+        )
+    if RECORD in info and (got := _record_sha256(info)) != info[RECORD]:
+        raise DeltaCorruptError(
+            f"{path / 'delta.json'} does not match its own sha256 (it has {got[:12]}…, it records "
+            f"{str(info[RECORD])[:12]}…): its metrics or provenance were changed after it was written. {fix}"
         )
     weights = path / "delta.safetensors"
     if want := info.get("files", {}).get("delta.safetensors"):

@@ -86,6 +86,11 @@ def test_shipped_gender_axis_reads_the_shipped_files():
         (lambda d: d.update(hint_templates=0), "hint_templates must be"),
         (lambda d: d["templates"][0].update(sentence=[1]), "has sentence a list"),
         (
+            lambda d: d["templates"][0].update(text="The {subject} who works as a {occupaton} said that"),
+            "{occupaton}",
+        ),
+        (lambda d: d["hints"][0].update(text="The {subject} goes to {place}."), "{place}"),
+        (
             lambda d: [d["templates"][i].update(sentence=7) for i in (0, 1)],
             "sentence 7 is in splits 'train' and 'test'",
         ),
@@ -125,3 +130,55 @@ def test_bad_files_name_the_line(tmp_path):
         ax.hint_prompts("test")
     with pytest.raises(DatasetError, match="no split 'train'"):
         ax.bias_prompts("train")
+
+
+def test_an_alias_bomb_is_refused_by_its_size_not_by_expanding_it(tmp_path):
+    """9 levels of 9 aliases: 9^9 values once expanded; refused from the parsed node graph, in seconds and a few
+    MB, never by running out of memory."""
+    import resource
+    import time
+
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    text = "\n".join([*levels, "name: bomb", "groups: *a8"]) + "\n"
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    with pytest.raises(DatasetError, match="expand to over 1,000,000 values"):
+        load_axis(write(tmp_path, text, "bomb.yaml"))
+    assert time.perf_counter() - t0 < 10
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0 < 200_000  # KiB: no 9^9 list was built
+
+
+def test_an_axis_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from lftf_interp.data import axis
+
+    p = write(tmp_path, GOOD)
+    monkeypatch.setattr(axis, "MAX_AXIS_BYTES", p.stat().st_size - 1)
+    monkeypatch.setattr(type(p), "read_bytes", lambda self: pytest.fail("the file was read"))
+    with pytest.raises(DatasetError, match="an axis file is at most"):
+        load_axis(p)
+
+
+def test_many_templates_load_in_linear_time(tmp_path):
+    """The repeated-template check is one pass: 20,000 templates load in seconds (pairwise: minutes)."""
+    import time
+
+    doc = json.loads(json.dumps(GOOD))
+    doc["templates"] = [
+        {"text": f"The {{subject}} wrote note {i} and said the guest was", "split": "test"}
+        for i in range(20_000)
+    ]
+    p = write(tmp_path, doc)
+    t0 = time.perf_counter()
+    ax = load_axis(p)
+    assert time.perf_counter() - t0 < 30 and len(ax.templates) == 20_000
+
+
+def test_an_axis_generating_too_many_prompts_is_refused_when_it_loads(tmp_path, monkeypatch):
+    from lftf_interp.data import axis
+
+    monkeypatch.setattr(
+        axis, "MAX_PROMPTS", 5
+    )  # GOOD: 2 test templates x 2 test subjects x (1 + 2 hints) = 12
+    with pytest.raises(DatasetError, match="make 12 prompts in one split; at most 5"):
+        load_axis(write(tmp_path, GOOD))

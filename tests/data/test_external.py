@@ -89,3 +89,30 @@ def test_winobias_dev_parts_share_no_occupation(external_dir):
         assert 0.4 < share < 0.6
     with pytest.raises(DatasetError, match="dev-select"):
         winobias_pairs(path, "train")
+
+
+def test_one_rule_finds_the_external_data_for_the_api_and_the_cli(tmp_path, monkeypatch):
+    """$LFTF_EXTERNAL first, else a shared/external folder in or above the working directory or the checkout:
+    the Python API run from anywhere inside the checkout finds what the CLI finds."""
+    from lftf_interp.data import external
+
+    monkeypatch.setenv("LFTF_EXTERNAL", str(tmp_path / "given"))
+    assert external.external_root() == tmp_path / "given"
+    monkeypatch.delenv("LFTF_EXTERNAL")
+    (tmp_path / "shared" / "external").mkdir(parents=True)
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a" / "b")
+    assert external.external_root() == tmp_path / "shared" / "external"
+    (tmp_path / "shared" / "external").rmdir()
+    monkeypatch.setattr(external, "__file__", str(tmp_path / "pkg" / "lftf_interp" / "data" / "external.py"))
+    assert (
+        external.external_root() is None
+    )  # then the pinned download, or the line that says where to point it
+
+
+def test_the_api_reads_winobias_from_the_checkout_without_the_environment(external_dir, monkeypatch):
+    from lftf_interp.data import external
+
+    monkeypatch.delenv("LFTF_EXTERNAL", raising=False)
+    monkeypatch.setattr(external, "download", lambda *a, **k: pytest.fail("it tried to download"))
+    assert external.external_file("winobias", "anti_stereotyped_type1.txt.dev").is_file()

@@ -1,3 +1,6 @@
+import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,49 @@ def test_unknown_model_says_how_to_fix(tmp_path, monkeypatch):
 def test_directory_without_config_is_refused(tmp_path):
     with pytest.raises(UnknownModelError, match="config.json"):
         models.load_model(str(tmp_path))
+
+
+def _broken(tiny3_dir, tmp_path, change):
+    d = tmp_path / "m"
+    shutil.copytree(tiny3_dir, d)
+    (d / models.MANIFEST).unlink(missing_ok=True)
+    change(d)
+    return d
+
+
+def _set_type(model_type):
+    def change(d):
+        cfg = json.loads((d / "config.json").read_text())
+        (d / "config.json").write_text(json.dumps({**cfg, "model_type": model_type}))
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (_set_type("florb"), "names model_type 'florb', which this transformers version does not know"),
+        (lambda d: (d / "config.json").write_text("[1, 2"), "cannot be read as JSON"),
+        (
+            lambda d: [p.rename(p.with_suffix(".bin")) for p in d.glob("*.safetensors")],
+            "its *.bin weights are pickles",
+        ),
+        (lambda d: [p.unlink() for p in d.glob("*.safetensors")], "has no *.safetensors weights"),
+        (lambda d: [p.unlink() for p in d.glob("*token*")], "has no tokenizer files"),
+    ],
+    ids=["unknown-type", "config-not-json", "pickled-weights", "no-weights", "no-tokenizer"],
+)
+def test_a_model_directory_that_cannot_load_is_refused_in_one_line(tiny3_dir, tmp_path, change, says):
+    d = _broken(tiny3_dir, tmp_path, change)
+    with pytest.raises(UnknownModelError, match=re.escape(says)):
+        models.resolve_model_dir(str(d))
+
+
+def test_a_load_that_transformers_refuses_is_one_error(tiny3_dir, tmp_path):
+    """A known model type whose config does not fit its tokenizer or weights: transformers' own error, named."""
+    d = _broken(tiny3_dir, tmp_path, lambda d: (d / "tokenizer.json").write_text("{}"))
+    with pytest.raises(UnknownModelError, match="transformers cannot load it"):
+        models.load_hf(str(d))
 
 
 def test_bridge_matches_plain_hf_forward(tiny_bridge):

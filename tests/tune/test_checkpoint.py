@@ -116,3 +116,22 @@ def test_resume_refuses_another_config_and_auto_reuses_the_chosen_block(tiny3_di
         pipeline.finetune_to(tiny3_dir, {**cfg.to_dict(), "block": [other]}, tmp_path, resume=True)
     run = pipeline.finetune_to(tiny3_dir, cfg, tmp_path, resume=True)
     assert run.result.blocks == chosen["blocks"] and run.choice == chosen
+
+
+def test_sigterm_ends_a_finetune_like_ctrl_c_with_status_143(tiny3_dir, tmp_path):
+    """What SLURM sends at a time limit: one line naming the checkpoint to resume from, exit status 143."""
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "termed"
+    proc = subprocess.Popen(
+        _finetune(tiny3_dir, out), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    latest = out / "checkpoint" / "latest"
+    deadline = time.monotonic() + 300
+    while not latest.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    said = proc.communicate()[0]
+    assert proc.returncode == 143, said[-2000:]
+    lines = [x for x in said.splitlines() if x.startswith("terminated")]
+    assert len(lines) == 1 and "rerun with --resume" in lines[0] and "checkpoint of step" in lines[0], said
+    assert "Traceback" not in said and not (out / "delta").exists()

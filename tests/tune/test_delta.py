@@ -20,6 +20,7 @@ from lftf_interp.tune import (
     save_delta,
     tune,
 )
+from lftf_interp.tune.delta import RECORD
 
 CFG = dict(
     block=1,
@@ -82,7 +83,7 @@ def test_a_damaged_delta_is_refused_by_every_reader_before_loading(delta_copy, t
 
 def test_a_delta_without_a_file_hash_is_checked_by_its_tuned_fingerprint(delta_copy, tiny3_dir):
     info = json.loads((delta_copy / "delta.json").read_text())
-    del info["files"]  # as deltas written before the file hash was recorded
+    del info["files"], info[RECORD]  # as deltas written before the file hash and the record's hash
     (delta_copy / "delta.json").write_text(json.dumps(info))
     model = load_model(tiny3_dir)
     apply_delta(model, delta_copy)  # whole: accepted
@@ -101,3 +102,16 @@ def test_a_delta_json_that_is_not_json_is_refused(delta_copy, tmp_path, no_model
     (delta_copy / "delta.json").write_text('{"blocks": [2], ')
     res = lftf("export", "--model", "smollm2-135m", "--delta", delta_copy, "--out", tmp_path / "hf")
     assert res.exit_code == 2 and "not readable JSON" in res.output
+
+
+def test_a_changed_record_in_delta_json_is_refused(delta_copy, tmp_path, no_model):
+    """The metrics a delta records are covered by its fingerprint: an edited ``after.afgb`` does not export."""
+    info = json.loads((delta_copy / "delta.json").read_text())
+    info["after"]["afgb"] = 0.001
+    (delta_copy / "delta.json").write_text(json.dumps(info, indent=2))
+    res = lftf("export", "--model", "smollm2-135m", "--delta", delta_copy, "--out", tmp_path / "hf")
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 2 and len(lines) == 1 and "does not match its own sha256" in res.output, (
+        res.output
+    )
+    assert not (tmp_path / "hf").exists()
