@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.lftf-installed
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: gpu-check venv demo test unit integration notebooks lint docs pages bench experiments axes families validity scale data clean
+.PHONY: gpu-check venv demo test unit portable integration notebooks lint docs pages bench experiments axes families validity scale data clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -102,16 +102,30 @@ axes: venv
 		--probes stereoset --delta results/axes/$$a/finetune/delta --out results/axes/$$a/stereoset || exit 1; done
 	$(BIN)/lftf transfer --model smollm2-135m --out results/axes/transfer
 
-## The README's test command (CI runs it): lint, types and current results pages, then the unit tier (stops here
-## on a failure), then integration tests, the notebooks and the wheel install, then the docs site (strict).
+## The README's test command (CI runs it): lint, types and current results pages, then the unit tier and its
+## numeric tests on the most portable kernels (stops here on a failure), then integration tests, the notebooks and
+## the wheel install, then the docs site (strict).
 test: venv lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --maxschedchunk 1 -m "not integration and not notebook" tests
+	$(MAKE) portable KERNELS=default:COMPATIBLE
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --maxschedchunk 1 -m "integration or notebook" tests
 	$(MAKE) docs
 
 ## Tiny models only, no real weights; two worker processes, one thread each (~4 min on 2 cores).
 unit: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --maxschedchunk 1 -m "not integration and not notebook" tests
+
+## The numeric tests (those comparing floats to a bound) under each set of CPU kernels torch can run on: its own
+## kernels portable, AVX2 and (where this CPU has it) AVX-512, and MKL's matrix products on the code paths another
+## vendor's CPU gets (MKL_CBWR). A bound that holds on all of them holds on any machine CI lands on (~6 min).
+## `make test` runs the most portable pair (KERNELS=default:COMPATIBLE).
+KERNELS := default:native avx2:native $(if $(shell grep -m1 -o avx512f /proc/cpuinfo 2>/dev/null),avx512:native,) \
+	avx2:AVX2 default:COMPATIBLE
+portable: venv
+	set -e; for k in $(KERNELS); do cap=$${k%:*}; mkl=$${k#*:}; echo "== ATEN_CPU_CAPABILITY=$$cap MKL_CBWR=$$mkl"; \
+		if [ "$$mkl" = native ]; then unset MKL_CBWR; else export MKL_CBWR=$$mkl; fi; ATEN_CPU_CAPABILITY=$$cap \
+		$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --maxschedchunk 1 \
+		-m "numeric and not integration and not notebook" tests; done
 
 integration: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --maxschedchunk 1 -m "integration or notebook" tests

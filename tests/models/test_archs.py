@@ -224,8 +224,17 @@ def test_bfloat16_runner_follows_hugging_face(name):
         ref = plain(input_ids=ids).logits
     assert ours.dtype == ref.dtype == torch.bfloat16
     ours, ref = ours.float(), ref.float()
-    assert (ours - ref).abs().max() < 0.05 * ref.abs().max()
-    assert (ours.argmax(-1) == ref.argmax(-1)).float().mean() > 0.9
+    # bfloat16 keeps 8 bits of mantissa (a step of 0.4 % of a value), and the two forwards sum in different
+    # orders: scripts/spread.py measured at most 3.8 % of the largest logit over eight families, torch's kernel
+    # sets, MKL's code paths and one or two threads; 10 % bounds it 2.6x over (a wrong weight or norm is off by
+    # the logits' whole scale)
+    tol = 0.1 * ref.abs().max()
+    assert (ours - ref).abs().max() < tol
+    # a random tiny model's top logits are near-ties, so rounding may pick the other one (one position in ten,
+    # measured): the token ours picks must be within 2 % of the largest logit of the reference's best (0.42 % at
+    # most, measured as above: 4.8x)
+    picked = ref.gather(-1, ours.argmax(-1, keepdim=True)).squeeze(-1)
+    assert (ref.max(-1).values - picked).max() < 0.02 * ref.abs().max()
 
 
 @pytest.mark.parametrize(
