@@ -99,15 +99,13 @@ def test_one_rule_finds_the_external_data_for_the_api_and_the_cli(tmp_path, monk
     monkeypatch.setenv("LFTF_EXTERNAL", str(tmp_path / "given"))
     assert external.external_root() == tmp_path / "given"
     monkeypatch.delenv("LFTF_EXTERNAL")
-    (tmp_path / "shared" / "external").mkdir(parents=True)
+    for near in (tmp_path / "shared" / "external", tmp_path / "a" / "shared" / "external"):
+        near.mkdir(parents=True)
     (tmp_path / "a" / "b").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "a" / "b")
+    assert external.external_root() == tmp_path / "a" / "shared" / "external"  # the nearest one
+    (tmp_path / "a" / "shared" / "external").rmdir()
     assert external.external_root() == tmp_path / "shared" / "external"
-    (tmp_path / "shared" / "external").rmdir()
-    monkeypatch.setattr(external, "__file__", str(tmp_path / "pkg" / "lftf_interp" / "data" / "external.py"))
-    assert (
-        external.external_root() is None
-    )  # then the pinned download, or the line that says where to point it
 
 
 def test_the_api_reads_winobias_from_the_checkout_without_the_environment(external_dir, monkeypatch):
