@@ -30,6 +30,7 @@ BOUNDS = {
     "patching.noop_prefix_abs": (PATCHING + "test_skipping_noops_changes_nothing", 5e-5),
     "patching.skip_vs_full_abs": (PATCHING + "test_skipping_noops_changes_nothing", 2e-4),
     "patching.unembed_groups_rel": (PATCHING + "test_unembedding_in_groups_gives_each_runs_value", 2e-5),
+    "bmi.batch_abs": ("tests/locate/test_bmi.py::test_batching_does_not_change_bmi", 1e-6),
     "bf16.max_rel_logit_diff": (BF16, 0.1),
     "bf16.max_rel_argmax_gap": (BF16, 0.02),
 }
@@ -65,6 +66,13 @@ def measure() -> dict[str, float]:
         got = _unembed_values(runner, metric, finals, max_rows=max_rows)
         worst = max(worst, max(abs(g - w) / abs(w) for g, w in zip(got, one_by_one, strict=True)))
     out["patching.unembed_groups_rel"] = worst
+    from locate.test_bmi import PROMPTS as BMI_PROMPTS
+
+    from lftf_interp.locate.bmi import compute_bmi
+
+    tiny2 = tiny(2, seed=0)
+    one, three = compute_bmi(tiny2, BMI_PROMPTS, batch_size=1), compute_bmi(tiny2, BMI_PROMPTS, batch_size=3)
+    out["bmi.batch_abs"] = float((one.bmi - three.bmi).abs().max())
     rel, gap = 0.0, 0.0
     for name in BF16_FAMILIES:
         m = make(name)

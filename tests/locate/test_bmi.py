@@ -53,7 +53,10 @@ def test_all_positions_option(tiny_bridge):
 def test_batching_does_not_change_bmi(tiny_bridge):
     a = compute_bmi(tiny_bridge, PROMPTS, batch_size=1)
     b = compute_bmi(tiny_bridge, PROMPTS, batch_size=3)
-    np.testing.assert_allclose(a.bmi, b.bmi, atol=1e-9)
+    # a batch of 3 right-pads and runs other matmul shapes than 3 batches of 1: float32 residuals round
+    # differently in their last bits. scripts/spread.py measured at most 5.5e-8 over torch's kernel sets, MKL's
+    # code paths and one or two threads; 1e-6 bounds it 18x over (BMI values are 0.2-0.9 here)
+    np.testing.assert_allclose(a.bmi, b.bmi, rtol=0, atol=1e-6)
 
 
 def test_ranking_reports_ties():
