@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from lftf_interp.configs import Config, setting
 from lftf_interp.data.axis import load_axis
 from lftf_interp.data.datasets import BiasDataset, load_dataset
 from lftf_interp.errors import ConfigError, LftfError
@@ -42,15 +43,25 @@ BUDGET = TuneConfig.budget()  # the shared training budget: TuneConfig's default
 
 
 @dataclass
-class CompareConfig:
-    model: str = "smollm2-135m"
-    seeds: tuple[int, ...] = (0,)
-    split: str = "test"
-    budget: dict = field(default_factory=lambda: dict(BUDGET))
-    retain: RetainConfig = field(default_factory=RetainConfig)
-    n_boot: int = 1000
-    axis: str = "gender"  # a shipped axis or an axis file; not gender: "afgb" / "ub" hold its bias score / hint following
-    validity: ValidityConfig | None = None  # the probes beyond the template per row (off gender: AXIS_PROBES)
+class CompareConfig(Config):
+    """Every method x seed on one shared budget (``lftf compare``)."""
+
+    model: str = setting("smollm2-135m", "The base model (a registry name or a Hugging Face directory).")
+    seeds: tuple[int, ...] = setting((0,), "Seeds of every trained method.")
+    split: str = setting("test", "The split every row is scored on.")
+    budget: dict = setting(factory=lambda: dict(BUDGET), help="The shared TuneConfig budget.", api_only=True)
+    retain: RetainConfig = setting(
+        factory=RetainConfig, help="The capability retention probe.", api_only=True
+    )
+    n_boot: int = setting(1000, "Bootstrap resamples for the 95 % CIs.")
+    axis: str = setting(
+        "gender",
+        "The bias axis every method is trained and scored on (shipped name or file); off gender, afgb / ub hold "
+        "its bias score / hint following.",
+    )
+    validity: ValidityConfig | None = setting(
+        None, "The probes beyond the template per row (off gender: AXIS_PROBES).", api_only=True
+    )
 
     def __post_init__(self) -> None:
         self.seeds = tuple(int(s) for s in self.seeds)
@@ -65,19 +76,6 @@ class CompareConfig:
                 f"seeds {list(self.seeds)} repeat a seed: one seed's run would count as two; give each seed once."
             )
         TuneConfig.from_dict(self.budget)  # the shared budget, checked before any model loads
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["retain"] = self.retain.to_dict()
-        d["validity"] = self.validity.to_dict() if self.validity else None
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> CompareConfig:
-        d = dict(d)
-        if "retain" in d:
-            d["retain"] = RetainConfig.from_dict(d["retain"])
-        return cls(**d)
 
 
 def axis_instruction(axis: str) -> str:
@@ -279,15 +277,23 @@ SWEEP_RETAIN = RetainConfig(
 
 
 @dataclass
-class SweepConfig:
+class SweepConfig(Config):
     """A per-block sweep (``lftf sweep``): each block tuned alone on one budget."""
 
-    blocks: str = "every3"  # comma-separated indices, "all" or "everyK" (0, K, 2K, ... and the last block)
-    budget: dict = field(default_factory=lambda: {"steps": 40, "mass_weight": 0.0})  # TuneConfig overrides
-    seed: int = 0
-    axis: str = "gender"
-    probes: tuple[str, ...] = ()  # validity probes measured per block (e.g. math, gendered, winobias)
-    split: str = "test"
+    blocks: str = setting(
+        "every3", "Comma-separated blocks, 'all', or 'everyK' (0, K, 2K, ... and the last)."
+    )
+    budget: dict = setting(
+        factory=lambda: {"steps": 40, "mass_weight": 0.0},
+        help="TuneConfig overrides of the shared budget, the same for every block.",
+        api_only=True,
+    )
+    seed: int = setting(0, "Seed of every block's fine-tune.")
+    axis: str = setting("gender", "The bias axis each block is tuned and scored on (shipped name or file).")
+    probes: tuple[str, ...] = setting(
+        (), "Validity probes per block too, e.g. math,gendered,winobias (gender only)."
+    )
+    split: str = setting("test", "The split every block is scored on.")
 
     def __post_init__(self) -> None:
         self.probes = tuple(self.probes)
@@ -298,9 +304,6 @@ class SweepConfig:
     def tune_budget(self) -> dict:
         """The shared budget with this sweep's overrides: what every block trains with."""
         return {**BUDGET, **self.budget}
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def block_sweep(

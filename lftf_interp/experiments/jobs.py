@@ -19,9 +19,10 @@ import json
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from lftf_interp.configs import Config
 from lftf_interp.errors import ConfigError, LftfError
 from lftf_interp.store import write_atomic, write_json
 
@@ -29,7 +30,7 @@ EXECUTORS = ("inline", "local", "slurm")
 
 
 @dataclass
-class ExecutorConfig:
+class ExecutorConfig(Config):
     """Where a grid's rows run. ``inline``: one after another in this process. ``local`` / ``slurm``: a
     submitit job per row, at most ``max_jobs`` at once, each with ``cpus`` CPU threads and ``gpus`` GPUs
     (slurm: on ``partition``, ``time_min`` minutes, ``mem_gb``)."""
@@ -63,9 +64,6 @@ class ExecutorConfig:
                 raise ConfigError(
                     f"executor {self.kind!r} needs submitit: pip install 'lftf-interp[cluster]'."
                 ) from e
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

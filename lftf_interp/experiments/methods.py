@@ -4,8 +4,9 @@ overrides, or which instruction is prepended) and :func:`default_methods`, the r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
+from lftf_interp.configs import Config
 from lftf_interp.errors import ConfigError
 from lftf_interp.locate.choose import AUTO
 
@@ -20,7 +21,7 @@ DEBIAS_INSTRUCTION = (
 
 
 @dataclass
-class MethodSpec:
+class MethodSpec(Config):
     name: str
     description: str
     tune: dict | None = None  # TuneConfig overrides on top of BUDGET; None = no training
@@ -32,13 +33,6 @@ class MethodSpec:
             raise ConfigError(
                 f"Method {self.name!r}: give either tune overrides or an instruction, not both."
             )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> MethodSpec:
-        return cls(**d)
 
 
 def default_methods(

@@ -43,8 +43,8 @@ from lftf_interp.experiments.rundir import (
     write_json,
 )
 from lftf_interp.experiments.tables import write_compare_summary
-from lftf_interp.locate import compute_bmi, rank_for_tuning
-from lftf_interp.locate.choose import AUTO
+from lftf_interp.locate import compute_bmi
+from lftf_interp.locate.choose import AUTO, resolve_block
 from lftf_interp.locate.run import LocateConfig, locate, save_locate
 from lftf_interp.metrics.groups import evaluate_axis
 from lftf_interp.metrics.pronoun import EvalConfig, evaluate
@@ -150,25 +150,8 @@ def locate_to(
 # ----------------------------------------------------------------------------- fine-tune
 
 
-def resolve_block(
-    bridge,
-    block: str | int | Sequence[int],
-    top_k: int = 1,
-    exclude: str | Sequence[int] = AUTO,
-    seed: int = 0,
-    axis: str = "gender",
-) -> tuple[list[int], dict]:
-    """``block``: an index, a list, or ``"auto"`` (BMI's top ``top_k`` past ``exclude``, on the axis's training
-    prompts). Returns the blocks and how they were chosen (for metrics.json)."""
-    if block == AUTO:
-        choice = rank_for_tuning(bridge, top_k, exclude, seed=seed, axis=axis)
-        return choice.blocks, {"how": "auto", **choice.to_dict()}
-    blocks = [int(block)] if isinstance(block, int | str) else [int(b) for b in block]
-    return blocks, {"how": "given", "blocks": blocks}
-
-
 def _evaluate_on(bridge, axis: str) -> tuple[dict, pd.DataFrame]:
-    """Test-split metrics on the axis: AFGB / UB keys for gender (the suite's original record), else the bias
+    """Test-split metrics on the axis: AFGB / UB keys for gender (GenBiasEval / GenHintEval), else the bias
     score and hint following of :func:`lftf_interp.metrics.groups.evaluate_axis`."""
     if axis == "gender":
         m, bias_df, _ = evaluate(bridge, EvalConfig(split="test"))
@@ -187,6 +170,28 @@ class FinetuneRun:
     bias_after: pd.DataFrame
 
 
+def _before_loading(model: str, cfg: TuneConfig, out: Path, resume: bool) -> tuple[TuneConfig, dict]:
+    """What :func:`finetune_to` checks before the model loads: the axis, the WinoBias files, given blocks against
+    the model's config.json, and the checkpoint to resume (whose block a ``--block auto`` run keeps). Returns the
+    config with its blocks where they are known, and how they were chosen."""
+    load_axis(cfg.axis)
+    winobias_material(cfg)  # its files found and checked
+    auto = cfg.method == "block" and cfg.block is None
+    choice: dict = {"how": "all blocks"}
+    if cfg.method == "block" and cfg.block is not None:
+        blocks, choice = resolve_block(None, cfg.block)
+        check_blocks(model, blocks)
+        cfg = replace(cfg, block=tuple(blocks))
+    if resume:  # the checkpoint exists, is whole and was made with this config
+        state = check_resume(out, cfg.to_dict(), ignore=("block",) if auto else ())
+        if auto:
+            cfg = replace(cfg, block=tuple(state["config"]["block"]))
+            saved = out / "block_choice.json"
+            resumed = {"how": "auto", "blocks": list(state["config"]["block"])}
+            choice = json.loads(saved.read_text()) if saved.is_file() else resumed
+    return cfg, choice
+
+
 def finetune_to(
     model: str,
     cfg: TuneConfig | dict,
@@ -200,43 +205,22 @@ def finetune_to(
     """Evaluate, choose the block, fine-tune, evaluate again → OUT/delta, OUT/history.csv, OUT/metrics.json (and
     with ``export`` a Hugging Face directory OUT/model). ``cfg.block`` None (method "block"): BMI chooses the
     ``top_k`` top blocks past ``exclude`` (:func:`~lftf_interp.locate.rank_for_tuning`)."""
-    cfg = (TuneConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg).to_dict()  # checked before loading
-    winobias_material(TuneConfig(**cfg))  # its files found and checked
-    block = AUTO if cfg.get("block") is None else cfg["block"]
-    if export:
-        check_out(out / "model", force=True)
-    by_block = cfg.get("method", "block") == "block"
-    choice: dict = {"how": "all blocks"}
-    if by_block and block != AUTO:
-        blocks, choice = resolve_block(None, block)
-        cfg["block"] = tuple(blocks)
+    tcfg = TuneConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg
     if top_k < 1:
         raise LftfError(f"top_k must be >= 1 (how many top-BMI blocks --block auto tunes), got {top_k}.")
-    load_axis(cfg.get("axis", "gender"))
-    if by_block and block != AUTO:
-        check_blocks(model, cfg["block"])
-    if resume:  # before anything loads: the checkpoint exists, is whole and was made with this config
-        state = check_resume(out, cfg, ignore=("block",) if by_block and block == AUTO else ())
-        if by_block and block == AUTO:
-            cfg["block"] = tuple(state["config"]["block"])
-            saved = out / "block_choice.json"
-            choice = (
-                json.loads(saved.read_text())
-                if saved.is_file()
-                else {"how": "auto", "blocks": list(cfg["block"])}
-            )
+    if export:
+        check_out(out / "model", force=True)
+    tcfg, choice = _before_loading(model, tcfg, out, resume)
     bridge = load_model(model)
-    axis = cfg.get("axis", "gender")
-    if by_block and block == AUTO and not resume:
-        blocks, choice = resolve_block(bridge, block, top_k, exclude, cfg.get("seed", 0), axis)
-        cfg["block"] = tuple(blocks)
+    if tcfg.method == "block" and tcfg.block is None:  # --block auto, not resumed: BMI chooses now
+        blocks, choice = resolve_block(bridge, AUTO, top_k, exclude, tcfg.seed, tcfg.axis)
+        tcfg = replace(tcfg, block=tuple(blocks))
         write_json(out / "block_choice.json", choice)
-    tcfg = TuneConfig(**cfg)
-    before, bias_before = _evaluate_on(bridge, axis)
+    before, bias_before = _evaluate_on(bridge, tcfg.axis)
     res = tune(
         bridge, tcfg, out_dir=out, resume=resume, progress=progress, documents=tune_documents(bridge, tcfg)
     )
-    after, bias_after = _evaluate_on(bridge, axis)
+    after, bias_after = _evaluate_on(bridge, tcfg.axis)
     if not is_main():  # data-parallel: the first process writes
         return FinetuneRun(before, after, res, choice, bias_before, bias_after)
     out.mkdir(parents=True, exist_ok=True)
@@ -493,7 +477,6 @@ __all__ = [
     "finetune_to",
     "locate_to",
     "parse_blocks",
-    "resolve_block",
     "retain_config",
     "sweep_to",
     "write_compare_summary",

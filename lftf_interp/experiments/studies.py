@@ -25,10 +25,9 @@ from lftf_interp.data.datasets import load_dataset, sample_rows
 from lftf_interp.data.external import winobias_pairs
 from lftf_interp.errors import LftfError
 from lftf_interp.experiments.compare import BUDGET
-from lftf_interp.experiments.pipeline import resolve_block
 from lftf_interp.experiments.rundir import describe_run, read_rows, recorder, write_json
 from lftf_interp.locate import compute_bmi
-from lftf_interp.locate.choose import BlockChoice, artefact_blocks
+from lftf_interp.locate.choose import BlockChoice, artefact_blocks, resolve_block
 from lftf_interp.metrics.groups import evaluate_axis
 from lftf_interp.metrics.pronoun import EvalConfig, evaluate
 from lftf_interp.models.loading import load_model

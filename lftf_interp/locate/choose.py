@@ -108,4 +108,29 @@ def choose_blocks(
     return rank_for_tuning(model, top_k, exclude, prompts, seed, axis).blocks
 
 
-__all__ = ["AUTO", "N_PROMPTS", "BlockChoice", "artefact_blocks", "choose_blocks", "rank_for_tuning"]
+def resolve_block(
+    bridge,
+    block: str | int | Sequence[int],
+    top_k: int = 1,
+    exclude: str | Sequence[int] = AUTO,
+    seed: int = 0,
+    axis: str = "gender",
+) -> tuple[list[int], dict]:
+    """``block``: an index, a list, or ``"auto"`` (BMI's top ``top_k`` past ``exclude``, on the axis's training
+    prompts). Returns the blocks and how they were chosen (for metrics.json)."""
+    if block == AUTO:
+        choice = rank_for_tuning(bridge, top_k, exclude, seed=seed, axis=axis)
+        return choice.blocks, {"how": "auto", **choice.to_dict()}
+    blocks = [int(block)] if isinstance(block, int | str) else [int(b) for b in block]
+    return blocks, {"how": "given", "blocks": blocks}
+
+
+__all__ = [
+    "AUTO",
+    "N_PROMPTS",
+    "BlockChoice",
+    "artefact_blocks",
+    "choose_blocks",
+    "rank_for_tuning",
+    "resolve_block",
+]

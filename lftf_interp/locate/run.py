@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from lftf_interp.configs import Config, setting
 from lftf_interp.data.axis import load_axis
 from lftf_interp.data.datasets import load_dataset, sample_rows
 from lftf_interp.errors import ConfigError
@@ -27,19 +28,25 @@ from lftf_interp.store import write_json
 
 
 @dataclass
-class LocateConfig:
-    split: str = "test"  # prompts for BMI, pairs and lens
-    stability_split: str = "train"  # BMI held-out comparison
-    n_bmi: int | None = None  # prompts per split for BMI (None: all)
-    n_pairs: int = 8
-    n_lens: int | None = 60
-    pair_kind: str = "hint_swap"  # or "stereotype_swap"
-    hint_kind: str | None = None  # gender: "noun"; another axis: its first hint kind
-    template_id: int | None = None
-    positions: str = "last"
-    seed: int = 0
-    axis: str = (
-        "gender"  # a shipped axis or an axis file; "gender" is the suite's GenBiasEval / GenHintEval path
+class LocateConfig(Config):
+    """What ``locate`` measures and on which prompts (``lftf locate``'s options are these fields)."""
+
+    split: str = setting("test", "Prompts for BMI, patching pairs and the logit lens.")
+    stability_split: str = setting("train", "Split whose BMI ranking the held-out stability compares with.")
+    n_bmi: int | None = setting(None, "Prompts per split for BMI (default: all).")
+    n_pairs: int = setting(8, "Clean/corrupted pairs for patching.")
+    n_lens: int | None = setting(60, "Prompts for the logit lens (None: all).")
+    pair_kind: str = setting("hint_swap", "hint_swap or stereotype_swap.")
+    hint_kind: str | None = setting(
+        None, "Hint kind of the patching pairs (default: noun for gender, else the axis's first kind)."
+    )
+    template_id: int | None = setting(None, "Template of the patching pairs (default: the split's first).")
+    positions: str = setting("last", "BMI over the last position or all positions.")
+    seed: int = setting(0, "Seed of the prompt subsets and pairs.")
+    axis: str = setting(
+        "gender",
+        "A bias axis: a shipped name (gender, religion, religion-identity, race, race-choice, gender3, pronouns) or "
+        "an axis file; BMI on its neutral prompts, patching on its hint-swap pairs.",
     )
 
     def __post_init__(self) -> None:
@@ -49,13 +56,6 @@ class LocateConfig:
             raise ConfigError("n_pairs must be >= 1")
         if self.positions not in ("last", "all"):
             raise ConfigError(f"positions must be 'last' or 'all', got {self.positions!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> LocateConfig:
-        return cls(**d)
 
 
 def locate(

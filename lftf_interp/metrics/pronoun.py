@@ -14,12 +14,13 @@ next-token probabilities at the last prompt position (each a sum over the word l
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
+from lftf_interp.configs import Config, setting
 from lftf_interp.data.datasets import BiasDataset
 from lftf_interp.errors import ConfigError
 from lftf_interp.models.runner import Runner
@@ -27,7 +28,7 @@ from lftf_interp.models.tokens import encode_batch, target_ids
 
 
 @dataclass(frozen=True)
-class PronounTargets:
+class PronounTargets(Config):
     """The two target word lists (each word one token, leading space included); probabilities are summed."""
 
     male: tuple[str, ...] = (" he",)
@@ -44,10 +45,6 @@ class PronounTargets:
 
     def to_dict(self) -> dict:
         return {"male": list(self.male), "female": list(self.female)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> PronounTargets:
-        return cls(tuple(d["male"]), tuple(d["female"]))
 
 
 # ----------------------------------------------------------------------------- formulas
@@ -156,12 +153,14 @@ def score_dataset(
 
 
 @dataclass
-class EvalConfig:
-    split: str = "test"
-    batch_size: int = 64
-    n_boot: int = 1000
-    seed: int = 0
-    targets: PronounTargets = field(default_factory=PronounTargets)
+class EvalConfig(Config):
+    """How a model's bias is measured on one split (``lftf evaluate``'s options are these fields)."""
+
+    split: str = setting("test", "Dataset split: train, validation or test.")
+    batch_size: int = setting(64, "Prompts per forward pass.")
+    n_boot: int = setting(1000, "Bootstrap resamples for the 95 % CIs.")
+    seed: int = setting(0, "Seed of the bootstrap.")
+    targets: PronounTargets = setting(factory=PronounTargets, help="The two groups' words.", api_only=True)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -170,16 +169,7 @@ class EvalConfig:
             raise ConfigError(f"n_boot must be >= 10 for a meaningful CI, got {self.n_boot}")
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["targets"] = self.targets.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> EvalConfig:
-        d = dict(d)
-        if "targets" in d:
-            d["targets"] = PronounTargets.from_dict(d["targets"])
-        return cls(**d)
+        return {**asdict(self), "targets": self.targets.to_dict()}
 
 
 def summarize(

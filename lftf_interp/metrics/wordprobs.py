@@ -5,7 +5,7 @@ and the word's earlier tokens (the word is tokenised on its own, leading space i
 does for continuations). Two paths:
 
 * every word one token (" he", " she"): one right-padded forward per batch of prompts, the last position's
-  log-softmax read at the word ids (the suite's original pronoun path, bit for bit);
+  log-softmax read at the word ids (the same numbers as :mod:`lftf_interp.metrics.pronoun`, bit for bit);
 * some word several tokens (" xe", " Buddhist"): prompts are grouped by token length and run once; every
   word's continuation is then run on the prompt's cached keys/values, batched over (prompt, word) pairs, so
   a prompt is never recomputed per word (``make bench``: ``multitoken``).

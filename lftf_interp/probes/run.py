@@ -4,11 +4,12 @@ hold) and the per-item frames (what the notebook plots)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
+from lftf_interp.configs import Config, setting
 from lftf_interp.data import load_axis, load_dataset
 from lftf_interp.errors import ConfigError
 from lftf_interp.probes import beyond as probes
@@ -23,19 +24,31 @@ AXIS_PROBES = ("long_context", "stereoset")
 
 
 @dataclass
-class ValidityConfig:
+class ValidityConfig(Config):
     """Which probes run, and their sizes. ``external``: a folder holding winobias/, winogender/ and
     professions_bolukbasi/ (None: :func:`~lftf_interp.data.external.external_root`, else the pinned upstream download). ``axis``: the bias
     axis ``long_context`` scores; on an axis other than gender only :data:`AXIS_PROBES` run."""
 
-    probes: tuple[str, ...] = PROBES
-    external: str | None = None
-    math_n: int = 300
-    context_lengths: tuple[int, ...] = (0, 64, 256, 1024)
-    context_n: int = 64
-    n_boot: int = 1000
-    seed: int = 0
-    axis: str = "gender"
+    probes: tuple[str, ...] = setting(
+        PROBES,
+        f"The probes (off gender: {', '.join(AXIS_PROBES)}); on request also {', '.join(EXTRA_PROBES)}.",
+    )
+    external: str | None = setting(
+        None,
+        "Folder holding winobias/, winogender/, professions_bolukbasi/ (default: $LFTF_EXTERNAL, else a "
+        "shared/external folder above the working directory or the checkout, else the pinned upstream files).",
+    )
+    math_n: int = setting(300, "Arithmetic items.")
+    context_lengths: tuple[int, ...] = setting(
+        (0, 64, 256, 1024), "Context lengths (tokens of neutral text) for long_context."
+    )
+    context_n: int = setting(64, "Prompts per context length (long_context).")
+    n_boot: int = setting(1000, "Bootstrap resamples for the 95 % CIs.")
+    seed: int = setting(0, "Seed of the item subsets and the bootstrap.")
+    axis: str = setting(
+        "gender",
+        f"The bias axis long_context scores (shipped name or file); off gender only {', '.join(AXIS_PROBES)} run.",
+    )
 
     def __post_init__(self) -> None:
         self.probes = tuple(self.probes)
@@ -66,15 +79,6 @@ class ValidityConfig:
     def quick(cls, **kw) -> ValidityConfig:
         """Every probe, smaller (tests, the sweep): 100 math items, contexts 0 / 256, 16 prompts, 200 resamples."""
         return cls(**{"math_n": 100, "context_lengths": (0, 256), "context_n": 16, "n_boot": 200, **kw})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ValidityConfig:
-        if unknown := sorted(set(d) - {f.name for f in fields(cls)}):
-            raise ConfigError(f"ValidityConfig has no field(s) {unknown}.")
-        return cls(**d)
 
 
 # The probes of every compare row: every default probe and StereoSet (SS / LMS per bias type), long context

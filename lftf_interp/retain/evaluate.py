@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lftf_interp.configs import Config
 from lftf_interp.errors import ConfigError, LftfError
 from lftf_interp.models.runner import Runner
 from lftf_interp.models.tokens import encode
@@ -31,7 +32,7 @@ DEFAULT_TASKS = {"piqa": 300, "siqa": 200, "boolq": 100, "obqa": 200, "csqa": 20
 
 
 @dataclass
-class RetainConfig:
+class RetainConfig(Config):
     corpora: tuple[str, ...] = CORPORA
     n_windows: int = 8  # per corpus: one window from each of n documents (seeded)
     window: int = 256  # tokens per perplexity window
@@ -56,13 +57,6 @@ class RetainConfig:
                 raise ConfigError(f"Unknown task {t!r}; choose from {MC_TASKS}.")
         if self.window < 8 or self.kl_stride < 1 or self.n_windows < 0:
             raise ConfigError("window must be >= 8, kl_stride >= 1, n_windows >= 0.")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> RetainConfig:
-        return cls(**d)
 
     @classmethod
     def small(cls, **kw) -> RetainConfig:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
+from lftf_interp.configs import Config, setting
 from lftf_interp.errors import ConfigError
 from lftf_interp.tune.beyond import BeyondTemplate
 from lftf_interp.tune.losses import LOSSES
@@ -15,81 +16,84 @@ METHODS = ("block", "full", "lora")
 BUDGET_FIELDS = ("loss", "hint_weight", "mass_weight", "lr", "steps", "batch_size", "eval_every", "n_val")
 
 
-def _f(default, help: str):
-    """A config field with its ``--help`` text (the CLI reads both from here: one source for every default)."""
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
-class TuneConfig:
+class TuneConfig(Config):
     """How LFTF (or a baseline) trains. The defaults are the budget behind the README's numbers; the CLI's
     ``lftf finetune`` options take their defaults and help from these fields."""
 
-    block: int | tuple[int, ...] | None = _f(
+    block: int | tuple[int, ...] | None = setting(
         None, "The block(s) LFTF trains (method 'block'); see locate.choose_blocks."
     )
-    loss: str = _f("balanced", "paper, sum or balanced.")
-    lr: float = _f(3e-4, "AdamW learning rate.")
-    steps: int = _f(150, "Optimizer steps.")
-    batch_size: int = _f(32, "Prompts per step.")
-    n_train: int | None = _f(None, "Train on a seeded subset of this many prompts (default: all of them).")
-    hint_weight: float = _f(
+    loss: str = setting("balanced", "paper, sum or balanced.")
+    lr: float = setting(3e-4, "AdamW learning rate.")
+    steps: int = setting(150, "Optimizer steps.")
+    batch_size: int = setting(32, "Prompts per step.")
+    n_train: int | None = setting(
+        None, "Train on a seeded subset of this many prompts (default: all of them)."
+    )
+    hint_weight: float = setting(
         0.5, "Weight of the cross-entropy toward the hinted group on hint prompts (0 = off)."
     )
-    kl_weight: float = _f(0.0, "Weight of KL(base || tuned) on neutral text (0 = off).")
-    mass_weight: float = _f(1.0, "Weight of the (log group mass - base log mass)^2 anchor (0 = off).")
-    gendered_weight: float = _f(
+    kl_weight: float = setting(0.0, "Weight of KL(base || tuned) on neutral text (0 = off).")
+    mass_weight: float = setting(1.0, "Weight of the (log group mass - base log mass)^2 anchor (0 = off).")
+    gendered_weight: float = setting(
         0.0, "Gender only: cross-entropy toward the right pronoun after gendered nouns (0 = off)."
     )
-    winobias_weight: float = _f(
+    winobias_weight: float = setting(
         0.0, "Gender only: balanced loss on WinoBias dev sentences cut before the pronoun (0 = off)."
     )
-    winobias_sentence_weight: float = _f(
+    winobias_sentence_weight: float = setting(
         0.0, "Gender only: balanced loss on whole WinoBias dev pro / anti pairs (0 = off)."
     )
-    winobias_split: str = _f(
+    winobias_split: str = setting(
         "dev",
         "WinoBias material of the winobias terms: dev, or dev-fit (dev without the occupations of dev-select, "
         "which then chooses weights).",
     )
-    cda_weight: float = _f(
+    cda_weight: float = setting(
         0.0,
         "Gender only: balanced loss on corpus sentences naming a train occupation vs their gender-swapped twins "
         "(counterfactual pairs from tune(documents=...); 0 = off).",
     )
-    cda_n: int | None = _f(None, "Counterfactual pairs used (seeded; None: every pair the documents give).")
-    template_weight: float = _f(
+    cda_n: int | None = setting(
+        None, "Counterfactual pairs used (seeded; None: every pair the documents give)."
+    )
+    template_weight: float = setting(
         1.0, "Weight of the LFTF loss on the template prompts (0 = off: e.g. the CDA-only baseline)."
     )
-    context_weight: float = _f(
+    context_weight: float = setting(
         0.0,
         "Weight of the loss on training prompts after 0..context_max tokens of neutral text (method block; "
         "0 = off). The text: tune(documents=...), which the CLI and lftf compare draw from corpus documents no "
         "probe reads.",
     )
-    context_max: int = _f(1024, "Longest stretch of neutral text before a prompt (tokens; context term).")
-    context_n: int = _f(16, "Stretches of text the training prompts are spread over (context term).")
-    hint_exclude: tuple[str, ...] = _f(
+    context_max: int = setting(
+        1024, "Longest stretch of neutral text before a prompt (tokens; context term)."
+    )
+    context_n: int = setting(16, "Stretches of text the training prompts are spread over (context term).")
+    hint_exclude: tuple[str, ...] = setting(
         (), "Hint kinds left out of training and validation (leave-one-kind-out)."
     )
-    external: str | None = _f(
+    external: str | None = setting(
         None, "Folder holding winobias/ (default: data.external.external_root(), else the pinned download)."
     )
-    eval_every: int = _f(10, "Validate every k steps.")
-    n_val: int | None = _f(200, "Validation prompts (seeded subset of the validation split; None: all).")
-    patience: int | None = _f(
+    eval_every: int = setting(10, "Validate every k steps.")
+    n_val: int | None = setting(200, "Validation prompts (seeded subset of the validation split; None: all).")
+    patience: int | None = setting(
         None, "Evaluations without a better validation score before stopping (None: never)."
     )
-    restore_best: bool = _f(True, "Keep the evaluation with the best validation score (else the last step).")
-    checkpoint_every: int = _f(10, "Checkpoint every k steps when writing to a folder (0 = never).")
-    seed: int = _f(0, "Seed of batches, subsets and initialisation.")
-    axis: str = _f(
+    restore_best: bool = setting(
+        True, "Keep the evaluation with the best validation score (else the last step)."
+    )
+    checkpoint_every: int = setting(10, "Checkpoint every k steps when writing to a folder (0 = never).")
+    seed: int = setting(0, "Seed of batches, subsets and initialisation.")
+    axis: str = setting(
         "gender",
         "The bias axis to remove: a shipped name (gender, religion, religion-identity, race, race-choice, gender3, pronouns) or an axis file.",
     )
-    method: str = _f("block", "block (LFTF), full (FPFT baseline) or lora (peft LoRA on all blocks).")
-    lora_r: int = _f(8, "LoRA rank (method 'lora').")
-    lora_alpha: int = _f(16, "LoRA alpha (method 'lora').")
+    method: str = setting("block", "block (LFTF), full (FPFT baseline) or lora (peft LoRA on all blocks).")
+    lora_r: int = setting(8, "LoRA rank (method 'lora').")
+    lora_alpha: int = setting(16, "LoRA alpha (method 'lora').")
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -147,22 +151,11 @@ class TuneConfig:
         """The tuned blocks, sorted (method "block")."""
         return sorted({self.block} if isinstance(self.block, int) else set(self.block or ()))
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     @classmethod
     def budget(cls) -> dict:
         """The training budget every method of a comparison shares: these fields' defaults."""
         defaults = {f.name: f.default for f in fields(cls)}
         return {name: defaults[name] for name in BUDGET_FIELDS}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TuneConfig:
-        if unknown := sorted(set(d) - {f.name for f in fields(cls)}):
-            raise ConfigError(
-                f"TuneConfig has no field(s) {unknown}; fields: {[f.name for f in fields(cls)]}."
-            )
-        return cls(**d)
 
 
 __all__ = ["BUDGET_FIELDS", "METHODS", "TuneConfig"]

@@ -74,7 +74,7 @@ def test_run_compare_on_tiny_model():
         n_boot=50,
     )
     rows = run_compare(methods, cfg, load=lambda: tiny_model(3, seed=1))
-    # base/prompt once, every trained method on every seed (issue 12: CIs over seeds for every method)
+    # base/prompt once, every trained method on every seed (CIs over seeds for every method)
     assert list(zip(rows.method, rows.seed, strict=True)) == [
         ("base", 0),
         ("prompt", 0),
