@@ -71,6 +71,41 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM (a cluster's time limit, ``kill``), raised where Ctrl-C would be so the run ends the same way."""
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While the block runs, SIGTERM raises :class:`_Terminated` (a KeyboardInterrupt) where the run is."""
+
+    def on_term(signum, frame):
+        raise _Terminated()
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _say_interrupted(e: KeyboardInterrupt) -> int:
+    """Print the one line a Ctrl-C or SIGTERM ends a command with; its exit status (130 or 143)."""
+    said = (
+        str(e)
+        if isinstance(e, Interrupted)
+        else "interrupted; nothing was left half-written: rerun the same command to continue (finished rows are "
+        "kept; a fine-tune resumes with --resume)"
+    )
+    chain: BaseException | None = e  # a run may catch the signal's exception and raise its own (Interrupted)
+    while chain is not None and not isinstance(chain, _Terminated):
+        chain = chain.__context__
+    term = chain is not None
+    console.print(
+        _one_line(("terminated (SIGTERM): " if term else "") + said),
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
+    return 143 if term else 130
+
+
 def command(fn=None, *, claim: bool = True, shares: tuple[str, ...] = ()):
     """An ``lftf`` sub-command whose library errors print as one clear line (exit status 2) and whose Ctrl-C or
     SIGTERM prints one line (exit status 130 or 143; how to resume where a checkpoint exists), never a traceback.
@@ -98,19 +133,13 @@ def command(fn=None, *, claim: bool = True, shares: tuple[str, ...] = ()):
         max_memory: str | None = None,
         **kw,
     ):
-        terminated = []
-
-        def on_term(signum, frame):
-            terminated.append(signum)
-            raise _Terminated()
-
-        old = signal.signal(signal.SIGTERM, on_term)
         try:
             where = Placement(
                 device=device, dtype=dtype, device_map=device_map, max_memory=_max_memory(max_memory)
             )
             force = kw.get("force", False) if own_force else kw.pop("force", False)
             with contextlib.ExitStack() as stack:
+                stack.enter_context(_sigterm_as_interrupt())
                 if claims:
                     stack.enter_context(claim_out(Path(kw["out"]), name, force, shares))
                 stack.enter_context(placement(where))
@@ -124,21 +153,7 @@ def command(fn=None, *, claim: bool = True, shares: tuple[str, ...] = ()):
             )
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt as e:
-            said = (
-                str(e)
-                if isinstance(e, Interrupted)
-                else "interrupted; nothing was left half-written: rerun the same command to continue (finished "
-                "rows are kept; a fine-tune resumes with --resume)"
-            )
-            console.print(
-                _one_line(("terminated (SIGTERM): " if terminated else "") + said),
-                soft_wrap=True,
-                highlight=False,
-                markup=False,
-            )
-            raise typer.Exit(code=143 if terminated else 130) from None
-        finally:
-            signal.signal(signal.SIGTERM, old)
+            raise typer.Exit(code=_say_interrupted(e)) from None
 
     extra = [
         inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
@@ -180,11 +195,11 @@ _OPTION_TYPES: dict[str, tuple[Any, Callable[[Any], Any]]] = {
 def config_options(config: type, into: str, skip: tuple[str, ...] = ()):
     """Give a command one option per field of the dataclass ``config`` (``--lora-r`` for ``lora_r``; type,
     default and help from the field, so a new field is a new option with no second edit) and pass their values
-    to ``fn`` as one dict, the parameter ``into``. ``skip``: fields the command spells itself (or that only the
-    Python API sets). Apply under :func:`command`."""
+    to ``fn`` as one dict, the parameter ``into``. Fields declared ``api_only`` (:func:`lftf_interp.configs.setting`)
+    have no option; ``skip``: fields the command spells itself. Apply under :func:`command`."""
     spelled = []
     for f in fields(config):
-        if f.name in skip:
+        if f.name in skip or f.metadata.get("api_only"):
             continue
         if str(f.type) not in _OPTION_TYPES:
             raise TypeError(

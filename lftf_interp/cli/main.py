@@ -27,6 +27,8 @@ from lftf_interp.errors import LftfError
 from lftf_interp.experiments import pipeline
 from lftf_interp.experiments.compare import BUDGET, CompareConfig, SweepConfig, retain_config
 from lftf_interp.experiments.jobs import ExecutorConfig
+from lftf_interp.locate.run import LocateConfig
+from lftf_interp.metrics.pronoun import EvalConfig
 from lftf_interp.options import ints, items
 from lftf_interp.plots import report
 from lftf_interp.tune.train import TuneConfig
@@ -74,9 +76,9 @@ def _before_after(
 
 
 @command
+@config_options(EvalConfig, into="evaluation")
 def evaluate(
     model: str = MODEL,
-    split: str = typer.Option("test", help="train, validation or test."),
     axis: str = typer.Option(
         None,
         help="A bias axis: a shipped name (gender, ...) or a YAML/JSON file. Without it: "
@@ -88,28 +90,20 @@ def evaluate(
         "needs --axis for the groups.",
     ),
     out: Path = typer.Option(Path("out/evaluate"), help="Output directory."),
-    batch_size: int = typer.Option(64),
-    n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95 % CIs."),
-    seed: int = typer.Option(0),
+    evaluation: dict | None = None,  # every EvalConfig field, one option each (config_options)
 ) -> None:
     """AFGB (GenBiasEval) and UB (GenHintEval) of a model on one split; with --axis, the bias score and hint
     following over that axis's groups."""
-    from lftf_interp.metrics.pronoun import EvalConfig
-
     if data is not None and axis is None:
         raise LftfError("--data needs --axis: the axis says which groups' words to score after your prompts.")
+    cfg = EvalConfig(**(evaluation or {}))
+    split = cfg.split
     with progress_bar() as prog:
         tick = _Ticker(prog, f"evaluating {model} on {split}")
         if axis is not None:
-            cfg = EvalConfig(split=split, batch_size=batch_size, n_boot=n_boot, seed=seed)
             m = pipeline.evaluate_axis_to(model, axis, out, cfg, data, progress=tick)
         else:
-            m = pipeline.evaluate_to(
-                model,
-                EvalConfig(split=split, batch_size=batch_size, n_boot=n_boot, seed=seed),
-                out,
-                progress=tick,
-            )
+            m = pipeline.evaluate_to(model, cfg, out, progress=tick)
     table = Table(title=f"{model} · {m.get('axis', 'gender')} · {split} split")
     for col in ("metric", "value", "95% CI", "n"):
         table.add_column(col)
@@ -143,7 +137,6 @@ def figures(
 ) -> None:
     """Baseline-bias figures (per-occupation he share vs BLS, templates, hint following)."""
     from lftf_interp.data import load_dataset
-    from lftf_interp.metrics.pronoun import EvalConfig
     from lftf_interp.metrics.pronoun import evaluate as run_eval
     from lftf_interp.models.loading import load_model
 
@@ -156,35 +149,15 @@ def figures(
 
 
 @command
+@config_options(LocateConfig, into="locating")
 def locate(
     model: str = MODEL,
     out: Path = typer.Option(Path("out/locate"), help="Output directory (CSVs, locate.json, figures)."),
-    split: str = typer.Option("test"),
-    n_pairs: int = typer.Option(8, help="Clean/corrupted pairs for patching."),
-    pair_kind: str = typer.Option("hint_swap", help="hint_swap or stereotype_swap."),
-    positions: str = typer.Option("last", help="BMI over the last position or all positions."),
-    axis: str = typer.Option(
-        "gender",
-        help="A bias axis: a shipped name (gender, religion, religion-identity, race, race-choice, gender3, pronouns) or "
-        "an axis file; BMI on its neutral prompts, patching on its hint-swap pairs.",
-    ),
-    hint_kind: str = typer.Option(
-        None, help="Hint kind of the patching pairs (default: noun for gender, else the axis's first kind)."
-    ),
-    seed: int = typer.Option(0),
+    locating: dict | None = None,  # every LocateConfig field, one option each (config_options)
 ) -> None:
     """BMI ranking (+ held-out stability), activation patching, logit lens and attribution patching."""
-    from lftf_interp.locate.run import LocateConfig
-
-    cfg = LocateConfig(
-        split=split,
-        n_pairs=n_pairs,
-        pair_kind=pair_kind,
-        positions=positions,
-        seed=seed,
-        axis=axis,
-        hint_kind=hint_kind,
-    )
+    cfg = LocateConfig(**(locating or {}))
+    axis = cfg.axis
     with progress_bar() as prog:
         task = prog.add_task("locate", total=4)
 
@@ -277,9 +250,9 @@ def export(
 
 @command
 @executor_options
+@config_options(CompareConfig, into="comparison", skip=("model",))
 def compare(
     model: str = MODEL,
-    seeds: str = typer.Option("0", help="Comma-separated seeds for every trained method."),
     methods: str = typer.Option(
         "all", help="Comma-separated method names (see `lftf_interp.experiments.compare.default_methods`)."
     ),
@@ -293,9 +266,6 @@ def compare(
         "else computed and written there).",
     ),
     out: Path = typer.Option(Path("out/compare")),
-    axis: str = typer.Option(
-        "gender", help="The bias axis every method is trained and scored on (shipped name or file)."
-    ),
     validity: bool = typer.Option(
         True,
         help="Also the probes beyond the template per row: on gender `lftf validity`'s probes and StereoSet, on "
@@ -306,6 +276,7 @@ def compare(
         help="Rows already in OUT that lack a probe of the comparison (written before it joined) get it: the "
         "method is trained again with the row's seed and only the missing probes run.",
     ),
+    comparison: dict | None = None,  # the other CompareConfig fields, one option each (config_options)
     executor: ExecutorConfig | None = None,  # the grid options (executor_options)
 ) -> None:
     """LFTF vs baselines (FPFT, LoRA, other blocks, top-k, prompt): AFGB, UB, mass, KL, perplexity, MC accuracy,
@@ -326,11 +297,10 @@ def compare(
     want = None if methods == "all" else list(items(methods))
     cfg = CompareConfig(
         model=model,
-        seeds=ints(seeds),
         budget=dict(BUDGET, **({"steps": steps} if steps else {})),
         retain=retain_config(retain),
-        axis=axis,
         validity=pipeline.COMPARE_VALIDITY if validity else None,
+        **(comparison or {}),
     )
     console.print(
         pipeline.compare_to(model, out, cfg, want, reference, on_row=show, executor=executor, fill=fill)
@@ -372,11 +342,9 @@ def demo(
 
 @command
 @executor_options
+@config_options(SweepConfig, into="sweeping")
 def sweep(
     model: str = MODEL,
-    blocks: str = typer.Option(
-        "every3", help="Comma-separated blocks, 'all', or 'everyK' (0, K, 2K, ... and the last)."
-    ),
     steps: int = typer.Option(
         SweepConfig().budget["steps"], help="Steps per block (the same budget for every block)."
     ),
@@ -384,14 +352,8 @@ def sweep(
         SweepConfig().budget["mass_weight"],
         help="Mass-anchor weight (results/block_sweep was run without it).",
     ),
-    seed: int = typer.Option(0),
     out: Path = typer.Option(Path("out/sweep")),
-    axis: str = typer.Option(
-        "gender", help="The bias axis each block is tuned and scored on (shipped name or file)."
-    ),
-    probes: str = typer.Option(
-        "", help="Validity probes per block too, e.g. math,gendered,winobias (gender only)."
-    ),
+    sweeping: dict | None = None,  # the other SweepConfig fields, one option each (config_options)
     executor: ExecutorConfig | None = None,  # the grid options (executor_options)
 ) -> None:
     """Fine-tune each block alone with the same budget and record debiasing vs capability cost, next to its BMI."""
@@ -402,13 +364,7 @@ def sweep(
             f"ppl {row['ppl_change_pct']:+.2f}% ({row['wall_s']:.0f} s)"
         )
 
-    cfg = SweepConfig(
-        blocks=blocks,
-        budget={"steps": steps, "mass_weight": mass_weight},
-        seed=seed,
-        axis=axis,
-        probes=items(probes),
-    )
+    cfg = SweepConfig(budget={"steps": steps, "mass_weight": mass_weight}, **(sweeping or {}))
     rows = pipeline.sweep_to(model, out, cfg, on_row=show, executor=executor)
     console.print(f"{len(rows)} blocks in {out / 'rows.jsonl'}")
 

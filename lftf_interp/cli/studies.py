@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from lftf_interp.cli.base import MODEL, command, console, executor_options, option
+from lftf_interp.cli.base import MODEL, command, config_options, console, executor_options, option
 from lftf_interp.errors import LftfError
 from lftf_interp.experiments import studies, weights
 from lftf_interp.experiments.jobs import ExecutorConfig
@@ -18,6 +18,7 @@ from lftf_interp.probes import AXIS_PROBES, EXTRA_PROBES, PROBES, ValidityConfig
 
 
 @command
+@config_options(ValidityConfig, into="probing", skip=("probes",))
 def validity(
     model: str = MODEL,
     delta: Path = typer.Option(
@@ -28,37 +29,19 @@ def validity(
         help=f"Comma-separated probes (default: all of {', '.join(PROBES)}; off gender: "
         f"{', '.join(AXIS_PROBES)}); on request also {', '.join(EXTRA_PROBES)}.",
     ),
-    axis: str = typer.Option(
-        "gender",
-        help="The bias axis long_context scores (shipped name or file); off gender only "
-        f"{', '.join(AXIS_PROBES)} run.",
-    ),
-    external: Path = typer.Option(
-        None,
-        help="Folder holding winobias/, winogender/, professions_bolukbasi/ (default: "
-        "$LFTF_EXTERNAL, else a shared/external folder above the working directory or the checkout, else the "
-        "pinned upstream files).",
-    ),
-    context: str = typer.Option(
-        "0,64,256,1024", help="Context lengths (tokens of neutral text) for long_context."
-    ),
     against: Path = typer.Option(
         None,
         help="Another `lftf validity` folder (e.g. the base model's): also write "
         "OUT/paired.csv, each probe's change with a paired bootstrap CI over items.",
     ),
-    seed: int = typer.Option(0),
     out: Path = typer.Option(Path("out/validity")),
+    probing: dict | None = None,  # the other ValidityConfig fields, one option each (config_options)
 ) -> None:
     """Beyond the template: both AFGB variants, gendered-noun accuracy, a_s / a_f, WinoBias / Winogender
     pro-preference, UB per hint kind and on unseen hint kinds, arithmetic, paper-style prompts, long context."""
-    cfg = ValidityConfig(
-        probes=items(probes) if probes else (PROBES if axis == "gender" else AXIS_PROBES),
-        axis=axis,
-        external=str(external) if external else None,
-        context_lengths=ints(context),
-        seed=seed,
-    )
+    given = probing or {}
+    default = PROBES if given.get("axis", "gender") == "gender" else AXIS_PROBES
+    cfg = ValidityConfig(probes=items(probes) if probes else default, **given)
     rec = studies.validity_to(model, out, delta, cfg, say=console.rule)
     for k, v in rec.items():
         if isinstance(v, float):

@@ -479,17 +479,8 @@ def test_ctrl_c_while_the_commands_import_is_one_line(monkeypatch, capsys):
 
 def test_every_tune_config_field_is_an_option_of_finetune_with_the_same_default(tmp_path, monkeypatch):
     """The options are made from TuneConfig: a new field is a new option, its default the field's."""
-    import dataclasses
-
-    import typer.main
-
-    from lftf_interp.cli.main import app
     from lftf_interp.tune import TuneConfig
 
-    cmd = typer.main.get_command(app).commands["finetune"]
-    names = {p.name for p in cmd.params}
-    fields = {f.name for f in dataclasses.fields(TuneConfig)}
-    assert fields <= names  # block is spelled by the command itself (a list, or auto)
     seen = {}
 
     def capture(model, cfg, out, **kw):
@@ -507,3 +498,52 @@ def test_every_tune_config_field_is_an_option_of_finetune_with_the_same_default(
     assert seen["cfg"] == TuneConfig(
         block=(3,), context_weight=1.0, winobias_split="dev-fit", hint_exclude=("name", "role")
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "config"),
+    [
+        ("finetune", "lftf_interp.tune.config:TuneConfig"),
+        ("evaluate", "lftf_interp.metrics.pronoun:EvalConfig"),
+        ("locate", "lftf_interp.locate.run:LocateConfig"),
+        ("sweep", "lftf_interp.experiments.compare:SweepConfig"),
+        ("compare", "lftf_interp.experiments.compare:CompareConfig"),
+        ("validity", "lftf_interp.probes.run:ValidityConfig"),
+    ],
+)
+def test_every_config_field_is_an_option_or_declared_api_only(name, config):
+    """A command built from a config: each field is one of its options, or declared ``api_only`` (then the
+    command spells what it needs of it, e.g. ``compare --retain small``)."""
+    import dataclasses
+    import importlib
+
+    import typer.main
+
+    from lftf_interp.cli.main import app
+    from lftf_interp.configs import api_only
+
+    module, cls = config.split(":")
+    config = getattr(importlib.import_module(module), cls)
+    options = {p.name for p in typer.main.get_command(app).commands[name].params}
+    missing = {f.name for f in dataclasses.fields(config)} - options - set(api_only(config))
+    assert not missing, f"lftf {name} has no option for {sorted(missing)}"
+
+
+def test_a_sweep_and_a_compare_pass_their_config_fields(tmp_path, monkeypatch):
+    from lftf_interp.experiments.compare import CompareConfig, SweepConfig
+
+    seen = {}
+
+    def capture(model, out, cfg, *a, **k):
+        seen["cfg"] = cfg
+        raise LftfError("captured")
+
+    monkeypatch.setattr(pipeline, "sweep_to", capture)
+    monkeypatch.setattr(pipeline, "compare_to", capture)
+    lftf("sweep", "--blocks", "2,5", "--probes", "math,gendered", "--seed", "3", "--out", tmp_path / "s")
+    assert seen["cfg"] == SweepConfig(
+        blocks="2,5", probes=("math", "gendered"), seed=3, budget={"steps": 40, "mass_weight": 0.0}
+    )
+    lftf("compare", "--seeds", "0,1,2", "--n-boot", "200", "--no-validity", "--out", tmp_path / "c")
+    assert seen["cfg"].seeds == (0, 1, 2) and seen["cfg"].n_boot == 200 and seen["cfg"].validity is None
+    assert seen["cfg"] == CompareConfig(seeds=(0, 1, 2), n_boot=200)
