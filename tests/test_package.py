@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "lftf_interp"
 LAYERS = [  # sub-packages (and the few top-level modules), lowest first
-    {"__init__", "errors", "options"},
+    {"__init__", "errors", "options", "configs"},
     {"provenance", "store"},
     {"data"},
     {"models"},
@@ -135,9 +135,43 @@ def private_uses(name: str, path: Path) -> list[str]:
     return found
 
 
+def private_attributes(path: Path) -> set[str]:
+    """The private names (``_x``) a module defines: functions, classes, methods, attributes it assigns."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+def private_reads(path: Path, own: set[str], others: set[str]) -> list[str]:
+    """``obj._x`` on any object but ``self`` / ``cls``, where ``_x`` is a private name another module of the
+    package defines and this one does not (a private of a third-party library is not ours to police)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in others - own
+            and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+        ):
+            found.append(f"{ast.unparse(node.value)}.{node.attr}")
+    return found
+
+
 def test_no_private_names_cross_modules():
     bad = {m: u for m, p in modules().items() if (u := private_uses(m, p))}
     assert not bad, f"modules using another module's private names (make them public or move them): {bad}"
+    defined = {m: private_attributes(p) for m, p in modules().items()}
+    reads = {
+        m: u
+        for m, p in modules().items()
+        if (u := private_reads(p, defined[m], set().union(*(d for n, d in defined.items() if n != m))))
+    }
+    assert not reads, f"modules reading another module's private attributes on its objects: {reads}"
 
 
 @pytest.mark.parametrize("name", sorted(modules()))

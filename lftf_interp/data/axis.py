@@ -365,39 +365,8 @@ def _reference(doc: dict, names: list[str], where: str) -> dict[str, float]:
     return {n: float(ref[n]) for n in names}
 
 
-def axis_from_dict(doc: dict, where: str = "axis") -> BiasAxis:
-    """Validate an axis document (see the module doc) and build the :class:`BiasAxis`. Every field is checked
-    for its type as well as its value: a bad one is refused with :class:`DatasetError` naming it and the fix."""
-    if not isinstance(doc, dict):
-        raise DatasetError(f"{where}: expected a mapping with 'name' and 'groups', got {_show(doc)}.")
-    if unknown := sorted(str(k) for k in set(doc) - _KEYS):
-        raise DatasetError(f"{where}: unknown field(s) {unknown}; an axis has {sorted(_KEYS)}.")
-    if "name" not in doc or doc["name"] is None:
-        raise DatasetError(f"{where}: missing 'name'.")
-    name = _text(doc["name"], "name", where, "name: religion")
-    description = doc.get("description") or ""
-    if not isinstance(description, str):
-        raise DatasetError(f"{where}: description must be text, got {_show(description)}.")
-    groups = _groups(doc, where)
-    names = [g.name for g in groups]
-    ref = _reference(doc, names, where)
-    prompts = doc.get("prompts") or {}
-    if (
-        not isinstance(prompts, dict)
-        or set(prompts) - {"bias", "hint"}
-        or not all(isinstance(v, str) and visible(v) for v in prompts.values())
-    ):
-        raise DatasetError(
-            f"{where}: prompts must map 'bias' (and optionally 'hint') to a JSONL file or a shipped "
-            f"set (genbias / genhint), e.g. prompts: {{bias: my_bias.jsonl}}; got {_show(prompts)}."
-        )
-    templates = _items(doc, "templates", where, "{text: 'The {subject} said that', split: train}")
-    subjects = _items(doc, "subjects", where, "{name: doctor, split: train}")
-    hints = _items(doc, "hints", where, "{kind: worship, group: a, text: 'The {subject} goes to church.'}")
-    if not prompts and not templates:
-        raise DatasetError(
-            f"{where}: give templates and subjects (generated prompts) or prompts: {{bias: FILE}}."
-        )
+def _check_templates(templates: list[dict], where: str) -> None:
+    """Each template's text, slot, split and sentence; a repeated template is a warning."""
     repeated = []
     first: dict[str, dict] = {}  # template text -> its first template
     sentences: dict[int | str, dict] = {}  # sentence -> its first template
@@ -430,6 +399,10 @@ def axis_from_dict(doc: dict, where: str = "axis") -> BiasAxis:
             len(repeated),
             "; ".join(repeated[:3]) + (" …" if len(repeated) > 3 else ""),
         )
+
+
+def _check_subjects_and_hints(subjects: list[dict], hints: list[dict], names: list[str], where: str) -> None:
+    """Each subject once, with its split; each hint's text, slot, group and kind."""
     seen: dict[str, int] = {}
     for i, s in enumerate(subjects):
         subject = _text(s.get("name"), f"subjects[{i}].name", where, "name: doctor")
@@ -453,6 +426,40 @@ def axis_from_dict(doc: dict, where: str = "axis") -> BiasAxis:
             raise DatasetError(
                 f"{where}: hint {text!r} has kind {_show(h.get('kind'))}; a kind is text, e.g. worship."
             )
+
+
+def axis_from_dict(doc: dict, where: str = "axis") -> BiasAxis:
+    """Validate an axis document (see the module doc) and build the :class:`BiasAxis`. Every field is checked
+    for its type as well as its value: a bad one is refused with :class:`DatasetError` naming it and the fix."""
+    if not isinstance(doc, dict):
+        raise DatasetError(f"{where}: expected a mapping with 'name' and 'groups', got {_show(doc)}.")
+    if unknown := sorted(str(k) for k in set(doc) - _KEYS):
+        raise DatasetError(f"{where}: unknown field(s) {unknown}; an axis has {sorted(_KEYS)}.")
+    if "name" not in doc or doc["name"] is None:
+        raise DatasetError(f"{where}: missing 'name'.")
+    name = _text(doc["name"], "name", where, "name: religion")
+    description = doc.get("description") or ""
+    if not isinstance(description, str):
+        raise DatasetError(f"{where}: description must be text, got {_show(description)}.")
+    groups = _groups(doc, where)
+    names = [g.name for g in groups]
+    ref = _reference(doc, names, where)
+    prompts = doc.get("prompts") or {}
+    ok = isinstance(prompts, dict) and not set(prompts) - {"bias", "hint"}
+    if not ok or not all(isinstance(v, str) and visible(v) for v in prompts.values()):
+        raise DatasetError(
+            f"{where}: prompts must map 'bias' (and optionally 'hint') to a JSONL file or a shipped "
+            f"set (genbias / genhint), e.g. prompts: {{bias: my_bias.jsonl}}; got {_show(prompts)}."
+        )
+    templates = _items(doc, "templates", where, "{text: 'The {subject} said that', split: train}")
+    subjects = _items(doc, "subjects", where, "{name: doctor, split: train}")
+    hints = _items(doc, "hints", where, "{kind: worship, group: a, text: 'The {subject} goes to church.'}")
+    if not prompts and not templates:
+        raise DatasetError(
+            f"{where}: give templates and subjects (generated prompts) or prompts: {{bias: FILE}}."
+        )
+    _check_templates(templates, where)
+    _check_subjects_and_hints(subjects, hints, names, where)
     ht = doc.get("hint_templates", "all")
     if ht not in ("all", "one") and not (isinstance(ht, int) and not isinstance(ht, bool) and ht >= 1):
         raise DatasetError(f"{where}: hint_templates must be 'all', 'one' or a count >= 1, got {_show(ht)}.")

@@ -126,7 +126,8 @@ class Runner:
             self.d_rot = int(self.d_head * (prf or 1.0))
         self._freqs = {k: _inv_freq(cfg, k, self.d_rot) for k in set(self.rope_key)} if a.rope else {}
         self._rope_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
-        self._names = [
+        # per block: its sub-layers (attn, mlp) and norms (attn_in, attn_out, mlp_in, mlp_out) -> parameter prefix
+        self.sublayers = [
             {
                 k: f"{a.layers}.{i}.{v}"
                 for k, v in (
@@ -160,7 +161,8 @@ class Runner:
         return scale
 
     # -- pieces -----------------------------------------------------------------------------------------
-    def _w(self, name: str) -> Tensor | None:
+    def param(self, name: str) -> Tensor | None:
+        """A parameter by its canonical name (``model.layers.3.mlp.down_proj.bias``), None where it has none."""
         return self.p.get(name)
 
     def device_of(self, layer: int) -> torch.device:
@@ -178,7 +180,7 @@ class Runner:
         """The family's norm (RMSNorm, or LayerNorm with its bias) with the weights of module ``name``."""
         w = self.p[name + ".weight"]
         if self.arch.norm == "layer":
-            return F.layer_norm(x, (x.shape[-1],), w, self._w(name + ".bias"), self.eps)
+            return F.layer_norm(x, (x.shape[-1],), w, self.param(name + ".bias"), self.eps)
         return self.rms(x, w)
 
     def rope(self, layer: int, n_pos: int, device) -> tuple[Tensor, Tensor]:
@@ -208,9 +210,10 @@ class Runner:
             x = x + F.embedding(torch.arange(start, start + tokens.shape[1], device=wpe.device), wpe)
         return x
 
-    def _linear(self, x: Tensor, name: str) -> Tensor:
+    def linear(self, x: Tensor, name: str) -> Tensor:
+        """The linear layer ``name`` (a prefix of :attr:`sublayers`, e.g. ``...self_attn.o_proj``) applied to x."""
         w = self.p[name + ".weight"]
-        return F.linear(x, w.t() if self.arch.conv1d else w, self._w(name + ".bias"))
+        return F.linear(x, w.t() if self.arch.conv1d else w, self.param(name + ".bias"))
 
     def attn(
         self,
@@ -222,23 +225,23 @@ class Runner:
         """Self-attention of one block (on its normed input). ``past_kv`` (keys after RoPE, values) of earlier
         positions lets a run recompute only a suffix of the sequence; ``return_kv`` also returns this call's (k, v)."""
         z, kv = self.attn_z(layer, x, past_kv)
-        out = self._linear(z, f"{self._names[layer]['attn']}.{self.arch.o}")
+        out = self.linear(z, f"{self.sublayers[layer]['attn']}.{self.arch.o}")
         return (out, kv) if return_kv else out
 
     def qkv(self, layer: int, x: Float[Tensor, "batch pos d_model"]) -> tuple[Tensor, Tensor, Tensor]:
         """Queries, keys and values of one block, ``[batch, heads, pos, d_head]``, before RoPE."""
-        a, pre = self.arch, self._names[layer]["attn"] + "."
+        a, pre = self.arch, self.sublayers[layer]["attn"] + "."
         b, s, _ = x.shape
         nq, nk = self.n_heads * self.d_head, self.n_kv * self.d_head
         if len(a.qkv) == 3:
-            q, k, v = (self._linear(x, pre + n) for n in a.qkv)
+            q, k, v = (self.linear(x, pre + n) for n in a.qkv)
         elif a.qkv_per_head:  # [q_h | k_h | v_h] for each head h
             q, k, v = (
                 t.reshape(b, s, nq)
-                for t in self._linear(x, pre + a.qkv[0]).view(b, s, self.n_heads, -1).chunk(3, -1)
+                for t in self.linear(x, pre + a.qkv[0]).view(b, s, self.n_heads, -1).chunk(3, -1)
             )
         else:
-            q, k, v = self._linear(x, pre + a.qkv[0]).split([nq, nk, nk], -1)
+            q, k, v = self.linear(x, pre + a.qkv[0]).split([nq, nk, nk], -1)
         if a.qk_norm == "all":  # OLMo-2: one RMSNorm over every head's queries (keys)
             q, k = self.rms(q, self.p[pre + "q_norm.weight"]), self.rms(k, self.p[pre + "k_norm.weight"])
         q = q.view(b, s, self.n_heads, self.d_head).transpose(1, 2)
@@ -275,7 +278,7 @@ class Runner:
         its last block."""
         if resid.shape[1] > 1:
             off = 0 if past_kv is None else past_kv[0].shape[2]
-            _, k, v = self._qkv_at(layer, self._norm(layer, "attn_in", resid[:, :-1]), off)
+            _, k, v = self._qkv_at(layer, self.norm_at(layer, "attn_in", resid[:, :-1]), off)
             past_kv = (
                 (k, v) if past_kv is None else (torch.cat([past_kv[0], k], 2), torch.cat([past_kv[1], v], 2))
             )
@@ -314,22 +317,24 @@ class Runner:
         return z.transpose(1, 2).reshape(b, s, -1), kv
 
     def mlp(self, layer: int, x: Tensor) -> Tensor:
-        return self._linear(self.mlp_acts(layer, x), f"{self._names[layer]['mlp']}.{self.arch.down}")
+        return self.linear(self.mlp_acts(layer, x), f"{self.sublayers[layer]['mlp']}.{self.arch.down}")
 
     def mlp_acts(self, layer: int, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_mlp"]:
         """The MLP neurons' activations, the input of the down projection (neuron j: its column j): act(gate) ·
         up for a gated MLP (separate or fused [gate | up]), else act(up)."""
-        proj, pre = self.arch.mlp_in_proj, self._names[layer]["mlp"] + "."
+        proj, pre = self.arch.mlp_in_proj, self.sublayers[layer]["mlp"] + "."
         if len(proj) == 2:
-            return self.act(self._linear(x, pre + proj[0])) * self._linear(x, pre + proj[1])
-        h = self._linear(x, pre + proj[0])
+            return self.act(self.linear(x, pre + proj[0])) * self.linear(x, pre + proj[1])
+        h = self.linear(x, pre + proj[0])
         if self.arch.gate_up:
             gate, up = h.chunk(2, -1)
             return up * self.act(gate)
         return self.act(h)
 
-    def _norm(self, layer: int, which: str, x: Tensor) -> Tensor:
-        name = self._names[layer].get(which)
+    def norm_at(self, layer: int, which: str, x: Tensor) -> Tensor:
+        """Block ``layer``'s norm ``which`` (attn_in, attn_out, mlp_in, mlp_out) on x; x itself where the family
+        has none there."""
+        name = self.sublayers[layer].get(which)
         return x if name is None else self.norm(x, name)
 
     def mlp_half(
@@ -343,8 +348,10 @@ class Runner:
         if self.parallel:
             if resid_pre is None:
                 raise ValueError("a parallel block's MLP reads resid_pre: pass it to mlp_half")
-            return mid + self._norm(layer, "mlp_out", self.mlp(layer, self._norm(layer, "mlp_in", resid_pre)))
-        return mid + self._norm(layer, "mlp_out", self.mlp(layer, self._norm(layer, "mlp_in", mid)))
+            return mid + self.norm_at(
+                layer, "mlp_out", self.mlp(layer, self.norm_at(layer, "mlp_in", resid_pre))
+            )
+        return mid + self.norm_at(layer, "mlp_out", self.mlp(layer, self.norm_at(layer, "mlp_in", mid)))
 
     def block(
         self,
@@ -356,14 +363,14 @@ class Runner:
     ):
         """resid_pre -> resid_post of one block; ``return_parts`` adds (attn_out, mlp_out) as added to the
         residual, ``return_kv`` the block's (k, v); ``past_kv`` holds keys/values of earlier positions."""
-        attn_out, kv = self.attn(layer, self._norm(layer, "attn_in", resid), past_kv, True)
-        attn_out = self._norm(layer, "attn_out", attn_out)
+        attn_out, kv = self.attn(layer, self.norm_at(layer, "attn_in", resid), past_kv, True)
+        attn_out = self.norm_at(layer, "attn_out", attn_out)
         if self.parallel:  # both read the block input; summed in Hugging Face's order
-            mlp_out = self._norm(layer, "mlp_out", self.mlp(layer, self._norm(layer, "mlp_in", resid)))
+            mlp_out = self.norm_at(layer, "mlp_out", self.mlp(layer, self.norm_at(layer, "mlp_in", resid)))
             out = mlp_out + attn_out + resid
         else:
             mid = resid + attn_out
-            mlp_out = self._norm(layer, "mlp_out", self.mlp(layer, self._norm(layer, "mlp_in", mid)))
+            mlp_out = self.norm_at(layer, "mlp_out", self.mlp(layer, self.norm_at(layer, "mlp_in", mid)))
             out = mid + mlp_out
         res = (out, attn_out, mlp_out) if return_parts else (out,)
         if return_kv:
@@ -378,7 +385,7 @@ class Runner:
         x = resid.to(w.device)
         if self.arch.final_norm:
             x = self.norm(x, self.arch.final_norm)
-        logits = F.linear(x, w, self._w(f"{head}.bias"))
+        logits = F.linear(x, w, self.param(f"{head}.bias"))
         if self.final_softcap:
             logits = torch.tanh(logits / self.final_softcap) * self.final_softcap
         return logits

@@ -237,7 +237,7 @@ def _readout(runner: Runner, model, male: Sequence[str], female: Sequence[str]) 
     bias term (0 without an unembedding bias)."""
     he, she = target_ids(model, male), target_ids(model, female)
     w_u = runner.p[f"{runner.arch.head}.weight"].float()
-    lm_b = runner._w(f"{runner.arch.head}.bias")
+    lm_b = runner.param(f"{runner.arch.head}.bias")
     u_b = float(lm_b[he].float().mean() - lm_b[she].float().mean()) if lm_b is not None else 0.0
     return w_u[he].mean(0) - w_u[she].mean(0), u_b
 
@@ -263,23 +263,23 @@ def unit_dla(
         raise ConfigError("unit_dla needs at least one prompt.")
     _fast_arch(hf_of(model).config)
     runner = Runner(model)
-    names = runner._names[block]
+    names = runner.sublayers[block]
     u, u_b = _readout(runner, model, male, female)
     w_o, w_down = (
         runner.p[names["attn"] + ".o_proj.weight"].float(),
         runner.p[names["mlp"] + ".down_proj.weight"].float(),
     )
-    b_o, b_down = runner._w(names["attn"] + ".o_proj.bias"), runner._w(names["mlp"] + ".down_proj.bias")
+    b_o, b_down = runner.param(names["attn"] + ".o_proj.bias"), runner.param(names["mlp"] + ".down_proj.bias")
     h, dh = runner.n_heads, runner.d_head
     parts: dict[str, list] = {k: [] for k in ("head", "neuron", "attn", "mlp", "logit_diff", "acts", "z")}
     for ids, last in _batches(model, prompts, batch_size):
         resid = runner.run(runner.embed(ids), 0, block)  # resid_pre of the block
-        z, _ = runner.attn_z(block, runner._norm(block, "attn_in", resid))
-        attn_raw = runner._linear(z, names["attn"] + ".o_proj")
-        mid = resid + runner._norm(block, "attn_out", attn_raw)
-        acts = runner.mlp_acts(block, runner._norm(block, "mlp_in", mid))
-        mlp_raw = runner._linear(acts, names["mlp"] + ".down_proj")
-        final = runner.run(mid + runner._norm(block, "mlp_out", mlp_raw), block + 1)
+        z, _ = runner.attn_z(block, runner.norm_at(block, "attn_in", resid))
+        attn_raw = runner.linear(z, names["attn"] + ".o_proj")
+        mid = resid + runner.norm_at(block, "attn_out", attn_raw)
+        acts = runner.mlp_acts(block, runner.norm_at(block, "mlp_in", mid))
+        mlp_raw = runner.linear(acts, names["mlp"] + ".down_proj")
+        final = runner.run(mid + runner.norm_at(block, "mlp_out", mlp_raw), block + 1)
         r, a_raw, m_raw, a_z, a_act = last(final), last(attn_raw), last(mlp_raw), last(z), last(acts)
         d_fin = u * _out_scale(runner, runner.arch.final_norm, r)  # [b, d_model]: logit diff = d_fin · resid
         d_attn = d_fin * _out_scale(runner, names.get("attn_out"), a_raw)  # through the post-attention norm

@@ -45,19 +45,19 @@ def _block_reading(
     runner: Runner, layer: int, resid: Tensor, delta: Tensor, heads: Collection[int], mlp: bool
 ) -> Tensor:
     """Block ``layer`` on ``resid`` where only ``heads`` (and the MLP if ``mlp``) read ``resid + delta``."""
-    z, _ = runner.attn_z(layer, runner._norm(layer, "attn_in", resid))
+    z, _ = runner.attn_z(layer, runner.norm_at(layer, "attn_in", resid))
     if heads:
-        zd, _ = runner.attn_z(layer, runner._norm(layer, "attn_in", resid + delta))
+        zd, _ = runner.attn_z(layer, runner.norm_at(layer, "attn_in", resid + delta))
         z = z.clone()
         for h in heads:  # head h's output depends only on its own queries and its group's keys / values
             sl = slice(h * runner.d_head, (h + 1) * runner.d_head)
             z[..., sl] = zd[..., sl]
-    attn_out = runner._norm(
-        layer, "attn_out", runner._linear(z, f"{runner._names[layer]['attn']}.{runner.arch.o}")
+    attn_out = runner.norm_at(
+        layer, "attn_out", runner.linear(z, f"{runner.sublayers[layer]['attn']}.{runner.arch.o}")
     )
     src = resid if runner.parallel else resid + attn_out  # what the MLP reads
-    mlp_out = runner._norm(
-        layer, "mlp_out", runner.mlp(layer, runner._norm(layer, "mlp_in", src + delta if mlp else src))
+    mlp_out = runner.norm_at(
+        layer, "mlp_out", runner.mlp(layer, runner.norm_at(layer, "mlp_in", src + delta if mlp else src))
     )
     return resid + attn_out + mlp_out
 
