@@ -42,7 +42,9 @@ def test_nested_configs_and_tuples_come_back_as_declared():
     assert cfg.seeds == (0, 1) and cfg.validity.context_lengths == (0, 1024)
 
 
-@pytest.mark.parametrize("cls", [TuneConfig, EvalConfig, LocateConfig, SweepConfig, CompareConfig, RetainConfig])
+@pytest.mark.parametrize(
+    "cls", [TuneConfig, EvalConfig, LocateConfig, SweepConfig, CompareConfig, RetainConfig]
+)
 def test_an_unknown_field_is_refused_by_name(cls):
     with pytest.raises(ConfigError, match=r"has no field\(s\) \['lerning_rate'\]; fields: \["):
         cls.from_dict({"lerning_rate": 1})

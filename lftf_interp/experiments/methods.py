@@ -35,6 +35,26 @@ class MethodSpec(Config):
             )
 
 
+# The baselines that train every parameter (or LoRA adapters on every block): name, description, TuneConfig terms.
+BASELINES = (
+    ("lora", "peft LoRA r=8 on all blocks' attention + MLP", {"method": "lora", "lr": 1e-3}),
+    ("fpft", "full-parameter fine-tune", {"method": "full", "lr": 1e-5}),
+    (
+        "cda",
+        "counterfactual data augmentation: every parameter, the balanced loss on gender-swapped corpus sentence "
+        "pairs only (no template prompts)",
+        {
+            "method": "full",
+            "lr": 1e-5,
+            "template_weight": 0.0,
+            "hint_weight": 0.0,
+            "mass_weight": 0.0,
+            "cda_weight": 1.0,
+        },
+    ),
+)
+
+
 def default_methods(
     n_layers: int, seed: int = 0, exclude: str | Sequence[int] = AUTO, n_seeds_other: int | None = None
 ) -> list[MethodSpec]:
@@ -47,67 +67,53 @@ def default_methods(
     :func:`lftf_interp.locate.artefact_blocks`)."""
     middle = n_layers // 2
     ex = exclude if isinstance(exclude, str) else tuple(exclude)
+
+    def on_bmi(name: str, description: str, top_k: int | None = None, **terms) -> MethodSpec:
+        """A method trained on BMI's top block(s) past ``exclude``, with these TuneConfig terms."""
+        top = {"top_k": top_k} if top_k else {}
+        return MethodSpec(
+            name, description, {"block": "auto", **top, "bmi_exclude": ex, **terms}, n_seeds=n_seeds_other
+        )
+
     return [
         MethodSpec("base", "the untouched model"),
         MethodSpec("prompt", "debiasing instruction prepended, no training", instruction=DEBIAS_INSTRUCTION),
         MethodSpec(
             "lftf-balanced", "top-BMI block, balanced loss + hint term", {"block": "auto", "bmi_exclude": ex}
         ),
-        MethodSpec(
+        on_bmi(
             "lftf-balanced-nomass",
             "top-BMI block, balanced loss + hint term, no mass anchor",
-            {"block": "auto", "bmi_exclude": ex, "mass_weight": 0.0},
-            n_seeds=n_seeds_other,
+            mass_weight=0.0,
         ),
-        MethodSpec(
-            "lftf-paper",
-            "top-BMI block, paper loss + hint term",
-            {"block": "auto", "bmi_exclude": ex, "loss": "paper"},
-            n_seeds=n_seeds_other,
-        ),
-        MethodSpec(
-            "lftf-sum",
-            "top-BMI block, sum loss + hint term",
-            {"block": "auto", "bmi_exclude": ex, "loss": "sum"},
-            n_seeds=n_seeds_other,
-        ),
-        MethodSpec(
-            "lftf-gendered",
-            "lftf-balanced + gendered-noun retention term",
-            {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0},
-            n_seeds=n_seeds_other,
-        ),
-        MethodSpec(
+        on_bmi("lftf-paper", "top-BMI block, paper loss + hint term", loss="paper"),
+        on_bmi("lftf-sum", "top-BMI block, sum loss + hint term", loss="sum"),
+        on_bmi("lftf-gendered", "lftf-balanced + gendered-noun retention term", gendered_weight=1.0),
+        on_bmi(
             "lftf-beyond",
             "lftf-balanced + gendered-noun retention + WinoBias-dev term",
-            {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0, "winobias_weight": 1.0},
-            n_seeds=n_seeds_other,
+            gendered_weight=1.0,
+            winobias_weight=1.0,
         ),
-        MethodSpec(
+        on_bmi(
             "lftf-sentence",
             "lftf-gendered + the balanced loss on whole WinoBias-dev sentence pairs",
-            {"block": "auto", "bmi_exclude": ex, "gendered_weight": 1.0, "winobias_sentence_weight": 1.0},
-            n_seeds=n_seeds_other,
+            gendered_weight=1.0,
+            winobias_sentence_weight=1.0,
         ),
-        MethodSpec(
+        on_bmi(
             "lftf-context",
             "lftf-balanced + the balanced loss on training prompts after 0-1,024 tokens of neutral text",
-            {"block": "auto", "bmi_exclude": ex, "context_weight": 1.0},
-            n_seeds=n_seeds_other,
+            context_weight=1.0,
         ),
-        MethodSpec(
+        on_bmi(
             "lftf-general",
             "top-3 BMI blocks: lftf-context + gendered-noun retention + WinoBias dev-fit pronoun term",
-            {
-                "block": "auto",
-                "top_k": 3,
-                "bmi_exclude": ex,
-                "context_weight": 1.0,
-                "gendered_weight": 1.0,
-                "winobias_weight": 1.0,
-                "winobias_split": "dev-fit",
-            },
-            n_seeds=n_seeds_other,
+            top_k=3,
+            context_weight=1.0,
+            gendered_weight=1.0,
+            winobias_weight=1.0,
+            winobias_split="dev-fit",
         ),
         MethodSpec(
             "block-last",
@@ -115,12 +121,7 @@ def default_methods(
             {"block": n_layers - 1},
             n_seeds=n_seeds_other,
         ),
-        MethodSpec(
-            "top3-bmi",
-            "the 3 top-BMI blocks",
-            {"block": "auto", "top_k": 3, "bmi_exclude": ex},
-            n_seeds=n_seeds_other,
-        ),
+        on_bmi("top3-bmi", "the 3 top-BMI blocks", top_k=3),
         MethodSpec("block-middle", f"block {middle}", {"block": middle}, n_seeds=n_seeds_other),
         MethodSpec(
             "block-random",
@@ -129,28 +130,11 @@ def default_methods(
             n_seeds=n_seeds_other,
         ),
         MethodSpec("block-first", "block 0", {"block": 0}, n_seeds=n_seeds_other),
-        MethodSpec(
-            "lora",
-            "peft LoRA r=8 on all blocks' attention + MLP",
-            {"method": "lora", "lr": 1e-3},
-            n_seeds=n_seeds_other,
-        ),
-        MethodSpec("fpft", "full-parameter fine-tune", {"method": "full", "lr": 1e-5}, n_seeds=n_seeds_other),
-        MethodSpec(
-            "cda",
-            "counterfactual data augmentation: every parameter, the balanced loss on gender-swapped corpus "
-            "sentence pairs only (no template prompts)",
-            {
-                "method": "full",
-                "lr": 1e-5,
-                "template_weight": 0.0,
-                "hint_weight": 0.0,
-                "mass_weight": 0.0,
-                "cda_weight": 1.0,
-            },
-            n_seeds=n_seeds_other,
+        *(
+            MethodSpec(name, description, dict(terms), n_seeds=n_seeds_other)
+            for name, description, terms in BASELINES
         ),
     ]
 
 
-__all__ = ["DEBIAS_INSTRUCTION", "RANDOM_BLOCK", "MethodSpec", "default_methods"]
+__all__ = ["BASELINES", "DEBIAS_INSTRUCTION", "RANDOM_BLOCK", "MethodSpec", "default_methods"]

@@ -192,6 +192,47 @@ def holdout_to(
     return pd.DataFrame(read_rows(rows_path))
 
 
+def _restore_table(bridge, base, block, measure, plan, rankings, out, base_afgb: float) -> pd.DataFrame:
+    """The restore curve (:func:`~lftf_interp.probes.mechanism.restore_curve`) with the share of the removed bias
+    each restore brings back → OUT/restore.csv; resumable: the rows already there are kept, not rerun."""
+    old = (
+        pd.read_csv(out / "restore.csv")
+        if (out / "restore.csv").is_file()
+        else pd.DataFrame(columns=["kind", "k", "order"])
+    )
+    done = {(r.kind, int(r.k), r.order) for r in old.itertuples() if r.kind != "none"}
+    curve = restore_curve(bridge, base, block, measure, plan, rankings=rankings, skip=done)
+    rest = pd.concat(
+        [curve[curve.kind != "none"], old[old.kind != "none"].drop(columns="bias_returned", errors="ignore")]
+    )
+    curve = pd.concat(
+        [curve[curve.kind == "none"], rest.sort_values(["kind", "order", "k", "draw"])], ignore_index=True
+    )
+    tuned = curve[curve.kind == "none"].iloc[0]
+    gap = base_afgb - tuned["afgb"]
+    curve["bias_returned"] = (curve["afgb"] - tuned["afgb"]) / gap if gap else float("nan")
+    write_atomic(
+        out / "restore.csv", curve.to_csv(index=False)
+    )  # what a resumed run reads: whole or the old one
+    return curve
+
+
+def _returned(curve: pd.DataFrame) -> dict:
+    """The share of the removed bias that returns per restore: top units by weight change, by attribution
+    change, and the mean over random draws."""
+    top = curve[curve.order.isin(["top", "top-dla"]) & (curve.kind != "none")]
+    rand = curve[curve.order == "random"].groupby(["kind", "k"], as_index=False)["bias_returned"].mean()
+    return {
+        "returned_top": {
+            f"{r.kind}@{r.k}": float(r.bias_returned) for r in top.itertuples() if r.order == "top"
+        },
+        "returned_top_dla": {
+            f"{r.kind}@{r.k}": float(r.bias_returned) for r in top.itertuples() if r.order == "top-dla"
+        },
+        "returned_random": {f"{r.kind}@{r.k}": float(r.bias_returned) for r in rand.itertuples()},
+    }
+
+
 def mechanism_to(
     model: str,
     delta: Path,
@@ -216,9 +257,7 @@ def mechanism_to(
     block = blocks[0]
     bridge = load_model(model)
     base = {n: p.detach().clone() for n, p in canonical_state_dict(bridge).items()}
-    prompts = (
-        load_dataset("genbias", "validation").df["prompt"].tolist()
-    )  # ranks units; the restores measure test
+    prompts = load_dataset("genbias", "validation").df["prompt"].tolist()  # ranks units; the restores: test
 
     def measure() -> dict:
         m, _, _ = evaluate(bridge, EvalConfig(split="test", n_boot=100, seed=seed))
@@ -241,35 +280,11 @@ def mechanism_to(
         on=["kind", "unit"],
     )
     attr.to_csv(out / "attribution.csv", index=False)
-    old = (
-        pd.read_csv(out / "restore.csv")
-        if (out / "restore.csv").is_file()
-        else pd.DataFrame(columns=["kind", "k", "order"])
-    )
-    done = {(r.kind, int(r.k), r.order) for r in old.itertuples() if r.kind != "none"}
-    curve = restore_curve(
-        bridge,
-        base,
-        block,
-        measure,
-        RestorePlan({"head": heads, "kv_head": (1, 3), "neuron": neurons}, n_random, seed),
-        rankings={"top": units, "top-dla": attr},
-        skip=done,
-    )
-    rest = pd.concat(
-        [curve[curve.kind != "none"], old[old.kind != "none"].drop(columns="bias_returned", errors="ignore")]
-    )
-    curve = pd.concat(
-        [curve[curve.kind == "none"], rest.sort_values(["kind", "order", "k", "draw"])], ignore_index=True
+    plan = RestorePlan({"head": heads, "kv_head": (1, 3), "neuron": neurons}, n_random, seed)
+    curve = _restore_table(
+        bridge, base, block, measure, plan, {"top": units, "top-dla": attr}, out, base_m["afgb"]
     )
     tuned = curve[curve.kind == "none"].iloc[0]
-    gap = base_m["afgb"] - tuned["afgb"]
-    curve["bias_returned"] = (curve["afgb"] - tuned["afgb"]) / gap if gap else float("nan")
-    write_atomic(
-        out / "restore.csv", curve.to_csv(index=False)
-    )  # what a resumed run reads: whole or the old one
-    top = curve[curve.order.isin(["top", "top-dla"]) & (curve.kind != "none")]
-    rand = curve[curve.order == "random"].groupby(["kind", "k"], as_index=False)["bias_returned"].mean()
     neu = attr[attr.kind == "neuron"]
     attr_summary["neuron_spearman_weight_vs_dla_change"] = float(
         neu["weight_change"].rank().corr(neu["dla_change"].abs().rank())
@@ -281,13 +296,7 @@ def mechanism_to(
         "top_share_of_delta": {
             kind: _share(units[units.kind == kind], ks) for kind, ks in (("head", heads), ("neuron", neurons))
         },
-        "returned_top": {
-            f"{r.kind}@{r.k}": float(r.bias_returned) for r in top.itertuples() if r.order == "top"
-        },
-        "returned_top_dla": {
-            f"{r.kind}@{r.k}": float(r.bias_returned) for r in top.itertuples() if r.order == "top-dla"
-        },
-        "returned_random": {f"{r.kind}@{r.k}": float(r.bias_returned) for r in rand.itertuples()},
+        **_returned(curve),
         "attribution": attr_summary,
         "paths": {**paths_summary, **_path_shares(paths, block)},
         "config": describe_run(

@@ -85,6 +85,41 @@ def _swap(params: Mapping[str, Tensor], values: Mapping[str, Tensor]) -> dict[st
 
 
 @torch.no_grad()
+def _position_mask(shape, last: Tensor, which: str, dtype) -> Tensor:
+    """[batch, pos] 1 where the block's change is let through: every position, the last one, or all but it."""
+    rows = torch.arange(shape[0])
+    mask = torch.zeros(shape, dtype=dtype)
+    if which == "all":
+        mask[:] = 1.0
+    elif which == "last":
+        mask[rows, last] = 1.0
+    else:
+        mask[:] = 1.0
+        mask[rows, last] = 0.0
+    return mask
+
+
+def _effects(
+    eff: dict[tuple[int, str], list[Tensor]], receivers: Sequence[Receiver], total: float
+) -> pd.DataFrame:
+    """One row per (receiver, positions): its mean effect and its share of the total change."""
+    out = []
+    for (i, p), v in eff.items():
+        r = receivers[i]
+        e = float(torch.cat(v).mean())
+        out.append(
+            {
+                "receiver": r[0],
+                "layer": r[1] if len(r) > 1 else -1,
+                "unit": r[2] if len(r) > 2 else -1,
+                "positions": p,
+                "effect": e,
+                "share": e / total if total else float("nan"),
+            }
+        )
+    return pd.DataFrame(out)
+
+
 def path_patching(
     model,
     base: dict[str, Tensor],
@@ -117,9 +152,7 @@ def path_patching(
     if not base_block:
         raise ConfigError(f"base holds no weights of block {block} ({pre}*).")
     receivers = list(receivers) if receivers is not None else receivers_after(runner, block)
-    he, she = (
-        torch.tensor(target_ids(model, list(w))) for w in words
-    )  # the logit difference: mean of each list
+    he, she = (torch.tensor(target_ids(model, list(w))) for w in words)  # logit difference: each list's mean
 
     def ld(x: Tensor, last: Tensor) -> Tensor:  # signed later; [batch]
         logits = runner.unembed(x[torch.arange(x.shape[0]), last])
@@ -146,40 +179,15 @@ def path_patching(
         sign = torch.where(b >= 0, 1.0, -1.0)
         ld_base.append(sign * b)
         ld_tuned.append(sign * t)
-        rows = torch.arange(ids.shape[0])
         for p in positions:
-            mask = torch.zeros(ids.shape, dtype=delta.dtype)
-            if p == "all":
-                mask[:] = 1.0
-            elif p == "last":
-                mask[rows, last] = 1.0
-            else:
-                mask[:] = 1.0
-                mask[rows, last] = 0.0
-            d = delta * mask[..., None].to(delta.device)
+            d = delta * _position_mask(ids.shape, last, p, delta.dtype)[..., None].to(delta.device)
             for i, r in enumerate(receivers):
-                first = (
-                    runner.n_layers if r[0] == "direct" else r[1]
-                )  # blocks before it run as in the base model
+                first = runner.n_layers if r[0] == "direct" else r[1]  # blocks before it run as in the base
                 x = patched_resid(runner, first - 1, entering[first], d, {r})
                 eff[(i, p)].append(sign * (ld(x, last) - b))
     base_ld, tuned_ld = float(torch.cat(ld_base).mean()), float(torch.cat(ld_tuned).mean())
     total = tuned_ld - base_ld
-    out = []
-    for (i, p), v in eff.items():
-        r = receivers[i]
-        e = float(torch.cat(v).mean())
-        out.append(
-            {
-                "receiver": r[0],
-                "layer": r[1] if len(r) > 1 else -1,
-                "unit": r[2] if len(r) > 2 else -1,
-                "positions": p,
-                "effect": e,
-                "share": e / total if total else float("nan"),
-            }
-        )
-    frame = pd.DataFrame(out)
+    frame = _effects(eff, receivers, total)
     summary = {
         "block": block,
         "n_prompts": len(prompts),

@@ -256,44 +256,12 @@ def _snapshot(params: dict) -> dict:
     return {n: p.detach().clone() for n, p in params.items()}
 
 
-def tune(
-    model,
-    cfg: TuneConfig,
-    out_dir: str | Path | None = None,
-    resume: bool = False,
-    progress: Callable[[int, dict], None] | None = None,
-    train: pd.DataFrame | None = None,
-    hint_train: pd.DataFrame | None = None,
-    documents: Sequence[str] | None = None,
-) -> TuneResult:
-    """LFTF fine-tune of ``model`` in place. Returns the training history and the best validation metrics.
-
-    ``train`` / ``hint_train``: the training prompts (frames with ``prompt``, and ``label`` for hint prompts;
-    default: the axis's train split, GenBiasEval / GenHintEval for gender), of which ``cfg.n_train`` are used
-    (seeded; default all). The hint prompts are read only if ``cfg.hint_weight > 0``. ``documents``: neutral
-    text the context term draws its stretches from (needed when ``cfg.context_weight > 0``; a seeded fifth of
-    them gives the validation stretches)."""
-    if (cfg.context_weight > 0 or cfg.cda_weight > 0) and (documents is None or len(documents) < 2):
-        raise ConfigError(
-            "context_weight > 0 or cda_weight > 0 needs neutral text: pass tune(documents=[...]) with at least two "
-            "documents, e.g. lftf_interp.probes.neutral_documents(model)."
-        )
-    if cfg.method == "block" and cfg.block is None:
-        raise ConfigError(
-            "method 'block' needs block=<index> (or a list); lftf_interp.locate.choose_blocks picks one."
-        )
-    axis = load_axis(cfg.axis)
-    parallel.join()
-    parallel.check_batch(cfg.batch_size)
-    torch.manual_seed(cfg.seed)
-    blocks = cfg.blocks if cfg.method == "block" else list(range(model.cfg.n_layers))
-    if bad := [b for b in blocks if not 0 <= b < model.cfg.n_layers]:
-        raise LftfError(f"block(s) {bad} out of range: this model has blocks 0..{model.cfg.n_layers - 1}.")
-    base_fp = block_fingerprint(model, blocks)
-    scope = make_scope(model, cfg.method, blocks, cfg.lora_r, cfg.lora_alpha, cfg.seed)
-    params = scope.params
+def _materials(
+    model, scope, axis, cfg: TuneConfig, train, hint_train, documents
+) -> tuple[Validator, Objective]:
+    """The training and validation prompts of ``cfg`` (seeded subsets), cached where they can be, as the
+    validator and the objective of the loop."""
     reader = GroupReader(scope, model, axis)
-
     train = _subset(train if train is not None else axis.bias_prompts("train"), cfg.n_train, cfg.seed)
     if cfg.hint_weight > 0:
         hint_train = _subset(
@@ -326,7 +294,13 @@ def tune(
         beyond,
         contexts[0] if contexts else None,
     )
+    return validate, objective
 
+
+def _loop(cfg: TuneConfig, params, validate, objective, out_dir, resume, progress) -> tuple[list[dict], dict]:
+    """The optimisation: AdamW steps from the start (or the checkpoint to resume), validation every
+    ``eval_every`` steps keeping the best, a checkpoint every ``checkpoint_every``. Returns the history and the
+    best evaluation (its step, metrics and weights)."""
     opt = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=0.0)
     ckpt = Path(out_dir) / "checkpoint" if out_dir else None
     history: list[dict] = []
@@ -383,6 +357,47 @@ def tune(
             else "no checkpoint was written yet (--checkpoint-every sets how often); rerun it"
         )
         raise Interrupted(f"interrupted during fine-tuning; {how}") from None
+    return history, best
+
+
+def tune(
+    model,
+    cfg: TuneConfig,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: Callable[[int, dict], None] | None = None,
+    train: pd.DataFrame | None = None,
+    hint_train: pd.DataFrame | None = None,
+    documents: Sequence[str] | None = None,
+) -> TuneResult:
+    """LFTF fine-tune of ``model`` in place. Returns the training history and the best validation metrics.
+
+    ``train`` / ``hint_train``: the training prompts (frames with ``prompt``, and ``label`` for hint prompts;
+    default: the axis's train split, GenBiasEval / GenHintEval for gender), of which ``cfg.n_train`` are used
+    (seeded; default all). The hint prompts are read only if ``cfg.hint_weight > 0``. ``documents``: neutral
+    text the context term draws its stretches from (needed when ``cfg.context_weight > 0``; a seeded fifth of
+    them gives the validation stretches)."""
+    if (cfg.context_weight > 0 or cfg.cda_weight > 0) and (documents is None or len(documents) < 2):
+        raise ConfigError(
+            "context_weight > 0 or cda_weight > 0 needs neutral text: pass tune(documents=[...]) with at least two "
+            "documents, e.g. lftf_interp.probes.neutral_documents(model)."
+        )
+    if cfg.method == "block" and cfg.block is None:
+        raise ConfigError(
+            "method 'block' needs block=<index> (or a list); lftf_interp.locate.choose_blocks picks one."
+        )
+    axis = load_axis(cfg.axis)
+    parallel.join()
+    parallel.check_batch(cfg.batch_size)
+    torch.manual_seed(cfg.seed)
+    blocks = cfg.blocks if cfg.method == "block" else list(range(model.cfg.n_layers))
+    if bad := [b for b in blocks if not 0 <= b < model.cfg.n_layers]:
+        raise LftfError(f"block(s) {bad} out of range: this model has blocks 0..{model.cfg.n_layers - 1}.")
+    base_fp = block_fingerprint(model, blocks)
+    scope = make_scope(model, cfg.method, blocks, cfg.lora_r, cfg.lora_alpha, cfg.seed)
+    params = scope.params
+    validate, objective = _materials(model, scope, axis, cfg, train, hint_train, documents)
+    history, best = _loop(cfg, params, validate, objective, out_dir, resume, progress)
     if cfg.restore_best and best["params"] is not None:
         with torch.no_grad():
             for n, p in params.items():
