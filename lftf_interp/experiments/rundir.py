@@ -27,6 +27,11 @@ OWNED_BY = (
     ("checkpoint", "finetune"),
     ("locate.json", "locate"),
     ("summary.json", "demo"),
+    ("genbias_prompts.csv", "evaluate"),
+    ("bias_prompts.csv", "evaluate"),
+    ("mechanism.json", "mechanism"),
+    ("path_patching.json", "paths"),
+    ("block_material.json", "block-material"),
 )
 
 

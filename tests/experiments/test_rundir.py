@@ -47,6 +47,11 @@ def test_an_out_holding_another_commands_results_is_refused_unless_forced(tmp_pa
     assert json.loads((tmp_path / "ft" / OWNER).read_text()) == {"command": "evaluate"}
     with claim_out(tmp_path / "ft", "paths", shares=("evaluate",)):  # commands that share a folder
         pass
+    (tmp_path / "ev").mkdir()
+    (tmp_path / "ev" / "genbias_prompts.csv").write_text("prompt\n")  # an evaluation written before OWNER
+    with pytest.raises(LftfError, match=r"holds the results of `lftf evaluate`; `lftf finetune` would"):
+        with claim_out(tmp_path / "ev", "finetune"):
+            pass
 
 
 def test_a_second_command_on_an_out_in_use_is_refused(tmp_path):
