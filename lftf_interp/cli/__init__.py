@@ -5,29 +5,41 @@ it runs, so that Ctrl-C or SIGTERM while they load ends with one line, as it doe
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
+from collections.abc import Iterator
 
 
-class _Terminated(KeyboardInterrupt):
-    pass
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cluster's time limit, ``kill``), raised where Ctrl-C would be so the run ends the same way."""
 
 
-def _on_term(signum, frame):
-    raise _Terminated()
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) where the run is."""
+
+    def on_term(signum, frame):
+        raise Terminated()
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def launch() -> None:
     """The ``lftf`` console script: :func:`lftf_interp.cli.main.main` once the commands are imported."""
-    old = signal.signal(signal.SIGTERM, _on_term)
     try:
-        from lftf_interp.cli.main import main
+        with sigterm_as_interrupt():
+            from lftf_interp.cli.main import main
     except KeyboardInterrupt as e:
-        what = "terminated (SIGTERM)" if isinstance(e, _Terminated) else "interrupted"
-        sys.stderr.write(f"{what} while starting; nothing was written.\n")
-        raise SystemExit(143 if isinstance(e, _Terminated) else 130) from None
-    finally:
-        signal.signal(signal.SIGTERM, old)
+        term = isinstance(e, Terminated)
+        sys.stderr.write(
+            f"{'terminated (SIGTERM)' if term else 'interrupted'} while starting; nothing was written.\n"
+        )
+        raise SystemExit(143 if term else 130) from None
     main()
 
 
@@ -39,4 +51,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["app", "launch"]
+__all__ = ["Terminated", "app", "launch", "sigterm_as_interrupt"]

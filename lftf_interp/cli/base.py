@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import signal
 from collections.abc import Callable
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -25,6 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from lftf_interp.cli import Terminated, sigterm_as_interrupt
 from lftf_interp.errors import Interrupted, LftfError
 from lftf_interp.options import ints, items
 
@@ -67,24 +67,6 @@ FORCE = typer.Option(
 )
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM (a cluster's time limit, ``kill``), raised where Ctrl-C would be so the run ends the same way."""
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """While the block runs, SIGTERM raises :class:`_Terminated` (a KeyboardInterrupt) where the run is."""
-
-    def on_term(signum, frame):
-        raise _Terminated()
-
-    old = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 def _say_interrupted(e: KeyboardInterrupt) -> int:
     """Print the one line a Ctrl-C or SIGTERM ends a command with; its exit status (130 or 143)."""
     said = (
@@ -94,7 +76,7 @@ def _say_interrupted(e: KeyboardInterrupt) -> int:
         "kept; a fine-tune resumes with --resume)"
     )
     chain: BaseException | None = e  # a run may catch the signal's exception and raise its own (Interrupted)
-    while chain is not None and not isinstance(chain, _Terminated):
+    while chain is not None and not isinstance(chain, Terminated):
         chain = chain.__context__
     term = chain is not None
     console.print(
@@ -139,7 +121,7 @@ def command(fn=None, *, claim: bool = True, shares: tuple[str, ...] = ()):
             )
             force = kw.get("force", False) if own_force else kw.pop("force", False)
             with contextlib.ExitStack() as stack:
-                stack.enter_context(_sigterm_as_interrupt())
+                stack.enter_context(sigterm_as_interrupt())
                 if claims:
                     stack.enter_context(claim_out(Path(kw["out"]), name, force, shares))
                 stack.enter_context(placement(where))

@@ -70,12 +70,11 @@ def _undo_unused(out: Path, created: Path | None, marked: bool) -> None:
     owner mark (``marked``) and the folders it ``created``."""
     if {p.name for p in out.iterdir()} - {LOCK, OWNER}:
         return
-    if marked:
+    if marked or created is not None:
         (out / OWNER).unlink(missing_ok=True)
     if created is None:
         return
     (out / LOCK).unlink(missing_ok=True)
-    (out / OWNER).unlink(missing_ok=True)
     for folder in (out, *out.parents):
         with contextlib.suppress(OSError):
             folder.rmdir()

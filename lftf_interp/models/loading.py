@@ -258,10 +258,17 @@ def load_hf(name_or_path: str = "smollm2-135m", where: Placement | None = None):
 
 
 def n_blocks(name_or_path: str) -> int:
-    """How many transformer blocks a model has, from its config.json alone (nothing loads)."""
-    path, _ = resolve_model_dir(name_or_path)
-    cfg = AutoConfig.from_pretrained(path)
-    return int(cfg.get_text_config().num_hidden_layers)
+    """How many transformer blocks a model has, from its config.json alone: nothing loads, and the files are not
+    hashed here (the load that follows checks every one)."""
+    cached, local = cache_dir() / "models" / name_or_path, Path(name_or_path).expanduser()
+    if name_or_path in MODEL_REGISTRY and (cached / "config.json").is_file():
+        path: Path | str = cached
+    elif name_or_path not in MODEL_REGISTRY and (local / "config.json").is_file():
+        check_model_dir(local)
+        path = local
+    else:
+        path, _ = resolve_model_dir(name_or_path)
+    return int(AutoConfig.from_pretrained(path).get_text_config().num_hidden_layers)
 
 
 def check_blocks(name_or_path: str, blocks) -> None:

@@ -60,7 +60,8 @@ def save_delta(
     model, blocks: Sequence[int], base_fingerprint: str, out: str | Path, meta: dict | None = None
 ) -> Path:
     """Write ``delta.safetensors`` (the tuned weights) and ``delta.json`` (provenance, metrics, the weights'
-    fingerprint, the file's sha256 and the record's own sha256) as the directory ``out``, in one rename: a reader never sees half a delta."""
+    fingerprint, the file's sha256 and the record's own sha256) as the directory ``out``, in one rename: a reader
+    never sees half a delta."""
     out = Path(out)
     params = canonical_state_dict(model)
     names = _names(model, blocks)
@@ -91,8 +92,9 @@ def save_delta(
 
 def read_delta(path: str | Path) -> dict:
     """A delta directory's ``delta.json``, after checking the directory is whole: both files present, the JSON
-    readable and matching its own recorded sha256 (its metrics and provenance unchanged) and ``delta.safetensors``
-    matching its recorded sha256 (deltas that record none: a readable safetensors header). Needs no model, so a bad delta is refused before anything loads."""
+    readable and matching its own recorded sha256 (its metrics and provenance unchanged) and
+    ``delta.safetensors`` matching its recorded sha256 (deltas that record none: a readable safetensors header).
+    Needs no model, so a bad delta is refused before anything loads."""
     path = Path(path)
     fix = "Rerun the fine-tune that wrote it (`lftf finetune ... --out DIR` writes DIR/delta)."
     if not (path / "delta.json").is_file() or not (path / "delta.safetensors").is_file():
