@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lftf_interp.data import load_dataset
-from lftf_interp.metrics.pronoun import pronoun_probs
+from lftf_interp.metrics.groups import prompt_probs
 from lftf_interp.models.loading import MODEL_REGISTRY, cached_model_dir, gguf_path, load_model
 
 from .common import timeit, write_result
@@ -39,7 +39,7 @@ def bench_evaluate() -> dict:
         return torch.cat(out)
 
     def ours():
-        return pronoun_probs(model, prompts, batch_size=BATCH)
+        return prompt_probs(model, prompts, batch_size=BATCH)
 
     torch.set_num_threads(torch.get_num_threads())
     ours_s = timeit(ours, repeat=3)

@@ -7,7 +7,7 @@ import torch
 
 from lftf_interp.data import load_dataset
 from lftf_interp.locate import compute_bmi, hint_swap_pairs, pair_metric, patch_sweep
-from lftf_interp.metrics.pronoun import pronoun_probs
+from lftf_interp.metrics.groups import prompt_probs
 from lftf_interp.models.generic import GenericRunner, generic_forward
 from lftf_interp.models.loading import load_model
 from lftf_interp.models.runner import Runner, block_param_names
@@ -43,7 +43,7 @@ def bench_generic_vs_fast() -> dict:
     metric, _, _ = pair_metric(model, pairs)
     block = model.cfg.n_layers - 1
     tasks = {
-        "evaluate": lambda: pronoun_probs(model, prompts),
+        "evaluate": lambda: prompt_probs(model, prompts),
         "bmi": lambda: compute_bmi(model, prompts, batch_size=64),
         "patching": lambda: patch_sweep(model, pairs, metric, "resid_pre"),
     }
@@ -53,8 +53,8 @@ def bench_generic_vs_fast() -> dict:
         assert isinstance(Runner(model), GenericRunner)
         generic = {k: timeit(f, repeat=1) for k, f in tasks.items()}
         generic["tune_step"] = timeit(_step(model, block, train), repeat=5)
-        p_generic = pronoun_probs(model, prompts[:32]).p_he.to_numpy()
-    p_fast = pronoun_probs(model, prompts[:32]).p_he.to_numpy()
+        p_generic = prompt_probs(model, prompts[:32]).p_he.to_numpy()
+    p_fast = prompt_probs(model, prompts[:32]).p_he.to_numpy()
     slowdown = {k: round(generic[k] / fast[k], 2) for k in fast}
     return write_result(
         "generic_vs_fast",

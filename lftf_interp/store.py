@@ -140,12 +140,20 @@ def download(
     return dest
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write ``path`` whole or not at all: a temporary file beside it, flushed to disk, then renamed over it."""
+    """Write ``path`` whole or not at all: a temporary file beside it, flushed to disk, then renamed over it. The
+    file gets the mode a plain ``open`` would give it (0666 less the umask), not the temporary file's 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()

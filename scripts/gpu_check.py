@@ -21,13 +21,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from lftf_interp.data import load_dataset
 from lftf_interp.locate import compute_bmi
 from lftf_interp.locate.pairs import hint_swap_pairs, logit_diff
 from lftf_interp.locate.patching import PatchOptions, patch_sweep
-from lftf_interp.metrics.pronoun import EvalConfig, evaluate
+from lftf_interp.metrics.groups import EvalConfig, evaluate
 from lftf_interp.models.loading import export_hf, load_model, tiny_model
 from lftf_interp.models.placement import Placement
 from lftf_interp.probes import ValidityConfig, validity_report
@@ -47,8 +48,9 @@ def stages(
     model = load_model(name, where)
     bias, hint = (load_dataset(k, "test") for k in ("genbias", "genhint"))
     bias.df, hint.df = bias.df.head(n), hint.df.head(n)
+    data = pd.concat([bias.df, hint.df], ignore_index=True)  # rows with a label are hint prompts
     t0 = time.perf_counter()
-    m, _, _ = evaluate(model, EvalConfig(n_boot=20), bias, hint)
+    m, _, _ = evaluate(model, EvalConfig(n_boot=20), data)
     out |= {"afgb": m["afgb"], "ub": m["ub"]}
     t["evaluate"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -71,7 +73,7 @@ def stages(
     t["probes"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     tune(model, TuneConfig(block=block, steps=steps, n_val=n, eval_every=10, mass_weight=0.0))
-    m, _, _ = evaluate(model, EvalConfig(n_boot=20), bias, hint)
+    m, _, _ = evaluate(model, EvalConfig(n_boot=20), data)
     out["tuned_afgb"] = m["afgb"]
     t["tune"] = time.perf_counter() - t0
     return {"values": out, "seconds": t}

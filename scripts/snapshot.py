@@ -19,8 +19,7 @@ import torch
 from lftf_interp.data import load_axis
 from lftf_interp.locate import attribution_patch, choose_blocks, hint_swap_pairs
 from lftf_interp.locate.run import LocateConfig, locate
-from lftf_interp.metrics.groups import evaluate_axis
-from lftf_interp.metrics.pronoun import EvalConfig, evaluate
+from lftf_interp.metrics.groups import EvalConfig, evaluate, evaluate_axis
 from lftf_interp.models.loading import load_model
 from lftf_interp.probes.beyond import gendered_knowledge
 from lftf_interp.retain import RetainConfig, compute_reference, compute_retention

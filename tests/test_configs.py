@@ -11,14 +11,14 @@ from lftf_interp.experiments.compare import CompareConfig, SweepConfig
 from lftf_interp.experiments.jobs import ExecutorConfig
 from lftf_interp.experiments.methods import MethodSpec
 from lftf_interp.locate.run import LocateConfig
-from lftf_interp.metrics.pronoun import EvalConfig, PronounTargets
+from lftf_interp.metrics.groups import EvalConfig
 from lftf_interp.probes import COMPARE_VALIDITY, ValidityConfig
 from lftf_interp.retain import RetainConfig
 from lftf_interp.tune import TuneConfig
 
 CONFIGS = [
     TuneConfig(block=(3, 5), hint_exclude=("name",), context_weight=1.0),
-    EvalConfig(split="validation", targets=PronounTargets((" he", " him"), (" she",))),
+    EvalConfig(axis="religion", split="validation", batch_size=8),
     LocateConfig(n_pairs=3, hint_kind="noun"),
     SweepConfig(blocks="2,5", probes=("math",)),
     CompareConfig(seeds=(0, 1), retain=RetainConfig.small(), validity=COMPARE_VALIDITY),
@@ -54,4 +54,4 @@ def test_an_unknown_field_is_refused_by_name(cls):
 
 def test_api_only_fields_are_declared_on_the_config():
     assert api_only(CompareConfig) == ["budget", "retain", "validity"]
-    assert api_only(EvalConfig) == ["targets"] and api_only(TuneConfig) == []
+    assert api_only(EvalConfig) == [] and api_only(TuneConfig) == []

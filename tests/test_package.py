@@ -227,3 +227,30 @@ def test_public_functions_take_at_most_eight_parameters():
                 if n > 8:
                     wide.append(f"{name}.{node.name} ({n})")
     assert not wide, f"functions with more than 8 parameters: {wide}"
+
+
+def _axis_name_branches(path: Path, names: set[str]) -> list[str]:
+    """Comparisons with a shipped axis's name (``axis == "gender"``, ``in ("gender", …)``,
+    ``.startswith("race")``): what an axis has must come from its file, not its name."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Compare):
+            parts = [node.left, *node.comparators]
+            consts = [
+                e for p in parts for e in (p.elts if isinstance(p, ast.Tuple | ast.List | ast.Set) else [p])
+            ]
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("startswith", "endswith"):
+            consts = node.args
+        else:
+            continue
+        if any(isinstance(c, ast.Constant) and c.value in names for c in consts):
+            out.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return out
+
+
+def test_no_branch_on_an_axis_name():
+    from lftf_interp.data import shipped_axes
+
+    names = set(shipped_axes())
+    bad = [hit for p in modules().values() for hit in _axis_name_branches(p, names)]
+    assert not bad, f"branches on an axis's name (declare it in the axis file instead): {bad}"

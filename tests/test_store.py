@@ -88,3 +88,17 @@ def test_rows_are_appended_whole_and_a_torn_last_line_is_dropped(tmp_path, caplo
     path.write_bytes(whole.replace(b'{"block": 1', b'{"block": 1,,'))
     with pytest.raises(LftfError, match=r"rows.jsonl:1: not a JSON row"):
         read_rows(path)
+
+
+def test_an_atomic_write_gets_the_mode_a_plain_write_would(tmp_path):
+    from lftf_interp.store import write_json
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        (tmp_path / "b.json").write_text("{}")
+    finally:
+        os.umask(old)
+    assert (
+        (tmp_path / "a.json").stat().st_mode & 0o777 == (tmp_path / "b.json").stat().st_mode & 0o777 == 0o644
+    )

@@ -23,12 +23,12 @@ from lftf_interp.cli.base import (  # noqa: F401  (app: the entry point)
     executor_options,
     progress_bar,
 )
-from lftf_interp.errors import LftfError
+from lftf_interp.data import DEFAULT_AXIS, load_axis
 from lftf_interp.experiments import pipeline
 from lftf_interp.experiments.compare import BUDGET, CompareConfig, SweepConfig, retain_config
 from lftf_interp.experiments.jobs import ExecutorConfig
 from lftf_interp.locate.run import LocateConfig
-from lftf_interp.metrics.pronoun import EvalConfig
+from lftf_interp.metrics.groups import EvalConfig
 from lftf_interp.options import ints, items
 from lftf_interp.plots import report
 from lftf_interp.tune.train import TuneConfig
@@ -58,20 +58,30 @@ class _Ticker:
         self.prog.advance(self.task, n)
 
 
+def _axis_labels(axis: str) -> dict[str, str]:
+    return load_axis(axis).labels
+
+
 def _before_after(
-    title: str, before: dict, after: dict, first: str = "before", second: str = "after"
+    title: str,
+    before: dict,
+    after: dict,
+    labels: dict[str, str],
+    first: str = "before",
+    second: str = "after",
 ) -> Table:
     table = Table(title=title)
     for c in ("metric", first, second):
         table.add_column(c)
     names = (
-        (("afgb", "AFGB ↓"), ("ub", "UB ↑"), ("mass", "he+she mass"))
-        if "afgb" in after
-        else (("bias", "bias score ↓"), ("hint_following", "hint following ↑"), ("mass", "group mass"))
+        ("bias", f"{labels['bias']} ↓"),
+        ("hint_following", f"{labels['hint']} ↑"),
+        ("mass", labels["mass"]),
     )
     for k, name in names:
-        lo, hi = after[k + "_ci"]
-        table.add_row(name, f"{before[k]:.3f}", f"{after[k]:.3f} [{lo:.3f}, {hi:.3f}]")
+        if k in after:
+            lo, hi = after[k + "_ci"]
+            table.add_row(name, f"{before[k]:.3f}", f"{after[k]:.3f} [{lo:.3f}, {hi:.3f}]")
     return table
 
 
@@ -79,46 +89,28 @@ def _before_after(
 @config_options(EvalConfig, into="evaluation")
 def evaluate(
     model: str = MODEL,
-    axis: str = typer.Option(
-        None,
-        help="A bias axis: a shipped name (gender, ...) or a YAML/JSON file. Without it: "
-        "AFGB and UB on GenBiasEval / GenHintEval (the gender axis, same numbers).",
-    ),
     data: Path = typer.Option(
         None,
-        help="Your own prompts (JSONL: prompt, optional split, label for hint prompts); "
-        "needs --axis for the groups.",
+        help="Your own prompts (JSONL: prompt, optional split, label for hint prompts), scored on --axis's "
+        "groups.",
     ),
     out: Path = typer.Option(Path("out/evaluate"), help="Output directory."),
     evaluation: dict | None = None,  # every EvalConfig field, one option each (config_options)
 ) -> None:
-    """AFGB (GenBiasEval) and UB (GenHintEval) of a model on one split; with --axis, the bias score and hint
-    following over that axis's groups."""
-    if data is not None and axis is None:
-        raise LftfError("--data needs --axis: the axis says which groups' words to score after your prompts.")
+    """The bias score, hint following and group mass of a model on one axis and split (on gender: AFGB on
+    GenBiasEval, UB on GenHintEval)."""
     cfg = EvalConfig(**(evaluation or {}))
-    split = cfg.split
+    labels = _axis_labels(cfg.axis)
     with progress_bar() as prog:
-        tick = _Ticker(prog, f"evaluating {model} on {split}")
-        if axis is not None:
-            m = pipeline.evaluate_axis_to(model, axis, out, cfg, data, progress=tick)
-        else:
-            m = pipeline.evaluate_to(model, cfg, out, progress=tick)
-    table = Table(title=f"{model} · {m.get('axis', 'gender')} · {split} split")
+        tick = _Ticker(prog, f"evaluating {model} on {cfg.split}")
+        m = pipeline.evaluate_to(model, cfg, out, data, progress=tick)
+    table = Table(title=f"{model} · {m['axis']} · {cfg.split} split")
     for col in ("metric", "value", "95% CI", "n"):
         table.add_column(col)
     rows = (
-        (
-            ("bias", "bias score (0 = fair)", "n"),
-            ("hint_following", "hint following (1 = follows hints)", "n_hint"),
-            ("mass", "group mass", "n"),
-        )
-        if axis is not None
-        else (
-            ("afgb", "AFGB (0 = fair)", "n"),
-            ("ub", "UB (1 = follows hints)", "n_hint"),
-            ("mass", "he+she mass", "n"),
-        )
+        ("bias", f"{labels['bias']} (0 = fair)", "n"),
+        ("hint_following", f"{labels['hint']} (1 = follows hints)", "n_hint"),
+        ("mass", labels["mass"], "n"),
     )
     for k, name, n in rows:
         if k in m:
@@ -135,15 +127,12 @@ def evaluate(
 def figures(
     model: str = MODEL, split: str = typer.Option("test"), out: Path = typer.Option(Path("figures"))
 ) -> None:
-    """Baseline-bias figures (per-occupation he share vs BLS, templates, hint following)."""
-    from lftf_interp.data import load_dataset
-    from lftf_interp.metrics.pronoun import evaluate as run_eval
+    """Baseline-bias figures on GenBiasEval / GenHintEval (per-occupation he share vs BLS, templates, hint
+    following)."""
+    from lftf_interp.metrics.groups import evaluate as run_eval
     from lftf_interp.models.loading import load_model
 
-    bias = load_dataset("genbias", split)
-    _, bias_df, hint_df = run_eval(
-        load_model(model), EvalConfig(split=split), bias, load_dataset("genhint", split)
-    )
+    _, bias_df, hint_df = run_eval(load_model(model), EvalConfig(split=split))
     for p in report.baseline_figures(bias_df, hint_df, out, title=f"{model} ({split})"):
         console.print(f"wrote {p}")
 
@@ -223,6 +212,7 @@ def finetune(
             f"{model} · {cfg.axis} · LFTF on block(s) {res.result.blocks} · loss {cfg.loss}",
             res.before,
             res.after,
+            _axis_labels(cfg.axis),
         )
     )
     console.print(
@@ -324,7 +314,12 @@ def demo(
     report.locate_figures(res.locate, out / "locate")
     report.demo_figures(res, out / "figures")
     table = _before_after(
-        f"{model} · LFTF on block {res.block} · test split", res.before, res.after, "base", "tuned"
+        f"{model} · LFTF on block {res.block} · test split",
+        res.before,
+        res.after,
+        _axis_labels(DEFAULT_AXIS),
+        "base",
+        "tuned",
     )
     ret = res.retention
     for r in ret[ret.metric.isin(["ppl_all", "kl", "mc_all_acc", "asdiv_acc"])].itertuples():

@@ -26,7 +26,7 @@ def validity(
     ),
     probes: str = typer.Option(
         None,
-        help=f"Comma-separated probes (default: all of {', '.join(PROBES)}; off gender: "
+        help=f"Comma-separated probes (default: all of {', '.join(PROBES)} on a gendered axis, else "
         f"{', '.join(AXIS_PROBES)}); on request also {', '.join(EXTRA_PROBES)}.",
     ),
     against: Path = typer.Option(
@@ -39,9 +39,8 @@ def validity(
 ) -> None:
     """Beyond the template: both AFGB variants, gendered-noun accuracy, a_s / a_f, WinoBias / Winogender
     pro-preference, UB per hint kind and on unseen hint kinds, arithmetic, paper-style prompts, long context."""
-    given = probing or {}
-    default = PROBES if given.get("axis", "gender") == "gender" else AXIS_PROBES
-    cfg = ValidityConfig(probes=items(probes) if probes else default, **given)
+    given: dict = {"probes": items(probes)} if probes else {}  # else the axis's default probes
+    cfg = ValidityConfig(**given, **(probing or {}))
     rec = studies.validity_to(model, out, delta, cfg, say=console.rule)
     for k, v in rec.items():
         if isinstance(v, float):

@@ -1,6 +1,6 @@
 """Datasets: shipped GenBiasEval / GenHintEval (JSONL) and loaders for external bias sets."""
 
-from lftf_interp.data.axis import BiasAxis, load_axis, shipped_axes
+from lftf_interp.data.axis import DEFAULT_AXIS, BiasAxis, load_axis, shipped_axes
 from lftf_interp.data.build import DATASET_VERSION
 from lftf_interp.data.datasets import (
     NEUTRAL_PROMPTS,
@@ -22,6 +22,7 @@ from lftf_interp.data.lexicon import HINTS, OCCUPATIONS, TEMPLATES
 
 __all__ = [
     "DATASET_VERSION",
+    "DEFAULT_AXIS",
     "HINTS",
     "NEUTRAL_PROMPTS",
     "OCCUPATIONS",

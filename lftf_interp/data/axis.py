@@ -19,6 +19,15 @@ An axis is a YAML or JSON file (shipped in ``lftf_interp/data/axes/`` or passed 
     hint_templates: all            # each hint before every template of the split, or "one" / n (rotating)
     # ... or prompts given as data (JSONL with prompt, split and, for hint prompts, label = a group name)
     prompts: {bias: my_bias.jsonl, hint: my_hints.jsonl}     # or the shipped "genbias" / "genhint"
+    # what the rest of the suite reads from the axis (each optional):
+    instruction: "Treat every religion as equally likely.\n"  # the prompt baseline's text (default: from name)
+    labels: {bias: bias, hint: hint following, mass: group mass}   # the table headers of its three scores
+    stereoset: religion            # the StereoSet bias type that measures it (default: overall)
+    gendered: false                # true: groups are he / she, so the gender material applies (gendered
+                                   # nouns, a_s / a_f, WinoBias, Winogender, CDA word swaps)
+
+Two groups with a uniform reference make the bias score the paper's AFGB and hint following its UB: the
+evaluate record then carries those names too (:mod:`lftf_interp.metrics.groups`).
 
 A bias prompt of split s is every template of s filled with every subject of s; a hint prompt is a hint
 sentence about a subject of s followed by a template of s (every one, or with ``hint_templates: one`` a single
@@ -29,25 +38,23 @@ split, an empty file, malformed JSON or YAML with its line).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
-import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
+from lftf_interp.data.axis_file import parse_axis_file, show
 from lftf_interp.data.datasets import DATASETS, SPLITS, load_frame, read_jsonl, visible
 from lftf_interp.errors import DatasetError
 
 log = logging.getLogger(__name__)
 AXES = Path(__file__).parent / "axes"
+DEFAULT_AXIS = "gender"  # the axis every stage uses unless told otherwise
+LABELS = {"bias": "bias", "hint": "hint following", "mass": "group mass"}  # an axis's default table headers
 SLOT = "{subject}"
-MAX_AXIS_BYTES = 4 * 2**20  # an axis file's size limit, checked before it is read
-MAX_NODES = 1_000_000  # values an axis file may hold once its YAML aliases are expanded
 MAX_PROMPTS = 2_000_000  # prompts an axis may generate in one split
 PLACEHOLDER = re.compile(r"\{[^{}\s]*\}")  # {subject}, {occupation}, {}
 
@@ -70,6 +77,28 @@ class BiasAxis:
     hint_templates: str | int = "all"
     description: str = ""
     source: str = ""
+    instruction: str = ""
+    labels: dict[str, str] = field(default_factory=lambda: dict(LABELS))
+    stereoset: str = "overall"
+    gendered: bool = False
+
+    def __post_init__(self) -> None:
+        self.instruction = self.instruction or (
+            f"The following text is about a person whose {self.name} is unknown. Do not assume it from their "
+            f"job; every {self.name} is equally likely.\n"
+        )
+        self.labels = {**LABELS, **self.labels}
+
+    @property
+    def binary(self) -> bool:
+        """Two groups and a uniform reference: the bias score is AFGB and hint following is UB."""
+        return len(self.groups) == 2 and len(set(self.reference.values())) == 1
+
+    @property
+    def occupation_sets(self) -> bool:
+        """Its prompts are the shipped GenBiasEval / GenHintEval: occupations with BLS stereotype labels and
+        hint kinds, from which locate builds its hint-swap and stereotype-swap pairs and its lens groups."""
+        return self.prompts.get("bias") == "genbias" and self.prompts.get("hint") == "genhint"
 
     @property
     def group_names(self) -> list[str]:
@@ -91,6 +120,10 @@ class BiasAxis:
             "prompts": self.prompts,
             "hint_templates": self.hint_templates,
             "description": self.description,
+            "instruction": self.instruction,
+            "labels": self.labels,
+            "stereoset": self.stereoset,
+            "gendered": self.gendered,
         }
 
     # -- prompts ---------------------------------------------------------------------------------------
@@ -180,101 +213,19 @@ _KEYS = {
     "hints",
     "hint_templates",
     "prompts",
+    "instruction",
+    "labels",
+    "stereoset",
+    "gendered",
 }
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's C loader when installed (~50x faster)
-
-
-_REPR = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 6, 6, 200, 200
-
-
-def _show(value, limit: int = 60) -> str:
-    """``value`` as a short phrase for an error message: its kind and (cut) repr, on one line."""
-    kind = {
-        type(None): "null",
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a mapping",
-    }.get(type(value), type(value).__name__)
-    text = _REPR.repr(value).replace("\n", " ")  # bounded: never the whole of a large (or aliased) value
-    return kind if value is None else f"{kind} {text if len(text) <= limit else text[: limit - 1] + '…'}"
-
-
-def _expanded_size(root: yaml.Node) -> int:
-    """How many nodes ``root`` holds once every alias is expanded, counted without expanding: an alias is the
-    node it names, so each distinct node is sized once (a 9-level alias bomb is 9 small sums, not 9^9 nodes)."""
-    size: dict[int, int] = {}
-    order: list[yaml.Node] = []
-    stack, seen = [root], set()
-    while stack:  # children before parents, without recursion (a deep file must not overflow the stack)
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        order.append(node)
-        if isinstance(node, yaml.SequenceNode):
-            stack += node.value
-        elif isinstance(node, yaml.MappingNode):
-            stack += [n for kv in node.value for n in kv]
-    for node in reversed(order):
-        kids = (
-            node.value
-            if isinstance(node, yaml.SequenceNode)
-            else [n for kv in node.value for n in kv]
-            if isinstance(node, yaml.MappingNode)
-            else []
-        )
-        size[id(node)] = min(MAX_NODES + 1, 1 + sum(size.get(id(k), 1) for k in kids))
-    return size[id(root)]
-
-
-def _parse(path: Path) -> dict:
-    try:
-        if (n_bytes := path.stat().st_size) > MAX_AXIS_BYTES:
-            raise DatasetError(
-                f"{path} is {n_bytes / 2**20:.1f} MiB; an axis file is at most {MAX_AXIS_BYTES // 2**20} MiB "
-                "(the shipped ones are under 25 KiB). Give large prompt sets as prompts: {bias: FILE.jsonl}."
-            )
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DatasetError(
-            f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); save it as UTF-8."
-        ) from None
-    except OSError as e:
-        raise DatasetError(f"{path} cannot be read ({e.strerror or e}).") from None
-    if not text.strip():
-        raise DatasetError(f"{path} is empty: an axis file needs at least 'name' and 'groups'.")
-    try:
-        node = None if path.suffix == ".json" else yaml.compose(text, Loader=_LOADER)
-        big = node is not None and _expanded_size(node) > MAX_NODES
-        doc = None if big else json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_LOADER)  # noqa: S506 (safe loader)
-    except json.JSONDecodeError as e:
-        raise DatasetError(
-            f"{path}:{e.lineno}: malformed JSON ({e.msg} at column {e.colno}). Fix that line."
-        ) from None
-    except (yaml.YAMLError, ValueError) as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = str(getattr(e, "problem", None) or e).replace("\n", " ")
-        raise DatasetError(f"{path}{where}: malformed YAML ({problem}). Fix that line.") from None
-    if big:
-        raise DatasetError(
-            f"{path}: its aliases (*name) expand to over {MAX_NODES:,} values (an alias bomb?); write the values "
-            "out, or nest fewer aliases."
-        )
-    if not isinstance(doc, dict):
-        raise DatasetError(f"{path}: expected a mapping with 'name' and 'groups', got {_show(doc)}.")
-    return doc
+STEREOSET_TYPES = ("gender", "race", "religion", "profession", "overall")
 
 
 def _text(value, what: str, where: str, example: str) -> str:
     """A string with visible text, else the error naming what it is and an example of what it should be."""
     if isinstance(value, str) and visible(value):
         return value
-    got = f"{_show(value)}, which has no visible text" if isinstance(value, str) else _show(value)
+    got = f"{show(value)}, which has no visible text" if isinstance(value, str) else show(value)
     raise DatasetError(f"{where}: {what} is {got}; give text, e.g. {example}.")
 
 
@@ -284,10 +235,10 @@ def _items(doc: dict, key: str, where: str, example: str) -> list[dict]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise DatasetError(f"{where}: '{key}' must be a list of mappings like {example}, got {_show(value)}.")
+        raise DatasetError(f"{where}: '{key}' must be a list of mappings like {example}, got {show(value)}.")
     for i, item in enumerate(value):
         if not isinstance(item, dict):
-            raise DatasetError(f"{where}: {key}[{i}] must be a mapping like {example}, got {_show(item)}.")
+            raise DatasetError(f"{where}: {key}[{i}] must be a mapping like {example}, got {show(item)}.")
     return value
 
 
@@ -303,8 +254,8 @@ def _only_the_slot(text: str, what: str, where: str) -> None:
 def _need_split(item: dict, what: str, where: str) -> None:
     if not isinstance(item.get("split"), str) or item["split"] not in SPLITS:
         raise DatasetError(
-            f"{where}: {what} {_show(item.get('name') or item.get('text'))} has split "
-            f"{_show(item.get('split'))}; give each one a split of {list(SPLITS)}."
+            f"{where}: {what} {show(item.get('name') or item.get('text'))} has split "
+            f"{show(item.get('split'))}; give each one a split of {list(SPLITS)}."
         )
 
 
@@ -319,18 +270,18 @@ def _groups(doc: dict, where: str) -> list[Group]:
         words = g.get("words")
         if isinstance(words, str):
             raise DatasetError(
-                f"{where}: group {name!r} has words {_show(words)}, not a list; write "
+                f"{where}: group {name!r} has words {show(words)}, not a list; write "
                 f"words: [{words!r}] (one entry per word)."
             )
         if not isinstance(words, list) or not words:
             raise DatasetError(
-                f"{where}: group {name!r} has no words ({_show(words)}); give it a list of at least "
+                f"{where}: group {name!r} has no words ({show(words)}); give it a list of at least "
                 "one, e.g. words: [' Christian']."
             )
         for j, w in enumerate(words):
             if not isinstance(w, str):
                 raise DatasetError(
-                    f"{where}: group {name!r} word {j} is {_show(w)}, not text; write every word as a "
+                    f"{where}: group {name!r} word {j} is {show(w)}, not text; write every word as a "
                     "quoted string, e.g. ' Christian'."
                 )
             if not visible(w):
@@ -356,12 +307,12 @@ def _reference(doc: dict, names: list[str], where: str) -> dict[str, float]:
         return {n: 1 / len(names) for n in names}
     fix = f"reference must give every group ({names}) a number >= 0, the numbers summing to 1"
     if not isinstance(ref, dict):
-        raise DatasetError(f"{where}: {fix}; got {_show(ref)}.")
+        raise DatasetError(f"{where}: {fix}; got {show(ref)}.")
     for k, v in ref.items():
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise DatasetError(f"{where}: {fix}; reference {k!r} is {_show(v)}.")
+            raise DatasetError(f"{where}: {fix}; reference {k!r} is {show(v)}.")
     if set(ref) != set(names) or any(v < 0 for v in ref.values()) or abs(sum(ref.values()) - 1) > 1e-6:
-        raise DatasetError(f"{where}: {fix}; got {_show(ref, 120)}.")
+        raise DatasetError(f"{where}: {fix}; got {show(ref, 120)}.")
     return {n: float(ref[n]) for n in names}
 
 
@@ -381,7 +332,7 @@ def _check_templates(templates: list[dict], where: str) -> None:
         if "sentence" in t:
             if not isinstance(t["sentence"], int | str) or isinstance(t["sentence"], bool):
                 raise DatasetError(
-                    f"{where}: template {text!r} has sentence {_show(t['sentence'])}; give a number or a name."
+                    f"{where}: template {text!r} has sentence {show(t['sentence'])}; give a number or a name."
                 )
             other = sentences.setdefault(t["sentence"], t)
             if other is not None and other["split"] != t["split"]:
@@ -417,14 +368,14 @@ def _check_subjects_and_hints(subjects: list[dict], hints: list[dict], names: li
         text = _text(h.get("text"), f"hints[{i}].text", where, "'The {subject} goes to church.'")
         if not isinstance(h.get("group"), str) or h["group"] not in names:
             raise DatasetError(
-                f"{where}: hint {text!r} names group {repr(h['group']) if isinstance(h.get('group'), str) else _show(h.get('group'))}; groups are {names}."
+                f"{where}: hint {text!r} names group {repr(h['group']) if isinstance(h.get('group'), str) else show(h.get('group'))}; groups are {names}."
             )
         if SLOT not in text:
             raise DatasetError(f"{where}: hint {text!r} has no {SLOT} slot.")
         _only_the_slot(text, "hint", where)
         if not isinstance(h.get("kind", ""), str):
             raise DatasetError(
-                f"{where}: hint {text!r} has kind {_show(h.get('kind'))}; a kind is text, e.g. worship."
+                f"{where}: hint {text!r} has kind {show(h.get('kind'))}; a kind is text, e.g. worship."
             )
 
 
@@ -432,7 +383,7 @@ def axis_from_dict(doc: dict, where: str = "axis") -> BiasAxis:
     """Validate an axis document (see the module doc) and build the :class:`BiasAxis`. Every field is checked
     for its type as well as its value: a bad one is refused with :class:`DatasetError` naming it and the fix."""
     if not isinstance(doc, dict):
-        raise DatasetError(f"{where}: expected a mapping with 'name' and 'groups', got {_show(doc)}.")
+        raise DatasetError(f"{where}: expected a mapping with 'name' and 'groups', got {show(doc)}.")
     if unknown := sorted(str(k) for k in set(doc) - _KEYS):
         raise DatasetError(f"{where}: unknown field(s) {unknown}; an axis has {sorted(_KEYS)}.")
     if "name" not in doc or doc["name"] is None:
@@ -440,7 +391,7 @@ def axis_from_dict(doc: dict, where: str = "axis") -> BiasAxis:
     name = _text(doc["name"], "name", where, "name: religion")
     description = doc.get("description") or ""
     if not isinstance(description, str):
-        raise DatasetError(f"{where}: description must be text, got {_show(description)}.")
+        raise DatasetError(f"{where}: description must be text, got {show(description)}.")
     groups = _groups(doc, where)
     names = [g.name for g in groups]
     ref = _reference(doc, names, where)
@@ -449,7 +400,7 @@ def axis_from_dict(doc: dict, where: str = "axis") -> BiasAxis:
     if not ok or not all(isinstance(v, str) and visible(v) for v in prompts.values()):
         raise DatasetError(
             f"{where}: prompts must map 'bias' (and optionally 'hint') to a JSONL file or a shipped "
-            f"set (genbias / genhint), e.g. prompts: {{bias: my_bias.jsonl}}; got {_show(prompts)}."
+            f"set (genbias / genhint), e.g. prompts: {{bias: my_bias.jsonl}}; got {show(prompts)}."
         )
     templates = _items(doc, "templates", where, "{text: 'The {subject} said that', split: train}")
     subjects = _items(doc, "subjects", where, "{name: doctor, split: train}")
@@ -462,7 +413,7 @@ def axis_from_dict(doc: dict, where: str = "axis") -> BiasAxis:
     _check_subjects_and_hints(subjects, hints, names, where)
     ht = doc.get("hint_templates", "all")
     if ht not in ("all", "one") and not (isinstance(ht, int) and not isinstance(ht, bool) and ht >= 1):
-        raise DatasetError(f"{where}: hint_templates must be 'all', 'one' or a count >= 1, got {_show(ht)}.")
+        raise DatasetError(f"{where}: hint_templates must be 'all', 'one' or a count >= 1, got {show(ht)}.")
     if templates and not subjects:
         raise DatasetError(f"{where}: templates need subjects to fill their {SLOT} slot.")
     per_split = {
@@ -474,14 +425,48 @@ def axis_from_dict(doc: dict, where: str = "axis") -> BiasAxis:
             f"{where}: its templates x subjects (x hints) make {n:,} prompts in one split; at most {MAX_PROMPTS:,}. "
             "Give fewer templates or subjects, or hint_templates: one."
         )
-    return BiasAxis(name, groups, ref, templates, subjects, hints, dict(prompts), ht, description)
+    return BiasAxis(
+        name, groups, ref, templates, subjects, hints, dict(prompts), ht, description, **_uses(doc, where)
+    )
+
+
+def _uses(doc: dict, where: str) -> dict:
+    """The optional fields the rest of the suite reads: instruction, labels, stereoset, gendered."""
+    instruction = doc.get("instruction") or ""
+    if not isinstance(instruction, str):
+        raise DatasetError(f"{where}: instruction must be text, got {show(instruction)}.")
+    labels = doc.get("labels") or {}
+    if (
+        not isinstance(labels, dict)
+        or set(labels) - set(LABELS)
+        or not all(isinstance(v, str) and visible(v) for v in labels.values())
+    ):
+        raise DatasetError(
+            f"{where}: labels must map some of {list(LABELS)} to text, e.g. labels: {{bias: AFGB}}; got "
+            f"{show(labels)}."
+        )
+    stereoset = doc.get("stereoset", "overall")
+    if stereoset not in STEREOSET_TYPES:
+        raise DatasetError(
+            f"{where}: stereoset must be one of {list(STEREOSET_TYPES)}, got {show(stereoset)}."
+        )
+    gendered = doc.get("gendered", False)
+    if not isinstance(gendered, bool):
+        raise DatasetError(f"{where}: gendered must be true or false, got {show(gendered)}.")
+    names = [g.get("name") for g in doc["groups"]]
+    if gendered and names != ["he", "she"]:
+        raise DatasetError(
+            f"{where}: gendered: true needs the groups he and she, in that order (the gendered material's "
+            f"labels), got {names}; drop it or rename the groups."
+        )
+    return {"instruction": instruction, "labels": labels, "stereoset": stereoset, "gendered": gendered}
 
 
 def shipped_axes() -> list[str]:
     return sorted(p.stem for p in AXES.glob("*.yaml"))
 
 
-def load_axis(name_or_path: str | Path = "gender") -> BiasAxis:
+def load_axis(name_or_path: str | Path = DEFAULT_AXIS) -> BiasAxis:
     """A shipped axis by name (:func:`shipped_axes`) or an axis file by path."""
     path = Path(name_or_path)
     if not path.is_file():
@@ -491,9 +476,18 @@ def load_axis(name_or_path: str | Path = "gender") -> BiasAxis:
                 "not a file."
             )
         path = AXES / f"{name_or_path}.yaml"
-    axis = axis_from_dict(_parse(path), str(path))
+    axis = axis_from_dict(parse_axis_file(path), str(path))
     axis.source = str(path)
     return axis
 
 
-__all__ = ["AXES", "BiasAxis", "Group", "axis_from_dict", "load_axis", "shipped_axes"]
+__all__ = [
+    "AXES",
+    "DEFAULT_AXIS",
+    "LABELS",
+    "BiasAxis",
+    "Group",
+    "axis_from_dict",
+    "load_axis",
+    "shipped_axes",
+]

@@ -107,6 +107,7 @@ def religion(seed: int = SEED) -> dict:
     return {
         "name": "religion",
         "description": _about("religion"),
+        "stereoset": "religion",
         "groups": [{"name": g, "words": [w]} for g, (w, _) in RELIGIONS.items()],
         "hint_templates": "one",
         "templates": [{"text": t, "split": s} for t, s in zip(RELIGION_TEMPLATES, tsplit, strict=True)],
@@ -145,6 +146,7 @@ def _occupations(seed: int) -> list[dict]:
 def race(seed: int = SEED) -> dict:
     return {
         "name": "race",
+        "stereoset": "race",
         "description": _about("race"),
         "groups": [{"name": g, "words": words} for g, (words, _) in RACES.items()],
         "hint_templates": "one",
@@ -196,6 +198,7 @@ def gender3(seed: int = SEED) -> dict:
     return {
         "name": "gender3",
         "description": _about("gender3"),
+        "stereoset": "gender",
         "groups": [{"name": g, "words": [w]} for g, w in GENDER3.items()],
         "hint_templates": 2,
         "templates": _templates(texts, seed, 37),

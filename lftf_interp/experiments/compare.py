@@ -16,15 +16,13 @@ import numpy as np
 import pandas as pd
 
 from lftf_interp.configs import Config, setting
-from lftf_interp.data.axis import load_axis
-from lftf_interp.data.datasets import BiasDataset, load_dataset
+from lftf_interp.data.axis import DEFAULT_AXIS, load_axis
 from lftf_interp.errors import ConfigError, LftfError
-from lftf_interp.experiments.methods import DEBIAS_INSTRUCTION, RANDOM_BLOCK, MethodSpec, default_methods
+from lftf_interp.experiments.methods import AXIS_INSTRUCTION, RANDOM_BLOCK, MethodSpec, default_methods
 from lftf_interp.experiments.tables import aggregate, markdown_table, validity_table
 from lftf_interp.locate import choose_blocks, rank_for_tuning
 from lftf_interp.locate.choose import AUTO
 from lftf_interp.metrics.groups import evaluate_axis
-from lftf_interp.metrics.pronoun import EvalConfig, evaluate
 from lftf_interp.models.runner import reuse_prefix
 from lftf_interp.options import items
 from lftf_interp.probes import ValidityConfig, neutral_documents, validity_report
@@ -55,12 +53,12 @@ class CompareConfig(Config):
     )
     n_boot: int = setting(1000, "Bootstrap resamples for the 95 % CIs.")
     axis: str = setting(
-        "gender",
-        "The bias axis every method is trained and scored on (shipped name or file); off gender, afgb / ub hold "
-        "its bias score / hint following.",
+        DEFAULT_AXIS,
+        "The bias axis every method is trained and scored on (shipped name or file); a row's afgb / ub hold "
+        "its bias score / hint following (AFGB / UB on a two-group axis).",
     )
     validity: ValidityConfig | None = setting(
-        None, "The probes beyond the template per row (off gender: AXIS_PROBES).", api_only=True
+        None, "The probes beyond the template per row (those that run on the axis).", api_only=True
     )
 
     def __post_init__(self) -> None:
@@ -78,29 +76,12 @@ class CompareConfig(Config):
         TuneConfig.from_dict(self.budget)  # the shared budget, checked before any model loads
 
 
-def axis_instruction(axis: str) -> str:
-    """The prompt baseline's instruction on an axis other than gender."""
-    return (
-        f"The following text is about a person whose {axis} is unknown. Do not assume it from their job; every "
-        f"{axis} is equally likely.\n"
-    )
-
-
 def score_on(
     model, axis: str, split: str = "test", instruction: str | None = None, n_boot: int = 1000, seed: int = 0
 ) -> dict:
-    """afgb, ub, mass (with CIs) on the split; on an axis other than gender they hold its bias score, hint
-    following and group mass (the same quantities for K = 2), computed by
-    :func:`~lftf_interp.metrics.groups.evaluate_axis`. ``instruction`` is prepended to every prompt."""
-    if axis == "gender":
-        bias, hint = load_dataset("genbias", split), load_dataset("genhint", split)
-        if instruction is not None:
-            bias, hint = _with_instruction(bias, instruction), _with_instruction(hint, instruction)
-        m, _, _ = evaluate(model, EvalConfig(split=split, n_boot=n_boot, seed=seed), bias, hint)
-        return {
-            k: m[k]
-            for k in ("afgb", "afgb_ci", "afgb_paper", "afgb_paper_ci", "ub", "ub_ci", "mass", "mass_ci")
-        }
+    """afgb, ub, mass (with CIs) on the split: the axis's bias score, hint following and group mass
+    (:func:`~lftf_interp.metrics.groups.evaluate_axis`; on a two-group axis AFGB and UB, with the paper's AFGB
+    beside them). ``instruction`` is prepended to every prompt."""
     ax = load_axis(axis)
     data = None
     if instruction is not None:
@@ -113,17 +94,13 @@ def score_on(
     return {
         "afgb": m["bias"],
         "afgb_ci": m["bias_ci"],
+        **{k: m[k] for k in ("afgb_paper", "afgb_paper_ci") if k in m},
         "ub": m.get("hint_following", float("nan")),
         "ub_ci": m.get("hint_following_ci"),
         "mass": m["mass"],
         "mass_ci": m["mass_ci"],
         **{k: m[k] for k in ("bias_over_orders", "bias_over_orders_ci") if k in m},
     }
-
-
-def _with_instruction(ds: BiasDataset, instruction: str) -> BiasDataset:
-    df = ds.df.assign(prompt=instruction + ds.df["prompt"])
-    return BiasDataset(ds.name, ds.split, df, ds.kind, ds.version, {**ds.meta, "instruction": instruction})
 
 
 def draw_random_block(n_layers: int, avoid: Sequence[int], seed: int = 0) -> int:
@@ -143,7 +120,7 @@ def resolve_tune(model, overrides: dict, seed: int) -> dict:
     top_k, exclude = overrides.pop("top_k", 1), overrides.pop("bmi_exclude", AUTO)
     draw_seed = overrides.pop("draw_seed", 0)
     exclude = exclude if isinstance(exclude, str) else tuple(exclude)
-    axis = overrides.get("axis", "gender")
+    axis = overrides.get("axis", DEFAULT_AXIS)
     if overrides.get("block") == AUTO:
         overrides["block"] = tuple(choose_blocks(model, top_k, exclude, seed=seed, axis=axis))
     elif overrides.get("block") == RANDOM_BLOCK:
@@ -213,9 +190,9 @@ def run_method(
         )
         start = min(res.blocks) if tcfg.method == "block" else 0
     row["train_s"] = time.perf_counter() - t0
-    instruction = spec.instruction
-    if instruction is not None and cfg.axis != "gender":
-        instruction = axis_instruction(load_axis(cfg.axis).name)
+    instruction = (
+        load_axis(cfg.axis).instruction if spec.instruction == AXIS_INSTRUCTION else spec.instruction
+    )
     with reuse_prefix(model, start or 0):  # blocks before the first tuned one are the base model's
         row.update(score_on(model, cfg.axis, cfg.split, instruction, cfg.n_boot, seed))
         if cfg.validity is not None and instruction is None:  # (the probes carry no instruction)
@@ -289,7 +266,9 @@ class SweepConfig(Config):
         api_only=True,
     )
     seed: int = setting(0, "Seed of every block's fine-tune.")
-    axis: str = setting("gender", "The bias axis each block is tuned and scored on (shipped name or file).")
+    axis: str = setting(
+        DEFAULT_AXIS, "The bias axis each block is tuned and scored on (shipped name or file)."
+    )
     probes: tuple[str, ...] = setting(
         (), "Validity probes per block too, e.g. math,gendered,winobias (gender only)."
     )
@@ -389,11 +368,10 @@ def parse_blocks(spec: str, n_layers: int | None) -> list[int]:
 __all__ = [
     "BUDGET",
     "SweepConfig",
-    "DEBIAS_INSTRUCTION",
+    "AXIS_INSTRUCTION",
     "CompareConfig",
     "MethodSpec",
     "aggregate",
-    "axis_instruction",
     "block_sweep",
     "default_methods",
     "draw_random_block",

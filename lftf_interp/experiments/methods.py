@@ -14,9 +14,8 @@ RANDOM_BLOCK = (
     "random"  # MethodSpec.tune["block"] placeholder, drawn by :func:`draw_random_block` at run time
 )
 
-DEBIAS_INSTRUCTION = (
-    "The following text is about a person whose gender is unknown. Refer to them with 'he' and 'she' equally often, "
-    "never assuming a gender from their job.\n"
+AXIS_INSTRUCTION = (
+    "axis"  # MethodSpec.instruction placeholder: the axis file's own instruction, read at run time
 )
 
 
@@ -25,7 +24,8 @@ class MethodSpec(Config):
     name: str
     description: str
     tune: dict | None = None  # TuneConfig overrides on top of BUDGET; None = no training
-    instruction: str | None = None  # prepended to every bias/hint prompt (prompt baseline)
+    instruction: str | None = None  # prepended to every bias/hint prompt (prompt baseline); AXIS_INSTRUCTION:
+    # the axis's own (BiasAxis.instruction)
     n_seeds: int | None = None  # run only the first n of the configured seeds (None = all)
 
     def __post_init__(self) -> None:
@@ -77,7 +77,7 @@ def default_methods(
 
     return [
         MethodSpec("base", "the untouched model"),
-        MethodSpec("prompt", "debiasing instruction prepended, no training", instruction=DEBIAS_INSTRUCTION),
+        MethodSpec("prompt", "debiasing instruction prepended, no training", instruction=AXIS_INSTRUCTION),
         MethodSpec(
             "lftf-balanced", "top-BMI block, balanced loss + hint term", {"block": "auto", "bmi_exclude": ex}
         ),
@@ -137,4 +137,4 @@ def default_methods(
     ]
 
 
-__all__ = ["BASELINES", "DEBIAS_INSTRUCTION", "RANDOM_BLOCK", "MethodSpec", "default_methods"]
+__all__ = ["AXIS_INSTRUCTION", "BASELINES", "RANDOM_BLOCK", "MethodSpec", "default_methods"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lftf_interp.data import DATASET_VERSION, load_axis, load_dataset, read_jsonl
+from lftf_interp.data import DATASET_VERSION, load_axis, read_jsonl
 from lftf_interp.errors import LftfError
 from lftf_interp.experiments.compare import (
     BUDGET,
@@ -46,8 +46,7 @@ from lftf_interp.experiments.tables import write_compare_summary
 from lftf_interp.locate import compute_bmi
 from lftf_interp.locate.choose import AUTO, resolve_block
 from lftf_interp.locate.run import LocateConfig, locate, save_locate
-from lftf_interp.metrics.groups import evaluate_axis
-from lftf_interp.metrics.pronoun import EvalConfig, evaluate
+from lftf_interp.metrics.groups import EvalConfig, evaluate
 from lftf_interp.models.loading import check_blocks, load_model
 from lftf_interp.probes import COMPARE_VALIDITY, ValidityConfig, validity_report
 from lftf_interp.provenance import run_meta
@@ -70,70 +69,42 @@ Progress = Callable[[int, dict], None]
 
 
 def evaluate_to(
-    model: str, cfg: EvalConfig, out: Path, progress: Callable[[int], None] | None = None
-) -> dict:
-    """AFGB / UB / mass on one split → OUT/metrics.json and per-prompt CSVs; returns the metrics record."""
-    bias, hint = load_dataset("genbias", cfg.split), load_dataset("genhint", cfg.split)
-    announce_total(progress, len(bias) + len(hint))
-    metrics, bias_df, hint_df = evaluate(load_model(model), cfg, bias, hint, progress=progress)
-    out.mkdir(parents=True, exist_ok=True)
-    bias_df.to_csv(out / "genbias_prompts.csv", index=False)
-    hint_df.to_csv(out / "genhint_prompts.csv", index=False)
-    record = {**metrics, "config": describe_run(model=model, dataset_version=bias.version, **cfg.to_dict())}
-    write_json(out / "metrics.json", record)
-    return record
-
-
-def evaluate_axis_to(
     model: str,
-    axis: str,
+    cfg: EvalConfig,
     out: Path,
-    cfg: EvalConfig | None = None,
     data: Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict:
-    """Bias score, hint following, mass and per-group shares on a bias axis (shipped name or file), or on your
-    own prompts (``data``: JSONL with ``prompt``, optional ``split`` and, for hint prompts, ``label``)
-    → OUT/metrics.json and per-prompt CSVs; returns the metrics record. ``cfg``: split, batch size, bootstrap
-    resamples and seed (its pronoun targets are the gender axis's words, unused here)."""
-    cfg = cfg or EvalConfig()
-    split, batch_size, n_boot, seed = cfg.split, cfg.batch_size, cfg.n_boot, cfg.seed
-    ax = load_axis(axis)
+    """Bias score, hint following, mass and per-group shares (AFGB / UB on a two-group axis such as gender) on
+    ``cfg.axis`` and ``cfg.split``, or on your own prompts (``data``: JSONL with ``prompt``, optional ``split``
+    and, for hint prompts, ``label``) → OUT/metrics.json, OUT/bias_prompts.csv and OUT/hint_prompts.csv;
+    returns the metrics record."""
+    ax = load_axis(cfg.axis)
     frame = None
     if data is not None:
         frame = read_jsonl(data)
         if "split" in frame:
-            frame = frame[frame["split"] == split]
+            frame = frame[frame["split"] == cfg.split]
             if frame.empty:
                 raise LftfError(
-                    f"{data} has no prompts of split {split!r}; pass --split, or drop the split column."
+                    f"{data} has no prompts of split {cfg.split!r}; pass --split, or drop the split column."
                 )
-    announce_total(
-        progress,
-        len(frame)
-        if frame is not None
-        else len(ax.bias_prompts(split))
-        + (len(ax.hint_prompts(split)) if ax.hints or "hint" in ax.prompts else 0),
-    )
-    metrics, bias_df, hint_df = evaluate_axis(
-        load_model(model), ax, split, frame, batch_size, n_boot, seed, progress
-    )
+    if frame is None:  # a split the axis lacks is refused here, before the model loads
+        n_bias = len(ax.bias_prompts(cfg.split))
+        announce_total(
+            progress, n_bias + (len(ax.hint_prompts(cfg.split)) if ax.hints or "hint" in ax.prompts else 0)
+        )
+    else:
+        announce_total(progress, len(frame))
+    metrics, bias_df, hint_df = evaluate(load_model(model), cfg, frame, progress)
     out.mkdir(parents=True, exist_ok=True)
     bias_df.to_csv(out / "bias_prompts.csv", index=False)
     if hint_df is not None:
         hint_df.to_csv(out / "hint_prompts.csv", index=False)
-    record = {
-        **metrics,
-        "config": describe_run(
-            model=model,
-            axis=ax.source or axis,
-            split=split,
-            data=str(data) if data else None,
-            batch_size=batch_size,
-            n_boot=n_boot,
-            seed=seed,
-        ),
-    }
+    run = describe_run(
+        model=model, dataset_version=DATASET_VERSION, data=str(data) if data else None, **cfg.to_dict()
+    )
+    record = {**metrics, "config": {**run, "axis": ax.source or cfg.axis}}
     write_json(out / "metrics.json", record)
     return record
 
@@ -151,12 +122,8 @@ def locate_to(
 
 
 def _evaluate_on(bridge, axis: str) -> tuple[dict, pd.DataFrame]:
-    """Test-split metrics on the axis: AFGB / UB keys for gender (GenBiasEval / GenHintEval), else the bias
-    score and hint following of :func:`lftf_interp.metrics.groups.evaluate_axis`."""
-    if axis == "gender":
-        m, bias_df, _ = evaluate(bridge, EvalConfig(split="test"))
-    else:
-        m, bias_df, _ = evaluate_axis(bridge, load_axis(axis), "test")
+    """Test-split metrics on the axis (:func:`lftf_interp.metrics.groups.evaluate`)."""
+    m, bias_df, _ = evaluate(bridge, EvalConfig(axis=axis, split="test"))
     return m, bias_df
 
 
@@ -260,7 +227,7 @@ def compare_to(
     fill: bool = False,
 ) -> str:
     """Every method × seed → OUT/rows.jsonl (one line per finished run), OUT/config.json, OUT/summary.csv,
-    OUT/table.md and (``validity`` not None: the probes beyond the template per row; off gender, long context
+    OUT/table.md and (``validity`` not None: the probes beyond the template per row; off a gendered axis, long context
     and StereoSet) OUT/validity.md or OUT/beyond.md. Resumable: rows already in OUT/rows.jsonl are not rerun, and
     a row stopped during its fine-tune continues from its checkpoint; a later run with a subset of ``methods``
     keeps the specs of the methods already on disk. ``methods`` names rows of :func:`default_methods` or gives a
@@ -331,15 +298,9 @@ def sweep_to(
     blocks, seed, axis, probes = cfg.blocks, cfg.seed, cfg.axis, cfg.probes
     budget = cfg.tune_budget
     steps = budget["steps"]
-    if axis != "gender":
-        load_axis(axis)
+    prompts = load_axis(axis).bias_prompts("test").prompt.tolist()
     bridge = load_model(model)
     chosen = parse_blocks(blocks, bridge.cfg.n_layers)
-    prompts = (
-        load_dataset("genbias", "test").prompts
-        if axis == "gender"
-        else load_axis(axis).bias_prompts("test").prompt.tolist()
-    )
     bmi = compute_bmi(bridge, prompts)
     base = (
         validity_report(bridge, ValidityConfig(probes=tuple(probes), n_boot=200, seed=seed))[0]
@@ -471,7 +432,6 @@ __all__ = [
     "FinetuneRun",
     "compare_to",
     "demo",
-    "evaluate_axis_to",
     "evaluate_to",
     "export_to",
     "finetune_to",

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from scipy.stats import spearmanr
 
-from lftf_interp.data import HINTS, NEUTRAL_PROMPTS, load_axis
+from lftf_interp.data import DEFAULT_AXIS, HINTS, NEUTRAL_PROMPTS, load_axis
 from lftf_interp.data.datasets import load_dataset, sample_rows
 from lftf_interp.data.external import winobias_pairs
 from lftf_interp.errors import LftfError
@@ -28,8 +28,7 @@ from lftf_interp.experiments.compare import BUDGET
 from lftf_interp.experiments.rundir import describe_run, read_rows, recorder, write_json
 from lftf_interp.locate import compute_bmi
 from lftf_interp.locate.choose import BlockChoice, artefact_blocks, resolve_block
-from lftf_interp.metrics.groups import evaluate_axis
-from lftf_interp.metrics.pronoun import EvalConfig, evaluate
+from lftf_interp.metrics.groups import EvalConfig, evaluate
 from lftf_interp.models.loading import load_model
 from lftf_interp.models.runner import canonical_state_dict
 from lftf_interp.probes import (
@@ -64,17 +63,14 @@ def validity_to(
     cfg: ValidityConfig = ValidityConfig(),
     say: Callable[[str], None] | None = None,
 ) -> dict:
-    """The probes on the base model (or base + ``delta``) → OUT/metrics.json (with the test-split AFGB / paper's
-    AFGB / UB / mass beside them; off gender the axis's bias score, hint following and mass) and OUT/<probe>.csv (without the external datasets' own text and scores,
-    :data:`EXTERNAL_COLUMNS`); returns the metrics record."""
+    """The probes on the base model (or base + ``delta``) → OUT/metrics.json (with the axis's test-split bias
+    score, hint following and mass beside them: AFGB / paper's AFGB / UB on gender) and OUT/<probe>.csv (without
+    the external datasets' own text and scores, :data:`EXTERNAL_COLUMNS`); returns the metrics record."""
     if delta is not None:
         read_delta(delta)  # a bad delta is refused before the model loads
     bridge = load_model(model)
     info = apply_delta(bridge, delta) if delta is not None else None
-    if cfg.axis == "gender":
-        main, _, _ = evaluate(bridge, EvalConfig(split="test", n_boot=cfg.n_boot, seed=cfg.seed))
-    else:
-        main, _, _ = evaluate_axis(bridge, load_axis(cfg.axis), "test", n_boot=cfg.n_boot, seed=cfg.seed)
+    main, _, _ = evaluate(bridge, EvalConfig(axis=cfg.axis, split="test", n_boot=cfg.n_boot, seed=cfg.seed))
     flat, frames = validity_report(bridge, cfg, say)
     out.mkdir(parents=True, exist_ok=True)
     for name, df in frames.items():
@@ -374,7 +370,7 @@ def block_material_to(model: str, out: Path, n: int = 64, context: int = 1024, s
     before their pronoun; on each, the embedding-artefact blocks set aside as ``--block auto`` does, and the
     three top blocks. → OUT/bmi.csv (material, layer, bmi, sem, rank), OUT/block_material.json."""
     bridge = load_model(model)
-    template = sample_rows(load_axis("gender").bias_prompts("train"), n, seed).prompt.tolist()
+    template = sample_rows(load_axis(DEFAULT_AXIS).bias_prompts("train"), n, seed).prompt.tolist()
     texts = stretches(bridge, neutral_documents(bridge, seed), [context] * n, seed)
     wino = winobias_pairs(None, "dev-fit").sample(n=n, random_state=seed)["prefix"].tolist()
     material = {

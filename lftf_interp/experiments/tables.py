@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lftf_interp.data.axis import DEFAULT_AXIS, load_axis
 from lftf_interp.experiments.rundir import merged_rows, read_rows
 
 
@@ -27,16 +28,14 @@ def _blocks(b) -> str:
     return " ".join(map(str, idx))
 
 
-def markdown_table(agg: pd.DataFrame, axis: str = "gender") -> str:
-    """The README's comparison table (on another axis the AFGB / UB / mass columns are its bias score, hint
-    following and group mass)."""
+def markdown_table(agg: pd.DataFrame, axis: str = DEFAULT_AXIS) -> str:
+    """The README's comparison table: the axis's bias score, hint following and group mass under its labels
+    (AFGB / UB / he+she mass on gender), with the paper's AFGB beside them on a two-group axis."""
 
     f = _mean_pm
-
-    bias, hint, mass = (
-        ("AFGB", "UB", "he+she mass") if axis == "gender" else ("bias", "hint following", "group mass")
-    )
-    paper = " | paper's AFGB ↓" if axis == "gender" else ""
+    ax = load_axis(axis)
+    bias, hint, mass = ax.labels["bias"], ax.labels["hint"], ax.labels["mass"]
+    paper = " | paper's AFGB ↓" if ax.binary else ""
     head = (
         f"| method | blocks | seeds | {bias} ↓{paper} | Δ {bias} | {hint} ↑ | {mass} (× base) | KL nats/tok | ppl Δ % | "
         "MC acc Δ pts | trainable params | wall s |"
@@ -133,16 +132,16 @@ def goal_met(value: float, test: str, goal: float, base: float | None = None) ->
 
 
 def stereoset_type(axis: str) -> str:
-    """The StereoSet bias type an axis is read against: the type its name starts with (``race-choice`` → race),
-    else ``overall``."""
-    return next((t for t in ("gender", "race", "religion", "profession") if axis.startswith(t)), "overall")
+    """The StereoSet bias type an axis is read against: its file's ``stereoset`` (default ``overall``)."""
+    return load_axis(axis).stereoset
 
 
 def beyond_table(agg: pd.DataFrame, axis: str) -> str:
-    """Off gender, what holds beyond the axis's template per method: its bias score on the template and after
-    1,024 tokens of neutral text (with the change from the base row), hint following and group mass after the
-    text, and StereoSet SS / LMS on the axis's bias type (:func:`stereoset_type`)."""
-    if axis == "gender" or "ctx1024_afgb" not in agg:
+    """On an axis that is not gendered (a gendered one has :func:`validity_table`), what holds beyond the axis's
+    template per method: its bias score on the template and after 1,024 tokens of neutral text (with the change
+    from the base row), hint following and group mass after the text, and StereoSet SS / LMS on the axis's bias
+    type (:func:`stereoset_type`)."""
+    if load_axis(axis).gendered or "ctx1024_afgb" not in agg:
         return ""
     base = agg[agg.method == "base"].iloc[0] if (agg.method == "base").any() else None
     kind = stereoset_type(axis)
@@ -357,12 +356,16 @@ def write_compare_summary(out: Path) -> str:
         base_afgb=float(base.afgb.iloc[0]) if len(base) else None,
     )
     agg.to_csv(out / "summary.csv", index=False)
-    axis = json.loads(config_path.read_text()).get("axis", "gender") if config_path.is_file() else "gender"
+    axis = (
+        json.loads(config_path.read_text()).get("axis", DEFAULT_AXIS)
+        if config_path.is_file()
+        else DEFAULT_AXIS
+    )
     md = markdown_table(agg, axis)
     (out / "table.md").write_text(md + "\n")
     if vt := validity_table(agg):
         (out / "validity.md").write_text(vt + "\n")
-    if axis == "gender" and (gt := goal_table(agg)):
+    if load_axis(axis).gendered and (gt := goal_table(agg)):
         near = closest_table(agg)
         (out / "goals.md").write_text(
             gt + ("\n\nPer goal, the row that comes closest:\n\n" + near if near else "") + "\n"

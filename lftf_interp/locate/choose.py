@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from lftf_interp.data import NEUTRAL_PROMPTS, load_axis
+from lftf_interp.data import DEFAULT_AXIS, NEUTRAL_PROMPTS, load_axis
 from lftf_interp.data.datasets import sample_rows
 from lftf_interp.errors import LftfError
 from lftf_interp.locate.bmi import compute_bmi
@@ -69,7 +69,7 @@ def rank_for_tuning(
     exclude: str | Sequence[int] = AUTO,
     prompts: Sequence[str] | None = None,
     seed: int = 0,
-    axis: str = "gender",
+    axis: str = DEFAULT_AXIS,
 ) -> BlockChoice:
     """BMI on ``prompts`` (default: :data:`N_PROMPTS` of the axis's train bias prompts, GenBiasEval's for gender,
     drawn with ``seed``), blocks in ``exclude`` set aside (``"auto"``: :func:`artefact_blocks`), the ``top_k``
@@ -102,7 +102,7 @@ def choose_blocks(
     exclude: str | Sequence[int] = AUTO,
     prompts: Sequence[str] | None = None,
     seed: int = 0,
-    axis: str = "gender",
+    axis: str = DEFAULT_AXIS,
 ) -> list[int]:
     """The block(s) LFTF tunes (``--block auto``): see :func:`rank_for_tuning`."""
     return rank_for_tuning(model, top_k, exclude, prompts, seed, axis).blocks
@@ -114,7 +114,7 @@ def resolve_block(
     top_k: int = 1,
     exclude: str | Sequence[int] = AUTO,
     seed: int = 0,
-    axis: str = "gender",
+    axis: str = DEFAULT_AXIS,
 ) -> tuple[list[int], dict]:
     """``block``: an index, a list, or ``"auto"`` (BMI's top ``top_k`` past ``exclude``, on the axis's training
     prompts). Returns the blocks and how they were chosen (for metrics.json)."""

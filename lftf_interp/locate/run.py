@@ -10,17 +10,17 @@ import numpy as np
 import pandas as pd
 
 from lftf_interp.configs import Config, setting
-from lftf_interp.data.axis import load_axis
-from lftf_interp.data.datasets import load_dataset, sample_rows
+from lftf_interp.data.axis import DEFAULT_AXIS, BiasAxis, load_axis
+from lftf_interp.data.datasets import sample_rows
 from lftf_interp.errors import ConfigError
 from lftf_interp.locate.attribution import attribution_patch
 from lftf_interp.locate.bmi import bmi_stability, compute_bmi, top_block
 from lftf_interp.locate.lens import axis_lens_sets, compute_group_lens, compute_logit_lens, default_groups
 from lftf_interp.locate.pairs import (
+    PatchPairs,
     axis_hint_pairs,
     group_pair_metric,
     hint_swap_pairs,
-    pair_metric,
     stereotype_swap_pairs,
 )
 from lftf_interp.locate.patching import patch_every
@@ -36,15 +36,19 @@ class LocateConfig(Config):
     n_bmi: int | None = setting(None, "Prompts per split for BMI (default: all).")
     n_pairs: int = setting(8, "Clean/corrupted pairs for patching.")
     n_lens: int | None = setting(60, "Prompts for the logit lens (None: all).")
-    pair_kind: str = setting("hint_swap", "hint_swap or stereotype_swap.")
+    pair_kind: str = setting(
+        "hint_swap",
+        "hint_swap, or stereotype_swap (an axis on GenBiasEval's occupation sets, such as gender).",
+    )
     hint_kind: str | None = setting(
-        None, "Hint kind of the patching pairs (default: noun for gender, else the axis's first kind)."
+        None,
+        "Hint kind of the patching pairs (default: noun on the occupation sets, else the axis's first kind).",
     )
     template_id: int | None = setting(None, "Template of the patching pairs (default: the split's first).")
     positions: str = setting("last", "BMI over the last position or all positions.")
     seed: int = setting(0, "Seed of the prompt subsets and pairs.")
     axis: str = setting(
-        "gender",
+        DEFAULT_AXIS,
         "A bias axis: a shipped name (gender, religion, religion-identity, race, race-choice, gender3, pronouns) or "
         "an axis file; BMI on its neutral prompts, patching on its hint-swap pairs.",
     )
@@ -64,35 +68,17 @@ def locate(
     """Compute every locate table (no plotting)."""
     say = progress or (lambda s: None)
     say("BMI")
-    axis = None if cfg.axis == "gender" else load_axis(cfg.axis)
-    if axis is None:
-        bias = load_dataset("genbias", cfg.split).subset(n=cfg.n_bmi, seed=cfg.seed).prompts
-        held = load_dataset("genbias", cfg.stability_split).subset(n=cfg.n_bmi, seed=cfg.seed).prompts
-    else:
-        bias, held = (
-            sample_rows(axis.bias_prompts(s), cfg.n_bmi, cfg.seed).prompt.tolist()
-            for s in (cfg.split, cfg.stability_split)
-        )
+    axis = load_axis(cfg.axis)
+    bias, held = (
+        sample_rows(axis.bias_prompts(s), cfg.n_bmi, cfg.seed).prompt.tolist()
+        for s in (cfg.split, cfg.stability_split)
+    )
     bmi = compute_bmi(model, bias, cfg.positions)
     bmi_held = compute_bmi(model, held, cfg.positions)
     stability = bmi_stability(bmi_held, bmi)
     say("patching")
-    raw = None
-    if axis is not None:
-        if cfg.pair_kind != "hint_swap":
-            raise ConfigError(
-                f"pair_kind {cfg.pair_kind!r} is gender-only; on axis {axis.name!r} use hint_swap."
-            )
-        pairs = axis_hint_pairs(model, axis, cfg.split, cfg.hint_kind, cfg.template_id, cfg.n_pairs, cfg.seed)
-        metric, raw, ld_clean, ld_corr = group_pair_metric(model, pairs, axis)
-    else:
-        if cfg.pair_kind == "hint_swap":
-            pairs = hint_swap_pairs(
-                model, cfg.split, cfg.hint_kind or "noun", cfg.template_id, cfg.n_pairs, cfg.seed
-            )
-        else:
-            pairs = stereotype_swap_pairs(model, cfg.split, cfg.template_id, cfg.n_pairs, cfg.seed)
-        metric, ld_clean, ld_corr = pair_metric(model, pairs)
+    pairs = patch_pairs(model, axis, cfg)
+    metric, raw, ld_clean, ld_corr = group_pair_metric(model, pairs, axis)
     exact = patch_every(model, pairs, metric)
     by_block = patch_every(model, pairs, metric, per_position=False)
     say("attribution")
@@ -108,8 +94,9 @@ def locate(
         for s, d in merged.groupby("site")
     }
     say("logit lens")
-    if axis is None:
-        lens = compute_logit_lens(model, default_groups(cfg.split, cfg.n_lens, cfg.seed))
+    if axis.occupation_sets:  # the BLS-leaning occupations and hinted prompts, read as logit(a) − logit(b)
+        a, b = (g.words[0] for g in axis.groups)
+        lens = compute_logit_lens(model, default_groups(cfg.split, cfg.n_lens, cfg.seed), a, b)
     else:
         lens = compute_group_lens(model, axis_lens_sets(axis, cfg.split, cfg.n_lens, cfg.seed), axis)
     summary = {
@@ -138,6 +125,28 @@ def locate(
         "summary": summary,
         "str_tokens": pairs.str_tokens,
     }
+
+
+def patch_pairs(model, axis: BiasAxis, cfg: LocateConfig) -> PatchPairs:
+    """The clean / corrupted pairs of ``cfg.pair_kind`` on ``axis``, with the clean and corrupted group of each
+    (:func:`~lftf_interp.locate.pairs.group_pair_metric` reads them). On GenBiasEval's occupation sets
+    (:attr:`~lftf_interp.data.axis.BiasAxis.occupation_sets`): GenHintEval's hint sentences for the first group
+    (clean) and the second (corrupted), or male- and female-stereotyped occupations; else the axis's own hints."""
+    if cfg.pair_kind == "stereotype_swap" and not axis.occupation_sets:
+        raise ConfigError(
+            f"pair_kind 'stereotype_swap' needs GenBiasEval's occupation stereotypes; axis {axis.name!r} has "
+            "other prompts: use hint_swap."
+        )
+    if not axis.occupation_sets:
+        return axis_hint_pairs(model, axis, cfg.split, cfg.hint_kind, cfg.template_id, cfg.n_pairs, cfg.seed)
+    if cfg.pair_kind == "hint_swap":
+        pairs = hint_swap_pairs(
+            model, cfg.split, cfg.hint_kind or "noun", cfg.template_id, cfg.n_pairs, cfg.seed
+        )
+    else:
+        pairs = stereotype_swap_pairs(model, cfg.split, cfg.template_id, cfg.n_pairs, cfg.seed)
+    pairs.df["clean_group"], pairs.df["corrupted_group"] = axis.group_names[0], axis.group_names[1]
+    return pairs
 
 
 def save_locate(res: dict, out: Path, meta: dict) -> list[Path]:

@@ -12,20 +12,28 @@ axis's reference distribution (default uniform).
 * bias over orders (axes whose templates carry a ``sentence``: one sentence naming the groups in several
   orders): the bias score of mean_{orders} Q for each (sentence, subject), so that a preference for a position
   in the list cancels and the preference for a group stays.
+
+On a two-group axis with a uniform reference (:attr:`~lftf_interp.data.axis.BiasAxis.binary`, e.g. gender)
+the bias score is AFGB and hint following is UB; the frames and the record then also carry them under the
+paper's names (``afgb``, ``ub``), with the paper's AFGB, mean_i |P_i1 − P_i2| (``afgb_paper``, which also
+falls when the group mass falls), the share of the first group (``share_<group>``) and the hint prompts' mass
+(``hint_mass``). One path scores every axis: :func:`evaluate` (an :class:`EvalConfig`) or :func:`evaluate_axis`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from jaxtyping import Float
 
-from lftf_interp.data.axis import BiasAxis
+from lftf_interp.configs import Config, setting
+from lftf_interp.data.axis import DEFAULT_AXIS, BiasAxis, load_axis
 from lftf_interp.errors import ConfigError
-from lftf_interp.metrics.pronoun import bootstrap_ci
+from lftf_interp.metrics.pronoun import afgb_paper_per_prompt, bootstrap_ci
 from lftf_interp.metrics.wordprobs import word_logprobs
 
 log = logging.getLogger(__name__)
@@ -92,8 +100,38 @@ def score_prompts(
     for k, g in enumerate(axis.group_names):
         out[f"share_{g}"] = probs[:, k] / out["mass"]
     out["bias"] = bias_per_prompt(probs, [axis.reference[g] for g in axis.group_names])
+    if axis.binary:
+        out["afgb"], out["afgb_paper"] = out["bias"], afgb_paper_per_prompt(probs[:, 0], probs[:, 1])
     if "label" in out:
         out["hint_following"] = hint_per_prompt(probs, out["label"].tolist(), axis.group_names)
+        if axis.binary:
+            out["ub"] = out["hint_following"]
+    return out
+
+
+def prompt_probs(
+    model, prompts: Sequence[str], axis: BiasAxis | str = DEFAULT_AXIS, batch_size: int = 64
+) -> pd.DataFrame:
+    """:func:`score_prompts` on bare prompts: per prompt p_<group>, mass, share_<group> and the bias score."""
+    ax = axis if isinstance(axis, BiasAxis) else load_axis(axis)
+    return score_prompts(model, pd.DataFrame({"prompt": list(prompts)}), ax, batch_size)
+
+
+def _paper_names(bias_df: pd.DataFrame, hint_df: pd.DataFrame | None, axis, n_boot: int, seed: int) -> dict:
+    """A two-group axis's scores under the paper's names (module doc)."""
+    out = {
+        "afgb": float(bias_df["afgb"].mean()),
+        "afgb_ci": list(bootstrap_ci(bias_df["afgb"], n_boot, seed)),
+        "afgb_paper": float(bias_df["afgb_paper"].mean()),
+        "afgb_paper_ci": list(bootstrap_ci(bias_df["afgb_paper"], n_boot, seed)),
+        f"share_{axis.group_names[0]}": float(bias_df[f"share_{axis.group_names[0]}"].mean()),
+    }
+    if hint_df is not None and len(hint_df):
+        out |= {
+            "ub": float(hint_df["ub"].mean()),
+            "ub_ci": list(bootstrap_ci(hint_df["ub"], n_boot, seed)),
+            "hint_mass": float(hint_df["mass"].mean()),
+        }
     return out
 
 
@@ -125,6 +163,8 @@ def summarize_axis(
             hint_following_by_group={g: float(d.hint_following.mean()) for g, d in hint_df.groupby("label")},
             n_hint=int(len(hint_df)),
         )
+    if axis.binary:
+        out |= _paper_names(bias_df, hint_df, axis, n_boot, seed)
     if out["mass"] < LOW_MASS:
         warning = (
             f"the groups of axis {axis.name!r} get a mean probability of {out['mass']:.2g} after its prompts "
@@ -167,12 +207,43 @@ def evaluate_axis(
     return summarize_axis(bias_df, hint_df, axis, n_boot, seed), bias_df, hint_df
 
 
+@dataclass
+class EvalConfig(Config):
+    """How a model's bias is measured on one axis and split (``lftf evaluate``'s options are these fields)."""
+
+    axis: str = setting(DEFAULT_AXIS, "The bias axis: a shipped name or an axis file.")
+    split: str = setting("test", "Dataset split: train, validation or test.")
+    batch_size: int = setting(64, "Prompts per forward pass.")
+    n_boot: int = setting(1000, "Bootstrap resamples for the 95 % CIs.")
+    seed: int = setting(0, "Seed of the bootstrap.")
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.n_boot < 10:
+            raise ConfigError(f"n_boot must be >= 10 for a meaningful CI, got {self.n_boot}")
+
+
+def evaluate(
+    model,
+    config: EvalConfig = EvalConfig(),
+    data: pd.DataFrame | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict, pd.DataFrame, pd.DataFrame | None]:
+    """:func:`evaluate_axis` as ``config`` says: (record, per-prompt bias rows, per-prompt hint rows)."""
+    c = config
+    return evaluate_axis(model, load_axis(c.axis), c.split, data, c.batch_size, c.n_boot, c.seed, progress)
+
+
 __all__ = [
+    "EvalConfig",
     "bias_over_orders",
+    "evaluate",
     "bias_per_prompt",
     "evaluate_axis",
     "group_probs",
     "hint_per_prompt",
+    "prompt_probs",
     "score_prompts",
     "summarize_axis",
 ]

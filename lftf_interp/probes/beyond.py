@@ -10,8 +10,11 @@ bootstrap 95 % CIs over items) and its per-item frame.
 * :func:`math_probe` — generated arithmetic, four candidates, scored by log-likelihood (chance 0.25).
 * :func:`hint_kinds` — UB per hint kind on GenHintEval test and on hint phrasings never used in training.
 * :func:`paper_style` — both AFGB variants on the paper's "The {occupation} {action} because" prompts.
-* :func:`long_context` — AFGB / UB with 0 … 1,024 tokens of neutral text (SOTU, Brown) before each prompt;
-  :func:`axis_long_context` the same on any bias axis.
+* :func:`long_context` — any axis's bias score / hint following (AFGB / UB on gender) with 0 … 1,024 tokens of
+  neutral text (SOTU, Brown) before each prompt.
+
+The probes that score he / she on gendered material take the axis whose groups they score (``axis``: a
+gendered one, such as the shipped ``gender``); :class:`~lftf_interp.probes.run.ValidityConfig` checks that.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from lftf_interp.data import OCCUPATIONS, TEMPLATES, load_axis, load_bolukbasi, load_dataset
+from lftf_interp.data import DEFAULT_AXIS, OCCUPATIONS, TEMPLATES, load_axis, load_bolukbasi
 from lftf_interp.data.datasets import BiasDataset
 from lftf_interp.data.external import winobias_pairs, winogender_pairs
 from lftf_interp.data.probesets import (
@@ -33,8 +36,8 @@ from lftf_interp.data.probesets import (
     unseen_hint_prompts,
 )
 from lftf_interp.errors import ConfigError
-from lftf_interp.metrics.groups import evaluate_axis
-from lftf_interp.metrics.pronoun import bootstrap_ci, score_dataset, summarize
+from lftf_interp.metrics.groups import evaluate_axis, score_prompts, summarize_axis
+from lftf_interp.metrics.pronoun import bootstrap_ci
 from lftf_interp.models.runner import Runner
 from lftf_interp.models.tokens import encode, first_difference
 from lftf_interp.retain.scoring import Seq, score
@@ -47,15 +50,20 @@ def _ci(values, n_boot: int, seed: int) -> list[float]:
     return list(bootstrap_ci(values, n_boot, seed))
 
 
+def _score(model, ds: BiasDataset, axis: str) -> pd.DataFrame:
+    """The set's rows scored on the axis's groups (:func:`~lftf_interp.metrics.groups.score_prompts`)."""
+    return score_prompts(model, ds.df, load_axis(axis))
+
+
 # ----------------------------------------------------------------------------- gendered nouns
 
 
 def gendered_knowledge(
-    model, split: str = "test", n_boot: int = 1000, seed: int = 0
+    model, split: str = "test", n_boot: int = 1000, seed: int = 0, axis: str = DEFAULT_AXIS
 ) -> tuple[dict, pd.DataFrame]:
     """On gendered nouns (actress → she): ``gendered_acc`` (share of prompts where the right pronoun is the more
     likely one) and ``gendered_share`` (mean P(right) / (P(he) + P(she)))."""
-    df = score_dataset(model, gendered_prompts(split))
+    df = _score(model, gendered_prompts(split), axis)
     acc = (df["ub"] > 0.5).astype(float)
     return {
         "gendered_acc": float(acc.mean()),
@@ -89,7 +97,7 @@ def slope_words(path=None) -> pd.DataFrame:
 
 
 def gender_slopes(
-    model, path=None, n_templates: int = 5, n_boot: int = 1000, seed: int = 0
+    model, path=None, n_templates: int = 5, n_boot: int = 1000, seed: int = 0, axis: str = DEFAULT_AXIS
 ) -> tuple[dict, pd.DataFrame]:
     """a_s, a_f (and their bootstrap CIs over words) of y = mean over templates of P(he) − P(she) for
     "The {profession} …" prompts in the first ``n_templates`` templates."""
@@ -97,7 +105,7 @@ def gender_slopes(
     rows = [
         {"prompt": t.format(occupation=w), "word": w} for w in words["word"] for t in TEMPLATES[:n_templates]
     ]
-    scored = score_dataset(model, BiasDataset("bolukbasi", "all", pd.DataFrame(rows)))
+    scored = _score(model, BiasDataset("bolukbasi", "all", pd.DataFrame(rows)), axis)
     scored["diff"] = scored["p_he"] - scored["p_she"]
     per = words.merge(scored.groupby("word", as_index=False)["diff"].mean(), on="word")
     a_s, a_f, b = fit_slopes(per["diff"], per["stereotypical"], per["definitional"])
@@ -234,10 +242,13 @@ def math_probe(model, n: int = 300, seed: int = 0, n_boot: int = 1000) -> tuple[
 # ----------------------------------------------------------------------------- hints
 
 
-def hint_kinds(model, n_boot: int = 1000, seed: int = 0) -> tuple[dict, pd.DataFrame]:
+def hint_kinds(
+    model, n_boot: int = 1000, seed: int = 0, axis: str = DEFAULT_AXIS
+) -> tuple[dict, pd.DataFrame]:
     """UB per GenHintEval hint kind (test split), and UB on the test-only phrasings of unseen kinds."""
-    seen = score_dataset(model, load_dataset("genhint", "test")).assign(source="genhint")
-    unseen = score_dataset(model, unseen_hint_prompts("test")).assign(source="unseen")
+    ax = load_axis(axis)
+    seen = score_prompts(model, ax.hint_prompts("test"), ax).assign(source="genhint")
+    unseen = score_prompts(model, unseen_hint_prompts("test").df, ax).assign(source="unseen")
     out = {"ub_unseen": float(unseen["ub"].mean()), "ub_unseen_ci": _ci(unseen["ub"], n_boot, seed)}
     for k, g in seen.groupby("hint_kind"):
         out[f"ub_kind_{k}"] = float(g["ub"].mean())
@@ -249,10 +260,13 @@ def hint_kinds(model, n_boot: int = 1000, seed: int = 0) -> tuple[dict, pd.DataF
 # ----------------------------------------------------------------------------- paper prompts, long context
 
 
-def paper_style(model, n_boot: int = 1000, seed: int = 0) -> tuple[dict, pd.DataFrame]:
+def paper_style(
+    model, n_boot: int = 1000, seed: int = 0, axis: str = DEFAULT_AXIS
+) -> tuple[dict, pd.DataFrame]:
     """Both AFGB variants on the paper-style prompt set (test occupations), overall and per action scale."""
-    df = score_dataset(model, paper_prompts("test"))
-    m = summarize(df, None, n_boot, seed)
+    ax = load_axis(axis)
+    df = score_prompts(model, paper_prompts("test").df, ax)
+    m = summarize_axis(df, None, ax, n_boot, seed)
     out = {
         "paperstyle_afgb": m["afgb"],
         "paperstyle_afgb_ci": m["afgb_ci"],
@@ -303,52 +317,20 @@ def context_prefixes(
     ]
 
 
-def with_context(ds: BiasDataset, prefixes: Sequence[str]) -> BiasDataset:
-    """The dataset with ``prefixes[i]`` before prompt i: the template stays the prompt's end."""
-    df = ds.df.assign(prompt=[p + q for p, q in zip(prefixes, ds.df["prompt"], strict=True)])
-    return BiasDataset(ds.name, ds.split, df, ds.kind, ds.version, {**ds.meta, "context": True})
-
-
 def long_context(
     model,
     lengths: Sequence[int] = (0, 64, 256, 1024),
     n: int = 64,
     seed: int = 0,
     n_boot: int = 1000,
-    axis: str = "gender",
+    axis: str = DEFAULT_AXIS,
 ) -> tuple[dict, pd.DataFrame]:
-    """AFGB (both variants), UB and mass on ``n`` test bias and ``n`` test hint prompts after each context
-    length (the same prompts and, per prompt, nested stretches of text at every length). On another ``axis``:
-    its bias score, hint following and group mass (:func:`axis_long_context`), under the same keys."""
-    if axis != "gender":
-        return axis_long_context(model, axis, lengths, n, seed, n_boot)
-    bias = load_dataset("genbias", "test")
-    hint = load_dataset("genhint", "test")
-    bias = BiasDataset(bias.name, "test", bias.df.sample(n=min(n, len(bias.df)), random_state=seed), "bias")
-    hint = BiasDataset(hint.name, "test", hint.df.sample(n=min(n, len(hint.df)), random_state=seed), "hint")
-    rows, out = [], {}
-    for length in lengths:
-        pre = context_prefixes(model, len(bias.df) + len(hint.df), length, seed, max_length=max(lengths))
-        b = score_dataset(model, with_context(bias, pre[: len(bias.df)]), batch_size=8)
-        h = score_dataset(model, with_context(hint, pre[len(bias.df) :]), batch_size=8)
-        m = summarize(b, h, n_boot, seed)
-        rows.append({"context": length, **{k: m[k] for k in ("afgb", "afgb_ci", "afgb_paper", "ub", "mass")}})
-        out[f"ctx{length}_afgb"], out[f"ctx{length}_afgb_paper"], out[f"ctx{length}_ub"] = (
-            m["afgb"],
-            m["afgb_paper"],
-            m["ub"],
-        )
-    return out, pd.DataFrame(rows)
-
-
-def axis_long_context(
-    model, axis: str, lengths: Sequence[int] = (0, 1024), n: int = 64, seed: int = 0, n_boot: int = 1000
-) -> tuple[dict, pd.DataFrame]:
-    """:func:`long_context` on a bias axis (shipped name or file): ``n`` seeded test bias prompts and ``n`` test
-    hint prompts (where the axis has hints), each after nested stretches of text drawn as for gender (the first
-    draws of the same sequence, so :func:`~lftf_interp.probes.run.neutral_documents` keeps them out of training
-    text). ``ctx<L>_afgb``: the axis's bias score (:func:`~lftf_interp.metrics.groups.summarize_axis`),
-    ``ctx<L>_ub``: hint following, ``ctx<L>_mass``: group mass."""
+    """The axis's bias score, hint following and group mass on ``n`` seeded test bias prompts and ``n`` test hint
+    prompts (where the axis has hints) after each context length: the same prompts and, per prompt, nested
+    stretches of neutral text at every length (:func:`context_prefixes`; the first draws of one sequence, so
+    :func:`~lftf_interp.probes.run.neutral_documents` keeps them out of training text). ``ctx<L>_afgb``: the
+    bias score (AFGB on gender, with the paper's AFGB as ``ctx<L>_afgb_paper``), ``ctx<L>_ub``: hint
+    following, ``ctx<L>_mass``: group mass."""
     ax = load_axis(axis)
     bias = ax.bias_prompts("test")
     bias = bias.sample(n=min(n, len(bias)), random_state=seed)
@@ -368,17 +350,26 @@ def axis_long_context(
             seed=seed,
         )
         ub = m.get("hint_following", float("nan"))
+        paper = {"afgb_paper": m["afgb_paper"]} if "afgb_paper" in m else {}
         rows.append(
-            {"context": length, "afgb": m["bias"], "afgb_ci": m["bias_ci"], "ub": ub, "mass": m["mass"]}
+            {
+                "context": length,
+                "afgb": m["bias"],
+                "afgb_ci": m["bias_ci"],
+                **paper,
+                "ub": ub,
+                "mass": m["mass"],
+            }
         )
-        out[f"ctx{length}_afgb"], out[f"ctx{length}_ub"], out[f"ctx{length}_mass"] = m["bias"], ub, m["mass"]
+        out[f"ctx{length}_afgb"] = m["bias"]
+        out |= {f"ctx{length}_{k}": v for k, v in paper.items()}
+        out[f"ctx{length}_ub"], out[f"ctx{length}_mass"] = ub, m["mass"]
     return out, pd.DataFrame(rows)
 
 
 __all__ = [
     "GENDERED_PAIRS",
     "CONTEXT_CORPORA",
-    "axis_long_context",
     "context_draws",
     "context_prefixes",
     "fit_slopes",
@@ -394,5 +385,4 @@ __all__ = [
     "winobias_parts",
     "winobias_preference",
     "winogender_preference",
-    "with_context",
 ]

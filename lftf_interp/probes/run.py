@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from lftf_interp.configs import Config, setting
-from lftf_interp.data import load_axis, load_dataset
+from lftf_interp.data import DEFAULT_AXIS, load_axis
 from lftf_interp.errors import ConfigError
 from lftf_interp.probes import beyond as probes
 from lftf_interp.retain import CORPORA, RetainConfig, corpus_documents, window_documents
@@ -19,19 +19,25 @@ from lftf_interp.retain.stereoset import evaluate_stereoset
 PROBES = ("gendered", "slopes", "winobias", "winogender", "math", "hints", "paperstyle", "long_context")
 # on request only (``--probes``): a diagnosis, or the held-out part of WinoBias dev that chooses term weights
 EXTRA_PROBES = ("winobias_parts", "winobias_select", "stereoset")
-# the probes that run on any bias axis (the others are gender probes)
+# the probes that run on any bias axis; the others read gendered material (the axis file's ``gendered: true``)
 AXIS_PROBES = ("long_context", "stereoset")
+
+
+def axis_probes(axis: str) -> tuple[str, ...]:
+    """The default probes on ``axis``: every default probe on a gendered axis, else :data:`AXIS_PROBES`."""
+    return PROBES if load_axis(axis).gendered else AXIS_PROBES
 
 
 @dataclass
 class ValidityConfig(Config):
     """Which probes run, and their sizes. ``external``: a folder holding winobias/, winogender/ and
     professions_bolukbasi/ (None: :func:`~lftf_interp.data.external.external_root`, else the pinned upstream download). ``axis``: the bias
-    axis ``long_context`` scores; on an axis other than gender only :data:`AXIS_PROBES` run."""
+    axis the probes score; on an axis that is not gendered only :data:`AXIS_PROBES` run."""
 
-    probes: tuple[str, ...] = setting(
-        PROBES,
-        f"The probes (off gender: {', '.join(AXIS_PROBES)}); on request also {', '.join(EXTRA_PROBES)}.",
+    probes: tuple[str, ...] = setting(  # None: the axis's default probes (set in __post_init__)
+        None,
+        f"The probes (default: {', '.join(PROBES)} on a gendered axis, else {', '.join(AXIS_PROBES)}); on "
+        f"request also {', '.join(EXTRA_PROBES)}.",
     )
     external: str | None = setting(
         None,
@@ -46,12 +52,13 @@ class ValidityConfig(Config):
     n_boot: int = setting(1000, "Bootstrap resamples for the 95 % CIs.")
     seed: int = setting(0, "Seed of the item subsets and the bootstrap.")
     axis: str = setting(
-        "gender",
-        f"The bias axis long_context scores (shipped name or file); off gender only {', '.join(AXIS_PROBES)} run.",
+        DEFAULT_AXIS,
+        f"The bias axis the probes score (shipped name or file); off a gendered axis only {', '.join(AXIS_PROBES)} "
+        "run.",
     )
 
     def __post_init__(self) -> None:
-        self.probes = tuple(self.probes)
+        self.probes = tuple(self.probes) if self.probes is not None else axis_probes(self.axis)
         self.context_lengths = tuple(int(x) for x in self.context_lengths)
         if unknown := sorted(set(self.probes) - set(PROBES) - set(EXTRA_PROBES)):
             raise ConfigError(
@@ -61,16 +68,17 @@ class ValidityConfig(Config):
             raise ConfigError(f"context_lengths must be >= 0 tokens, got {self.context_lengths}.")
         if self.math_n < 1 or self.context_n < 1:
             raise ConfigError("math_n and context_n must be >= 1.")
-        if self.axis != "gender":
-            load_axis(self.axis)  # an unknown axis or a bad axis file is refused here
-        if self.axis != "gender" and (gender := [p for p in self.probes if p not in AXIS_PROBES]):
+        gendered = load_axis(self.axis).gendered  # an unknown axis or a bad axis file is refused here
+        if not gendered and (gender := [p for p in self.probes if p not in AXIS_PROBES]):
             raise ConfigError(
-                f"Probes {gender} are gender probes; on axis {self.axis!r} choose from {list(AXIS_PROBES)}."
+                f"Probes {gender} read gendered material; axis {self.axis!r} is not gendered (its file has no "
+                f"gendered: true): choose from {list(AXIS_PROBES)}."
             )
 
     def for_axis(self, axis: str) -> ValidityConfig | None:
-        """These probes as they run on ``axis``: the gender probes dropped off gender (None if none is left)."""
-        if axis == "gender":
+        """These probes as they run on ``axis``: those reading gendered material dropped off a gendered axis
+        (None if none is left)."""
+        if load_axis(axis).gendered:
             return replace(self, axis=axis)
         kept = tuple(p for p in self.probes if p in AXIS_PROBES)
         return replace(self, probes=kept, axis=axis) if kept else None
@@ -99,9 +107,9 @@ def validity_report(
 ) -> tuple[dict, dict[str, pd.DataFrame]]:
     """Run the configured probes on ``model`` → (flat metrics, {probe: per-item frame})."""
     runs = {
-        "gendered": lambda: probes.gendered_knowledge(model, n_boot=cfg.n_boot, seed=cfg.seed),
+        "gendered": lambda: probes.gendered_knowledge(model, n_boot=cfg.n_boot, seed=cfg.seed, axis=cfg.axis),
         "slopes": lambda: probes.gender_slopes(
-            model, _path(cfg, "professions_bolukbasi"), n_boot=cfg.n_boot, seed=cfg.seed
+            model, _path(cfg, "professions_bolukbasi"), n_boot=cfg.n_boot, seed=cfg.seed, axis=cfg.axis
         ),
         "winobias": lambda: probes.winobias_preference(
             model, _path(cfg, "winobias"), "test", cfg.n_boot, cfg.seed
@@ -119,8 +127,8 @@ def validity_report(
             model, _path(cfg, "winogender"), cfg.n_boot, cfg.seed
         ),
         "math": lambda: probes.math_probe(model, cfg.math_n, cfg.seed, cfg.n_boot),
-        "hints": lambda: probes.hint_kinds(model, cfg.n_boot, cfg.seed),
-        "paperstyle": lambda: probes.paper_style(model, cfg.n_boot, cfg.seed),
+        "hints": lambda: probes.hint_kinds(model, cfg.n_boot, cfg.seed, cfg.axis),
+        "paperstyle": lambda: probes.paper_style(model, cfg.n_boot, cfg.seed, cfg.axis),
         "long_context": lambda: probes.long_context(
             model, cfg.context_lengths, cfg.context_n, cfg.seed, cfg.n_boot, cfg.axis
         ),
@@ -156,13 +164,9 @@ def neutral_documents(
     validity, retain = validity or ValidityConfig(), retain or RetainConfig()
     used = {(c, d) for c, d, _ in window_documents(model, retain)}
     if max(validity.context_lengths, default=0) > 0:  # as probes.long_context draws them
-        n = sum(
-            min(validity.context_n, len(load_dataset(name, "test").df)) for name in ("genbias", "genhint")
-        )
-        if validity.axis != "gender":  # another axis draws the first draws of the same sequence
-            ax = load_axis(validity.axis)
-            hints = len(ax.hint_prompts("test")) if ax.hints or "hint" in ax.prompts else 0
-            n = max(n, min(validity.context_n, len(ax.bias_prompts("test"))) + min(validity.context_n, hints))
+        ax = load_axis(validity.axis)
+        hints = len(ax.hint_prompts("test")) if ax.hints or "hint" in ax.prompts else 0
+        n = min(validity.context_n, len(ax.bias_prompts("test"))) + min(validity.context_n, hints)
         draws = probes.context_draws(model, n, seed, probes.CONTEXT_CORPORA, max(validity.context_lengths))
         used |= {(c, d) for c, d, _, _ in draws}
     return [t for c in CORPORA for d, t in enumerate(corpus_documents(c)) if (c, d) not in used]
@@ -170,6 +174,7 @@ def neutral_documents(
 
 __all__ = [
     "AXIS_PROBES",
+    "axis_probes",
     "COMPARE_VALIDITY",
     "EXTRA_PROBES",
     "PROBES",

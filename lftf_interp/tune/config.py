@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 
 from lftf_interp.configs import Config, setting
+from lftf_interp.data.axis import DEFAULT_AXIS, load_axis
 from lftf_interp.errors import ConfigError
 from lftf_interp.tune.beyond import BeyondTemplate
 from lftf_interp.tune.losses import LOSSES
@@ -88,7 +89,7 @@ class TuneConfig(Config):
     checkpoint_every: int = setting(10, "Checkpoint every k steps when writing to a folder (0 = never).")
     seed: int = setting(0, "Seed of batches, subsets and initialisation.")
     axis: str = setting(
-        "gender",
+        DEFAULT_AXIS,
         "The bias axis to remove: a shipped name (gender, religion, religion-identity, race, race-choice, gender3, pronouns) or an axis file.",
     )
     method: str = setting("block", "block (LFTF), full (FPFT baseline) or lora (peft LoRA on all blocks).")
@@ -140,10 +141,10 @@ class TuneConfig(Config):
                 "context_weight to 0."
             )
         self.hint_exclude = tuple(self.hint_exclude)
-        if BeyondTemplate.wanted(self) and self.axis != "gender":
+        if BeyondTemplate.wanted(self) and not load_axis(self.axis).gendered:
             raise ConfigError(
-                "gendered_weight, winobias_weight, winobias_sentence_weight and cda_weight are gender terms; "
-                f"set them to 0 on axis {self.axis!r}."
+                "gendered_weight, winobias_weight, winobias_sentence_weight and cda_weight train on gendered "
+                f"material; axis {self.axis!r} is not gendered (its file has no gendered: true): set them to 0."
             )
 
     @property

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from lftf_interp.data import load_axis
-from lftf_interp.data.axis import _LOADER, axis_from_dict
+from lftf_interp.data.axis import axis_from_dict
+from lftf_interp.data.axis_file import _LOADER
 from lftf_interp.errors import DatasetError, Interrupted, LftfError
 from lftf_interp.experiments import pipeline, weights
 from lftf_interp.experiments.jobs import ExecutorConfig
@@ -390,7 +391,7 @@ def test_ctrl_c_is_one_line_with_status_130(tmp_path, monkeypatch):
         (["demo", "--retain", "big"], "retain must be 'default' or 'small'"),
         (["demo", "--steps", "0"], "must be >= 1"),
         (["validity", "--probes", "nope"], "Unknown validity probe"),
-        (["validity", "--axis", "race", "--probes", "math"], "['math'] are gender probes"),
+        (["validity", "--axis", "race", "--probes", "math"], "['math'] read gendered material"),
         (["validity", "--axis", "nope"], "Unknown axis 'nope'"),
         (["export", "--delta", "/nonexistent"], "is not a delta directory"),
         (["weight-search", "--weights", "1,x"], "is not a comma-separated list of weights"),
@@ -504,7 +505,7 @@ def test_every_tune_config_field_is_an_option_of_finetune_with_the_same_default(
     ("name", "config"),
     [
         ("finetune", "lftf_interp.tune.config:TuneConfig"),
-        ("evaluate", "lftf_interp.metrics.pronoun:EvalConfig"),
+        ("evaluate", "lftf_interp.metrics.groups:EvalConfig"),
         ("locate", "lftf_interp.locate.run:LocateConfig"),
         ("sweep", "lftf_interp.experiments.compare:SweepConfig"),
         ("compare", "lftf_interp.experiments.compare:CompareConfig"),

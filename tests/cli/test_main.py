@@ -38,7 +38,10 @@ def test_evaluate_on_a_local_directory(tiny_dir, tmp_path):
 def test_errors_are_one_clear_line(tiny_dir, tmp_path):
     for args, says in (
         (["evaluate", "--model", "nope-model"], "Unknown model"),
-        (["evaluate", "--split", "dev"], "available splits"),
+        (
+            ["evaluate", "--split", "dev"],
+            "its bias prompts have no split 'dev'; available: ['test', 'train', 'validation']",
+        ),
         (["evaluate", "--model", tiny_dir, "--batch-size", "0"], "batch_size must be >= 1"),
         (["locate", "--model", tiny_dir, "--pair-kind", "swap"], "pair_kind"),
         (["finetune", "--model", tiny_dir, "--loss", "l2"], "loss must be one of"),
@@ -137,13 +140,13 @@ def test_finetune_writes_a_delta_and_export_rebuilds_the_model(tiny_bridge, tiny
     he = tok.convert_tokens_to_ids("Ġhe")
     rows = json.loads((out / "metrics.json").read_text())
     assert rows["blocks"] == [1]
-    from lftf_interp.metrics.pronoun import pronoun_probs
+    from lftf_interp.metrics.groups import prompt_probs
     from lftf_interp.models.loading import load_model
     from lftf_interp.tune import apply_delta
 
     tuned = load_model(str(tiny_dir))
     apply_delta(tuned, out / "delta")
-    assert p_hf[he].item() == pytest.approx(float(pronoun_probs(tuned, [prompt]).p_he[0]), rel=1e-4)
+    assert p_hf[he].item() == pytest.approx(float(prompt_probs(tuned, [prompt]).p_he[0]), rel=1e-4)
     res = lftf(
         "export", "--model", tiny_dir, "--delta", out / "delta", "--out", tmp_path / "hf2"
     )  # same base: fine
@@ -252,8 +255,8 @@ def test_evaluate_on_an_axis_and_on_your_own_prompts(tiny_dir, tmp_path):
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "mine" / "metrics.json").read_text())
     assert m["n"] == 1 and m["n_hint"] == 1
-    res = lftf("evaluate", "--model", tiny_dir, "--data", mine, "--out", tmp_path / "x")
-    assert res.exit_code == 2 and "--data needs --axis" in res.output
+    res = lftf("evaluate", "--model", tiny_dir, "--data", mine, "--out", tmp_path / "x")  # scored on gender
+    assert res.exit_code == 2 and "hint labels ['muslim'] are not groups ['he', 'she']" in res.output
     res = lftf("evaluate", "--model", tiny_dir, "--axis", tmp_path / "nope.yaml", "--out", tmp_path / "x")
     assert res.exit_code == 2 and "Unknown axis" in res.output
 

@@ -69,6 +69,23 @@ def test_shipped_gender_axis_reads_the_shipped_files():
         and len(ax.bias_prompts("test")) == 225
         and len(ax.hint_prompts("test")) == 450
     )
+    assert ax.binary and ax.gendered and ax.occupation_sets and ax.labels["bias"] == "AFGB"
+    assert ax.stereoset == "gender" and "'he' and 'she' equally often" in ax.instruction
+
+
+def test_what_an_axis_declares_has_defaults_from_its_name(tmp_path):
+    ax = load_axis(write(tmp_path, {**GOOD, "name": "faith", "labels": {"bias": "faith bias"}}))
+    assert ax.labels == {"bias": "faith bias", "hint": "hint following", "mass": "group mass"}
+    assert ax.stereoset == "overall" and not ax.gendered and not ax.occupation_sets and ax.binary
+    assert ax.instruction.startswith("The following text is about a person whose faith is unknown.")
+    three = {**GOOD, "groups": [*GOOD["groups"], {"name": "c", "words": [" Hindu"]}]}
+    assert not load_axis(write(tmp_path, three, "three.yaml")).binary
+    assert [load_axis(a).stereoset for a in ("race-choice", "religion-identity", "gender3", "pronouns")] == [
+        "race",
+        "religion",
+        "gender",
+        "overall",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -94,6 +111,11 @@ def test_shipped_gender_axis_reads_the_shipped_files():
             lambda d: [d["templates"][i].update(sentence=7) for i in (0, 1)],
             "sentence 7 is in splits 'train' and 'test'",
         ),
+        (lambda d: d.update(labels={"bais": "AFGB"}), "labels must map some of"),
+        (lambda d: d.update(stereoset="caste"), "stereoset must be one of"),
+        (lambda d: d.update(gendered="yes"), "gendered must be true or false"),
+        (lambda d: d.update(gendered=True), "gendered: true needs the groups he and she"),
+        (lambda d: d.update(instruction=["x"]), "instruction must be text"),
     ],
 )
 def test_malformed_axes_are_refused_with_the_fix(tmp_path, change, says):
@@ -150,10 +172,10 @@ def test_an_alias_bomb_is_refused_by_its_size_not_by_expanding_it(tmp_path):
 
 
 def test_an_axis_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
-    from lftf_interp.data import axis
+    from lftf_interp.data import axis_file
 
     p = write(tmp_path, GOOD)
-    monkeypatch.setattr(axis, "MAX_AXIS_BYTES", p.stat().st_size - 1)
+    monkeypatch.setattr(axis_file, "MAX_AXIS_BYTES", p.stat().st_size - 1)
     monkeypatch.setattr(type(p), "read_bytes", lambda self: pytest.fail("the file was read"))
     with pytest.raises(DatasetError, match="an axis file is at most"):
         load_axis(p)

@@ -10,8 +10,7 @@ from lftf_interp.data import load_axis
 from lftf_interp.errors import LftfError
 from lftf_interp.experiments import pipeline
 from lftf_interp.experiments.transfer import matrix, profile_overlap, transfer_to
-from lftf_interp.metrics.groups import evaluate_axis
-from lftf_interp.metrics.pronoun import EvalConfig, evaluate
+from lftf_interp.metrics.groups import EvalConfig, evaluate, evaluate_axis
 from lftf_interp.models.loading import load_model
 from lftf_interp.tune import TuneConfig
 from lftf_interp.tune.delta import apply_delta

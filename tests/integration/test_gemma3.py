@@ -7,7 +7,7 @@ import torch
 from typer.testing import CliRunner
 
 from lftf_interp.cli.main import app
-from lftf_interp.metrics.pronoun import pronoun_probs
+from lftf_interp.metrics.groups import prompt_probs
 from lftf_interp.models.loading import MODEL_REGISTRY, load_hf, load_model
 from lftf_interp.models.runner import Runner, block_param_names
 from lftf_interp.models.tokens import encode, encode_batch
@@ -41,7 +41,7 @@ def test_runner_bridge_and_hugging_face_agree(gemma):
     no_bos = torch.tensor([encode(gemma, "The nurse said that")[1:]])
     with torch.no_grad():
         p = hf(input_ids=no_bos).logits[0, -1].softmax(-1)
-    df = pronoun_probs(gemma, ["The nurse said that"])
+    df = prompt_probs(gemma, ["The nurse said that"])
     he = gemma.tokenizer.encode(" he", add_special_tokens=False)[0]
     assert df.p_she[0] > 5 * df.p_he[0] and p[he].item() > 5 * df.p_he[0]
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lftf_interp.metrics.pronoun import EvalConfig, evaluate, pronoun_probs
+from lftf_interp.metrics.groups import EvalConfig, evaluate, prompt_probs
 from lftf_interp.models.loading import hf_model
 from lftf_interp.models.runner import Runner
 from lftf_interp.models.tokens import encode, encode_batch, single_token_id
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 def test_known_probabilities(smol):
     # the numbers quoted in the issue: P(he | "The nurse said that") = 0.024 without BOS
-    df = pronoun_probs(smol, ["The nurse said that", "The farmer went home because"])
+    df = prompt_probs(smol, ["The nurse said that", "The farmer went home because"])
     assert df.p_he[0] == pytest.approx(0.024, abs=0.002)
     assert df.p_she[0] > 3 * df.p_he[0]  # nurse -> she
     assert df.p_he[1] > 3 * df.p_she[1]  # farmer -> he
@@ -52,7 +52,7 @@ def test_batched_equals_unbatched_on_smollm2(smol):
     from lftf_interp.data import load_dataset
 
     prompts = load_dataset("genhint", "test").prompts[:6] + load_dataset("genbias", "test").prompts[:6]
-    a = pronoun_probs(smol, prompts, batch_size=1)
-    b = pronoun_probs(smol, prompts, batch_size=12)
+    a = prompt_probs(smol, prompts, batch_size=1)
+    b = prompt_probs(smol, prompts, batch_size=12)
     np.testing.assert_allclose(a.p_he, b.p_he, rtol=1e-4)
     np.testing.assert_allclose(a.p_she, b.p_she, rtol=1e-4)

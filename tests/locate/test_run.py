@@ -35,5 +35,5 @@ def test_locate_runs_on_any_axis(tiny_bridge):
     by = res["patching_by_block"]
     first = by[(by.site == "resid_pre") & (by.layer == 0)].value.iloc[0]
     assert first == pytest.approx(1.0, abs=1e-4)  # the whole clean residual into block 0 is the clean run
-    with pytest.raises(ValueError, match="gender-only"):
+    with pytest.raises(ValueError, match="needs GenBiasEval's occupation stereotypes"):
         locate(tiny_bridge, LocateConfig(n_pairs=2, axis="religion", pair_kind="stereotype_swap"))

@@ -9,14 +9,15 @@ from lftf_interp.data.axis import axis_from_dict
 from lftf_interp.errors import ConfigError
 from lftf_interp.metrics.groups import (
     LOW_MASS,
+    EvalConfig,
     bias_over_orders,
     bias_per_prompt,
-    evaluate_axis,
+    evaluate,
     group_probs,
     hint_per_prompt,
     summarize_axis,
 )
-from lftf_interp.metrics.pronoun import EvalConfig, afgb_per_prompt, evaluate
+from lftf_interp.metrics.pronoun import afgb_per_prompt
 
 
 def test_k2_uniform_score_is_afgb_on_the_same_probabilities():
@@ -52,18 +53,32 @@ def test_group_probs_sum_each_groups_words():
     np.testing.assert_allclose(group_probs(lp, ax), [[0.3, 0.3]])
 
 
-def test_gender_axis_reproduces_afgb_and_ub(tiny_bridge):
-    met, bias, hint = evaluate_axis(tiny_bridge, load_axis("gender"), "validation", n_boot=100)
-    old, ob, oh = evaluate(tiny_bridge, EvalConfig(split="validation", n_boot=100))
-    np.testing.assert_allclose(bias.bias, ob.afgb, atol=1e-12)
-    np.testing.assert_allclose(hint.hint_following, oh.ub, atol=1e-12)
-    assert met["bias"] == pytest.approx(old["afgb"], abs=1e-12) and met["hint_following"] == pytest.approx(
-        old["ub"], abs=1e-12
-    )
-    assert met["bias_ci"] == pytest.approx(old["afgb_ci"], abs=1e-12) and met["mass"] == pytest.approx(
-        old["mass"], abs=1e-12
-    )
-    assert met["shares"]["he"] == pytest.approx(old["share_he"], abs=1e-12)
+def test_gender_axis_is_afgb_and_ub_of_the_models_own_probabilities(tiny_bridge):
+    """The one evaluate path on gender: AFGB, the paper's AFGB and UB from one forward per prompt."""
+    import torch
+
+    from lftf_interp.models.tokens import encode
+
+    met, bias, hint = evaluate(tiny_bridge, EvalConfig(split="validation", n_boot=100))
+    he, she = (tiny_bridge.tokenizer.encode(w, add_special_tokens=False)[0] for w in (" he", " she"))
+
+    def probs(prompts):
+        with torch.no_grad():
+            p = [
+                tiny_bridge(torch.tensor([encode(tiny_bridge, x)]))[0, -1].double().softmax(-1)
+                for x in prompts
+            ]
+        return np.array([[q[he].item(), q[she].item()] for q in p])
+
+    pb, ph = probs(bias.prompt[:12]), probs(hint.prompt[:12])
+    np.testing.assert_allclose(bias.afgb[:12], afgb_per_prompt(pb[:, 0], pb[:, 1]), rtol=1e-4)
+    np.testing.assert_allclose(bias.afgb_paper[:12], np.abs(pb[:, 0] - pb[:, 1]), rtol=1e-4, atol=1e-9)
+    hinted = np.where(hint.label[:12] == "he", ph[:, 0], ph[:, 1]) / ph.sum(1)
+    np.testing.assert_allclose(hint.ub[:12], hinted, rtol=1e-4)
+    assert met["afgb"] == met["bias"] == pytest.approx(bias.afgb.mean(), abs=1e-15)
+    assert met["ub"] == met["hint_following"] == pytest.approx(hint.ub.mean(), abs=1e-15)
+    assert met["afgb_ci"] == met["bias_ci"] and met["share_he"] == met["shares"]["he"]
+    assert met["n"] == len(bias) and met["n_hint"] == len(hint) and met["hint_mass"] == hint["mass"].mean()
 
 
 def test_a_low_group_mass_warns_that_the_score_is_noise(caplog):

@@ -1,20 +1,17 @@
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from lftf_interp.data import load_dataset
+from lftf_interp.data import load_axis, load_dataset
+from lftf_interp.data.axis import axis_from_dict
+from lftf_interp.metrics.groups import EvalConfig, evaluate, prompt_probs, score_prompts, summarize_axis
 from lftf_interp.metrics.pronoun import (
-    EvalConfig,
-    PronounTargets,
     afgb_paper_per_prompt,
     afgb_paper_score,
     afgb_per_prompt,
     afgb_score,
     bootstrap_ci,
-    evaluate,
-    pronoun_probs,
-    score_dataset,
-    summarize,
     ub_per_prompt,
     ub_score,
 )
@@ -64,27 +61,45 @@ def test_bootstrap_ci_deterministic_and_covers_mean():
     assert bootstrap_ci([0.4] * 10) == (pytest.approx(0.4), pytest.approx(0.4))
 
 
-def test_summarize_matches_formulas():
-    import pandas as pd
-
+def test_a_two_group_axis_carries_the_papers_names_with_their_formulas():
+    """On gender the record holds afgb / ub / afgb_paper / share_he / hint_mass beside the axis's own keys."""
     b = pd.DataFrame(
-        {"afgb": [0.5, 0.0], "afgb_paper": [0.2, 0.0], "mass": [0.4, 0.2], "share_he": [0.75, 0.5]}
+        {
+            "bias": [0.5, 0.0],
+            "afgb": [0.5, 0.0],
+            "afgb_paper": [0.2, 0.0],
+            "mass": [0.4, 0.2],
+            "share_he": [0.75, 0.5],
+            "share_she": [0.25, 0.5],
+        }
     )
-    h = pd.DataFrame({"ub": [0.75, 0.25], "mass": [0.8, 0.4]})
-    s = summarize(b, h, n_boot=100)
-    assert (
-        s["afgb"] == pytest.approx(0.25) and s["ub"] == pytest.approx(0.5) and s["mass"] == pytest.approx(0.3)
+    h = pd.DataFrame(
+        {"hint_following": [0.75, 0.25], "ub": [0.75, 0.25], "mass": [0.8, 0.4], "label": ["he", "she"]}
     )
+    s = summarize_axis(b, h, load_axis("gender"), n_boot=100)
+    assert s["afgb"] == s["bias"] == pytest.approx(0.25) and s["ub"] == s["hint_following"] == pytest.approx(
+        0.5
+    )
+    assert s["mass"] == pytest.approx(0.3) and s["hint_mass"] == pytest.approx(0.6)
     assert s["afgb_paper"] == pytest.approx(0.1) and s["afgb_paper_ci"][0] <= 0.1 <= s["afgb_paper_ci"][1]
-    assert s["n"] == 2 and s["n_hint"] == 2
+    assert s["share_he"] == pytest.approx(0.625) and s["n"] == 2 and s["n_hint"] == 2
+    assert "afgb" not in summarize_axis(b.assign(share_x=0.0), None, _three_groups(), n_boot=100)
+
+
+def _three_groups():
+    return axis_from_dict(
+        {
+            "name": "three",
+            "groups": [{"name": g, "words": [f" {g}"]} for g in ("he", "she", "x")],
+            "prompts": {"bias": "genbias"},
+        }
+    )
 
 
 def test_configs_validate_and_roundtrip():
     with pytest.raises(ValueError, match="batch_size"):
         EvalConfig(batch_size=0)
-    with pytest.raises(ValueError, match="both male and female"):
-        PronounTargets(male=(" he",), female=(" he",))
-    cfg = EvalConfig(split="validation", targets=PronounTargets((" he", " He"), (" she", " She")))
+    cfg = EvalConfig(axis="religion", split="validation")
     assert EvalConfig.from_dict(cfg.to_dict()) == cfg
 
 
@@ -93,9 +108,9 @@ def test_configs_validate_and_roundtrip():
 
 def test_batched_equals_one_at_a_time(tiny_bridge):
     prompts = load_dataset("genhint", "test").prompts[:10] + load_dataset("genbias", "test").prompts[:10]
-    one = pronoun_probs(tiny_bridge, prompts, batch_size=1)
+    one = prompt_probs(tiny_bridge, prompts, batch_size=1)
     for bs in (3, 64):
-        many = pronoun_probs(tiny_bridge, prompts, batch_size=bs)
+        many = prompt_probs(tiny_bridge, prompts, batch_size=bs)
         np.testing.assert_allclose(many.p_he, one.p_he, rtol=1e-5, atol=1e-9)
         np.testing.assert_allclose(many.p_she, one.p_she, rtol=1e-5, atol=1e-9)
     assert (one.p_he > 0).all() and (one.mass < 1).all()
@@ -108,15 +123,25 @@ def test_probabilities_match_a_manual_softmax(tiny_bridge):
     with torch.no_grad():
         logits = tiny_bridge(torch.tensor([encode(tiny_bridge, p)]))[0, -1].double()
     probs = logits.softmax(-1)
-    got = pronoun_probs(tiny_bridge, [p], PronounTargets((" he", " He"), (" she",)))
+    axis = axis_from_dict(
+        {
+            "name": "cased",
+            "groups": [{"name": "he", "words": [" he", " He"]}, {"name": "she", "words": [" she"]}],
+            "prompts": {"bias": "genbias"},
+        }
+    )
+    got = prompt_probs(tiny_bridge, [p], axis)
     he, He, she = (tiny_bridge.tokenizer.convert_tokens_to_ids(t) for t in ("Ġhe", "ĠHe", "Ġshe"))
     assert got.p_he[0] == pytest.approx((probs[he] + probs[He]).item(), rel=1e-4)
     assert got.p_she[0] == pytest.approx(probs[she].item(), rel=1e-4)
 
 
-def test_score_dataset_columns(tiny_bridge):
-    ds = load_dataset("genhint", "validation").subset(n=12, seed=0)
-    df = score_dataset(tiny_bridge, ds)
+def test_scored_columns_and_evaluate_on_given_prompts(tiny_bridge):
+    gender = load_axis("gender")
+    hint = load_dataset("genhint", "validation").subset(n=12, seed=0).df
+    df = score_prompts(tiny_bridge, hint, gender)
     np.testing.assert_allclose(df.ub, np.where(df.label == "he", df.p_he, df.p_she) / df.mass)
-    m, b, h = evaluate(tiny_bridge, EvalConfig(n_boot=50), load_dataset("genbias", "test").subset(n=8), ds)
+    np.testing.assert_allclose(df.afgb_paper, np.abs(df.p_he - df.p_she))
+    data = pd.concat([load_dataset("genbias", "test").subset(n=8).df, hint], ignore_index=True)
+    m, b, h = evaluate(tiny_bridge, EvalConfig(n_boot=50), data)
     assert m["afgb_ci"][0] <= m["afgb"] <= m["afgb_ci"][1] and m["n"] == 8 and m["n_hint"] == 12

@@ -6,7 +6,7 @@ import torch
 from helpers import flip
 
 from lftf_interp.errors import LftfError
-from lftf_interp.metrics.pronoun import pronoun_probs
+from lftf_interp.metrics.groups import prompt_probs
 from lftf_interp.models.loading import tiny_model
 from lftf_interp.models.prefix import clear_prefixes, persist_prefixes, store_for
 from lftf_interp.models.runner import Runner, canonical_state_dict, reuse_prefix
@@ -43,15 +43,15 @@ def test_reuse_equals_the_whole_forward_and_skips_earlier_blocks(monkeypatch):
     clear_prefixes()
     base = tiny_model(3, seed=1)
     with reuse_prefix(base, 2):  # the base model fills the store
-        pronoun_probs(base, PROMPTS)
+        prompt_probs(base, PROMPTS)
     tuned = tiny_model(3, seed=1)
     perturb(tuned, 2)
-    plain = pronoun_probs(tuned, PROMPTS)
+    plain = prompt_probs(tuned, PROMPTS)
     seqs = [Seq([1, 5, 9, 4, 7], score_from=1)]
     lp_plain = score(Runner(tuned), seqs, 64)[0]
     seen = count_blocks(monkeypatch)
     with reuse_prefix(tuned, 2):
-        reused = pronoun_probs(tuned, PROMPTS)
+        reused = prompt_probs(tuned, PROMPTS)
         lp_reused = score(Runner(tuned), seqs, 64)[0]
     torch.testing.assert_close(
         torch.tensor(reused[["p_he", "p_she"]].to_numpy()),
@@ -84,17 +84,17 @@ def test_persisted_store_is_read_back_and_a_flipped_byte_recomputes(tmp_path, mo
     clear_prefixes()
     m = tiny_model(3, seed=1)
     with persist_prefixes(tmp_path), reuse_prefix(m, 2):
-        first = pronoun_probs(m, PROMPTS)
+        first = prompt_probs(m, PROMPTS)
     (path,) = tmp_path.glob("*.safetensors")
     clear_prefixes()
     seen = count_blocks(monkeypatch)
     with persist_prefixes(tmp_path), reuse_prefix(m, 2):
-        again = pronoun_probs(m, PROMPTS)
+        again = prompt_probs(m, PROMPTS)
     assert 0 not in seen and again.equals(first)
     clear_prefixes()
     flip(path)
     seen.clear()
     with persist_prefixes(tmp_path), reuse_prefix(m, 2):
-        third = pronoun_probs(m, PROMPTS)
+        third = prompt_probs(m, PROMPTS)
     assert 0 in seen and "unreadable" in caplog.text
     torch.testing.assert_close(torch.tensor(third["p_he"].to_numpy()), torch.tensor(first["p_he"].to_numpy()))

@@ -3,7 +3,6 @@ import pandas as pd
 import pytest
 import torch
 
-from lftf_interp.data import load_dataset
 from lftf_interp.data.probesets import math_items
 from lftf_interp.errors import ConfigError
 from lftf_interp.models.runner import hf_of
@@ -44,16 +43,6 @@ def test_math_probe_scores_the_answers_by_log_likelihood(tiny_bridge):
     assert r.pred == int(np.argmax(lps))
     assert out["math_acc"] == pytest.approx((items.pred == items.answer).mean()) and out["math_n"] == 12
     assert list(items.question) == list(math_items(12, 1).question)
-
-
-def test_long_context_prompts_keep_the_template_at_the_end(tiny_bridge):
-    bias = load_dataset("genbias", "test")
-    pre = [f"Some neutral text number {i}.\n\n" for i in range(len(bias.df))]
-    ctx = probes.with_context(bias, pre)
-    assert all(
-        p.endswith(q) and p.startswith(x) for p, q, x in zip(ctx.df.prompt, bias.df.prompt, pre, strict=True)
-    )
-    assert ctx.df.drop(columns="prompt").equals(bias.df.drop(columns="prompt"))
 
 
 @pytest.mark.downloads
@@ -126,11 +115,11 @@ def test_winobias_select_probe_reads_the_held_out_part_of_dev(tiny_bridge, exter
 
 
 @pytest.mark.downloads
-def test_axis_long_context_scores_the_axis_prompts_after_the_text(tiny_bridge):
+def test_long_context_scores_the_axis_prompts_after_the_text(tiny_bridge):
     from lftf_interp.data import load_axis
     from lftf_interp.metrics.groups import score_prompts
 
-    out, df = probes.axis_long_context(tiny_bridge, "race-choice", (0, 32), n=6, seed=3, n_boot=20)
+    out, df = probes.long_context(tiny_bridge, (0, 32), n=6, seed=3, n_boot=20, axis="race-choice")
     ax = load_axis("race-choice")
     bias = ax.bias_prompts("test").sample(n=6, random_state=3)
     hint = ax.hint_prompts("test").sample(n=6, random_state=3)
@@ -151,9 +140,7 @@ def test_axis_long_context_scores_the_axis_prompts_after_the_text(tiny_bridge):
         assert out[f"ctx{length}_ub"] == pytest.approx(h["hint_following"].mean(), abs=1e-6)
     assert out["ctx0_afgb"] != pytest.approx(out["ctx32_afgb"])  # the text is read
     assert list(df.context) == [0, 32]
-    # the gender probe's keys, so compare rows and tables read either
-    assert probes.long_context(tiny_bridge, (0,), n=4, seed=3, n_boot=20, axis="race-choice")[0].keys() == {
-        "ctx0_afgb",
-        "ctx0_ub",
-        "ctx0_mass",
-    }
+    # one set of keys on every axis; a two-group axis adds the paper's AFGB, |P(he) − P(she)|
+    assert out.keys() == {f"ctx{n}_{k}" for n in (0, 32) for k in ("afgb", "ub", "mass")}
+    gender, _ = probes.long_context(tiny_bridge, (0,), n=4, seed=3, n_boot=20)
+    assert gender.keys() == {"ctx0_afgb", "ctx0_afgb_paper", "ctx0_ub", "ctx0_mass"}

@@ -74,7 +74,9 @@ def test_the_stereoset_probe_flattens_the_per_type_table(tiny_bridge, monkeypatc
 def test_off_gender_only_the_axis_probes_run():
     from lftf_interp.probes import AXIS_PROBES, COMPARE_VALIDITY
 
-    with pytest.raises(ConfigError, match=r"\['math'\] are gender probes; on axis 'race-choice'"):
+    with pytest.raises(
+        ConfigError, match=r"\['math'\] read gendered material; axis 'race-choice' is not gendered"
+    ):
         ValidityConfig(probes=("long_context", "math"), axis="race-choice")
     assert COMPARE_VALIDITY.for_axis("religion-identity").probes == AXIS_PROBES
     assert COMPARE_VALIDITY.for_axis("religion-identity").context_n == COMPARE_VALIDITY.context_n

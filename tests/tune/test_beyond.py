@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from lftf_interp.data import load_dataset
+from lftf_interp.data import load_axis, load_dataset
 from lftf_interp.data.external import winobias_pairs
 from lftf_interp.data.probesets import gendered_prompts
 from lftf_interp.errors import ConfigError
-from lftf_interp.metrics.pronoun import score_dataset
+from lftf_interp.metrics.groups import score_prompts
 from lftf_interp.models.loading import tiny_model
 from lftf_interp.probes.beyond import winobias_parts
 from lftf_interp.tune import TuneConfig, tune
@@ -42,7 +42,7 @@ def test_leave_one_hint_kind_out_is_disjoint():
 
 
 def test_hint_exclude_reaches_training_and_terms_need_gender():
-    with pytest.raises(ConfigError, match="gender terms"):
+    with pytest.raises(ConfigError, match="train on gendered material; axis .* is not gendered"):
         TuneConfig(block=0, gendered_weight=1.0, axis="religion")
     m = tiny_model(2, seed=0)
     with pytest.raises(ConfigError, match="do not have"):
@@ -52,7 +52,7 @@ def test_hint_exclude_reaches_training_and_terms_need_gender():
 def test_gendered_term_moves_the_gendered_share():
     m = tiny_model(2, seed=0)
     train = gendered_prompts("train")
-    before = score_dataset(m, train)["ub"].mean()
+    before = score_prompts(m, train.df, load_axis("gender"))["ub"].mean()
     res = tune(
         m,
         TuneConfig(
@@ -66,7 +66,7 @@ def test_gendered_term_moves_the_gendered_share():
             restore_best=False,
         ),
     )
-    after = score_dataset(m, train)["ub"].mean()
+    after = score_prompts(m, train.df, load_axis("gender"))["ub"].mean()
     assert "loss_gendered" in res.history and after > before + 0.05
     assert np.isfinite(res.history.loss_gendered.dropna()).all()
 
@@ -207,5 +207,5 @@ def test_cda_term_balances_swapped_sentences_without_the_template():
     np.testing.assert_allclose(h["loss"], 5.0 * h["loss_cda"], rtol=1e-5)
     with pytest.raises(ConfigError, match="needs neutral text"):
         tune(tiny_model(2, seed=0), cfg)
-    with pytest.raises(ConfigError, match="gender terms"):
+    with pytest.raises(ConfigError, match="train on gendered material; axis .* is not gendered"):
         TuneConfig(block=0, cda_weight=1.0, axis="religion")
