@@ -254,3 +254,19 @@ def test_no_branch_on_an_axis_name():
     names = set(shipped_axes())
     bad = [hit for p in modules().values() for hit in _axis_name_branches(p, names)]
     assert not bad, f"branches on an axis's name (declare it in the axis file instead): {bad}"
+
+
+MAX_FUNCTION_LINES = 80  # longer, and a name would explain a piece: split it
+
+
+def test_no_function_is_over_80_lines():
+    long = [
+        f"{name}.{n.name} ({n.end_lineno - n.lineno + 1})"
+        for name, p in modules().items()
+        for n in ast.walk(ast.parse(p.read_text()))
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+        and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert not long, (
+        f"functions over {MAX_FUNCTION_LINES} lines (split where a name explains the piece): {long}"
+    )

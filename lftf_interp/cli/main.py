@@ -118,6 +118,21 @@ def evaluate(
     for g, share in m.get("shares", {}).items():
         table.add_row(f"share of {g}", f"{share:.3f}", "", str(m["n"]))
     console.print(table)
+    for bt, r in m.get("crows", {}).items():
+        console.print(
+            f"CrowS-Pairs {bt}: {r['score']:.1f} [{r['score_ci'][0]:.1f}, {r['score_ci'][1]:.1f}] (50 = none), "
+            f"log P(more) − log P(less) {r['gap']:+.3f} nats, {r['n']} pairs"
+        )
+    for bt, r in m.get("stereoset", {}).items():
+        console.print(
+            f"StereoSet {cfg.stereoset} {bt} ({cfg.stereoset_targets} targets): SS {r['ss']:.1f} "
+            f"[{r['ss_ci'][0]:.1f}, {r['ss_ci'][1]:.1f}] (50 = none), LMS {r['lms']:.1f}, ICAT {r['icat']:.1f}"
+        )
+    for c, r in m.get("bbq", {}).items():
+        console.print(
+            f"BBQ {c}: bias ambiguous {r['bias_ambig']:+.3f}, disambiguated {r['bias_disambig']:+.3f} "
+            f"(0 = none); accuracy {r['accuracy_ambig']:.3f} / {r['accuracy_disambig']:.3f}; {r['n']} questions"
+        )
     for w in m.get("warnings", []):
         console.print(f"[bold yellow]warning:[/] {escape(w)}", soft_wrap=True)
     console.print(f"wrote {out / 'metrics.json'} and per-prompt CSVs")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from lftf_interp.data import DATASET_VERSION, load_axis, read_jsonl
+from lftf_interp.data.pairsets import read_bbq, read_crows
 from lftf_interp.errors import LftfError
 from lftf_interp.experiments.compare import (
     BUDGET,
@@ -47,6 +48,7 @@ from lftf_interp.locate import compute_bmi
 from lftf_interp.locate.choose import AUTO, resolve_block
 from lftf_interp.locate.run import LocateConfig, locate, save_locate
 from lftf_interp.metrics.groups import EvalConfig, evaluate
+from lftf_interp.metrics.pairs import bbq_answers, bbq_scores, crows_scores
 from lftf_interp.models.loading import check_blocks, load_model
 from lftf_interp.probes import COMPARE_VALIDITY, ValidityConfig, validity_report
 from lftf_interp.provenance import run_meta
@@ -57,6 +59,7 @@ from lftf_interp.retain import (
     retention_summary,
     save_reference,
 )
+from lftf_interp.retain.stereoset import evaluate_stereoset
 from lftf_interp.tune import TuneConfig, TuneResult, save_delta, tune
 from lftf_interp.tune.beyond import winobias_material
 from lftf_interp.tune.checkpoint import check_resume
@@ -77,8 +80,9 @@ def evaluate_to(
 ) -> dict:
     """Bias score, hint following, mass and per-group shares (AFGB / UB on a two-group axis such as gender) on
     ``cfg.axis`` and ``cfg.split``, or on your own prompts (``data``: JSONL with ``prompt``, optional ``split``
-    and, for hint prompts, ``label``) → OUT/metrics.json, OUT/bias_prompts.csv and OUT/hint_prompts.csv;
-    returns the metrics record."""
+    and, for hint prompts, ``label``) → OUT/metrics.json, OUT/bias_prompts.csv and OUT/hint_prompts.csv; with
+    ``cfg.crows`` / ``cfg.bbq`` / ``cfg.stereoset`` also the sentence benchmarks (:mod:`lftf_interp.metrics.pairs`),
+    their files read before the model loads. Returns the metrics record."""
     ax = load_axis(cfg.axis)
     frame = None
     if data is not None:
@@ -96,17 +100,43 @@ def evaluate_to(
         )
     else:
         announce_total(progress, len(frame))
-    metrics, bias_df, hint_df = evaluate(load_model(model), cfg, frame, progress)
+    pairs = read_crows(cfg.crows) if cfg.crows else None  # checked before the model loads
+    questions = read_bbq(cfg.bbq) if cfg.bbq else None
+    bridge = load_model(model)
+    metrics, bias_df, hint_df = evaluate(bridge, cfg, frame, progress)
     out.mkdir(parents=True, exist_ok=True)
     bias_df.to_csv(out / "bias_prompts.csv", index=False)
     if hint_df is not None:
         hint_df.to_csv(out / "hint_prompts.csv", index=False)
+    metrics |= _sentence_benchmarks(bridge, pairs, questions, cfg, out)
     run = describe_run(
         model=model, dataset_version=DATASET_VERSION, data=str(data) if data else None, **cfg.to_dict()
     )
     record = {**metrics, "config": {**run, "axis": ax.source or cfg.axis}}
     write_json(out / "metrics.json", record)
     return record
+
+
+def _sentence_benchmarks(bridge, pairs, questions, cfg: EvalConfig, out: Path) -> dict:
+    """CrowS-Pairs, BBQ and StereoSet (when asked) → OUT/crows_pairs.csv, OUT/bbq_answers.csv,
+    OUT/stereoset_items.csv and their tables as records."""
+    found: dict = {}
+    if pairs is not None:
+        table, scored = crows_scores(bridge, pairs, cfg.n_boot, cfg.seed)
+        scored.to_csv(out / "crows_pairs.csv", index=False)
+        found["crows"] = table.set_index("bias_type").to_dict(orient="index")
+    if questions is not None:
+        answered = bbq_answers(bridge, questions)
+        answered.to_csv(out / "bbq_answers.csv", index=False)
+        found["bbq"] = bbq_scores(answered).set_index("category").to_dict(orient="index")
+    if cfg.stereoset is not None:
+        targets = None if cfg.stereoset_targets == "all" else cfg.stereoset_targets
+        table, items = evaluate_stereoset(
+            bridge, None, cfg.n_boot, cfg.seed, kind=cfg.stereoset, split=targets
+        )
+        items.to_csv(out / "stereoset_items.csv", index=False)
+        found["stereoset"] = table.set_index("bias_type").to_dict(orient="index")
+    return found
 
 
 def locate_to(

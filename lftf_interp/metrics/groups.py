@@ -216,10 +216,28 @@ class EvalConfig(Config):
     batch_size: int = setting(64, "Prompts per forward pass.")
     n_boot: int = setting(1000, "Bootstrap resamples for the 95 % CIs.")
     seed: int = setting(0, "Seed of the bootstrap.")
+    crows: str | None = setting(
+        None, "A CrowS-Pairs CSV (the authors' columns): also its pair score per bias type (50 = none)."
+    )
+    bbq: str | None = setting(
+        None, "A BBQ JSONL file (the authors' format): also its bias scores per category."
+    )
+    stereoset: str | None = setting(
+        None, "Also StereoSet SS / LMS / ICAT per bias type on its intrasentence or intersentence items."
+    )
+    stereoset_targets: str = setting(
+        "test", "StereoSet's target terms: fit, select or test (a fixed split by target term), or all."
+    )
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.stereoset not in (None, "intrasentence", "intersentence"):
+            raise ConfigError(f"stereoset must be intrasentence or intersentence, got {self.stereoset!r}")
+        if self.stereoset_targets not in ("fit", "select", "test", "all"):
+            raise ConfigError(
+                f"stereoset_targets must be fit, select, test or all, got {self.stereoset_targets!r}"
+            )
         if self.n_boot < 10:
             raise ConfigError(f"n_boot must be >= 10 for a meaningful CI, got {self.n_boot}")
 

@@ -38,9 +38,9 @@ from lftf_interp.data.probesets import (
 from lftf_interp.errors import ConfigError
 from lftf_interp.metrics.groups import evaluate_axis, score_prompts, summarize_axis
 from lftf_interp.metrics.pronoun import bootstrap_ci
+from lftf_interp.metrics.scoring import Seq, score
 from lftf_interp.models.runner import Runner
 from lftf_interp.models.tokens import encode, first_difference
-from lftf_interp.retain.scoring import Seq, score
 from lftf_interp.retain.tasks import corpus_documents
 
 CONTEXT_CORPORA = ("sotu", "brown")  # where the long-context probe's text comes from

@@ -23,9 +23,9 @@ import torch
 
 from lftf_interp.configs import Config
 from lftf_interp.errors import ConfigError, LftfError
+from lftf_interp.metrics.scoring import Seq, batches, greedy, hidden, score
 from lftf_interp.models.runner import Runner
 from lftf_interp.models.tokens import encode
-from lftf_interp.retain.scoring import Seq, batches, greedy, hidden, score
 from lftf_interp.retain.tasks import CORPORA, MC_TASKS, corpus_documents, first_number, load_asdiv, load_mc
 
 DEFAULT_TASKS = {"piqa": 300, "siqa": 200, "boolq": 100, "obqa": 200, "csqa": 200, "mmlu": 200}

@@ -21,9 +21,9 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
         "The lm-eval adapter needs lm_eval: pip install 'lftf-interp[lmeval]' (lm_eval==0.4.13)."
     ) from e
 
+from lftf_interp.metrics.scoring import Seq, greedy, score
 from lftf_interp.models.runner import Runner
 from lftf_interp.models.tokens import encode
-from lftf_interp.retain.scoring import Seq, greedy, score
 
 
 class LftfLM(LM):

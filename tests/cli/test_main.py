@@ -316,3 +316,49 @@ def test_families_writes_table_and_figure(tmp_path):
     assert (tmp_path / "out" / "families.png").stat().st_size > 10_000 and "tiny" in res.output
     bad = lftf("families", "--runs", "tiny", "--out", tmp_path / "out2")
     assert bad.exit_code == 2 and "NAME=FINETUNE_DIR:SWEEP_DIR" in bad.output
+
+
+def test_evaluate_scores_crows_and_bbq_files_and_refuses_a_bad_one(tiny_dir, tmp_path):
+    from pathlib import Path
+
+    from lftf_interp.data.pairsets import read_bbq, read_crows
+    from lftf_interp.metrics.pairs import bbq_answers, bbq_scores, crows_scores
+    from lftf_interp.models.loading import load_model
+    from lftf_interp.retain.stereoset import evaluate_stereoset
+
+    fix = Path(__file__).parents[2] / "examples" / "pairs"
+    res = lftf(
+        "evaluate",
+        "--model",
+        tiny_dir,
+        "--split",
+        "validation",
+        "--n-boot",
+        "20",
+        "--out",
+        tmp_path / "ev",
+        "--crows",
+        fix / "crows_example.csv",
+        "--bbq",
+        fix / "bbq_example.jsonl",
+        "--stereoset",
+        "intersentence",
+    )
+    assert res.exit_code == 0, res.output
+    assert "CrowS-Pairs overall" in res.output and "BBQ overall" in res.output
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    model = load_model(str(tiny_dir))
+    table, _ = crows_scores(model, read_crows(fix / "crows_example.csv"), 20, 0)
+    assert m["crows"]["overall"]["score"] == table.set_index("bias_type").loc["overall", "score"]
+    bbq = bbq_scores(bbq_answers(model, read_bbq(fix / "bbq_example.jsonl"))).set_index("category")
+    assert m["bbq"]["Age"]["accuracy_ambig"] == bbq.loc["Age", "accuracy_ambig"]
+    assert (tmp_path / "ev" / "crows_pairs.csv").is_file() and (tmp_path / "ev" / "bbq_answers.csv").is_file()
+    ss, _ = evaluate_stereoset(model, n_boot=20, kind="intersentence", split="test")
+    assert m["stereoset"]["overall"]["ss"] == ss.set_index("bias_type").loc["overall", "ss"]
+    assert "StereoSet intersentence gender (test targets): SS" in res.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sent_more,sent_less,bias_type\nA b.,A c.,gender\n")
+    res = lftf("evaluate", "--model", tiny_dir, "--crows", bad, "--out", tmp_path / "x")
+    assert res.exit_code == 2 and "has no column(s) ['stereo_antistereo']" in res.output
+    res = lftf("evaluate", "--model", tiny_dir, "--stereoset", "inter", "--out", tmp_path / "y")
+    assert res.exit_code == 2 and "stereoset must be intrasentence or intersentence" in res.output

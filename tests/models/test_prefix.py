@@ -7,10 +7,10 @@ from helpers import flip
 
 from lftf_interp.errors import LftfError
 from lftf_interp.metrics.groups import prompt_probs
+from lftf_interp.metrics.scoring import Seq, score
 from lftf_interp.models.loading import tiny_model
 from lftf_interp.models.prefix import clear_prefixes, persist_prefixes, store_for
 from lftf_interp.models.runner import Runner, canonical_state_dict, reuse_prefix
-from lftf_interp.retain.scoring import Seq, score
 
 PROMPTS = [
     "The nurse said that",

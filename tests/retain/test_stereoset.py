@@ -46,3 +46,35 @@ def test_sentence_score_is_the_mean_token_log_prob_of_a_plain_forward(tiny3):
             logp = tiny3(torch.tensor([ids])).double().log_softmax(-1)[0]
         want = np.mean([float(logp[i - 1, ids[i]]) for i in range(1, len(ids))])
         assert g == pytest.approx(want, abs=1e-4)
+
+
+@pytest.mark.downloads
+def test_intersentence_items_and_the_split_by_target_term():
+    inter = load_stereoset(kind="intersentence")
+    assert len(inter) == 2123 and not inter.context.str.contains("BLANK").any()
+    parts = {s: load_stereoset(split=s) for s in ("fit", "select", "test")}
+    assert sum(len(p) for p in parts.values()) == 2106
+    terms = {s: set(p.target) for s, p in parts.items()}
+    assert not (
+        terms["fit"] & terms["select"] or terms["fit"] & terms["test"] or terms["select"] & terms["test"]
+    )
+    assert {s: len(p[p.bias_type == "gender"].target.unique()) for s, p in parts.items()} == {
+        "fit": 5,
+        "select": 2,
+        "test": 3,
+    }
+    inter_test = load_stereoset(kind="intersentence", split="test")
+    assert set(inter_test.target) <= terms["test"] and len(inter_test) > 0
+    with pytest.raises(ValueError, match="split must be one of"):
+        load_stereoset(split="train")
+
+
+def test_an_intersentence_score_is_the_sentence_after_its_context(tiny3):
+    got = sentence_scores(tiny3, ["They run fast."], ["Many people live in Kenya."])
+    tok = tiny3.tokenizer
+    head = [tok.eos_token_id, *tok.encode("Many people live in Kenya.", add_special_tokens=False)]
+    ids = [*head, *tok.encode("They run fast.", add_special_tokens=False)]
+    with torch.no_grad():
+        logp = tiny3(torch.tensor([ids])).double().log_softmax(-1)[0]
+    want = np.mean([float(logp[i - 1, ids[i]]) for i in range(len(head), len(ids))])
+    assert got[0] == pytest.approx(want, abs=1e-4)

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from lftf_interp.metrics.scoring import Seq, batches, greedy, score
 from lftf_interp.models.loading import hf_model
 from lftf_interp.models.runner import Runner
 from lftf_interp.models.tokens import encode
-from lftf_interp.retain.scoring import Seq, batches, greedy, score
 
 
 def test_score_equals_token_by_token_log_probs(tiny3):
