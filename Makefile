@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.lftf-installed
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: gpu-check venv demo test unit portable integration notebooks lint docs pages bench experiments axes families validity scale data clean
+.PHONY: gpu-check venv demo test unit portable integration notebooks lint docs pages bench experiments axes families validity pairs scale data clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ experiments: venv
 	$(MAKE) axes
 	$(MAKE) families
 	$(MAKE) validity
+	$(MAKE) pairs
+
+## The base models on the sentence benchmarks: StereoSet intra- and intersentence on its test target terms
+## (resumable: a finished folder is kept).
+pairs: venv
+	for m in smollm2-135m $(GEMMA); do for k in intrasentence intersentence; do \
+		test -f results/pairs/base/$$m/$$k/metrics.json || $(BIN)/lftf evaluate --model $$m --stereoset $$k \
+		--out results/pairs/base/$$m/$$k || exit 1; done; done
 
 ## "Which block, and why" across model families (~1 h on 2 cores; resumable): Gemma-3-270M evaluated, located,
 ## fine-tuned on its BMI block and swept block by block, then the cross-family table and figure beside SmolLM2.

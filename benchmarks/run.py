@@ -6,7 +6,7 @@ import functools
 import json
 import sys
 
-from . import bench_axis, bench_foundation, bench_generic, bench_locate, bench_row, bench_tune
+from . import bench_axis, bench_foundation, bench_generic, bench_locate, bench_pairs, bench_row, bench_tune
 
 BENCHMARKS = {
     "evaluate": bench_foundation.bench_evaluate,
@@ -30,6 +30,7 @@ BENCHMARKS = {
     "tune_step": bench_tune.bench_tune_step,
     "multitoken": bench_axis.bench_multitoken,
     "axis_load": bench_axis.bench_axis_load,
+    "shared_context": bench_pairs.bench_shared_context,
     "generic_vs_fast": bench_generic.bench_generic_vs_fast,
     "compare_row": bench_row.bench_compare_row,  # ~15 min on 2 cores
 }

@@ -269,12 +269,48 @@ def sweep_page() -> str:
     )
 
 
+def pairs_page() -> str:
+    """The base models on StereoSet's test target terms (``make pairs``): SS with its CI over target terms, LMS,
+    ICAT, items and terms, per family, kind of item and bias type."""
+    rows = []
+    for f in sorted((RESULTS / "pairs" / "base").glob("*/*/metrics.json")):
+        m = _json(f)
+        model, kind = f.parent.parent.name, f.parent.name
+        for bt, r in m.get("stereoset", {}).items():
+            ci = r["ss_ci"]
+            rows.append(
+                [
+                    f"`{model}`",
+                    kind,
+                    bt,
+                    f"{r['ss']:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]",
+                    f"{r['lms']:.1f}",
+                    f"{r['icat']:.1f}",
+                    r["n_items"],
+                    r["n_targets"],
+                ]
+            )
+    table = _table(
+        ["model", "kind", "bias type", "SS (50 = none)", "LMS", "ICAT", "items", "target terms"], rows
+    )
+    return _page(
+        "Bias in whole sentences: the base models (`make pairs`)",
+        "StereoSet intrasentence and intersentence items of the **test** target terms (a fixed split by target term: "
+        "fit / select / test, so nothing chosen on fit or select is judged here), scored by mean per-token "
+        "log-probability after a start-of-text token. SS: the share of items whose stereotype is more likely than "
+        "its anti-stereotype, averaged over target terms, with a bootstrap 95 % CI over terms (see "
+        "[Bias in sentences](../sentences.md)).",
+        ("Table", table),
+    )
+
+
 PAGES = {
     "compare.md": compare_page,
     "validity.md": validity_page,
     "axes.md": axes_page,
     "families.md": families_page,
     "block_sweep.md": sweep_page,
+    "pairs.md": pairs_page,
 }
 
 

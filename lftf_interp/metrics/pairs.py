@@ -8,7 +8,8 @@ answer may lean on a stereotype (BBQ). The readers are :mod:`lftf_interp.data.pa
   and the mean log-likelihood gap log P(sent_more) − log P(sent_less) in nats; 95 % bootstrap CIs over pairs,
   per ``bias_type`` and overall.
 * **BBQ** (Parrish et al. 2022): the model's answer is the one of the three with the highest log-likelihood as a
-  continuation of "context question\\nAnswer:". Over answers that are not the unknown one, an answer reflects
+  continuation of "context question\\nAnswer:" (the passage runs once, its answers on its cached keys/values).
+  Over answers that are not the unknown one, an answer reflects
   the bias when it is the target group on a negative question or the other group on a non-negative one;
   s = 2 × (share reflecting the bias) − 1. s_DIS is s on disambiguated contexts; s_AMB = (1 − accuracy) × s on
   ambiguous ones (0 = no bias, +1 always the stereotype, −1 always against it). Questions whose answers do not
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from lftf_interp.errors import DatasetError
 from lftf_interp.metrics.pronoun import bootstrap_ci
@@ -57,12 +59,53 @@ def continuation_logliks(
     seqs = []
     for c, x in zip(contexts, continuations, strict=True):
         head = [start, *tok.encode(c, add_special_tokens=False)] if c else [start]
-        tail = tok.encode(x, add_special_tokens=False)
-        if not tail:
-            raise DatasetError(f"{x!r} tokenises to nothing; every sentence or answer needs text.")
-        seqs.append(Seq([*head, *tail], score_from=len(head)))
+        seqs.append(Seq([*head, *_tail(tok, x)], score_from=len(head)))
     lp, n_tok, *_ = score(Runner(model), seqs, token_budget)
     return lp / n_tok if per_token else lp
+
+
+def _tail(tok, text: str) -> list[int]:
+    ids = tok.encode(text, add_special_tokens=False)
+    if not ids:
+        raise DatasetError(f"{text!r} tokenises to nothing; every sentence or answer needs text.")
+    return ids
+
+
+@torch.no_grad()
+def shared_context_logliks(
+    model, contexts: Sequence[str], fillings: Sequence[Sequence[str]], batch_size: int = 16
+) -> list[np.ndarray]:
+    """Per context, the summed log-probability of each of its fillings after the start token and the context,
+    as :func:`continuation_logliks` gives for each whole sequence: the context runs once (contexts of one token
+    length batched together), and every filling runs on its cached keys/values (``make bench``:
+    ``shared_context``)."""
+    tok, start, runner = model.tokenizer, start_token(model), Runner(model)
+    heads = [[start, *tok.encode(c, add_special_tokens=False)] for c in contexts]
+    tails = [[_tail(tok, f) for f in fs] for fs in fillings]
+    out = [np.zeros(len(t)) for t in tails]
+    by_len: dict[int, list[int]] = {}
+    for i, h in enumerate(heads):
+        by_len.setdefault(len(h), []).append(i)
+    for idx in (g[s : s + batch_size] for g in by_len.values() for s in range(0, len(g), batch_size)):
+        x, steps = runner.walk_to_end(runner.embed(torch.tensor([heads[i] for i in idx])))
+        first = runner.unembed(x[:, -1]).double().log_softmax(-1)  # [b, vocab]: each filling's first token
+        rows = [(r, i, k) for r, i in enumerate(idx) for k in range(len(tails[i]))]
+        for r, i, k in rows:
+            out[i][k] = float(first[r, tails[i][k][0]])
+        multi = [(r, i, k) for r, i, k in rows if len(tails[i][k]) > 1]
+        if not multi:
+            continue
+        conts = torch.zeros(len(multi), max(len(tails[i][k]) - 1 for _, i, k in multi), dtype=torch.long)
+        for m, (_, i, k) in enumerate(multi):  # each filling's tokens but its last, right-padded
+            conts[m, : len(tails[i][k]) - 1] = torch.tensor(tails[i][k][:-1])
+        sel = torch.tensor([r for r, _, _ in multi])
+        past = [(s.kv[0].index_select(0, sel), s.kv[1].index_select(0, sel)) for s in steps]
+        h, _ = runner.walk_to_end(runner.embed(conts, start=x.shape[1]), past_kv=past)
+        logp = runner.unembed(h).double().log_softmax(-1)  # [filling, position, vocab]
+        for m, (_, i, k) in enumerate(multi):
+            rest = torch.tensor(tails[i][k][1:])  # token t+1 is read at continuation position t
+            out[i][k] += float(logp[m, torch.arange(len(rest)), rest].sum())
+    return out
 
 
 def sentence_logliks(model, sentences: Sequence[str], token_budget: int = 4096) -> np.ndarray:
@@ -98,9 +141,10 @@ def bbq_answers(model, questions: pd.DataFrame) -> pd.DataFrame:
     prompts = [
         f"{c} {q}{ANSWER_CUE}" for c, q in zip(questions["context"], questions["question"], strict=True)
     ]
-    answers = [[" " + str(a) for a in questions[f"ans{k}"]] for k in range(3)]
-    lp = continuation_logliks(model, prompts * 3, [a for k in range(3) for a in answers[k]])
-    ll = lp.reshape(3, len(questions)).T  # [question, answer]
+    answers = [
+        [" " + str(a) for a in row] for row in questions[["ans0", "ans1", "ans2"]].itertuples(index=False)
+    ]
+    ll = np.stack(shared_context_logliks(model, prompts, answers))  # [question, answer]
     return questions.assign(ll0=ll[:, 0], ll1=ll[:, 1], ll2=ll[:, 2], answer=ll.argmax(1))
 
 
@@ -145,5 +189,6 @@ __all__ = [
     "continuation_logliks",
     "crows_scores",
     "sentence_logliks",
+    "shared_context_logliks",
     "start_token",
 ]

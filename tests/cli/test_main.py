@@ -327,22 +327,10 @@ def test_evaluate_scores_crows_and_bbq_files_and_refuses_a_bad_one(tiny_dir, tmp
     from lftf_interp.retain.stereoset import evaluate_stereoset
 
     fix = Path(__file__).parents[2] / "examples" / "pairs"
+    given = "--split validation --n-boot 20 --stereoset intersentence --stereoset-targets select".split()
+    crows, bbq = fix / "crows_example.csv", fix / "bbq_example.jsonl"
     res = lftf(
-        "evaluate",
-        "--model",
-        tiny_dir,
-        "--split",
-        "validation",
-        "--n-boot",
-        "20",
-        "--out",
-        tmp_path / "ev",
-        "--crows",
-        fix / "crows_example.csv",
-        "--bbq",
-        fix / "bbq_example.jsonl",
-        "--stereoset",
-        "intersentence",
+        "evaluate", "--model", tiny_dir, *given, "--out", tmp_path / "ev", "--crows", crows, "--bbq", bbq
     )
     assert res.exit_code == 0, res.output
     assert "CrowS-Pairs overall" in res.output and "BBQ overall" in res.output
@@ -353,9 +341,9 @@ def test_evaluate_scores_crows_and_bbq_files_and_refuses_a_bad_one(tiny_dir, tmp
     bbq = bbq_scores(bbq_answers(model, read_bbq(fix / "bbq_example.jsonl"))).set_index("category")
     assert m["bbq"]["Age"]["accuracy_ambig"] == bbq.loc["Age", "accuracy_ambig"]
     assert (tmp_path / "ev" / "crows_pairs.csv").is_file() and (tmp_path / "ev" / "bbq_answers.csv").is_file()
-    ss, _ = evaluate_stereoset(model, n_boot=20, kind="intersentence", split="test")
+    ss, _ = evaluate_stereoset(model, n_boot=20, kind="intersentence", split="select")
     assert m["stereoset"]["overall"]["ss"] == ss.set_index("bias_type").loc["overall", "ss"]
-    assert "StereoSet intersentence gender (test targets): SS" in res.output
+    assert "StereoSet intersentence gender (select targets): SS" in res.output
     bad = tmp_path / "bad.csv"
     bad.write_text("sent_more,sent_less,bias_type\nA b.,A c.,gender\n")
     res = lftf("evaluate", "--model", tiny_dir, "--crows", bad, "--out", tmp_path / "x")

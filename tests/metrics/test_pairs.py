@@ -87,3 +87,21 @@ def test_bbq_answer_is_the_most_likely_continuation(tiny_bridge):
         np.testing.assert_allclose([r.ll0, r.ll1, r.ll2], ll, rtol=1e-5)
         assert r.answer == int(np.argmax(ll))
     assert isinstance(got, pd.DataFrame) and len(got) == 3
+
+
+def test_shared_context_scoring_equals_each_whole_sequence(tiny_bridge):
+    """Fillings of one context on its cached keys/values: the same log-likelihoods as scoring each sequence whole,
+    for fillings of one and of several tokens and contexts of different lengths (several batches)."""
+    from lftf_interp.metrics.pairs import shared_context_logliks
+
+    contexts = ["A man and a woman applied for the job. Who got it?", "Hello", "The old man and the boy."] * 3
+    fillings = [
+        [" The man", " The woman", " Unknown"],
+        [" there", " you all"],
+        [" x", " yz", " The boy ran"],
+    ] * 3
+    got = shared_context_logliks(tiny_bridge, contexts, fillings, batch_size=2)
+    for c, fs, g in zip(contexts, fillings, got, strict=True):
+        np.testing.assert_allclose(
+            g, continuation_logliks(tiny_bridge, [c] * len(fs), fs), rtol=1e-5, atol=1e-5
+        )
