@@ -84,8 +84,8 @@ def shared_context_logliks(
     tails = [[_tail(tok, f) for f in fs] for fs in fillings]
     out = [np.zeros(len(t)) for t in tails]
     by_len: dict[int, list[int]] = {}
-    for i, h in enumerate(heads):
-        by_len.setdefault(len(h), []).append(i)
+    for i, head in enumerate(heads):
+        by_len.setdefault(len(head), []).append(i)
     for idx in (g[s : s + batch_size] for g in by_len.values() for s in range(0, len(g), batch_size)):
         x, steps = runner.walk_to_end(runner.embed(torch.tensor([heads[i] for i in idx])))
         first = runner.unembed(x[:, -1]).double().log_softmax(-1)  # [b, vocab]: each filling's first token
