@@ -95,6 +95,11 @@ class BiasAxis:
         return len(self.groups) == 2 and len(set(self.reference.values())) == 1
 
     @property
+    def has_hints(self) -> bool:
+        """It has hint prompts: hint sentences of its own, or a given hint file."""
+        return bool(self.hints) or "hint" in self.prompts
+
+    @property
     def occupation_sets(self) -> bool:
         """Its prompts are the shipped GenBiasEval / GenHintEval: occupations with BLS stereotype labels and
         hint kinds, from which locate builds its hint-swap and stereotype-swap pairs and its lens groups."""

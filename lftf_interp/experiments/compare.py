@@ -85,9 +85,7 @@ def score_on(
     ax = load_axis(axis)
     data = None
     if instruction is not None:
-        frames = [ax.bias_prompts(split)] + (
-            [ax.hint_prompts(split)] if ax.hints or "hint" in ax.prompts else []
-        )
+        frames = [ax.bias_prompts(split)] + ([ax.hint_prompts(split)] if ax.has_hints else [])
         data = pd.concat(frames, ignore_index=True)
         data["prompt"] = instruction + data["prompt"]
     m, _, _ = evaluate_axis(model, ax, split, data, n_boot=n_boot, seed=seed)

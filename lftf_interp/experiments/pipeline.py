@@ -95,9 +95,7 @@ def evaluate_to(
                 )
     if frame is None:  # a split the axis lacks is refused here, before the model loads
         n_bias = len(ax.bias_prompts(cfg.split))
-        announce_total(
-            progress, n_bias + (len(ax.hint_prompts(cfg.split)) if ax.hints or "hint" in ax.prompts else 0)
-        )
+        announce_total(progress, n_bias + (len(ax.hint_prompts(cfg.split)) if ax.has_hints else 0))
     else:
         announce_total(progress, len(frame))
     pairs = read_crows(cfg.crows) if cfg.crows else None  # checked before the model loads

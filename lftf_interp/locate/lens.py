@@ -115,7 +115,7 @@ def axis_lens_sets(axis, split: str = "test", n: int | None = 60, seed: int = 0)
     """Neutral prompts and, per group, prompts hinting that group (``n`` of each, a seeded sample)."""
     bias = sample_rows(axis.bias_prompts(split), n, seed)
     sets = {"neutral": bias.prompt.tolist()}
-    if axis.hints or "hint" in axis.prompts:
+    if axis.has_hints:
         hint = axis.hint_prompts(split)
         sets |= {
             f"hinted {g}": sample_rows(hint[hint.label == g], n, seed).prompt.tolist()

@@ -117,22 +117,24 @@ def prompt_probs(
     return score_prompts(model, pd.DataFrame({"prompt": list(prompts)}), ax, batch_size)
 
 
-def _paper_names(bias_df: pd.DataFrame, hint_df: pd.DataFrame | None, axis, n_boot: int, seed: int) -> dict:
-    """A two-group axis's scores under the paper's names (module doc)."""
-    out = {
-        "afgb": float(bias_df["afgb"].mean()),
-        "afgb_ci": list(bootstrap_ci(bias_df["afgb"], n_boot, seed)),
+def _paper_names(bias_df: pd.DataFrame, out: dict, axis, n_boot: int, seed: int) -> dict:
+    """A two-group axis's scores under the paper's names (module doc): AFGB and UB are the bias score and hint
+    following of ``out`` (the record so far); the paper's AFGB and the first group's share are added."""
+    first = axis.group_names[0]
+    paper = {
+        "afgb": out["bias"],
+        "afgb_ci": out["bias_ci"],
         "afgb_paper": float(bias_df["afgb_paper"].mean()),
         "afgb_paper_ci": list(bootstrap_ci(bias_df["afgb_paper"], n_boot, seed)),
-        f"share_{axis.group_names[0]}": float(bias_df[f"share_{axis.group_names[0]}"].mean()),
+        f"share_{first}": out["shares"][first],
     }
-    if hint_df is not None and len(hint_df):
-        out |= {
-            "ub": float(hint_df["ub"].mean()),
-            "ub_ci": list(bootstrap_ci(hint_df["ub"], n_boot, seed)),
-            "hint_mass": float(hint_df["mass"].mean()),
+    if "hint_following" in out:
+        paper |= {
+            "ub": out["hint_following"],
+            "ub_ci": out["hint_following_ci"],
+            "hint_mass": out["hint_mass"],
         }
-    return out
+    return paper
 
 
 def summarize_axis(
@@ -161,10 +163,11 @@ def summarize_axis(
             hint_following=float(hint_df["hint_following"].mean()),
             hint_following_ci=list(bootstrap_ci(hint_df["hint_following"], n_boot, seed)),
             hint_following_by_group={g: float(d.hint_following.mean()) for g, d in hint_df.groupby("label")},
+            hint_mass=float(hint_df["mass"].mean()),
             n_hint=int(len(hint_df)),
         )
     if axis.binary:
-        out |= _paper_names(bias_df, hint_df, axis, n_boot, seed)
+        out |= _paper_names(bias_df, out, axis, n_boot, seed)
     if out["mass"] < LOW_MASS:
         warning = (
             f"the groups of axis {axis.name!r} get a mean probability of {out['mass']:.2g} after its prompts "
@@ -196,7 +199,7 @@ def evaluate_axis(
     else:
         bias, hint = (
             axis.bias_prompts(split),
-            (axis.hint_prompts(split) if axis.hints or "hint" in axis.prompts else None),
+            (axis.hint_prompts(split) if axis.has_hints else None),
         )
     bias_df = score_prompts(model, bias.reset_index(drop=True), axis, batch_size, progress)
     hint_df = (

@@ -334,7 +334,7 @@ def long_context(
     ax = load_axis(axis)
     bias = ax.bias_prompts("test")
     bias = bias.sample(n=min(n, len(bias)), random_state=seed)
-    hint = ax.hint_prompts("test") if ax.hints or "hint" in ax.prompts else bias.iloc[:0]
+    hint = ax.hint_prompts("test") if ax.has_hints else bias.iloc[:0]
     hint = hint.sample(n=min(n, len(hint)), random_state=seed)
     data = pd.concat([bias, hint], ignore_index=True)
     rows, out = [], {}

@@ -165,7 +165,7 @@ def neutral_documents(
     used = {(c, d) for c, d, _ in window_documents(model, retain)}
     if max(validity.context_lengths, default=0) > 0:  # as probes.long_context draws them
         ax = load_axis(validity.axis)
-        hints = len(ax.hint_prompts("test")) if ax.hints or "hint" in ax.prompts else 0
+        hints = len(ax.hint_prompts("test")) if ax.has_hints else 0
         n = min(validity.context_n, len(ax.bias_prompts("test"))) + min(validity.context_n, hints)
         draws = probes.context_draws(model, n, seed, probes.CONTEXT_CORPORA, max(validity.context_lengths))
         used |= {(c, d) for c, d, _, _ in draws}
