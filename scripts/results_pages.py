@@ -293,6 +293,7 @@ def pairs_page() -> str:
     table = _table(
         ["model", "kind", "bias type", "SS (50 = none)", "LMS", "ICAT", "items", "target terms"], rows
     )
+    goals = pair_goal_table()
     return _page(
         "Bias in whole sentences: the base models (`make pairs`)",
         "StereoSet intrasentence and intersentence items of the **test** target terms (a fixed split by target term: "
@@ -301,7 +302,61 @@ def pairs_page() -> str:
         "its anti-stereotype, averaged over target terms, with a bootstrap 95 % CI over terms (see "
         "[Bias in sentences](../sentences.md)).",
         ("Table", table),
+        *([("Against the goals (compare rows, `make pairs`)", goals)] if goals else []),
     )
+
+
+# The goal of each measure of results/pairs/goals.json, as the table heads it.
+PAIR_GOAL_HEADS = {
+    "stereoset_gender_ss": "gender SS, test terms (50 ± 3)",
+    "stereoset_gender_lms_change": "gender LMS Δ (≥ −2)",
+    "stereoset_race_ss": "race SS (≤ 53)",
+    "stereoset_religion_ss": "religion SS (≤ 53)",
+    "winobias_pro": "WinoBias pro (≤ 0.53)",
+    "afgb": "AFGB (≤ 0.11)",
+    "ctx1024_afgb": "AFGB @1,024 (≤ 0.32)",
+    "kl": "KL (≤ 0.02)",
+    "ppl_change_pct": "ppl Δ % (≤ +3)",
+    "a_f_ratio": "a_f / base (≥ 0.9)",
+}
+
+
+def pair_goals_json() -> str | None:
+    """results/pairs/goals.json: per family (a folder of results/pairs/compare), per method, per measure the mean
+    over seeds and its 95 % t-interval (:func:`lftf_interp.experiments.tables.pair_goals`)."""
+    import pandas as pd
+
+    from lftf_interp.experiments.rundir import merged_rows
+    from lftf_interp.experiments.tables import pair_goals
+
+    files = sorted((RESULTS / "pairs" / "compare").glob("*/rows.jsonl"))
+    if not files:
+        return None
+    goals = {f.parent.name: pair_goals(pd.DataFrame(merged_rows(_rows(f)))) for f in files}
+    return json.dumps(goals, indent=1) + "\n"
+
+
+def pair_goal_table() -> str | None:
+    text = pair_goals_json()
+    if text is None:
+        return None
+    rows = []
+    for family, methods in json.loads(text).items():
+        for method, cells in methods.items():
+            row = [f"`{family}`", method, max((c["seeds"] for c in cells.values()), default=0)]
+            for name in PAIR_GOAL_HEADS:
+                c = cells.get(name)
+                fmt = (
+                    ".4f"
+                    if name == "kl"
+                    else ".1f"
+                    if "ss" in name or "lms" in name or "ppl" in name
+                    else ".3f"
+                )
+                ci = f" [{c['lo']:{fmt}}, {c['hi']:{fmt}}]" if c and c["lo"] is not None else ""
+                row.append(f"{c['mean']:{fmt}}{ci}" if c else "—")
+            rows.append(row)
+    return _table(["model", "method", "seeds", *PAIR_GOAL_HEADS.values()], rows)
 
 
 PAGES = {
@@ -368,6 +423,8 @@ def main() -> int:
     wanted[ROOT / "docs" / "index.md"] = index_from_readme(wanted[readme])
     package = ROOT / "docs" / "package.md"
     wanted[package] = package_with_modules(package.read_text())
+    if (goals := pair_goals_json()) is not None:
+        wanted[RESULTS / "pairs" / "goals.json"] = goals
     stale = [p for p, text in wanted.items() if not p.is_file() or p.read_text() != text]
     if args.check:
         for p in stale:

@@ -34,6 +34,7 @@ from lftf_interp.retain import (
     compute_retention,
 )
 from lftf_interp.retain import retention_summary as _retention_summary
+from lftf_interp.retain.stereoset import pair_material
 from lftf_interp.tune import TuneConfig, tune
 
 # Shared budget of every trained method (the best LFTF setting of notebook 03's trials).
@@ -179,7 +180,15 @@ def run_method(
             **resolve_tune(model, {**cfg.budget, **spec.tune, "seed": seed, "axis": cfg.axis}, seed)
         )
         docs = tune_documents(model, tcfg, cfg.validity, cfg.retain)
-        res = tune(model, tcfg, out_dir=out_dir, resume=resume, progress=progress, documents=docs)
+        res = tune(
+            model,
+            tcfg,
+            out_dir=out_dir,
+            resume=resume,
+            progress=progress,
+            documents=docs,
+            pairs=pair_material(tcfg),
+        )
         row.update(
             trainable_params=res.trainable_params,
             blocks=" ".join(map(str, res.blocks)),
@@ -302,7 +311,12 @@ def block_sweep(
         model = load()
         t0 = time.perf_counter()
         tcfg = TuneConfig(**{**budget, "block": int(b), "seed": seed, "axis": axis})
-        res = tune(model, tcfg, documents=tune_documents(model, tcfg, retain=retain or SWEEP_RETAIN))
+        res = tune(
+            model,
+            tcfg,
+            documents=tune_documents(model, tcfg, retain=retain or SWEEP_RETAIN),
+            pairs=pair_material(tcfg),
+        )
         with reuse_prefix(model, int(b)):
             metrics = score_on(model, axis, split, n_boot=200, seed=seed)
             if probes:

@@ -35,6 +35,8 @@ class MethodSpec(Config):
             )
 
 
+PAIR_WEIGHT = 30.0  # pair and margin terms' weight (mean per-token scores: differences of a few hundredths)
+
 # The baselines that train every parameter (or LoRA adapters on every block): name, description, TuneConfig terms.
 BASELINES = (
     ("lora", "peft LoRA r=8 on all blocks' attention + MLP", {"method": "lora", "lr": 1e-3}),
@@ -53,6 +55,57 @@ BASELINES = (
         },
     ),
 )
+
+
+def _beyond_template(on_bmi) -> list[MethodSpec]:
+    """The LFTF rows with terms beyond the template (gendered nouns, WinoBias, whole sentences, long context,
+    StereoSet pairs), each built by ``on_bmi`` on BMI's top block(s)."""
+    return [
+        on_bmi("lftf-gendered", "lftf-balanced + gendered-noun retention term", gendered_weight=1.0),
+        on_bmi(
+            "lftf-beyond",
+            "lftf-balanced + gendered-noun retention + WinoBias-dev term",
+            gendered_weight=1.0,
+            winobias_weight=1.0,
+        ),
+        on_bmi(
+            "lftf-sentence",
+            "lftf-gendered + the balanced loss on whole WinoBias-dev sentence pairs",
+            gendered_weight=1.0,
+            winobias_sentence_weight=1.0,
+        ),
+        on_bmi(
+            "lftf-context",
+            "lftf-balanced + the balanced loss on training prompts after 0-1,024 tokens of neutral text",
+            context_weight=1.0,
+        ),
+        on_bmi(
+            "lftf-general",
+            "top-3 BMI blocks: lftf-context + gendered-noun retention + WinoBias dev-fit pronoun term",
+            top_k=3,
+            context_weight=1.0,
+            gendered_weight=1.0,
+            winobias_weight=1.0,
+            winobias_split="dev-fit",
+        ),
+        on_bmi(
+            "lftf-pairs",
+            "lftf-balanced + the balanced loss on StereoSet fit-term sentence pairs and the margin term",
+            pair_weight=PAIR_WEIGHT,
+            lms_weight=PAIR_WEIGHT,
+        ),
+        on_bmi(
+            "lftf-general-pairs",
+            "lftf-general + the StereoSet fit-term pair and margin terms",
+            top_k=3,
+            context_weight=1.0,
+            gendered_weight=1.0,
+            winobias_weight=1.0,
+            winobias_split="dev-fit",
+            pair_weight=PAIR_WEIGHT,
+            lms_weight=PAIR_WEIGHT,
+        ),
+    ]
 
 
 def default_methods(
@@ -88,33 +141,7 @@ def default_methods(
         ),
         on_bmi("lftf-paper", "top-BMI block, paper loss + hint term", loss="paper"),
         on_bmi("lftf-sum", "top-BMI block, sum loss + hint term", loss="sum"),
-        on_bmi("lftf-gendered", "lftf-balanced + gendered-noun retention term", gendered_weight=1.0),
-        on_bmi(
-            "lftf-beyond",
-            "lftf-balanced + gendered-noun retention + WinoBias-dev term",
-            gendered_weight=1.0,
-            winobias_weight=1.0,
-        ),
-        on_bmi(
-            "lftf-sentence",
-            "lftf-gendered + the balanced loss on whole WinoBias-dev sentence pairs",
-            gendered_weight=1.0,
-            winobias_sentence_weight=1.0,
-        ),
-        on_bmi(
-            "lftf-context",
-            "lftf-balanced + the balanced loss on training prompts after 0-1,024 tokens of neutral text",
-            context_weight=1.0,
-        ),
-        on_bmi(
-            "lftf-general",
-            "top-3 BMI blocks: lftf-context + gendered-noun retention + WinoBias dev-fit pronoun term",
-            top_k=3,
-            context_weight=1.0,
-            gendered_weight=1.0,
-            winobias_weight=1.0,
-            winobias_split="dev-fit",
-        ),
+        *_beyond_template(on_bmi),
         MethodSpec(
             "block-last",
             f"block {n_layers - 1}, the last (the paper's BMI pick)",
@@ -137,4 +164,4 @@ def default_methods(
     ]
 
 
-__all__ = ["AXIS_INSTRUCTION", "BASELINES", "RANDOM_BLOCK", "MethodSpec", "default_methods"]
+__all__ = ["AXIS_INSTRUCTION", "BASELINES", "PAIR_WEIGHT", "RANDOM_BLOCK", "MethodSpec", "default_methods"]

@@ -59,7 +59,7 @@ from lftf_interp.retain import (
     retention_summary,
     save_reference,
 )
-from lftf_interp.retain.stereoset import evaluate_stereoset
+from lftf_interp.retain.stereoset import evaluate_stereoset, pair_material
 from lftf_interp.tune import TuneConfig, TuneResult, save_delta, tune
 from lftf_interp.tune.beyond import winobias_material
 from lftf_interp.tune.checkpoint import check_resume
@@ -213,7 +213,13 @@ def finetune_to(
         write_json(out / "block_choice.json", choice)
     before, bias_before = _evaluate_on(bridge, tcfg.axis)
     res = tune(
-        bridge, tcfg, out_dir=out, resume=resume, progress=progress, documents=tune_documents(bridge, tcfg)
+        bridge,
+        tcfg,
+        out_dir=out,
+        resume=resume,
+        progress=progress,
+        documents=tune_documents(bridge, tcfg),
+        pairs=pair_material(tcfg),
     )
     after, bias_after = _evaluate_on(bridge, tcfg.axis)
     if not is_main():  # data-parallel: the first process writes
@@ -427,6 +433,7 @@ def demo(
         out_dir=out / "finetune",
         progress=progress,
         documents=tune_documents(bridge, cfg, retain=rcfg),
+        pairs=pair_material(cfg),
     )
     say("4 · evaluate the tuned model")
     after, after_bias, _ = evaluate(bridge, EvalConfig(split="test", seed=seed))

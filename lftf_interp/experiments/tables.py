@@ -254,6 +254,8 @@ def closest_table(agg: pd.DataFrame) -> str:
 
 __all__ = [
     "GOALS",
+    "PAIR_MEASURES",
+    "pair_goals",
     "beyond_table",
     "closest_table",
     "goal_gap",
@@ -292,8 +294,56 @@ VALIDITY_COLS = [
     "lms_religion",
     "ss_overall",
     "lms_overall",
+    "ss_test_gender",
+    "lms_test_gender",
+    "ss_test_race",
+    "ss_test_religion",
     "bias_over_orders",
 ]
+
+
+# The measures of the sentence-pair goal table (results/pairs/goals.json): name → (row key, how it is read:
+# "value", "Δ base" the difference from the base row's mean, "/ base" the ratio to it).
+PAIR_MEASURES: dict[str, tuple[str, str]] = {
+    "stereoset_gender_ss": ("ss_test_gender", "value"),
+    "stereoset_gender_lms_change": ("lms_test_gender", "Δ base"),
+    "stereoset_race_ss": ("ss_test_race", "value"),
+    "stereoset_religion_ss": ("ss_test_religion", "value"),
+    "winobias_pro": ("winobias_pro", "value"),
+    "afgb": ("afgb", "value"),
+    "ctx1024_afgb": ("ctx1024_afgb", "value"),
+    "kl": ("kl", "value"),
+    "ppl_change_pct": ("ppl_change_pct", "value"),
+    "a_f_ratio": ("a_f", "/ base"),
+}
+
+
+def pair_goals(rows: pd.DataFrame) -> dict:
+    """One family's compare rows → {method: {measure: {"mean", "lo", "hi", "seeds"}}} (:data:`PAIR_MEASURES`):
+    the mean over seeds with a 95 % t-interval over seeds (lo = hi = None with one seed); measures a row lacks
+    are left out. Measures read against the base row need one."""
+    base = rows[rows["method"] == "base"]
+    out: dict = {}
+    for method, g in rows.groupby("method", sort=False):
+        cells = {}
+        for name, (key, how) in PAIR_MEASURES.items():
+            if key not in g or (how != "value" and (key not in base or base[key].isna().all())):
+                continue
+            v = g[key].astype(float).dropna().to_numpy()
+            if not len(v):
+                continue
+            ref = float(base[key].astype(float).mean()) if how != "value" else 0.0
+            v = v - ref if how == "Δ base" else v / ref if how == "/ base" else v
+            half = _T95.get(len(v) - 1, 1.96) * v.std(ddof=1) / math.sqrt(len(v)) if len(v) >= 2 else None
+            mean = float(v.mean())
+            cells[name] = {
+                "mean": mean,
+                "lo": None if half is None else mean - half,
+                "hi": None if half is None else mean + half,
+                "seeds": len(v),
+            }
+        out[str(method)] = cells
+    return out
 
 
 def aggregate(

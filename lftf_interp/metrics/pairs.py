@@ -55,13 +55,18 @@ def continuation_logliks(
     """Summed log-probability of each continuation's tokens after the start token and its context ("" for a
     whole sentence); with ``per_token`` their mean. The continuation is tokenised on its own (leading space
     included), as lm-evaluation-harness does."""
-    tok, start = model.tokenizer, start_token(model)
-    seqs = []
-    for c, x in zip(contexts, continuations, strict=True):
-        head = [start, *tok.encode(c, add_special_tokens=False)] if c else [start]
-        seqs.append(Seq([*head, *_tail(tok, x)], score_from=len(head)))
+    seqs = [Seq(*sentence_ids(model, c, x)) for c, x in zip(contexts, continuations, strict=True)]
     lp, n_tok, *_ = score(Runner(model), seqs, token_budget)
     return lp / n_tok if per_token else lp
+
+
+def sentence_ids(model, context: str, text: str) -> tuple[list[int], int]:
+    """The token ids a scored sentence is read from (the start token, the context's tokens, then the sentence's,
+    tokenised on its own) and the position of its first scored token: what every scorer here and the fine-tune's
+    pair terms read."""
+    tok = model.tokenizer
+    head = [start_token(model), *(tok.encode(context, add_special_tokens=False) if context else [])]
+    return [*head, *_tail(tok, text)], len(head)
 
 
 def _tail(tok, text: str) -> list[int]:
@@ -188,6 +193,7 @@ __all__ = [
     "bbq_scores",
     "continuation_logliks",
     "crows_scores",
+    "sentence_ids",
     "sentence_logliks",
     "shared_context_logliks",
     "start_token",

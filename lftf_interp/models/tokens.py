@@ -58,11 +58,15 @@ def first_difference(a: Sequence[int], b: Sequence[int]) -> int | None:
 
 
 def encode_batch(
-    model_or_tok, prompts: Sequence[str], pad_id: int | None = None, suffix: Sequence[int] = ()
+    model_or_tok,
+    prompts: Sequence[str] | Sequence[Sequence[int]],
+    pad_id: int | None = None,
+    suffix: Sequence[int] = (),
 ) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, " batch"]]:
     """Right-padded ids and true lengths (``suffix``: token ids appended to every prompt, e.g. a word's first
-    tokens). Causal attention never lets a pad reach an earlier position."""
-    ids = [encode(model_or_tok, p) + list(suffix) for p in prompts]
+    tokens). A prompt given as a list of token ids is taken as it is. Causal attention never lets a pad reach an
+    earlier position."""
+    ids = [(encode(model_or_tok, p) if isinstance(p, str) else list(p)) + list(suffix) for p in prompts]
     if pad_id is None:
         pad_id = _tok(model_or_tok).pad_token_id or 0
     n = max(len(x) for x in ids)

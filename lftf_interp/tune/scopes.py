@@ -47,7 +47,8 @@ def lora_targets(model) -> list[str]:
 
 class BlockInputCache:
     """Right-padded token ids → the residual stream entering block ``start`` (no grad), computed once.
-    With ``start=None`` it keeps the token ids themselves (for scopes that train the embeddings).
+    With ``start=None`` it keeps the token ids themselves (for scopes that train the embeddings). ``prompts``:
+    texts (encoded as every prompt is) or sequences already tokenised (lists of token ids, taken as they are).
 
     The residuals come from the process's :class:`~lftf_interp.models.prefix.PrefixStore` for the weights before
     ``start`` (on disk under ``persist_prefixes``), so fine-tunes of fresh copies of one base model (``lftf
@@ -57,7 +58,7 @@ class BlockInputCache:
         self,
         runner: Runner,
         model,
-        prompts: Sequence[str],
+        prompts: Sequence[str] | Sequence[Sequence[int]],
         start: int | None,
         chunk: int = 128,
         suffix: Sequence[int] = (),

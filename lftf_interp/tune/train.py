@@ -19,6 +19,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -37,7 +38,16 @@ from lftf_interp.tune.context import ContextPrompts, stretch_lengths, stretches
 from lftf_interp.tune.delta import block_fingerprint
 from lftf_interp.tune.groupprobs import GroupReader
 from lftf_interp.tune.losses import group_loss, hint_loss, kl_to_base, log_group_mass, mass_anchor
+from lftf_interp.tune.pairs import PairTerms
 from lftf_interp.tune.scopes import make_scope
+
+
+class TrainPrompts(NamedTuple):
+    """The prompts a fine-tune trains on, each a frame (``prompt``; hint prompts also ``label``), or None for the
+    axis's own train split."""
+
+    bias: pd.DataFrame | None = None
+    hint: pd.DataFrame | None = None
 
 
 @dataclass
@@ -108,6 +118,7 @@ class Objective:
         hint_train: pd.DataFrame | None,
         beyond: BeyondTemplate | None = None,
         context: ContextPrompts | None = None,
+        pairs: PairTerms | None = None,
     ):
         self.scope, self.cfg, self.reader, self.groups, self.beyond = (
             scope,
@@ -116,7 +127,7 @@ class Objective:
             reader.groups,
             beyond,
         )
-        self.context = context
+        self.context, self.pairs = context, pairs
         self.context_cache = context.cache(reader.prefixes) if context is not None else None
         self.reference = [axis.reference[g] for g in axis.group_names]
         self.train = reader.cache(train["prompt"].tolist())
@@ -169,9 +180,10 @@ class Objective:
             )
             loss = loss + cfg.context_weight * lc
             parts["loss_context"] = lc.item()
-        if self.beyond is not None:
-            lb, more = self.beyond(step)
-            loss, parts = loss + lb, {**parts, **more}
+        for extra in (self.beyond, self.pairs):
+            if extra is not None:
+                lb, more = extra(step)
+                loss, parts = loss + lb, {**parts, **more}
         return loss, parts
 
 
@@ -187,6 +199,7 @@ class Validator:
         val: pd.DataFrame,
         val_hint: pd.DataFrame,
         context: ContextPrompts | None = None,
+        pairs: PairTerms | None = None,
     ):
         self.scope, self.axis, self.reader, self.groups = scope, axis, reader, reader.groups
         self.val, self.val_hint = (
@@ -194,7 +207,7 @@ class Validator:
             reader.cache(val_hint["prompt"].tolist()),
         )
         self.labels = val_hint["label"].tolist()
-        self.context = context
+        self.context, self.pairs = context, pairs
         self.context_cache = context.cache(reader.prefixes) if context is not None else None
 
     @torch.no_grad()
@@ -220,17 +233,19 @@ class Validator:
         if self.context is not None:
             pc = self._probs(self.context_cache, [r for r in self.context.rows if len(r)])
             out["val_context_afgb"] = float(bias_per_prompt(pc, ref).mean())
+        if self.pairs is not None:
+            out.update(self.pairs.validate())
         return out
 
 
 def selection_score(val: dict) -> float:
     """What the best step minimises: the validation bias score, averaged with its value after text when the
-    context term is on."""
-    scores = [val[k] for k in ("val_afgb", "val_context_afgb") if k in val]
+    context term is on and with the pair score on StereoSet's select items when the pair terms are."""
+    scores = [val[k] for k in ("val_afgb", "val_context_afgb", "val_pair") if k in val]
     return float(sum(scores) / len(scores))
 
 
-VAL_KEYS = ("val_afgb", "val_mass", "val_ub", "val_context_afgb")
+VAL_KEYS = ("val_afgb", "val_mass", "val_ub", "val_context_afgb", "val_pair")
 
 
 def _contexts(scope, model, reader, cfg: TuneConfig, documents: list[str], frames) -> tuple:
@@ -257,7 +272,7 @@ def _snapshot(params: dict) -> dict:
 
 
 def _materials(
-    model, scope, axis, cfg: TuneConfig, train, hint_train, documents
+    model, scope, axis, cfg: TuneConfig, train, hint_train, documents, pairs=None
 ) -> tuple[Validator, Objective]:
     """The training and validation prompts of ``cfg`` (seeded subsets), cached where they can be, as the
     validator and the objective of the loop."""
@@ -270,6 +285,7 @@ def _materials(
             cfg.seed,
         )
     val = _subset(axis.bias_prompts("validation"), cfg.n_val, cfg.seed)
+    pair_terms = PairTerms(scope, model, cfg, pairs) if PairTerms.wanted(cfg) else None
     contexts = (
         _contexts(scope, model, reader, cfg, list(documents or ()), (train, val))
         if cfg.context_weight > 0
@@ -282,6 +298,7 @@ def _materials(
         val,
         _subset(_kinds(axis.hint_prompts("validation"), cfg.hint_exclude), cfg.n_val, cfg.seed),
         contexts[1] if contexts else None,
+        pair_terms,
     )
     beyond = BeyondTemplate(scope, reader, model, cfg, documents) if BeyondTemplate.wanted(cfg) else None
     objective = Objective(
@@ -293,6 +310,7 @@ def _materials(
         hint_train if cfg.hint_weight > 0 else None,
         beyond,
         contexts[0] if contexts else None,
+        pair_terms,
     )
     return validate, objective
 
@@ -366,17 +384,24 @@ def tune(
     out_dir: str | Path | None = None,
     resume: bool = False,
     progress: Callable[[int, dict], None] | None = None,
-    train: pd.DataFrame | None = None,
-    hint_train: pd.DataFrame | None = None,
+    prompts: TrainPrompts | None = None,
     documents: Sequence[str] | None = None,
+    pairs: pd.DataFrame | None = None,
 ) -> TuneResult:
     """LFTF fine-tune of ``model`` in place. Returns the training history and the best validation metrics.
 
-    ``train`` / ``hint_train``: the training prompts (frames with ``prompt``, and ``label`` for hint prompts;
-    default: the axis's train split, GenBiasEval / GenHintEval for gender), of which ``cfg.n_train`` are used
+    ``prompts``: the training prompts (:class:`TrainPrompts`: frames with ``prompt``, and ``label`` for hint
+    prompts; each None: the axis's train split, GenBiasEval / GenHintEval for gender), of which ``cfg.n_train`` are used
     (seeded; default all). The hint prompts are read only if ``cfg.hint_weight > 0``. ``documents``: neutral
     text the context term draws its stretches from (needed when ``cfg.context_weight > 0``; a seeded fifth of
-    them gives the validation stretches)."""
+    them gives the validation stretches). ``pairs``: StereoSet items of the fit and select target terms the pair
+    terms train and validate on (needed when ``cfg.pair_weight`` or ``cfg.lms_weight`` > 0;
+    :func:`lftf_interp.retain.stereoset.pair_material` gives them for an axis)."""
+    if PairTerms.wanted(cfg) and pairs is None:
+        raise ConfigError(
+            "pair_weight > 0 or lms_weight > 0 needs sentence pairs: pass tune(pairs=...), e.g. "
+            "lftf_interp.retain.stereoset.pair_material(cfg)."
+        )
     if (cfg.context_weight > 0 or cfg.cda_weight > 0) and (documents is None or len(documents) < 2):
         raise ConfigError(
             "context_weight > 0 or cda_weight > 0 needs neutral text: pass tune(documents=[...]) with at least two "
@@ -396,7 +421,8 @@ def tune(
     base_fp = block_fingerprint(model, blocks)
     scope = make_scope(model, cfg.method, blocks, cfg.lora_r, cfg.lora_alpha, cfg.seed)
     params = scope.params
-    validate, objective = _materials(model, scope, axis, cfg, train, hint_train, documents)
+    prompts = prompts or TrainPrompts()
+    validate, objective = _materials(model, scope, axis, cfg, prompts.bias, prompts.hint, documents, pairs)
     history, best = _loop(cfg, params, validate, objective, out_dir, resume, progress)
     if cfg.restore_best and best["params"] is not None:
         with torch.no_grad():
@@ -421,6 +447,7 @@ def tune(
 __all__ = [
     "METHODS",
     "Objective",
+    "TrainPrompts",
     "TrainingError",
     "TuneConfig",
     "TuneResult",

@@ -69,6 +69,14 @@ def test_the_stereoset_probe_flattens_the_per_type_table(tiny_bridge, monkeypatc
         assert flat[f"ss_{b}"] == pytest.approx(r["ss"]) and flat[f"lms_{b}"] == pytest.approx(r["lms"])
         assert flat[f"ss_{b}_ci"][0] <= flat[f"ss_{b}"] <= flat[f"ss_{b}_ci"][1]
     pd.testing.assert_frame_equal(frames["stereoset"], table)
+    split = stereoset.split_of_targets()  # the test split's terms, scored apart
+    sub = stereoset.score_items(tiny_bridge, items[items.target.map(split) == "test"])
+    assert 0 < len(sub) < len(items)
+    for _, r in stereoset.ss_lms_icat(sub, 200, 0).iterrows():
+        b = r["bias_type"]
+        assert flat[f"ss_test_{b}"] == pytest.approx(r["ss"]) and flat[f"lms_test_{b}"] == pytest.approx(
+            r["lms"]
+        )
 
 
 def test_off_gender_only_the_axis_probes_run():

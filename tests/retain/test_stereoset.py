@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lftf_interp.retain.stereoset import load_stereoset, sentence_scores, ss_lms_icat
+from lftf_interp.retain.stereoset import load_stereoset, sentence_scores, split_of_targets, ss_lms_icat
 
 
 def test_formulas_average_per_target_term():
@@ -78,3 +78,11 @@ def test_an_intersentence_score_is_the_sentence_after_its_context(tiny3):
         logp = tiny3(torch.tensor([ids])).double().log_softmax(-1)[0]
     want = np.mean([float(logp[i - 1, ids[i]]) for i in range(len(head), len(ids))])
     assert got[0] == pytest.approx(want, abs=1e-4)
+
+
+def test_split_of_targets_is_the_split_load_stereoset_selects_by():
+    split = split_of_targets()
+    for s in ("fit", "select", "test"):
+        for kind in ("intrasentence", "intersentence"):
+            assert (load_stereoset(kind=kind, split=s).target.map(split) == s).all()
+    assert split.value_counts().to_dict() == {"fit": 39, "test": 24, "select": 16}

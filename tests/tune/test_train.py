@@ -7,6 +7,7 @@ from lftf_interp.models.runner import canonical_state_dict
 from lftf_interp.tune import TrainingError, TuneConfig, tune
 from lftf_interp.tune import losses as L
 from lftf_interp.tune.checkpoint import read_checkpoint
+from lftf_interp.tune.train import TrainPrompts
 
 CFG = dict(
     block=1,
@@ -135,7 +136,7 @@ def test_n_train_and_given_prompts_are_what_trains():
     a, b = tiny_model(2, seed=9), tiny_model(2, seed=9)
     tune(a, TuneConfig(**{**CFG, "n_train": 24}))
     tune(
-        b, TuneConfig(**CFG), train=train.subset(n=24, seed=CFG.get("seed", 0)).df
+        b, TuneConfig(**CFG), prompts=TrainPrompts(train.subset(n=24, seed=CFG.get("seed", 0)).df)
     )  # the same 24 prompts, given
     sa, sb = snapshot(a), snapshot(b)
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
