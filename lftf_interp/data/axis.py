@@ -46,14 +46,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from lftf_interp.data.axis_file import parse_axis_file, show
+from lftf_interp.data.axis_file import LABELS, parse_axis_file, read_uses, show
 from lftf_interp.data.datasets import DATASETS, SPLITS, load_frame, read_jsonl, visible
 from lftf_interp.errors import DatasetError
 
 log = logging.getLogger(__name__)
 AXES = Path(__file__).parent / "axes"
 DEFAULT_AXIS = "gender"  # the axis every stage uses unless told otherwise
-LABELS = {"bias": "bias", "hint": "hint following", "mass": "group mass"}  # an axis's default table headers
 SLOT = "{subject}"
 MAX_PROMPTS = 2_000_000  # prompts an axis may generate in one split
 PLACEHOLDER = re.compile(r"\{[^{}\s]*\}")  # {subject}, {occupation}, {}
@@ -81,6 +80,7 @@ class BiasAxis:
     labels: dict[str, str] = field(default_factory=lambda: dict(LABELS))
     stereoset: str = "overall"
     gendered: bool = False
+    counterparts: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         self.instruction = self.instruction or (
@@ -129,6 +129,7 @@ class BiasAxis:
             "labels": self.labels,
             "stereoset": self.stereoset,
             "gendered": self.gendered,
+            "counterparts": [list(p) for p in self.counterparts],
         }
 
     # -- prompts ---------------------------------------------------------------------------------------
@@ -222,8 +223,8 @@ _KEYS = {
     "labels",
     "stereoset",
     "gendered",
+    "counterparts",
 }
-STEREOSET_TYPES = ("gender", "race", "religion", "profession", "overall")
 
 
 def _text(value, what: str, where: str, example: str) -> str:
@@ -431,40 +432,8 @@ def axis_from_dict(doc: dict, where: str = "axis") -> BiasAxis:
             "Give fewer templates or subjects, or hint_templates: one."
         )
     return BiasAxis(
-        name, groups, ref, templates, subjects, hints, dict(prompts), ht, description, **_uses(doc, where)
+        name, groups, ref, templates, subjects, hints, dict(prompts), ht, description, **read_uses(doc, where)
     )
-
-
-def _uses(doc: dict, where: str) -> dict:
-    """The optional fields the rest of the suite reads: instruction, labels, stereoset, gendered."""
-    instruction = doc.get("instruction") or ""
-    if not isinstance(instruction, str):
-        raise DatasetError(f"{where}: instruction must be text, got {show(instruction)}.")
-    labels = doc.get("labels") or {}
-    if (
-        not isinstance(labels, dict)
-        or set(labels) - set(LABELS)
-        or not all(isinstance(v, str) and visible(v) for v in labels.values())
-    ):
-        raise DatasetError(
-            f"{where}: labels must map some of {list(LABELS)} to text, e.g. labels: {{bias: AFGB}}; got "
-            f"{show(labels)}."
-        )
-    stereoset = doc.get("stereoset", "overall")
-    if stereoset not in STEREOSET_TYPES:
-        raise DatasetError(
-            f"{where}: stereoset must be one of {list(STEREOSET_TYPES)}, got {show(stereoset)}."
-        )
-    gendered = doc.get("gendered", False)
-    if not isinstance(gendered, bool):
-        raise DatasetError(f"{where}: gendered must be true or false, got {show(gendered)}.")
-    names = [g.get("name") for g in doc["groups"]]
-    if gendered and names != ["he", "she"]:
-        raise DatasetError(
-            f"{where}: gendered: true needs the groups he and she, in that order (the gendered material's "
-            f"labels), got {names}; drop it or rename the groups."
-        )
-    return {"instruction": instruction, "labels": labels, "stereoset": stereoset, "gendered": gendered}
 
 
 def shipped_axes() -> list[str]:

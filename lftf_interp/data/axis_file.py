@@ -11,7 +11,11 @@ from pathlib import Path
 
 import yaml
 
+from lftf_interp.data.datasets import visible
 from lftf_interp.errors import DatasetError
+
+LABELS = {"bias": "bias", "hint": "hint following", "mass": "group mass"}  # an axis's default table headers
+STEREOSET_TYPES = ("gender", "race", "religion", "profession", "overall")
 
 MAX_AXIS_BYTES = 4 * 2**20  # an axis file's size limit, checked before it is read
 MAX_NODES = 1_000_000  # values an axis file may hold once its YAML aliases are expanded
@@ -104,4 +108,68 @@ def parse_axis_file(path: Path) -> dict:
     return doc
 
 
-__all__ = ["MAX_AXIS_BYTES", "MAX_NODES", "expanded_size", "parse_axis_file", "show"]
+def read_uses(doc: dict, where: str) -> dict:
+    """The optional fields the rest of the suite reads: instruction, labels, stereoset, gendered, counterparts."""
+    instruction = doc.get("instruction") or ""
+    if not isinstance(instruction, str):
+        raise DatasetError(f"{where}: instruction must be text, got {show(instruction)}.")
+    labels = doc.get("labels") or {}
+    if (
+        not isinstance(labels, dict)
+        or set(labels) - set(LABELS)
+        or not all(isinstance(v, str) and visible(v) for v in labels.values())
+    ):
+        raise DatasetError(
+            f"{where}: labels must map some of {list(LABELS)} to text, e.g. labels: {{bias: AFGB}}; got "
+            f"{show(labels)}."
+        )
+    stereoset = doc.get("stereoset", "overall")
+    if stereoset not in STEREOSET_TYPES:
+        raise DatasetError(
+            f"{where}: stereoset must be one of {list(STEREOSET_TYPES)}, got {show(stereoset)}."
+        )
+    gendered = doc.get("gendered", False)
+    if not isinstance(gendered, bool):
+        raise DatasetError(f"{where}: gendered must be true or false, got {show(gendered)}.")
+    names = [g.get("name") for g in doc["groups"]]
+    if gendered and names != ["he", "she"]:
+        raise DatasetError(
+            f"{where}: gendered: true needs the groups he and she, in that order (the gendered material's "
+            f"labels), got {names}; drop it or rename the groups."
+        )
+    return {
+        "instruction": instruction,
+        "labels": labels,
+        "stereoset": stereoset,
+        "gendered": gendered,
+        "counterparts": _counterparts(doc.get("counterparts") or [], len(names), where),
+    }
+
+
+def _counterparts(pairs, n_groups: int, where: str) -> tuple[tuple[str, str], ...]:
+    """Words naming the same role in the first and the second group ("father", "mother"): what turns a sentence
+    about one group into its twin about the other (two-group axes only)."""
+    ok = isinstance(pairs, list) and all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(w, str) and w.strip() == w and w for w in p)
+        for p in pairs
+    )
+    if not ok:
+        raise DatasetError(
+            f"{where}: counterparts must be a list of word pairs, e.g. counterparts: [[father, mother]]; got "
+            f"{show(pairs)}."
+        )
+    if pairs and n_groups != 2:
+        raise DatasetError(f"{where}: counterparts pair two groups' words; this axis has {n_groups} groups.")
+    return tuple((a, b) for a, b in pairs)
+
+
+__all__ = [
+    "LABELS",
+    "MAX_AXIS_BYTES",
+    "MAX_NODES",
+    "STEREOSET_TYPES",
+    "expanded_size",
+    "parse_axis_file",
+    "read_uses",
+    "show",
+]

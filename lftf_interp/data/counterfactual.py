@@ -92,4 +92,39 @@ def counterfactual_pairs(
     return pairs if n is None else pairs[:n]
 
 
-__all__ = ["SWAPS", "counterfactual_pairs", "swap_gender"]
+def swap_counterparts(sentence: str, pairs: Sequence[tuple[str, str]]) -> str | None:
+    """The sentence with every word of ``pairs`` (an axis's ``counterparts``) replaced by its counterpart, case
+    kept; None if it names none. A word with two counterparts ("her": "him" and "his") takes the first before
+    punctuation or a function word, else the second."""
+    options: dict[str, list[str]] = {}
+    for a, b in pairs:
+        for w, other in ((a.lower(), b.lower()), (b.lower(), a.lower())):
+            if other not in options.setdefault(w, []):
+                options[w].append(other)
+    words = list(_WORD.finditer(sentence))
+    out, at = [], 0
+    for i, m in enumerate(words):
+        found = options.get(m.group().lower())
+        if not found:
+            continue
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        content = (
+            nxt is not None
+            and not sentence[m.end() : nxt.start()].strip()
+            and nxt.group().lower() not in _FUNCTION
+        )
+        new = found[1] if len(found) > 1 and content else found[0]
+        word = m.group()
+        new = (
+            new.upper()
+            if word.isupper() and len(word) > 1
+            else new.capitalize()
+            if word[0].isupper()
+            else new
+        )
+        out += [sentence[at : m.start()], new]
+        at = m.end()
+    return "".join([*out, sentence[at:]]) if out else None
+
+
+__all__ = ["SWAPS", "counterfactual_pairs", "swap_counterparts", "swap_gender"]

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from lftf_interp.data.axis import load_axis
+from lftf_interp.data.counterfactual import swap_counterparts
 from lftf_interp.data.pairsets import PAIR_SPLITS, split_by_target
 from lftf_interp.errors import DatasetError
 from lftf_interp.metrics.pairs import continuation_logliks
@@ -93,17 +94,23 @@ def pair_material(cfg) -> pd.DataFrame | None:
     """The StereoSet items a fine-tune's pair terms read (``tune(pairs=...)``), or None when ``cfg`` (a
     :class:`~lftf_interp.tune.TuneConfig`) turns them off: the items of ``cfg.pair_kinds`` on the fit and select
     target terms of the axis's StereoSet bias type (every type for ``overall``), with ``split`` and ``kind``;
-    ``context`` is the text the sentence follows ("" for intrasentence items)."""
-    if cfg.pair_weight <= 0 and cfg.lms_weight <= 0:
+    ``context`` is the text the sentence follows ("" for intrasentence items); ``twin_stereotype`` and
+    ``twin_anti-stereotype`` the sentences about the other group (the axis's counterparts swapped; None where a
+    sentence names none of them)."""
+    if cfg.pair_weight <= 0 and cfg.lms_weight <= 0 and cfg.swap_weight <= 0:
         return None
-    bias_type = load_axis(cfg.axis).stereoset
+    axis = load_axis(cfg.axis)
+    bias_type = axis.stereoset
     types = None if bias_type == "overall" else (bias_type,)
     parts = []
     for kind in cfg.pair_kinds:
         for split in ("fit", "select"):
             d = load_stereoset(types, kind=kind, split=split).assign(split=split, kind=kind)
             parts.append(d.assign(context="") if kind == "intrasentence" else d)
-    return pd.concat(parts, ignore_index=True)
+    items = pd.concat(parts, ignore_index=True)
+    for k in ("stereotype", "anti-stereotype"):  # each sentence about the other group (None: it names none)
+        items[f"twin_{k}"] = [swap_counterparts(x, axis.counterparts) for x in items[k]]
+    return items
 
 
 def sentence_scores(model, sentences: list[str], contexts: list[str] | None = None) -> np.ndarray:

@@ -69,6 +69,11 @@ class TuneConfig(Config):
         "Weight of the term keeping each meaningful StereoSet fit sentence above its unrelated filling by the base "
         "model's margin (tune(pairs=...); 0 = off).",
     )
+    swap_weight: float = setting(
+        0.0,
+        "Weight of the balanced loss between each StereoSet fit sentence and its twin about the other group (the "
+        "axis file's counterparts: 'the caring mother' / 'the caring father'; tune(pairs=...); 0 = off).",
+    )
     pair_kinds: tuple[str, ...] = setting(
         ("intrasentence",), "StereoSet item kinds the pair terms train on: intrasentence, intersentence."
     )
@@ -158,6 +163,11 @@ class TuneConfig(Config):
         if not self.pair_kinds or set(self.pair_kinds) - {"intrasentence", "intersentence"}:
             raise ConfigError(
                 f"pair_kinds must name intrasentence and/or intersentence, got {list(self.pair_kinds)}."
+            )
+        if self.swap_weight > 0 and not load_axis(self.axis).counterparts:
+            raise ConfigError(
+                f"swap_weight turns sentences into their twins about the other group; axis {self.axis!r} declares "
+                "no counterparts (its file's counterparts: [[word, its counterpart], ...]): add them or set it to 0."
             )
         if BeyondTemplate.wanted(self) and not load_axis(self.axis).gendered:
             raise ConfigError(

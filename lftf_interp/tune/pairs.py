@@ -13,6 +13,11 @@ scores it (:func:`~lftf_interp.metrics.pairs.sentence_ids` gives the tokens both
   relu(m_base − m)², m = s_meaningful − s_unrelated and m_base the base model's margin on that item; zero while
   no margin shrinks, so it does not reward moving away from the base.
 
+* ``swap_weight`` — the same balanced loss between each meaningful sentence and its twin about the other group
+  (``twin_stereotype`` / ``twin_anti-stereotype``: the axis's counterparts swapped, "the caring mother" / "the
+  caring father"), on the fit items whose two sentences both have a twin: each sentence made as likely whichever
+  group it names, so the stereotype's lead over the anti-stereotype no longer depends on the group.
+
 The validation score (history column ``val_pair``) is |2 × (share of select items with d > 0) − 1|: 0 when the
 stereotype wins half the time (SS 50), 1 when it always or never wins.
 """
@@ -76,11 +81,14 @@ class SentenceSet:
 
 
 class ItemSet:
-    """The three sentences of each item of one split, cached."""
+    """Sentences of each item of one split, cached: ``columns`` maps a kind to the column holding its sentences
+    (default: the three kinds' own columns)."""
 
-    def __init__(self, scope, model, items: pd.DataFrame):
+    def __init__(self, scope, model, items: pd.DataFrame, columns: dict[str, str] | None = None):
+        columns = columns or {k: k for k in KINDS}
         self.sets = {
-            k: SentenceSet(scope, model, items["context"].tolist(), items[k].tolist()) for k in KINDS
+            k: SentenceSet(scope, model, items["context"].tolist(), items[c].tolist())
+            for k, c in columns.items()
         }
         self.n = len(items)
 
@@ -108,6 +116,23 @@ class PairTerms:
         self.scope, self.cfg = scope, cfg
         self.fit = ItemSet(scope, model, pairs[pairs["split"] == "fit"].reset_index(drop=True))
         self.select = ItemSet(scope, model, pairs[pairs["split"] == "select"].reset_index(drop=True))
+        self.twins = None
+        if cfg.swap_weight > 0:
+            fit = pairs[pairs["split"] == "fit"].reset_index(drop=True)
+            twin = {k: f"twin_{k}" for k in KINDS[:2]}
+            if missing := [c for c in twin.values() if c not in fit.columns]:
+                raise ConfigError(
+                    f"swap_weight needs pair material with {missing} (pair_material gives them)."
+                )
+            fit = fit[fit[list(twin.values())].notna().all(axis=1)].reset_index(drop=True)
+            if fit.empty:
+                raise ConfigError(
+                    "no fit sentence names a counterpart word of the axis; set swap_weight to 0."
+                )
+            self.twins = (
+                ItemSet(scope, model, fit, {k: k for k in KINDS[:2]}),
+                ItemSet(scope, model, fit, twin),
+            )
         self.base_margins = None
         if cfg.lms_weight > 0:
             with torch.no_grad():
@@ -120,13 +145,18 @@ class PairTerms:
         cfg, loss, parts = self.cfg, 0.0, {}
         idx = _batch(self.fit.n, cfg.batch_size, cfg.seed + 224737, step)
         kinds = KINDS if self.base_margins is not None else KINDS[:2]
-        s = self.fit.scores(self.scope, idx, kinds)
+        s = self.fit.scores(self.scope, idx, kinds) if cfg.pair_weight > 0 or cfg.lms_weight > 0 else {}
         if cfg.pair_weight > 0:
             lp = sentence_pair_loss(s["stereotype"], s["anti-stereotype"])
             loss, parts["loss_pair"] = loss + cfg.pair_weight * lp, lp.item()
         if self.base_margins is not None:
             lm = margin_loss(s, self.base_margins[idx])
             loss, parts["loss_lms"] = loss + cfg.lms_weight * lm, lm.item()
+        if self.twins is not None:
+            tidx = _batch(self.twins[0].n, cfg.batch_size, cfg.seed + 251087, step)
+            a, b = (t.scores(self.scope, tidx, KINDS[:2]) for t in self.twins)
+            ls = sentence_pair_loss(torch.cat(list(a.values())), torch.cat(list(b.values())))
+            loss, parts["loss_swap"] = loss + cfg.swap_weight * ls, ls.item()
         return loss, parts
 
     @torch.no_grad()
@@ -138,7 +168,7 @@ class PairTerms:
 
     @staticmethod
     def wanted(cfg) -> bool:
-        return cfg.pair_weight > 0 or cfg.lms_weight > 0
+        return cfg.pair_weight > 0 or cfg.lms_weight > 0 or cfg.swap_weight > 0
 
 
 __all__ = ["ItemSet", "PairTerms", "SentenceSet", "check_pairs", "margin_loss"]

@@ -116,6 +116,11 @@ def test_what_an_axis_declares_has_defaults_from_its_name(tmp_path):
         (lambda d: d.update(gendered="yes"), "gendered must be true or false"),
         (lambda d: d.update(gendered=True), "gendered: true needs the groups he and she"),
         (lambda d: d.update(instruction=["x"]), "instruction must be text"),
+        (lambda d: d.update(counterparts=[["father"]]), "counterparts must be a list of word pairs"),
+        (
+            lambda d: d.update(counterparts=[["father", " mother"]]),
+            "counterparts must be a list of word pairs",
+        ),
     ],
 )
 def test_malformed_axes_are_refused_with_the_fix(tmp_path, change, says):

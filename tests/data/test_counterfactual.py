@@ -1,5 +1,6 @@
+from lftf_interp.data import load_axis
 from lftf_interp.data.build import split_occupations
-from lftf_interp.data.counterfactual import counterfactual_pairs, swap_gender
+from lftf_interp.data.counterfactual import counterfactual_pairs, swap_counterparts, swap_gender
 
 
 def test_swap_gender_by_hand():
@@ -40,3 +41,19 @@ def test_pairs_name_only_train_occupations_and_are_seeded():
     assert (
         counterfactual_pairs(docs, n=1, seed=0) == pairs[:1] and counterfactual_pairs(docs, seed=0) == pairs
     )
+
+
+def test_swap_counterparts_by_hand():
+    pairs = load_axis("gender").counterparts
+    assert (
+        swap_counterparts("The caring mother went to her crying daughter.", pairs)
+        == "The caring father went to his crying son."
+    )
+    assert (
+        swap_counterparts("He sees himself in a negative light.", pairs)
+        == "She sees herself in a negative light."
+    )
+    assert swap_counterparts("I gave it to her. SISTER, come!", pairs) == "I gave it to him. BROTHER, come!"
+    assert swap_counterparts("Her car is red.", pairs) == "His car is red."
+    assert swap_counterparts("The nurse is tired.", pairs) is None
+    assert swap_counterparts("A cat and a dog.", [("cat", "dog")]) == "A dog and a cat."  # both ways at once

@@ -4,6 +4,8 @@ import pandas as pd
 import pytest
 import torch
 
+from lftf_interp.data import load_axis
+from lftf_interp.data.counterfactual import swap_counterparts
 from lftf_interp.errors import ConfigError
 from lftf_interp.metrics.pairs import continuation_logliks
 from lftf_interp.models.loading import tiny_model
@@ -68,6 +70,9 @@ def test_pair_material_is_fit_and_select_of_the_axis_type():
     assert set(df["kind"]) == {"intrasentence", "intersentence"}
     assert (df.loc[df.kind == "intrasentence", "context"] == "").all()
     assert (df.loc[df.kind == "intersentence", "context"] != "").all()
+    twins = df["twin_stereotype"].dropna()
+    assert 0.5 < len(twins) / len(df) <= 1  # most gender sentences name a counterpart word
+    assert df.loc[twins.index[0], "stereotype"] != twins.iloc[0]
     assert set(pair_material(TuneConfig(block=0, lms_weight=1.0, axis="religion"))["bias_type"]) == {
         "religion"
     }
@@ -130,3 +135,48 @@ def test_validation_reads_the_select_items_only():
     )
     share = float((s[:2] > s[2:]).mean())
     assert terms.validate()["val_pair"] == pytest.approx(abs(2 * share - 1))
+
+
+def test_swap_term_makes_each_sentence_as_likely_as_its_twin():
+    m = tiny_model(2, seed=0)
+    pairs = load_axis("gender").counterparts
+    items = ITEMS.assign(
+        **{
+            f"twin_{k}": [swap_counterparts(x, pairs) for x in ITEMS[k]]
+            for k in ("stereotype", "anti-stereotype")
+        }
+    )
+    fit = items[
+        (items.split == "fit") & items["twin_stereotype"].notna() & items["twin_anti-stereotype"].notna()
+    ]
+    assert len(fit) == 2  # "The nurse was ..." names no counterpart
+
+    def gaps() -> torch.Tensor:
+        scope = BlockScope(m, [1])
+        cols = {"a": "stereotype", "b": "anti-stereotype"}
+        s = ItemSet(scope, m, fit, cols).scores(scope, torch.arange(len(fit)), ("a", "b"))
+        t = ItemSet(scope, m, fit, {k: f"twin_{c}" for k, c in cols.items()}).scores(
+            scope, torch.arange(len(fit)), ("a", "b")
+        )
+        return torch.cat([s["a"] - t["a"], s["b"] - t["b"]]).detach()
+
+    before = gaps()
+    cfg = TuneConfig(
+        block=1,
+        steps=30,
+        lr=3e-3,
+        restore_best=False,  # the last step: validation reads the stereotype's lead, not the twins
+        swap_weight=1.0,
+        template_weight=0.0,
+        hint_weight=0.0,
+        mass_weight=0.0,
+        n_val=8,
+        batch_size=4,
+    )
+    res = tune(m, cfg, pairs=items)
+    assert gaps().abs().mean() < 0.5 * before.abs().mean()
+    assert "loss_swap" in res.history and "loss_pair" not in res.history
+    with pytest.raises(ConfigError, match="declares no counterparts"):
+        TuneConfig(block=1, swap_weight=1.0, axis="religion")
+    with pytest.raises(ConfigError, match="needs pair material with"):
+        tune(m, cfg, pairs=ITEMS)
