@@ -30,7 +30,8 @@ experiments: venv
 	$(MAKE) validity
 	$(MAKE) pairs
 
-## The base models on the sentence benchmarks: StereoSet intra- and intersentence on its test target terms, then
+## The base models on the sentence benchmarks: StereoSet intra- and intersentence on its test target terms, where
+## sentence bias sits (twin patching and BMI on StereoSet fit sentences beside the template's), then
 ## the sentence-pair fine-tunes beside LFTF with every probe, SmolLM2 first (each row ~15-20 min on 2 cores;
 ## resumable: a finished folder or row is kept), rendered with results/pairs/goals.json by `make pages`.
 PAIR_METHODS := base,lftf-balanced,lftf-pairs,lftf-general-pairs
@@ -38,6 +39,8 @@ pairs: venv
 	for m in smollm2-135m $(GEMMA); do for k in intrasentence intersentence; do \
 		test -f results/pairs/base/$$m/$$k/metrics.json || $(BIN)/lftf evaluate --model $$m --stereoset $$k \
 		--out results/pairs/base/$$m/$$k || exit 1; done; done
+	for m in smollm2-135m $(GEMMA); do test -f results/pairs/locate/$$m/locate_sentences.json || \
+		$(BIN)/lftf locate-sentences --model $$m --out results/pairs/locate/$$m || exit 1; done
 	for m in smollm2-135m $(GEMMA); do $(BIN)/lftf compare --model $$m --seeds 0,1,2 --methods $(PAIR_METHODS) \
 		--retain small --out results/pairs/compare/$$m || exit 1; done
 	$(BIN)/python scripts/results_pages.py

@@ -128,6 +128,13 @@ def evaluate(
             f"StereoSet {cfg.stereoset} {bt} ({cfg.stereoset_targets} targets): SS {r['ss']:.1f} "
             f"[{r['ss_ci'][0]:.1f}, {r['ss_ci'][1]:.1f}] (50 = none), LMS {r['lms']:.1f}, ICAT {r['icat']:.1f}"
         )
+    if tw := m.get("stereoset_twins"):
+        a, b = tw["as_written"], tw["twins"]
+        console.print(
+            f"StereoSet {cfg.stereoset} twins ({tw['n_twinned']} of {tw['n_items']} items name a counterpart word): "
+            f"SS {a['ss']:.1f} as written, {b['ss']:.1f} [{b['ss_ci'][0]:.1f}, {b['ss_ci'][1]:.1f}] with every "
+            "sentence about the other group"
+        )
     for c, r in m.get("bbq", {}).items():
         console.print(
             f"BBQ {c}: bias ambiguous {r['bias_ambig']:+.3f}, disambiguated {r['bias_disambig']:+.3f} "

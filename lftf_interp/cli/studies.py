@@ -13,6 +13,7 @@ from lftf_interp.cli.base import MODEL, command, config_options, console, execut
 from lftf_interp.errors import LftfError
 from lftf_interp.experiments import studies, weights
 from lftf_interp.experiments.jobs import ExecutorConfig
+from lftf_interp.experiments.sentences import locate_sentences_to
 from lftf_interp.options import floats, ints, items
 from lftf_interp.probes import AXIS_PROBES, EXTRA_PROBES, PROBES, ValidityConfig
 
@@ -156,6 +157,27 @@ def block_material(
             f"{m['spearman_vs_template']:.2f}"
         )
     console.print(f"wrote {out}/bmi.csv, block_material.json")
+
+
+@command
+def locate_sentences(
+    model: str = MODEL,
+    axis: str = typer.Option("gender", help="An axis with counterparts (its StereoSet bias type is read)."),
+    split: str = typer.Option("fit", help="StereoSet target terms: fit, select or test."),
+    n: int = typer.Option(64, help="Template prompts for the template's BMI."),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("out/locate_sentences")),
+) -> None:
+    """Is the block that carries sentence bias the block that carries template bias? Twin patching and BMI on
+    StereoSet sentences cut before their blank, beside BMI on the template."""
+    s = locate_sentences_to(model, out, axis, split, n, seed)
+    console.print(
+        f"{s['n_pairs']} prefix / twin pairs (mean stereotype-minus-anti logit difference {s['effect']:+.3f}); "
+        f"twin patching top blocks {s['patching_top3']} (shares {[round(x, 2) for x in s['patching_share_top3']]})"
+    )
+    for name, b in s["bmi"].items():
+        console.print(f"BMI on {name}: top-3 {b['top3']} (set aside {b['excluded']})")
+    console.print(f"wrote {out}/twin_patching.csv, bmi.csv, locate_sentences.json")
 
 
 @command

@@ -25,6 +25,8 @@ An axis is a YAML or JSON file (shipped in ``lftf_interp/data/axes/`` or passed 
     stereoset: religion            # the StereoSet bias type that measures it (default: overall)
     gendered: false                # true: groups are he / she, so the gender material applies (gendered
                                    # nouns, a_s / a_f, WinoBias, Winogender, CDA word swaps)
+    counterparts: [[father, mother], [his, her]]   # two groups: words naming the same role in each (a
+                                   # sentence's twin about the other group: StereoSet twins, swap term)
 
 Two groups with a uniform reference make the bias score the paper's AFGB and hint following its UB: the
 evaluate record then carries those names too (:mod:`lftf_interp.metrics.groups`).

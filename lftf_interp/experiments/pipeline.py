@@ -59,7 +59,7 @@ from lftf_interp.retain import (
     retention_summary,
     save_reference,
 )
-from lftf_interp.retain.stereoset import evaluate_stereoset, pair_material
+from lftf_interp.retain.stereoset import evaluate_stereoset, pair_material, twin_scores
 from lftf_interp.tune import TuneConfig, TuneResult, save_delta, tune
 from lftf_interp.tune.beyond import winobias_material
 from lftf_interp.tune.checkpoint import check_resume
@@ -134,6 +134,10 @@ def _sentence_benchmarks(bridge, pairs, questions, cfg: EvalConfig, out: Path) -
         )
         items.to_csv(out / "stereoset_items.csv", index=False)
         found["stereoset"] = table.set_index("bias_type").to_dict(orient="index")
+        if load_axis(cfg.axis).counterparts:
+            found["stereoset_twins"] = twin_scores(
+                bridge, cfg.axis, targets, cfg.n_boot, cfg.seed, kind=cfg.stereoset
+            )
     return found
 
 

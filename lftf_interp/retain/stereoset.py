@@ -113,6 +113,33 @@ def pair_material(cfg) -> pd.DataFrame | None:
     return items
 
 
+def twin_scores(
+    model,
+    axis: str,
+    split: str | None = "test",
+    n_boot: int = 1000,
+    seed: int = 0,
+    kind: str = "intrasentence",
+) -> dict:
+    """How much of the axis's StereoSet SS depends on the group: SS / LMS on the items of ``split`` whose three
+    sentences all name a counterpart word of the axis, as written and with every sentence turned into its twin
+    about the other group ("the caring mother" → "the caring father"). A stereotype lead that stays in the twins
+    does not depend on the group; what goes away with the swap does. (Intersentence items keep their context as
+    written.)"""
+    ax = load_axis(axis)
+    items = load_stereoset(None if ax.stereoset == "overall" else (ax.stereoset,), kind=kind, split=split)
+    twins = items.copy()
+    for k in KINDS:
+        twins[k] = [swap_counterparts(x, ax.counterparts) for x in items[k]]
+    keep = twins[list(KINDS)].notna().all(axis=1)
+    out: dict = {"axis": axis, "split": split, "n_items": int(len(items)), "n_twinned": int(keep.sum())}
+    for name, frame in (("as_written", items[keep]), ("twins", twins[keep])):
+        table = ss_lms_icat(score_items(model, frame.reset_index(drop=True), kind), n_boot, seed)
+        r = table[table.bias_type == "overall"].iloc[0]
+        out[name] = {"ss": float(r["ss"]), "ss_ci": r["ss_ci"], "lms": float(r["lms"])}
+    return out
+
+
 def sentence_scores(model, sentences: list[str], contexts: list[str] | None = None) -> np.ndarray:
     """Mean per-token log-probability of each sentence after the start-of-text token (and its context, for
     intersentence items)."""
@@ -184,4 +211,5 @@ __all__ = [
     "split_of_targets",
     "sentence_scores",
     "ss_lms_icat",
+    "twin_scores",
 ]

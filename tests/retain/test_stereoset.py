@@ -86,3 +86,29 @@ def test_split_of_targets_is_the_split_load_stereoset_selects_by():
         for kind in ("intrasentence", "intersentence"):
             assert (load_stereoset(kind=kind, split=s).target.map(split) == s).all()
     assert split.value_counts().to_dict() == {"fit": 39, "test": 24, "select": 16}
+
+
+def test_twin_scores_score_each_sentence_about_the_other_group(tiny3, monkeypatch):
+    from lftf_interp.retain import stereoset
+
+    items = pd.DataFrame(
+        {
+            "target": ["mother", "mother", "sister"],
+            "bias_type": ["gender"] * 3,
+            "context": ["", "", ""],
+            "stereotype": ["My mother is caring.", "The nurse is kind.", "Her sister is shy."],
+            "anti-stereotype": ["My mother is rude.", "The nurse is mean.", "Her sister is loud."],
+            "unrelated": ["My mother is purple.", "The nurse is cup.", "Her sister is seven."],
+        }
+    )
+    monkeypatch.setattr(stereoset, "load_stereoset", lambda *a, **k: items)
+    seen = []
+    real = stereoset.score_items
+    monkeypatch.setattr(stereoset, "score_items", lambda m, f, kind: seen.append(f) or real(m, f, kind))
+    out = stereoset.twin_scores(tiny3, "gender", n_boot=50)
+    assert (out["n_items"], out["n_twinned"]) == (3, 2)  # "The nurse" names no counterpart word
+    assert seen[1]["stereotype"].tolist() == ["My father is caring.", "His brother is shy."]
+    for name, frame in zip(("as_written", "twins"), seen, strict=True):
+        s = real(tiny3, frame.reset_index(drop=True))
+        per = (s["score_stereotype"] > s["score_anti-stereotype"]).astype(float).groupby(s["target"]).mean()
+        assert out[name]["ss"] == pytest.approx(100 * per.mean())

@@ -1,0 +1,69 @@
+"""Is the block that carries sentence bias the block that carries template bias? ``lftf locate-sentences``:
+twin patching and BMI on StereoSet sentences cut before their blank (:mod:`lftf_interp.locate.sentences`),
+beside BMI on the axis's template prompts, for one model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from scipy.stats import spearmanr
+
+from lftf_interp.data import NEUTRAL_PROMPTS, load_axis
+from lftf_interp.data.datasets import sample_rows
+from lftf_interp.errors import ConfigError
+from lftf_interp.experiments.rundir import describe_run, write_json
+from lftf_interp.locate import compute_bmi
+from lftf_interp.locate.choose import BlockChoice, artefact_blocks
+from lftf_interp.locate.sentences import blank_prefixes, per_block, top_blocks, twin_patching
+from lftf_interp.models.loading import load_model
+from lftf_interp.retain.stereoset import load_stereoset
+from lftf_interp.store import write_atomic
+
+
+def locate_sentences_to(
+    model: str, out: Path, axis: str = "gender", split: str = "fit", n: int = 64, seed: int = 0
+) -> dict:
+    """On the StereoSet items of ``split``'s target terms of the axis's bias type (the axis needs counterparts):
+    each block's share of the prefix-vs-twin difference (attention and MLP outputs), BMI on the prefixes, and
+    BMI on ``n`` of the axis's template training prompts, each with its top three blocks past the
+    embedding-artefact blocks. → OUT/twin_patching.csv, OUT/bmi.csv, OUT/locate_sentences.json."""
+    ax = load_axis(axis)
+    if not ax.counterparts:
+        raise ConfigError(f"axis {axis!r} declares no counterparts; twin patching needs them.")
+    items = load_stereoset(None if ax.stereoset == "overall" else (ax.stereoset,), split=split)
+    bridge = load_model(model)
+    prefixes = blank_prefixes(bridge, items, ax.counterparts)
+    shares = twin_patching(bridge, prefixes)
+    template = sample_rows(ax.bias_prompts("train"), n, seed).prompt.tolist()
+    neutral = compute_bmi(bridge, NEUTRAL_PROMPTS)
+    frames, bmi_top = [], {}
+    for name, prompts in (("template", template), ("sentence prefixes", prefixes.prefix.tolist())):
+        bmi = compute_bmi(bridge, prompts, batch_size=8)
+        choice = BlockChoice([], artefact_blocks(bmi, neutral), bmi, neutral)
+        frames.append(bmi.assign(material=name))
+        bmi_top[name] = {"top3": choice.ranked[:3], "excluded": choice.excluded}
+    bmi_all = pd.concat(frames, ignore_index=True)
+    by = {m: g.set_index("layer").bmi.sort_index() for m, g in bmi_all.groupby("material")}
+    share = per_block(shares)
+    summary = {
+        "n_pairs": len(prefixes),
+        **{k: int(v) for k, v in prefixes.attrs.items()},
+        "effect": float(shares.effect.iloc[0]),
+        "patching_top3": top_blocks(shares),
+        "patching_share_top3": [float(share[b]) for b in top_blocks(shares)],
+        "bmi": bmi_top,
+        "spearman_bmi_template_vs_prefixes": float(
+            spearmanr(by["template"], by["sentence prefixes"]).statistic
+        ),
+        "spearman_patching_vs_template_bmi": float(spearmanr(share, by["template"]).statistic),
+        "run": describe_run(model=model, axis=axis, split=split, n=n, seed=seed),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "twin_patching.csv", shares.to_csv(index=False))
+    write_atomic(out / "bmi.csv", bmi_all[["material", "layer", "bmi", "sem", "rank"]].to_csv(index=False))
+    write_json(out / "locate_sentences.json", summary)
+    return summary
+
+
+__all__ = ["locate_sentences_to"]
