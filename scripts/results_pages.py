@@ -294,6 +294,7 @@ def pairs_page() -> str:
         ["model", "kind", "bias type", "SS (50 = none)", "LMS", "ICAT", "items", "target terms"], rows
     )
     goals = pair_goal_table()
+    where = sentence_block_table()
     return _page(
         "Bias in whole sentences: the base models (`make pairs`)",
         "StereoSet intrasentence and intersentence items of the **test** target terms (a fixed split by target term: "
@@ -302,7 +303,57 @@ def pairs_page() -> str:
         "its anti-stereotype, averaged over target terms, with a bootstrap 95 % CI over terms (see "
         "[Bias in sentences](../sentences.md)).",
         ("Table", table),
+        *(
+            [("Where the group's effect on a sentence sits (`lftf locate-sentences`)", where)]
+            if where
+            else []
+        ),
         *([("Against the goals (compare rows, `make pairs`)", goals)] if goals else []),
+    )
+
+
+def sentence_block_table() -> str | None:
+    """Per model: twin patching's top blocks on StereoSet's fit sentences beside BMI's on the template and on the
+    sentences (results/pairs/locate/<model>/locate_sentences.json)."""
+    rows = []
+    for f in sorted((RESULTS / "pairs" / "locate").glob("*/locate_sentences.json")):
+        s = _json(f)
+        shares = ", ".join(
+            f"{b} ({x:.2f})" for b, x in zip(s["patching_top3"], s["patching_share_top3"], strict=True)
+        )
+        tuned = s["bmi"]["template"]["top3"][0]
+        rows.append(
+            [
+                f"`{f.parent.name}`",
+                s["n_pairs"],
+                f"{s['effect']:+.3f}",
+                shares,
+                f"{tuned} ({s['patching_share'][tuned]:.2f})",
+                ", ".join(map(str, s["bmi"]["template"]["top3"])),
+                ", ".join(map(str, s["bmi"]["sentence prefixes"]["top3"])),
+                f"{s['spearman_patching_vs_template_bmi']:.2f}",
+            ]
+        )
+    if not rows:
+        return None
+    return (
+        "Each gender fit item cut before its blank, against its twin about the other group; the metric is the "
+        "stereotype filling's logit minus the anti-stereotype's. Share: the part of the sentence-minus-twin "
+        "difference that patching a block's attention and MLP outputs restores (past the embedding-artefact "
+        "blocks).\n\n"
+        + _table(
+            [
+                "model",
+                "pairs",
+                "effect (logit)",
+                "patching top-3 (share)",
+                "LFTF's block (share)",
+                "BMI top-3, template",
+                "BMI top-3, sentences",
+                "Spearman patching vs BMI",
+            ],
+            rows,
+        )
     )
 
 

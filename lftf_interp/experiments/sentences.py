@@ -27,7 +27,7 @@ def locate_sentences_to(
     """On the StereoSet items of ``split``'s target terms of the axis's bias type (the axis needs counterparts):
     each block's share of the prefix-vs-twin difference (attention and MLP outputs), BMI on the prefixes, and
     BMI on ``n`` of the axis's template training prompts, each with its top three blocks past the
-    embedding-artefact blocks. → OUT/twin_patching.csv, OUT/bmi.csv, OUT/locate_sentences.json."""
+    embedding-artefact blocks (the template's set aside for the patching too). → OUT/twin_patching.csv, OUT/bmi.csv, OUT/locate_sentences.json."""
     ax = load_axis(axis)
     if not ax.counterparts:
         raise ConfigError(f"axis {axis!r} declares no counterparts; twin patching needs them.")
@@ -46,12 +46,14 @@ def locate_sentences_to(
     bmi_all = pd.concat(frames, ignore_index=True)
     by = {m: g.set_index("layer").bmi.sort_index() for m, g in bmi_all.groupby("material")}
     share = per_block(shares)
+    top = top_blocks(shares, 3, bmi_top["template"]["excluded"])
     summary = {
         "n_pairs": len(prefixes),
         **{k: int(v) for k, v in prefixes.attrs.items()},
         "effect": float(shares.effect.iloc[0]),
-        "patching_top3": top_blocks(shares),
-        "patching_share_top3": [float(share[b]) for b in top_blocks(shares)],
+        "patching_top3": top,  # past the template's embedding-artefact blocks
+        "patching_share_top3": [float(share[b]) for b in top],
+        "patching_share": [float(x) for x in share],
         "bmi": bmi_top,
         "spearman_bmi_template_vs_prefixes": float(
             spearmanr(by["template"], by["sentence prefixes"]).statistic

@@ -133,10 +133,12 @@ def _value(model, tokens: torch.Tensor, metric) -> float:
     return float(metric(runner.unembed(runner.run(runner.embed(tokens))[:, -1])))
 
 
-def top_blocks(shares: pd.DataFrame, k: int = 3) -> list[int]:
-    """Blocks ranked by their summed attention + MLP share, top ``k``."""
+def top_blocks(shares: pd.DataFrame, k: int = 3, exclude: Sequence[int] = ()) -> list[int]:
+    """Blocks ranked by their summed attention + MLP share, top ``k`` past ``exclude`` (e.g. the
+    embedding-artefact blocks BMI sets aside: block 0's MLP reads the group word itself)."""
     per = shares.groupby("layer")["share"].sum()
-    return [int(b) for b in per.sort_values(ascending=False, kind="stable").index[:k]]
+    ranked = [int(b) for b in per.sort_values(ascending=False, kind="stable").index]
+    return [b for b in ranked if b not in set(exclude)][:k]
 
 
 def per_block(shares: pd.DataFrame) -> np.ndarray:

@@ -18,7 +18,9 @@ def test_locate_sentences_writes_the_shares_and_both_bmis(tiny3_dir, tiny3, tmp_
     want = twin_patching(tiny3, prefixes)
     got = pd.read_csv(tmp_path / "twin_patching.csv")
     assert got.share.to_numpy() == pytest.approx(want.share.to_numpy(), abs=1e-4)
-    assert s["n_pairs"] == len(prefixes) > 0 and s["patching_top3"] == top_blocks(want)
+    excluded = s["bmi"]["template"]["excluded"]
+    assert s["n_pairs"] == len(prefixes) > 0 and s["patching_top3"] == top_blocks(want, 3, excluded)
+    assert not set(s["patching_top3"]) & set(excluded)
     assert set(pd.read_csv(tmp_path / "bmi.csv").material) == {"template", "sentence prefixes"}
     assert json.loads((tmp_path / "locate_sentences.json").read_text())["bmi"].keys() == s["bmi"].keys()
     with pytest.raises(ConfigError, match="declares no counterparts"):

@@ -167,3 +167,45 @@ def test_beyond_table_reads_an_axis_against_its_stereoset_type():
     assert "0.350 ± 0.124 (-30 %)" in md[3]  # 0.30 / 0.40 / 0.35: 4.303 * 0.05 / sqrt(3)
     assert md[3].endswith("| 64.0 ± 0.0 | — |") and "(" not in md[2]
     assert beyond_table(agg, "gender") == "" and beyond_table(agg.drop(columns="ctx1024_afgb"), "race") == ""
+
+
+def test_pair_goals_by_hand():
+    from lftf_interp.experiments.tables import pair_goals
+
+    rows = pd.DataFrame(
+        [
+            {
+                "method": "base",
+                "seed": 0,
+                "ss_test_gender": 60.0,
+                "lms_test_gender": 90.0,
+                "a_f": 0.3,
+                "kl": 0.0,
+            },
+            {
+                "method": "m",
+                "seed": 0,
+                "ss_test_gender": 52.0,
+                "lms_test_gender": 89.0,
+                "a_f": 0.27,
+                "kl": 0.01,
+            },
+            {
+                "method": "m",
+                "seed": 1,
+                "ss_test_gender": 54.0,
+                "lms_test_gender": 87.0,
+                "a_f": 0.33,
+                "kl": 0.03,
+            },
+        ]
+    )
+    g = pair_goals(rows)
+    ss = g["m"]["stereoset_gender_ss"]
+    half = 12.706 * (2**0.5) / 2**0.5  # t(1) × sd (√2) / √2
+    assert ss["mean"] == 53.0 and ss["seeds"] == 2
+    assert (ss["lo"], ss["hi"]) == pytest.approx((53.0 - half, 53.0 + half))
+    assert g["m"]["stereoset_gender_lms_change"]["mean"] == pytest.approx(-2.0)
+    assert g["m"]["a_f_ratio"]["mean"] == pytest.approx(1.0)
+    assert g["base"]["stereoset_gender_ss"] == {"mean": 60.0, "lo": None, "hi": None, "seeds": 1}
+    assert "winobias_pro" not in g["m"]  # a measure the rows lack is left out

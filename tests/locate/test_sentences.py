@@ -88,4 +88,5 @@ def test_twin_patching_equals_hooked_runs(tiny3):
     assert set(got.site) == {"attn_out", "mlp_out"} and len(got) == 2 * tiny3.cfg.n_layers
     for r in got.itertuples():
         assert r.share == pytest.approx(_hooked_share(tiny3, prefixes, r.site, r.layer), abs=1e-4)
-    assert len(top_blocks(got, 2)) == 2
+    ranked = top_blocks(got, 3)
+    assert len(ranked) == 3 and top_blocks(got, 2, exclude=ranked[:1]) == ranked[1:]
