@@ -29,7 +29,7 @@ from lftf_interp.models.tokens import encode, first_difference, target_ids
 from lftf_interp.tune.losses import hint_loss
 
 
-def _batch(n: int, size: int, seed: int, step: int) -> torch.Tensor:
+def batch_indices(n: int, size: int, seed: int, step: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed * 1_000_003 + step)
     return torch.randperm(n, generator=g)[: min(size, n)]
 
@@ -68,18 +68,29 @@ class _SentencePairs:
 
     def logprobs(self, scope, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed log-probs of the pro and the anti sentences of pairs ``idx`` from their first differing token."""
-        out = []
-        for ids, cache in zip(self.ids, self.caches, strict=True):
-            rows, pos, tgt = [], [], []
-            for r, i in enumerate(idx.tolist()):
-                for t in range(self.cut[i], len(ids[i])):  # token t is predicted at position t − 1
-                    rows.append(r)
-                    pos.append(t - 1)
-                    tgt.append(ids[i][t])
-            logp = scope.logits_at(cache, idx, torch.tensor(rows), torch.tensor(pos)).float().log_softmax(-1)
-            picked = logp[torch.arange(len(tgt)), torch.tensor(tgt)]
-            out.append(torch.zeros(len(idx), dtype=picked.dtype).index_add(0, torch.tensor(rows), picked))
-        return out[0], out[1]
+        a, b = (
+            token_logprobs(scope, cache, ids, self.cut, idx)[0]
+            for ids, cache in zip(self.ids, self.caches, strict=True)
+        )
+        return a, b
+
+
+def token_logprobs(
+    scope, cache, ids: Sequence[Sequence[int]], start: Sequence[int], idx: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed log-probability, token count) of the cached sequences ``idx`` from token ``start[i]`` on (token t
+    is read at position t − 1), with gradients through the scope."""
+    rows, pos, tgt = [], [], []
+    for r, i in enumerate(idx.tolist()):
+        for t in range(start[i], len(ids[i])):
+            rows.append(r)
+            pos.append(t - 1)
+            tgt.append(ids[i][t])
+    r_t = torch.tensor(rows)
+    logp = scope.logits_at(cache, idx, r_t, torch.tensor(pos)).float().log_softmax(-1)
+    picked = logp[torch.arange(len(tgt)), torch.tensor(tgt)]
+    total = torch.zeros(len(idx), dtype=picked.dtype).index_add(0, r_t, picked)
+    return total, torch.zeros(len(idx)).index_add(0, r_t, torch.ones(len(tgt)))
 
 
 def winobias_material(cfg):
@@ -119,21 +130,21 @@ class BeyondTemplate:
     def __call__(self, step: int) -> tuple[torch.Tensor | float, dict]:
         cfg, loss, parts = self.cfg, 0.0, {}
         if self.gendered is not None:
-            idx = _batch(len(self.g_labels), cfg.batch_size, cfg.seed + 104729, step)
+            idx = batch_indices(len(self.g_labels), cfg.batch_size, cfg.seed + 104729, step)
             lg = hint_loss(self.reader.log_masses(self.gendered, idx), self.reader.groups, self.g_labels[idx])
             loss, parts["loss_gendered"] = loss + cfg.gendered_weight * lg, lg.item()
         if self.wino is not None:
-            idx = _batch(len(self.w_male), cfg.batch_size, cfg.seed + 130363, step)
+            idx = batch_indices(len(self.w_male), cfg.batch_size, cfg.seed + 130363, step)
             lw = balanced_pair_loss(
                 self.scope.last_logits(self.wino, idx), self.w_male[idx], self.w_female[idx]
             )
             loss, parts["loss_winobias"] = loss + cfg.winobias_weight * lw, lw.item()
         if self.sentences is not None:
-            idx = _batch(len(self.sentences), cfg.batch_size, cfg.seed + 155921, step)
+            idx = batch_indices(len(self.sentences), cfg.batch_size, cfg.seed + 155921, step)
             ls = sentence_pair_loss(*self.sentences.logprobs(self.scope, idx))
             loss, parts["loss_winobias_sentence"] = loss + cfg.winobias_sentence_weight * ls, ls.item()
         if self.cda is not None:
-            idx = _batch(len(self.cda), cfg.batch_size, cfg.seed + 196613, step)
+            idx = batch_indices(len(self.cda), cfg.batch_size, cfg.seed + 196613, step)
             lc = sentence_pair_loss(*self.cda.logprobs(self.scope, idx))
             loss, parts["loss_cda"] = loss + cfg.cda_weight * lc, lc.item()
         return loss, parts
@@ -149,4 +160,4 @@ class BeyondTemplate:
         )
 
 
-__all__ = ["BeyondTemplate", "balanced_pair_loss", "sentence_pair_loss"]
+__all__ = ["BeyondTemplate", "balanced_pair_loss", "batch_indices", "sentence_pair_loss", "token_logprobs"]

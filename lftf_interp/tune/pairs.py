@@ -31,7 +31,7 @@ import torch
 
 from lftf_interp.errors import ConfigError
 from lftf_interp.metrics.pairs import sentence_ids
-from lftf_interp.tune.beyond import sentence_pair_loss
+from lftf_interp.tune.beyond import batch_indices, sentence_pair_loss, token_logprobs
 
 KINDS = ("stereotype", "anti-stereotype", "unrelated")
 PAIR_COLUMNS = ("context", *KINDS, "split")
@@ -67,17 +67,8 @@ class SentenceSet:
         return len(self.ids)
 
     def scores(self, scope, idx: torch.Tensor) -> torch.Tensor:
-        rows, pos, tgt = [], [], []
-        for r, i in enumerate(idx.tolist()):
-            for t in range(self.score_from[i], len(self.ids[i])):  # token t is read at position t − 1
-                rows.append(r)
-                pos.append(t - 1)
-                tgt.append(self.ids[i][t])
-        r_t = torch.tensor(rows)
-        logp = scope.logits_at(self.cache, idx, r_t, torch.tensor(pos)).float().log_softmax(-1)
-        picked = logp[torch.arange(len(tgt)), torch.tensor(tgt)]
-        total = torch.zeros(len(idx)).index_add(0, r_t, picked)
-        return total / torch.zeros(len(idx)).index_add(0, r_t, torch.ones(len(tgt)))
+        total, n = token_logprobs(scope, self.cache, self.ids, self.score_from, idx)
+        return total / n
 
 
 class ItemSet:
@@ -100,11 +91,6 @@ def margin_loss(scores: dict[str, torch.Tensor], base_margins: torch.Tensor) -> 
     """Mean of relu(m_base − m)² over the two meaningful sentences, m = s_meaningful − s_unrelated."""
     m = torch.stack([scores["stereotype"], scores["anti-stereotype"]], -1) - scores["unrelated"][:, None]
     return torch.relu(base_margins - m).pow(2).mean()
-
-
-def _batch(n: int, size: int, seed: int, step: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    return torch.randperm(n, generator=g)[: min(size, n)]
 
 
 class PairTerms:
@@ -143,7 +129,7 @@ class PairTerms:
 
     def __call__(self, step: int) -> tuple[torch.Tensor | float, dict]:
         cfg, loss, parts = self.cfg, 0.0, {}
-        idx = _batch(self.fit.n, cfg.batch_size, cfg.seed + 224737, step)
+        idx = batch_indices(self.fit.n, cfg.batch_size, cfg.seed + 224737, step)
         kinds = KINDS if self.base_margins is not None else KINDS[:2]
         s = self.fit.scores(self.scope, idx, kinds) if cfg.pair_weight > 0 or cfg.lms_weight > 0 else {}
         if cfg.pair_weight > 0:
@@ -153,7 +139,7 @@ class PairTerms:
             lm = margin_loss(s, self.base_margins[idx])
             loss, parts["loss_lms"] = loss + cfg.lms_weight * lm, lm.item()
         if self.twins is not None:
-            tidx = _batch(self.twins[0].n, cfg.batch_size, cfg.seed + 251087, step)
+            tidx = batch_indices(self.twins[0].n, cfg.batch_size, cfg.seed + 251087, step)
             a, b = (t.scores(self.scope, tidx, KINDS[:2]) for t in self.twins)
             ls = sentence_pair_loss(torch.cat(list(a.values())), torch.cat(list(b.values())))
             loss, parts["loss_swap"] = loss + cfg.swap_weight * ls, ls.item()
