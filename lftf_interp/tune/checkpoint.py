@@ -77,6 +77,15 @@ def save_checkpoint(
             shutil.rmtree(old, ignore_errors=True)
 
 
+def latest_step(ckpt: Path | None) -> int | None:
+    """The step of the checkpoint ``ckpt/latest`` names, read from disk (None when there is none): what a run
+    interrupted at any moment, even inside :func:`save_checkpoint`, can resume from."""
+    if ckpt is None or not (ckpt / LATEST).is_file():
+        return None
+    name = (ckpt / LATEST).read_text().strip()
+    return int(name.removeprefix("step-")) if name.startswith("step-") and name[5:].isdigit() else None
+
+
 def read_checkpoint(out_dir: str | Path) -> dict | None:
     """The newest checkpoint under ``out_dir/checkpoint``, its files checked against their sha256: its state
     (step, history, best, config) plus ``folder``; None when there is none. Needs no model."""

@@ -32,7 +32,13 @@ from lftf_interp.metrics.groups import bias_per_prompt, hint_per_prompt
 from lftf_interp.metrics.wordprobs import word_ids
 from lftf_interp.tune import parallel
 from lftf_interp.tune.beyond import BeyondTemplate
-from lftf_interp.tune.checkpoint import TrainingError, check_resume, load_checkpoint, save_checkpoint
+from lftf_interp.tune.checkpoint import (
+    TrainingError,
+    check_resume,
+    latest_step,
+    load_checkpoint,
+    save_checkpoint,
+)
 from lftf_interp.tune.config import METHODS, TuneConfig
 from lftf_interp.tune.context import ContextPrompts, stretch_lengths, stretches
 from lftf_interp.tune.delta import block_fingerprint
@@ -332,13 +338,14 @@ def _loop(cfg: TuneConfig, params, validate, objective, out_dir, resume, progres
         history.append({**validate(0), "loss": float("nan")})
         best = {"step": 0, "val": history[-1], "params": _snapshot(params)}
     bad_evals = state.get("bad_evals", 0) if resume else 0
-    saved_step = first_step - 1 if resume else None
     try:
         for step in range(first_step, cfg.steps + 1):
             loss, parts = objective(step)
             if not torch.isfinite(loss):
                 where = (
-                    f"the last good checkpoint is in {ckpt}" if saved_step else "no checkpoint was written"
+                    f"the last good checkpoint is in {ckpt}"
+                    if latest_step(ckpt)
+                    else "no checkpoint was written"
                 )
                 raise TrainingError(
                     f"Loss became {loss.item()} at step {step} ({parts}); stopping. {where}. Lower the learning rate "
@@ -365,10 +372,10 @@ def _loop(cfg: TuneConfig, params, validate, objective, out_dir, resume, progres
                 progress(step, row)
             if ckpt and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and parallel.is_main():
                 save_checkpoint(ckpt, step, params, opt, history, best, cfg.to_dict(), bad_evals)
-                saved_step = step
             if cfg.patience is not None and bad_evals > cfg.patience:
                 break
     except KeyboardInterrupt:
+        saved_step = latest_step(ckpt)  # on disk: a signal can land between the rename and the next statement
         how = (
             f"rerun with --resume (resume=True) to continue from the checkpoint of step {saved_step} in {ckpt}"
             if saved_step

@@ -92,6 +92,45 @@ def test_resume_under_another_thread_count_warns(tmp_path, monkeypatch, caplog):
     assert f"OMP_NUM_THREADS={threads}" in caplog.text and f"with {threads + 1} CPU threads" in caplog.text
 
 
+def test_interrupt_inside_a_checkpoint_write_names_the_step_on_disk(tmp_path, monkeypatch):
+    """Ctrl-C (or SIGTERM) that lands after ``latest`` is renamed but before save_checkpoint returns still
+    names the checkpoint just written; before any checkpoint it says none was written."""
+    import torch
+
+    from lftf_interp.tune import checkpoint, train
+    from lftf_interp.tune.checkpoint import latest_step
+
+    assert latest_step(None) is None and latest_step(tmp_path / "checkpoint") is None
+    w = torch.nn.Parameter(torch.ones(2))
+    cfg = train.TuneConfig(steps=9, checkpoint_every=2, eval_every=100)
+
+    def objective(step):
+        return (w * step).sum(), {}
+
+    def validate(step):
+        return {"val_afgb": 1.0}
+
+    real_rmtree = checkpoint.shutil.rmtree
+
+    def interrupt_after_the_rename(path, ignore_errors=False):
+        if "step-000004" in str((tmp_path / "checkpoint" / "latest").read_text()):
+            raise KeyboardInterrupt
+        real_rmtree(path, ignore_errors=ignore_errors)
+
+    monkeypatch.setattr(checkpoint.shutil, "rmtree", interrupt_after_the_rename)
+    with pytest.raises(Interrupted, match=r"checkpoint of step 4 in"):
+        train._loop(cfg, {"w": w}, validate, objective, tmp_path, False, None)
+    assert latest_step(tmp_path / "checkpoint") == 4
+    (tmp_path / "checkpoint" / "latest").write_text("not-a-step")
+    assert latest_step(tmp_path / "checkpoint") is None
+
+    def ctrl_c(step, row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match="no checkpoint was written yet"):
+        train._loop(cfg, {"w": w}, validate, objective, tmp_path / "fresh", False, ctrl_c)
+
+
 def test_resume_is_checked_before_anything_loads(tmp_path, no_model):
     res = lftf("finetune", "--model", "smollm2-135m", "--resume", "--out", tmp_path / "none")
     assert res.exit_code == 2 and "Nothing to resume" in res.output, res.output
