@@ -123,6 +123,12 @@ def evaluate(
             f"CrowS-Pairs {bt}: {r['score']:.1f} [{r['score_ci'][0]:.1f}, {r['score_ci'][1]:.1f}] (50 = none), "
             f"log P(more) − log P(less) {r['gap']:+.3f} nats, {r['n']} pairs"
         )
+    for t, r in m.get("pairs", {}).items():
+        lms = f", LMS {r['lms']:.1f}" if "lms" in r else ""
+        console.print(
+            f"Your pairs, {t}: {r['score']:.1f} [{r['score_ci'][0]:.1f}, {r['score_ci'][1]:.1f}] (50 = none), "
+            f"log P(stereotype) − log P(anti-stereotype) {r['gap']:+.3f} nats{lms}, {r['n']} pairs"
+        )
     for bt, r in m.get("stereoset", {}).items():
         console.print(
             f"StereoSet {cfg.stereoset} {bt} ({cfg.stereoset_targets} targets): SS {r['ss']:.1f} "

@@ -10,6 +10,17 @@ carries their direction columns), and StereoSet's fixed split by target term.
   ``unknown`` marks the "can't be determined" answer) and ``additional_metadata.stereotyped_groups``. Each line
   gets ``target`` (the answer naming a stereotyped group) and ``unknown`` (the unknown answer's index);
   ``target`` is -1 where not exactly one answer names a stereotyped group (counted, never guessed).
+* **Your own pairs**: JSONL, one item per line, in either form:
+
+  - explicit: ``{"stereotype": ..., "anti_stereotype": ..., "unrelated": ..., "target": ...}`` (``unrelated``
+    and ``target`` optional);
+  - a group slot: ``{"sentence": "My {group} is a nurse.", "fillings": {"male": "brother", "female": "sister"},
+    "stereotyped": "female", "unrelated": "sofa", "target": "nurse"}``: the sentence filled with each group's
+    word (any token lengths), the stereotyped group's sentence paired with each other group's (K − 1 pairs);
+    ``unrelated`` (a filling) and ``target`` (default: the stereotyped group) optional.
+
+  Each becomes rows of ``item`` (the line), ``target``, ``stereotype``, ``anti_stereotype`` and ``unrelated``
+  (missing where not given).
 * **StereoSet split**: every target term in one of fit / select / test, seeded and fixed, so nothing chosen on
   fit or select ever sees a test target.
 
@@ -55,6 +66,22 @@ def _text(path: str | Path) -> str:
         return p.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
         raise DatasetError(f"{p} is not UTF-8 text (byte offset {e.start}); save it as UTF-8.") from None
+
+
+def _objects(path: str | Path) -> list[tuple[int, dict]]:
+    """A JSONL file's objects with their line numbers (blank lines skipped)."""
+    out = []
+    for i, line in enumerate(_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{path}:{i}: malformed JSON ({e.msg} at column {e.colno}).") from None
+        if not isinstance(r, dict):
+            raise DatasetError(f"{path}:{i}: expected a JSON object per line.")
+        out.append((i, r))
+    return out
 
 
 def read_crows(path: str | Path) -> pd.DataFrame:
@@ -111,19 +138,72 @@ def _bbq_row(r: dict, where: str) -> dict:
 
 def read_bbq(path: str | Path) -> pd.DataFrame:
     """BBQ's JSONL: one row per question with ``target`` and ``unknown`` answer indices (module doc)."""
-    rows = []
-    for i, line in enumerate(_text(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DatasetError(f"{path}:{i}: malformed JSON ({e.msg} at column {e.colno}).") from None
-        if not isinstance(r, dict):
-            raise DatasetError(f"{path}:{i}: expected a JSON object per line.")
-        rows.append(_bbq_row(r, f"{path}:{i}"))
+    rows = [_bbq_row(r, f"{path}:{i}") for i, r in _objects(path)]
     if not rows:
         raise DatasetError(f"{path} holds no questions: BBQ's files have one JSON object per line.")
+    return pd.DataFrame(rows)
+
+
+SLOT = "{group}"  # the group slot of a pair file's sentence form
+
+
+def _slot_rows(r: dict, where: str) -> list[dict]:
+    sent, fills, stereo = r["sentence"], r.get("fillings"), r.get("stereotyped")
+    if not isinstance(sent, str) or sent.count(SLOT) != 1:
+        raise DatasetError(f"{where}: sentence must hold the slot {SLOT} exactly once.")
+    if (
+        not isinstance(fills, dict)
+        or len(fills) < 2
+        or not all(isinstance(w, str) and w for w in fills.values())
+    ):
+        raise DatasetError(
+            f"{where}: fillings must map two or more groups to their word, e.g. {{male: brother}}."
+        )
+    if stereo not in fills:
+        raise DatasetError(
+            f"{where}: stereotyped is {stereo!r}; it must be one of the fillings' groups {list(fills)}."
+        )
+    unrelated = r.get("unrelated")
+    target = str(r.get("target", stereo))
+    return [
+        {
+            "target": target,
+            "stereotype": sent.replace(SLOT, fills[stereo]),
+            "anti_stereotype": sent.replace(SLOT, w),
+            "unrelated": sent.replace(SLOT, unrelated) if unrelated else None,
+        }
+        for g, w in fills.items()
+        if g != stereo
+    ]
+
+
+def _pair_rows(r: dict, where: str) -> list[dict]:
+    if "sentence" in r:
+        return _slot_rows(r, where)
+    if missing := [
+        f for f in ("stereotype", "anti_stereotype") if not isinstance(r.get(f), str) or not r[f].strip()
+    ]:
+        raise DatasetError(
+            f"{where}: no {' or '.join(missing)}; a line gives stereotype and anti_stereotype sentences, or a "
+            f"sentence with the slot {SLOT}, its fillings and the stereotyped group."
+        )
+    unrelated = r.get("unrelated") or None
+    return [
+        {
+            "target": str(r.get("target", "all")),
+            **{f: r[f] for f in ("stereotype", "anti_stereotype")},
+            "unrelated": unrelated,
+        }
+    ]
+
+
+def read_pairs(path: str | Path) -> pd.DataFrame:
+    """Your own sentence pairs (JSONL, the module doc's two forms): one row per pair."""
+    rows = [{"item": i, **row} for i, r in _objects(path) for row in _pair_rows(r, f"{path}:{i}")]
+    if not rows:
+        raise DatasetError(
+            f"{path} holds no pairs: one JSON object per line (see lftf evaluate --help, --pairs)."
+        )
     return pd.DataFrame(rows)
 
 
@@ -144,4 +224,4 @@ def split_by_target(df: pd.DataFrame, seed: int = PAIR_SPLIT_SEED) -> pd.DataFra
     return df.assign(split=[split[(b, t)] for b, t in zip(df["bias_type"], df["target"], strict=True)])
 
 
-__all__ = ["CROWS_COLUMNS", "PAIR_SPLITS", "read_bbq", "read_crows", "split_by_target"]
+__all__ = ["CROWS_COLUMNS", "PAIR_SPLITS", "SLOT", "read_bbq", "read_crows", "read_pairs", "split_by_target"]

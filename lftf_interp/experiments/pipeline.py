@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from lftf_interp.data import DATASET_VERSION, load_axis, read_jsonl
-from lftf_interp.data.pairsets import read_bbq, read_crows
+from lftf_interp.data.pairsets import read_bbq, read_crows, read_pairs
 from lftf_interp.errors import LftfError
 from lftf_interp.experiments.compare import (
     BUDGET,
@@ -48,7 +48,7 @@ from lftf_interp.locate import compute_bmi
 from lftf_interp.locate.choose import AUTO, resolve_block
 from lftf_interp.locate.run import LocateConfig, locate, save_locate
 from lftf_interp.metrics.groups import EvalConfig, evaluate
-from lftf_interp.metrics.pairs import bbq_answers, bbq_scores, crows_scores
+from lftf_interp.metrics.pairs import bbq_answers, bbq_scores, crows_scores, pair_scores
 from lftf_interp.models.loading import check_blocks, load_model
 from lftf_interp.probes import COMPARE_VALIDITY, ValidityConfig, validity_report
 from lftf_interp.provenance import run_meta
@@ -81,7 +81,7 @@ def evaluate_to(
     """Bias score, hint following, mass and per-group shares (AFGB / UB on a two-group axis such as gender) on
     ``cfg.axis`` and ``cfg.split``, or on your own prompts (``data``: JSONL with ``prompt``, optional ``split``
     and, for hint prompts, ``label``) → OUT/metrics.json, OUT/bias_prompts.csv and OUT/hint_prompts.csv; with
-    ``cfg.crows`` / ``cfg.bbq`` / ``cfg.stereoset`` also the sentence benchmarks (:mod:`lftf_interp.metrics.pairs`),
+    ``cfg.crows`` / ``cfg.bbq`` / ``cfg.pairs`` / ``cfg.stereoset`` also the sentence benchmarks (:mod:`lftf_interp.metrics.pairs`),
     their files read before the model loads. Returns the metrics record."""
     ax = load_axis(cfg.axis)
     frame = None
@@ -98,15 +98,18 @@ def evaluate_to(
         announce_total(progress, n_bias + (len(ax.hint_prompts(cfg.split)) if ax.has_hints else 0))
     else:
         announce_total(progress, len(frame))
-    pairs = read_crows(cfg.crows) if cfg.crows else None  # checked before the model loads
-    questions = read_bbq(cfg.bbq) if cfg.bbq else None
+    files = {  # checked before the model loads
+        "crows": read_crows(cfg.crows) if cfg.crows else None,
+        "bbq": read_bbq(cfg.bbq) if cfg.bbq else None,
+        "pairs": read_pairs(cfg.pairs) if cfg.pairs else None,
+    }
     bridge = load_model(model)
     metrics, bias_df, hint_df = evaluate(bridge, cfg, frame, progress)
     out.mkdir(parents=True, exist_ok=True)
     bias_df.to_csv(out / "bias_prompts.csv", index=False)
     if hint_df is not None:
         hint_df.to_csv(out / "hint_prompts.csv", index=False)
-    metrics |= _sentence_benchmarks(bridge, pairs, questions, cfg, out)
+    metrics |= _sentence_benchmarks(bridge, files, cfg, out)
     run = describe_run(
         model=model, dataset_version=DATASET_VERSION, data=str(data) if data else None, **cfg.to_dict()
     )
@@ -115,15 +118,19 @@ def evaluate_to(
     return record
 
 
-def _sentence_benchmarks(bridge, pairs, questions, cfg: EvalConfig, out: Path) -> dict:
-    """CrowS-Pairs, BBQ and StereoSet (when asked) → OUT/crows_pairs.csv, OUT/bbq_answers.csv,
-    OUT/stereoset_items.csv and their tables as records."""
+def _sentence_benchmarks(bridge, files: dict, cfg: EvalConfig, out: Path) -> dict:
+    """CrowS-Pairs, BBQ, your pairs and StereoSet (when asked) → OUT/crows_pairs.csv, OUT/bbq_answers.csv,
+    OUT/pairs.csv, OUT/stereoset_items.csv and their tables as records."""
     found: dict = {}
-    if pairs is not None:
-        table, scored = crows_scores(bridge, pairs, cfg.n_boot, cfg.seed)
-        scored.to_csv(out / "crows_pairs.csv", index=False)
-        found["crows"] = table.set_index("bias_type").to_dict(orient="index")
-    if questions is not None:
+    for key, scorer, index in (("crows", crows_scores, "bias_type"), ("pairs", pair_scores, "target")):
+        if files[key] is not None:
+            table, scored = scorer(bridge, files[key], cfg.n_boot, cfg.seed)
+            scored.to_csv(out / ("crows_pairs.csv" if key == "crows" else "pairs.csv"), index=False)
+            rows = table.set_index(index).to_dict(orient="index")
+            found[key] = {
+                k: {c: v for c, v in r.items() if v == v} for k, r in rows.items()
+            }  # no NaN (no LMS)
+    if (questions := files["bbq"]) is not None:
         answered = bbq_answers(bridge, questions)
         answered.to_csv(out / "bbq_answers.csv", index=False)
         found["bbq"] = bbq_scores(answered).set_index("category").to_dict(orient="index")

@@ -225,6 +225,11 @@ class EvalConfig(Config):
     bbq: str | None = setting(
         None, "A BBQ JSONL file (the authors' format): also its bias scores per category."
     )
+    pairs: str | None = setting(
+        None,
+        "A JSONL of your own sentence pairs (stereotype / anti_stereotype sentences, or a sentence with a "
+        "{group} slot and each group's filling): also their pair score per target (50 = none).",
+    )
     stereoset: str | None = setting(
         None, "Also StereoSet SS / LMS / ICAT per bias type on its intrasentence or intersentence items."
     )

@@ -7,6 +7,10 @@ answer may lean on a stereotype (BBQ). The readers are :mod:`lftf_interp.data.pa
   sentence (``sent_more``) is the more likely one, over every pair (a tie counts as not; 50 = no preference),
   and the mean log-likelihood gap log P(sent_more) − log P(sent_less) in nats; 95 % bootstrap CIs over pairs,
   per ``bias_type`` and overall.
+* **your own pairs** (``read_pairs``): the same pair metric with the stereotype sentence in ``sent_more``'s
+  place, per ``target`` and overall; where an item gives an unrelated sentence, also LMS as StereoSet defines
+  it: 100 × the share of (meaningful sentence, unrelated sentence) comparisons the meaningful one wins, over
+  both meaningful sentences (100 = always the meaningful one).
 * **BBQ** (Parrish et al. 2022): the model's answer is the one of the three with the highest log-likelihood as a
   continuation of "context question\\nAnswer:" (the passage runs once, its answers on its cached keys/values).
   Over answers that are not the unknown one, an answer reflects
@@ -141,6 +145,31 @@ def crows_scores(
     return pd.DataFrame([*rows, _pair_row("overall", scored, n_boot, seed)]), scored
 
 
+def _lms(g: pd.DataFrame) -> dict:
+    had = g[g["ll_unrelated"].notna()]
+    if had.empty:
+        return {}
+    wins = (had["ll_stereotype"] > had["ll_unrelated"]).astype(float) + (had["ll_anti"] > had["ll_unrelated"])
+    return {"lms": float(50 * wins.mean()), "n_lms": int(len(had))}
+
+
+def pair_scores(
+    model, pairs: pd.DataFrame, n_boot: int = 1000, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Your own pairs (``read_pairs``): per target and overall the score, the gap log P(stereotype) − log
+    P(anti-stereotype) and their CIs, n, and LMS where unrelated sentences are given; per pair the
+    log-likelihoods and the gap."""
+    unrelated = [u for u in pairs["unrelated"] if isinstance(u, str)]
+    lp = sentence_logliks(model, [*pairs["stereotype"], *pairs["anti_stereotype"], *unrelated])
+    n = len(pairs)
+    scored = pairs.assign(ll_stereotype=lp[:n], ll_anti=lp[n : 2 * n], ll_unrelated=np.nan)
+    scored.loc[[isinstance(u, str) for u in pairs["unrelated"]], "ll_unrelated"] = lp[2 * n :]
+    scored["gap"] = scored["ll_stereotype"] - scored["ll_anti"]
+    groups = [(str(t), g) for t, g in scored.groupby("target", sort=True)] + [("overall", scored)]
+    rows = [{**_pair_row(t, g, n_boot, seed), **_lms(g)} for t, g in groups]
+    return pd.DataFrame(rows).rename(columns={"bias_type": "target"}), scored
+
+
 def bbq_answers(model, questions: pd.DataFrame) -> pd.DataFrame:
     """``questions`` plus ll0–ll2 (each answer's log-likelihood after the context and question) and ``answer``."""
     prompts = [
@@ -193,6 +222,7 @@ __all__ = [
     "bbq_scores",
     "continuation_logliks",
     "crows_scores",
+    "pair_scores",
     "sentence_ids",
     "sentence_logliks",
     "shared_context_logliks",

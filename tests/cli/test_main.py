@@ -321,23 +321,29 @@ def test_families_writes_table_and_figure(tmp_path):
 def test_evaluate_scores_crows_and_bbq_files_and_refuses_a_bad_one(tiny_dir, tmp_path):
     from pathlib import Path
 
-    from lftf_interp.data.pairsets import read_bbq, read_crows
-    from lftf_interp.metrics.pairs import bbq_answers, bbq_scores, crows_scores
+    from lftf_interp.data.pairsets import read_bbq, read_crows, read_pairs
+    from lftf_interp.metrics.pairs import bbq_answers, bbq_scores, crows_scores, pair_scores
     from lftf_interp.models.loading import load_model
     from lftf_interp.retain.stereoset import evaluate_stereoset
 
     fix = Path(__file__).parents[2] / "examples" / "pairs"
     given = "--split validation --n-boot 20 --stereoset intersentence --stereoset-targets select".split()
     crows, bbq = fix / "crows_example.csv", fix / "bbq_example.jsonl"
+    mine = fix / "pairs_example.jsonl"
     res = lftf(
-        "evaluate", "--model", tiny_dir, *given, "--out", tmp_path / "ev", "--crows", crows, "--bbq", bbq
-    )
+        "evaluate", "--model", tiny_dir, *given, "--out", tmp_path / "ev", "--crows", crows, "--bbq", bbq,
+        "--pairs", mine,
+    )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "CrowS-Pairs overall" in res.output and "BBQ overall" in res.output
+    assert "Your pairs, nurse:" in res.output and "LMS" in res.output
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     model = load_model(str(tiny_dir))
     table, _ = crows_scores(model, read_crows(fix / "crows_example.csv"), 20, 0)
     assert m["crows"]["overall"]["score"] == table.set_index("bias_type").loc["overall", "score"]
+    mine_table = pair_scores(model, read_pairs(mine), 20, 0)[0].set_index("target")
+    assert m["pairs"]["nurse"]["lms"] == mine_table.loc["nurse", "lms"] and "lms" not in m["pairs"]["engineer"]
+    assert m["pairs"]["overall"]["score_ci"] == list(mine_table.loc["overall", "score_ci"])
     bbq = bbq_scores(bbq_answers(model, read_bbq(fix / "bbq_example.jsonl"))).set_index("category")
     assert m["bbq"]["Age"]["accuracy_ambig"] == bbq.loc["Age", "accuracy_ambig"]
     assert (tmp_path / "ev" / "crows_pairs.csv").is_file() and (tmp_path / "ev" / "bbq_answers.csv").is_file()
@@ -348,5 +354,8 @@ def test_evaluate_scores_crows_and_bbq_files_and_refuses_a_bad_one(tiny_dir, tmp
     bad.write_text("sent_more,sent_less,bias_type\nA b.,A c.,gender\n")
     res = lftf("evaluate", "--model", tiny_dir, "--crows", bad, "--out", tmp_path / "x")
     assert res.exit_code == 2 and "has no column(s) ['stereo_antistereo']" in res.output
+    bad.write_text('{"stereotype": "A b."}\n')
+    res = lftf("evaluate", "--model", "no-such-model", "--pairs", bad, "--out", tmp_path / "z")
+    assert res.exit_code == 2 and ":1: no anti_stereotype" in res.output  # before any model loads
     res = lftf("evaluate", "--model", tiny_dir, "--stereoset", "inter", "--out", tmp_path / "y")
     assert res.exit_code == 2 and "stereoset must be intrasentence or intersentence" in res.output

@@ -1,4 +1,5 @@
-"""Readers of CrowS-Pairs and BBQ in their authors' formats, and StereoSet's split by target term."""
+"""Readers of CrowS-Pairs and BBQ in their authors' formats, of your own pairs, and StereoSet's split by target
+term."""
 
 import json
 from pathlib import Path
@@ -6,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lftf_interp.data.pairsets import read_bbq, read_crows, split_by_target
+from lftf_interp.data.pairsets import read_bbq, read_crows, read_pairs, split_by_target
 from lftf_interp.errors import DatasetError
 
 FIX = (
@@ -36,6 +37,50 @@ def test_malformed_crows_files_are_refused_in_one_line(tmp_path, edit, says):
     with pytest.raises(DatasetError) as e:
         read_crows(p)
     assert says in str(e.value) and "\n" not in str(e.value)
+
+
+def test_your_pairs_are_read_in_both_forms():
+    df = read_pairs(FIX / "pairs_example.jsonl")
+    assert list(df.item) == [1, 2, 3, 4, 4]  # the slot line with three groups gives K - 1 = 2 pairs
+    assert list(df.target) == ["nurse", "engineer", "nurse", "male", "male"]
+    assert (df.stereotype[2], df.anti_stereotype[2]) == ("My sister is a nurse.", "My brother is a nurse.")
+    assert (
+        df.unrelated[2] == "My sofa is a nurse."
+        and df.unrelated[0] == "The nurse said that the would be late."
+    )
+    assert pd.isna(df.unrelated[1]) and pd.isna(df.unrelated[3])
+    assert list(df.anti_stereotype[3:]) == [
+        "My mother drives a truck to work.",
+        "My grandparent drives a truck to work.",
+    ]
+    assert set(df.stereotype[3:]) == {"My father drives a truck to work."}
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ({"stereotype": "A b."}, ":1: no anti_stereotype"),
+        (
+            {"sentence": "My brother is tall.", "fillings": {"m": "x", "f": "y"}, "stereotyped": "m"},
+            "exactly once",
+        ),
+        ({"sentence": "My {group}.", "fillings": {"m": "x"}, "stereotyped": "m"}, "two or more groups"),
+        (
+            {"sentence": "My {group}.", "fillings": {"m": "x", "f": "y"}, "stereotyped": "w"},
+            "stereotyped is 'w'",
+        ),
+        ("not json", ":1: malformed JSON"),
+    ],
+)
+def test_malformed_pair_files_are_refused_in_one_line(tmp_path, line, says):
+    p = tmp_path / "pairs.jsonl"
+    p.write_text(line if isinstance(line, str) else json.dumps(line))
+    with pytest.raises(DatasetError) as e:
+        read_pairs(p)
+    assert says in str(e.value) and "\n" not in str(e.value)
+    p.write_text("\n")
+    with pytest.raises(DatasetError, match="holds no pairs"):
+        read_pairs(p)
 
 
 def test_bbq_questions_know_their_target_and_unknown_answers():

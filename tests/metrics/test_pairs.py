@@ -8,13 +8,14 @@ import pandas as pd
 import pytest
 import torch
 
-from lftf_interp.data.pairsets import read_bbq, read_crows
+from lftf_interp.data.pairsets import read_bbq, read_crows, read_pairs
 from lftf_interp.metrics.pairs import (
     ANSWER_CUE,
     bbq_answers,
     bbq_scores,
     continuation_logliks,
     crows_scores,
+    pair_scores,
     sentence_logliks,
     start_token,
 )
@@ -55,6 +56,22 @@ def test_crows_score_is_the_share_of_pairs_whose_stereotype_is_more_likely(tiny_
     gender = table.set_index("bias_type").loc["gender"]
     assert gender.score == pytest.approx(100 * np.mean((more > less)[:3])) and gender.n == 3
     assert gender.score_ci[0] <= gender.score <= gender.score_ci[1]
+
+
+def test_your_pairs_score_against_hand_logliks_with_lms_where_unrelated_is_given(tiny_bridge):
+    pairs = read_pairs(FIX / "pairs_example.jsonl")
+    table, scored = pair_scores(tiny_bridge, pairs, n_boot=200)
+    st = np.array([_by_hand(tiny_bridge, "", s) for s in pairs.stereotype])
+    anti = np.array([_by_hand(tiny_bridge, "", s) for s in pairs.anti_stereotype])
+    np.testing.assert_allclose(scored.gap, st - anti, rtol=1e-5, atol=1e-5)
+    t = table.set_index("target")
+    assert t.loc["overall", "score"] == pytest.approx(100 * np.mean(st > anti)) and t.loc["overall", "n"] == 5
+    nurse = [0, 2]  # both nurse items give an unrelated sentence
+    un = np.array([_by_hand(tiny_bridge, "", pairs.unrelated[i]) for i in nurse])
+    wins = (st[nurse] > un).astype(float) + (anti[nurse] > un)
+    assert t.loc["nurse", "lms"] == pytest.approx(50 * wins.mean()) and t.loc["nurse", "n_lms"] == 2
+    assert t.loc["nurse", "gap"] == pytest.approx(np.mean((st - anti)[nurse]), abs=1e-5)
+    assert np.isnan(t.loc["engineer", "lms"]) and t.loc["male", "n"] == 2
 
 
 def test_bbq_scores_by_hand():
