@@ -342,7 +342,9 @@ def test_evaluate_scores_crows_and_bbq_files_and_refuses_a_bad_one(tiny_dir, tmp
     table, _ = crows_scores(model, read_crows(fix / "crows_example.csv"), 20, 0)
     assert m["crows"]["overall"]["score"] == table.set_index("bias_type").loc["overall", "score"]
     mine_table = pair_scores(model, read_pairs(mine), 20, 0)[0].set_index("target")
-    assert m["pairs"]["nurse"]["lms"] == mine_table.loc["nurse", "lms"] and "lms" not in m["pairs"]["engineer"]
+    assert (
+        m["pairs"]["nurse"]["lms"] == mine_table.loc["nurse", "lms"] and "lms" not in m["pairs"]["engineer"]
+    )
     assert m["pairs"]["overall"]["score_ci"] == list(mine_table.loc["overall", "score_ci"])
     bbq = bbq_scores(bbq_answers(model, read_bbq(fix / "bbq_example.jsonl"))).set_index("category")
     assert m["bbq"]["Age"]["accuracy_ambig"] == bbq.loc["Age", "accuracy_ambig"]
