@@ -7,6 +7,7 @@ exits with status 2, never as a traceback.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -21,9 +22,11 @@ from lftf_interp.cli.base import (  # noqa: F401  (app: the entry point)
     config_options,
     console,
     executor_options,
+    option,
     progress_bar,
 )
 from lftf_interp.data import DEFAULT_AXIS, load_axis
+from lftf_interp.errors import ConfigError
 from lftf_interp.experiments import pipeline
 from lftf_interp.experiments.compare import BUDGET, CompareConfig, SweepConfig, retain_config
 from lftf_interp.experiments.jobs import ExecutorConfig
@@ -31,6 +34,7 @@ from lftf_interp.locate.run import LocateConfig
 from lftf_interp.metrics.groups import EvalConfig
 from lftf_interp.options import ints, items
 from lftf_interp.plots import report
+from lftf_interp.probes import ValidityConfig
 from lftf_interp.tune.train import TuneConfig
 
 
@@ -289,6 +293,9 @@ def compare(
         help="Also the probes beyond the template per row: on gender `lftf validity`'s probes and StereoSet, on "
         "another axis long context (its prompts) and StereoSet; long context at 0 and 1,024 tokens.",
     ),
+    crows: str = option(ValidityConfig, "crows"),
+    bbq: str = option(ValidityConfig, "bbq"),
+    pairs: str = option(ValidityConfig, "pairs"),
     fill: bool = typer.Option(
         False,
         help="Rows already in OUT that lack a probe of the comparison (written before it joined) get it: the "
@@ -313,11 +320,17 @@ def compare(
         )
 
     want = None if methods == "all" else list(items(methods))
+    if not validity and (
+        files := [f"--{k}" for k, v in (("crows", crows), ("bbq", bbq), ("pairs", pairs)) if v]
+    ):
+        raise ConfigError(
+            f"{', '.join(files)} run(s) among the probes: drop --no-validity to score the file(s)."
+        )
     cfg = CompareConfig(
         model=model,
         budget=dict(BUDGET, **({"steps": steps} if steps else {})),
         retain=retain_config(retain),
-        validity=pipeline.COMPARE_VALIDITY if validity else None,
+        validity=replace(pipeline.COMPARE_VALIDITY, crows=crows, bbq=bbq, pairs=pairs) if validity else None,
         **(comparison or {}),
     )
     console.print(

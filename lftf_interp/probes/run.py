@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,7 @@ from lftf_interp.configs import Config, setting
 from lftf_interp.data import DEFAULT_AXIS, load_axis
 from lftf_interp.errors import ConfigError
 from lftf_interp.probes import beyond as probes
+from lftf_interp.probes.sentences import FILE_PROBES, READERS, file_probe
 from lftf_interp.retain import CORPORA, RetainConfig, corpus_documents, window_documents
 from lftf_interp.retain.stereoset import evaluate_stereoset, split_of_targets, ss_lms_icat
 
@@ -32,7 +34,9 @@ def axis_probes(axis: str) -> tuple[str, ...]:
 class ValidityConfig(Config):
     """Which probes run, and their sizes. ``external``: a folder holding winobias/, winogender/ and
     professions_bolukbasi/ (None: :func:`~lftf_interp.data.external.external_root`, else the pinned upstream download). ``axis``: the bias
-    axis the probes score; on an axis that is not gendered only :data:`AXIS_PROBES` run."""
+    axis the probes score; on an axis that is not gendered only :data:`AXIS_PROBES` run. ``crows`` / ``bbq`` /
+    ``pairs``: files of those sentence benchmarks (:mod:`.sentences`); each one given adds its probe, on any axis,
+    and is read here, so a malformed file is refused before any model loads."""
 
     probes: tuple[str, ...] = setting(  # None: the axis's default probes (set in __post_init__)
         None,
@@ -56,20 +60,31 @@ class ValidityConfig(Config):
         f"The bias axis the probes score (shipped name or file); off a gendered axis only {', '.join(AXIS_PROBES)} "
         "run.",
     )
+    crows: str | None = setting(None, "A CrowS-Pairs CSV (the authors' columns): also its pair score.")
+    bbq: str | None = setting(None, "A BBQ JSONL file (the authors' format): also its bias scores.")
+    pairs: str | None = setting(
+        None, "A JSONL of your own sentence pairs (`lftf evaluate --pairs`'s format): also their pair score."
+    )
 
     def __post_init__(self) -> None:
         self.probes = tuple(self.probes) if self.probes is not None else axis_probes(self.axis)
+        self.probes = tuple(dict.fromkeys((*self.probes, *(p for p in FILE_PROBES if getattr(self, p)))))
+        for p in (p for p in self.probes if p in FILE_PROBES):
+            if not getattr(self, p):
+                raise ConfigError(f"Probe {p} reads a file: give --{p} FILE (the probe then runs by itself).")
+            READERS[p](getattr(self, p))  # a malformed file is refused here, before any model loads
         self.context_lengths = tuple(int(x) for x in self.context_lengths)
-        if unknown := sorted(set(self.probes) - set(PROBES) - set(EXTRA_PROBES)):
+        if unknown := sorted(set(self.probes) - set(PROBES) - set(EXTRA_PROBES) - set(FILE_PROBES)):
             raise ConfigError(
-                f"Unknown validity probe(s) {unknown}; choose from {list(PROBES + EXTRA_PROBES)}."
+                f"Unknown validity probe(s) {unknown}; choose from {list(PROBES + EXTRA_PROBES)}, or give "
+                f"{' / '.join('--' + p for p in FILE_PROBES)} FILE."
             )
         if any(x < 0 for x in self.context_lengths):
             raise ConfigError(f"context_lengths must be >= 0 tokens, got {self.context_lengths}.")
         if self.math_n < 1 or self.context_n < 1:
             raise ConfigError("math_n and context_n must be >= 1.")
         gendered = load_axis(self.axis).gendered  # an unknown axis or a bad axis file is refused here
-        if not gendered and (gender := [p for p in self.probes if p not in AXIS_PROBES]):
+        if not gendered and (gender := [p for p in self.probes if p not in (*AXIS_PROBES, *FILE_PROBES)]):
             raise ConfigError(
                 f"Probes {gender} read gendered material; axis {self.axis!r} is not gendered (its file has no "
                 f"gendered: true): choose from {list(AXIS_PROBES)}."
@@ -80,7 +95,7 @@ class ValidityConfig(Config):
         (None if none is left)."""
         if load_axis(axis).gendered:
             return replace(self, axis=axis)
-        kept = tuple(p for p in self.probes if p in AXIS_PROBES)
+        kept = tuple(p for p in self.probes if p in (*AXIS_PROBES, *FILE_PROBES))
         return replace(self, probes=kept, axis=axis) if kept else None
 
     @classmethod
@@ -133,6 +148,8 @@ def validity_report(
             model, cfg.context_lengths, cfg.context_n, cfg.seed, cfg.n_boot, cfg.axis
         ),
     }
+    for name in FILE_PROBES:
+        runs[name] = partial(file_probe, name, model, getattr(cfg, name), cfg.n_boot, cfg.seed)
     flat, frames = {}, {}
     for name in cfg.probes:
         if say:

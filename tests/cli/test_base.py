@@ -393,6 +393,12 @@ def test_ctrl_c_is_one_line_with_status_130(tmp_path, monkeypatch):
         (["validity", "--probes", "nope"], "Unknown validity probe"),
         (["validity", "--axis", "race", "--probes", "math"], "['math'] read gendered material"),
         (["validity", "--axis", "nope"], "Unknown axis 'nope'"),
+        (["validity", "--crows", "/nonexistent.csv"], "/nonexistent.csv does not exist"),
+        (["compare", "--pairs", "/nonexistent.jsonl"], "/nonexistent.jsonl does not exist"),
+        (
+            ["compare", "--no-validity", "--bbq", "x.jsonl"],
+            "--bbq run(s) among the probes: drop --no-validity",
+        ),
         (["export", "--delta", "/nonexistent"], "is not a delta directory"),
         (["weight-search", "--weights", "1,x"], "is not a comma-separated list of weights"),
         (["weight-search", "--weights", "1,1"], "gives 1.0 more than once"),
