@@ -177,7 +177,8 @@ def locate_sentences(
     )
     for name, b in s["bmi"].items():
         console.print(f"BMI on {name}: top-3 {b['top3']} (set aside {b['excluded']})")
-    console.print(f"wrote {out}/twin_patching.csv, bmi.csv, locate_sentences.json")
+    console.print(f"logit lens: half of the model's difference is there after block {s['lens_half_block']}")
+    console.print(f"wrote {out}/twin_patching.csv, pair_lens.csv, bmi.csv, locate_sentences.json")
 
 
 @command

@@ -15,7 +15,7 @@ from lftf_interp.errors import ConfigError
 from lftf_interp.experiments.rundir import describe_run, write_json
 from lftf_interp.locate import compute_bmi
 from lftf_interp.locate.choose import BlockChoice, artefact_blocks
-from lftf_interp.locate.sentences import blank_prefixes, per_block, top_blocks, twin_patching
+from lftf_interp.locate.sentences import blank_prefixes, pair_lens, per_block, top_blocks, twin_patching
 from lftf_interp.models.loading import load_model
 from lftf_interp.retain.stereoset import load_stereoset
 from lftf_interp.store import write_atomic
@@ -27,7 +27,10 @@ def locate_sentences_to(
     """On the StereoSet items of ``split``'s target terms of the axis's bias type (the axis needs counterparts):
     each block's share of the prefix-vs-twin difference (attention and MLP outputs), BMI on the prefixes, and
     BMI on ``n`` of the axis's template training prompts, each with its top three blocks past the
-    embedding-artefact blocks (the template's set aside for the patching too). → OUT/twin_patching.csv, OUT/bmi.csv, OUT/locate_sentences.json."""
+    embedding-artefact blocks (the template's set aside for the patching too), and the pair lens (the group's
+    effect read through the logit lens after each block; ``lens_half_block``: the first block past which at least
+    half of the model's own effect is there). → OUT/twin_patching.csv, OUT/pair_lens.csv, OUT/bmi.csv,
+    OUT/locate_sentences.json."""
     ax = load_axis(axis)
     if not ax.counterparts:
         raise ConfigError(f"axis {axis!r} declares no counterparts; twin patching needs them.")
@@ -35,6 +38,7 @@ def locate_sentences_to(
     bridge = load_model(model)
     prefixes = blank_prefixes(bridge, items, ax.counterparts)
     shares = twin_patching(bridge, prefixes)
+    lens = pair_lens(bridge, prefixes)
     template = sample_rows(ax.bias_prompts("train"), n, seed).prompt.tolist()
     neutral = compute_bmi(bridge, NEUTRAL_PROMPTS)
     frames, bmi_top = [], {}
@@ -59,13 +63,24 @@ def locate_sentences_to(
             spearmanr(by["template"], by["sentence prefixes"]).statistic
         ),
         "spearman_patching_vs_template_bmi": float(spearmanr(share, by["template"]).statistic),
+        "lens_effect": [float(x) for x in lens.effect],
+        "lens_half_block": _half_block(lens.effect.tolist()),
         "run": describe_run(model=model, axis=axis, split=split, n=n, seed=seed),
     }
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "twin_patching.csv", shares.to_csv(index=False))
+    write_atomic(out / "pair_lens.csv", lens.to_csv(index=False))
     write_atomic(out / "bmi.csv", bmi_all[["material", "layer", "bmi", "sem", "rank"]].to_csv(index=False))
     write_json(out / "locate_sentences.json", summary)
     return summary
+
+
+def _half_block(effect: list[float]) -> int | None:
+    """The first block after which the lens shows at least half the final effect, in its sign (None: no effect)."""
+    final = effect[-1]
+    if final == 0:
+        return None
+    return next(b for b, e in enumerate(effect) if e / final >= 0.5)
 
 
 __all__ = ["locate_sentences_to"]

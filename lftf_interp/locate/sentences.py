@@ -10,6 +10,9 @@ anti-stereotype's (their first tokens), so it is the template form of the senten
   :func:`~lftf_interp.locate.pairs.make_pairs`' ``align="end"``). A block's share is the metric restored, pooled
   over pairs: Σ (m_patched − m_twin) / Σ (m_prefix − m_twin); 1 = the block's output carries the whole
   difference the group makes.
+* **the pair lens**: each block's output at the prefix's last position read through the final norm and the
+  unembedding (the logit lens), the same metric on the prefix and on its twin: per block, their mean and the mean
+  difference (the group's effect so far; the last block's is the model's own, ``effect`` above).
 * **BMI on the prefixes**: :func:`~lftf_interp.locate.bmi.compute_bmi` on the same prefixes, to set beside the
   template's.
 
@@ -31,7 +34,7 @@ from lftf_interp.errors import LftfError
 from lftf_interp.locate.pairs import make_pairs
 from lftf_interp.locate.patching import PatchOptions, patch_sweep
 from lftf_interp.models.runner import Runner
-from lftf_interp.models.tokens import encode
+from lftf_interp.models.tokens import encode, encode_batch
 
 BLANK = "BLANK"
 
@@ -133,6 +136,39 @@ def _value(model, tokens: torch.Tensor, metric) -> float:
     return float(metric(runner.unembed(runner.run(runner.embed(tokens))[:, -1])))
 
 
+@torch.no_grad()
+def pair_lens(model, prefixes: pd.DataFrame, batch_size: int = 32) -> pd.DataFrame:
+    """Per block (the last is the model's output): ``prefix`` and ``twin``, the mean stereotype-minus-anti
+    logit through the logit lens on each, and ``effect`` = the mean of their difference with its ``effect_sem``
+    over pairs (module doc)."""
+    if prefixes.empty:
+        raise LftfError("No item has a prefix with a twin; nothing to read.")
+    runner = Runner(model)
+    n = len(prefixes)
+    m = np.empty((2, runner.n_layers, n))  # [prefix / twin, block, pair]
+    stereo, anti = torch.tensor(prefixes.stereo_id.to_numpy()), torch.tensor(prefixes.anti_id.to_numpy())
+    for k, column in enumerate(("prefix", "twin")):
+        texts = prefixes[column].tolist()
+        for s in range(0, n, batch_size):
+            ids, lengths = encode_batch(model, texts[s : s + batch_size])
+            rows = torch.arange(len(lengths))
+            for layer, _, resid, *_ in runner.walk(runner.embed(ids)):
+                logits = runner.unembed(resid[rows, lengths - 1]).double()
+                m[k, layer, s : s + len(rows)] = (
+                    logits[rows, stereo[s : s + batch_size]] - logits[rows, anti[s : s + batch_size]]
+                ).numpy()
+    d = m[0] - m[1]  # [block, pair]
+    return pd.DataFrame(
+        {
+            "layer": np.arange(runner.n_layers),
+            "prefix": m[0].mean(1),
+            "twin": m[1].mean(1),
+            "effect": d.mean(1),
+            "effect_sem": d.std(1, ddof=1) / np.sqrt(n) if n > 1 else np.nan,
+        }
+    )
+
+
 def top_blocks(shares: pd.DataFrame, k: int = 3, exclude: Sequence[int] = ()) -> list[int]:
     """Blocks ranked by their summed attention + MLP share, top ``k`` past ``exclude`` (e.g. the
     embedding-artefact blocks BMI sets aside: block 0's MLP reads the group word itself)."""
@@ -145,4 +181,4 @@ def per_block(shares: pd.DataFrame) -> np.ndarray:
     return shares.groupby("layer")["share"].sum().to_numpy()
 
 
-__all__ = ["blank_prefixes", "per_block", "top_blocks", "twin_patching"]
+__all__ = ["blank_prefixes", "pair_lens", "per_block", "top_blocks", "twin_patching"]

@@ -13,10 +13,16 @@ from lftf_interp.plots.style import themed
 
 @themed
 def plot_sentence_blocks(
-    shares: pd.DataFrame, bmi: pd.DataFrame, tuned: int | None = None, title: str = ""
+    shares: pd.DataFrame,
+    bmi: pd.DataFrame,
+    tuned: int | None = None,
+    title: str = "",
+    lens: pd.DataFrame | None = None,
 ) -> plt.Figure:
-    """Left: each block's share of the sentence-vs-twin difference (attention and MLP outputs, and their sum). Right:
-    BMI per block on the template and on the sentence prefixes. ``tuned``: the block LFTF tunes, marked on both."""
+    """Left: each block's share of the sentence-vs-twin difference (attention and MLP outputs, and their sum);
+    with ``lens`` (:func:`~lftf_interp.locate.sentences.pair_lens`) also the share of the model's own difference
+    the logit lens shows after each block. Right: BMI per block on the template and on the sentence prefixes.
+    ``tuned``: the block LFTF tunes, marked on both."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.2))
     wide = shares.pivot(index="layer", columns="site", values="share").sort_index()
     width = 0.8 / len(wide.columns)
@@ -28,6 +34,15 @@ def plot_sentence_blocks(
             label=site.replace("_out", ""),
         )
     left.plot(wide.index, wide.sum(axis=1), "o", color="black", ms=3, label="block (sum)")
+    if lens is not None:
+        left.plot(
+            lens.layer,
+            lens.effect / lens.effect.iloc[-1],
+            "-",
+            color="tab:red",
+            lw=1.2,
+            label="lens (after block)",
+        )
     left.axhline(0, color="black", lw=0.8)
     left.set(xlabel="block", ylabel="share of the twin difference restored", title="twin patching")
     for name, g in bmi.groupby("material"):

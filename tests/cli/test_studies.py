@@ -56,3 +56,21 @@ def test_mechanism_command(tiny3_dir, tiny_delta, tmp_path):
     ] == pytest.approx(
         s["attribution"]["logit_diff_after"] - s["attribution"]["logit_diff_before"], abs=1e-4
     )  # the same change, on the same validation prompts, measured by the decomposition
+
+
+def test_locate_sentences_command(tiny3_dir, tmp_path, monkeypatch):
+    from lftf_interp.experiments import sentences
+    from lftf_interp.retain.stereoset import load_stereoset
+
+    items = load_stereoset(("gender",), split="fit").head(16)
+    monkeypatch.setattr(sentences, "load_stereoset", lambda *a, **k: items)
+    r = CliRunner().invoke(
+        app, ["locate-sentences", "--model", tiny3_dir, "--n", "8", "--out", str(tmp_path)]
+    )
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "locate_sentences.json").read_text())
+    assert (
+        f"after block {s['lens_half_block']}" in r.output
+        and f"{s['n_pairs']} prefix / twin pairs" in r.output
+    )
+    assert len(pd.read_csv(tmp_path / "pair_lens.csv")) == len(s["patching_share"])

@@ -6,7 +6,7 @@ import pytest
 from lftf_interp.data import load_axis
 from lftf_interp.errors import ConfigError
 from lftf_interp.experiments import sentences
-from lftf_interp.locate.sentences import blank_prefixes, top_blocks, twin_patching
+from lftf_interp.locate.sentences import blank_prefixes, pair_lens, top_blocks, twin_patching
 from lftf_interp.retain.stereoset import load_stereoset
 
 
@@ -22,6 +22,14 @@ def test_locate_sentences_writes_the_shares_and_both_bmis(tiny3_dir, tiny3, tmp_
     assert s["n_pairs"] == len(prefixes) > 0 and s["patching_top3"] == top_blocks(want, 3, excluded)
     assert not set(s["patching_top3"]) & set(excluded)
     assert set(pd.read_csv(tmp_path / "bmi.csv").material) == {"template", "sentence prefixes"}
+    lens = pair_lens(tiny3, prefixes)
+    assert pd.read_csv(tmp_path / "pair_lens.csv").effect.to_numpy() == pytest.approx(lens.effect, abs=1e-5)
+    ratio = lens.effect / lens.effect.iloc[-1]
+    assert s["lens_half_block"] == int((ratio >= 0.5).idxmax()) and s["lens_effect"][-1] == pytest.approx(
+        s["effect"], abs=1e-4
+    )
     assert json.loads((tmp_path / "locate_sentences.json").read_text())["bmi"].keys() == s["bmi"].keys()
     with pytest.raises(ConfigError, match="declares no counterparts"):
         sentences.locate_sentences_to(tiny3_dir, tmp_path, axis="religion")
+    assert sentences._half_block([0.1, -0.2, 0.3, 0.4]) == 2 and sentences._half_block([0.5, 0.0]) is None
+    assert sentences._half_block([-0.1, -0.3, -0.4]) == 1  # a negative effect: half of it, in its sign

@@ -4,7 +4,7 @@ import torch
 
 from lftf_interp.data import load_axis
 from lftf_interp.locate.reference import TL_HOOK
-from lftf_interp.locate.sentences import blank_prefixes, top_blocks, twin_patching
+from lftf_interp.locate.sentences import blank_prefixes, pair_lens, top_blocks, twin_patching
 from lftf_interp.models.tokens import encode
 
 ITEMS = pd.DataFrame(
@@ -90,3 +90,29 @@ def test_twin_patching_equals_hooked_runs(tiny3):
         assert r.share == pytest.approx(_hooked_share(tiny3, prefixes, r.site, r.layer), abs=1e-4)
     ranked = top_blocks(got, 3)
     assert len(ranked) == 3 and top_blocks(got, 2, exclude=ranked[:1]) == ranked[1:]
+
+
+def test_pair_lens_equals_the_hooked_logit_lens(tiny3):
+    prefixes = blank_prefixes(tiny3, ITEMS, load_axis("gender").counterparts)
+    got = pair_lens(tiny3, prefixes, batch_size=2)  # batches of prefixes of other token lengths: padded
+    assert len(got) == tiny3.cfg.n_layers
+    for column in ("prefix", "twin"):
+        per = []
+        for text, s, a in zip(prefixes[column], prefixes.stereo_id, prefixes.anti_id, strict=True):
+            with torch.no_grad():
+                _, cache = tiny3.run_with_cache(torch.tensor([encode(tiny3, text)]))
+                per.append(
+                    [
+                        float(
+                            (lg := tiny3.unembed(tiny3.ln_final(cache[f"blocks.{b}.hook_resid_post"])))[
+                                0, -1, s
+                            ]
+                        )
+                        - float(lg[0, -1, a])
+                        for b in range(tiny3.cfg.n_layers)
+                    ]
+                )
+        want = torch.tensor(per).double().mean(0).numpy()
+        assert got[column].to_numpy() == pytest.approx(want, abs=1e-4), column
+    assert got.effect.to_numpy() == pytest.approx((got.prefix - got.twin).to_numpy(), abs=1e-9)
+    assert got.effect.iloc[-1] == pytest.approx(twin_patching(tiny3, prefixes).effect.iloc[0], abs=1e-4)

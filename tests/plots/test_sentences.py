@@ -28,3 +28,7 @@ def test_sentence_blocks_draw_both_panels():
     dots = left.get_lines()[0].get_ydata()
     assert [round(float(y), 6) for y in dots] == [0.3, 0.4, 0.3]  # each block's sum
     assert len(right.get_lines()) == 3  # two materials and the tuned block
+    lens = pd.DataFrame({"layer": [0, 1, 2], "effect": [0.1, -0.1, 0.4]})
+    fig = plot_sentence_blocks(shares, bmi, lens=lens)
+    drawn = fig.axes[0].get_lines()[1]
+    assert drawn.get_label() == "lens (after block)" and list(drawn.get_ydata()) == [0.25, -0.25, 1.0]
