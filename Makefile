@@ -32,9 +32,10 @@ experiments: venv
 
 ## The base models on the sentence benchmarks: StereoSet intra- and intersentence on its test target terms, where
 ## sentence bias sits (twin patching and BMI on StereoSet fit sentences beside the template's), then
-## the sentence-pair fine-tunes beside LFTF with every probe, SmolLM2 first (each row ~15-20 min on 2 cores;
-## resumable: a finished folder or row is kept), rendered with results/pairs/goals.json by `make pages`.
-PAIR_METHODS := base,lftf-balanced,lftf-pairs,lftf-general-pairs
+## the sentence-pair fine-tunes and the baselines on the same material beside LFTF with every probe, SmolLM2 first
+## (each row ~17-34 min on 2 cores, Gemma-3's longer; resumable: a finished folder or row is kept), rendered with
+## results/pairs/goals.json by `make pages`.
+PAIR_METHODS := base,lftf-balanced,lftf-pairs,lftf-general-pairs,lftf-swap,lftf-twin-swap,lora-pairs,fpft-pairs,cda-pairs
 pairs: venv
 	for m in smollm2-135m $(GEMMA); do for k in intrasentence intersentence; do \
 		test -f results/pairs/base/$$m/$$k/metrics.json || $(BIN)/lftf evaluate --model $$m --stereoset $$k \

@@ -18,7 +18,14 @@ import pandas as pd
 from lftf_interp.configs import Config, setting
 from lftf_interp.data.axis import DEFAULT_AXIS, load_axis
 from lftf_interp.errors import ConfigError, LftfError
-from lftf_interp.experiments.methods import AXIS_INSTRUCTION, RANDOM_BLOCK, MethodSpec, default_methods
+from lftf_interp.experiments.methods import (
+    AXIS_INSTRUCTION,
+    RANDOM_BLOCK,
+    TWIN_BLOCKS,
+    MethodSpec,
+    default_methods,
+)
+from lftf_interp.experiments.sentences import twin_blocks
 from lftf_interp.experiments.tables import aggregate, markdown_table, validity_table
 from lftf_interp.locate import choose_blocks, rank_for_tuning
 from lftf_interp.locate.choose import AUTO
@@ -114,7 +121,9 @@ def draw_random_block(n_layers: int, avoid: Sequence[int], seed: int = 0) -> int
 def resolve_tune(model, overrides: dict, seed: int) -> dict:
     """A method's TuneConfig overrides with its block made concrete: ``"auto"`` → BMI's top ``top_k`` blocks
     past ``bmi_exclude`` (the locate stage's :func:`~lftf_interp.locate.choose_blocks`, ranked on training
-    prompts drawn with ``seed``); ``"random"`` → :func:`draw_random_block` away from the other rows' blocks."""
+    prompts drawn with ``seed``); ``"twin"`` → twin patching's top ``top_k`` blocks on StereoSet sentences
+    (:func:`~lftf_interp.experiments.sentences.twin_blocks`); ``"random"`` → :func:`draw_random_block` away from
+    the other rows' blocks."""
     overrides = dict(overrides)
     top_k, exclude = overrides.pop("top_k", 1), overrides.pop("bmi_exclude", AUTO)
     draw_seed = overrides.pop("draw_seed", 0)
@@ -122,6 +131,8 @@ def resolve_tune(model, overrides: dict, seed: int) -> dict:
     axis = overrides.get("axis", DEFAULT_AXIS)
     if overrides.get("block") == AUTO:
         overrides["block"] = tuple(choose_blocks(model, top_k, exclude, seed=seed, axis=axis))
+    elif overrides.get("block") == TWIN_BLOCKS:
+        overrides["block"] = tuple(twin_blocks(model, top_k, exclude, axis))
     elif overrides.get("block") == RANDOM_BLOCK:
         n = model.cfg.n_layers
         top3 = rank_for_tuning(model, 1, exclude, seed=seed, axis=axis).ranked[

@@ -14,6 +14,10 @@ RANDOM_BLOCK = (
     "random"  # MethodSpec.tune["block"] placeholder, drawn by :func:`draw_random_block` at run time
 )
 
+TWIN_BLOCKS = (
+    "twin"  # MethodSpec.tune["block"] placeholder: twin patching's top blocks on StereoSet fit sentences
+)
+
 AXIS_INSTRUCTION = (
     "axis"  # MethodSpec.instruction placeholder: the axis file's own instruction, read at run time
 )
@@ -52,6 +56,34 @@ BASELINES = (
             "hint_weight": 0.0,
             "mass_weight": 0.0,
             "cda_weight": 1.0,
+        },
+    ),
+)
+
+
+# The same baselines on the StereoSet pair material: name, description, TuneConfig terms.
+_FULL_PAIRS = {"method": "full", "lr": 1e-5}
+PAIR_BASELINES = (
+    (
+        "lora-pairs",
+        "lora + the StereoSet fit-term pair and margin terms",
+        {"method": "lora", "lr": 1e-3, "pair_weight": PAIR_WEIGHT, "lms_weight": PAIR_WEIGHT},
+    ),
+    (
+        "fpft-pairs",
+        "fpft + the StereoSet fit-term pair and margin terms",
+        {**_FULL_PAIRS, "pair_weight": PAIR_WEIGHT, "lms_weight": PAIR_WEIGHT},
+    ),
+    (
+        "cda-pairs",
+        "counterfactual data augmentation on the pair material: every parameter, only the balanced loss between "
+        "each StereoSet fit sentence and its twin about the other group",
+        {
+            **_FULL_PAIRS,
+            "template_weight": 0.0,
+            "hint_weight": 0.0,
+            "mass_weight": 0.0,
+            "swap_weight": PAIR_WEIGHT,
         },
     ),
 )
@@ -105,6 +137,18 @@ def _beyond_template(on_bmi) -> list[MethodSpec]:
             pair_weight=PAIR_WEIGHT,
             lms_weight=PAIR_WEIGHT,
         ),
+        on_bmi(
+            "lftf-swap",
+            "lftf-balanced + the balanced loss between each StereoSet fit sentence and its twin about the other group",
+            swap_weight=PAIR_WEIGHT,
+        ),
+        on_bmi(
+            "lftf-twin-swap",
+            "lftf-swap on twin patching's top-3 blocks on StereoSet fit sentences (where sentence bias sits)",
+            top_k=3,
+            block=TWIN_BLOCKS,
+            swap_weight=PAIR_WEIGHT,
+        ),
     ]
 
 
@@ -124,7 +168,7 @@ def default_methods(
     def on_bmi(name: str, description: str, top_k: int | None = None, **terms) -> MethodSpec:
         """A method trained on BMI's top block(s) past ``exclude``, with these TuneConfig terms."""
         top = {"top_k": top_k} if top_k else {}
-        return MethodSpec(
+        return MethodSpec(  # terms may name another block rule (block="twin")
             name, description, {"block": "auto", **top, "bmi_exclude": ex, **terms}, n_seeds=n_seeds_other
         )
 
@@ -159,9 +203,18 @@ def default_methods(
         MethodSpec("block-first", "block 0", {"block": 0}, n_seeds=n_seeds_other),
         *(
             MethodSpec(name, description, dict(terms), n_seeds=n_seeds_other)
-            for name, description, terms in BASELINES
+            for name, description, terms in (*BASELINES, *PAIR_BASELINES)
         ),
     ]
 
 
-__all__ = ["AXIS_INSTRUCTION", "BASELINES", "PAIR_WEIGHT", "RANDOM_BLOCK", "MethodSpec", "default_methods"]
+__all__ = [
+    "AXIS_INSTRUCTION",
+    "BASELINES",
+    "PAIR_BASELINES",
+    "PAIR_WEIGHT",
+    "RANDOM_BLOCK",
+    "TWIN_BLOCKS",
+    "MethodSpec",
+    "default_methods",
+]

@@ -4,6 +4,7 @@ beside BMI on the axis's template prompts, for one model."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -14,11 +15,36 @@ from lftf_interp.data.datasets import sample_rows
 from lftf_interp.errors import ConfigError
 from lftf_interp.experiments.rundir import describe_run, write_json
 from lftf_interp.locate import compute_bmi
-from lftf_interp.locate.choose import BlockChoice, artefact_blocks
+from lftf_interp.locate.choose import AUTO, BlockChoice, artefact_blocks, rank_for_tuning
 from lftf_interp.locate.sentences import blank_prefixes, pair_lens, per_block, top_blocks, twin_patching
 from lftf_interp.models.loading import load_model
 from lftf_interp.retain.stereoset import load_stereoset
 from lftf_interp.store import write_atomic
+
+
+def _with_counterparts(axis: str):
+    ax = load_axis(axis)
+    if not ax.counterparts:
+        raise ConfigError(f"axis {axis!r} declares no counterparts; twin patching needs them.")
+    return ax
+
+
+def _twin_shares(bridge, ax, split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The prefix / twin pairs of ``split``'s StereoSet items of the axis's bias type, and their patching shares."""
+    items = load_stereoset(None if ax.stereoset == "overall" else (ax.stereoset,), split=split)
+    prefixes = blank_prefixes(bridge, items, ax.counterparts)
+    return prefixes, twin_patching(bridge, prefixes)
+
+
+def twin_blocks(
+    bridge, top_k: int = 3, exclude: str | Sequence[int] = AUTO, axis: str = "gender"
+) -> list[int]:
+    """The ``top_k`` blocks twin patching ranks first on the fit terms' StereoSet sentences (sorted), past
+    ``exclude`` (``"auto"``: the embedding-artefact blocks BMI sets aside on the axis's template prompts): what a
+    method tuning where sentence bias sits trains (``block: "twin"``)."""
+    ax = _with_counterparts(axis)
+    excluded = rank_for_tuning(bridge, 1, exclude, axis=axis).excluded
+    return sorted(top_blocks(_twin_shares(bridge, ax, "fit")[1], top_k, excluded))
 
 
 def locate_sentences_to(
@@ -31,13 +57,9 @@ def locate_sentences_to(
     effect read through the logit lens after each block; ``lens_half_block``: the first block past which at least
     half of the model's own effect is there). → OUT/twin_patching.csv, OUT/pair_lens.csv, OUT/bmi.csv,
     OUT/locate_sentences.json."""
-    ax = load_axis(axis)
-    if not ax.counterparts:
-        raise ConfigError(f"axis {axis!r} declares no counterparts; twin patching needs them.")
-    items = load_stereoset(None if ax.stereoset == "overall" else (ax.stereoset,), split=split)
+    ax = _with_counterparts(axis)
     bridge = load_model(model)
-    prefixes = blank_prefixes(bridge, items, ax.counterparts)
-    shares = twin_patching(bridge, prefixes)
+    prefixes, shares = _twin_shares(bridge, ax, split)
     lens = pair_lens(bridge, prefixes)
     template = sample_rows(ax.bias_prompts("train"), n, seed).prompt.tolist()
     neutral = compute_bmi(bridge, NEUTRAL_PROMPTS)
@@ -83,4 +105,4 @@ def _half_block(effect: list[float]) -> int | None:
     return next(b for b, e in enumerate(effect) if e / final >= 0.5)
 
 
-__all__ = ["locate_sentences_to"]
+__all__ = ["locate_sentences_to", "twin_blocks"]

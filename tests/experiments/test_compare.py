@@ -35,10 +35,21 @@ def test_default_methods_cover_the_issue():
         "top3-bmi",
         "lora",
         "fpft",
+        "lora-pairs",
+        "fpft-pairs",
+        "cda-pairs",
+        "lftf-swap",
     ):
         assert n in names
     specs = {m.name: m for m in default_methods(30)}
     assert specs["block-middle"].tune["block"] == 15 and specs["block-first"].tune["block"] == 0
+    cda = specs["cda-pairs"].tune  # the pair material only, every parameter, the template's terms off
+    assert (
+        cda["method"] == "full"
+        and cda["swap_weight"] > 0
+        and cda["template_weight"] == 0 == cda["hint_weight"]
+    )
+    assert specs["fpft-pairs"].tune["pair_weight"] == specs["lora-pairs"].tune["lms_weight"] > 0
     assert (
         specs["block-random"].tune["block"] == "random"
     )  # drawn at run time, away from the other rows' blocks

@@ -33,3 +33,22 @@ def test_locate_sentences_writes_the_shares_and_both_bmis(tiny3_dir, tiny3, tmp_
         sentences.locate_sentences_to(tiny3_dir, tmp_path, axis="religion")
     assert sentences._half_block([0.1, -0.2, 0.3, 0.4]) == 2 and sentences._half_block([0.5, 0.0]) is None
     assert sentences._half_block([-0.1, -0.3, -0.4]) == 1  # a negative effect: half of it, in its sign
+
+
+def test_twin_blocks_are_twin_patchings_top_blocks_and_resolve_a_method(tiny3, monkeypatch):
+    from lftf_interp.experiments.compare import resolve_tune
+    from lftf_interp.experiments.methods import TWIN_BLOCKS, default_methods
+
+    items = load_stereoset(("gender",), split="fit").head(24)
+    monkeypatch.setattr(sentences, "load_stereoset", lambda *a, **k: items)
+    shares = twin_patching(tiny3, blank_prefixes(tiny3, items, load_axis("gender").counterparts))
+    want = sorted(top_blocks(shares, 2, [0]))
+    assert sentences.twin_blocks(tiny3, 2, (0,)) == want and len(want) == 2
+    got = resolve_tune(
+        tiny3, {"block": TWIN_BLOCKS, "top_k": 2, "bmi_exclude": (0,), "swap_weight": 30.0}, seed=0
+    )
+    assert got == {"block": tuple(want), "swap_weight": 30.0}
+    spec = {m.name: m for m in default_methods(30)}["lftf-twin-swap"]
+    assert spec.tune["block"] == TWIN_BLOCKS and spec.tune["top_k"] == 3 and spec.tune["swap_weight"] > 0
+    with pytest.raises(ConfigError, match="declares no counterparts"):
+        sentences.twin_blocks(tiny3, 2, (0,), axis="religion")
