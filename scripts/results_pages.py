@@ -332,6 +332,7 @@ def sentence_block_table() -> str | None:
                 ", ".join(map(str, s["bmi"]["template"]["top3"])),
                 ", ".join(map(str, s["bmi"]["sentence prefixes"]["top3"])),
                 f"{s['spearman_patching_vs_template_bmi']:.2f}",
+                s.get("lens_half_block", "—"),
             ]
         )
     if not rows:
@@ -340,7 +341,7 @@ def sentence_block_table() -> str | None:
         "Each gender fit item cut before its blank, against its twin about the other group; the metric is the "
         "stereotype filling's logit minus the anti-stereotype's. Share: the part of the sentence-minus-twin "
         "difference that patching a block's attention and MLP outputs restores (past the embedding-artefact "
-        "blocks).\n\n"
+        "blocks). Lens: the first block after which the logit lens shows half of the model's own difference.\n\n"
         + _table(
             [
                 "model",
@@ -351,6 +352,7 @@ def sentence_block_table() -> str | None:
                 "BMI top-3, template",
                 "BMI top-3, sentences",
                 "Spearman patching vs BMI",
+                "lens half-way block",
             ],
             rows,
         )
