@@ -122,10 +122,13 @@ def _sentence_benchmarks(bridge, files: dict, cfg: EvalConfig, out: Path) -> dic
     """CrowS-Pairs, BBQ, your pairs and StereoSet (when asked) → OUT/crows_pairs.csv, OUT/bbq_answers.csv,
     OUT/pairs.csv, OUT/stereoset_items.csv and their tables as records."""
     found: dict = {}
-    for key, scorer, index in (("crows", crows_scores, "bias_type"), ("pairs", pair_scores, "target")):
+    for key, scorer, index, name in (
+        ("crows", crows_scores, "bias_type", "crows_pairs.csv"),
+        ("pairs", pair_scores, "target", "pairs.csv"),
+    ):
         if files[key] is not None:
             table, scored = scorer(bridge, files[key], cfg.n_boot, cfg.seed)
-            scored.to_csv(out / ("crows_pairs.csv" if key == "crows" else "pairs.csv"), index=False)
+            scored.to_csv(out / name, index=False)
             rows = table.set_index(index).to_dict(orient="index")
             found[key] = {
                 k: {c: v for c, v in r.items() if v == v} for k, r in rows.items()

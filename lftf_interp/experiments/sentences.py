@@ -43,7 +43,9 @@ def twin_blocks(
     ``exclude`` (``"auto"``: the embedding-artefact blocks BMI sets aside on the axis's template prompts): what a
     method tuning where sentence bias sits trains (``block: "twin"``)."""
     ax = _with_counterparts(axis)
-    excluded = rank_for_tuning(bridge, 1, exclude, axis=axis).excluded
+    excluded = (  # BMI runs only to find the artefact blocks
+        rank_for_tuning(bridge, 1, exclude, axis=axis).excluded if isinstance(exclude, str) else list(exclude)
+    )
     return sorted(top_blocks(_twin_shares(bridge, ax, "fit")[1], top_k, excluded))
 
 

@@ -35,6 +35,10 @@ def _by_hand(model, context: str, text: str) -> float:
     return float(sum(logp[p - 1, ids[p]] for p in range(len(head), len(ids))))
 
 
+def _sentences_by_hand(model, sentences) -> np.ndarray:
+    return np.array([_by_hand(model, "", s) for s in sentences])
+
+
 def test_sentence_and_continuation_logliks_equal_a_hand_forward(tiny_bridge):
     sents = ["The nurse said that she would be late.", "Women are bad at math.", "x"]
     got = sentence_logliks(tiny_bridge, sents, token_budget=16)  # several batches
@@ -47,8 +51,8 @@ def test_sentence_and_continuation_logliks_equal_a_hand_forward(tiny_bridge):
 def test_crows_score_is_the_share_of_pairs_whose_stereotype_is_more_likely(tiny_bridge):
     pairs = read_crows(FIX / "crows_example.csv")
     table, scored = crows_scores(tiny_bridge, pairs, n_boot=200)
-    more = np.array([_by_hand(tiny_bridge, "", s) for s in pairs.sent_more])
-    less = np.array([_by_hand(tiny_bridge, "", s) for s in pairs.sent_less])
+    more = _sentences_by_hand(tiny_bridge, pairs.sent_more)
+    less = _sentences_by_hand(tiny_bridge, pairs.sent_less)
     np.testing.assert_allclose(scored.gap, more - less, rtol=1e-5, atol=1e-5)
     overall = table.set_index("bias_type").loc["overall"]
     assert overall.score == pytest.approx(100 * np.mean(more > less)) and overall.n == 5
@@ -61,13 +65,13 @@ def test_crows_score_is_the_share_of_pairs_whose_stereotype_is_more_likely(tiny_
 def test_your_pairs_score_against_hand_logliks_with_lms_where_unrelated_is_given(tiny_bridge):
     pairs = read_pairs(FIX / "pairs_example.jsonl")
     table, scored = pair_scores(tiny_bridge, pairs, n_boot=200)
-    st = np.array([_by_hand(tiny_bridge, "", s) for s in pairs.stereotype])
-    anti = np.array([_by_hand(tiny_bridge, "", s) for s in pairs.anti_stereotype])
+    st = _sentences_by_hand(tiny_bridge, pairs.stereotype)
+    anti = _sentences_by_hand(tiny_bridge, pairs.anti_stereotype)
     np.testing.assert_allclose(scored.gap, st - anti, rtol=1e-5, atol=1e-5)
     t = table.set_index("target")
     assert t.loc["overall", "score"] == pytest.approx(100 * np.mean(st > anti)) and t.loc["overall", "n"] == 5
     nurse = [0, 2]  # both nurse items give an unrelated sentence
-    un = np.array([_by_hand(tiny_bridge, "", pairs.unrelated[i]) for i in nurse])
+    un = _sentences_by_hand(tiny_bridge, [pairs.unrelated[i] for i in nurse])
     wins = (st[nurse] > un).astype(float) + (anti[nurse] > un)
     assert t.loc["nurse", "lms"] == pytest.approx(50 * wins.mean()) and t.loc["nurse", "n_lms"] == 2
     assert t.loc["nurse", "gap"] == pytest.approx(np.mean((st - anti)[nurse]), abs=1e-5)
